@@ -1,0 +1,1 @@
+"""Rapport's command line: one module per command group, all thin over plain functions."""

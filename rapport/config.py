@@ -1,0 +1,261 @@
+"""`rapport.toml`: the team, routing rules, schedules and tuning a manager can read.
+
+Every section is optional and has sensible defaults. Unknown keys are errors
+(a typo must not be silently ignored); the message names the file, the key and
+what was expected, and suggests the nearest valid key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+import zoneinfo
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from rapport.errors import ConfigError
+
+CATEGORIES = (
+    "order",
+    "cancellation",
+    "delivery",
+    "billing",
+    "refund",
+    "complaint",
+    "feedback",
+    "account",
+    "general",
+    "sales",
+    "partnership",
+)
+_HOURS = re.compile(
+    r"^(?P<days>(Mon|Tue|Wed|Thu|Fri|Sat|Sun)(-(Mon|Tue|Wed|Thu|Fri|Sat|Sun))?"
+    r"(,(Mon|Tue|Wed|Thu|Fri|Sat|Sun)(-(Mon|Tue|Wed|Thu|Fri|Sat|Sun))?)*)"
+    r"\s+(?P<start>\d{2}:\d{2})-(?P<end>\d{2}:\d{2})$"
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MailboxConfig(_Section):
+    """An extra mailbox beyond the one in the environment."""
+
+    name: str
+    host: str
+    port: int | None = None
+    user: str
+    password_env: str = Field(description="name of the environment variable holding the password")
+    security: Literal["ssl", "starttls", "none"] = "ssl"
+    folders: list[str] = ["INBOX"]
+    ca_file: Path | None = None
+
+
+class InboxConfig(_Section):
+    folders: list[str] | None = None  # overrides RAPPORT_IMAP_FOLDERS
+    sent_folder: str | None = None  # default: the folder with SPECIAL-USE \Sent
+    backlog_age_days: float = 2.0  # older mail in a first sync: no per-message notifications
+    batch_size: int = Field(200, ge=1, le=5000)
+    keyword_prefix: str = "rapport"
+    move_to_owner_folders: bool = False
+    owner_folder_prefix: str = "Rapport"
+    idle_timeout_minutes: float = Field(25.0, gt=0, le=29)
+    poll_interval_seconds: float = Field(30.0, gt=0)
+    max_message_bytes: int = 50 * 1024 * 1024
+    sender_rate_limit_per_hour: int = 20
+    mailboxes: list[MailboxConfig] = []
+
+
+class RouteConfig(_Section):
+    """Send a category or a language to a team or a rep (beyond each rep's own skills)."""
+
+    category: str | None = None
+    language: str | None = None
+    team: str | None = None
+    rep: str | None = None  # a rep's email
+
+    @model_validator(mode="after")
+    def _has_target(self) -> RouteConfig:
+        if not (self.category or self.language):
+            raise ValueError("a route needs `category` or `language`")
+        if not (self.team or self.rep):
+            raise ValueError("a route needs `team` or `rep`")
+        return self
+
+
+class AssignmentConfig(_Section):
+    sla_hours: float = Field(8.0, gt=0)
+    fallback_queue: str = "triage"
+    routes: list[RouteConfig] = []
+
+
+class EntityPatternConfig(_Section):
+    label: str
+    pattern: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+
+class NlpConfig(_Section):
+    model: str | None = None  # a path or an installed spaCy pipeline; default: Rapport's own
+    confidence_threshold: float = Field(0.5, ge=0, le=1)
+    languages: list[str] = ["en", "de", "fr", "es", "sv", "sk", "cs", "hu", "sl", "pl"]
+    entity_patterns: list[EntityPatternConfig] = []
+
+
+class SegmentsConfig(_Section):
+    top_n: int = Field(10, ge=1)
+    top_months: int = Field(12, ge=1)
+    lapsed_gap_factor: float = Field(2.0, gt=0)
+    lapsed_min_days: int = Field(60, ge=1)
+    lapsed_min_orders: int = Field(3, ge=2)
+    post_purchase_days: int = Field(14, ge=0)
+    post_purchase_kinds: list[Literal["prospect", "customer", "partner"]] = ["customer"]
+    stalled_days: int = Field(21, ge=1)
+    partner_quiet_days: int = Field(45, ge=1)
+
+
+class DigestConfig(_Section):
+    period: Literal["day", "week"] = "day"
+    weekday: Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"] = "Mon"  # for weekly digests
+    channel: str | None = None  # also post to this Slack channel
+
+
+class SlackConfig(_Section):
+    command: str = "/crm"
+
+    @field_validator("command")
+    @classmethod
+    def _slash(cls, value: str) -> str:
+        if not re.fullmatch(r"/[a-z0-9_-]{1,31}", value):
+            raise ValueError("must look like /crm (a slash, then lower-case letters, digits, - or _)")
+        return value
+
+
+class RepConfig(_Section):
+    name: str
+    email: str
+    slack_user_id: str | None = None
+    role: Literal["rep", "support", "manager", "admin"] = "rep"
+    team: str | None = None
+    skills: list[str] = []
+    languages: list[str] = []
+    timezone: str = "UTC"
+    working_hours: str = "Mon-Fri 09:00-17:00"
+    capacity: int = Field(30, ge=0)
+    digest_via: list[Literal["slack", "email"]] = []
+    digest_hour: int = Field(8, ge=0, le=23)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+            raise ValueError("not an email address")
+        return value.lower()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not an IANA time zone such as Europe/Stockholm") from None
+        return value
+
+    @field_validator("working_hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        if not _HOURS.match(value.strip()):
+            raise ValueError('expected days and hours such as "Mon-Fri 09:00-17:00"')
+        return value.strip()
+
+    @field_validator("skills")
+    @classmethod
+    def _skills(cls, value: list[str]) -> list[str]:
+        unknown = [s for s in value if s not in CATEGORIES]
+        if unknown:
+            raise ValueError(f"unknown categories {unknown}; known: {', '.join(CATEGORIES)}")
+        return value
+
+
+class AppConfig(_Section):
+    inbox: InboxConfig = InboxConfig()
+    assignment: AssignmentConfig = AssignmentConfig()
+    nlp: NlpConfig = NlpConfig()
+    segments: SegmentsConfig = SegmentsConfig()
+    digest: DigestConfig = DigestConfig()
+    slack: SlackConfig = SlackConfig()
+    reps: list[RepConfig] = []
+    source: Path | None = Field(default=None, exclude=True)
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1] = f"{parts[-1]}[{item}]" if parts else f"[{item}]"
+        else:
+            parts.append(str(item))
+    return ".".join(parts)
+
+
+def _known_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = AppConfig
+    for item in loc[:-1]:
+        if isinstance(item, int):
+            continue
+        field = model.model_fields.get(item)
+        if field is None:
+            return []
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        candidates = [annotation, *args]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+def _describe(error: Any, path: Path) -> str:
+    loc = tuple(error["loc"])
+    key = _key_path(loc)
+    if error["type"] == "extra_forbidden":
+        known = _known_keys(loc)
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"; did you mean `{close[0]}`?" if close else f"; known keys: {', '.join(known)}"
+        return f"{path}: unknown key `{key}`{hint}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{path}: `{key}`: {message} (got {error.get('input')!r})"
+
+
+def load_config(path: Path | None) -> AppConfig:
+    """Read `rapport.toml`; a missing file means all defaults."""
+    if path is None or not path.exists():
+        return AppConfig()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        config = AppConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_describe(e, path) for e in exc.errors())) from None
+    config.source = path
+    emails = [r.email for r in config.reps]
+    duplicates = sorted({e for e in emails if emails.count(e) > 1})
+    if duplicates:
+        raise ConfigError(f"{path}: `reps`: the same email appears twice: {', '.join(duplicates)}")
+    return config

@@ -1,0 +1,401 @@
+"""Rapport's data model: one table per idea, one name per idea.
+
+Times are aware UTC (`UTCDateTime`). Enumerations are stored as plain strings
+(the `StrEnum`s below list the allowed values) so that adding a value never
+needs a database enum migration. Lists (skills, languages, entities) are JSON.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Numeric, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from store.types import UTCDateTime, utcnow
+
+
+def _time(index: bool = False, nullable: bool = True) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, index=index, nullable=nullable)
+
+
+def _created() -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+def _json(default: Any) -> Any:
+    return Field(default_factory=default, sa_column=Column(JSON, nullable=False))
+
+
+def _text() -> Any:
+    return Field(default="", sa_column=Column(Text, nullable=False))
+
+
+class ContactKind(StrEnum):
+    prospect = "prospect"
+    customer = "customer"
+    partner = "partner"
+
+
+class Stage(StrEnum):
+    """A contact's place in the buying process."""
+
+    need = "need"
+    information_search = "information_search"
+    evaluation = "evaluation"
+    purchase = "purchase"
+    post_purchase = "post_purchase"
+
+
+class Role(StrEnum):
+    rep = "rep"
+    support = "support"
+    manager = "manager"
+    admin = "admin"
+
+
+class ConversationStatus(StrEnum):
+    open = "open"
+    answered = "answered"
+    closed = "closed"
+
+
+class Direction(StrEnum):
+    inbound = "inbound"
+    outbound = "outbound"
+
+
+class ActivityKind(StrEnum):
+    call = "call"
+    email = "email"
+    meeting = "meeting"
+    note = "note"
+    slack = "slack"
+
+
+class FollowUpStatus(StrEnum):
+    open = "open"
+    done = "done"
+    cancelled = "cancelled"
+
+
+class OutboxStatus(StrEnum):
+    pending = "pending"
+    sent = "sent"
+    failed = "failed"  # gave up after too many attempts; kept for a person to see
+
+
+# --------------------------------------------------------------------------- people
+
+
+class Rep(SQLModel, table=True):
+    """A person on the team: rep, support agent, manager or admin."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    email: str = Field(unique=True, index=True)
+    slack_user_id: str | None = Field(default=None, unique=True, index=True)
+    role: str = Field(default=Role.rep)
+    team: str | None = Field(default=None, index=True)
+    skills: list[str] = _json(list)  # categories this rep owns
+    languages: list[str] = _json(list)  # ISO 639-1 codes
+    timezone: str = "UTC"
+    working_hours: str = "Mon-Fri 09:00-17:00"
+    capacity: int = 30  # open conversations at most
+    away_until: datetime | None = _time()
+    active: bool = True
+    digest_via: list[str] = _json(list)  # "slack", "email"
+    digest_hour: int = 8
+    created_at: datetime = _created()
+
+
+class Company(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True)
+    kind: str = Field(default=ContactKind.customer, index=True)
+    owner_id: int | None = Field(default=None, foreign_key="rep.id", index=True)
+    industry: str | None = None
+    country: str | None = None
+    phone: str | None = None
+    external_id: str | None = Field(default=None, index=True)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class CompanyDomain(SQLModel, table=True):
+    """A mail domain that belongs to a company (a company may have several)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", index=True)
+    domain: str = Field(unique=True, index=True)  # lower case, no leading '@'
+
+
+class Contact(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True)
+    kind: str = Field(default=ContactKind.prospect, index=True)
+    stage: str = Field(default=Stage.need)
+    company_id: int | None = Field(default=None, foreign_key="company.id", index=True)
+    owner_id: int | None = Field(default=None, foreign_key="rep.id", index=True)
+    phone: str | None = Field(default=None, index=True)
+    title: str | None = None
+    language: str | None = None
+    source: str | None = None  # "import", "email", "slack", ...
+    external_id: str | None = Field(default=None, index=True)
+    post_purchase_followup: bool = True  # off for contacts who asked not to be chased
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class ContactEmail(SQLModel, table=True):
+    """One of a contact's email addresses; the address is unique across contacts."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    email: str = Field(unique=True, index=True)  # lower case
+    is_primary: bool = False
+    bouncing: bool = False
+    bounced_at: datetime | None = _time()
+
+
+class Consent(SQLModel, table=True):
+    """Why we may keep and use a contact's data, and for what."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    purpose: str  # "marketing", "support", "sales"
+    basis: str  # "consent", "contract", "legitimate_interest", "legal_obligation"
+    granted_at: datetime | None = _time()
+    withdrawn_at: datetime | None = _time()
+    source: str | None = None
+
+
+# --------------------------------------------------------------------------- mail
+
+
+class MailboxCheckpoint(SQLModel, table=True):
+    """How far a folder has been read: committed with the batch it covers."""
+
+    __table_args__ = (UniqueConstraint("mailbox", "folder"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    mailbox: str  # "user@host"
+    folder: str
+    uidvalidity: int
+    last_uid: int = 0
+    updated_at: datetime = _created()
+
+
+class Conversation(SQLModel, table=True):
+    __table_args__ = (
+        Index("ix_conversation_owner_status", "owner_id", "status"),
+        Index("ix_conversation_status_sla", "status", "sla_due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    subject: str = ""
+    normalized_subject: str = Field(default="", index=True)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
+    company_id: int | None = Field(default=None, foreign_key="company.id", index=True)
+    owner_id: int | None = Field(default=None, foreign_key="rep.id")
+    queue: str | None = None  # fallback queue when no rep could take it
+    category: str | None = Field(default=None, index=True)
+    category_confidence: float | None = None
+    urgency: str = "normal"  # "low", "normal", "high"
+    language: str | None = None
+    status: str = Field(default=ConversationStatus.open)
+    is_automatic: bool = False
+    opened_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
+    last_message_at: datetime | None = _time()
+    first_response_at: datetime | None = _time()
+    answered_at: datetime | None = _time()
+    sla_due_at: datetime | None = _time()
+    escalated_at: datetime | None = _time()
+    closed_at: datetime | None = _time()
+
+
+class Message(SQLModel, table=True):
+    """One email, inbound or outbound, exactly once (unique Message-ID and mailbox position)."""
+
+    __table_args__ = (
+        UniqueConstraint("mailbox", "folder", "uidvalidity", "uid", name="uq_message_position"),
+        Index("ix_message_from_received", "from_email", "received_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int | None = Field(default=None, foreign_key="conversation.id", index=True)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
+    direction: str = Field(default=Direction.inbound)
+    message_id: str = Field(unique=True, index=True)  # real or synthetic ("<sha256@rapport>")
+    in_reply_to: str | None = Field(default=None, index=True)
+    references: list[str] = _json(list)
+    mailbox: str | None = None
+    folder: str | None = None
+    uidvalidity: int | None = None
+    uid: int | None = None
+    from_email: str | None = None
+    from_name: str | None = None
+    to: list[str] = _json(list)
+    cc: list[str] = _json(list)
+    subject: str = ""
+    sent_at: datetime | None = _time()
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
+    text: str = _text()  # the whole text (HTML turned into text)
+    new_text: str = _text()  # without quoted replies and signature: what gets classified
+    headers: dict[str, Any] = _json(dict)  # the headers we reason about
+    attachments: list[dict[str, Any]] = _json(list)  # name, content_type, size
+    size: int = 0
+    is_automatic: bool = False
+    automatic_reason: str | None = None
+    category: str | None = None
+    category_confidence: float | None = None
+    language: str | None = None
+    entities: list[dict[str, Any]] = _json(list)  # label, text, start, end, value
+    model_version: str | None = None
+    parse_problems: list[str] = _json(list)
+    raw_excerpt: bytes | None = None  # only for mail that could not be parsed
+
+
+class Assignment(SQLModel, table=True):
+    """Who owns a conversation, by which rule, and why: one row per (re)assignment."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    owner_id: int | None = Field(default=None, foreign_key="rep.id", index=True)
+    queue: str | None = None
+    rule: str  # "thread_owner", "account_owner", "skill", "language", "least_busy", "fallback", "manual"
+    reason: str
+    assigned_by: str = "rapport"  # "rapport" or the rep's email
+    assigned_at: datetime = _created()
+
+
+# --------------------------------------------------------------------------- work
+
+
+class Activity(SQLModel, table=True):
+    """Something that happened with a contact: a call, an email, a meeting, a note."""
+
+    __table_args__ = (Index("ix_activity_rep_time", "rep_id", "occurred_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(default=ActivityKind.note)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
+    company_id: int | None = Field(default=None, foreign_key="company.id", index=True)
+    rep_id: int | None = Field(default=None, foreign_key="rep.id")
+    conversation_id: int | None = Field(default=None, foreign_key="conversation.id", index=True)
+    outcome: str | None = None
+    duration_minutes: int | None = None
+    summary: str = _text()
+    next_step: str | None = None
+    link: str | None = None  # e.g. a Slack permalink
+    occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
+    created_at: datetime = _created()
+
+
+class FollowUp(SQLModel, table=True):
+    __table_args__ = (Index("ix_followup_status_due", "status", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
+    rep_id: int = Field(foreign_key="rep.id", index=True)
+    due_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    note: str = ""
+    status: str = Field(default=FollowUpStatus.open)
+    source: str = "manual"  # "manual", "post_purchase", "slack", "call"
+    order_id: int | None = Field(default=None, foreign_key="order.id")
+    reminded_at: datetime | None = _time()
+    last_nudged_at: datetime | None = _time()
+    done_at: datetime | None = _time()
+    created_at: datetime = _created()
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "order"  # type: ignore[assignment]
+
+    id: int | None = Field(default=None, primary_key=True)
+    external_id: str = Field(unique=True, index=True)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
+    company_id: int | None = Field(default=None, foreign_key="company.id", index=True)
+    amount: Decimal = Field(default=Decimal(0), sa_type=Numeric(14, 2))
+    currency: str = "EUR"
+    ordered_on: date = Field(index=True)
+    product_category: str | None = None
+    status: str = "completed"
+
+
+class Correction(SQLModel, table=True):
+    """A rep's fix of a message's category: training data for the next model."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int | None = Field(default=None, foreign_key="message.id", index=True)
+    text: str = _text()
+    old_category: str | None = None
+    new_category: str
+    rep_id: int | None = Field(default=None, foreign_key="rep.id")
+    created_at: datetime = _created()
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+class OutboxItem(SQLModel, table=True):
+    """Something to do after a commit (a DM, an IMAP keyword, a digest), done exactly once.
+
+    `key` makes enqueueing idempotent: the same key is never enqueued twice, so
+    a digest per manager and period, or a DM per assignment, exists once.
+    """
+
+    __tablename__ = "outbox"  # type: ignore[assignment]
+    __table_args__ = (Index("ix_outbox_status_due", "status", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(index=True)
+    key: str = Field(unique=True)
+    payload: dict[str, Any] = _json(dict)
+    status: str = Field(default=OutboxStatus.pending)
+    due_at: datetime = _created()
+    claimed_until: datetime | None = _time()
+    attempts: int = 0
+    last_error: str | None = None
+    created_at: datetime = _created()
+    sent_at: datetime | None = _time()
+
+
+class SlackEvent(SQLModel, table=True):
+    """Slack event ids already handled (Slack retries deliveries)."""
+
+    __tablename__ = "slack_event"  # type: ignore[assignment]
+
+    event_id: str = Field(primary_key=True)
+    received_at: datetime = _created()
+
+
+__all__ = [
+    "Activity",
+    "ActivityKind",
+    "Assignment",
+    "Company",
+    "CompanyDomain",
+    "Consent",
+    "Contact",
+    "ContactEmail",
+    "ContactKind",
+    "Conversation",
+    "ConversationStatus",
+    "Correction",
+    "Direction",
+    "FollowUp",
+    "FollowUpStatus",
+    "MailboxCheckpoint",
+    "Message",
+    "Order",
+    "OutboxItem",
+    "OutboxStatus",
+    "Rep",
+    "Role",
+    "SlackEvent",
+    "Stage",
+]
