@@ -10,31 +10,18 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
-import zoneinfo
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rapport.errors import ConfigError
-
-CATEGORIES = (
-    "order",
-    "cancellation",
-    "delivery",
-    "billing",
-    "refund",
-    "complaint",
-    "feedback",
-    "account",
-    "general",
-    "sales",
-    "partnership",
-)
-_HOURS = re.compile(
-    r"^(?P<days>(Mon|Tue|Wed|Thu|Fri|Sat|Sun)(-(Mon|Tue|Wed|Thu|Fri|Sat|Sun))?"
-    r"(,(Mon|Tue|Wed|Thu|Fri|Sat|Sun)(-(Mon|Tue|Wed|Thu|Fri|Sat|Sun))?)*)"
-    r"\s+(?P<start>\d{2}:\d{2})-(?P<end>\d{2}:\d{2})$"
+from store.validation import (
+    Invalid,
+    check_categories,
+    check_email,
+    check_timezone,
+    check_working_hours,
 )
 
 
@@ -160,33 +147,29 @@ class RepConfig(_Section):
     @field_validator("email")
     @classmethod
     def _email(cls, value: str) -> str:
-        if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
-            raise ValueError("not an email address")
-        return value.lower()
+        return _checked(check_email, value)
 
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError("not an IANA time zone such as Europe/Stockholm") from None
-        return value
+        return _checked(check_timezone, value)
 
     @field_validator("working_hours")
     @classmethod
     def _hours(cls, value: str) -> str:
-        if not _HOURS.match(value.strip()):
-            raise ValueError('expected days and hours such as "Mon-Fri 09:00-17:00"')
-        return value.strip()
+        return _checked(check_working_hours, value)
 
     @field_validator("skills")
     @classmethod
     def _skills(cls, value: list[str]) -> list[str]:
-        unknown = [s for s in value if s not in CATEGORIES]
-        if unknown:
-            raise ValueError(f"unknown categories {unknown}; known: {', '.join(CATEGORIES)}")
-        return value
+        return _checked(check_categories, value)
+
+
+def _checked(check: Any, value: Any) -> Any:
+    try:
+        return check(value)
+    except Invalid as exc:  # pydantic reports ValueError with the key path
+        raise ValueError(str(exc)) from None
 
 
 class AppConfig(_Section):

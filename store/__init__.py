@@ -3,9 +3,9 @@
 Imports nothing from Rapport's other packages.
 """
 
-from store.db import make_engine, session_scope, upgrade
+from store.db import make_engine, read_session, session_scope, upgrade
 from store.models import *  # noqa: F403
 from store.models import __all__ as _models
 from store.types import UTCDateTime, utcnow
 
-__all__ = ["UTCDateTime", "make_engine", "session_scope", "upgrade", "utcnow", *_models]
+__all__ = ["UTCDateTime", "make_engine", "read_session", "session_scope", "upgrade", "utcnow", *_models]

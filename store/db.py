@@ -27,6 +27,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_begin(connection: Any) -> None:
+    # Readers stay deferred: under WAL they never wait for a writer.
+    readonly = connection.get_execution_options().get("rapport_readonly", False)
+    connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
 def make_engine(url: str = DEFAULT_DATABASE_URL, *, echo: bool = False) -> Engine:
     """An engine for `url` with Rapport's connection settings applied."""
     if url.startswith("postgres://"):
@@ -34,8 +40,16 @@ def make_engine(url: str = DEFAULT_DATABASE_URL, *, echo: bool = False) -> Engin
     elif url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
-        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+        # isolation_level=None stops pysqlite from managing transactions itself: left
+        # to it, a SAVEPOINT opens no transaction and its RELEASE commits, so a
+        # rolled-back import or outbox savepoint would stick. We emit BEGIN
+        # ourselves; IMMEDIATE takes the write lock up front, so two writers
+        # queue on the busy timeout instead of failing with "database is locked".
+        engine = create_engine(
+            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None}
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True)
 
@@ -54,6 +68,16 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    """A session for reading only: on SQLite it never waits for (or blocks) a writer."""
+    with Session(engine.execution_options(rapport_readonly=True), expire_on_commit=False) as session:
+        try:
+            yield session
+        finally:
+            session.rollback()
 
 
 def _alembic_config(engine: Engine) -> Any:

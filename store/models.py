@@ -313,7 +313,7 @@ class FollowUp(SQLModel, table=True):
 
 
 class Order(SQLModel, table=True):
-    __tablename__ = "order"  # type: ignore[assignment]
+    __tablename__ = "order"
 
     id: int | None = Field(default=None, primary_key=True)
     external_id: str = Field(unique=True, index=True)
@@ -348,7 +348,7 @@ class OutboxItem(SQLModel, table=True):
     a digest per manager and period, or a DM per assignment, exists once.
     """
 
-    __tablename__ = "outbox"  # type: ignore[assignment]
+    __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_status_due", "status", "due_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
@@ -367,7 +367,7 @@ class OutboxItem(SQLModel, table=True):
 class SlackEvent(SQLModel, table=True):
     """Slack event ids already handled (Slack retries deliveries)."""
 
-    __tablename__ = "slack_event"  # type: ignore[assignment]
+    __tablename__ = "slack_event"
 
     event_id: str = Field(primary_key=True)
     received_at: datetime = _created()

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from store.models import OutboxItem, OutboxStatus
 from store.types import utcnow
@@ -61,11 +61,11 @@ def claim_due(
         select(OutboxItem)
         .where(
             OutboxItem.status == OutboxStatus.pending,
-            OutboxItem.kind.in_(list(kinds)),  # type: ignore[attr-defined]
-            OutboxItem.due_at <= now,  # type: ignore[operator]
-            or_(OutboxItem.claimed_until.is_(None), OutboxItem.claimed_until < now),  # type: ignore[union-attr,operator]
+            col(OutboxItem.kind).in_(list(kinds)),
+            col(OutboxItem.due_at) <= now,
+            or_(col(OutboxItem.claimed_until).is_(None), col(OutboxItem.claimed_until) < now),
         )
-        .order_by(OutboxItem.due_at, OutboxItem.id)  # type: ignore[arg-type]
+        .order_by(col(OutboxItem.due_at), col(OutboxItem.id))
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
@@ -101,7 +101,7 @@ def mark_failed(
     if item.attempts >= MAX_ATTEMPTS:
         item.status = OutboxStatus.failed
     else:
-        item.due_at = utcnow() + (retry_after or timedelta(seconds=min(3600, 5 * 2 ** item.attempts)))
+        item.due_at = utcnow() + (retry_after or timedelta(seconds=min(3600, 5 * 2**item.attempts)))
     session.add(item)
 
 
@@ -110,5 +110,5 @@ def pending_count(session: Session, kinds: Sequence[str] | None = None) -> int:
 
     query = select(func.count()).select_from(OutboxItem).where(OutboxItem.status == OutboxStatus.pending)
     if kinds:
-        query = query.where(OutboxItem.kind.in_(list(kinds)))  # type: ignore[attr-defined]
+        query = query.where(col(OutboxItem.kind).in_(list(kinds)))
     return int(session.exec(query).one())

@@ -2,7 +2,132 @@
 
 from __future__ import annotations
 
+import csv
+import json
+import sys
+from collections.abc import Callable, Iterable
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from rapport.cli.common import console, err_console, print_json, runtime
+from rapport.errors import RapportError
+from store.db import session_scope
+from store.exporting import FIELDS, KINDS, export_rows
+from store.importing import ENTITIES, ImportFileError, ImportReport, count_rows, import_csv
 
 import_app = typer.Typer(help="Import contacts, companies, reps or orders from CSV.", no_args_is_help=True)
 export_app = typer.Typer(help="Export records as JSON lines or CSV to stdout.", no_args_is_help=True)
+
+IMPORT_HELP = {
+    "contacts": "Contacts keyed by email (HubSpot/Salesforce columns such as First Name, Last Name, Email, "
+    "Company Name, Lifecycle Stage, Contact owner, Phone Number are understood).",
+    "companies": "Companies keyed by mail domain (name, domain, kind, owner_email, industry, country).",
+    "reps": "Reps keyed by email (name, email, slack_user_id, role, team, skills, languages, timezone, "
+    "working_hours, capacity; lists separated by |).",
+    "orders": "Orders keyed by order id (order_id, email or company_domain, amount, currency, ordered_on, "
+    "product_category, status).",
+}
+
+
+def run_import(entity: str, path: Path, *, dry_run: bool, as_json: bool) -> ImportReport:
+    """Import with a progress bar on the terminal (none with --json, which keeps stdout clean)."""
+    engine = runtime().engine
+    try:
+        total = count_rows(path)
+        with Progress(
+            TextColumn(f"importing {entity}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=True,
+            disable=as_json or total < 1000,
+        ) as progress:
+            task = progress.add_task(entity, total=total)
+            return import_csv(
+                engine, entity, path, dry_run=dry_run, progress=lambda n: progress.advance(task, n)
+            )
+    except ImportFileError as exc:
+        raise RapportError(str(exc)) from None
+
+
+def show_report(report: ImportReport, *, entity: str, dry_run: bool, as_json: bool) -> None:
+    if as_json:
+        print_json(report.as_dict())
+        return
+    prefix = "[yellow]dry run, nothing saved:[/] " if dry_run else ""
+    console.print(
+        f"{prefix}{entity}: [green]{report.imported} imported[/], {report.updated} updated, "
+        f"{report.unchanged} unchanged, [red]{len(report.rejected)} rejected[/]"
+    )
+    for title, rows in (("Rejected rows", report.rejected), ("Warnings", report.warnings)):
+        if rows:
+            table = Table(title=title)
+            table.add_column("line", justify="right")
+            table.add_column("reason")
+            for row in rows:
+                table.add_row(str(row.line), row.reason)
+            console.print(table)
+
+
+def _import_command(entity: str) -> Callable[..., None]:
+    def command(
+        file: Path = typer.Argument(..., help="CSV file (UTF-8, with or without BOM; , or ; separated)."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Check every row, save nothing."),
+        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    ) -> None:
+        report = run_import(entity, file, dry_run=dry_run, as_json=as_json)
+        show_report(report, entity=entity, dry_run=dry_run, as_json=as_json)
+
+    command.__doc__ = IMPORT_HELP[entity]
+    return command
+
+
+for _entity in ENTITIES:
+    import_app.command(_entity)(_import_command(_entity))
+
+
+class Format(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+def write_rows(rows: Iterable[dict[str, Any]], fields: list[str], fmt: Format) -> int:
+    """Rows to stdout as JSON lines or CSV; returns how many."""
+    count = 0
+    if fmt is Format.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(
+                {
+                    k: json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else v
+                    for k, v in row.items()
+                }
+            )
+            count += 1
+    else:
+        for row in rows:
+            sys.stdout.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            count += 1
+    sys.stdout.flush()
+    return count
+
+
+def _export_command(kind: str) -> Callable[..., None]:
+    def command(fmt: Format = typer.Option(Format.jsonl, "--format", "-f", help="jsonl or csv.")) -> None:
+        with session_scope(runtime().engine) as session:
+            count = write_rows(export_rows(session, kind), FIELDS[kind], fmt)
+        err_console.print(f"exported {count} {kind}", style="dim")
+
+    command.__doc__ = f"Export {kind}; fields: {', '.join(FIELDS[kind])}."
+    return command
+
+
+for _kind in KINDS:
+    export_app.command(_kind)(_export_command(_kind))

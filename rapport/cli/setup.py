@@ -41,8 +41,9 @@ def config_check(as_json: bool = typer.Option(False, "--json", help="Print JSON.
     """Validate the environment and rapport.toml; print the effective configuration, secrets masked."""
     rt = runtime()
     settings = rt.settings.model_dump(mode="json")  # SecretStr fields dump as '**********'
+    environment = {ENV_NAMES[k]: v for k, v in settings.items()}
     effective = {
-        "environment": {ENV_NAMES[k]: v for k, v in settings.items()},
+        "environment": environment,
         "config_file": str(rt.config.source) if rt.config.source else None,
         "config": rt.config.model_dump(mode="json"),
     }
@@ -52,10 +53,10 @@ def config_check(as_json: bool = typer.Option(False, "--json", help="Print JSON.
     table = Table(title="Environment", show_header=True)
     table.add_column("variable")
     table.add_column("value")
-    for key, value in effective["environment"].items():
+    for key, value in environment.items():
         table.add_row(key, "" if value is None else str(value))
     console.print(table)
-    source = effective["config_file"] or f"{rt.settings.config_file} (not found: defaults)"
+    source = str(rt.config.source) if rt.config.source else f"{rt.settings.config_file} (not found: defaults)"
     console.print(f"[bold]Config file:[/] {source}")
     config = rt.config
     console.print(

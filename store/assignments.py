@@ -1,0 +1,71 @@
+"""Assignments: who owns a conversation, by which rule and why (automatic or manual).
+
+Inbox assignment and a manual reassignment from Slack or the CLI record the
+same way, so `rapport assign explain` and the Slack DM read one history.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from store.models import Assignment, Conversation, ConversationStatus, Rep
+
+
+def record_assignment(
+    session: Session,
+    conversation: Conversation,
+    *,
+    owner: Rep | None,
+    queue: str | None,
+    rule: str,
+    reason: str,
+    by: str = "rapport",
+) -> Assignment:
+    """Give `conversation` to `owner` (or park it in `queue`) and store the rule and reason."""
+    if conversation.id is None:
+        session.add(conversation)
+        session.flush()
+    assert conversation.id is not None
+    conversation.owner_id = owner.id if owner is not None else None
+    conversation.queue = None if owner is not None else queue
+    session.add(conversation)
+    assignment = Assignment(
+        conversation_id=conversation.id,
+        owner_id=conversation.owner_id,
+        queue=conversation.queue,
+        rule=rule,
+        reason=reason,
+        assigned_by=by,
+    )
+    session.add(assignment)
+    session.flush()
+    return assignment
+
+
+def open_load(session: Session) -> dict[int, int]:
+    """Open conversations per active rep; reps with none are included with 0.
+
+    Only `open` counts: answered and closed work is not load.
+    """
+    load = {rep_id: 0 for rep_id in session.exec(select(Rep.id).where(Rep.active == True)).all()}  # noqa: E712
+    rows = session.exec(
+        select(Conversation.owner_id, func.count())
+        .where(Conversation.status == ConversationStatus.open, Conversation.owner_id.is_not(None))  # type: ignore[union-attr]
+        .group_by(col(Conversation.owner_id))
+    ).all()
+    for owner_id, count in rows:
+        if owner_id in load:
+            load[owner_id] = int(count)
+    return {rep_id: count for rep_id, count in load.items() if rep_id is not None}
+
+
+def assignment_history(session: Session, conversation_id: int) -> list[Assignment]:
+    """Every (re)assignment of a conversation, oldest first."""
+    return list(
+        session.exec(
+            select(Assignment)
+            .where(Assignment.conversation_id == conversation_id)
+            .order_by(Assignment.assigned_at, Assignment.id)  # type: ignore[arg-type]
+        ).all()
+    )

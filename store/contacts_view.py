@@ -1,0 +1,179 @@
+"""Read models for Slack: a contact's whole record on one card, and a rep's queue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from store.activities import recent_activities
+from store.followups import next_followup
+from store.models import (
+    Activity,
+    Company,
+    Consent,
+    Contact,
+    ContactEmail,
+    Conversation,
+    ConversationStatus,
+    FollowUp,
+    Message,
+    Order,
+    Rep,
+)
+
+
+@dataclass(frozen=True)
+class OpenConversation:
+    id: int
+    subject: str
+    category: str | None
+    opened_at: datetime
+    sla_due_at: datetime | None
+    owner: str | None
+    contact: str | None = None
+
+
+@dataclass(frozen=True)
+class ConsentLine:
+    purpose: str
+    basis: str
+    granted_at: datetime | None
+    withdrawn_at: datetime | None
+
+
+@dataclass
+class ContactCard:
+    id: int
+    name: str
+    kind: str
+    stage: str
+    title: str | None
+    phone: str | None
+    language: str | None
+    emails: list[str]
+    company_id: int | None
+    company: str | None
+    owner_id: int | None
+    owner: str | None
+    consents: list[ConsentLine]
+    last_contact_at: datetime | None
+    open_conversations: list[OpenConversation]
+    activities: list[Activity]
+    order_count: int
+    lifetime_value: dict[str, Decimal] = field(default_factory=dict)  # currency -> total
+    last_order_on: date | None = None
+    next_followup: FollowUp | None = None
+
+
+def contact_card(
+    session: Session, contact_id: int, *, conversations: int = 5, activities: int = 5
+) -> ContactCard | None:
+    """Everything a rep wants to see about a contact, or None if there is no such contact."""
+    contact = session.get(Contact, contact_id)
+    if contact is None or contact.id is None:
+        return None
+    company = session.get(Company, contact.company_id) if contact.company_id else None
+    owner = session.get(Rep, contact.owner_id) if contact.owner_id else None
+    order_count, totals, last_order = _orders(session, contact.id)
+    return ContactCard(
+        id=contact.id,
+        name=contact.name,
+        kind=contact.kind,
+        stage=contact.stage,
+        title=contact.title,
+        phone=contact.phone,
+        language=contact.language,
+        emails=_emails(session, contact.id),
+        company_id=contact.company_id,
+        company=company.name if company else None,
+        owner_id=contact.owner_id,
+        owner=owner.name if owner else None,
+        consents=_consents(session, contact.id),
+        last_contact_at=_last_contact(session, contact.id),
+        open_conversations=_open_conversations(session, contact.id, conversations),
+        activities=recent_activities(session, contact_id=contact.id, limit=activities),
+        order_count=order_count,
+        lifetime_value=totals,
+        last_order_on=last_order,
+        next_followup=next_followup(session, contact.id),
+    )
+
+
+def rep_queue(session: Session, rep_id: int, *, limit: int = 15) -> list[OpenConversation]:
+    """A rep's open conversations, most urgent first (earliest SLA due; none last)."""
+    query = (
+        select(Conversation, Contact.name)
+        .outerjoin(Contact, col(Contact.id) == col(Conversation.contact_id))
+        .where(Conversation.owner_id == rep_id, Conversation.status == ConversationStatus.open)
+        .order_by(
+            col(Conversation.sla_due_at).is_(None), col(Conversation.sla_due_at), col(Conversation.opened_at)
+        )
+        .limit(limit)
+    )
+    return [_open_conversation(conv, None, name) for conv, name in session.exec(query).all()]
+
+
+def _emails(session: Session, contact_id: int) -> list[str]:
+    query = (
+        select(ContactEmail.email)
+        .where(ContactEmail.contact_id == contact_id)
+        .order_by(col(ContactEmail.is_primary).desc(), col(ContactEmail.id))
+    )
+    return list(session.exec(query).all())
+
+
+def _consents(session: Session, contact_id: int) -> list[ConsentLine]:
+    rows = session.exec(
+        select(Consent).where(Consent.contact_id == contact_id).order_by(col(Consent.id))
+    ).all()
+    return [ConsentLine(c.purpose, c.basis, c.granted_at, c.withdrawn_at) for c in rows]
+
+
+def _last_contact(session: Session, contact_id: int) -> datetime | None:
+    last_message = session.exec(
+        select(func.max(Message.received_at)).where(Message.contact_id == contact_id)
+    ).one()
+    last_activity = session.exec(
+        select(func.max(Activity.occurred_at)).where(Activity.contact_id == contact_id)
+    ).one()
+    times = [t for t in (last_message, last_activity) if t is not None]
+    return max(times) if times else None
+
+
+def _open_conversations(session: Session, contact_id: int, limit: int) -> list[OpenConversation]:
+    query = (
+        select(Conversation, Rep.name)
+        .outerjoin(Rep, col(Rep.id) == col(Conversation.owner_id))
+        .where(Conversation.contact_id == contact_id, Conversation.status == ConversationStatus.open)
+        .order_by(col(Conversation.opened_at).desc())
+        .limit(limit)
+    )
+    return [_open_conversation(conv, owner, None) for conv, owner in session.exec(query).all()]
+
+
+def _open_conversation(conv: Conversation, owner: str | None, contact: str | None) -> OpenConversation:
+    return OpenConversation(
+        id=conv.id or 0,
+        subject=conv.subject,
+        category=conv.category,
+        opened_at=conv.opened_at,
+        sla_due_at=conv.sla_due_at,
+        owner=owner,
+        contact=contact,
+    )
+
+
+def _orders(session: Session, contact_id: int) -> tuple[int, dict[str, Decimal], date | None]:
+    rows = session.exec(
+        select(Order.currency, func.count(), func.sum(Order.amount), func.max(Order.ordered_on))
+        .where(Order.contact_id == contact_id, Order.status != "cancelled")
+        .group_by(Order.currency)
+    ).all()
+    count = sum(int(n) for _, n, _, _ in rows)
+    totals = {currency: Decimal(total or 0) for currency, _, total, _ in rows}
+    last = max((day for _, _, _, day in rows if day is not None), default=None)
+    return count, totals, last

@@ -1,0 +1,634 @@
+"""The figures of a manager's digest, computed from the store for one period.
+
+Each figure is defined once, in the docstring of the function that computes it,
+and in docs/digest.md. Counts come from SQL aggregates over indexed columns;
+the response-time percentiles are computed exactly from the response times of
+the period (fetched by one indexed query), never sampled or estimated.
+
+Snapshot figures (open, unanswered, overdue conversations; overdue follow-ups)
+describe the store at `now`, the time the digest is computed; the others count
+what happened in the period [start, end).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import Counter, defaultdict
+from collections.abc import Collection, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, func, literal, select
+from sqlmodel import Session
+
+from store.models import Activity as _Activity
+from store.models import (
+    ActivityKind,
+    Assignment,
+    ConversationStatus,
+    Direction,
+    FollowUpStatus,
+    Rep,
+    Role,
+)
+from store.models import Conversation as _Conversation
+from store.models import FollowUp as _FollowUp
+from store.models import Message as _Message
+from store.segments import (
+    LapsedCustomer,
+    SegmentParams,
+    TopCustomer,
+    lapsed_customers,
+    table,
+    top_customers,
+)
+from store.types import utcnow
+
+Period = Literal["day", "week"]
+PERIODS: tuple[Period, ...] = ("day", "week")
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+NO_CATEGORY = "uncategorised"
+NO_LANGUAGE = "unknown"
+NO_REASON = "unspecified"
+
+_conversation = table(_Conversation).c
+_message = table(_Message).c
+_activity = table(_Activity).c
+_followup = table(_FollowUp).c
+_assignment = table(Assignment).c
+_conversation_table = table(_Conversation)
+
+
+class DigestError(ValueError):
+    """A digest that cannot be computed as asked (bad period, unknown zone); the message says why."""
+
+
+@dataclass(frozen=True)
+class ResponseTimes:
+    """First-response times in seconds of the conversations first answered in the period."""
+
+    count: int
+    median_seconds: float | None
+    p90_seconds: float | None
+
+
+@dataclass
+class RepFigures:
+    rep_id: int
+    name: str
+    email: str
+    open: int = 0
+    unanswered: int = 0
+    overdue: int = 0
+    assigned: int = 0
+    answered: int = 0
+    first_response: ResponseTimes = field(default_factory=lambda: ResponseTimes(0, None, None))
+    sla_breaches: int = 0
+    calls: int = 0
+    other_activities: dict[str, int] = field(default_factory=dict)
+    followups_done: int = 0
+    followups_overdue: int = 0
+
+    @property
+    def is_idle(self) -> bool:
+        return not any(
+            (
+                self.open,
+                self.assigned,
+                self.answered,
+                self.first_response.count,
+                self.calls,
+                self.other_activities,
+                self.followups_done,
+                self.followups_overdue,
+            )
+        )
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    """One bucket of the chart: an hour (daily digest) or a day (weekly), local time."""
+
+    start: datetime  # in the manager's time zone
+    new_conversations: int
+    median_response_seconds: float | None
+
+
+@dataclass
+class DigestFigures:
+    manager_name: str
+    manager_email: str
+    team: str | None  # None: everyone
+    period: Period
+    start: datetime  # UTC, inclusive
+    end: datetime  # UTC, exclusive
+    now: datetime  # UTC: when snapshot figures were taken
+    timezone: str
+    new_conversations: int
+    new_by_category: dict[str, int]
+    new_by_language: dict[str, int]
+    open: int
+    unanswered: int
+    overdue: int
+    first_response: ResponseTimes
+    sla_breaches: int
+    followups_done: int
+    followups_overdue: int
+    automatic_filtered: int
+    automatic_by_reason: dict[str, int]
+    reps: list[RepFigures]
+    top_customers_who_wrote: list[TopCustomer]
+    lapsed_worth_a_call: list[LapsedCustomer]
+    series: list[SeriesPoint]
+
+    @property
+    def local_start(self) -> datetime:
+        return self.start.astimezone(ZoneInfo(self.timezone))
+
+    @property
+    def label(self) -> str:
+        """`day 2026-11-22` or `week 2026-11-16 – 2026-11-22` (local dates)."""
+        first = self.local_start.date()
+        if self.period == "day":
+            return f"day {first.isoformat()}"
+        last = (self.end.astimezone(ZoneInfo(self.timezone)) - timedelta(seconds=1)).date()
+        return f"week {first.isoformat()} – {last.isoformat()}"
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON-ready data (times ISO 8601, money as strings)."""
+        return _jsonable(asdict(self))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+# --------------------------------------------------------------------------- periods
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError):
+        raise DigestError(f"unknown time zone {name!r}; use an IANA name such as Europe/Stockholm") from None
+
+
+def period_bounds(period: str, local_day: date, timezone: str) -> tuple[datetime, datetime]:
+    """The UTC [start, end) of the local day `local_day`, or of the Monday-to-Sunday
+    week that contains it, in `timezone` (DST days are 23 or 25 hours long)."""
+    tz = zone(timezone)
+    if period == "day":
+        first, after = local_day, local_day + timedelta(days=1)
+    elif period == "week":
+        first = local_day - timedelta(days=local_day.weekday())
+        after = first + timedelta(days=7)
+    else:
+        raise DigestError(f"unknown period {period!r}; use one of: {', '.join(PERIODS)}")
+    return (
+        datetime.combine(first, time(), tzinfo=tz).astimezone(UTC),
+        datetime.combine(after, time(), tzinfo=tz).astimezone(UTC),
+    )
+
+
+def last_complete_period(period: str, now: datetime, timezone: str) -> tuple[datetime, datetime]:
+    """The latest day (or Monday-to-Sunday week) that has ended by `now` in `timezone`."""
+    today = now.astimezone(zone(timezone)).date()
+    step = timedelta(days=1 if period == "day" else 7)
+    return period_bounds(period, today - step, timezone)
+
+
+# --------------------------------------------------------------------------- team
+
+
+def team_of(session: Session, manager: Rep) -> list[Rep] | None:
+    """The reps a manager's digest covers: those with the manager's team, or None
+    (everyone, unowned conversations included) for an admin or a manager without a team."""
+    if manager.role == Role.admin or not manager.team:
+        return None
+    return list(session.scalars(select(Rep).where(table(Rep).c.team == manager.team).order_by(Rep.name)))
+
+
+def _owner_filter(owner_ids: Collection[int] | None, column: Any) -> Any:
+    return literal(True) if owner_ids is None else column.in_(list(owner_ids))
+
+
+# --------------------------------------------------------------------------- percentiles
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0..100) with linear interpolation between closest ranks
+    (the "type 7" definition used by NumPy and spreadsheets); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def response_times(seconds: Sequence[float]) -> ResponseTimes:
+    return ResponseTimes(len(seconds), percentile(seconds, 50), percentile(seconds, 90))
+
+
+# --------------------------------------------------------------------------- the digest
+
+
+def compute_digest(
+    session: Session,
+    *,
+    manager: Rep,
+    period: Period,
+    start: datetime,
+    end: datetime,
+    params: SegmentParams,
+    now: datetime | None = None,
+) -> DigestFigures:
+    """All figures of `manager`'s digest for [start, end) (aware datetimes).
+
+    `period` only labels the digest and picks the chart's buckets (hours for a
+    day, days for a week, in the manager's time zone); `params` tunes the
+    customer segments; `now` (default: the current time) is when snapshot
+    figures are taken.
+    """
+    if start.tzinfo is None or end.tzinfo is None or start >= end:
+        raise DigestError("a digest period needs aware start < end")
+    if period not in PERIODS:
+        raise DigestError(f"unknown period {period!r}; use one of: {', '.join(PERIODS)}")
+    now = now or utcnow()
+    tz_name = manager.timezone or "UTC"
+    zone(tz_name)
+    team = team_of(session, manager)
+    owner_ids = None if team is None else [rep.id for rep in team if rep.id is not None]
+    window = _Window(session, start.astimezone(UTC), end.astimezone(UTC), now, owner_ids)
+
+    by_category, by_language = window.new_conversations()
+    opened_at = window.opened_times()
+    responses = window.first_responses()
+    snapshot = window.open_snapshot()
+    breaches = window.sla_breaches()
+    assigned = window.assignments()
+    answered = window.answered()
+    activities = window.activities()
+    done, overdue_followups = window.followups()
+    reps = _rep_figures(
+        session, team, snapshot, responses, breaches, assigned, answered, activities, done, overdue_followups
+    )
+    return DigestFigures(
+        manager_name=manager.name,
+        manager_email=manager.email,
+        team=None if team is None else manager.team,
+        period=period,
+        start=window.start,
+        end=window.end,
+        now=now,
+        timezone=tz_name,
+        new_conversations=sum(by_category.values()),
+        new_by_category=_ranked(by_category),
+        new_by_language=_ranked(by_language),
+        open=sum(row[0] for row in snapshot.values()),
+        unanswered=sum(row[1] for row in snapshot.values()),
+        overdue=sum(row[2] for row in snapshot.values()),
+        first_response=response_times([s for _, _, s in responses]),
+        sla_breaches=sum(breaches.values()),
+        followups_done=sum(done.values()),
+        followups_overdue=sum(overdue_followups.values()),
+        automatic_filtered=sum((reasons := window.automatic_mail()).values()),
+        automatic_by_reason=_ranked(reasons),
+        reps=reps,
+        top_customers_who_wrote=window.top_customers_who_wrote(params),
+        lapsed_worth_a_call=lapsed_customers(
+            session, now=now, params=params, owner_ids=owner_ids, limit=params.top_n
+        ),
+        series=_series(period, window.start, window.end, tz_name, opened_at, responses),
+    )
+
+
+def _ranked(counts: dict[str, int]) -> dict[str, int]:
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+@dataclass
+class _Window:
+    """The queries of one digest: a period, a snapshot time and a team (None: everyone)."""
+
+    session: Session
+    start: datetime
+    end: datetime
+    now: datetime
+    owner_ids: list[int] | None
+
+    def _in_team(self, column: Any) -> Any:
+        return _owner_filter(self.owner_ids, column)
+
+    def _human_conversations(self) -> Any:
+        return and_(_conversation.is_automatic.is_(False), self._in_team(_conversation.owner_id))
+
+    def new_conversations(self) -> tuple[dict[str, int], dict[str, int]]:
+        """New conversations: not automatic, opened in [start, end), owned by the team;
+        counted by category (none: "uncategorised") and by language (none: "unknown")."""
+        query = (
+            select(_conversation.category, _conversation.language, func.count())
+            .where(
+                _conversation.opened_at >= self.start,
+                _conversation.opened_at < self.end,
+                self._human_conversations(),
+            )
+            .group_by(_conversation.category, _conversation.language)
+        )
+        by_category: Counter[str] = Counter()
+        by_language: Counter[str] = Counter()
+        for category, language, count in self.session.execute(query):
+            by_category[category or NO_CATEGORY] += count
+            by_language[language or NO_LANGUAGE] += count
+        return dict(by_category), dict(by_language)
+
+    def opened_times(self) -> list[datetime]:
+        query = select(_conversation.opened_at).where(
+            _conversation.opened_at >= self.start,
+            _conversation.opened_at < self.end,
+            self._human_conversations(),
+        )
+        return list(self.session.scalars(query))
+
+    def first_responses(self) -> list[tuple[int | None, datetime, float]]:
+        """First-response times: for each not-automatic team conversation whose first
+        response happened in [start, end): (owner, first response, seconds since opened)."""
+        query = select(
+            _conversation.owner_id, _conversation.opened_at, _conversation.first_response_at
+        ).where(
+            _conversation.first_response_at >= self.start,
+            _conversation.first_response_at < self.end,
+            self._human_conversations(),
+        )
+        return [
+            (owner, answered, max(0.0, (answered - opened).total_seconds()))
+            for owner, opened, answered in self.session.execute(query)
+        ]
+
+    def open_snapshot(self) -> dict[int | None, tuple[int, int, int]]:
+        """Per owner at `now`: open conversations (status open), of which unanswered
+        (no first response yet) and overdue (SLA due before `now`)."""
+        query = (
+            select(
+                _conversation.owner_id,
+                func.count(),
+                func.sum(case((_conversation.first_response_at.is_(None), 1), else_=0)),
+                func.sum(case((_conversation.sla_due_at < self.now, 1), else_=0)),
+            )
+            .where(_conversation.status == ConversationStatus.open, self._human_conversations())
+            .group_by(_conversation.owner_id)
+        )
+        return {owner: (int(n), int(u or 0), int(o or 0)) for owner, n, u, o in self.session.execute(query)}
+
+    def sla_breaches(self) -> dict[int | None, int]:
+        """SLA breaches per owner: not-automatic team conversations whose SLA fell due in
+        [start, end) (and before `now`) without a first response by then."""
+        due_end = min(self.end, self.now)
+        query = (
+            select(_conversation.owner_id, func.count())
+            .where(
+                # every status listed so the (status, sla_due_at) index serves the range
+                _conversation.status.in_([s.value for s in ConversationStatus]),
+                _conversation.sla_due_at >= self.start,
+                _conversation.sla_due_at < due_end,
+                (_conversation.first_response_at.is_(None))
+                | (_conversation.first_response_at > _conversation.sla_due_at),
+                self._human_conversations(),
+            )
+            .group_by(_conversation.owner_id)
+        )
+        return {owner: int(n) for owner, n in self.session.execute(query)}
+
+    def assignments(self) -> dict[int, int]:
+        """Assigned per rep: assignment rows to the rep made in [start, end) (a conversation
+        reassigned to the rep counts again)."""
+        query = (
+            select(_assignment.owner_id, func.count())
+            .where(
+                _assignment.assigned_at >= self.start,
+                _assignment.assigned_at < self.end,
+                _assignment.owner_id.is_not(None),
+                self._in_team(_assignment.owner_id),
+            )
+            .group_by(_assignment.owner_id)
+        )
+        return {owner: int(n) for owner, n in self.session.execute(query)}
+
+    def answered(self) -> dict[int | None, int]:
+        """Answered per owner: team conversations with at least one outbound message
+        stored in [start, end), counted once each, credited to the conversation's owner."""
+        query = (
+            select(_conversation.owner_id, func.count(func.distinct(_message.conversation_id)))
+            .select_from(
+                table(_Message).join(_conversation_table, _conversation.id == _message.conversation_id)
+            )
+            .where(
+                _message.received_at >= self.start,
+                _message.received_at < self.end,
+                _message.direction == Direction.outbound,
+                self._in_team(_conversation.owner_id),
+            )
+            .group_by(_conversation.owner_id)
+        )
+        return {owner: int(n) for owner, n in self.session.execute(query)}
+
+    def activities(self) -> dict[int, dict[str, int]]:
+        """Activities per rep and kind: activities by a team rep that occurred in [start, end)."""
+        query = (
+            select(_activity.rep_id, _activity.kind, func.count())
+            .where(
+                _activity.occurred_at >= self.start,
+                _activity.occurred_at < self.end,
+                _activity.rep_id.is_not(None),
+                self._in_team(_activity.rep_id),
+            )
+            .group_by(_activity.rep_id, _activity.kind)
+        )
+        kinds: dict[int, dict[str, int]] = defaultdict(dict)
+        for rep_id, kind, count in self.session.execute(query):
+            kinds[rep_id][kind] = int(count)
+        return kinds
+
+    def followups(self) -> tuple[dict[int, int], dict[int, int]]:
+        """Per rep: follow-ups marked done in [start, end), and follow-ups still open
+        whose due time is before `now` (overdue)."""
+        done = (
+            select(_followup.rep_id, func.count())
+            .where(
+                _followup.status == FollowUpStatus.done,
+                _followup.done_at >= self.start,
+                _followup.done_at < self.end,
+                self._in_team(_followup.rep_id),
+            )
+            .group_by(_followup.rep_id)
+        )
+        overdue = (
+            select(_followup.rep_id, func.count())
+            .where(
+                _followup.status == FollowUpStatus.open,
+                _followup.due_at < self.now,
+                self._in_team(_followup.rep_id),
+            )
+            .group_by(_followup.rep_id)
+        )
+        return (
+            {rep: int(n) for rep, n in self.session.execute(done)},
+            {rep: int(n) for rep, n in self.session.execute(overdue)},
+        )
+
+    def automatic_mail(self) -> dict[str, int]:
+        """Automatic mail filtered: inbound messages stored in [start, end) marked automatic
+        (auto-replies, bounces, bulk and list mail), by reason; mailbox-wide, since
+        automatic mail is never assigned to anyone."""
+        query = (
+            select(_message.automatic_reason, func.count())
+            .where(
+                _message.received_at >= self.start,
+                _message.received_at < self.end,
+                _message.direction == Direction.inbound,
+                _message.is_automatic.is_(True),
+            )
+            .group_by(_message.automatic_reason)
+        )
+        reasons: Counter[str] = Counter()
+        for reason, count in self.session.execute(query):
+            reasons[reason or NO_REASON] += int(count)
+        return dict(reasons)
+
+    def writers(self) -> set[int]:
+        """Contacts who wrote: senders of not-automatic inbound messages stored in
+        [start, end) in team conversations."""
+        query = (
+            select(_message.contact_id)
+            .select_from(
+                table(_Message).join(_conversation_table, _conversation.id == _message.conversation_id)
+            )
+            .where(
+                _message.received_at >= self.start,
+                _message.received_at < self.end,
+                _message.direction == Direction.inbound,
+                _message.is_automatic.is_(False),
+                _message.contact_id.is_not(None),
+                self._in_team(_conversation.owner_id),
+            )
+            .distinct()
+        )
+        return set(self.session.scalars(query))
+
+    def top_customers_who_wrote(self, params: SegmentParams) -> list[TopCustomer]:
+        """Top customers (the segment, ranked company-wide at `now`) who wrote in the period,
+        best first, at most top_n."""
+        writers = self.writers()
+        if not writers:
+            return []
+        segment = top_customers(self.session, now=self.now, params=params)
+        return [c for c in segment.customers if c.contact_id in writers][: params.top_n]
+
+
+def _rep_figures(
+    session: Session,
+    team: list[Rep] | None,
+    snapshot: dict[int | None, tuple[int, int, int]],
+    responses: list[tuple[int | None, datetime, float]],
+    breaches: dict[int | None, int],
+    assigned: dict[int, int],
+    answered: dict[int | None, int],
+    activities: dict[int, dict[str, int]],
+    done: dict[int, int],
+    overdue: dict[int, int],
+) -> list[RepFigures]:
+    """One row per team rep (everyone: every rep), leaving out inactive reps with nothing to show."""
+    reps = team if team is not None else list(session.scalars(select(Rep).order_by(Rep.name)))
+    seconds: dict[int | None, list[float]] = defaultdict(list)
+    for owner, _, value in responses:
+        seconds[owner].append(value)
+    rows = []
+    for rep in reps:
+        rep_id = rep.id
+        if rep_id is None:
+            continue
+        kinds = dict(activities.get(rep_id, {}))
+        open_, unanswered, late = snapshot.get(rep_id, (0, 0, 0))
+        row = RepFigures(
+            rep_id=rep_id,
+            name=rep.name,
+            email=rep.email,
+            open=open_,
+            unanswered=unanswered,
+            overdue=late,
+            assigned=assigned.get(rep_id, 0),
+            answered=answered.get(rep_id, 0),
+            first_response=response_times(seconds.get(rep_id, [])),
+            sla_breaches=breaches.get(rep_id, 0),
+            calls=kinds.pop(ActivityKind.call.value, 0),
+            other_activities=_ranked(kinds),
+            followups_done=done.get(rep_id, 0),
+            followups_overdue=overdue.get(rep_id, 0),
+        )
+        if rep.active or not row.is_idle:
+            rows.append(row)
+    return rows
+
+
+def _series(
+    period: Period,
+    start: datetime,
+    end: datetime,
+    tz_name: str,
+    opened: list[datetime],
+    responses: list[tuple[int | None, datetime, float]],
+) -> list[SeriesPoint]:
+    """New conversations and median first-response time per local hour (day) or day (week);
+    a response is bucketed by when it was sent."""
+    tz = zone(tz_name)
+    bounds = _bucket_starts(period, start, end, tz)
+    counts = [0] * len(bounds)
+    for moment in opened:
+        counts[bisect.bisect_right(bounds, moment) - 1] += 1
+    waits: list[list[float]] = [[] for _ in bounds]
+    for _, answered, value in responses:
+        waits[bisect.bisect_right(bounds, answered) - 1].append(value)
+    return [SeriesPoint(b.astimezone(tz), counts[i], percentile(waits[i], 50)) for i, b in enumerate(bounds)]
+
+
+def _bucket_starts(period: Period, start: datetime, end: datetime, tz: ZoneInfo) -> list[datetime]:
+    if period == "day":
+        hours = math.ceil((end - start).total_seconds() / 3600)
+        return [start + timedelta(hours=h) for h in range(hours)]
+    first = start.astimezone(tz).date()
+    days = []
+    day = first
+    while (moment := datetime.combine(day, time(), tzinfo=tz).astimezone(UTC)) < end:
+        days.append(max(moment, start))
+        day += timedelta(days=1)
+    return days
+
+
+__all__ = [
+    "PERIODS",
+    "WEEKDAYS",
+    "DigestError",
+    "DigestFigures",
+    "Period",
+    "RepFigures",
+    "ResponseTimes",
+    "SeriesPoint",
+    "compute_digest",
+    "last_complete_period",
+    "percentile",
+    "period_bounds",
+    "team_of",
+]

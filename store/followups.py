@@ -1,0 +1,112 @@
+"""Follow-ups: create, list, remind once at the due minute, nudge once a day, snooze, close."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_
+from sqlmodel import Session, col, select
+
+from store.models import FollowUp, FollowUpStatus
+from store.types import utcnow
+
+NUDGE_EVERY = timedelta(days=1)
+
+
+def create_followup(
+    session: Session,
+    *,
+    rep_id: int,
+    due_at: datetime,
+    note: str = "",
+    contact_id: int | None = None,
+    source: str = "manual",
+) -> FollowUp:
+    followup = FollowUp(rep_id=rep_id, due_at=due_at, note=note.strip(), contact_id=contact_id, source=source)
+    session.add(followup)
+    session.flush()
+    return followup
+
+
+def open_followups(
+    session: Session, rep_id: int, *, limit: int = 20, due_before: datetime | None = None
+) -> list[FollowUp]:
+    """A rep's open follow-ups, soonest first (only those due before `due_before` if given)."""
+    query = select(FollowUp).where(FollowUp.rep_id == rep_id, FollowUp.status == FollowUpStatus.open)
+    if due_before is not None:
+        query = query.where(col(FollowUp.due_at) <= due_before)
+    return list(session.exec(query.order_by(col(FollowUp.due_at), col(FollowUp.id)).limit(limit)).all())
+
+
+def next_followup(session: Session, contact_id: int) -> FollowUp | None:
+    query = (
+        select(FollowUp)
+        .where(FollowUp.contact_id == contact_id, FollowUp.status == FollowUpStatus.open)
+        .order_by(col(FollowUp.due_at))
+        .limit(1)
+    )
+    return session.exec(query).first()
+
+
+def due_for_reminder(session: Session, now: datetime, *, limit: int = 200) -> list[FollowUp]:
+    """Open follow-ups whose due time has come and that were not reminded of for that time."""
+    query = (
+        select(FollowUp)
+        .where(
+            FollowUp.status == FollowUpStatus.open,
+            col(FollowUp.due_at) <= now,
+            or_(col(FollowUp.reminded_at).is_(None), col(FollowUp.reminded_at) < col(FollowUp.due_at)),
+        )
+        .order_by(col(FollowUp.due_at))
+        .limit(limit)
+    )
+    return list(session.exec(query).all())
+
+
+def due_for_nudge(session: Session, now: datetime, *, limit: int = 200) -> list[FollowUp]:
+    """Overdue follow-ups reminded of (or nudged) at least a day ago: one nudge a day, not a minute."""
+    cutoff = now - NUDGE_EVERY
+    query = (
+        select(FollowUp)
+        .where(
+            FollowUp.status == FollowUpStatus.open,
+            col(FollowUp.due_at) <= cutoff,
+            col(FollowUp.reminded_at).is_not(None),
+            col(FollowUp.reminded_at) <= cutoff,
+            or_(col(FollowUp.last_nudged_at).is_(None), col(FollowUp.last_nudged_at) <= cutoff),
+        )
+        .order_by(col(FollowUp.due_at))
+        .limit(limit)
+    )
+    return list(session.exec(query).all())
+
+
+def mark_reminded(session: Session, followup: FollowUp, now: datetime) -> None:
+    followup.reminded_at = max(now, followup.due_at)
+    session.add(followup)
+
+
+def mark_nudged(session: Session, followup: FollowUp, now: datetime) -> None:
+    followup.last_nudged_at = now
+    session.add(followup)
+
+
+def complete_followup(session: Session, followup: FollowUp, now: datetime | None = None) -> bool:
+    """Close an open follow-up; False if it was already closed (a second click does nothing)."""
+    if followup.status != FollowUpStatus.open:
+        return False
+    followup.status = FollowUpStatus.done
+    followup.done_at = now or utcnow()
+    session.add(followup)
+    return True
+
+
+def snooze_followup(session: Session, followup: FollowUp, until: datetime) -> bool:
+    """Move an open follow-up to `until`; it is reminded of again then."""
+    if followup.status != FollowUpStatus.open:
+        return False
+    followup.due_at = until
+    followup.reminded_at = None
+    followup.last_nudged_at = None
+    session.add(followup)
+    return True

@@ -1,0 +1,429 @@
+"""Fuzzy search over contacts: names, email addresses, companies and phone numbers.
+
+Accents and small typos are tolerated (`stastny` finds `Šťastný`, `jhon` finds
+`John`) and a search stays a few index look-ups however many contacts there are:
+
+1. every contact and company is broken into normalised terms (ASCII-folded,
+   lower case) stored in `search_term` with short fuzzy keys: the first four
+   letters of a word and the four ways of deleting one of them, so one typo in
+   a word's beginning still shares a key with the right word;
+2. a query looks its words up by prefix range and by fuzzy key (one indexed
+   query), keeps the few hundred contacts matching the most words;
+3. rapidfuzz ranks that small candidate set against the real fields.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from rapidfuzz import fuzz
+from sqlalchemy import delete, select, text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel, col
+
+from store.models import Company, CompanyDomain, Contact, ContactEmail
+from store.search_models import SearchState, SearchTerm
+from store.types import utcnow
+
+CANDIDATES = 400  # contacts ranked by rapidfuzz per query
+CONTACTS_PER_COMPANY = 25  # contacts pulled in by a company-name match
+MIN_SCORE = 62.0
+_PREFIX_END = "\x7f"  # above every character a term can hold (terms are ASCII)
+_FOLD_EXTRA = str.maketrans(
+    {
+        "ß": "ss",
+        "æ": "ae",
+        "Æ": "ae",
+        "ø": "o",
+        "Ø": "o",
+        "đ": "d",
+        "Đ": "d",
+        "ł": "l",
+        "Ł": "l",
+        "œ": "oe",
+        "Œ": "oe",
+        "þ": "th",
+        "Þ": "th",
+        "ı": "i",
+        "ð": "d",
+        "Ð": "d",
+        "ħ": "h",
+    }
+)
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+_NON_DIGIT = re.compile(r"\D+")
+_TERMS = SQLModel.metadata.tables["search_term"]
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    contact_id: int
+    name: str
+    company: str | None
+    email: str | None
+    owner_id: int | None
+    score: float
+
+
+# --------------------------------------------------------------------------- normalising
+
+
+def fold(value: str) -> str:
+    """Lower-case ASCII without accents: `Šťastný` -> `stastny`, `Straße` -> `strasse`."""
+    decomposed = unicodedata.normalize("NFKD", value.translate(_FOLD_EXTRA))
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return stripped.encode("ascii", "ignore").decode("ascii").lower()
+
+
+def words(value: str) -> list[str]:
+    return [w for w in _NON_WORD.split(fold(value)) if w]
+
+
+def fuzzy_keys(word: str) -> set[str]:
+    """The first four letters and their one-letter deletions (shared by words one typo apart)."""
+    if len(word) < 3:
+        return set()
+    head = word[:4]
+    keys = {"~" + head}
+    if len(head) == 4:
+        keys.update("~" + head[:i] + head[i + 1 :] for i in range(4))
+    return keys
+
+
+def _word_terms(value: str) -> set[str]:
+    terms: set[str] = set()
+    for word in words(value):
+        terms.add(word[:64])
+        terms.update(fuzzy_keys(word))
+    return terms
+
+
+def _email_terms(email: str) -> set[str]:
+    address = fold(email).strip()
+    local, _, domain = address.partition("@")
+    terms = {("@" + address)[:64]} | _word_terms(local)
+    if domain:
+        terms |= _word_terms(domain.rsplit(".", 1)[0])
+    return terms
+
+
+def _phone_terms(phone: str | None) -> set[str]:
+    digits = _NON_DIGIT.sub("", phone or "")
+    if len(digits) < 4:
+        return set()
+    # the last seven digits match whatever prefix (+46, 0046, 0) the number was typed with
+    return {"#" + digits, "#" + digits[-7:]}
+
+
+def contact_terms(name: str, emails: Iterable[str], phone: str | None) -> set[str]:
+    terms = _word_terms(name) | _phone_terms(phone)
+    for email in emails:
+        terms |= _email_terms(email)
+    return terms
+
+
+def company_terms(name: str, domains: Iterable[str], phone: str | None) -> set[str]:
+    terms = _word_terms(name) | _phone_terms(phone)
+    for domain in domains:
+        terms |= _word_terms(domain.rsplit(".", 1)[0])
+    return terms
+
+
+# --------------------------------------------------------------------------- maintaining the index
+
+
+def ensure_search_tables(engine: Engine) -> None:
+    """Create the search tables if the migrations do not have them yet."""
+    for name in ("search_term", "search_state"):
+        SQLModel.metadata.tables[name].create(engine, checkfirst=True)
+
+
+def index_contacts(session: Session, contact_ids: Sequence[int]) -> int:
+    """(Re)build the terms of these contacts; call after creating or changing contacts."""
+    ids = sorted(set(contact_ids))
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        session.execute(delete(SearchTerm).where(col(SearchTerm.contact_id).in_(chunk)))
+        contacts = session.execute(
+            select(col(Contact.id), col(Contact.name), col(Contact.phone), col(Contact.company_id)).where(
+                col(Contact.id).in_(chunk)
+            )
+        ).all()
+        emails: dict[int, list[str]] = {}
+        for contact_id, email in session.execute(
+            select(col(ContactEmail.contact_id), col(ContactEmail.email)).where(
+                col(ContactEmail.contact_id).in_(chunk)
+            )
+        ):
+            emails.setdefault(contact_id, []).append(email)
+        rows = [
+            {"term": term, "contact_id": cid, "company_id": company_id}
+            for cid, name, phone, company_id in contacts
+            for term in contact_terms(name, emails.get(cid, []), phone)
+        ]
+        if rows:
+            session.execute(_TERMS.insert(), rows)
+    return len(ids)
+
+
+def index_companies(session: Session, company_ids: Sequence[int]) -> int:
+    """(Re)build the terms of these companies."""
+    ids = sorted(set(company_ids))
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        session.execute(
+            delete(SearchTerm).where(
+                col(SearchTerm.company_id).in_(chunk), col(SearchTerm.contact_id).is_(None)
+            )
+        )
+        domains: dict[int, list[str]] = {}
+        for company_id, domain in session.execute(
+            select(col(CompanyDomain.company_id), col(CompanyDomain.domain)).where(
+                col(CompanyDomain.company_id).in_(chunk)
+            )
+        ):
+            domains.setdefault(company_id, []).append(domain)
+        companies = session.execute(
+            select(col(Company.id), col(Company.name), col(Company.phone)).where(col(Company.id).in_(chunk))
+        ).all()
+        rows = [
+            {"term": term, "contact_id": None, "company_id": cid}
+            for cid, name, phone in companies
+            for term in company_terms(name, domains.get(cid, []), phone)
+        ]
+        if rows:
+            session.execute(_TERMS.insert(), rows)
+    return len(ids)
+
+
+def _state(session: Session, source: str) -> SearchState:
+    state = session.get(SearchState, source)
+    if state is None:
+        state = SearchState(source=source, last_id=0)
+        session.add(state)
+    return state
+
+
+def refresh_index(session: Session, *, changed: bool = False) -> int:
+    """Index what was added since the last refresh; with `changed`, also rows updated since.
+
+    The id check is a few primary-key look-ups (run before every search); the
+    `changed` scan reads `updated_at` of every row, so the scheduler runs it.
+    Returns how many contacts and companies were (re)indexed.
+    """
+    now = utcnow()
+    done = 0
+    contact_state, company_state, email_state = (
+        _state(session, s) for s in ("contact", "company", "contactemail")
+    )
+    since = contact_state.refreshed_at
+    new_contacts = _ids_after(session, Contact, contact_state.last_id)
+    new_emails = session.execute(
+        select(col(ContactEmail.id), col(ContactEmail.contact_id)).where(
+            col(ContactEmail.id) > email_state.last_id
+        )
+    ).all()
+    contact_ids = set(new_contacts) | {cid for _, cid in new_emails}
+    added_companies = _ids_after(session, Company, company_state.last_id)
+    new_companies = set(added_companies)
+    if changed:
+        contact_ids |= _ids_updated_since(session, Contact, since)
+        new_companies |= _ids_updated_since(session, Company, since)
+    if contact_ids:
+        done += index_contacts(session, sorted(contact_ids))
+    if new_companies:
+        done += index_companies(session, sorted(new_companies))
+    contact_state.last_id = max(new_contacts, default=contact_state.last_id)
+    company_state.last_id = max(added_companies, default=company_state.last_id)
+    email_state.last_id = max((eid for eid, _ in new_emails), default=email_state.last_id)
+    if changed:
+        contact_state.refreshed_at = company_state.refreshed_at = now
+    session.add_all([contact_state, company_state, email_state])
+    session.flush()
+    return done
+
+
+def rebuild_index(session: Session) -> int:
+    """Throw the terms away and index every contact and company again."""
+    session.execute(delete(SearchTerm))
+    session.execute(delete(SearchState))
+    session.flush()
+    return refresh_index(session)
+
+
+def _ids_after(session: Session, model: type[Contact] | type[Company], last_id: int) -> list[int]:
+    return list(session.execute(select(col(model.id)).where(col(model.id) > last_id)).scalars())
+
+
+def _ids_updated_since(session: Session, model: type[Contact] | type[Company], since: datetime) -> set[int]:
+    return set(session.execute(select(col(model.id)).where(col(model.updated_at) > since)).scalars())
+
+
+# --------------------------------------------------------------------------- searching
+
+
+@dataclass(frozen=True)
+class _QueryWord:
+    exact: str
+    prefix: str | None  # range-scanned when long enough to be selective
+    keys: frozenset[str]
+
+
+def _query_words(query: str) -> list[_QueryWord]:
+    result: list[_QueryWord] = []
+    digits = _NON_DIGIT.sub("", query)
+    looks_like_phone = len(digits) >= 4 and len(digits) >= len(re.sub(r"[\s+()./-]", "", query)) - 1
+    if looks_like_phone:
+        keys = frozenset({"#" + digits[-7:]}) if len(digits) > 7 else frozenset()
+        return [_QueryWord("#" + digits, "#" + digits, keys)]
+    if "@" in query:
+        address = fold(
+            query.strip().split()[0]
+            if "@" in query.split()[0]
+            else next(w for w in query.split() if "@" in w)
+        )
+        result.append(_QueryWord("@" + address, "@" + address, frozenset()))
+    for word in words(query.replace("@", " ")):
+        result.append(_QueryWord(word, word if len(word) >= 3 else None, frozenset(fuzzy_keys(word))))
+    return result[:8]
+
+
+def _candidates(session: Session, query_words: list[_QueryWord]) -> list[tuple[int | None, int | None]]:
+    """(contact_id, company_id) pairs sharing the most query words, best first.
+
+    One statement: per query word an indexed look-up (exact term, prefix range,
+    fuzzy keys), then a count of distinct words matched per contact or company.
+    """
+    selects: list[str] = []
+    params: dict[str, object] = {}
+    for i, qw in enumerate(query_words):
+        conditions = [f"term = :e{i}"]
+        params[f"e{i}"] = qw.exact
+        if qw.prefix:
+            conditions.append(f"(term >= :lo{i} AND term < :hi{i})")
+            params[f"lo{i}"], params[f"hi{i}"] = qw.prefix, qw.prefix + _PREFIX_END
+        if qw.keys:
+            names = [f"k{i}_{j}" for j in range(len(qw.keys))]
+            conditions.append(f"term IN ({', '.join(':' + n for n in names)})")
+            params.update(zip(names, sorted(qw.keys), strict=True))
+        closeness = f"CASE WHEN term = :e{i} THEN 2 WHEN term LIKE '~%' THEN 0 ELSE 1 END"
+        selects.append(
+            f"SELECT {i} AS word, contact_id, company_id, {closeness} AS closeness "
+            f"FROM search_term WHERE {' OR '.join(conditions)}"
+        )
+    statement = text(
+        f"SELECT contact_id, company_id FROM ({' UNION ALL '.join(selects)}) AS m "
+        "GROUP BY contact_id, company_id "
+        "ORDER BY COUNT(DISTINCT word) DESC, SUM(closeness) DESC "
+        f"LIMIT {CANDIDATES}"
+    )
+    return [(row[0], row[1]) for row in session.execute(statement, params)]
+
+
+def search_contacts(
+    session: Session,
+    query: str,
+    *,
+    limit: int = 10,
+    visible_owner_ids: set[int] | None = None,
+) -> list[SearchHit]:
+    """Contacts best matching `query`, best first; `visible_owner_ids` limits to those owners
+    (and unowned contacts); None means everyone is visible."""
+    query_words = _query_words(query)
+    if not query_words:
+        return []
+    refresh_index(session)
+    pairs = _candidates(session, query_words)
+    contact_ids = [cid for cid, _ in pairs if cid is not None]
+    company_ids = [coid for cid, coid in pairs if cid is None and coid is not None][:20]
+    if company_ids:
+        contact_ids += _contacts_of_companies(session, company_ids, set(contact_ids))
+    rows = _candidate_rows(session, contact_ids)
+    hits = [hit for hit in (_score(query, row) for row in rows) if hit.score >= MIN_SCORE]
+    if visible_owner_ids is not None:
+        hits = [h for h in hits if h.owner_id is None or h.owner_id in visible_owner_ids]
+    hits.sort(key=lambda h: (-h.score, h.name.lower(), h.contact_id))
+    return hits[:limit]
+
+
+def _contacts_of_companies(session: Session, company_ids: list[int], known: set[int]) -> list[int]:
+    found: list[int] = []
+    for company_id in company_ids:
+        ids = session.execute(
+            select(col(Contact.id))
+            .where(col(Contact.company_id) == company_id)
+            .order_by(col(Contact.id))
+            .limit(CONTACTS_PER_COMPANY)
+        ).scalars()
+        found += [cid for cid in ids if cid not in known]
+    return found
+
+
+@dataclass(frozen=True)
+class _Row:
+    contact_id: int
+    name: str
+    phone: str | None
+    owner_id: int | None
+    company: str | None
+    emails: tuple[str, ...]
+
+
+def _candidate_rows(session: Session, contact_ids: list[int]) -> list[_Row]:
+    if not contact_ids:
+        return []
+    contacts = session.execute(
+        select(
+            col(Contact.id), col(Contact.name), col(Contact.phone), col(Contact.owner_id), col(Company.name)
+        )
+        .select_from(Contact)
+        .outerjoin(Company, col(Company.id) == col(Contact.company_id))
+        .where(col(Contact.id).in_(contact_ids))
+    ).all()
+    emails: dict[int, list[str]] = {}
+    for contact_id, email in session.execute(
+        select(col(ContactEmail.contact_id), col(ContactEmail.email))
+        .where(col(ContactEmail.contact_id).in_(contact_ids))
+        .order_by(col(ContactEmail.is_primary).desc(), col(ContactEmail.id))
+    ):
+        emails.setdefault(contact_id, []).append(email)
+    return [
+        _Row(cid, name, phone, owner, company, tuple(emails.get(cid, ())))
+        for cid, name, phone, owner, company in contacts
+    ]
+
+
+def _score(query: str, row: _Row) -> SearchHit:
+    q = " ".join(words(query))
+    digits = _NON_DIGIT.sub("", query)
+    name = " ".join(words(row.name))
+    company = " ".join(words(row.company or ""))
+    scores = [fuzz.WRatio(q, name), 0.92 * fuzz.WRatio(q, company) if company else 0.0]
+    folded_query = fold(query.strip())
+    for email in row.emails:
+        scores.append(100.0 if folded_query == fold(email) else 0.9 * fuzz.WRatio(q, " ".join(words(email))))
+    if len(digits) >= 4 and row.phone:
+        phone_digits = _NON_DIGIT.sub("", row.phone)
+        if phone_digits.endswith(digits[-7:]) or phone_digits.startswith(digits):
+            scores.append(100.0)
+    combined = " ".join([name, company, *(" ".join(words(e)) for e in row.emails)])
+    scores.append(0.95 * fuzz.token_set_ratio(q, combined))
+    first_email = row.emails[0] if row.emails else None
+    return SearchHit(row.contact_id, row.name, row.company, first_email, row.owner_id, round(max(scores), 1))
+
+
+__all__ = [
+    "SearchHit",
+    "ensure_search_tables",
+    "fold",
+    "index_companies",
+    "index_contacts",
+    "rebuild_index",
+    "refresh_index",
+    "search_contacts",
+    "words",
+]

@@ -1,0 +1,573 @@
+"""Customer segments: one query per definition, computed from the store.
+
+Every definition is written once here and used by the digest, Slack
+(`/crm segment ...`), `rapport segment ...` and `rapport export segment NAME`.
+The precise definitions (and the currency table) are in docs/digest.md.
+
+The unit of a segment is the *contact*: an order counts for its contact
+(orders without a contact count for nobody). A contact's owner is the contact's
+owner, else its company's owner.
+"""
+
+from __future__ import annotations
+
+import calendar
+import itertools
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, Table, and_, case, func, literal, or_, select, text
+from sqlmodel import Session
+
+from store.models import (
+    Activity,
+    Company,
+    Contact,
+    ContactKind,
+    FollowUp,
+    Message,
+    Order,
+    Rep,
+    Stage,
+)
+
+
+def table(model: type[Any]) -> Table:
+    """The Core table of a SQLModel class: typed columns for hand-built queries."""
+    return model.__table__
+
+
+_order = table(Order).c
+_contact = table(Contact).c
+_company = table(Company).c
+_activity = table(Activity).c
+_message = table(Message).c
+_followup = table(FollowUp).c
+_rep = table(Rep).c
+_contact_owner_table = table(Rep).alias("contact_owner")
+_company_owner_table = table(Rep).alias("company_owner")
+_contact_owner = _contact_owner_table.c
+_company_owner = _company_owner_table.c
+
+# Fixed rates to EUR used to rank customers whose orders are in several
+# currencies. They are for ranking only, not accounting; docs/digest.md lists
+# them. Orders in a currency missing here are left out of values and counted
+# in `unconverted_orders` so nobody is silently mis-ranked.
+EUR_RATES: dict[str, Decimal] = {
+    "EUR": Decimal("1"),
+    "USD": Decimal("0.92"),
+    "GBP": Decimal("1.17"),
+    "CHF": Decimal("1.05"),
+    "SEK": Decimal("0.087"),
+    "NOK": Decimal("0.085"),
+    "DKK": Decimal("0.134"),
+    "PLN": Decimal("0.23"),
+    "CZK": Decimal("0.040"),
+    "HUF": Decimal("0.0025"),
+    "CAD": Decimal("0.67"),
+    "AUD": Decimal("0.60"),
+    "JPY": Decimal("0.0061"),
+}
+# orders that did not (or no longer) bring money
+EXCLUDED_ORDER_STATUSES = ("cancelled", "canceled", "refunded", "returned")
+SEGMENT_NAMES = ("top", "lapsed", "stalled", "partners")
+FOLLOWUP_LOCAL_HOUR = 9  # post-purchase follow-ups fall due at 09:00 in the rep's time zone
+POST_PURCHASE_LOCK = 0x5261_7070  # PostgreSQL advisory lock id: one creator at a time
+
+
+class UnknownSegment(ValueError):
+    """A segment name that does not exist; the message lists the valid ones."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown segment {name!r}; choose one of: {', '.join(SEGMENT_NAMES)}")
+
+
+@dataclass(frozen=True)
+class SegmentParams:
+    """The tuning of every segment (rapport.toml [segments]; defaults are the documented ones)."""
+
+    top_n: int = 10
+    top_months: int = 12
+    lapsed_gap_factor: float = 2.0
+    lapsed_min_days: int = 60
+    lapsed_min_orders: int = 3
+    post_purchase_days: int = 14
+    post_purchase_kinds: tuple[str, ...] = (ContactKind.customer.value,)
+    stalled_days: int = 21
+    partner_quiet_days: int = 45
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> SegmentParams:
+        """Build from a config section or a JSON payload; unknown keys are ignored."""
+        known = {f.name for f in fields(cls)}
+        picked = {k: v for k, v in values.items() if k in known}
+        if "post_purchase_kinds" in picked:
+            picked["post_purchase_kinds"] = tuple(str(k) for k in picked["post_purchase_kinds"])
+        return cls(**picked)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["post_purchase_kinds"] = list(self.post_purchase_kinds)
+        return data
+
+
+@dataclass(frozen=True)
+class Owner:
+    id: int | None
+    name: str | None
+    email: str | None
+    slack_user_id: str | None
+
+
+@dataclass(frozen=True)
+class TopCustomer:
+    contact_id: int
+    name: str
+    owner: Owner
+    value_eur: Decimal
+    orders: int
+    rank: int  # 1 = highest value
+    top_decile: bool
+
+
+@dataclass(frozen=True)
+class LapsedCustomer:
+    contact_id: int
+    name: str
+    owner: Owner
+    value_eur: Decimal  # all-time
+    orders: int
+    purchase_days: int  # distinct days with an order
+    last_order_on: date
+    median_gap_days: float
+    threshold_days: float  # max(factor × median gap, min days)
+    days_since: int
+
+
+@dataclass(frozen=True)
+class QuietContact:
+    """A stalled prospect or a quiet partner: nothing happened with them for too long."""
+
+    contact_id: int
+    name: str
+    kind: str
+    stage: str
+    owner: Owner
+    last_touch_at: datetime  # last activity, message, or the contact's creation
+    days_quiet: int
+
+
+@dataclass(frozen=True)
+class TopSegment:
+    customers: list[TopCustomer]  # ranks 1..max(top_n, decile size)
+    ranked_contacts: int  # contacts with a positive value in the window
+    decile_size: int
+    unconverted_orders: int  # orders in the window in a currency missing from EUR_RATES
+
+
+# --------------------------------------------------------------------------- shared pieces
+
+
+def eur_value(amount: Any = None, currency: Any = None) -> Any:
+    """SQL: an order's amount in EUR (NULL for a currency missing from EUR_RATES)."""
+    amount = _order.amount if amount is None else amount
+    currency = _order.currency if currency is None else currency
+    whens = [(func.upper(currency) == code, amount * literal(rate)) for code, rate in EUR_RATES.items()]
+    return case(*whens, else_=None)
+
+
+def _counted_order() -> Any:
+    return and_(_order.contact_id.is_not(None), _order.status.not_in(EXCLUDED_ORDER_STATUSES))
+
+
+def months_before(day: date, months: int) -> date:
+    """The same day `months` calendar months earlier (clamped to that month's last day)."""
+    year, month0 = divmod(day.year * 12 + day.month - 1 - months, 12)
+    last_day = calendar.monthrange(year, month0 + 1)[1]
+    return date(year, month0 + 1, min(day.day, last_day))
+
+
+def _with_owner(query: Select[Any]) -> Select[Any]:
+    """Add the contact's effective owner columns (contact owner, else company owner)."""
+    return (
+        query.outerjoin(table(Company), _company.id == _contact.company_id)
+        .outerjoin(_contact_owner_table, _contact_owner.id == _contact.owner_id)
+        .outerjoin(_company_owner_table, _company_owner.id == _company.owner_id)
+        .add_columns(
+            func.coalesce(_contact_owner.id, _company_owner.id).label("owner_id"),
+            func.coalesce(_contact_owner.name, _company_owner.name).label("owner_name"),
+            func.coalesce(_contact_owner.email, _company_owner.email).label("owner_email"),
+            func.coalesce(_contact_owner.slack_user_id, _company_owner.slack_user_id).label("owner_slack"),
+        )
+    )
+
+
+def _owner(row: Any) -> Owner:
+    return Owner(row.owner_id, row.owner_name, row.owner_email, row.owner_slack)
+
+
+def _owned_by(owner_ids: Collection[int] | None) -> Any:
+    """SQL filter on the effective owner; None means everyone (no filter)."""
+    if owner_ids is None:
+        return literal(True)
+    return func.coalesce(_contact.owner_id, _company.owner_id).in_(list(owner_ids))
+
+
+def _money(value: Any) -> Decimal:
+    return Decimal(str(value or 0)).quantize(Decimal("0.01"))
+
+
+# --------------------------------------------------------------------------- top customers
+
+
+def top_customers(session: Session, *, now: datetime, params: SegmentParams) -> TopSegment:
+    """Top customers: contacts ranked by order value in EUR over the last `top_months` months.
+
+    The window is the `top_months` calendar months up to and including the UTC
+    date of `now`. Counted orders have a contact and a status not in
+    EXCLUDED_ORDER_STATUSES; amounts convert to EUR with EUR_RATES. Contacts
+    with a positive value are ranked by value (ties: lower contact id first).
+    The segment is the first max(top_n, ceil(ranked / 10)) of them; each row
+    says whether it is in the top decile (rank <= ceil(ranked / 10)).
+    """
+    today = now.astimezone(UTC).date()
+    in_window = and_(
+        _counted_order(),
+        _order.ordered_on > months_before(today, params.top_months),
+        _order.ordered_on <= today,
+    )
+    value = func.sum(eur_value()).label("value")
+    totals = (
+        select(_order.contact_id.label("contact_id"), value, func.count().label("orders"))
+        .where(in_window)
+        .group_by(_order.contact_id)
+        .having(func.sum(eur_value()) > 0)
+        .subquery()
+    )
+    ranked = int(session.execute(select(func.count()).select_from(totals)).scalar_one())
+    unconverted = int(
+        session.execute(
+            select(func.count()).select_from(table(Order)).where(in_window, eur_value().is_(None))
+        ).scalar_one()
+    )
+    decile = math.ceil(ranked / 10)
+    size = min(ranked, max(params.top_n, decile))
+    query = (
+        _with_owner(
+            select(totals.c.contact_id, totals.c.value, totals.c.orders, _contact.name).join(
+                table(Contact), _contact.id == totals.c.contact_id
+            )
+        )
+        .order_by(totals.c.value.desc(), totals.c.contact_id)
+        .limit(size)
+    )
+    customers = [
+        TopCustomer(
+            row.contact_id, row.name, _owner(row), _money(row.value), int(row.orders), rank, rank <= decile
+        )
+        for rank, row in enumerate(session.execute(query), start=1)
+    ]
+    return TopSegment(customers, ranked, decile, unconverted)
+
+
+# --------------------------------------------------------------------------- lapsed customers
+
+
+def lapsed_customers(
+    session: Session,
+    *,
+    now: datetime,
+    params: SegmentParams,
+    owner_ids: Collection[int] | None = None,
+    limit: int | None = None,
+) -> list[LapsedCustomer]:
+    """Lapsed customers to win back: bought repeatedly, then stopped.
+
+    A contact's purchase days are the distinct days with a counted order (see
+    `top_customers`) up to the UTC date of `now`. A contact is lapsed when it has
+    at least `lapsed_min_orders` purchase days and the days since the last one
+    exceed max(lapsed_gap_factor × median gap between consecutive purchase days,
+    lapsed_min_days). Ranked by all-time value in EUR (ties: lower contact id).
+    `owner_ids` keeps contacts whose effective owner is one of them.
+    """
+    today = now.astimezone(UTC).date()
+    latest_possible = today - timedelta(days=params.lapsed_min_days)
+    # The threshold is at least lapsed_min_days, so only contacts silent that
+    # long can qualify: the HAVING clause keeps the candidate set small.
+    candidates = (
+        select(
+            _order.contact_id.label("contact_id"),
+            func.sum(eur_value()).label("value"),
+            func.count().label("orders"),
+        )
+        .where(_counted_order(), _order.ordered_on <= today)
+        .group_by(_order.contact_id)
+        .having(
+            func.count(func.distinct(_order.ordered_on)) >= params.lapsed_min_orders,
+            func.max(_order.ordered_on) < latest_possible,
+        )
+        .subquery()
+    )
+    query = _with_owner(
+        select(candidates.c.contact_id, candidates.c.value, candidates.c.orders, _contact.name).join(
+            table(Contact), _contact.id == candidates.c.contact_id
+        )
+    ).where(_owned_by(owner_ids))
+    rows = {row.contact_id: row for row in session.execute(query)}
+    days = _purchase_days(session, candidates, today) if rows else {}
+    lapsed = [
+        customer
+        for contact_id, row in rows.items()
+        if (customer := _lapsed(row, days[contact_id], today, params)) is not None
+    ]
+    lapsed.sort(key=lambda c: (-c.value_eur, c.contact_id))
+    return lapsed[:limit] if limit is not None else lapsed
+
+
+def _purchase_days(session: Session, candidates: Any, today: date) -> dict[int, list[date]]:
+    query = (
+        select(_order.contact_id, _order.ordered_on)
+        .join(candidates, candidates.c.contact_id == _order.contact_id)
+        .where(_counted_order(), _order.ordered_on <= today)
+        .distinct()
+    )
+    days: dict[int, list[date]] = defaultdict(list)
+    for contact_id, ordered_on in session.execute(query):
+        days[contact_id].append(ordered_on)
+    return days
+
+
+def _lapsed(row: Any, days: list[date], today: date, params: SegmentParams) -> LapsedCustomer | None:
+    days = sorted(days)
+    gaps = [(later - earlier).days for earlier, later in itertools.pairwise(days)]
+    median_gap = float(statistics.median(gaps))
+    threshold = max(params.lapsed_gap_factor * median_gap, float(params.lapsed_min_days))
+    days_since = (today - days[-1]).days
+    if days_since <= threshold:
+        return None
+    return LapsedCustomer(
+        row.contact_id,
+        row.name,
+        _owner(row),
+        _money(row.value),
+        int(row.orders),
+        len(days),
+        days[-1],
+        median_gap,
+        threshold,
+        days_since,
+    )
+
+
+# --------------------------------------------------------------------------- quiet contacts
+
+
+def stalled_prospects(
+    session: Session, *, now: datetime, params: SegmentParams, owner_ids: Collection[int] | None = None
+) -> list[QuietContact]:
+    """Stalled prospects: contacts of kind prospect in the `evaluation` stage whose last
+    touch is more than `stalled_days` days before `now`. Longest silence first."""
+    where = and_(_contact.kind == ContactKind.prospect, _contact.stage == Stage.evaluation)
+    return _quiet_contacts(session, where, now=now, days=params.stalled_days, owner_ids=owner_ids)
+
+
+def quiet_partners(
+    session: Session, *, now: datetime, params: SegmentParams, owner_ids: Collection[int] | None = None
+) -> list[QuietContact]:
+    """Partners without contact: contacts of kind partner (or of a company of kind partner)
+    whose last touch is more than `partner_quiet_days` days before `now`. Longest silence first."""
+    where = or_(_contact.kind == ContactKind.partner, _company.kind == ContactKind.partner)
+    return _quiet_contacts(session, where, now=now, days=params.partner_quiet_days, owner_ids=owner_ids)
+
+
+def _quiet_contacts(
+    session: Session, where: Any, *, now: datetime, days: int, owner_ids: Collection[int] | None
+) -> list[QuietContact]:
+    """Last touch = the latest of: an activity with the contact, a message from or to the
+    contact (inbound or outbound), the contact's creation."""
+    last_activity = (
+        select(func.max(_activity.occurred_at)).where(_activity.contact_id == _contact.id).scalar_subquery()
+    )
+    last_message = (
+        select(func.max(_message.received_at)).where(_message.contact_id == _contact.id).scalar_subquery()
+    )
+    query = _with_owner(
+        select(
+            _contact.id,
+            _contact.name,
+            _contact.kind,
+            _contact.stage,
+            _contact.created_at,
+            last_activity.label("last_activity"),
+            last_message.label("last_message"),
+        )
+    ).where(where, _owned_by(owner_ids))
+    cutoff = now - timedelta(days=days)
+    quiet = []
+    for row in session.execute(query):
+        touches = [t for t in (row.last_activity, row.last_message, row.created_at) if t is not None]
+        last_touch = max(_aware(t) for t in touches)
+        if last_touch < cutoff:
+            quiet.append(
+                QuietContact(
+                    row.id, row.name, row.kind, row.stage, _owner(row), last_touch, (now - last_touch).days
+                )
+            )
+    quiet.sort(key=lambda c: (c.last_touch_at, c.contact_id))
+    return quiet
+
+
+def _aware(value: datetime | str) -> datetime:
+    # scalar subqueries of max() lose the column type on some dialects: re-attach UTC
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# --------------------------------------------------------------------------- post-purchase follow-ups
+
+
+def create_post_purchase_followups(
+    session: Session,
+    *,
+    now: datetime,
+    days: int,
+    kinds: Sequence[str],
+    max_late_days: int = 7,
+) -> int:
+    """Create the post-purchase follow-ups that have fallen due; returns how many were created.
+
+    For each counted order (see `top_customers`) whose contact is of one of
+    `kinds` and has `post_purchase_followup` on, a FollowUp (source
+    "post_purchase", order_id set) is created once per order for the contact's
+    owner, else the company's owner (orders whose contact has neither are
+    skipped). It falls due `days` days after `ordered_on` at 09:00 in the
+    rep's time zone, and is created once that date is reached (UTC date of
+    `now`). Orders whose follow-up date is more than `max_late_days` days past
+    are skipped, so importing a backlog of old orders does not flood reps.
+
+    Safe to run repeatedly and from several processes: an order that already
+    has a follow-up (in any status) gets none; on PostgreSQL an advisory lock
+    serialises concurrent runs. The caller commits.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": POST_PURCHASE_LOCK})
+    today = now.astimezone(UTC).date()
+    rep_id = func.coalesce(_contact.owner_id, _company.owner_id)
+    has_followup = select(_followup.id).where(_followup.order_id == _order.id).exists()
+    query = (
+        select(_order.id, _order.ordered_on, _order.contact_id, _rep.id.label("rep_id"), _rep.timezone)
+        .join(table(Contact), _contact.id == _order.contact_id)
+        .outerjoin(table(Company), _company.id == _contact.company_id)
+        .join(table(Rep), _rep.id == rep_id)
+        .where(
+            _counted_order(),
+            _order.ordered_on <= today - timedelta(days=days),
+            _order.ordered_on >= today - timedelta(days=days + max_late_days),
+            _contact.kind.in_(list(kinds)),
+            _contact.post_purchase_followup.is_(True),
+            ~has_followup,
+        )
+    )
+    created = 0
+    for row in session.execute(query).all():
+        due_day = row.ordered_on + timedelta(days=days)
+        session.add(
+            FollowUp(
+                contact_id=row.contact_id,
+                rep_id=row.rep_id,
+                order_id=row.id,
+                source="post_purchase",
+                due_at=_local_time(due_day, row.timezone),
+                created_at=now,
+                note=f"Post-purchase: is the customer happy with the order of {row.ordered_on.isoformat()}?",
+            )
+        )
+        created += 1
+    session.flush()
+    return created
+
+
+def _local_time(day: date, zone: str) -> datetime:
+    try:
+        tz = ZoneInfo(zone)
+    except (KeyError, ValueError):
+        tz = ZoneInfo("UTC")  # a rep with a broken zone still gets the follow-up, at 09:00 UTC
+    return datetime.combine(day, time(FOLLOWUP_LOCAL_HOUR), tzinfo=tz).astimezone(UTC)
+
+
+# --------------------------------------------------------------------------- export
+
+
+def export_segment(
+    session: Session, name: str, *, now: datetime, params: SegmentParams
+) -> Iterator[dict[str, Any]]:
+    """Rows of the segment `name` (top, lapsed, stalled, partners) as flat dicts for
+    JSON lines or CSV: the owner is flattened to owner_name/owner_email."""
+    for row in segment_rows(session, name, now=now, params=params):
+        yield _flat(row)
+
+
+def segment_rows(
+    session: Session,
+    name: str,
+    *,
+    now: datetime,
+    params: SegmentParams,
+    owner_ids: Collection[int] | None = None,
+) -> list[TopCustomer] | list[LapsedCustomer] | list[QuietContact]:
+    """The whole segment `name` as typed rows, best first; raises UnknownSegment."""
+    if name == "top":
+        customers = top_customers(session, now=now, params=params).customers
+        if owner_ids is not None:
+            customers = [c for c in customers if c.owner.id in owner_ids]
+        return customers
+    if name == "lapsed":
+        return lapsed_customers(session, now=now, params=params, owner_ids=owner_ids)
+    if name == "stalled":
+        return stalled_prospects(session, now=now, params=params, owner_ids=owner_ids)
+    if name == "partners":
+        return quiet_partners(session, now=now, params=params, owner_ids=owner_ids)
+    raise UnknownSegment(name)
+
+
+def _flat(row: TopCustomer | LapsedCustomer | QuietContact) -> dict[str, Any]:
+    data = asdict(row)
+    owner = data.pop("owner")
+    data["owner_name"] = owner["name"]
+    data["owner_email"] = owner["email"]
+    for key, value in data.items():
+        if isinstance(value, Decimal):
+            data[key] = str(value)
+        elif isinstance(value, date | datetime):
+            data[key] = value.isoformat()
+    return data
+
+
+__all__ = [
+    "EUR_RATES",
+    "SEGMENT_NAMES",
+    "LapsedCustomer",
+    "Owner",
+    "QuietContact",
+    "SegmentParams",
+    "TopCustomer",
+    "TopSegment",
+    "UnknownSegment",
+    "create_post_purchase_followups",
+    "eur_value",
+    "export_segment",
+    "lapsed_customers",
+    "months_before",
+    "quiet_partners",
+    "segment_rows",
+    "stalled_prospects",
+    "top_customers",
+]

@@ -1,0 +1,139 @@
+"""Field checks shared by CSV imports and `rapport.toml`: one rule, one message."""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+
+from store.models import ContactKind, Role, Stage
+
+EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+)
+_DAY = "(Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+WORKING_HOURS = re.compile(
+    rf"^(?P<days>{_DAY}(-{_DAY})?(,{_DAY}(-{_DAY})?)*)\s+(?P<start>\d{{2}}:\d{{2}})-(?P<end>\d{{2}}:\d{{2}})$"
+)
+CATEGORIES = (
+    "order",
+    "cancellation",
+    "delivery",
+    "billing",
+    "refund",
+    "complaint",
+    "feedback",
+    "account",
+    "general",
+    "sales",
+    "partnership",
+)
+FREE_MAIL_DOMAINS = frozenset(
+    """gmail.com googlemail.com outlook.com hotmail.com live.com msn.com yahoo.com yahoo.de yahoo.fr
+    yahoo.co.uk ymail.com icloud.com me.com mac.com aol.com gmx.com gmx.de gmx.net gmx.at web.de
+    t-online.de mail.com proton.me protonmail.com zoho.com yandex.com yandex.ru mail.ru seznam.cz
+    email.cz centrum.cz centrum.sk azet.sk post.sk zoznam.sk freemail.hu citromail.hu gmail.hu
+    siol.net gmail.si wp.pl o2.pl onet.pl interia.pl op.pl telia.com hotmail.se spray.se bredband.net
+    laposte.net orange.fr free.fr wanadoo.fr libero.it virgilio.it""".split()
+)
+
+
+class Invalid(ValueError):
+    """A value that cannot be accepted; the message says why in a person's words."""
+
+
+def check_email(value: str) -> str:
+    email = value.strip().strip("<>").lower()
+    if not EMAIL.match(email):
+        raise Invalid(f"invalid email address {value.strip()!r}")
+    return email
+
+
+def email_domain(email: str) -> str:
+    return email.rsplit("@", 1)[-1].lower()
+
+
+def is_free_mail(domain: str) -> bool:
+    return domain.lower() in FREE_MAIL_DOMAINS
+
+
+def check_domain(value: str) -> str:
+    domain = value.strip().lower()
+    for prefix in ("https://", "http://"):
+        domain = domain.removeprefix(prefix)
+    domain = domain.removeprefix("www.").split("/", 1)[0].lstrip("@")
+    if not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+", domain):
+        raise Invalid(f"invalid domain {value.strip()!r}")
+    return domain
+
+
+def check_timezone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value.strip())
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise Invalid(f"unknown time zone {value!r}; use an IANA name such as Europe/Stockholm") from None
+    return value.strip()
+
+
+def check_working_hours(value: str) -> str:
+    if not WORKING_HOURS.match(value.strip()):
+        raise Invalid(f'working hours {value!r} not understood; expected e.g. "Mon-Fri 09:00-17:00"')
+    return value.strip()
+
+
+def check_categories(values: list[str]) -> list[str]:
+    unknown = [v for v in values if v not in CATEGORIES]
+    if unknown:
+        raise Invalid(f"unknown categories {unknown}; known: {', '.join(CATEGORIES)}")
+    return values
+
+
+def check_choice(value: str, allowed: type[ContactKind] | type[Stage] | type[Role], what: str) -> str:
+    key = value.strip().lower().replace(" ", "_").replace("-", "_")
+    names = [m.value for m in allowed]
+    if key not in names:
+        raise Invalid(f"unknown {what} {value!r}; expected one of {', '.join(names)}")
+    return key
+
+
+def parse_amount(value: str) -> Decimal:
+    """Amounts as exported by CRMs and spreadsheets: `1200.50`, `1 200,50`, `1,200.50`, `1.200,50`."""
+    text = value.strip().replace("\u00a0", "").replace(" ", "").replace("'", "")
+    if "," in text and "." in text:
+        text = (
+            text.replace(".", "").replace(",", ".")
+            if text.rfind(",") > text.rfind(".")
+            else text.replace(",", "")
+        )
+    elif "," in text:
+        head, _, tail = text.rpartition(",")
+        text = f"{head.replace(',', '')}.{tail}" if len(tail) != 3 else text.replace(",", "")
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise Invalid(f"amount {value!r} is not a number") from None
+    if not amount.is_finite():
+        raise Invalid(f"amount {value!r} is not a number")
+    return amount.quantize(Decimal("0.01"))
+
+
+def parse_date(value: str) -> date:
+    """ISO dates (also with a time), `dd.mm.yyyy` and `yyyy/mm/dd`; ambiguous `01/02/2026` is refused."""
+    text = value.strip()
+    for fmt in ("%Y-%m-%d", "%d.%m.%Y", "%Y/%m/%d", "%d. %m. %Y"):
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    try:
+        return datetime.fromisoformat(text).date()
+    except ValueError:
+        raise Invalid(f"date {value!r} not understood; use YYYY-MM-DD") from None
+
+
+def split_list(value: str | None) -> list[str]:
+    """`a|b|c` (also `;`) into a clean list."""
+    if not value:
+        return []
+    return [part.strip() for part in re.split(r"[|;]", value) if part.strip()]

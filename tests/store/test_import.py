@@ -1,0 +1,197 @@
+"""CSV imports: messy CRM exports land every good row once, and say why bad rows did not."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from store.db import make_engine, read_session, session_scope, upgrade
+from store.importing import import_csv
+from store.models import Company, CompanyDomain, Contact, ContactEmail, Order, Rep
+from store.reps import upsert_rep
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "csv"
+MESSY = FIXTURES / "hubspot_contacts_messy.csv"
+
+
+def _add_rep(engine: Engine, email: str = "anna@nordlys.example") -> None:
+    with session_scope(engine) as session:
+        upsert_rep(session, {"name": "Anna Lind", "email": email})
+
+
+def test_messy_hubspot_export_lands_good_rows_and_rejects_bad_ones(engine: Engine) -> None:
+    _add_rep(engine)
+    report = import_csv(engine, "contacts", MESSY)
+
+    assert report.imported == 5
+    assert {(r.line, r.reason.split(" (")[0]) for r in report.rejected} == {
+        (5, "duplicate of line 2"),
+        (6, "no email address"),
+        (7, "invalid email address 'broken@@nordiclab.example'"),
+    }
+    assert [w.line for w in report.warnings] == [8]  # unknown owner: imported, without owner
+    with Session(engine) as session:
+        names = set(session.exec(select(Contact.name)).all())
+        assert {"Peter Šťastný", "Åsa Öberg", "Jürgen Weiß", "Kovács Júlia", "Mojca Novak, PhD"} == names
+        peter = session.exec(
+            select(Contact)
+            .join(ContactEmail)
+            .where(ContactEmail.email == "peter.stastny@tatra-tools.example")
+        ).one()
+        assert (peter.kind, peter.stage) == ("customer", "post_purchase")
+        owner = session.get(Rep, peter.owner_id)
+        assert owner is not None and owner.email == "anna@nordlys.example"
+        asa = session.exec(select(Contact).where(Contact.name == "Åsa Öberg")).one()
+        assert (asa.kind, asa.stage) == ("prospect", "evaluation")
+        # a work address gives the company its domain; a free-mail address never does
+        domains = set(session.exec(select(CompanyDomain.domain)).all())
+        assert "tatra-tools.example" in domains and "gmail.com" not in domains
+        jurgen = session.exec(select(Contact).where(Contact.name == "Jürgen Weiß")).one()
+        assert jurgen.company_id is None
+        # the quoted company name with a ; inside the ;-separated file stays whole
+        assert (
+            session.exec(select(Company).where(Company.name == "Ljubljana Lab; d.o.o.")).first() is not None
+        )
+
+
+def test_second_import_of_the_same_file_changes_nothing(engine: Engine) -> None:
+    _add_rep(engine)
+    import_csv(engine, "contacts", MESSY)
+    with Session(engine) as session:
+        before = session.exec(select(func.count()).select_from(ContactEmail)).one()
+    again = import_csv(engine, "contacts", MESSY)
+    assert (again.imported, again.updated, again.unchanged) == (0, 0, 5)
+    with Session(engine) as session:
+        assert session.exec(select(func.count()).select_from(ContactEmail)).one() == before
+
+
+def test_reimport_with_a_changed_phone_updates_instead_of_duplicating(engine: Engine, tmp_path: Path) -> None:
+    first = tmp_path / "a.csv"
+    first.write_text("email,name,phone\nx@acme.example,X Person,111\n", encoding="utf-8")
+    assert import_csv(engine, "contacts", first).imported == 1
+    first.write_text("email,name,phone\nx@acme.example,X Person,222\n", encoding="utf-8")
+    report = import_csv(engine, "contacts", first)
+    assert (report.imported, report.updated) == (0, 1)
+    with Session(engine) as session:
+        contacts = session.exec(select(Contact)).all()
+        assert [c.phone for c in contacts] == ["222"]
+
+
+def test_orders_reps_and_companies_import_with_their_keys(engine: Engine, tmp_path: Path) -> None:
+    reps = tmp_path / "reps.csv"
+    reps.write_text(
+        "name,email,slack_user_id,role,team,skills,languages,timezone,working_hours,capacity\n"
+        "Anna Lind,anna@nordlys.example,U1,manager,sales,sales|partnership,en|sv,Europe/Stockholm,Mon-Fri 08:00-16:00,20\n"
+        "Bad Zone,bz@nordlys.example,U2,rep,sales,order,en,Mars/Olympus,Mon-Fri 08:00-16:00,20\n"
+        "Bad Skill,bs@nordlys.example,U3,rep,sales,juggling,en,UTC,Mon-Fri 08:00-16:00,20\n",
+        encoding="utf-8",
+    )
+    report = import_csv(engine, "reps", reps)
+    assert report.imported == 1
+    assert [r.line for r in report.rejected] == [3, 4]
+    assert "Mars/Olympus" in report.rejected[0].reason and "juggling" in report.rejected[1].reason
+
+    companies = tmp_path / "companies.csv"
+    companies.write_text(
+        "name,domain,kind,owner_email\nAcme,https://www.acme.example/,customer,anna@nordlys.example\n",
+        encoding="utf-8",
+    )
+    assert import_csv(engine, "companies", companies).imported == 1
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("email,name\nbuyer@acme.example,Bea Buyer\n", encoding="utf-8")
+    import_csv(engine, "contacts", contacts)
+
+    orders = tmp_path / "orders.csv"
+    orders.write_text(
+        "order_id,email,amount,currency,ordered_on\n"
+        'NS-1,buyer@acme.example,"1 200,50",EUR,2026-03-01\n'
+        "NS-2,buyer@acme.example,99.90,SEK,01.04.2026\n"
+        "NS-3,nobody@acme.example,10,EUR,2026-01-01\n"
+        "NS-4,buyer@acme.example,ten,EUR,2026-01-01\n"
+        "NS-5,buyer@acme.example,10,EUR,03/04/2026\n",
+        encoding="utf-8",
+    )
+    report = import_csv(engine, "orders", orders)
+    assert report.imported == 2
+    reasons = {r.line: r.reason for r in report.rejected}
+    assert set(reasons) == {4, 5, 6}
+    assert "no contact" in reasons[4] and "not a number" in reasons[5] and "YYYY-MM-DD" in reasons[6]
+    with Session(engine) as session:
+        order = session.exec(select(Order).where(Order.external_id == "NS-1")).one()
+        assert str(order.amount) == "1200.50"
+        company = session.exec(select(Company).where(Company.name == "Acme")).one()
+        assert order.company_id == company.id  # the contact's company, found by its domain
+    assert import_csv(engine, "orders", orders).imported == 0
+
+
+def test_dry_run_saves_nothing(engine: Engine) -> None:
+    report = import_csv(engine, "contacts", MESSY, dry_run=True)
+    assert report.imported == 5
+    with Session(engine) as session:
+        assert session.exec(select(func.count()).select_from(Contact)).one() == 0
+
+
+def _consistent(engine: Engine) -> tuple[int, int]:
+    """Every contact has exactly one primary address and every address a contact."""
+    with read_session(engine) as session:
+        contacts = session.exec(select(func.count()).select_from(Contact)).one()
+        primaries = session.exec(
+            select(func.count()).select_from(ContactEmail).where(ContactEmail.is_primary)
+        ).one()
+        orphans = session.exec(
+            select(func.count())
+            .select_from(ContactEmail)
+            .outerjoin(Contact, Contact.id == ContactEmail.contact_id)
+            .where(Contact.id.is_(None))  # type: ignore[union-attr]
+        ).one()
+        assert orphans == 0
+        assert primaries == contacts
+        return contacts, primaries
+
+
+def test_killed_import_leaves_each_row_in_or_out_and_a_rerun_completes(tmp_path: Path) -> None:
+    rows = 6000
+    path = tmp_path / "big.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Email", "First Name", "Last Name", "Company Name"])
+        for i in range(rows):
+            writer.writerow(
+                [f"person{i}@company{i % 300}.example", f"Person{i}", "Test", f"Company {i % 300}"]
+            )
+    db = tmp_path / "kill.db"
+    url = f"sqlite:///{db}"
+    engine = make_engine(url)
+    upgrade(engine)
+    env = {**os.environ, "RAPPORT_DATABASE_URL": url, "RAPPORT_CONFIG": str(tmp_path / "none.toml")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rapport.cli.main", "import", "contacts", str(path), "--json"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    deadline = time.monotonic() + 120
+    landed = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        landed, _ = _consistent(engine)
+        if landed > 0:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial, _ = _consistent(engine)
+    assert partial < rows, "the import finished before it could be killed; make the file bigger"
+    report = import_csv(engine, "contacts", path)
+    assert report.rejected == []
+    assert report.imported == rows - partial
+    assert _consistent(engine) == (rows, rows)

@@ -1,0 +1,52 @@
+"""The outbox: a key is enqueued once; claims lease rows; failures back off and give up."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.engine import Engine
+
+from store.db import session_scope
+from store.outbox import MAX_ATTEMPTS, claim_due, enqueue, mark_failed, mark_sent, pending_count
+from store.types import utcnow
+
+
+def test_the_same_key_is_enqueued_once(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        assert enqueue(session, "assign-dm", "assign-dm:1", {"assignment_id": 1}) is not None
+        assert enqueue(session, "assign-dm", "assign-dm:1", {"assignment_id": 1}) is None
+    with session_scope(engine) as session:
+        assert enqueue(session, "assign-dm", "assign-dm:1", {"assignment_id": 1}) is None
+        assert pending_count(session) == 1
+
+
+def test_a_claimed_item_is_not_claimed_again_until_its_lease_expires(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        enqueue(session, "reminder", "reminder:1", {})
+    now = utcnow()
+    with session_scope(engine) as session:
+        assert len(claim_due(session, ["reminder"], now=now)) == 1
+    with session_scope(engine) as session:
+        assert claim_due(session, ["reminder"], now=now + timedelta(seconds=30)) == []
+    with session_scope(engine) as session:
+        # the claimer died without marking it sent: after the lease it is retried
+        [item] = claim_due(session, ["reminder"], now=now + timedelta(minutes=5))
+        assert item.attempts == 2
+        mark_sent(session, item)
+    with session_scope(engine) as session:
+        assert claim_due(session, ["reminder"], now=now + timedelta(hours=1)) == []
+        assert pending_count(session) == 0
+
+
+def test_failures_back_off_then_give_up(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        enqueue(session, "digest", "digest:x", {})
+    later = utcnow()
+    for _ in range(MAX_ATTEMPTS):
+        later += timedelta(days=1)
+        with session_scope(engine) as session:
+            [item] = claim_due(session, ["digest"], now=later)
+            mark_failed(session, item, "smtp down")
+    with session_scope(engine) as session:
+        assert claim_due(session, ["digest"], now=later + timedelta(days=30)) == []
+        assert pending_count(session, ["digest"]) == 0
