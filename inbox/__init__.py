@@ -1,1 +1,1 @@
-"""inbox package."""
+"""Rapport's inbox: IMAP ingestion, MIME parsing, threading, matching and assignment."""

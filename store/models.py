@@ -229,7 +229,7 @@ class Message(SQLModel, table=True):
     conversation_id: int | None = Field(default=None, foreign_key="conversation.id", index=True)
     contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
     direction: str = Field(default=Direction.inbound)
-    message_id: str = Field(unique=True, index=True)  # real or synthetic ("<sha256@rapport>")
+    message_id: str = Field(unique=True, index=True)  # real or synthetic ("<sha256hex@rapport.invalid>")
     in_reply_to: str | None = Field(default=None, index=True)
     references: list[str] = _json(list)
     mailbox: str | None = None
