@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -50,10 +51,15 @@ class DovecotServer:
         self.host = LOOPBACK
         self.port = 0
         self.tls_port = 0
+        self._cleanup_registered = False
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
         """Start on free ports (new ones on each start, as a real server move would need)."""
+        if not self._cleanup_registered:
+            # also stop it if the test process exits without running fixture teardown
+            atexit.register(self.purge)
+            self._cleanup_registered = True
         error: DovecotError | None = None
         for _ in range(START_ATTEMPTS):
             self.port, self.tls_port = free_port(), (free_port() if self.tls else 0)
@@ -76,7 +82,7 @@ class DovecotServer:
 
     def purge(self) -> None:
         """Stop and delete the directory with all mail."""
-        if self.port:
+        if self.port and self.directory.exists():
             self._run("purge")
         shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -166,7 +172,7 @@ def make_server_directory() -> Path:
     """A fresh directory Dovecot's unprivileged mail user can traverse (pytest's tmp dirs are 0700)."""
     directory = Path(tempfile.mkdtemp(prefix="rapport-dovecot-"))
     directory.chmod(0o755)
-    return directory / "imap"
+    return directory
 
 
 @dataclass(frozen=True)
