@@ -1,1 +1,49 @@
-"""nlp package."""
+"""Rapport's NLP: a spaCy pipeline that sets category, language and entities on each mail.
+
+Imports nothing of Rapport's other packages.
+"""
+
+from nlp.data import CATEGORIES, NEEDS_TRIAGE, DataError, read_examples, shipped_examples, split_held_out
+from nlp.entities import EntityPattern, EntityPatternError
+from nlp.language import DEFAULT_LANGUAGES, UnknownLanguageError
+from nlp.pipeline import (
+    Classification,
+    Classifier,
+    Entity,
+    ModelError,
+    active_model_path,
+    default_cache_dir,
+    ensure_default_model,
+    evaluate,
+    load_classifier,
+)
+from nlp.retrain import RetrainResult, retrain
+from nlp.training import EvalResult, TrainResult, TrainSettings, train
+
+__all__ = [
+    "CATEGORIES",
+    "DEFAULT_LANGUAGES",
+    "NEEDS_TRIAGE",
+    "Classification",
+    "Classifier",
+    "DataError",
+    "Entity",
+    "EntityPattern",
+    "EntityPatternError",
+    "EvalResult",
+    "ModelError",
+    "RetrainResult",
+    "TrainResult",
+    "TrainSettings",
+    "UnknownLanguageError",
+    "active_model_path",
+    "default_cache_dir",
+    "ensure_default_model",
+    "evaluate",
+    "load_classifier",
+    "read_examples",
+    "retrain",
+    "shipped_examples",
+    "split_held_out",
+    "train",
+]

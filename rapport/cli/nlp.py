@@ -1,0 +1,188 @@
+"""`rapport nlp`: train, evaluate and try the classifier."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+import nlp
+from rapport.cli.common import console, err_console, print_json
+
+app = typer.Typer(
+    help="Train, evaluate and try the mail classifier (category, language, entities).", no_args_is_help=True
+)
+
+DATA = typer.Option(..., "--data", help="CSV file with a text and a label column.")
+TEXT_COLUMN = typer.Option(..., "--text-column", help="Column holding the text.")
+LABEL_COLUMN = typer.Option(..., "--label-column", help="Column holding the label.")
+MODEL = typer.Option(None, "--model", help="Model directory (default: Rapport's current model).")
+JSON = typer.Option(False, "--json", help="Print JSON on stdout.")
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Bad input ends the command with one clear line on stderr, exit code 2."""
+    try:
+        yield
+    except (nlp.DataError, nlp.ModelError, nlp.EntityPatternError, nlp.UnknownLanguageError) as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def progress(line: str) -> None:
+    err_console.print(line, highlight=False)
+
+
+def load(model: Path | None, threshold: float = 0.5) -> nlp.Classifier:
+    return nlp.load_classifier(
+        model, cache_dir=nlp.default_cache_dir(), threshold=threshold, progress=progress
+    )
+
+
+@app.command()
+def train(
+    data: Path = DATA,
+    text_column: str = TEXT_COLUMN,
+    label_column: str = LABEL_COLUMN,
+    out: Path | None = typer.Option(
+        None, "--out", help="Where to save the model (default: the model cache)."
+    ),
+    epochs: int = typer.Option(6, "--epochs", min=1, help="Passes over the training data."),
+) -> None:
+    """Train a category model on a CSV; an eighth of the rows (by a stable hash) is the dev part."""
+    with user_errors():
+        examples = nlp.read_examples(data, text_column, label_column)
+        train_part, dev_part = nlp.split_held_out(examples)
+        out_dir = out or nlp.default_cache_dir() / f"trained-{data.stem}"
+        progress(f"training on {len(train_part)} rows, dev {len(dev_part)} rows, {epochs} epochs")
+        result = nlp.train(
+            train_part, dev=dev_part or None, out_dir=out_dir, epochs=epochs, progress=progress
+        )
+    console.print(
+        f"saved {result.model_version} to {result.out_dir} ({result.seconds:.1f} s)", highlight=False
+    )
+
+
+@app.command()
+def evaluate(
+    data: Path = DATA,
+    text_column: str = TEXT_COLUMN,
+    label_column: str = LABEL_COLUMN,
+    model: Path | None = MODEL,
+    as_json: bool = JSON,
+) -> None:
+    """Score a model on a labelled CSV: accuracy, macro-F1, per class, docs/s."""
+    with user_errors():
+        examples = nlp.read_examples(data, text_column, label_column)
+        result = nlp.evaluate(load(model), examples)
+    if as_json:
+        print_json(result.to_json())
+        return
+    table = Table("class", "precision", "recall", "F1", "support")
+    for label, scores in result.per_class.items():
+        table.add_row(
+            label,
+            f"{scores['precision']:.3f}",
+            f"{scores['recall']:.3f}",
+            f"{scores['f1']:.3f}",
+            str(int(scores["support"])),
+        )
+    console.print(table)
+    console.print(
+        f"accuracy {result.accuracy:.4f}  macro-F1 {result.macro_f1:.4f}  n {result.n}  "
+        f"{result.docs_per_s:.0f} docs/s",
+        highlight=False,
+    )
+
+
+@app.command()
+def classify(
+    text: str = typer.Argument(..., help='Mail text, e.g. "Subject\\n\\nbody".'),
+    model: Path | None = MODEL,
+    threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0, help="Below it: needs_triage."),
+    as_json: bool = JSON,
+) -> None:
+    """Classify one text: category, confidence, language, entities."""
+    with user_errors():
+        result = load(model, threshold).classify([text])[0]
+    if as_json:
+        print_json(result.to_json())
+        return
+    console.print(
+        f"category {result.category} ({result.confidence:.2f})  language {result.language or '-'}  "
+        f"model {result.model_version}",
+        highlight=False,
+    )
+    for entity in result.entities:
+        console.print(f"  {entity.label:<15} {entity.text!r} -> {entity.value}", highlight=False)
+
+
+@app.command()
+def correct(
+    message: str = typer.Argument(
+        ..., help="The message: its number in `rapport export messages`, or its Message-ID."
+    ),
+    category: str = typer.Argument(..., help=f"The right category: {', '.join(nlp.CATEGORIES)}."),
+    by: str | None = typer.Option(None, "--by", help="The rep making the correction (email)."),
+) -> None:
+    """Fix a message's category; the fix is kept as training data for `rapport nlp retrain`."""
+    from rapport.cli.common import runtime
+    from rapport.errors import RapportError
+    from store.corrections import find_message, record_correction
+    from store.db import session_scope
+    from store.reps import rep_by_email
+
+    if category not in nlp.CATEGORIES:
+        raise RapportError(f"unknown category {category!r}; choose one of {', '.join(nlp.CATEGORIES)}")
+    with session_scope(runtime().engine) as session:
+        found = find_message(session, message)
+        if found is None:
+            raise RapportError(
+                f"no message {message!r} (use an id from `rapport export messages` or a Message-ID)"
+            )
+        rep = rep_by_email(session, by) if by else None
+        if by and rep is None:
+            raise RapportError(f"no rep with email {by!r}")
+        correction = record_correction(session, found, category, rep=rep)
+        old = correction.old_category or "none"
+    console.print(
+        f"message {found.id}: {old} -> {category} (kept for the next `rapport nlp retrain`)", highlight=False
+    )
+
+
+@app.command()
+def retrain(as_json: bool = JSON) -> None:
+    """Train on the shipped data plus all corrections; keep the new model only if it is not worse."""
+    from rapport.cli.common import runtime
+    from rapport.errors import RapportError
+    from store.corrections import training_corrections
+    from store.db import read_session
+
+    rt = runtime()
+    with read_session(rt.engine) as session:
+        corrections = training_corrections(session)
+    if not corrections:
+        raise RapportError("no corrections yet: fix categories with `rapport nlp correct` or in Slack first")
+    cache_dir = rt.settings.model_dir
+    with user_errors():
+        current = nlp.active_model_path(cache_dir, progress=progress)
+        result = nlp.retrain(corrections, current=current, cache_dir=cache_dir, progress=progress)
+    if as_json:
+        print_json(
+            {
+                "replaced": result.replaced,
+                "current_accuracy": result.old.accuracy,
+                "candidate_accuracy": result.candidate.accuracy,
+                "current_version": result.old_version,
+                "candidate_version": result.candidate_version,
+                "corrections": result.n_corrections,
+            }
+        )
+    else:
+        console.print(result.summary(), highlight=False)
+    if not result.replaced:
+        raise typer.Exit(1)

@@ -1,0 +1,168 @@
+"""`rapport nlp` commands: evaluate JSON, classify, train progress, clear errors for bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rapport.cli.nlp import app
+
+runner = CliRunner()
+
+# Texts the model has never seen (written for this test), with their categories.
+UNSEEN = [
+    ("My parcel still hasn't shown up, where is it?", "delivery"),
+    ("Please cancel order 5512, I changed my mind.", "cancellation"),
+    ("I'd like my money back for the damaged lamp.", "refund"),
+    ("Could you resend the invoice for March?", "billing"),
+    ("How do I reset my password?", "account"),
+    ("Can you send us pricing for 20 seats?", "sales"),
+    ("We want to resell your software in Hungary.", "partnership"),
+]
+
+
+@pytest.fixture(autouse=True)
+def use_test_cache(model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAPPORT_MODEL_DIR", str(model_cache))
+
+
+def write_csv(path: Path, header: list[str], rows: list[tuple[str, ...]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def test_evaluate_json_shape_on_unseen_csv(tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "unseen.csv", ["body", "label"], UNSEEN)
+
+    result = runner.invoke(
+        app, ["evaluate", "--data", str(data), "--text-column", "body", "--label-column", "label", "--json"]
+    )
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report) == {"accuracy", "macro_f1", "per_class", "docs_per_s", "n"}
+    assert report["n"] == len(UNSEEN)
+    assert set(report["per_class"]) == {label for _, label in UNSEEN}
+    assert set(report["per_class"]["sales"]) == {"precision", "recall", "f1", "support"}
+    assert 0.0 <= report["macro_f1"] <= 1.0
+    assert report["accuracy"] >= 5 / 7
+    assert report["docs_per_s"] > 0
+
+
+def test_evaluate_through_python_dash_m(tmp_path: Path, model_cache: Path) -> None:
+    data = write_csv(tmp_path / "unseen.csv", ["text", "category"], UNSEEN)
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rapport.cli.nlp",
+            "evaluate",
+            "--data",
+            str(data),
+            "--text-column",
+            "text",
+            "--label-column",
+            "category",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env={"RAPPORT_MODEL_DIR": str(model_cache), "PATH": ""},
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["n"] == len(UNSEEN)
+
+
+def test_classify_json() -> None:
+    result = runner.invoke(
+        app, ["classify", "Refund\n\nI want my money back for order #48213, €120.", "--json"]
+    )
+
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["category"] == "refund"
+    assert data["language"] == "en"
+    assert {(e["label"], e["value"]) for e in data["entities"]} == {
+        ("ORDER_NUMBER", "48213"),
+        ("AMOUNT", "EUR 120.00"),
+    }
+
+
+def test_train_shows_progress_and_saves_a_usable_model(tmp_path: Path) -> None:
+    rows = [(f"where is my parcel number {i}", "delivery") for i in range(20)]
+    rows += [(f"please send the invoice number {i}", "billing") for i in range(20)]
+    data = write_csv(tmp_path / "train.csv", ["text", "label"], rows)
+    out = tmp_path / "model"
+
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(data),
+            "--text-column",
+            "text",
+            "--label-column",
+            "label",
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+        ],
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "epoch 1/2" in result.output and "epoch 2/2" in result.output
+    assert "dev accuracy" in result.output
+    classified = runner.invoke(app, ["classify", "where is my parcel", "--model", str(out), "--json"])
+    assert json.loads(classified.stdout)["category"] == "delivery"
+
+
+@pytest.mark.parametrize(
+    ("make_file", "message"),
+    [
+        (lambda d: d / "missing.csv", "no such file"),
+        (
+            lambda d: write_csv(d / "cols.csv", ["body", "label"], [("hi", "general")]),
+            "no column 'text'; columns: body, label",
+        ),
+        (lambda d: write_csv(d / "empty.csv", ["text", "label"], []), "no rows with both 'text' and 'label'"),
+        (
+            lambda d: ((d / "zero.csv").write_bytes(b"") and d / "zero.csv") or d / "zero.csv",
+            "the file is empty",
+        ),
+        (lambda d: (d / "bin.csv").write_bytes(b"text,label\n\xff\xfe,x\n") and d / "bin.csv", "not UTF-8"),
+    ],
+    ids=["missing-file", "missing-column", "no-rows", "empty-file", "not-utf8"],
+)
+@pytest.mark.parametrize("command", ["evaluate", "train"])
+def test_bad_data_is_one_clear_error(tmp_path: Path, make_file, message: str, command: str) -> None:
+    path = make_file(tmp_path)
+
+    result = runner.invoke(
+        app, [command, "--data", str(path), "--text-column", "text", "--label-column", "label"]
+    )
+
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_missing_model_directory_is_a_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["classify", "hello", "--model", str(tmp_path)])
+
+    assert result.exit_code == 2
+    assert "not a saved spaCy pipeline" in result.output
