@@ -1,7 +1,7 @@
 """The figures of a manager's digest, computed from the store for one period.
 
 Each figure is defined once, in the docstring of the function that computes it,
-and in docs/digest.md. Counts come from SQL aggregates over indexed columns;
+and in docs/digest.md. Counts come from SQL aggregates (range scans on indexed times);
 the response-time percentiles are computed exactly from the response times of
 the period (fetched by one indexed query), never sampled or estimated.
 
@@ -39,10 +39,12 @@ from store.models import Conversation as _Conversation
 from store.models import FollowUp as _FollowUp
 from store.models import Message as _Message
 from store.segments import (
+    ContactOrders,
     LapsedCustomer,
     SegmentParams,
     TopCustomer,
     lapsed_customers,
+    order_totals,
     table,
     top_customers,
 )
@@ -240,7 +242,10 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 
 def response_times(seconds: Sequence[float]) -> ResponseTimes:
-    return ResponseTimes(len(seconds), percentile(seconds, 50), percentile(seconds, 90))
+    """Count, median and 90th percentile, rounded to the millisecond (no float noise in JSON)."""
+    median, p90 = percentile(seconds, 50), percentile(seconds, 90)
+    return ResponseTimes(len(seconds), None if median is None else round(median, 3),
+                         None if p90 is None else round(p90, 3))
 
 
 # --------------------------------------------------------------------------- the digest
@@ -283,6 +288,7 @@ def compute_digest(
     answered = window.answered()
     activities = window.activities()
     done, overdue_followups = window.followups()
+    totals = order_totals(session, now=now, params=params)  # one pass over the orders for both segments
     reps = _rep_figures(
         session, team, snapshot, responses, breaches, assigned, answered, activities, done, overdue_followups
     )
@@ -308,9 +314,9 @@ def compute_digest(
         automatic_filtered=sum((reasons := window.automatic_mail()).values()),
         automatic_by_reason=_ranked(reasons),
         reps=reps,
-        top_customers_who_wrote=window.top_customers_who_wrote(params),
+        top_customers_who_wrote=window.top_customers_who_wrote(params, totals),
         lapsed_worth_a_call=lapsed_customers(
-            session, now=now, params=params, owner_ids=owner_ids, limit=params.top_n
+            session, now=now, params=params, owner_ids=owner_ids, limit=params.top_n, totals=totals
         ),
         series=_series(period, window.start, window.end, tz_name, opened_at, responses),
     )
@@ -528,14 +534,14 @@ class _Window:
         )
         return set(self.session.scalars(query))
 
-    def top_customers_who_wrote(self, params: SegmentParams) -> list[TopCustomer]:
+    def top_customers_who_wrote(self, params: SegmentParams, totals: list[ContactOrders]) -> list[TopCustomer]:
         """Top customers (the segment, ranked company-wide at `now`) who wrote in the period,
         best first, at most top_n."""
         writers = self.writers()
         if not writers:
             return []
-        segment = top_customers(self.session, now=self.now, params=params)
-        return [c for c in segment.customers if c.contact_id in writers][: params.top_n]
+        segment = top_customers(self.session, now=self.now, params=params, contact_ids=writers, totals=totals)
+        return segment.customers[: params.top_n]
 
 
 def _rep_figures(

@@ -15,15 +15,14 @@ import calendar
 import itertools
 import math
 import statistics
-from collections import defaultdict
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, Table, and_, case, func, literal, or_, select, text
+from sqlalchemy import Select, Table, Text, and_, case, cast, func, literal, literal_column, or_, select, text
 from sqlmodel import Session
 
 from store.models import (
@@ -79,6 +78,7 @@ EUR_RATES: dict[str, Decimal] = {
 EXCLUDED_ORDER_STATUSES = ("cancelled", "canceled", "refunded", "returned")
 SEGMENT_NAMES = ("top", "lapsed", "stalled", "partners")
 FOLLOWUP_LOCAL_HOUR = 9  # post-purchase follow-ups fall due at 09:00 in the rep's time zone
+OWNER_CHUNK = 2000  # contacts per owner look-up (an IN list)
 POST_PURCHASE_LOCK = 0x5261_7070  # PostgreSQL advisory lock id: one creator at a time
 
 
@@ -175,12 +175,11 @@ class TopSegment:
 # --------------------------------------------------------------------------- shared pieces
 
 
-def eur_value(amount: Any = None, currency: Any = None) -> Any:
+def eur_value() -> Any:
     """SQL: an order's amount in EUR (NULL for a currency missing from EUR_RATES)."""
-    amount = _order.amount if amount is None else amount
-    currency = _order.currency if currency is None else currency
-    whens = [(func.upper(currency) == code, amount * literal(rate)) for code, rate in EUR_RATES.items()]
-    return case(*whens, else_=None)
+    # the simple CASE form upper-cases the currency once per row, not once per rate
+    rates = {code: _order.amount * literal(rate) for code, rate in EUR_RATES.items()}
+    return case(rates, value=func.upper(_order.currency), else_=None)
 
 
 def _counted_order() -> Any:
@@ -227,54 +226,111 @@ def _money(value: Any) -> Decimal:
 # --------------------------------------------------------------------------- top customers
 
 
-def top_customers(session: Session, *, now: datetime, params: SegmentParams) -> TopSegment:
+class ContactOrders(NamedTuple):
+    """One contact's counted orders (see `top_customers`) up to a day, from one pass
+    (a tuple: tens of thousands are built per digest)."""
+
+    contact_id: int
+    value: float  # all-time, in EUR
+    orders: int  # all-time
+    last_order_on: date
+    days: str  # the order days, ISO, comma-separated, unsorted, duplicates kept
+    window_value: float  # in the top-customer window, in EUR
+    window_orders: int
+    window_unconverted: int  # window orders in a currency missing from EUR_RATES
+
+
+def order_totals(session: Session, *, now: datetime, params: SegmentParams) -> list[ContactOrders]:
+    """Per contact with counted orders up to the UTC date of `now`: what both `top_customers`
+    and `lapsed_customers` need, in one pass over the orders (the digest uses both)."""
+    today = now.astimezone(UTC).date()
+    contact_id, ordered_on = _scanned(session, "contact_id"), _scanned(session, "ordered_on")
+    # the subquery converts each order once; the aggregates reuse it
+    rows = (
+        select(
+            contact_id.label("contact_id"),
+            _order.ordered_on.label("day"),
+            eur_value().label("eur"),
+            (_order.ordered_on > months_before(today, params.top_months)).label("recent"),
+        )
+        .where(contact_id.is_not(None), _order.status.not_in(EXCLUDED_ORDER_STATUSES), ordered_on <= today)
+        .subquery()
+    )
+    query = select(
+        rows.c.contact_id,
+        func.sum(rows.c.eur),
+        func.count(),
+        func.max(rows.c.day),
+        _order_days(session, rows.c.day),
+        func.sum(case((rows.c.recent, rows.c.eur), else_=None)),
+        func.sum(case((rows.c.recent, 1), else_=0)),
+        func.sum(case((and_(rows.c.recent, rows.c.eur.is_(None)), 1), else_=0)),
+    ).group_by(rows.c.contact_id)
+    return [
+        ContactOrders(contact_id, float(value or 0), int(orders), last, str(days), float(window_value or 0),
+                      int(window_orders or 0), int(unconverted or 0))
+        for contact_id, value, orders, last, days, window_value, window_orders, unconverted
+        in session.execute(query)
+    ]
+
+
+def _scanned(session: Session, name: str) -> Any:
+    """An order column that SQLite must not use an index for (`+column`).
+
+    Left to itself SQLite reads every order through the contact_id (or
+    ordered_on) index, one random table look-up per row: twice as slow as one
+    scan and a sort. PostgreSQL plans this well on its own.
+    """
+    column = _order[name]
+    if session.get_bind().dialect.name != "sqlite":
+        return column
+    return literal_column(f'+"order".{name}', type_=column.type)
+
+
+def top_customers(
+    session: Session,
+    *,
+    now: datetime,
+    params: SegmentParams,
+    contact_ids: Collection[int] | None = None,
+    totals: Sequence[ContactOrders] | None = None,
+) -> TopSegment:
     """Top customers: contacts ranked by order value in EUR over the last `top_months` months.
 
     The window is the `top_months` calendar months up to and including the UTC
-    date of `now`. Counted orders have a contact and a status not in
+    date of `now` (an order on the same day `top_months` months earlier is
+    outside). Counted orders have a contact and a status not in
     EXCLUDED_ORDER_STATUSES; amounts convert to EUR with EUR_RATES. Contacts
     with a positive value are ranked by value (ties: lower contact id first).
     The segment is the first max(top_n, ceil(ranked / 10)) of them; each row
     says whether it is in the top decile (rank <= ceil(ranked / 10)).
+    `contact_ids` keeps only those contacts' rows (ranks stay company-wide);
+    `totals` reuses an `order_totals` pass made with the same `now` and params.
     """
-    today = now.astimezone(UTC).date()
-    in_window = and_(
-        _counted_order(),
-        _order.ordered_on > months_before(today, params.top_months),
-        _order.ordered_on <= today,
-    )
-    value = func.sum(eur_value()).label("value")
-    totals = (
-        select(_order.contact_id.label("contact_id"), value, func.count().label("orders"))
-        .where(in_window)
-        .group_by(_order.contact_id)
-        .having(func.sum(eur_value()) > 0)
-        .subquery()
-    )
-    ranked = int(session.execute(select(func.count()).select_from(totals)).scalar_one())
-    unconverted = int(
-        session.execute(
-            select(func.count()).select_from(table(Order)).where(in_window, eur_value().is_(None))
-        ).scalar_one()
-    )
-    decile = math.ceil(ranked / 10)
-    size = min(ranked, max(params.top_n, decile))
-    query = (
-        _with_owner(
-            select(totals.c.contact_id, totals.c.value, totals.c.orders, _contact.name).join(
-                table(Contact), _contact.id == totals.c.contact_id
-            )
-        )
-        .order_by(totals.c.value.desc(), totals.c.contact_id)
-        .limit(size)
-    )
+    totals = order_totals(session, now=now, params=params) if totals is None else totals
+    ranked = sorted((t for t in totals if t.window_value > 0), key=lambda t: (-t.window_value, t.contact_id))
+    decile = math.ceil(len(ranked) / 10)
+    ranks = {
+        t.contact_id: (rank, t)
+        for rank, t in enumerate(ranked[: max(params.top_n, decile)], start=1)
+        if contact_ids is None or t.contact_id in contact_ids
+    }
     customers = [
-        TopCustomer(
-            row.contact_id, row.name, _owner(row), _money(row.value), int(row.orders), rank, rank <= decile
-        )
-        for rank, row in enumerate(session.execute(query), start=1)
+        TopCustomer(row.id, row.name, _owner(row), _money(ranks[row.id][1].window_value),
+                    ranks[row.id][1].window_orders, ranks[row.id][0], ranks[row.id][0] <= decile)
+        for row in _contacts_with_owner(session, list(ranks))
     ]
-    return TopSegment(customers, ranked, decile, unconverted)
+    customers.sort(key=lambda c: c.rank)
+    return TopSegment(customers, len(ranked), decile, sum(t.window_unconverted for t in totals))
+
+
+def _contacts_with_owner(session: Session, contact_ids: list[int]) -> list[Any]:
+    rows: list[Any] = []
+    for start in range(0, len(contact_ids), OWNER_CHUNK):  # below every driver's parameter limit
+        chunk = contact_ids[start: start + OWNER_CHUNK]
+        query = _with_owner(select(_contact.id, _contact.name)).where(_contact.id.in_(chunk))
+        rows.extend(session.execute(query))
+    return rows
 
 
 # --------------------------------------------------------------------------- lapsed customers
@@ -287,6 +343,7 @@ def lapsed_customers(
     params: SegmentParams,
     owner_ids: Collection[int] | None = None,
     limit: int | None = None,
+    totals: Sequence[ContactOrders] | None = None,
 ) -> list[LapsedCustomer]:
     """Lapsed customers to win back: bought repeatedly, then stopped.
 
@@ -295,75 +352,59 @@ def lapsed_customers(
     at least `lapsed_min_orders` purchase days and the days since the last one
     exceed max(lapsed_gap_factor × median gap between consecutive purchase days,
     lapsed_min_days). Ranked by all-time value in EUR (ties: lower contact id).
-    `owner_ids` keeps contacts whose effective owner is one of them.
+    `owner_ids` keeps contacts whose effective owner is one of them; `totals`
+    reuses an `order_totals` pass made with the same `now` and params.
     """
     today = now.astimezone(UTC).date()
     latest_possible = today - timedelta(days=params.lapsed_min_days)
-    # The threshold is at least lapsed_min_days, so only contacts silent that
-    # long can qualify: the HAVING clause keeps the candidate set small.
-    candidates = (
-        select(
-            _order.contact_id.label("contact_id"),
-            func.sum(eur_value()).label("value"),
-            func.count().label("orders"),
-        )
-        .where(_counted_order(), _order.ordered_on <= today)
-        .group_by(_order.contact_id)
-        .having(
-            func.count(func.distinct(_order.ordered_on)) >= params.lapsed_min_orders,
-            func.max(_order.ordered_on) < latest_possible,
-        )
-        .subquery()
+    totals = order_totals(session, now=now, params=params) if totals is None else totals
+    # the threshold is at least lapsed_min_days: only contacts silent that long can qualify
+    candidates = sorted(
+        (t for t in totals if t.orders >= params.lapsed_min_orders and t.last_order_on < latest_possible),
+        key=lambda t: (-t.value, t.contact_id),
     )
-    query = _with_owner(
-        select(candidates.c.contact_id, candidates.c.value, candidates.c.orders, _contact.name).join(
-            table(Contact), _contact.id == candidates.c.contact_id
-        )
-    ).where(_owned_by(owner_ids))
-    rows = {row.contact_id: row for row in session.execute(query)}
-    days = _purchase_days(session, candidates, today) if rows else {}
-    lapsed = [
-        customer
-        for contact_id, row in rows.items()
-        if (customer := _lapsed(row, days[contact_id], today, params)) is not None
-    ]
-    lapsed.sort(key=lambda c: (-c.value_eur, c.contact_id))
-    return lapsed[:limit] if limit is not None else lapsed
+    lapsed: list[LapsedCustomer] = []
+    # best first, a chunk at a time, until `limit` lapsed customers of the team are found
+    for start in range(0, len(candidates), OWNER_CHUNK):
+        found = [(t, history) for t in candidates[start: start + OWNER_CHUNK]
+                 if (history := _lapsed_history(t, today, params)) is not None]
+        owners = {row.id: row for row in _contacts_with_owner(session, [t.contact_id for t, _ in found])}
+        for t, history in found:
+            row = owners[t.contact_id]
+            if owner_ids is None or row.owner_id in owner_ids:
+                median_gap = _median_gap(history)
+                lapsed.append(LapsedCustomer(
+                    t.contact_id, row.name, _owner(row), _money(t.value), t.orders, len(history), history[-1],
+                    median_gap, _lapse_threshold(median_gap, params), (today - history[-1]).days,
+                ))
+        if limit is not None and len(lapsed) >= limit:
+            return lapsed[:limit]
+    return lapsed
 
 
-def _purchase_days(session: Session, candidates: Any, today: date) -> dict[int, list[date]]:
-    query = (
-        select(_order.contact_id, _order.ordered_on)
-        .join(candidates, candidates.c.contact_id == _order.contact_id)
-        .where(_counted_order(), _order.ordered_on <= today)
-        .distinct()
-    )
-    days: dict[int, list[date]] = defaultdict(list)
-    for contact_id, ordered_on in session.execute(query):
-        days[contact_id].append(ordered_on)
-    return days
-
-
-def _lapsed(row: Any, days: list[date], today: date, params: SegmentParams) -> LapsedCustomer | None:
-    days = sorted(days)
-    gaps = [(later - earlier).days for earlier, later in itertools.pairwise(days)]
-    median_gap = float(statistics.median(gaps))
-    threshold = max(params.lapsed_gap_factor * median_gap, float(params.lapsed_min_days))
-    days_since = (today - days[-1]).days
-    if days_since <= threshold:
+def _lapsed_history(t: ContactOrders, today: date, params: SegmentParams) -> list[date] | None:
+    """The contact's sorted purchase days if it is lapsed, else None."""
+    history = sorted({date.fromisoformat(day) for day in t.days.split(",")})
+    if len(history) < params.lapsed_min_orders:
         return None
-    return LapsedCustomer(
-        row.contact_id,
-        row.name,
-        _owner(row),
-        _money(row.value),
-        int(row.orders),
-        len(days),
-        days[-1],
-        median_gap,
-        threshold,
-        days_since,
-    )
+    threshold = _lapse_threshold(_median_gap(history), params)
+    return history if (today - history[-1]).days > threshold else None
+
+
+def _median_gap(history: list[date]) -> float:
+    return float(statistics.median((later - earlier).days for earlier, later in itertools.pairwise(history)))
+
+
+def _lapse_threshold(median_gap: float, params: SegmentParams) -> float:
+    return max(params.lapsed_gap_factor * median_gap, float(params.lapsed_min_days))
+
+
+def _order_days(session: Session, day: Any) -> Any:
+    """SQL: a contact's order days as one comma-separated ISO string (duplicates kept:
+    DISTINCT would sort every group)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.string_agg(cast(day, Text), literal_column("','"))
+    return func.group_concat(day)
 
 
 # --------------------------------------------------------------------------- quiet contacts
@@ -554,6 +595,7 @@ def _flat(row: TopCustomer | LapsedCustomer | QuietContact) -> dict[str, Any]:
 __all__ = [
     "EUR_RATES",
     "SEGMENT_NAMES",
+    "ContactOrders",
     "LapsedCustomer",
     "Owner",
     "QuietContact",
@@ -566,6 +608,7 @@ __all__ = [
     "export_segment",
     "lapsed_customers",
     "months_before",
+    "order_totals",
     "quiet_partners",
     "segment_rows",
     "stalled_prospects",

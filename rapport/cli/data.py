@@ -16,7 +16,7 @@ from rich.table import Table
 
 from rapport.cli.common import console, err_console, print_json, runtime
 from rapport.errors import RapportError
-from store.db import session_scope
+from store.db import read_session
 from store.exporting import FIELDS, KINDS, export_rows
 from store.importing import ENTITIES, ImportFileError, ImportReport, count_rows, import_csv
 
@@ -121,7 +121,7 @@ def write_rows(rows: Iterable[dict[str, Any]], fields: list[str], fmt: Format) -
 
 def _export_command(kind: str) -> Callable[..., None]:
     def command(fmt: Format = typer.Option(Format.jsonl, "--format", "-f", help="jsonl or csv.")) -> None:
-        with session_scope(runtime().engine) as session:
+        with read_session(runtime().engine) as session:
             count = write_rows(export_rows(session, kind), FIELDS[kind], fmt)
         err_console.print(f"exported {count} {kind}", style="dim")
 
@@ -131,3 +131,24 @@ def _export_command(kind: str) -> Callable[..., None]:
 
 for _kind in KINDS:
     export_app.command(_kind)(_export_command(_kind))
+
+
+@export_app.command("segment")
+def export_segment_command(
+    name: str = typer.Argument(..., help="top, lapsed, stalled or partners."),
+    fmt: Format = typer.Option(Format.jsonl, "--format", "-f", help="jsonl or csv."),
+) -> None:
+    """Export a customer segment (see docs/digest.md for the definitions)."""
+    from rapport.cli.digest import segment_params
+    from store.segments import UnknownSegment, export_segment
+    from store.types import utcnow
+
+    rt = runtime()
+    with read_session(rt.engine) as session:
+        try:
+            rows = list(export_segment(session, name, now=utcnow(), params=segment_params(rt.config)))
+        except UnknownSegment as exc:
+            raise RapportError(str(exc)) from None
+    fields = list(rows[0]) if rows else []
+    count = write_rows(rows, fields, fmt)
+    err_console.print(f"exported {count} rows of segment {name}", style="dim")

@@ -10,6 +10,7 @@ import typer
 
 from rapport import __version__
 from rapport.cli import data as data_cli
+from rapport.cli import digest as digest_cli
 from rapport.cli import nlp as nlp_cli
 from rapport.cli import setup as setup_cli
 from rapport.cli.common import err_console, setup_logging
@@ -27,6 +28,8 @@ app.add_typer(setup_cli.config_app, name="config")
 app.add_typer(data_cli.import_app, name="import")
 app.add_typer(data_cli.export_app, name="export")
 app.add_typer(nlp_cli.app, name="nlp")
+app.command("digest")(digest_cli.digest)
+app.add_typer(digest_cli.segment_app, name="segment")
 
 
 def _version(value: bool) -> None:

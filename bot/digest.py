@@ -1,0 +1,490 @@
+"""Manager digests: rendering (Slack blocks, plain text, HTML, a chart) and delivery.
+
+The scheduler calls `enqueue_due_digests` every minute or so; it writes one
+outbox row per manager and period (`digest:{email}:{period}:{local date}`,
+unique), so a digest is enqueued once however often, and from however many
+processes, it runs. The outbox dispatcher hands each `kind="digest"` row to
+`deliver_digest`, which computes the figures and sends them to Slack and/or by
+email. Slack messages carry the outbox key in their metadata and a retry skips
+the parts already posted, so a retry after a crash does not post twice.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlmodel import Session, select
+
+from bot.email import SmtpOptions, build_message, new_cid, send_message
+from store.digest import (
+    WEEKDAYS,
+    DigestFigures,
+    Period,
+    RepFigures,
+    ResponseTimes,
+    compute_digest,
+    last_complete_period,
+    zone,
+)
+from store.models import OutboxItem, Rep, Role
+from store.outbox import enqueue
+from store.reps import rep_by_email
+from store.segments import LapsedCustomer, Owner, SegmentParams, TopCustomer
+
+log = logging.getLogger("rapport.digest")
+
+KIND = "digest"
+MAX_BLOCKS = 50  # Slack's limit per message
+MAX_TEXT = 3000  # Slack's limit for a section's text
+MAX_FIELD = 2000  # Slack's limit for a section field
+METADATA_EVENT = "rapport_digest"
+
+
+class DigestDeliveryError(RuntimeError):
+    """A digest could not be delivered (no Slack client, no SMTP, unknown Slack user...)."""
+
+
+@dataclass(frozen=True)
+class DigestOptions:
+    """What `enqueue_due_digests` needs from rapport.toml ([digest] and [segments])."""
+
+    period: Period = "day"
+    weekday: str = "Mon"  # weekly digests go out on this local weekday
+    channel: str | None = None  # also post every digest to this Slack channel
+    params: SegmentParams = field(default_factory=SegmentParams)
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def format_duration(seconds: float | None) -> str:
+    """`45m`, `3h 05m`, `2d 4h`; `–` when there is nothing to measure."""
+    if seconds is None:
+        return "–"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h"
+
+
+def format_eur(value: Decimal) -> str:
+    return f"€{value:,.2f}"
+
+
+def _counts(counts: dict[str, int], limit: int = 8) -> str:
+    items = list(counts.items())
+    shown = ", ".join(f"{name} {count}" for name, count in items[:limit])
+    rest = sum(count for _, count in items[limit:])
+    return shown + (f", others {rest}" if rest else "") if items else "none"
+
+
+def format_orders(count: int) -> str:
+    return "1 order" if count == 1 else f"{count} orders"
+
+
+def _response(times: ResponseTimes) -> str:
+    if not times.count:
+        return "no first responses"
+    return (f"median {format_duration(times.median_seconds)}, p90 {format_duration(times.p90_seconds)} "
+            f"({times.count} conversations)")
+
+
+def _owner_text(owner: Owner) -> str:
+    return owner.name or owner.email or "no owner"
+
+
+def _title(figures: DigestFigures) -> str:
+    audience = f"team {figures.team}" if figures.team else "everyone"
+    return f"Rapport digest for {figures.manager_name} ({audience}), {figures.label} ({figures.timezone})"
+
+
+def _top_line(customer: TopCustomer) -> str:
+    decile = ", top 10%" if customer.top_decile else ""
+    return (f"#{customer.rank} {customer.name}: {format_eur(customer.value_eur)} in {format_orders(customer.orders)}"
+            f"{decile}")
+
+
+def _lapsed_line(customer: LapsedCustomer) -> str:
+    return (f"{customer.name}: last order {customer.last_order_on.isoformat()}, {customer.days_since} days ago "
+            f"(usually every {customer.median_gap_days:g} days), {format_eur(customer.value_eur)} so far")
+
+
+def _summary_lines(figures: DigestFigures) -> list[str]:
+    return [
+        f"New conversations: {figures.new_conversations} ({_counts(figures.new_by_category)})",
+        f"Languages: {_counts(figures.new_by_language)}",
+        f"Open now: {figures.open} (unanswered {figures.unanswered}, overdue {figures.overdue})",
+        f"SLA breaches: {figures.sla_breaches}",
+        f"First response: {_response(figures.first_response)}",
+        f"Follow-ups: {figures.followups_done} done, {figures.followups_overdue} overdue",
+        f"Automatic mail filtered: {figures.automatic_filtered} ({_counts(figures.automatic_by_reason)})",
+    ]
+
+
+# --------------------------------------------------------------------------- plain text
+
+
+def render_digest_text(figures: DigestFigures) -> str:
+    """The digest as plain text: for the terminal and the email's text part."""
+    lines = [_title(figures), "", *_summary_lines(figures), "", "Per rep"]
+    header = f"  {'Rep':<22} {'Open':>5} {'Assig':>5} {'Answ':>5} {'Median':>8} {'P90':>8} " \
+             f"{'SLA!':>5} {'Calls':>5} {'Other':>5} {'FU ok':>5} {'FU !':>5}"
+    lines.append(header)
+    for rep in figures.reps:
+        lines.append(
+            f"  {rep.name[:22]:<22} {rep.open:>5} {rep.assigned:>5} {rep.answered:>5} "
+            f"{format_duration(rep.first_response.median_seconds):>8} "
+            f"{format_duration(rep.first_response.p90_seconds):>8} {rep.sla_breaches:>5} {rep.calls:>5} "
+            f"{sum(rep.other_activities.values()):>5} {rep.followups_done:>5} {rep.followups_overdue:>5}"
+        )
+    if not figures.reps:
+        lines.append("  (no reps)")
+    lines += ["", "Top customers who wrote"]
+    lines += [f"  {_top_line(c)} (owner {_owner_text(c.owner)})"
+              for c in figures.top_customers_who_wrote] or ["  none"]
+    lines += ["", "Lapsed customers worth a call"]
+    lines += [f"  {_lapsed_line(c)} (owner {_owner_text(c.owner)})"
+              for c in figures.lapsed_worth_a_call] or ["  none"]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- Slack blocks
+
+
+def escape_mrkdwn(value: str) -> str:
+    """Text from the store shown as mrkdwn: no links, mentions or `<!channel>` sneak in."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _clip(value: str, limit: int = MAX_TEXT) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def _section(value: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(value)}}
+
+
+def owner_mention(owner: Owner) -> str:
+    """A Slack mention of the owner when they have a Slack id, else their escaped name."""
+    return f"<@{owner.slack_user_id}>" if owner.slack_user_id else escape_mrkdwn(_owner_text(owner))
+
+
+def _list_sections(title: str, lines: list[str]) -> list[dict[str, Any]]:
+    """A titled list, split into sections of at most MAX_TEXT characters."""
+    if not lines:
+        return [_section(f"*{title}*\nnone")]
+    sections, current = [], f"*{title}*"
+    for line in lines:
+        if len(current) + len(line) + 1 > MAX_TEXT:
+            sections.append(_section(current))
+            current = ""
+        current = f"{current}\n{line}" if current else line
+    sections.append(_section(current))
+    return sections
+
+
+def _rep_block(rep: RepFigures) -> dict[str, Any]:
+    others = ", ".join(f"{kind} {n}" for kind, n in rep.other_activities.items()) or "none"
+    fields = [
+        f"*{escape_mrkdwn(rep.name)}*\nopen {rep.open} (unanswered {rep.unanswered}, overdue {rep.overdue})",
+        f"*Assigned / answered*\n{rep.assigned} / {rep.answered}",
+        f"*First response*\n{_response(rep.first_response)}",
+        f"*SLA breaches*\n{rep.sla_breaches}",
+        f"*Calls / other*\n{rep.calls} / {others}",
+        f"*Follow-ups*\n{rep.followups_done} done, {rep.followups_overdue} overdue",
+    ]
+    return {"type": "section", "fields": [{"type": "mrkdwn", "text": _clip(f, MAX_FIELD)} for f in fields]}
+
+
+def render_digest_blocks(figures: DigestFigures) -> list[dict[str, Any]]:
+    """All the digest's blocks, in order (may be more than one message holds: see split_blocks)."""
+    top = [f"{escape_mrkdwn(_top_line(c))} · {owner_mention(c.owner)}"
+           for c in figures.top_customers_who_wrote]
+    lapsed = [f"{escape_mrkdwn(_lapsed_line(c))} · {owner_mention(c.owner)}"
+              for c in figures.lapsed_worth_a_call]
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _clip(_title(figures), 150)}},
+        _section("\n".join(escape_mrkdwn(line) for line in _summary_lines(figures))),
+        {"type": "divider"},
+        _section("*Per rep*" if figures.reps else "*Per rep*\nno reps"),
+        *(_rep_block(rep) for rep in figures.reps),
+        {"type": "divider"},
+        *_list_sections("Top customers who wrote", top),
+        *_list_sections("Lapsed customers worth a call", lapsed),
+    ]
+    return blocks
+
+
+def split_blocks(blocks: Sequence[dict[str, Any]], limit: int = MAX_BLOCKS) -> list[list[dict[str, Any]]]:
+    """Consecutive messages of at most `limit` blocks each."""
+    return [list(blocks[i: i + limit]) for i in range(0, len(blocks), limit)] or [[]]
+
+
+# --------------------------------------------------------------------------- HTML and chart
+
+
+def render_digest_html(figures: DigestFigures, *, chart_cid: str | None = None) -> str:
+    """A self-contained HTML body (inline styles, as mail clients want); the chart is
+    `<img src="cid:{chart_cid}">` when a cid is given."""
+    e = html.escape
+    cell = 'style="padding:4px 8px;border-bottom:1px solid #ddd;text-align:right"'
+    left = 'style="padding:4px 8px;border-bottom:1px solid #ddd;text-align:left"'
+    heads = ["Rep", "Open", "Assigned", "Answered", "Median", "P90", "SLA breaches", "Calls", "Other",
+             "Follow-ups done", "Overdue"]
+    rows = "".join(
+        f"<tr><td {left}>{e(r.name)}</td>"
+        + "".join(f"<td {cell}>{e(str(v))}</td>" for v in (
+            r.open, r.assigned, r.answered, format_duration(r.first_response.median_seconds),
+            format_duration(r.first_response.p90_seconds), r.sla_breaches, r.calls,
+            sum(r.other_activities.values()), r.followups_done, r.followups_overdue))
+        + "</tr>"
+        for r in figures.reps
+    )
+    summary = "".join(f"<li>{e(line)}</li>" for line in _summary_lines(figures))
+    top = "".join(f"<li>{e(_top_line(c))} (owner {e(_owner_text(c.owner))})</li>"
+                  for c in figures.top_customers_who_wrote) or "<li>none</li>"
+    lapsed = "".join(f"<li>{e(_lapsed_line(c))} (owner {e(_owner_text(c.owner))})</li>"
+                     for c in figures.lapsed_worth_a_call) or "<li>none</li>"
+    chart = (f'<p><img src="cid:{e(chart_cid)}" alt="New conversations and first-response time" '
+             f'style="max-width:100%"></p>' if chart_cid else "")
+    head_cells = "".join(f"<th {left if h == 'Rep' else cell}>{e(h)}</th>" for h in heads)
+    return (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"></head>'
+        '<body style="font-family:Arial,Helvetica,sans-serif;color:#222;font-size:14px">'
+        f"<h2>{e(_title(figures))}</h2><ul>{summary}</ul>{chart}"
+        f'<h3>Per rep</h3><table style="border-collapse:collapse"><tr>{head_cells}</tr>{rows}</table>'
+        f"<h3>Top customers who wrote</h3><ul>{top}</ul>"
+        f"<h3>Lapsed customers worth a call</h3><ul>{lapsed}</ul>"
+        "</body></html>"
+    )
+
+
+def render_chart(figures: DigestFigures) -> bytes:
+    """A PNG: new conversations per hour (day) or per day (week) as bars, the median
+    first-response time in hours as a line on a second axis."""
+    points = figures.series
+    label_format = "%H" if figures.period == "day" else "%a %d"
+    labels = [p.start.strftime(label_format) for p in points]
+    positions = list(range(len(points)))
+    figure = Figure(figsize=(8, 3.2), dpi=100)
+    volume = figure.add_subplot()
+    volume.bar(positions, [p.new_conversations for p in points], color="#4C78A8", label="new conversations")
+    volume.set_ylabel("new conversations")
+    volume.set_xticks(positions, labels, fontsize=8)
+    volume.yaxis.set_major_locator(MaxNLocator(integer=True))
+    hours = volume.twinx()
+    hours.plot(positions, [math.nan if p.median_response_seconds is None else p.median_response_seconds / 3600
+                           for p in points], color="#F58518", marker="o", label="median first response")
+    hours.set_ylabel("median first response (h)")
+    hours.set_ylim(bottom=0)
+    volume.set_title(f"{figures.label} ({figures.timezone})", fontsize=10)
+    figure.legend(loc="upper right", fontsize=8)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------- scheduling
+
+
+def digest_managers(session: Session) -> list[Rep]:
+    """Active managers and admins who chose at least one way to get a digest."""
+    reps = session.exec(select(Rep).where(Rep.active == True, Rep.role.in_([Role.manager, Role.admin])))  # type: ignore[attr-defined]  # noqa: E712
+    return [rep for rep in reps if rep.digest_via]
+
+
+def digest_key(manager: Rep, period: str, local_date: Any) -> str:
+    return f"digest:{manager.email}:{period}:{local_date}"
+
+
+def enqueue_due_digests(
+    session: Session,
+    *,
+    now: datetime,
+    options: DigestOptions,
+    managers: Sequence[Rep] | None = None,
+) -> int:
+    """Enqueue the digests that are due at `now` (aware); returns how many were new.
+
+    A manager's digest is due from their `digest_hour` (in `Rep.timezone`) until
+    local midnight, on every day for `options.period == "day"` and on
+    `options.weekday` for "week"; it covers the last complete local day (or
+    Monday-to-Sunday week). `managers` defaults to `digest_managers(session)`.
+    The outbox key `digest:{email}:{period}:{local date}` is unique, so calling
+    this again, after a restart or from another process on the same database,
+    enqueues nothing twice. The caller commits.
+    """
+    count = 0
+    for manager in digest_managers(session) if managers is None else managers:
+        if _enqueue_one(session, manager, now=now, options=options):
+            count += 1
+    return count
+
+
+def _enqueue_one(session: Session, manager: Rep, *, now: datetime, options: DigestOptions) -> bool:
+    try:
+        local = now.astimezone(zone(manager.timezone or "UTC"))
+    except ValueError as exc:
+        log.warning("no digest for %s: %s", manager.email, exc)
+        return False
+    if local.hour < manager.digest_hour or not manager.digest_via:
+        return False
+    if options.period == "week" and WEEKDAYS[local.weekday()] != options.weekday:
+        return False
+    start, end = last_complete_period(options.period, now, manager.timezone or "UTC")
+    payload = {
+        "manager_email": manager.email, "period": options.period, "start": start.isoformat(),
+        "end": end.isoformat(), "local_date": local.date().isoformat(), "via": list(manager.digest_via),
+        "channel": options.channel, "params": options.params.as_dict(),
+    }
+    key = digest_key(manager, options.period, local.date())
+    return enqueue(session, KIND, key, payload, due_at=now) is not None
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+def deliver_digest(
+    session: Session,
+    item: OutboxItem,
+    *,
+    slack_client: WebClient | None,
+    smtp: SmtpOptions | None,
+) -> None:
+    """Send the digest described by a `kind="digest"` outbox item (see enqueue_due_digests).
+
+    Computes the figures for the item's period now, then posts to the manager's
+    Slack DM (and the configured channel) and/or sends the email, as the payload's
+    `via` says. `slack_client` may be None when no digest goes to Slack, `smtp`
+    when none goes by email; otherwise DigestDeliveryError. Slack goes first and
+    skips parts a previous attempt already posted, so a retry after an email
+    failure does not repeat the Slack messages. Raises on failure (the dispatcher
+    marks the item failed and retries); does not mark the item sent.
+    """
+    payload = item.payload
+    manager = rep_by_email(session, str(payload["manager_email"]))
+    if manager is None:
+        log.warning("digest %s: manager %s no longer exists; nothing sent", item.key, payload["manager_email"])
+        return
+    figures = compute_digest(
+        session, manager=manager, period=payload["period"],
+        start=datetime.fromisoformat(payload["start"]), end=datetime.fromisoformat(payload["end"]),
+        params=SegmentParams.from_mapping(payload.get("params") or {}),
+    )
+    send_digest(figures, manager=manager, key=item.key, via=payload.get("via") or manager.digest_via,
+                channel=payload.get("channel"), slack_client=slack_client, smtp=smtp)
+
+
+def send_digest(
+    figures: DigestFigures,
+    *,
+    manager: Rep,
+    key: str,
+    via: Iterable[str],
+    channel: str | None = None,
+    slack_client: WebClient | None = None,
+    smtp: SmtpOptions | None = None,
+) -> None:
+    """Send already computed figures to Slack (DM, plus `channel`) and/or by email."""
+    via = set(via)
+    chart = render_chart(figures)
+    if "slack" in via or channel:
+        if slack_client is None:
+            raise DigestDeliveryError("a digest goes to Slack but no Slack client is configured (SLACK_BOT_TOKEN)")
+        targets = [_dm_channel(slack_client, manager)] if "slack" in via else []
+        targets += [channel] if channel else []
+        for target in targets:
+            post_to_slack(slack_client, target, figures, chart=chart, key=key)
+    if "email" in via:
+        if smtp is None:
+            raise DigestDeliveryError("a digest goes by email but SMTP is not configured (RAPPORT_SMTP_HOST)")
+        send_digest_email(smtp, figures, to=manager.email, chart=chart)
+
+
+def _dm_channel(client: WebClient, manager: Rep) -> str:
+    user_id = manager.slack_user_id
+    try:
+        if not user_id:
+            user_id = client.users_lookupByEmail(email=manager.email)["user"]["id"]
+        return str(client.conversations_open(users=user_id)["channel"]["id"])
+    except SlackApiError as exc:
+        raise DigestDeliveryError(f"cannot open a Slack DM with {manager.email}: "
+                                  f"{exc.response.get('error')}") from exc
+
+
+def post_to_slack(client: WebClient, channel: str, figures: DigestFigures, *, chart: bytes, key: str) -> None:
+    """Post the digest's blocks (split over messages of ≤ 50 blocks) and upload the chart
+    (files_upload_v2) to `channel`, skipping the parts a previous attempt posted."""
+    parts = split_blocks(render_digest_blocks(figures))
+    posted = _posted_parts(client, channel, key)
+    fallback = _clip(_title(figures), MAX_TEXT)
+    for number, blocks in enumerate(parts):
+        if number in posted:
+            continue
+        client.chat_postMessage(
+            channel=channel, blocks=blocks, text=fallback if number == 0 else f"{fallback} ({number + 1})",
+            metadata={"event_type": METADATA_EVENT, "event_payload": {"key": key, "part": number}},
+        )
+    if len(posted) < len(parts):  # a retry whose messages all went out already uploaded its chart
+        client.files_upload_v2(channel=channel, content=chart, filename="digest.png",
+                               title=f"Digest chart, {figures.label}")
+
+
+def _posted_parts(client: WebClient, channel: str, key: str) -> set[int]:
+    """Parts of this digest already in the channel (a previous attempt's); empty when the
+    history cannot be read (the token lacks the history scope): then accept a repeat."""
+    try:
+        messages = client.conversations_history(channel=channel, limit=50, include_all_metadata=True)["messages"]
+    except SlackApiError as exc:
+        log.info("cannot read %s history to skip posted digest parts: %s", channel, exc.response.get("error"))
+        return set()
+    parts = set()
+    for message in messages or []:
+        metadata = message.get("metadata") or {}
+        event = metadata.get("event_payload") or {}
+        if metadata.get("event_type") == METADATA_EVENT and event.get("key") == key:
+            parts.add(int(event.get("part", 0)))
+    return parts
+
+
+def send_digest_email(smtp: SmtpOptions, figures: DigestFigures, *, to: str, chart: bytes) -> None:
+    cid = new_cid()
+    message = build_message(
+        from_addr=smtp.from_addr, to=to, subject=_title(figures), text=render_digest_text(figures),
+        html=render_digest_html(figures, chart_cid=cid), image=chart, image_cid=cid,
+    )
+    send_message(smtp, message)
+
+
+__all__ = [
+    "KIND",
+    "DigestDeliveryError",
+    "DigestOptions",
+    "deliver_digest",
+    "digest_managers",
+    "enqueue_due_digests",
+    "escape_mrkdwn",
+    "render_chart",
+    "render_digest_blocks",
+    "render_digest_html",
+    "render_digest_text",
+    "send_digest",
+    "split_blocks",
+]

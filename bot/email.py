@@ -1,0 +1,98 @@
+"""Email delivery over SMTP with the standard library (smtplib, email).
+
+A digest mail is multipart/alternative: a plain-text part, then a
+multipart/related holding the HTML part and the chart it shows inline
+(`<img src="cid:...">`), so every mail client shows something readable.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Literal
+
+Security = Literal["starttls", "ssl", "none"]
+
+
+class EmailError(RuntimeError):
+    """Sending failed; the message names the server and what went wrong."""
+
+
+@dataclass(frozen=True)
+class SmtpOptions:
+    """Where and how to send mail (from RAPPORT_SMTP_*; see rapport/settings.py)."""
+
+    host: str
+    port: int = 587
+    security: Security = "starttls"
+    user: str | None = None
+    password: str | None = None
+    from_addr: str = "rapport@localhost"
+    ca_file: Path | None = None  # trust this CA (PEM) instead of the system's
+    timeout: float = 30.0
+
+
+def build_message(
+    *,
+    from_addr: str,
+    to: str,
+    subject: str,
+    text: str,
+    html: str,
+    image: bytes | None = None,
+    image_cid: str | None = None,
+) -> EmailMessage:
+    """A text + HTML mail; `image` (PNG) is attached inline under `image_cid`, which the
+    HTML references as `cid:<image_cid>` (without angle brackets)."""
+    message = EmailMessage()
+    message["From"] = from_addr
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain=from_addr.rpartition("@")[2] or "localhost")
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    if image is not None:
+        if not image_cid:
+            raise ValueError("an inline image needs image_cid, the id the HTML refers to")
+        html_part = message.get_body(preferencelist=("html",))
+        if html_part is None:
+            raise AssertionError("add_alternative always adds the HTML part")
+        html_part.add_related(image, maintype="image", subtype="png", cid=f"<{image_cid}>",
+                              filename="chart.png", disposition="inline")
+    return message
+
+
+def new_cid(domain: str = "rapport") -> str:
+    """A fresh Content-ID (without angle brackets) for an inline part."""
+    return make_msgid(idstring="chart", domain=domain)[1:-1]
+
+
+def _tls_context(options: SmtpOptions) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(options.ca_file) if options.ca_file else None)
+
+
+def send_message(options: SmtpOptions, message: EmailMessage) -> None:
+    """Send `message` to its To recipients; raises EmailError with a readable reason."""
+    try:
+        if options.security == "ssl":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(options.host, options.port, timeout=options.timeout,
+                                                    context=_tls_context(options))
+        else:
+            client = smtplib.SMTP(options.host, options.port, timeout=options.timeout)
+        with client:
+            if options.security == "starttls":
+                client.starttls(context=_tls_context(options))
+            if options.user:
+                client.login(options.user, options.password or "")
+            client.send_message(message)
+    except (smtplib.SMTPException, OSError, ssl.SSLError) as exc:
+        raise EmailError(f"cannot send mail via {options.host}:{options.port} "
+                         f"({options.security}): {exc}") from exc
+
+
+__all__ = ["EmailError", "SmtpOptions", "build_message", "new_cid", "send_message"]

@@ -1,0 +1,74 @@
+"""`/crm segment top|lapsed|stalled|partners`: a segment as Slack blocks, with owners.
+
+The definitions live in store/segments.py; this module only renders them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from bot.digest import MAX_BLOCKS, escape_mrkdwn, format_eur, format_orders, owner_mention
+from store.segments import (
+    SEGMENT_NAMES,
+    LapsedCustomer,
+    QuietContact,
+    SegmentParams,
+    TopCustomer,
+    UnknownSegment,
+    segment_rows,
+)
+from store.types import utcnow
+
+TITLES = {
+    "top": "Top customers (order value, last {top_months} months)",
+    "lapsed": "Lapsed customers to win back",
+    "stalled": "Stalled prospects (evaluation, quiet for {stalled_days}+ days)",
+    "partners": "Partners without contact for {partner_quiet_days}+ days",
+}
+MAX_ROWS = MAX_BLOCKS - 3  # header, summary and the "more" note
+
+
+def segment_blocks(
+    session: Session, name: str, params: SegmentParams, *, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Blocks listing segment `name` (best first, with each row's owner mentioned) for one
+    message; an unknown name gives a block that says which names exist (never raises)."""
+    now = now or utcnow()
+    name = name.strip().lower()
+    try:
+        rows = segment_rows(session, name, now=now, params=params)
+    except UnknownSegment as exc:
+        return [_section(f":warning: {escape_mrkdwn(str(exc))}. Try `segment {SEGMENT_NAMES[0]}`.")]
+    title = TITLES[name].format(**params.as_dict())
+    shown = rows[:MAX_ROWS]
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"{len(rows)} in the segment"
+                                          + (f", the first {len(shown)} shown" if len(rows) > len(shown) else "")
+                                          + " · `rapport export segment " + name + "` for all"}]},
+    ]
+    blocks += [_section(_line(row)) for row in shown]
+    if not rows:
+        blocks.append(_section("Nobody right now."))
+    return blocks
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+
+
+def _line(row: TopCustomer | LapsedCustomer | QuietContact) -> str:
+    name = f"*{escape_mrkdwn(row.name)}*"
+    if isinstance(row, TopCustomer):
+        decile = " · top 10%" if row.top_decile else ""
+        return f"{row.rank}. {name}: {format_eur(row.value_eur)} in {format_orders(row.orders)}{decile} · {owner_mention(row.owner)}"
+    if isinstance(row, LapsedCustomer):
+        return (f"{name}: last order {row.last_order_on.isoformat()} ({row.days_since} days; usually every "
+                f"{row.median_gap_days:g}) · {format_eur(row.value_eur)} so far · {owner_mention(row.owner)}")
+    return f"{name} ({row.kind}, {row.stage}): quiet for {row.days_quiet} days · {owner_mention(row.owner)}"
+
+
+__all__ = ["segment_blocks"]

@@ -1,0 +1,156 @@
+"""`rapport digest` (a manager's digest) and `rapport segment top|lapsed|stalled|partners`."""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+
+import typer
+from rich.table import Table
+from slack_sdk import WebClient
+
+from bot.digest import DigestDeliveryError, DigestOptions, render_digest_text, send_digest
+from bot.email import EmailError, SmtpOptions
+from rapport.cli.common import console, print_json, runtime
+from rapport.config import AppConfig
+from rapport.errors import RapportError
+from rapport.settings import Settings
+from store.db import read_session
+from store.digest import DigestError, DigestFigures, compute_digest, last_complete_period, period_bounds
+from store.models import Rep
+from store.reps import rep_by_email
+from store.segments import SegmentParams, export_segment
+from store.types import utcnow
+
+segment_app = typer.Typer(help="List customer segments (definitions: docs/digest.md).", no_args_is_help=True)
+
+
+class PeriodChoice(StrEnum):
+    day = "day"
+    week = "week"
+
+
+def segment_params(config: AppConfig) -> SegmentParams:
+    """The [segments] section of rapport.toml as the store's parameters."""
+    return SegmentParams.from_mapping(config.segments.model_dump())
+
+
+def digest_options(config: AppConfig) -> DigestOptions:
+    """[digest] and [segments] of rapport.toml as bot.digest's options (for the scheduler)."""
+    section = config.digest
+    return DigestOptions(period=section.period, weekday=section.weekday, channel=section.channel,
+                         params=segment_params(config))
+
+
+def smtp_options(settings: Settings) -> SmtpOptions | None:
+    """RAPPORT_SMTP_* as SMTP options; None when RAPPORT_SMTP_HOST is unset."""
+    if not settings.smtp_host:
+        return None
+    return SmtpOptions(
+        host=settings.smtp_host, port=settings.smtp_port, security=settings.smtp_security,
+        user=settings.smtp_user,
+        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        from_addr=settings.smtp_from, ca_file=settings.smtp_ca_file,
+    )
+
+
+def slack_client(settings: Settings) -> WebClient | None:
+    """A Web API client from SLACK_BOT_TOKEN (and SLACK_API_URL); None without a token."""
+    if settings.slack_bot_token is None:
+        return None
+    base_url = settings.slack_api_url or WebClient.BASE_URL
+    return WebClient(token=settings.slack_bot_token.get_secret_value(),
+                     base_url=base_url if base_url.endswith("/") else base_url + "/")
+
+
+def _parse_date(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise RapportError(f"--date {value!r}: expected a date such as 2026-11-22") from None
+
+
+def digest(
+    manager: str = typer.Option(..., "--manager", help="The manager's email (a rep in rapport.toml)."),
+    period: PeriodChoice = typer.Option(PeriodChoice.day, "--period", help="A day, or a Monday-to-Sunday week."),
+    on: str | None = typer.Option(None, "--date", help="A local date in the period (default: the last "
+                                  "complete day or week in the manager's time zone)."),
+    print_: bool = typer.Option(False, "--print", help="Render to the terminal (the default)."),
+    send: bool = typer.Option(False, "--send", help="Send it now, by the manager's digest_via (Slack, email)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Compute a manager's digest: print it, send it, or print its figures as JSON."""
+    if sum((print_, send, as_json)) > 1:
+        raise RapportError("choose one of --print, --send and --json")
+    rt = runtime()
+    day = _parse_date(on)
+    with read_session(rt.engine) as session:  # reads only: never holds SQLite's write lock
+        rep = rep_by_email(session, manager)
+        if rep is None:
+            raise RapportError(f"no rep with email {manager!r}; managers are listed under [[reps]] in rapport.toml")
+        try:
+            start, end = (period_bounds(period.value, day, rep.timezone) if day is not None
+                          else last_complete_period(period.value, utcnow(), rep.timezone))
+            figures = compute_digest(session, manager=rep, period=period.value, start=start, end=end,
+                                     params=segment_params(rt.config))
+        except DigestError as exc:
+            raise RapportError(str(exc)) from None
+        if as_json:
+            print_json(figures.to_json())
+        elif send:
+            _send(figures, rep, rt.settings)
+        else:
+            console.print(render_digest_text(figures), highlight=False, markup=False)
+
+
+def _send(figures: DigestFigures, rep: Rep, settings: Settings) -> None:
+    via = rep.digest_via or ["email"]
+    key = f"digest:{rep.email}:{figures.period}:manual:{utcnow().isoformat(timespec='seconds')}"
+    try:
+        send_digest(figures, manager=rep, key=key, via=via, slack_client=slack_client(settings),
+                    smtp=smtp_options(settings))
+    except (DigestDeliveryError, EmailError) as exc:
+        raise RapportError(str(exc)) from None
+    console.print(f"digest for {rep.email} sent via {', '.join(via)}")
+
+
+def _segment_command(name: str) -> None:
+    def command(as_json: bool = typer.Option(False, "--json", help="Print JSON lines-ready rows.")) -> None:
+        rt = runtime()
+        with read_session(rt.engine) as session:
+            rows = list(export_segment(session, name, now=utcnow(), params=segment_params(rt.config)))
+        if as_json:
+            print_json(rows)
+            return
+        _show_rows(name, rows)
+
+    command.__doc__ = {
+        "top": "Top customers: highest order value over the last months (top N and top decile).",
+        "lapsed": "Lapsed customers to win back: bought repeatedly, then stopped.",
+        "stalled": "Stalled prospects: evaluating, with no activity for too long.",
+        "partners": "Partners without contact for too long.",
+    }[name]
+    segment_app.command(name)(command)
+
+
+COLUMNS = {
+    "top": ("rank", "name", "value_eur", "orders", "top_decile", "owner_name"),
+    "lapsed": ("name", "value_eur", "last_order_on", "days_since", "median_gap_days", "owner_name"),
+    "stalled": ("name", "stage", "days_quiet", "last_touch_at", "owner_name"),
+    "partners": ("name", "kind", "days_quiet", "last_touch_at", "owner_name"),
+}
+
+
+def _show_rows(name: str, rows: list[dict[str, object]]) -> None:
+    table = Table(title=f"segment {name}: {len(rows)}")
+    for column in COLUMNS[name]:
+        table.add_column(column.replace("_", " "))
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in COLUMNS[name]))
+    console.print(table)
+
+
+for _name in COLUMNS:
+    _segment_command(_name)

@@ -1,0 +1,100 @@
+"""`rapport digest` and `rapport segment ...` through typer, on the hand-built store (SQLite)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from rapport.cli import common
+from rapport.cli.digest import digest, segment_app
+from rapport.errors import RapportError
+from store.db import make_engine, session_scope, upgrade
+from tests.digest import known_store
+from tests.servers.fake_slack import FakeSlack
+from tests.servers.smtp import SmtpServer
+
+app = typer.Typer()
+app.command("digest")(digest)
+app.add_typer(segment_app, name="segment")
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    url = f"sqlite:///{tmp_path / 'rapport.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    with session_scope(engine) as session:
+        known_store.build(session)
+    engine.dispose()
+    (tmp_path / "rapport.toml").write_text("[segments]\ntop_n = 3\n", encoding="utf-8")
+    env = {"RAPPORT_DATABASE_URL": url, "RAPPORT_CONFIG": str(tmp_path / "rapport.toml")}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    common.runtime.cache_clear()
+    yield env
+    common.runtime.cache_clear()
+
+
+def _run(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_digest_json_and_print(cli_env: dict[str, str]) -> None:
+    figures = json.loads(_run("digest", "--manager", "MAJA@rapport.example", "--date", "2026-11-22", "--json"))
+    assert figures["new_conversations"] == 5
+    assert figures["start"] == known_store.S.isoformat()
+    assert figures["first_response"] == {"count": 5, "median_seconds": 7200.0, "p90_seconds": 28080.0}
+
+    text = _run("digest", "--manager", "maja@rapport.example", "--period", "day", "--date", "2026-11-22")
+    assert "Rapport digest for Maja Manager (team nordics), day 2026-11-22" in text
+    assert "SLA breaches: 2" in text
+
+
+def test_digest_send(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, fake_slack: FakeSlack,
+                     smtp_server: SmtpServer) -> None:
+    monkeypatch.setenv("RAPPORT_SMTP_HOST", smtp_server.host)
+    monkeypatch.setenv("RAPPORT_SMTP_PORT", str(smtp_server.port))
+    monkeypatch.setenv("RAPPORT_SMTP_SECURITY", "none")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_API_URL", fake_slack.base_url)
+
+    output = _run("digest", "--manager", "maja@rapport.example", "--date", "2026-11-22", "--send")
+
+    assert "sent via" in output
+    assert len(fake_slack.messages("DMAJA")) == 1
+    assert smtp_server.wait_for(1)[0].rcpt_tos == ["maja@rapport.example"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--manager", "nobody@rapport.example"], "no rep with email"),
+    (["--manager", "maja@rapport.example", "--date", "22/11/2026"], "expected a date"),
+    (["--manager", "maja@rapport.example", "--json", "--print"], "choose one of"),
+])
+def test_digest_bad_input_is_a_clear_error(cli_env: dict[str, str], args: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["digest", *args])
+    assert isinstance(result.exception, RapportError)  # main() prints it without a traceback
+    assert message in str(result.exception)
+
+
+def test_digest_send_without_smtp_is_a_clear_error(cli_env: dict[str, str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RAPPORT_SMTP_HOST", raising=False)
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    result = CliRunner().invoke(app, ["digest", "--manager", "ada@rapport.example", "--send"])
+    assert isinstance(result.exception, RapportError)
+    assert "SMTP is not configured" in str(result.exception)
+
+
+def test_segment_commands(cli_env: dict[str, str]) -> None:
+    rows = json.loads(_run("segment", "top", "--json"))
+    assert [row["name"] for row in rows] == ["Ada Big", "Ben Mid", "Cleo Small"]
+    table = _run("segment", "partners")
+    assert "Rolf AtPartner" in table
