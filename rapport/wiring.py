@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
@@ -19,7 +19,13 @@ from store.db import current_revision, head_revision, make_engine, session_scope
 from store.reps import RepFields, upsert_rep
 
 if TYPE_CHECKING:
+    from slack_sdk import WebClient
+
+    from bot.commands import BotOptions
+    from bot.digest import DigestOptions
+    from bot.email import SmtpOptions
     from nlp import Classifier
+    from store.segments import SegmentParams
 
 log = logging.getLogger("rapport")
 
@@ -74,3 +80,55 @@ def sync_reps(engine: Engine, config: AppConfig) -> int:
             _, was_changed = upsert_rep(session, fields)
             changed += was_changed
     return changed
+
+
+def segment_params(config: AppConfig) -> SegmentParams:
+    """The [segments] section of rapport.toml as the store's parameters."""
+    from store.segments import SegmentParams
+
+    return SegmentParams.from_mapping(config.segments.model_dump())
+
+
+def digest_options(config: AppConfig) -> DigestOptions:
+    """[digest] and [segments] of rapport.toml as the digest scheduler's options."""
+    from bot.digest import DigestOptions
+
+    section = config.digest
+    return DigestOptions(
+        period=section.period, weekday=section.weekday, channel=section.channel, params=segment_params(config)
+    )
+
+
+def bot_options(config: AppConfig) -> BotOptions:
+    from bot.commands import BotOptions
+
+    return BotOptions(command=config.slack.command, segment_params=segment_params(config))
+
+
+def smtp_options(settings: Settings) -> SmtpOptions | None:
+    """RAPPORT_SMTP_* as SMTP options; None when RAPPORT_SMTP_HOST is unset."""
+    from bot.email import SmtpOptions
+
+    if not settings.smtp_host:
+        return None
+    return SmtpOptions(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        security=settings.smtp_security,
+        user=settings.smtp_user,
+        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        from_addr=settings.smtp_from,
+        ca_file=settings.smtp_ca_file,
+    )
+
+
+def slack_client(settings: Settings) -> WebClient | None:
+    """A WebClient with the bot token, talking to SLACK_API_URL when set (tests: the fake); None without a token."""
+    from slack_sdk import WebClient
+
+    if settings.slack_bot_token is None:
+        return None
+    kwargs: dict[str, Any] = {"token": settings.slack_bot_token.get_secret_value()}
+    if settings.slack_api_url:
+        kwargs["base_url"] = settings.slack_api_url.rstrip("/") + "/"
+    return WebClient(**kwargs)

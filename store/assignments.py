@@ -6,10 +6,14 @@ same way, so `rapport assign explain` and the Slack DM read one history.
 
 from __future__ import annotations
 
-from sqlalchemy import func
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, insert
 from sqlmodel import Session, col, select
 
 from store.models import Assignment, Conversation, ConversationStatus, Rep
+from store.types import utcnow
 
 
 def record_assignment(
@@ -69,3 +73,38 @@ def assignment_history(session: Session, conversation_id: int) -> list[Assignmen
             .order_by(Assignment.assigned_at, Assignment.id)  # type: ignore[arg-type]
         ).all()
     )
+
+
+@dataclass(frozen=True)
+class AssignmentDecision:
+    """One assignment to record in bulk: the conversation must already have its id."""
+
+    conversation: Conversation
+    owner: Rep | None
+    queue: str | None
+    rule: str
+    reason: str
+    by: str = "rapport"
+
+
+def record_assignments(session: Session, decisions: Sequence[AssignmentDecision]) -> list[int]:
+    """Record many assignments at once (the inbox's batches); returns the new Assignment ids in order.
+
+    Same effect as `record_assignment` for each decision: the conversation's owner
+    (or queue) is set and an Assignment row stores the rule and the reason.
+    """
+    if not decisions:
+        return []
+    now = utcnow()
+    rows = []
+    for decision in decisions:
+        conversation = decision.conversation
+        assert conversation.id is not None, "insert the conversation before recording its assignment"
+        conversation.owner_id = decision.owner.id if decision.owner is not None else None
+        conversation.queue = None if decision.owner is not None else decision.queue
+        rows.append({
+            "conversation_id": conversation.id, "owner_id": conversation.owner_id, "queue": conversation.queue,
+            "rule": decision.rule, "reason": decision.reason, "assigned_by": decision.by, "assigned_at": now,
+        })
+    result = session.execute(insert(Assignment).returning(col(Assignment.id), sort_by_parameter_order=True), rows)
+    return [int(row[0]) for row in result]

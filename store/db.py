@@ -73,11 +73,13 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 @contextmanager
 def read_session(engine: Engine) -> Iterator[Session]:
     """A session for reading only: on SQLite it never waits for (or blocks) a writer."""
-    with Session(engine.execution_options(rapport_readonly=True), expire_on_commit=False) as session:
-        try:
-            yield session
-        finally:
-            session.rollback()
+    session = Session(engine.execution_options(rapport_readonly=True), expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        # close(), not rollback(): it ends the transaction without expiring what was
+        # read, so the objects stay usable after the block
+        session.close()
 
 
 def _alembic_config(engine: Engine) -> Any:

@@ -12,7 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Numeric, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Numeric, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from store.types import UTCDateTime, utcnow
@@ -193,6 +193,7 @@ class Conversation(SQLModel, table=True):
     __table_args__ = (
         Index("ix_conversation_owner_status", "owner_id", "status"),
         Index("ix_conversation_status_sla", "status", "sla_due_at"),
+        Index("ix_conversation_first_response", "first_response_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -296,7 +297,11 @@ class Activity(SQLModel, table=True):
 
 
 class FollowUp(SQLModel, table=True):
-    __table_args__ = (Index("ix_followup_status_due", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_followup_status_due", "status", "due_at"),
+        # one post-purchase follow-up per order, guaranteed by the database
+        Index("uq_followup_order_id", "order_id", unique=True),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
@@ -373,6 +378,39 @@ class SlackEvent(SQLModel, table=True):
     received_at: datetime = _created()
 
 
+# --------------------------------------------------------------------------- search
+
+# Byte order on PostgreSQL too, so that prefix ranges (term >= 'sta' AND term < 'sta\x7f')
+# use the index whatever the database's locale is; SQLite compares bytes already.
+TermType = String(64).with_variant(String(64, collation="C"), "postgresql")
+
+
+class SearchTerm(SQLModel, table=True):
+    """One normalised word or fuzzy key of a contact (contact_id set) or a company (contact_id NULL).
+
+    Derived data behind fuzzy search (store/search.py), rebuilt from the contacts
+    at any time, hence no foreign keys.
+    """
+
+    __tablename__ = "search_term"
+    __table_args__ = (Index("ix_search_term_lookup", "term", "contact_id", "company_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    term: str = Field(sa_type=TermType, nullable=False)
+    contact_id: int | None = Field(default=None, index=True)
+    company_id: int | None = Field(default=None, index=True)
+
+
+class SearchState(SQLModel, table=True):
+    """How far the search terms are built: the highest id indexed per source table, and when."""
+
+    __tablename__ = "search_state"
+
+    source: str = Field(primary_key=True)  # "contact", "company", "contactemail"
+    last_id: int = 0
+    refreshed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
 __all__ = [
     "Activity",
     "ActivityKind",
@@ -396,6 +434,8 @@ __all__ = [
     "OutboxStatus",
     "Rep",
     "Role",
+    "SearchState",
+    "SearchTerm",
     "SlackEvent",
     "Stage",
 ]

@@ -94,6 +94,7 @@ def mark_failed(
     error: str,
     *,
     retry_after: timedelta | None = None,
+    now: datetime | None = None,
 ) -> None:
     """Record a failure; retry later with exponential backoff, give up after MAX_ATTEMPTS."""
     item.last_error = error[:2000]
@@ -101,7 +102,7 @@ def mark_failed(
     if item.attempts >= MAX_ATTEMPTS:
         item.status = OutboxStatus.failed
     else:
-        item.due_at = utcnow() + (retry_after or timedelta(seconds=min(3600, 5 * 2**item.attempts)))
+        item.due_at = (now or utcnow()) + (retry_after or timedelta(seconds=min(3600, 5 * 2**item.attempts)))
     session.add(item)
 
 

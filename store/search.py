@@ -14,24 +14,28 @@ Accents and small typos are tolerated (`stastny` finds `Šťastný`, `jhon` find
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from rapidfuzz import fuzz
 from sqlalchemy import delete, select, text
-from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, col
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import Session, col
 
-from store.models import Company, CompanyDomain, Contact, ContactEmail
-from store.search_models import SearchState, SearchTerm
+from store.models import Company, CompanyDomain, Contact, ContactEmail, SearchState, SearchTerm
 from store.types import utcnow
 
-CANDIDATES = 400  # contacts ranked by rapidfuzz per query
+log = logging.getLogger(__name__)
+CANDIDATES = 200  # contacts ranked by rapidfuzz per query
 CONTACTS_PER_COMPANY = 25  # contacts pulled in by a company-name match
+MATCHED_COMPANIES = 5  # best company-name matches whose contacts are pulled in
 MIN_SCORE = 62.0
+RELATIVE_GAP = 25.0  # hits this far below the best one are dropped
 _PREFIX_END = "\x7f"  # above every character a term can hold (terms are ASCII)
 _FOLD_EXTRA = str.maketrans(
     {
@@ -56,7 +60,7 @@ _FOLD_EXTRA = str.maketrans(
 )
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 _NON_DIGIT = re.compile(r"\D+")
-_TERMS = SQLModel.metadata.tables["search_term"]
+_TERMS = SearchTerm.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ class SearchHit:
 
 def fold(value: str) -> str:
     """Lower-case ASCII without accents: `Šťastný` -> `stastny`, `Straße` -> `strasse`."""
+    if value.isascii():
+        return value.lower()
     decomposed = unicodedata.normalize("NFKD", value.translate(_FOLD_EXTRA))
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return stripped.encode("ascii", "ignore").decode("ascii").lower()
@@ -81,6 +87,12 @@ def fold(value: str) -> str:
 
 def words(value: str) -> list[str]:
     return [w for w in _NON_WORD.split(fold(value)) if w]
+
+
+@lru_cache(maxsize=65536)
+def _plain(value: str) -> str:
+    """Folded words joined by spaces; cached, as the same names come back query after query."""
+    return " ".join(words(value))
 
 
 def fuzzy_keys(word: str) -> set[str]:
@@ -134,12 +146,6 @@ def company_terms(name: str, domains: Iterable[str], phone: str | None) -> set[s
 
 
 # --------------------------------------------------------------------------- maintaining the index
-
-
-def ensure_search_tables(engine: Engine) -> None:
-    """Create the search tables if the migrations do not have them yet."""
-    for name in ("search_term", "search_state"):
-        SQLModel.metadata.tables[name].create(engine, checkfirst=True)
 
 
 def index_contacts(session: Session, contact_ids: Sequence[int]) -> int:
@@ -247,6 +253,26 @@ def refresh_index(session: Session, *, changed: bool = False) -> int:
     return done
 
 
+def _index_is_current(session: Session) -> bool:
+    """Two cheap queries: nothing was added since the last refresh."""
+    highest = session.execute(text(
+        "SELECT (SELECT max(id) FROM contact), (SELECT max(id) FROM company), (SELECT max(id) FROM contactemail)"
+    )).one()
+    indexed = {source: last_id for source, last_id in session.execute(
+        select(col(SearchState.source), col(SearchState.last_id)))}
+    sources = ("contact", "company", "contactemail")
+    return all((top or 0) <= indexed.get(source, 0) for top, source in zip(highest, sources, strict=True))
+
+
+def _refresh_quietly(session: Session) -> None:
+    """Index what is new before searching; if another process is doing it right now, search anyway."""
+    try:
+        with session.begin_nested():
+            refresh_index(session)
+    except (IntegrityError, OperationalError) as exc:
+        log.info("search index refresh skipped: %s", exc.__class__.__name__)
+
+
 def rebuild_index(session: Session) -> int:
     """Throw the terms away and index every contact and company again."""
     session.execute(delete(SearchTerm))
@@ -274,29 +300,37 @@ class _QueryWord:
 
 
 def _query_words(query: str) -> list[_QueryWord]:
-    result: list[_QueryWord] = []
     digits = _NON_DIGIT.sub("", query)
     looks_like_phone = len(digits) >= 4 and len(digits) >= len(re.sub(r"[\s+()./-]", "", query)) - 1
     if looks_like_phone:
         keys = frozenset({"#" + digits[-7:]}) if len(digits) > 7 else frozenset()
         return [_QueryWord("#" + digits, "#" + digits, keys)]
-    if "@" in query:
-        address = fold(
-            query.strip().split()[0]
-            if "@" in query.split()[0]
-            else next(w for w in query.split() if "@" in w)
-        )
-        result.append(_QueryWord("@" + address, "@" + address, frozenset()))
-    for word in words(query.replace("@", " ")):
-        result.append(_QueryWord(word, word if len(word) >= 3 else None, frozenset(fuzzy_keys(word))))
-    return result[:8]
+    found: list[str] = []
+    for token in query.split():
+        if "@" in token:  # an address: its local part and its domain without the TLD
+            local, _, domain = token.partition("@")
+            token = f"{local} {domain.rsplit('.', 1)[0] if '.' in domain else domain}"
+        found += words(token)
+    return [_QueryWord(w, w if len(w) >= 3 else None, frozenset(fuzzy_keys(w))) for w in found[:8]]
 
 
-def _candidates(session: Session, query_words: list[_QueryWord]) -> list[tuple[int | None, int | None]]:
-    """(contact_id, company_id) pairs sharing the most query words, best first.
+def _address_word(query: str) -> _QueryWord | None:
+    """A whole (or partly typed) email address in the query, looked up as one term."""
+    address = next((token for token in query.split() if "@" in token), None)
+    if address is None:
+        return None
+    term = "@" + fold(address)
+    return _QueryWord(term, term, frozenset())
+
+
+def _candidates(
+    session: Session, query_words: list[_QueryWord], *, fuzzy: bool
+) -> list[tuple[int | None, int | None, int]]:
+    """(contact_id, company_id, words matched) sharing the most query words, best first.
 
     One statement: per query word an indexed look-up (exact term, prefix range,
-    fuzzy keys), then a count of distinct words matched per contact or company.
+    and with `fuzzy` the typo keys), then a count of distinct words matched per
+    contact or company.
     """
     selects: list[str] = []
     params: dict[str, object] = {}
@@ -306,7 +340,7 @@ def _candidates(session: Session, query_words: list[_QueryWord]) -> list[tuple[i
         if qw.prefix:
             conditions.append(f"(term >= :lo{i} AND term < :hi{i})")
             params[f"lo{i}"], params[f"hi{i}"] = qw.prefix, qw.prefix + _PREFIX_END
-        if qw.keys:
+        if fuzzy and qw.keys:
             names = [f"k{i}_{j}" for j in range(len(qw.keys))]
             conditions.append(f"term IN ({', '.join(':' + n for n in names)})")
             params.update(zip(names, sorted(qw.keys), strict=True))
@@ -316,12 +350,12 @@ def _candidates(session: Session, query_words: list[_QueryWord]) -> list[tuple[i
             f"FROM search_term WHERE {' OR '.join(conditions)}"
         )
     statement = text(
-        f"SELECT contact_id, company_id FROM ({' UNION ALL '.join(selects)}) AS m "
+        f"SELECT contact_id, company_id, COUNT(DISTINCT word) FROM ({' UNION ALL '.join(selects)}) AS m "
         "GROUP BY contact_id, company_id "
         "ORDER BY COUNT(DISTINCT word) DESC, SUM(closeness) DESC "
         f"LIMIT {CANDIDATES}"
     )
-    return [(row[0], row[1]) for row in session.execute(statement, params)]
+    return [(row[0], row[1], int(row[2])) for row in session.execute(statement, params)]
 
 
 def search_contacts(
@@ -334,19 +368,29 @@ def search_contacts(
     """Contacts best matching `query`, best first; `visible_owner_ids` limits to those owners
     (and unowned contacts); None means everyone is visible."""
     query_words = _query_words(query)
-    if not query_words:
+    address = _address_word(query)
+    if not query_words and address is None:
         return []
-    refresh_index(session)
-    pairs = _candidates(session, query_words)
-    contact_ids = [cid for cid, _ in pairs if cid is not None]
-    company_ids = [coid for cid, coid in pairs if cid is None and coid is not None][:20]
+    if not _index_is_current(session):
+        _refresh_quietly(session)
+    pairs = _candidates(session, [address], fuzzy=False) if address is not None else []
+    if not pairs and query_words:
+        # typo keys are shared by many words: only look at them when the words as typed match nothing whole
+        pairs = _candidates(session, query_words, fuzzy=False)
+        if not any(matched == len(query_words) for _, _, matched in pairs):
+            pairs = _candidates(session, query_words, fuzzy=True)
+    contact_ids = [cid for cid, _, _ in pairs if cid is not None]
+    company_ids = [coid for cid, coid, _ in pairs if cid is None and coid is not None][:MATCHED_COMPANIES]
     if company_ids:
         contact_ids += _contacts_of_companies(session, company_ids, set(contact_ids))
     rows = _candidate_rows(session, contact_ids)
-    hits = [hit for hit in (_score(query, row) for row in rows) if hit.score >= MIN_SCORE]
+    prepared = _prepare(query)
+    hits = [hit for hit in (_score(prepared, row) for row in rows) if hit.score >= MIN_SCORE]
     if visible_owner_ids is not None:
         hits = [h for h in hits if h.owner_id is None or h.owner_id in visible_owner_ids]
     hits.sort(key=lambda h: (-h.score, h.name.lower(), h.contact_id))
+    if hits:  # next to a strong match, weak ones are noise in a pick list
+        hits = [h for h in hits if h.score >= hits[0].score - RELATIVE_GAP]
     return hits[:limit]
 
 
@@ -397,28 +441,34 @@ def _candidate_rows(session: Session, contact_ids: list[int]) -> list[_Row]:
     ]
 
 
-def _score(query: str, row: _Row) -> SearchHit:
-    q = " ".join(words(query))
-    digits = _NON_DIGIT.sub("", query)
-    name = " ".join(words(row.name))
-    company = " ".join(words(row.company or ""))
-    scores = [fuzz.WRatio(q, name), 0.92 * fuzz.WRatio(q, company) if company else 0.0]
-    folded_query = fold(query.strip())
+def _score(query: _Query, row: _Row) -> SearchHit:
+    name, company = _plain(row.name), _plain(row.company or "")
+    scores = [fuzz.WRatio(query.text, name), 0.92 * fuzz.WRatio(query.text, company) if company else 0.0]
     for email in row.emails:
-        scores.append(100.0 if folded_query == fold(email) else 0.9 * fuzz.WRatio(q, " ".join(words(email))))
-    if len(digits) >= 4 and row.phone:
+        scores.append(100.0 if query.folded == email.lower() else 0.9 * fuzz.WRatio(query.text, _plain(email)))
+    if len(query.digits) >= 4 and row.phone:
         phone_digits = _NON_DIGIT.sub("", row.phone)
-        if phone_digits.endswith(digits[-7:]) or phone_digits.startswith(digits):
+        if phone_digits.endswith(query.digits[-7:]) or phone_digits.startswith(query.digits):
             scores.append(100.0)
-    combined = " ".join([name, company, *(" ".join(words(e)) for e in row.emails)])
-    scores.append(0.95 * fuzz.token_set_ratio(q, combined))
+    combined = " ".join([name, company, *(_plain(e) for e in row.emails)])
+    scores.append(0.95 * fuzz.token_set_ratio(query.text, combined))
     first_email = row.emails[0] if row.emails else None
     return SearchHit(row.contact_id, row.name, row.company, first_email, row.owner_id, round(max(scores), 1))
 
 
+@dataclass(frozen=True)
+class _Query:
+    text: str  # folded words
+    folded: str  # the whole query folded (an email address stays whole)
+    digits: str
+
+
+def _prepare(query: str) -> _Query:
+    return _Query(" ".join(words(query)), fold(query.strip()), _NON_DIGIT.sub("", query))
+
+
 __all__ = [
     "SearchHit",
-    "ensure_search_tables",
     "fold",
     "index_companies",
     "index_contacts",

@@ -139,7 +139,7 @@ def export_segment_command(
     fmt: Format = typer.Option(Format.jsonl, "--format", "-f", help="jsonl or csv."),
 ) -> None:
     """Export a customer segment (see docs/digest.md for the definitions)."""
-    from rapport.cli.digest import segment_params
+    from rapport.wiring import segment_params
     from store.segments import UnknownSegment, export_segment
     from store.types import utcnow
 

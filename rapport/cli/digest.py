@@ -7,19 +7,18 @@ from enum import StrEnum
 
 import typer
 from rich.table import Table
-from slack_sdk import WebClient
 
-from bot.digest import DigestDeliveryError, DigestOptions, render_digest_text, send_digest
-from bot.email import EmailError, SmtpOptions
+from bot.digest import DigestDeliveryError, render_digest_text, send_digest
+from bot.email import EmailError
 from rapport.cli.common import console, print_json, runtime
-from rapport.config import AppConfig
 from rapport.errors import RapportError
 from rapport.settings import Settings
+from rapport.wiring import segment_params, slack_client, smtp_options
 from store.db import read_session
 from store.digest import DigestError, DigestFigures, compute_digest, last_complete_period, period_bounds
 from store.models import Rep
 from store.reps import rep_by_email
-from store.segments import SegmentParams, export_segment
+from store.segments import export_segment
 from store.types import utcnow
 
 segment_app = typer.Typer(help="List customer segments (definitions: docs/digest.md).", no_args_is_help=True)
@@ -28,39 +27,6 @@ segment_app = typer.Typer(help="List customer segments (definitions: docs/digest
 class PeriodChoice(StrEnum):
     day = "day"
     week = "week"
-
-
-def segment_params(config: AppConfig) -> SegmentParams:
-    """The [segments] section of rapport.toml as the store's parameters."""
-    return SegmentParams.from_mapping(config.segments.model_dump())
-
-
-def digest_options(config: AppConfig) -> DigestOptions:
-    """[digest] and [segments] of rapport.toml as bot.digest's options (for the scheduler)."""
-    section = config.digest
-    return DigestOptions(period=section.period, weekday=section.weekday, channel=section.channel,
-                         params=segment_params(config))
-
-
-def smtp_options(settings: Settings) -> SmtpOptions | None:
-    """RAPPORT_SMTP_* as SMTP options; None when RAPPORT_SMTP_HOST is unset."""
-    if not settings.smtp_host:
-        return None
-    return SmtpOptions(
-        host=settings.smtp_host, port=settings.smtp_port, security=settings.smtp_security,
-        user=settings.smtp_user,
-        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-        from_addr=settings.smtp_from, ca_file=settings.smtp_ca_file,
-    )
-
-
-def slack_client(settings: Settings) -> WebClient | None:
-    """A Web API client from SLACK_BOT_TOKEN (and SLACK_API_URL); None without a token."""
-    if settings.slack_bot_token is None:
-        return None
-    base_url = settings.slack_api_url or WebClient.BASE_URL
-    return WebClient(token=settings.slack_bot_token.get_secret_value(),
-                     base_url=base_url if base_url.endswith("/") else base_url + "/")
 
 
 def _parse_date(value: str | None) -> date | None:

@@ -10,10 +10,13 @@ import typer
 
 from rapport import __version__
 from rapport.cli import data as data_cli
+from rapport.cli import demo as demo_cli
 from rapport.cli import digest as digest_cli
 from rapport.cli import nlp as nlp_cli
 from rapport.cli import setup as setup_cli
+from rapport.cli.chat import chat_app
 from rapport.cli.common import err_console, setup_logging
+from rapport.cli.serve import serve_app
 from rapport.errors import RapportError
 
 app = typer.Typer(
@@ -29,6 +32,9 @@ app.add_typer(data_cli.import_app, name="import")
 app.add_typer(data_cli.export_app, name="export")
 app.add_typer(nlp_cli.app, name="nlp")
 app.command("digest")(digest_cli.digest)
+app.command("demo")(demo_cli.demo)
+app.add_typer(chat_app, name="chat")
+app.add_typer(serve_app, name="serve")
 app.add_typer(digest_cli.segment_app, name="segment")
 
 

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: d7e0c272b11c
+Revision ID: 63fdcce37c37
 Revises: 
-Create Date: 2026-11-23 21:08:07.322201
+Create Date: 2026-11-23 22:07:36.330072
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ from alembic import op
 import store.types
 
 
-revision: str = 'd7e0c272b11c'
+revision: str = '63fdcce37c37'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -74,6 +74,24 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_rep_email'), ['email'], unique=True)
         batch_op.create_index(batch_op.f('ix_rep_slack_user_id'), ['slack_user_id'], unique=True)
         batch_op.create_index(batch_op.f('ix_rep_team'), ['team'], unique=False)
+
+    op.create_table('search_state',
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('last_id', sa.Integer(), nullable=False),
+    sa.Column('refreshed_at', store.types.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('source')
+    )
+    op.create_table('search_term',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('term', sa.String(length=64).with_variant(sa.String(length=64, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('contact_id', sa.Integer(), nullable=True),
+    sa.Column('company_id', sa.Integer(), nullable=True),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('search_term', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_search_term_company_id'), ['company_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_search_term_contact_id'), ['contact_id'], unique=False)
+        batch_op.create_index('ix_search_term_lookup', ['term', 'contact_id', 'company_id'], unique=False)
 
     op.create_table('slack_event',
     sa.Column('event_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -196,6 +214,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_conversation_category'), ['category'], unique=False)
         batch_op.create_index(batch_op.f('ix_conversation_company_id'), ['company_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_conversation_contact_id'), ['contact_id'], unique=False)
+        batch_op.create_index('ix_conversation_first_response', ['first_response_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_conversation_normalized_subject'), ['normalized_subject'], unique=False)
         batch_op.create_index(batch_op.f('ix_conversation_opened_at'), ['opened_at'], unique=False)
         batch_op.create_index('ix_conversation_owner_status', ['owner_id', 'status'], unique=False)
@@ -287,6 +306,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_followup_contact_id'), ['contact_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_followup_rep_id'), ['rep_id'], unique=False)
         batch_op.create_index('ix_followup_status_due', ['status', 'due_at'], unique=False)
+        batch_op.create_index('uq_followup_order_id', ['order_id'], unique=True)
 
     op.create_table('message',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -368,6 +388,7 @@ def downgrade() -> None:
 
     op.drop_table('message')
     with op.batch_alter_table('followup', schema=None) as batch_op:
+        batch_op.drop_index('uq_followup_order_id')
         batch_op.drop_index('ix_followup_status_due')
         batch_op.drop_index(batch_op.f('ix_followup_rep_id'))
         batch_op.drop_index(batch_op.f('ix_followup_contact_id'))
@@ -398,6 +419,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_conversation_owner_status')
         batch_op.drop_index(batch_op.f('ix_conversation_opened_at'))
         batch_op.drop_index(batch_op.f('ix_conversation_normalized_subject'))
+        batch_op.drop_index('ix_conversation_first_response')
         batch_op.drop_index(batch_op.f('ix_conversation_contact_id'))
         batch_op.drop_index(batch_op.f('ix_conversation_company_id'))
         batch_op.drop_index(batch_op.f('ix_conversation_category'))
@@ -434,6 +456,13 @@ def downgrade() -> None:
 
     op.drop_table('company')
     op.drop_table('slack_event')
+    with op.batch_alter_table('search_term', schema=None) as batch_op:
+        batch_op.drop_index('ix_search_term_lookup')
+        batch_op.drop_index(batch_op.f('ix_search_term_contact_id'))
+        batch_op.drop_index(batch_op.f('ix_search_term_company_id'))
+
+    op.drop_table('search_term')
+    op.drop_table('search_state')
     with op.batch_alter_table('rep', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_rep_team'))
         batch_op.drop_index(batch_op.f('ix_rep_slack_user_id'))

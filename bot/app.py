@@ -1,0 +1,414 @@
+"""The Slack app (slack_bolt): listeners that ack at once and call the shared handlers.
+
+Every listener acks within Bolt's 3 s (commands answer in the ack when the
+handler is quick, else say "working on it" and post the answer after);
+`process_before_response=False` runs listeners after the HTTP answer. Request
+signatures and the five-minute replay window are Bolt's own checks; event
+retries are de-duplicated here by event id (store.models.SlackEvent).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import datetime
+from typing import Any
+
+from slack_bolt import Ack, App, BoltResponse
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from bot.blocks import Block, Reply, context, section, split_blocks
+from bot.cards import home_view
+from bot.commands import BotOptions, Ctx, card_reply, contact_modal, run_command
+from bot.identity import rep_for_slack_user, unknown_user_text, visible_owner_ids
+from bot.interactions import (
+    Outcome,
+    Submission,
+    claim_conversation,
+    complete,
+    mark_answered,
+    reassign_conversation,
+    recategorise,
+    snooze,
+    submit_followup,
+    submit_log_call,
+    submit_log_message,
+)
+from bot.modals import card_modal, log_message_modal
+from bot.text import clip, escape
+from store.db import session_scope
+from store.models import Rep, SlackEvent
+from store.search import search_contacts
+from store.types import utcnow
+
+log = logging.getLogger(__name__)
+ACK_BUDGET_SECONDS = 2.0  # answer in the ack if the handler is done by then (Slack allows 3 s)
+SHORTCUT_CALLBACK = "log_to_crm"
+Clock = Callable[[], datetime]
+
+
+class RapportSlack:
+    """The listeners and what they share (engine, clock, options); `app` is the Bolt app."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        client: WebClient,
+        signing_secret: str | None,
+        options: BotOptions | None = None,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.client = client
+        self.options = options or BotOptions()
+        self.clock = clock
+        self._slow = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rapport-slow")
+        self.app = App(
+            client=client,
+            signing_secret=signing_secret or "",
+            process_before_response=False,
+            token_verification_enabled=False,  # no auth.test at start: the token is checked on first use
+            request_verification_enabled=bool(signing_secret),
+            raise_error_for_unhandled_request=False,
+        )
+        self._register()
+
+    # ------------------------------------------------------------------ wiring
+    def _register(self) -> None:
+        app = self.app
+        app.middleware(self._dedupe_events)
+        app.command(self.options.command)(self._on_command)
+        app.options("contact_picker")(self._on_contact_options)
+        app.action("contact_open")(self._on_contact_open)
+        app.action("log_call_open")(self._on_open_modal("call"))
+        app.action("followup_open")(self._on_open_modal("followup"))
+        app.action("conv_claim")(self._on_conversation_action)
+        app.action("conv_answered")(self._on_conversation_action)
+        app.action("conv_recategorise")(self._on_conversation_action)
+        app.action("conv_reassign")(self._on_conversation_action)
+        app.action("followup_done")(self._on_followup_action)
+        for choice in ("1h", "tomorrow", "week"):
+            app.action(f"followup_snooze_{choice}")(self._on_followup_action)
+        app.view("log_call")(self._on_submission(submit_log_call))
+        app.view("add_followup")(self._on_submission(submit_followup))
+        app.view("log_message")(self._on_submission(submit_log_message))
+        app.shortcut(SHORTCUT_CALLBACK)(self._on_log_shortcut)
+        app.event("app_home_opened")(self._on_home_opened)
+        app.error(self._on_error)
+
+    def close(self) -> None:
+        self._slow.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------------ middleware
+    def _dedupe_events(self, body: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse | None:
+        """Slack retries events it thinks were not received: act on each event id once."""
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if event_id:
+            try:
+                with session_scope(self.engine) as session:
+                    session.add(SlackEvent(event_id=str(event_id)))
+            except IntegrityError:
+                log.info("event %s already handled; ignoring the retry", event_id)
+                return BoltResponse(status=200, body="")
+        return next()
+
+    # ------------------------------------------------------------------ helpers
+    def _rep(self, session: Session, user_id: str) -> Rep | None:
+        return rep_for_slack_user(session, user_id, self.client)
+
+    def _tell(self, user_id: str, text: str, blocks: list[Block] | None = None, *, channel: str | None = None) -> None:
+        """A private answer: ephemeral where the person is, else a DM."""
+        for part in split_blocks(blocks or []):
+            try:
+                if channel and not channel.startswith("D"):
+                    self.client.chat_postEphemeral(channel=channel, user=user_id, text=text, blocks=part or None)
+                    continue
+            except SlackApiError as exc:
+                log.info("ephemeral answer in %s failed (%s); sending a DM", channel, exc.response.get("error"))
+            self.client.chat_postMessage(channel=user_id, text=text, blocks=part or None)
+
+    def publish_home(self, rep_ids: set[int] | None = None, *, user_id: str | None = None) -> None:
+        """Refresh the App Home of these reps (or of one Slack user)."""
+        with session_scope(self.engine) as session:
+            reps = [session.get(Rep, rid) for rid in rep_ids or set()]
+            if user_id is not None:
+                reps.append(self._rep(session, user_id))
+            now = self.clock()
+            for rep in reps:
+                if rep is None or not rep.slack_user_id:
+                    continue
+                try:
+                    self.client.views_publish(user_id=rep.slack_user_id, view=home_view(session, rep, now=now))
+                except SlackApiError as exc:
+                    log.warning("views.publish for %s failed: %s", rep.email, exc.response.get("error"))
+
+    # ------------------------------------------------------------------ commands
+    def _on_command(self, ack: Ack, body: dict[str, Any]) -> None:
+        user_id, text = str(body.get("user_id") or ""), str(body.get("text") or "")
+        future = self._slow.submit(self._run_command, user_id, text)
+        try:
+            rep_id, reply = future.result(timeout=ACK_BUDGET_SECONDS)
+        except FutureTimeout:
+            ack(response_type="ephemeral", text=f"Working on `{escape(clip(text, 60))}`…")
+            future.add_done_callback(lambda done: self._deliver_late(done, user_id, body))
+            return
+        self._answer(ack, body, rep_id, reply)
+
+    def _run_command(self, user_id: str, text: str) -> tuple[int | None, Reply]:
+        with session_scope(self.engine) as session:
+            rep = self._rep(session, user_id)
+            if rep is None:
+                message = unknown_user_text(self.options.command)
+                return None, Reply(message, [section(message)])
+            return rep.id, run_command(Ctx(session, rep, self.clock(), self.options), text)
+
+    def _answer(self, ack: Ack, body: dict[str, Any], rep_id: int | None, reply: Reply) -> None:
+        if reply.modal is not None:
+            self.client.views_open(trigger_id=body["trigger_id"], view=reply.modal)
+            ack()
+            return
+        parts = split_blocks(reply.blocks)
+        ack(response_type="ephemeral", text=reply.text, blocks=parts[0])
+        for part in parts[1:]:
+            self._tell(str(body.get("user_id")), reply.text, part, channel=body.get("channel_id"))
+        if reply.changed_home and rep_id is not None:
+            self.publish_home({rep_id})
+
+    def _deliver_late(self, done: Any, user_id: str, body: dict[str, Any]) -> None:
+        try:
+            rep_id, reply = done.result()
+        except Exception:
+            log.exception("a slow command failed")
+            self._tell(user_id, "Sorry, that failed; the error has been logged.", channel=body.get("channel_id"))
+            return
+        self._tell(user_id, reply.text, reply.blocks, channel=body.get("channel_id"))
+        if reply.changed_home and rep_id is not None:
+            self.publish_home({rep_id})
+
+    # ------------------------------------------------------------------ type-ahead and cards
+    def _on_contact_options(self, ack: Ack, body: dict[str, Any]) -> None:
+        query = str(body.get("value") or "")
+        with session_scope(self.engine) as session:
+            rep = self._rep(session, str((body.get("user") or {}).get("id") or ""))
+            if rep is None or len(query.strip()) < 2:
+                ack(options=[])
+                return
+            hits = search_contacts(session, query, limit=20, visible_owner_ids=visible_owner_ids(session, rep))
+        ack(options=[{"text": {"type": "plain_text", "text": clip(h.name + (f" ({h.company})" if h.company else ""), 75)},
+                      "value": str(h.contact_id)} for h in hits])
+
+    def _on_contact_open(self, ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        user_id, value = _user(body), _action_value(body)
+        with session_scope(self.engine) as session:
+            rep = self._rep(session, user_id)
+            if rep is None:
+                self._tell(user_id, unknown_user_text(self.options.command), channel=_channel(body))
+                return
+            reply = card_reply(Ctx(session, rep, self.clock(), self.options), int(value) if value.isdigit() else 0)
+        self.client.views_open(trigger_id=body["trigger_id"], view=card_modal(reply.blocks))
+
+    def _on_open_modal(self, kind: str) -> Callable[..., None]:
+        def open_modal(ack: Ack, body: dict[str, Any]) -> None:
+            ack()
+            user_id, value = _user(body), _action_value(body)
+            with session_scope(self.engine) as session:
+                rep = self._rep(session, user_id)
+                if rep is None:
+                    self._tell(user_id, unknown_user_text(self.options.command), channel=_channel(body))
+                    return
+                view = contact_modal(Ctx(session, rep, self.clock(), self.options),
+                                     int(value) if value.isdigit() else None, kind)
+            self._open_or_push(body, view)
+
+        return open_modal
+
+    def _open_or_push(self, body: dict[str, Any], view: dict[str, Any]) -> None:
+        if (body.get("container") or {}).get("type") == "view" and (body.get("view") or {}).get("type") == "modal":
+            self.client.views_push(trigger_id=body["trigger_id"], view=view)
+        else:
+            self.client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    # ------------------------------------------------------------------ assignment DM buttons
+    def _on_conversation_action(self, ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        user_id = _user(body)
+        action = (body.get("actions") or [{}])[0]
+        action_id, value = str(action.get("action_id")), _action_value(body)
+        changed: set[int] = set()
+        with session_scope(self.engine) as session:
+            rep = self._rep(session, user_id)
+            if rep is None:
+                self._tell(user_id, unknown_user_text(self.options.command), channel=_channel(body))
+                return
+            conversation_text, _, argument = value.partition(":")
+            if not conversation_text.isdigit():
+                return
+            conversation_id = int(conversation_text)
+            if action_id == "conv_claim":
+                outcome = claim_conversation(session, rep, conversation_id)
+            elif action_id == "conv_answered":
+                outcome = mark_answered(session, rep, conversation_id, self.clock())
+            elif action_id == "conv_recategorise":
+                outcome = recategorise(session, rep, conversation_id, argument)
+            else:
+                outcome, new_owner = reassign_conversation(session, rep, conversation_id,
+                                                           int(argument) if argument.isdigit() else 0)
+                if new_owner is not None and new_owner.id is not None:
+                    changed.add(new_owner.id)
+            if outcome.ok and rep.id is not None:
+                changed.add(rep.id)
+        self._show_outcome(body, outcome)
+        if changed:
+            self.publish_home(changed)
+
+    def _show_outcome(self, body: dict[str, Any], outcome: Outcome) -> None:
+        """Success: a status line on the message itself; refusal: a private note to the clicker."""
+        container = body.get("container") or {}
+        message = body.get("message") or {}
+        if not outcome.ok or container.get("type") != "message" or not message:
+            self._tell(_user(body), outcome.text, [section(outcome.text)], channel=_channel(body))
+            return
+        blocks = [b for b in message.get("blocks") or [] if b.get("block_id") != "rapport_status"]
+        status = context(outcome.text)
+        status["block_id"] = "rapport_status"
+        blocks = [*blocks, status][-50:]
+        try:
+            self.client.chat_update(channel=str(container.get("channel_id") or _channel(body)), ts=str(message.get("ts")),
+                                    text=message.get("text") or outcome.text, blocks=blocks)
+        except SlackApiError as exc:
+            log.info("chat.update failed (%s); telling the user instead", exc.response.get("error"))
+            self._tell(_user(body), outcome.text, [section(outcome.text)], channel=_channel(body))
+
+    # ------------------------------------------------------------------ reminder buttons
+    def _on_followup_action(self, ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        user_id = _user(body)
+        action_id, value = str((body.get("actions") or [{}])[0].get("action_id")), _action_value(body)
+        followup_id = int(value) if value.isdigit() else 0
+        with session_scope(self.engine) as session:
+            rep = self._rep(session, user_id)
+            if rep is None:
+                self._tell(user_id, unknown_user_text(self.options.command), channel=_channel(body))
+                return
+            now = self.clock()
+            if action_id == "followup_done":
+                outcome = complete(session, rep, followup_id, now)
+            else:
+                outcome = snooze(session, rep, followup_id, action_id.removeprefix("followup_snooze_"), now)
+            rep_id = rep.id
+        if (body.get("container") or {}).get("type") == "message":
+            self._finish_reminder(body, outcome)
+        elif not outcome.ok:
+            self._tell(user_id, outcome.text, [section(outcome.text)], channel=_channel(body))
+        if outcome.ok and rep_id is not None:
+            self.publish_home({rep_id})
+
+    def _finish_reminder(self, body: dict[str, Any], outcome: Outcome) -> None:
+        """Replace a reminder's buttons by what was done, so it cannot be clicked twice by mistake."""
+        if not outcome.ok:
+            self._tell(_user(body), outcome.text, [section(outcome.text)], channel=_channel(body))
+            return
+        message = body.get("message") or {}
+        blocks = [b for b in message.get("blocks") or [] if b.get("type") != "actions"] + [context(outcome.text)]
+        container = body.get("container") or {}
+        try:
+            self.client.chat_update(channel=str(container.get("channel_id") or _channel(body)), ts=str(message.get("ts")),
+                                    text=message.get("text") or outcome.text, blocks=blocks[-50:])
+        except SlackApiError as exc:
+            log.info("chat.update failed (%s)", exc.response.get("error"))
+
+    # ------------------------------------------------------------------ modals
+    def _on_submission(self, submit: Callable[[Session, Rep, dict[str, Any], datetime], Submission]) -> Callable[..., None]:
+        def on_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+            user_id = _user(body)
+            with session_scope(self.engine) as session:
+                rep = self._rep(session, user_id)
+                if rep is None:
+                    ack()
+                    self._tell(user_id, unknown_user_text(self.options.command))
+                    return
+                result = submit(session, rep, view, self.clock())
+                if result.errors:
+                    session.rollback()
+                rep_id = rep.id
+            if result.errors:
+                ack(response_action="errors", errors=result.errors)
+                return
+            ack()
+            self._tell(user_id, result.text, [section(result.text)])
+            if rep_id is not None:
+                self.publish_home({rep_id})
+
+        return on_submit
+
+    def _on_log_shortcut(self, ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        user_id = _user(body)
+        channel = _channel(body)
+        message = body.get("message") or {}
+        with session_scope(self.engine) as session:
+            if self._rep(session, user_id) is None:
+                self._tell(user_id, unknown_user_text(self.options.command), channel=channel)
+                return
+        permalink = None
+        try:
+            permalink = self.client.chat_getPermalink(channel=str(channel), message_ts=str(message.get("ts"))).get("permalink")
+        except SlackApiError as exc:
+            log.info("no permalink for the message: %s", exc.response.get("error"))
+        self.client.views_open(trigger_id=body["trigger_id"], view=log_message_modal(str(message.get("text") or ""), permalink))
+
+    # ------------------------------------------------------------------ events
+    def _on_home_opened(self, event: dict[str, Any]) -> None:
+        if event.get("tab", "home") == "home" and event.get("user"):
+            self.publish_home(user_id=str(event["user"]))
+
+    def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
+        log.error("Slack request failed: %s: %s", type(error).__name__, error, exc_info=error)
+        user_id = _user(body) or str(body.get("user_id") or "")
+        if user_id:
+            try:
+                self._tell(user_id, "Sorry, something went wrong; the error has been logged.", channel=_channel(body))
+            except SlackApiError:
+                log.warning("could not tell %s about the error", user_id)
+
+
+def _user(body: dict[str, Any]) -> str:
+    user = body.get("user")
+    if isinstance(user, dict):
+        return str(user.get("id") or "")
+    return str(body.get("user_id") or "")
+
+
+def _channel(body: dict[str, Any]) -> str | None:
+    channel = body.get("channel")
+    if isinstance(channel, dict):
+        return str(channel.get("id") or "") or None
+    return str(body.get("channel_id") or "") or None
+
+
+def _action_value(body: dict[str, Any]) -> str:
+    action = (body.get("actions") or [{}])[0]
+    selected = action.get("selected_option")
+    if isinstance(selected, dict):
+        return str(selected.get("value") or "")
+    return str(action.get("value") or "")
+
+
+def build_app(
+    engine: Engine,
+    *,
+    client: WebClient,
+    signing_secret: str | None,
+    options: BotOptions | None = None,
+    clock: Clock = utcnow,
+) -> RapportSlack:
+    """The Slack app over `engine`; `client` carries the bot token and SLACK_API_URL."""
+    return RapportSlack(engine, client=client, signing_secret=signing_secret, options=options, clock=clock)

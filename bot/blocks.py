@@ -1,0 +1,135 @@
+"""Block Kit building blocks, the 50-block limit, and a plain-text rendering for the console."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.text import unescape
+
+Block = dict[str, Any]
+MAX_BLOCKS = 50  # Slack refuses messages with more
+MAX_SECTION_TEXT = 3000
+
+
+@dataclass
+class Reply:
+    """What a command handler answers: a fallback text, blocks, and maybe a modal to open."""
+
+    text: str
+    blocks: list[Block] = field(default_factory=list)
+    modal: dict[str, Any] | None = None
+    changed_home: bool = False  # the rep's App Home should be refreshed
+
+
+def mrkdwn(text: str) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": text[:MAX_SECTION_TEXT]}
+
+
+def plain(text: str, limit: int = 150) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text[:limit] or " ", "emoji": True}
+
+
+def section(text: str, *, accessory: Block | None = None, block_id: str | None = None) -> Block:
+    block: Block = {"type": "section", "text": mrkdwn(text)}
+    if accessory is not None:
+        block["accessory"] = accessory
+    if block_id:
+        block["block_id"] = block_id
+    return block
+
+
+def fields(*texts: str) -> Block:
+    return {"type": "section", "fields": [mrkdwn(t) for t in texts[:10]]}
+
+
+def header(text: str) -> Block:
+    return {"type": "header", "text": plain(text)}
+
+
+def context(*texts: str) -> Block:
+    return {"type": "context", "elements": [mrkdwn(t) for t in texts[:10]]}
+
+
+def divider() -> Block:
+    return {"type": "divider"}
+
+
+def button(text: str, action_id: str, value: str = "", *, style: str | None = None) -> Block:
+    element: Block = {"type": "button", "text": plain(text, 75), "action_id": action_id, "value": value}
+    if style:
+        element["style"] = style
+    return element
+
+
+def option(text: str, value: str) -> Block:
+    return {"text": plain(text, 75), "value": value}
+
+
+def static_select(placeholder: str, action_id: str, options: list[tuple[str, str]]) -> Block:
+    return {
+        "type": "static_select",
+        "placeholder": plain(placeholder),
+        "action_id": action_id,
+        "options": [option(text, value) for text, value in options[:100]],
+    }
+
+
+def actions(*elements: Block, block_id: str | None = None) -> Block:
+    block: Block = {"type": "actions", "elements": list(elements)[:25]}
+    if block_id:
+        block["block_id"] = block_id
+    return block
+
+
+def split_blocks(blocks: list[Block], limit: int = MAX_BLOCKS) -> list[list[Block]]:
+    """Messages of at most `limit` blocks each, in order (never an empty list of messages)."""
+    if not blocks:
+        return [[]]
+    return [blocks[i : i + limit] for i in range(0, len(blocks), limit)]
+
+
+# --------------------------------------------------------------------------- console rendering
+
+
+def render_text(blocks: list[Block]) -> str:
+    """Blocks as readable plain text (the console adapter and message fallbacks)."""
+    lines: list[str] = []
+    for block in blocks:
+        lines.extend(_render_block(block))
+    return "\n".join(lines).rstrip()
+
+
+def _text_of(obj: Any) -> str:
+    if isinstance(obj, dict):
+        return unescape(str(obj.get("text", "")))
+    return ""
+
+
+def _render_block(block: Block) -> list[str]:
+    kind = block.get("type")
+    if kind == "header":
+        title = _text_of(block.get("text"))
+        return ["", title, "=" * min(len(title), 60)]
+    if kind == "divider":
+        return ["-" * 40]
+    if kind == "context":
+        return ["  " + "  ·  ".join(_text_of(e) for e in block.get("elements", []))]
+    if kind == "actions":
+        labels = [_element_label(e) for e in block.get("elements", [])]
+        return ["  " + " ".join(label for label in labels if label)]
+    if kind == "section":
+        lines = [_text_of(block.get("text"))] if block.get("text") else []
+        lines += [_text_of(f) for f in block.get("fields", [])]
+        accessory = block.get("accessory")
+        if accessory:
+            lines[-1:] = [f"{lines[-1] if lines else ''}  {_element_label(accessory)}"]
+        return lines
+    if kind == "input":
+        return [f"{_text_of(block.get('label'))}: ____"]
+    return []
+
+
+def _element_label(element: Block) -> str:
+    label = _text_of(element.get("text")) or _text_of(element.get("placeholder"))
+    return f"[{label}]" if label else ""

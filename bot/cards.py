@@ -1,0 +1,153 @@
+"""Block Kit views of the store: contact card, pick list, follow-ups, my queue, App Home."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from bot.blocks import Block, actions, button, context, divider, fields, header, section
+from bot.text import age, clip, escape, local_time, until
+from store.activities import recent_activities
+from store.contacts_view import ContactCard, OpenConversation, rep_queue
+from store.followups import open_followups
+from store.models import Activity, Contact, FollowUp, Rep
+from store.search import SearchHit
+
+SNOOZE_CHOICES = (("1 hour", "1h"), ("Tomorrow 9:00", "tomorrow"), ("Next week", "week"))
+
+
+def contact_card_blocks(card: ContactCard, *, now: datetime, tz: str) -> list[Block]:
+    title = escape(card.name) + (f" · {escape(card.title)}" if card.title else "")
+    blocks: list[Block] = [
+        section(f"*{title}*\n{escape(', '.join(card.emails) or 'no email')}"
+                + (f" · {escape(card.phone)}" if card.phone else "")),
+        fields(
+            f"*Kind*\n{escape(card.kind)}",
+            f"*Stage*\n{escape(card.stage.replace('_', ' '))}",
+            f"*Company*\n{escape(card.company or '—')}",
+            f"*Owner*\n{escape(card.owner or 'unassigned')}",
+            f"*Consent*\n{_consent_text(card)}",
+            f"*Last contact*\n{age(card.last_contact_at, now) + ' ago' if card.last_contact_at else 'never'}",
+            f"*Orders*\n{card.order_count}" + (f" (last {card.last_order_on})" if card.last_order_on else ""),
+            f"*Lifetime value*\n{_money(card)}",
+        ),
+    ]
+    if card.open_conversations:
+        lines = [_conversation_line(c, now) for c in card.open_conversations]
+        blocks.append(section("*Open conversations*\n" + "\n".join(lines)))
+    if card.activities:
+        blocks.append(section("*Last activities*\n" + "\n".join(_activity_line(a, now) for a in card.activities)))
+    followup = card.next_followup
+    blocks.append(context(
+        f"Next follow-up: {local_time(followup.due_at, tz)} ({until(followup.due_at, now)}) {escape(clip(followup.note, 80))}"
+        if followup else "No follow-up planned"
+    ))
+    blocks.append(actions(
+        button("Log a call", "log_call_open", str(card.id), style="primary"),
+        button("Add follow-up", "followup_open", str(card.id)),
+        block_id=f"card:{card.id}",
+    ))
+    return blocks
+
+
+def _consent_text(card: ContactCard) -> str:
+    if not card.consents:
+        return "none recorded"
+    parts = []
+    for consent in card.consents:
+        state = "withdrawn" if consent.withdrawn_at else "granted"
+        parts.append(f"{escape(consent.purpose)}: {state} ({escape(consent.basis.replace('_', ' '))})")
+    return "\n".join(parts)
+
+
+def _money(card: ContactCard) -> str:
+    if not card.lifetime_value:
+        return "—"
+    return ", ".join(f"{total:,.2f} {escape(currency)}" for currency, total in sorted(card.lifetime_value.items()))
+
+
+def _conversation_line(conv: OpenConversation, now: datetime) -> str:
+    category = escape(conv.category or "uncategorised")
+    owner = f" · {escape(conv.owner)}" if conv.owner else ""
+    sla = f" · SLA {until(conv.sla_due_at, now)}" if conv.sla_due_at else ""
+    who = f"{escape(conv.contact)}: " if conv.contact else ""
+    return f"• {who}{escape(clip(conv.subject or '(no subject)', 80))} — `{category}` · {age(conv.opened_at, now)} old{owner}{sla}"
+
+
+def _activity_line(activity: Activity, now: datetime) -> str:
+    outcome = f" ({escape(activity.outcome)})" if activity.outcome else ""
+    return f"• {escape(activity.kind)}{outcome}, {age(activity.occurred_at, now)} ago: {escape(clip(activity.summary, 100))}"
+
+
+def pick_list_blocks(query: str, hits: list[SearchHit]) -> list[Block]:
+    blocks: list[Block] = [section(f"{len(hits)} contacts match *{escape(query)}*:")]
+    for hit in hits:
+        detail = " · ".join(escape(part) for part in (hit.company, hit.email) if part)
+        blocks.append(section(f"*{escape(hit.name)}*" + (f"\n{detail}" if detail else ""),
+                              accessory=button("Open", "contact_open", str(hit.contact_id))))
+    return blocks
+
+
+def followup_line(followup: FollowUp, contact: Contact | None, *, now: datetime, tz: str) -> str:
+    who = f"*{escape(contact.name)}* " if contact else ""
+    note = escape(clip(followup.note, 120)) if followup.note else "(no note)"
+    return f"{who}{local_time(followup.due_at, tz)} ({until(followup.due_at, now)})\n{note}"
+
+
+def followup_blocks(session: Session, followups: list[FollowUp], *, now: datetime, tz: str) -> list[Block]:
+    blocks: list[Block] = []
+    for followup in followups:
+        contact = session.get(Contact, followup.contact_id) if followup.contact_id else None
+        blocks.append(section(followup_line(followup, contact, now=now, tz=tz),
+                              accessory=button("Done", "followup_done", str(followup.id))))
+    return blocks
+
+
+def reminder_actions(followup_id: int) -> Block:
+    return actions(
+        button("Done", "followup_done", str(followup_id), style="primary"),
+        *(button(f"Snooze: {label}", f"followup_snooze_{value}", str(followup_id)) for label, value in SNOOZE_CHOICES),
+        block_id=f"reminder:{followup_id}",
+    )
+
+
+def queue_blocks(queue: list[OpenConversation], *, now: datetime) -> list[Block]:
+    if not queue:
+        return [section("No open conversations. :tada:")]
+    return [section("\n".join(_conversation_line(c, now) for c in queue))]
+
+
+def my_blocks(session: Session, rep: Rep, *, now: datetime) -> list[Block]:
+    """`my`: open conversations by SLA urgency, then due follow-ups."""
+    assert rep.id is not None
+    due = open_followups(session, rep.id, due_before=now)
+    blocks = [header("My open conversations"), *queue_blocks(rep_queue(session, rep.id), now=now),
+              header("My due follow-ups")]
+    blocks += followup_blocks(session, due, now=now, tz=rep.timezone) or [section("Nothing due.")]
+    return blocks
+
+
+def home_view(session: Session, rep: Rep, *, now: datetime) -> dict[str, Any]:
+    """The App Home tab: my queue, due and overdue follow-ups, recent activities."""
+    assert rep.id is not None
+    followups = open_followups(session, rep.id, limit=15)
+    due = [f for f in followups if f.due_at <= now]
+    upcoming = [f for f in followups if f.due_at > now][:5]
+    blocks: list[Block] = [
+        header(f"Rapport for {rep.name}"[:150]),
+        context(f"Updated {local_time(now, rep.timezone)}"),
+        header("My queue"),
+        *queue_blocks(rep_queue(session, rep.id, limit=10), now=now),
+        divider(),
+        header("Due and overdue follow-ups"),
+        *(followup_blocks(session, due, now=now, tz=rep.timezone) or [section("Nothing due.")]),
+    ]
+    if upcoming:
+        blocks += [header("Coming up"), *followup_blocks(session, upcoming, now=now, tz=rep.timezone)]
+    activities = recent_activities(session, rep_id=rep.id, limit=5)
+    blocks += [divider(), header("My recent activities")]
+    blocks.append(section("\n".join(_activity_line(a, now) for a in activities)) if activities
+                  else section("No activities yet."))
+    return {"type": "home", "blocks": blocks[:100]}

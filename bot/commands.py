@@ -1,0 +1,279 @@
+"""The `/crm` router: plain functions over the store that answer with Block Kit blocks.
+
+Slack (bot.app), the console (`rapport chat`) and the tests call `run_command`
+the same way; nothing here talks to Slack.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from bot.blocks import Block, Reply, context, header, section
+from bot.cards import contact_card_blocks, followup_blocks, my_blocks, pick_list_blocks
+from bot.dates import parse_when, split_when
+from bot.identity import visible_owner_ids
+from bot.modals import followup_modal, log_call_modal
+from bot.text import clip, escape, local_time
+from store.activities import log_activity
+from store.contacts_view import contact_card
+from store.followups import create_followup, open_followups
+from store.models import ActivityKind, Contact, Rep
+from store.search import SearchHit, search_contacts
+from store.segments import SegmentParams
+
+log = logging.getLogger(__name__)
+SEGMENTS = ("top", "lapsed", "stalled", "partners")
+_TOKENS = re.compile(r'"([^"]+)"|“([^”]+)”|(\S+)')
+
+
+@dataclass(frozen=True)
+class BotOptions:
+    """What the bot takes from the configuration (rapport wires it from rapport.toml)."""
+
+    command: str = "/crm"
+    segment_params: SegmentParams | None = None  # rapport.toml [segments]; None: the defaults
+
+
+@dataclass
+class Ctx:
+    session: Session
+    rep: Rep
+    now: datetime
+    options: BotOptions
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self.rep.languages or [])
+
+
+Handler = Callable[[Ctx, list[str]], Reply]
+
+
+def run_command(ctx: Ctx, text: str) -> Reply:
+    """Answer one `/crm ...` text; user mistakes give a helpful reply, never an exception."""
+    words = tokens(text)
+    if not words:
+        return help_reply(ctx, [])
+    name, rest = words[0].lower(), words[1:]
+    if name == "log" and rest and rest[0].lower() == "call":
+        name, rest = "log call", rest[1:]
+    handler = HANDLERS.get(name)
+    if handler is None:
+        return Reply(f"I don't know `{escape(clip(name, 40))}`.",
+                     [section(f"I don't know `{escape(clip(name, 40))}`. Try `{ctx.options.command} help`.")])
+    return handler(ctx, rest)
+
+
+def tokens(text: str) -> list[str]:
+    """Words, keeping "quoted phrases" together."""
+    return [next(g for g in match.groups() if g is not None) for match in _TOKENS.finditer(text or "")]
+
+
+# --------------------------------------------------------------------------- help
+
+
+HELP = (
+    ("find QUERY", "find a contact by name, email, company or phone (typos and accents are fine)"),
+    ("log call CONTACT NOTES", "log a call; without arguments opens the call form"),
+    ("remind CONTACT WHEN NOTE", 'set a follow-up: `remind "Jan Novák" next friday 10am send the offer`'),
+    ("followups", "my open follow-ups"),
+    ("my", "my open conversations by SLA urgency and my due follow-ups"),
+    ("away UNTIL", "mark me away (no new assignments) until a time, e.g. `away monday 9am`"),
+    ("back", "I'm back: assignments resume"),
+    ("segment top|lapsed|stalled|partners", "customer segments"),
+    ("help", "this list"),
+)
+
+
+def help_reply(ctx: Ctx, _args: list[str]) -> Reply:
+    command = ctx.options.command
+    lines = [f"`{command} {usage}` — {what}" for usage, what in HELP]
+    return Reply("Rapport commands", [header("Rapport commands"), section("\n".join(lines)),
+                                      context("Times are understood in your time zone and language.")])
+
+
+# --------------------------------------------------------------------------- contacts
+
+
+def find(ctx: Ctx, args: list[str]) -> Reply:
+    query = " ".join(args).strip()
+    if not query:
+        return _usage(ctx, "find QUERY", "e.g. `find acme` or `find stastny`")
+    hits = search_contacts(ctx.session, query, visible_owner_ids=visible_owner_ids(ctx.session, ctx.rep))
+    if not hits:
+        return Reply(f"No contact matches {query}.", [section(f"No contact matches *{escape(query)}*.")])
+    if len(hits) == 1:
+        return card_reply(ctx, hits[0].contact_id)
+    return Reply(f"{len(hits)} contacts match {query}", pick_list_blocks(query, hits))
+
+
+def card_reply(ctx: Ctx, contact_id: int) -> Reply:
+    card = contact_card(ctx.session, contact_id)
+    if card is None or not _visible(ctx, card.owner_id):
+        return Reply("That contact is not there (or not yours to see).",
+                     [section("That contact is not there (or not yours to see).")])
+    return Reply(f"Contact: {card.name}", contact_card_blocks(card, now=ctx.now, tz=ctx.rep.timezone))
+
+
+def _visible(ctx: Ctx, owner_id: int | None) -> bool:
+    visible = visible_owner_ids(ctx.session, ctx.rep)
+    return visible is None or owner_id is None or owner_id in visible
+
+
+def resolve_contact(ctx: Ctx, words: list[str]) -> tuple[SearchHit | None, list[str], Reply | None]:
+    """The contact named at the start of `words` (a quoted name, an email, one or two words).
+
+    Returns (hit, remaining words, None) or (None, words, a reply explaining the problem).
+    """
+    if not words:
+        return None, words, Reply("Which contact?", [section("Which contact? Give a name, email or phone.")])
+    visible = visible_owner_ids(ctx.session, ctx.rep)
+    first = search_contacts(ctx.session, words[0], visible_owner_ids=visible, limit=6)
+    if len(first) == 1:
+        return first[0], words[1:], None
+    if len(words) > 1 and " " not in words[0]:
+        two = search_contacts(ctx.session, " ".join(words[:2]), visible_owner_ids=visible, limit=6)
+        if len(two) == 1 or (two and two[0].score >= 95 and (len(two) == 1 or two[1].score < 90)):
+            return two[0], words[2:], None
+    if first and first[0].score >= 99 and (len(first) == 1 or first[1].score < 90):
+        return first[0], words[1:], None
+    if not first:
+        text = f"No contact matches *{escape(words[0])}*."
+        return None, words, Reply(text, [section(text)])
+    names = "\n".join(f"• {escape(h.name)}" + (f" ({escape(h.email)})" if h.email else "") for h in first[:5])
+    text = (f"Several contacts match *{escape(words[0])}*:\n{names}\n"
+            'Use their email, or quote the full name: `"Jan Novák"`.')
+    return None, words, Reply(f"Several contacts match {words[0]}", [section(text)])
+
+
+def log_call(ctx: Ctx, args: list[str]) -> Reply:
+    if not args:
+        return Reply("Log a call", [section("Opening the call form…")], modal=log_call_modal())
+    hit, rest, problem = resolve_contact(ctx, args)
+    if problem is not None:
+        return problem
+    assert hit is not None
+    notes = " ".join(rest).strip()
+    if not notes:
+        contact = ctx.session.get(Contact, hit.contact_id)
+        return Reply("Log a call", [section("Opening the call form…")], modal=log_call_modal(contact))
+    log_activity(ctx.session, contact_id=hit.contact_id, rep_id=ctx.rep.id, summary=notes, kind=ActivityKind.call,
+                 occurred_at=ctx.now)
+    text = f"Logged a call with *{escape(hit.name)}*: {escape(clip(notes, 200))}"
+    return Reply(f"Logged a call with {hit.name}", [section(text)], changed_home=True)
+
+
+# --------------------------------------------------------------------------- follow-ups
+
+
+def remind(ctx: Ctx, args: list[str]) -> Reply:
+    if not args:
+        return _usage(ctx, "remind CONTACT WHEN NOTE", 'e.g. `remind "Jan Novák" next friday 10am send the offer` '
+                      "or `remind me in 3 days check the invoice`")
+    hit: SearchHit | None = None
+    rest = args[1:]
+    if args[0].lower() not in ("me", "myself"):
+        hit, rest, problem = resolve_contact(ctx, args)
+        if problem is not None:
+            return problem
+    due, note_words = split_when(rest, tz=ctx.rep.timezone, languages=ctx.languages, now=ctx.now)
+    if due is None:
+        return _usage(ctx, "remind CONTACT WHEN NOTE",
+                      f"I could not read a time in *{escape(' '.join(rest) or '(nothing)')}*; "
+                      "try `tomorrow 9am`, `next friday 10am`, `in 3 days`.")
+    if due <= ctx.now:
+        return Reply("That time has passed.", [section(f"{local_time(due, ctx.rep.timezone)} has already passed.")])
+    assert ctx.rep.id is not None
+    note = " ".join(note_words)
+    create_followup(ctx.session, rep_id=ctx.rep.id, due_at=due, note=note,
+                    contact_id=hit.contact_id if hit else None, source="slack")
+    about = f" about *{escape(hit.name)}*" if hit else ""
+    when = local_time(due, ctx.rep.timezone)
+    text = f"I'll remind you {when}{about}" + (f": {escape(clip(note, 200))}" if note else ".")
+    return Reply(f"I'll remind you {when}", [section(text)], changed_home=True)
+
+
+def followups(ctx: Ctx, _args: list[str]) -> Reply:
+    assert ctx.rep.id is not None
+    items = open_followups(ctx.session, ctx.rep.id, limit=100)
+    if not items:
+        return Reply("No open follow-ups.", [section("You have no open follow-ups.")])
+    blocks: list[Block] = [header("My follow-ups"), *followup_blocks(ctx.session, items, now=ctx.now, tz=ctx.rep.timezone)]
+    return Reply(f"{len(items)} open follow-ups", blocks)
+
+
+def my(ctx: Ctx, _args: list[str]) -> Reply:
+    return Reply("My work", my_blocks(ctx.session, ctx.rep, now=ctx.now))
+
+
+# --------------------------------------------------------------------------- availability
+
+
+def away(ctx: Ctx, args: list[str]) -> Reply:
+    when = " ".join(args)
+    until_time = parse_when(when, tz=ctx.rep.timezone, languages=ctx.languages, now=ctx.now) if when else None
+    if until_time is None or until_time <= ctx.now:
+        return _usage(ctx, "away UNTIL", "e.g. `away monday 9am` or `away in 2 days`")
+    ctx.rep.away_until = until_time
+    ctx.session.add(ctx.rep)
+    text = f"You're away until {local_time(until_time, ctx.rep.timezone)}: no new assignments until then."
+    return Reply(text, [section(text)])
+
+
+def back(ctx: Ctx, _args: list[str]) -> Reply:
+    ctx.rep.away_until = None
+    ctx.session.add(ctx.rep)
+    return Reply("Welcome back", [section("Welcome back: new assignments can come your way again.")])
+
+
+# --------------------------------------------------------------------------- segments
+
+
+def segment(ctx: Ctx, args: list[str]) -> Reply:
+    name = args[0].lower() if args else ""
+    if name not in SEGMENTS:
+        return _usage(ctx, "segment top|lapsed|stalled|partners", "pick one of the four segments")
+    try:
+        module = importlib.import_module("bot.segments")
+    except ModuleNotFoundError as exc:
+        if exc.name != "bot.segments":
+            raise  # a broken installation, not a missing feature: let it be logged
+        text = "Segments are not available in this installation yet."
+        return Reply(text, [section(text)])
+    params = ctx.options.segment_params or SegmentParams()
+    blocks: list[Block] = module.segment_blocks(ctx.session, name, params, now=ctx.now)
+    return Reply(f"Segment {name}", blocks)
+
+
+def _usage(ctx: Ctx, usage: str, hint: str) -> Reply:
+    text = f"Usage: `{ctx.options.command} {usage}`\n{hint}"
+    return Reply(f"Usage: {ctx.options.command} {usage}", [section(text)])
+
+
+HANDLERS: dict[str, Handler] = {
+    "help": help_reply,
+    "find": find,
+    "log call": log_call,
+    "remind": remind,
+    "followups": followups,
+    "my": my,
+    "away": away,
+    "back": back,
+    "segment": segment,
+}
+
+
+def contact_modal(ctx: Ctx, contact_id: int | None, kind: str) -> dict[str, Any]:
+    """The log-call or follow-up modal prefilled with a contact the rep may see."""
+    contact = ctx.session.get(Contact, contact_id) if contact_id else None
+    if contact is not None and not _visible(ctx, contact.owner_id):
+        contact = None
+    return log_call_modal(contact) if kind == "call" else followup_modal(contact)

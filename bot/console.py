@@ -1,0 +1,58 @@
+"""The console adapter: the `/crm` handlers against the local store, blocks rendered as text."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from rich.console import Console
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from bot.blocks import Reply, render_text
+from bot.commands import BotOptions, Ctx, run_command
+from bot.identity import is_manager
+from store.db import session_scope
+from store.models import Rep
+from store.reps import rep_by_email
+from store.types import utcnow
+
+
+class ConsoleError(Exception):
+    """The console cannot act as anyone (no such rep, no reps at all)."""
+
+
+def pick_rep(session: Session, email: str | None) -> Rep:
+    """The rep to act as: `email`, else the first active manager, else the first active rep."""
+    if email:
+        rep = rep_by_email(session, email)
+        if rep is None:
+            raise ConsoleError(f"no rep with email {email}; the reps come from rapport.toml")
+        return rep
+    reps = list(session.exec(select(Rep).where(Rep.active == True).order_by(col(Rep.id))).all())  # noqa: E712
+    if not reps:
+        raise ConsoleError("there are no reps yet: add them to rapport.toml ([[reps]]) or import them")
+    return next((r for r in reps if is_manager(r)), reps[0])
+
+
+def run_text(
+    engine: Engine,
+    text: str,
+    *,
+    as_email: str | None = None,
+    options: BotOptions | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> tuple[Rep, Reply]:
+    """Run one command as a rep (committing what it changes) and return the reply."""
+    with session_scope(engine) as session:
+        rep = pick_rep(session, as_email)
+        reply = run_command(Ctx(session, rep, clock(), options or BotOptions()), text)
+    return rep, reply
+
+
+def print_reply(console: Console, reply: Reply) -> None:
+    body = render_text(reply.blocks) or reply.text
+    console.print(body, markup=False, highlight=False)
+    if reply.modal is not None:
+        console.print("(In Slack this opens a form; in the console give the details on the command line, "
+                      "e.g. `log call jan Talked about pricing`.)", style="dim")

@@ -1,0 +1,103 @@
+"""Who is who: Slack users to reps and back, and what a rep may see."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlmodel import Session, col, select
+
+from store.models import Rep, Role
+from store.reps import rep_by_email, rep_by_slack_id
+
+log = logging.getLogger(__name__)
+MANAGER_ROLES = frozenset({Role.manager, Role.admin})
+
+
+def unknown_user_text(command: str = "/crm") -> str:
+    return (
+        "I don't know you yet: your Slack account is not linked to a Rapport rep. "
+        "Ask an admin to add your work email to the `reps` in rapport.toml "
+        f"(or set your `slack_user_id` there), then try `{command}` again."
+    )
+
+
+def rep_for_slack_user(session: Session, user_id: str, client: WebClient | None = None) -> Rep | None:
+    """The rep behind a Slack user: by stored Slack id, else by the email Slack has for them."""
+    rep = rep_by_slack_id(session, user_id)
+    if rep is not None or client is None:
+        return rep if rep is None or rep.active else None
+    email = _slack_email(client, user_id)
+    if not email:
+        return None
+    rep = rep_by_email(session, email)
+    if rep is None or not rep.active:
+        return None
+    if rep.slack_user_id is None:
+        rep.slack_user_id = user_id
+        session.add(rep)
+        session.flush()
+    return rep
+
+
+def slack_id_for_rep(session: Session, rep: Rep, client: WebClient | None) -> str | None:
+    """The rep's Slack user id: stored, else users.lookupByEmail (remembered)."""
+    if rep.slack_user_id or client is None:
+        return rep.slack_user_id
+    try:
+        answer = client.users_lookupByEmail(email=rep.email)
+    except SlackApiError as exc:
+        log.warning("no Slack user for %s: %s", rep.email, exc.response.get("error"))
+        return None
+    user_id = str((answer.get("user") or {}).get("id") or "") or None
+    if user_id and rep_by_slack_id(session, user_id) is None:
+        rep.slack_user_id = user_id
+        session.add(rep)
+        session.flush()
+    return user_id
+
+
+def _slack_email(client: WebClient, user_id: str) -> str | None:
+    try:
+        answer = client.users_info(user=user_id)
+    except SlackApiError as exc:
+        log.info("users.info %s failed: %s", user_id, exc.response.get("error"))
+        return None
+    profile = (answer.get("user") or {}).get("profile") or {}
+    email = profile.get("email")
+    return str(email).lower() if email else None
+
+
+def is_manager(rep: Rep) -> bool:
+    return rep.role in MANAGER_ROLES
+
+
+def visible_owner_ids(session: Session, rep: Rep) -> set[int] | None:
+    """Owners whose records `rep` sees: None (everyone) for managers, else the rep and their team."""
+    if is_manager(rep):
+        return None
+    ids = {rep.id} if rep.id is not None else set()
+    if rep.team:
+        ids |= {i for i in session.exec(select(Rep.id).where(Rep.team == rep.team)).all() if i is not None}
+    return ids
+
+
+def can_see(session: Session, rep: Rep, owner_id: int | None) -> bool:
+    visible = visible_owner_ids(session, rep)
+    return visible is None or owner_id is None or owner_id in visible
+
+
+def managers_of(session: Session, rep: Rep | None) -> list[Rep]:
+    """The rep's team managers, else every manager (someone must hear about an escalation)."""
+    query = select(Rep).where(col(Rep.role).in_(list(MANAGER_ROLES)), Rep.active == True)  # noqa: E712
+    managers = list(session.exec(query.order_by(col(Rep.id))).all())
+    if rep is not None and rep.team:
+        team = [m for m in managers if m.team == rep.team]
+        if team:
+            return team
+    return managers
+
+
+def active_reps(session: Session) -> list[Rep]:
+    return list(session.exec(select(Rep).where(Rep.active == True).order_by(col(Rep.name))).all())  # noqa: E712

@@ -1,0 +1,252 @@
+"""What buttons and forms do: plain functions over the store, shared by Slack and tests.
+
+Each returns a short outcome text for the person who clicked; permission
+problems and stale clicks (a follow-up already done) are outcomes, not errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from bot.dates import next_local, parse_when
+from bot.identity import can_see, is_manager
+from bot.modals import metadata, state_value
+from bot.text import clip, escape, local_time
+from store.activities import log_activity
+from store.assignments import record_assignment
+from store.followups import complete_followup, create_followup, snooze_followup
+from store.models import (
+    ActivityKind,
+    Contact,
+    Conversation,
+    ConversationStatus,
+    Correction,
+    Direction,
+    FollowUp,
+    Message,
+    Rep,
+)
+from store.validation import CATEGORIES
+
+SNOOZES = ("1h", "tomorrow", "week")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a click did: `ok` False means nothing changed (no permission, stale click)."""
+
+    text: str
+    ok: bool = True
+
+
+def _refused(text: str) -> Outcome:
+    return Outcome(text, ok=False)
+
+
+@dataclass
+class Submission:
+    """A form's result: field errors to show in the modal, or what was done."""
+
+    errors: dict[str, str] = field(default_factory=dict)
+    text: str = ""
+
+
+# --------------------------------------------------------------------------- conversations
+
+
+def claim_conversation(session: Session, rep: Rep, conversation_id: int) -> Outcome:
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None:
+        return _refused("That conversation no longer exists.")
+    if conversation.owner_id == rep.id:
+        return _refused("It's already yours.")
+    if not (is_manager(rep) or can_see(session, rep, conversation.owner_id)):
+        return _refused("Only its owner's team or a manager can take this conversation.")
+    record_assignment(session, conversation, owner=rep, queue=None, rule="manual",
+                      reason=f"claimed by {rep.name} in Slack", by=rep.email)
+    return Outcome(f"Claimed by {escape(rep.name)}.")
+
+
+def reassign_conversation(session: Session, rep: Rep, conversation_id: int, new_owner_id: int) -> tuple[Outcome, Rep | None]:
+    """Managers move a conversation to another rep; returns (outcome, the new owner if moved)."""
+    if not is_manager(rep):
+        return _refused("Only a manager can reassign a conversation."), None
+    conversation = session.get(Conversation, conversation_id)
+    new_owner = session.get(Rep, new_owner_id)
+    if conversation is None or new_owner is None or not new_owner.active:
+        return _refused("That conversation or rep no longer exists."), None
+    if conversation.owner_id == new_owner.id:
+        return _refused(f"It's already with {escape(new_owner.name)}."), None
+    record_assignment(session, conversation, owner=new_owner, queue=None, rule="manual",
+                      reason=f"reassigned by {rep.name}", by=rep.email)
+    return Outcome(f"Reassigned to {escape(new_owner.name)} by {escape(rep.name)}."), new_owner
+
+
+def recategorise(session: Session, rep: Rep, conversation_id: int, category: str) -> Outcome:
+    """Fix a conversation's category and keep a Correction as training data."""
+    if category not in CATEGORIES:
+        return _refused(f"Unknown category {escape(category)}.")
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None:
+        return _refused("That conversation no longer exists.")
+    if not can_see(session, rep, conversation.owner_id):
+        return _refused("That conversation is not yours to change.")
+    message = _latest_inbound(session, conversation_id)
+    old = (message.category if message else None) or conversation.category
+    session.add(Correction(message_id=message.id if message else None,
+                           text=(message.new_text or message.text) if message else conversation.subject,
+                           old_category=old, new_category=category, rep_id=rep.id))
+    conversation.category = category
+    session.add(conversation)
+    return Outcome(f"Category changed from `{escape(old or 'none')}` to `{category}` by {escape(rep.name)}.")
+
+
+def mark_answered(session: Session, rep: Rep, conversation_id: int, now: datetime) -> Outcome:
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None:
+        return _refused("That conversation no longer exists.")
+    if conversation.owner_id != rep.id and not is_manager(rep):
+        return _refused("Only its owner or a manager can mark it answered.")
+    if conversation.status != ConversationStatus.open:
+        return _refused(f"It is already {conversation.status}.")
+    conversation.status = ConversationStatus.answered
+    conversation.answered_at = now
+    session.add(conversation)
+    return Outcome(f"Marked answered by {escape(rep.name)}.")
+
+
+def _latest_inbound(session: Session, conversation_id: int) -> Message | None:
+    query = (
+        select(Message)
+        .where(Message.conversation_id == conversation_id, Message.direction == Direction.inbound)
+        .order_by(col(Message.received_at).desc(), col(Message.id).desc())
+        .limit(1)
+    )
+    return session.exec(query).first()
+
+
+# --------------------------------------------------------------------------- follow-ups
+
+
+def _own_followup(session: Session, rep: Rep, followup_id: int) -> FollowUp | None:
+    followup = session.get(FollowUp, followup_id)
+    return followup if followup is not None and followup.rep_id == rep.id else None
+
+
+def complete(session: Session, rep: Rep, followup_id: int, now: datetime) -> Outcome:
+    followup = _own_followup(session, rep, followup_id)
+    if followup is None:
+        return _refused("That follow-up is not yours (or no longer exists).")
+    if not complete_followup(session, followup, now):
+        return _refused(f"That follow-up is already {followup.status}.")
+    return Outcome("Done. :white_check_mark:")
+
+
+def snooze_until(choice: str, *, tz: str, now: datetime) -> datetime:
+    if choice == "1h":
+        return now + timedelta(hours=1)
+    if choice == "tomorrow":
+        return next_local(9, tz=tz, now=now)
+    return next_local(9, tz=tz, now=now, days_ahead=7)
+
+
+def snooze(session: Session, rep: Rep, followup_id: int, choice: str, now: datetime) -> Outcome:
+    if choice not in SNOOZES:
+        return _refused("Unknown snooze.")
+    followup = _own_followup(session, rep, followup_id)
+    if followup is None:
+        return _refused("That follow-up is not yours (or no longer exists).")
+    until = snooze_until(choice, tz=rep.timezone, now=now)
+    if not snooze_followup(session, followup, until):
+        return _refused(f"That follow-up is already {followup.status}.")
+    return Outcome(f"Snoozed until {local_time(until, rep.timezone)}.")
+
+
+# --------------------------------------------------------------------------- forms
+
+
+def _contact_id(session: Session, rep: Rep, view: dict[str, Any], errors: dict[str, str], *, required: bool) -> int | None:
+    raw = state_value(view, "contact")
+    if raw is None:
+        if required:
+            errors["contact"] = "Pick a contact."
+        return None
+    contact = session.get(Contact, int(raw)) if raw.isdigit() else None
+    if contact is None or not can_see(session, rep, contact.owner_id):
+        errors["contact"] = "That contact is not there (or not yours to see)."
+        return None
+    return contact.id
+
+
+def _when(rep: Rep, raw: str | None, now: datetime, errors: dict[str, str], block: str) -> datetime | None:
+    if raw is None:
+        return None
+    due = parse_when(raw, tz=rep.timezone, languages=rep.languages or [], now=now)
+    if due is None:
+        errors[block] = "I could not read that time; try `tomorrow 9am` or `in 3 days`."
+    elif due <= now:
+        errors[block] = f"{local_time(due, rep.timezone)} has already passed."
+        return None
+    return due
+
+
+def submit_log_call(session: Session, rep: Rep, view: dict[str, Any], now: datetime) -> Submission:
+    errors: dict[str, str] = {}
+    contact_id = _contact_id(session, rep, view, errors, required=True)
+    notes = state_value(view, "notes") or ""
+    if not notes:
+        errors["notes"] = "Write what was said."
+    duration_raw = state_value(view, "duration")
+    duration = int(duration_raw) if duration_raw and duration_raw.isdigit() else None
+    if duration_raw and duration is None:
+        errors["duration"] = "Minutes as a whole number."
+    due = _when(rep, state_value(view, "followup"), now, errors, "followup")
+    if errors:
+        return Submission(errors=errors)
+    next_step = state_value(view, "next_step")
+    log_activity(session, contact_id=contact_id, rep_id=rep.id, summary=notes, kind=ActivityKind.call,
+                 outcome=state_value(view, "outcome"), duration_minutes=duration, next_step=next_step,
+                 occurred_at=now)
+    text = f"Call logged: {escape(clip(notes, 200))}"
+    if due is not None and rep.id is not None:
+        create_followup(session, rep_id=rep.id, due_at=due, note=next_step or clip(notes, 200),
+                        contact_id=contact_id, source="call")
+        text += f"\nFollow-up set for {local_time(due, rep.timezone)}."
+    return Submission(text=text)
+
+
+def submit_followup(session: Session, rep: Rep, view: dict[str, Any], now: datetime) -> Submission:
+    errors: dict[str, str] = {}
+    contact_id = _contact_id(session, rep, view, errors, required=False)
+    raw_when = state_value(view, "when")
+    if raw_when is None:
+        errors["when"] = "When should I remind you?"
+    due = _when(rep, raw_when, now, errors, "when")
+    if errors or due is None or rep.id is None:
+        return Submission(errors=errors or {"when": "When should I remind you?"})
+    note = state_value(view, "note") or ""
+    create_followup(session, rep_id=rep.id, due_at=due, note=note, contact_id=contact_id, source="slack")
+    return Submission(text=f"I'll remind you {local_time(due, rep.timezone)}" + (f": {escape(clip(note, 200))}" if note else "."))
+
+
+def submit_log_message(session: Session, rep: Rep, view: dict[str, Any], now: datetime) -> Submission:
+    errors: dict[str, str] = {}
+    contact_id = _contact_id(session, rep, view, errors, required=True)
+    summary = state_value(view, "summary") or ""
+    if not summary:
+        errors["summary"] = "There is nothing to log."
+    if errors:
+        return Submission(errors=errors)
+    link = metadata(view).get("link")
+    log_activity(session, contact_id=contact_id, rep_id=rep.id, summary=summary, kind=ActivityKind.slack,
+                 link=str(link) if link else None, occurred_at=now)
+    contact = session.get(Contact, contact_id) if contact_id else None
+    return Submission(text=f"Logged to {escape(contact.name if contact else 'the CRM')}: {escape(clip(summary, 200))}")
+
+
+def recategorise_options() -> list[tuple[str, str]]:
+    return [(category, category) for category in CATEGORIES]

@@ -1,0 +1,169 @@
+"""The scheduler: every few seconds, turn what is due into outbox rows and deliver them.
+
+Reminders go out at the due minute (`reminder:{followup_id}:{due_iso}`), an
+overdue follow-up is nudged once a day (`nudge:{followup_id}:{date}`), a
+conversation past its SLA and unanswered escalates once (`sla:{conversation_id}`),
+digests are enqueued by `bot.digest` when it is installed. Each row is written
+in the same transaction as the mark that it was written (reminded_at,
+last_nudged_at, escalated_at), and keys are unique, so several processes on
+one PostgreSQL database never double a notification.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from bot.notify import Sender, dispatch_outbox
+from store.db import session_scope
+from store.followups import due_for_nudge, due_for_reminder, mark_nudged, mark_reminded
+from store.models import Conversation, ConversationStatus, SlackEvent
+from store.outbox import enqueue
+from store.search import refresh_index
+from store.types import utcnow
+
+log = logging.getLogger(__name__)
+TICK_SECONDS = 15.0
+EVENT_MEMORY = timedelta(days=1)  # Slack retries an event for minutes; a day of ids is plenty
+
+
+@dataclass
+class TickResult:
+    reminders: int = 0
+    nudges: int = 0
+    escalations: int = 0
+    digests: int = 0
+    delivered: int = 0
+
+
+@dataclass
+class Scheduler:
+    """Runs `tick` every `interval` seconds in a thread until `stop()`."""
+
+    engine: Engine
+    sender: Sender
+    interval: float = TICK_SECONDS
+    digest_options: Any = None  # bot.digest.DigestOptions; None: no digests
+    smtp: Any = None  # bot.email.SmtpOptions for digests by email
+    on_change: Callable[[set[int]], None] | None = None  # rep ids whose App Home changed
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="rapport-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.tick()
+            except Exception:  # the loop must survive a bad tick (database restart, ...)
+                log.exception("scheduler tick failed")
+
+    def tick(self, now: datetime | None = None) -> TickResult:
+        """One round; tests call it with an injected `now`."""
+        now = now or utcnow()
+        result = TickResult()
+        with session_scope(self.engine) as session:
+            reminded = enqueue_reminders(session, now)
+            result.reminders = len(reminded)
+            result.nudges = enqueue_nudges(session, now)
+            result.escalations = enqueue_escalations(session, now)
+            forget_old_events(session, now)
+        result.digests = self._enqueue_digests(now)
+        notified: set[int] = set()
+        result.delivered = dispatch_outbox(self.engine, self.sender, now=now, smtp=self.smtp,
+                                           on_sent=lambda message: notified.add(message.rep.id or 0))
+        changed = (reminded | notified) - {0}
+        if changed and self.on_change is not None:
+            self.on_change(changed)
+        self._refresh_search()
+        return result
+
+    def _refresh_search(self) -> None:
+        """Pick up renamed contacts and new phone numbers for `find` (new rows are found anyway)."""
+        try:
+            with session_scope(self.engine) as session:
+                refresh_index(session, changed=True)
+        except Exception:  # search stays usable with the terms it has; try again next tick
+            log.exception("search index refresh failed")
+
+    def _enqueue_digests(self, now: datetime) -> int:
+        """Digests in their own transaction: a failing digest must not hold back reminders."""
+        if self.digest_options is None:
+            return 0
+        try:
+            digest = importlib.import_module("bot.digest")
+        except ImportError:
+            return 0
+        try:
+            with session_scope(self.engine) as session:
+                return int(digest.enqueue_due_digests(session, now=now, options=self.digest_options))
+        except Exception:
+            log.exception("enqueueing digests failed")
+            return 0
+
+
+def enqueue_reminders(session: Session, now: datetime) -> set[int]:
+    """A reminder row per follow-up due by `now`; returns the reps concerned."""
+    reps: set[int] = set()
+    for followup in due_for_reminder(session, now):
+        due = followup.due_at.isoformat()
+        enqueue(session, "reminder", f"reminder:{followup.id}:{due}", {"followup_id": followup.id, "due": due},
+                due_at=followup.due_at)
+        mark_reminded(session, followup, now)
+        reps.add(followup.rep_id)
+    return reps
+
+
+def enqueue_nudges(session: Session, now: datetime) -> int:
+    count = 0
+    for followup in due_for_nudge(session, now):
+        enqueue(session, "nudge", f"nudge:{followup.id}:{now.date().isoformat()}", {"followup_id": followup.id},
+                due_at=now)
+        mark_nudged(session, followup, now)
+        count += 1
+    return count
+
+
+def enqueue_escalations(session: Session, now: datetime, *, limit: int = 200) -> int:
+    """Open conversations past their SLA that nobody answered, escalated once each."""
+    query = (
+        select(Conversation)
+        .where(
+            Conversation.status == ConversationStatus.open,
+            col(Conversation.sla_due_at).is_not(None),
+            col(Conversation.sla_due_at) <= now,
+            col(Conversation.first_response_at).is_(None),
+            col(Conversation.escalated_at).is_(None),
+        )
+        .order_by(col(Conversation.sla_due_at))
+        .limit(limit)
+    )
+    count = 0
+    for conversation in session.exec(query).all():
+        enqueue(session, "sla-escalation", f"sla:{conversation.id}", {"conversation_id": conversation.id},
+                due_at=now)
+        conversation.escalated_at = now
+        session.add(conversation)
+        count += 1
+    return count
+
+
+def forget_old_events(session: Session, now: datetime) -> None:
+    """Drop handled Slack event ids older than a day (Slack retries within minutes)."""
+    session.execute(delete(SlackEvent).where(col(SlackEvent.received_at) < now - EVENT_MEMORY))

@@ -1,0 +1,58 @@
+"""Safe text for Slack mrkdwn, and times people read."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+def escape(value: object) -> str:
+    """Text from emails and users, made inert for mrkdwn: `<!channel>` and links cannot be forged.
+
+    Slack asks for exactly these three characters to be escaped.
+    """
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def unescape(value: str) -> str:
+    return value.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def clip(value: str, limit: int) -> str:
+    """At most `limit` characters, cut on a word where possible, with an ellipsis."""
+    value = " ".join(value.split())
+    if len(value) <= limit:
+        return value
+    cut = value[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut) + "…"
+
+
+def zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def local_time(moment: datetime, tz: str | None) -> str:
+    """`Fri 27 Nov 2026 10:00 CET` in the rep's zone."""
+    local = moment.astimezone(zone(tz))
+    return f"{local:%a %d %b %Y %H:%M} {local.tzname()}"
+
+
+def age(since: datetime, now: datetime) -> str:
+    """How long ago, briefly: `5m`, `3h`, `2d`."""
+    seconds = max(0, int((now - since).total_seconds()))
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400 * 2:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+def until(due: datetime, now: datetime) -> str:
+    """`in 3h` or `4h overdue`."""
+    if due >= now:
+        return "in " + age(now, due)
+    return age(due, now) + " overdue"

@@ -1,0 +1,19 @@
+"""`rapport demo`: the bundled sample, end to end, in the terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from rapport.cli.common import console
+
+
+def demo(
+    folder: Path = typer.Option(Path("rapport-demo"), "--dir", help="Where the demo database and mailbox go."),
+    full: int = typer.Option(5, "--full", min=0, help="Notifications shown in full (the rest: one line each)."),
+) -> None:
+    """Run Rapport on the bundled sample: import, classify, assign, notify, digest. No servers needed."""
+    from rapport.demo import run_demo
+
+    run_demo(console, folder.resolve(), full_notifications=full)

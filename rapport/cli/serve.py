@@ -1,0 +1,22 @@
+"""`rapport serve`: run the Slack app, the scheduler and the mailbox watchers."""
+
+from __future__ import annotations
+
+import typer
+
+from rapport.cli.common import runtime
+
+serve_app = typer.Typer(help="Run the Slack app, the scheduler and the mailbox watchers in one process.")
+
+
+@serve_app.callback(invoke_without_command=True)
+def serve(
+    port: int = typer.Option(None, "--port", "-p", help="HTTP port (default: RAPPORT_HTTP_PORT or 3000)."),
+    host: str = typer.Option("0.0.0.0", "--host", help="HTTP address to listen on."),
+    no_watch: bool = typer.Option(False, "--no-watch", help="Do not watch the mailboxes (Slack and scheduler only)."),
+) -> None:
+    """Socket Mode when SLACK_APP_TOKEN is set, else HTTP: POST /slack/events and GET /healthz.
+    Stops cleanly on SIGTERM or Ctrl-C."""
+    from rapport.serve import Service
+
+    Service(runtime(), host=host, port=port, watch_mailboxes=not no_watch).run_until_signalled()

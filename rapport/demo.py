@@ -1,0 +1,283 @@
+"""`rapport demo`: the bundled sample, end to end, on embedded defaults.
+
+No Slack, no IMAP account, no database server: a SQLite file in a demo
+folder, the sample team, companies, contacts and orders imported with the same
+importer users run, the sample mailbox ingested through the same pipeline as
+IMAP, the notifications delivered by the same outbox dispatcher to the
+terminal instead of Slack, and the manager's digest computed from the store.
+
+The sample is written around Friday 2026-11-20 (the anchor). The demo moves
+every date by whole weeks so that the anchor becomes the latest Friday up to
+today: the mail looks like this week's, weekdays (and so working hours) stay
+as written, and the demo's clock is that Friday afternoon.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+from sqlalchemy import update
+from sqlmodel import Session, col
+
+from bot.blocks import render_text
+from bot.digest import digest_managers, render_digest_text
+from bot.notify import Outgoing, dispatch_outbox
+from inbox.local import sync_mailbox_directory
+from rapport.cli.inbox import ingest_options
+from rapport.settings import load_settings
+from rapport.wiring import Runtime
+from store.db import read_session, session_scope
+from store.digest import compute_digest, period_bounds
+from store.exporting import export_rows
+from store.importing import ImportReport, import_csv
+from store.models import Company, Contact
+from store.segments import SegmentParams
+
+SAMPLE_MAILBOX = "support@nordlys.example"
+ANCHOR = date(2026, 11, 20)  # a Friday: the sample's "today"
+CLOCK_UTC_HOUR = 13  # the demo's clock: 14:00 in Central Europe, inside everyone's working hours
+_DATE_HEADER = re.compile(rb"^Date:[ \t]*(?P<value>[^\r\n]*)", re.MULTILINE | re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    folder: Path
+    shift: timedelta
+    clock: datetime  # the demo's "now", aware UTC
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.folder / 'rapport.db'}"
+
+
+def sample_dir() -> Path:
+    """The sample shipped inside the package (rapport/sample)."""
+    return Path(str(resources.files("rapport") / "sample"))
+
+
+def plan_demo(folder: Path, today: date | None = None) -> DemoPlan:
+    """Where the demo lives and how far the sample's dates move (whole weeks)."""
+    today = today or datetime.now(UTC).date()
+    friday = today - timedelta(days=(today.weekday() - 4) % 7)
+    shift = timedelta(days=(friday - ANCHOR).days)
+    clock = datetime.combine(friday, datetime.min.time(), tzinfo=UTC).replace(hour=CLOCK_UTC_HOUR)
+    return DemoPlan(folder=folder, shift=shift, clock=clock)
+
+
+def shift_mail(raw: bytes, shift: timedelta) -> bytes:
+    """The same message with its Date header moved by `shift` (nothing else changes)."""
+    match = _DATE_HEADER.search(raw)
+    if not match:
+        return raw
+    try:
+        sent = parsedate_to_datetime(match["value"].decode("ascii", "replace"))
+    except (TypeError, ValueError):
+        return raw
+    moved = format_datetime(sent + shift).encode("ascii")
+    return raw[: match.start("value")] + moved + raw[match.end("value") :]
+
+
+def shift_orders(source: Path, target: Path, shift: timedelta) -> None:
+    with source.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        shutil.copyfile(source, target)
+        return
+    for row in rows:
+        row["ordered_on"] = (date.fromisoformat(row["ordered_on"]) + shift).isoformat()
+    with target.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def prepare_folder(plan: DemoPlan, *, fresh: bool = True) -> Path:
+    """Copy the sample into the demo folder with its dates moved; returns the mailbox root."""
+    source = sample_dir()
+    if fresh and plan.folder.exists():
+        for leftover in ("rapport.db", "rapport.db-wal", "rapport.db-shm", "mailbox", "orders.csv"):
+            path = plan.folder / leftover
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    plan.folder.mkdir(parents=True, exist_ok=True)
+    for name in ("rapport.toml", "reps.csv", "companies.csv", "contacts.csv"):
+        shutil.copyfile(source / name, plan.folder / name)
+    shift_orders(source / "orders.csv", plan.folder / "orders.csv", plan.shift)
+    mailbox = plan.folder / "mailbox"
+    for mail_file in sorted((source / "mailbox").glob("*/*.eml")):
+        target = mailbox / mail_file.parent.name / mail_file.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(shift_mail(mail_file.read_bytes(), plan.shift))
+    return mailbox
+
+
+def demo_runtime(plan: DemoPlan) -> Runtime:
+    settings = load_settings(database_url=plan.database_url, config_file=plan.folder / "rapport.toml")
+    return Runtime.load(settings)
+
+
+def import_sample(rt: Runtime, plan: DemoPlan) -> dict[str, ImportReport]:
+    """The sample's CSV files through the importer, then the CRM's history put in the past."""
+    reports = {
+        entity: import_csv(rt.engine, entity, plan.folder / f"{entity}.csv")
+        for entity in ("reps", "companies", "contacts", "orders")
+    }
+    # Imported rows are stamped "now"; the sample's customers have been in the CRM
+    # for months, which is what the quiet-partner and stalled-prospect segments read.
+    since = plan.clock - timedelta(days=180)
+    with session_scope(rt.engine) as session:
+        session.execute(update(Contact).values(created_at=since, updated_at=since))
+        session.execute(update(Company).values(created_at=since, updated_at=since))
+    return reports
+
+
+def show_imports(console: Console, reports: dict[str, ImportReport]) -> None:
+    table = Table(title="Sample data imported", title_justify="left")
+    for column in ("records", "imported", "rejected"):
+        table.add_column(column)
+    for entity, report in reports.items():
+        table.add_row(entity, str(report.imported + report.updated), str(len(report.rejected)))
+    console.print(table)
+
+
+def show_assignments(console: Console, rt: Runtime) -> None:
+    table = Table(title="Assignments (owner, rule, reason)", title_justify="left", show_lines=False)
+    for column in ("#", "from", "subject", "category", "lang", "owner", "reason"):
+        table.add_column(column, overflow="fold")
+    with read_session(rt.engine) as session:
+        for row in export_rows(session, "conversations"):
+            if row["is_automatic"]:
+                continue
+            owner = row["owner"] or f"queue: {row['queue']}"
+            table.add_row(
+                str(row["id"]),
+                row["contact_email"] or "",
+                (row["subject"] or "")[:48],
+                row["category"] or "",
+                row["language"] or "",
+                owner,
+                row["reason"] or "",
+            )
+    console.print(table)
+
+
+def count_conversations(rt: Runtime) -> tuple[int, int]:
+    """(conversations, automatic ones) in the demo store."""
+    from sqlmodel import func, select
+
+    from store.models import Conversation
+
+    with read_session(rt.engine) as session:
+        total = session.exec(select(func.count()).select_from(Conversation)).one()
+        automatic = session.exec(
+            select(func.count()).select_from(Conversation).where(col(Conversation.is_automatic))
+        ).one()
+    return int(total), int(automatic)
+
+
+class DemoSender:
+    """Shows the first notifications in full, as the rep would read them in Slack, then one line each."""
+
+    client = None
+
+    def __init__(self, console: Console, full: int) -> None:
+        self.console = console
+        self.full = full
+        self.shown = 0
+
+    def send(self, session: Session, message: Outgoing, *, retry: bool) -> dict[str, Any]:
+        self.shown += 1
+        if self.shown <= self.full:
+            self.console.rule(f"Slack DM to {message.rep.name}", style="cyan")
+            self.console.print(render_text(message.blocks) or message.text, markup=False, highlight=False)
+        else:
+            first_line = (message.text or "").splitlines()[0] if message.text else ""
+            self.console.print(f"[cyan]DM to {message.rep.name}:[/] {first_line}", highlight=False)
+        return {"console": True}
+
+
+def show_digest(console: Console, rt: Runtime, plan: DemoPlan) -> None:
+    """The weekly digest of the first manager who gets one, for the week up to the demo's Friday."""
+    with read_session(rt.engine) as session:
+        managers = digest_managers(session)
+        if not managers:
+            console.print("no manager with digest_via in rapport.toml: no digest to show")
+            return
+        manager = managers[0]
+        local_day = plan.clock.astimezone(ZoneInfo(manager.timezone)).date()
+        start, end = period_bounds("week", local_day, manager.timezone)
+        figures = compute_digest(
+            session, manager=manager, period="week", start=start, end=end,
+            params=SegmentParams.from_mapping(rt.config.segments.model_dump()), now=plan.clock,
+        )
+    console.rule(f"Weekly digest for {manager.name} ({manager.email})", style="green")
+    console.print(render_digest_text(figures), markup=False, highlight=False)
+
+
+def run_demo(console: Console, folder: Path, *, full_notifications: int = 5, today: date | None = None) -> None:
+    """Everything `rapport demo` shows, in order."""
+    plan = plan_demo(folder, today)
+    mailbox = prepare_folder(plan)
+    rt = demo_runtime(plan)
+    local = plan.clock.astimezone(ZoneInfo("Europe/Stockholm"))
+    console.rule("Rapport demo: Nordlys Supplies (fictional)", style="bold")
+    console.print(
+        f"Database {plan.database_url}; the demo's clock is {local:%A %d %B %Y, %H:%M} (Central Europe).\n"
+        "No Slack workspace or IMAP account: Slack messages are printed here.",
+        highlight=False,
+    )
+    show_imports(console, import_sample(rt, plan))
+
+    with console.status("Loading the classifier (the first run trains it: about half a minute)"):
+        classifier = rt.classifier
+    console.print(f"classifier: {classifier.model_version}")
+
+    options = replace(ingest_options(rt), own_addresses=(SAMPLE_MAILBOX,), now=plan.clock, tag_messages=False)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console,
+                  transient=True) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def advance(folder_name: str, done: int, total: int) -> None:
+            if folder_name not in tasks:
+                tasks[folder_name] = progress.add_task(f"ingesting {folder_name}", total=total)
+            progress.update(tasks[folder_name], completed=done)
+
+        results = sync_mailbox_directory(rt.engine, mailbox, SAMPLE_MAILBOX, options=options,
+                                         classifier=classifier, progress=advance)
+    counts = Table(title="Sample mailbox ingested", title_justify="left")
+    keys = ("fetched", "new", "automatic", "outbound", "assigned")
+    counts.add_column("folder")
+    for key in keys:
+        counts.add_column(key)
+    for folder_name, result in results.items():
+        row = result.counts()
+        counts.add_row(folder_name, *(str(row.get(k, 0)) for k in keys))
+    console.print(counts)
+
+    console.rule("Notifications (what each owner gets in Slack)", style="cyan")
+    sender = DemoSender(console, full_notifications)
+    dispatch_outbox(rt.engine, sender, limit=1000)
+    console.print(f"{sender.shown} notifications delivered from the outbox.")
+
+    show_assignments(console, rt)
+    show_digest(console, rt, plan)
+    console.rule("Try next", style="bold")
+    console.print(
+        f"RAPPORT_DATABASE_URL={plan.database_url} RAPPORT_CONFIG={plan.folder / 'rapport.toml'} \\\n"
+        "  rapport chat --as karin.lindqvist@nordlys.example   # then: find stastny, my, segment lapsed, help",
+        highlight=False, markup=False,
+    )

@@ -1,0 +1,156 @@
+"""`rapport serve`: the Slack app, the scheduler and the mailbox watchers in one process.
+
+Socket Mode when SLACK_APP_TOKEN is set, else HTTP on RAPPORT_HTTP_PORT
+(POST /slack/events, GET /healthz). SIGTERM or SIGINT stops everything in
+order: no new requests, the scheduler finishes its tick, watchers close.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from bot.app import RapportSlack, build_app
+from bot.http import SlackHttpServer
+from bot.notify import ConsoleSender, Sender, SlackSender
+from bot.scheduler import TICK_SECONDS, Scheduler
+from rapport.errors import ConfigError
+from rapport.wiring import Runtime, bot_options, digest_options, slack_client, smtp_options
+from store.types import utcnow
+
+log = logging.getLogger("rapport.serve")
+
+
+class Service:
+    """Everything `rapport serve` runs; start() returns once it is up, stop() tears it down."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        host: str = "0.0.0.0",
+        port: int | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        scheduler_interval: float = TICK_SECONDS,
+        watch_mailboxes: bool = True,
+    ) -> None:
+        self.rt = rt
+        self.host = host
+        self.port = rt.settings.http_port if port is None else port
+        self.clock = clock
+        self.scheduler_interval = scheduler_interval
+        self.watch_mailboxes = watch_mailboxes
+        self.stopping = threading.Event()
+        self.slack: RapportSlack | None = None
+        self.http: SlackHttpServer | None = None
+        self.scheduler: Scheduler | None = None
+        self._socket_mode: Any = None
+        self._watchers: list[threading.Thread] = []
+
+    def start(self) -> None:
+        settings = self.rt.settings
+        engine = self.rt.engine
+        mailboxes = self._mailboxes()
+        client = slack_client(settings)
+        if client is None:
+            raise ConfigError("SLACK_BOT_TOKEN is not set: `rapport serve` needs a Slack app "
+                              "(see README: create it from bot/manifest.yaml). Without Slack, use `rapport chat`.")
+        app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
+        secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+        if app_token is None and not secret:
+            raise ConfigError("set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
+
+        self.slack = build_app(engine, client=client, signing_secret=secret, options=bot_options(self.rt.config),
+                               clock=self.clock)
+        sender: Sender = SlackSender(client)
+        self.scheduler = Scheduler(engine, sender, interval=self.scheduler_interval,
+                                   digest_options=digest_options(self.rt.config), smtp=smtp_options(settings),
+                                   on_change=self.slack.publish_home)
+        if app_token is not None:
+            self._start_socket_mode(app_token)
+        else:
+            self.http = SlackHttpServer(self.slack.app, host=self.host, port=self.port)
+            self.http.start()
+            log.info("Slack HTTP endpoint on http://%s:%d/slack/events", self.host, self.http.port)
+        self.scheduler.start()
+        self._start_watchers(mailboxes)
+
+    def _start_socket_mode(self, app_token: str) -> None:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        assert self.slack is not None
+        self._socket_mode = SocketModeHandler(self.slack.app, app_token)
+        self._socket_mode.connect()
+        log.info("connected to Slack in Socket Mode")
+
+    def _mailboxes(self) -> list[Any]:
+        """The configured mailboxes (a missing password is a ConfigError before anything starts)."""
+        if not self.watch_mailboxes:
+            return []
+        from rapport.cli.inbox import mailbox_specs
+
+        return mailbox_specs(self.rt)
+
+    def _start_watchers(self, specs: list[Any]) -> None:
+        """One watcher per mailbox (inbox.imap.watch); the classifier loads in the background,
+        so Slack answers meanwhile."""
+        if not specs:
+            return
+        thread = threading.Thread(target=self._watch_all, args=(specs,), name="watchers", daemon=True)
+        thread.start()
+        self._watchers.append(thread)
+
+    def _watch_all(self, specs: list[Any]) -> None:
+        from inbox.imap import watch
+        from rapport.cli.inbox import ingest_options
+
+        try:
+            classifier = self.rt.classifier
+        except Exception:
+            log.exception("cannot load the classifier; the mailboxes are not watched")
+            return
+        threads = [
+            threading.Thread(target=watch, args=(self.rt.engine, spec, None), name=f"watch {spec.name}", daemon=True,
+                             kwargs={"options": ingest_options(self.rt), "classifier": classifier,
+                                     "stop": self.stopping})
+            for spec in specs
+        ]
+        for thread in threads:
+            thread.start()
+        log.info("watching %s", ", ".join(spec.name for spec in specs))
+        for thread in threads:
+            thread.join()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.http is not None:
+            self.http.stop()
+        if self._socket_mode is not None:
+            self._socket_mode.close()
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        if self.slack is not None:
+            self.slack.close()
+        for thread in self._watchers:
+            thread.join(timeout=30)
+
+    def run_until_signalled(self) -> None:
+        """Block until SIGTERM or SIGINT (or stop()), then shut down in order."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self.stopping.set())
+        self.start()
+        try:
+            self.stopping.wait()
+        finally:
+            log.info("shutting down")
+            self.stop()
+
+
+def console_sender() -> ConsoleSender:
+    from rapport.cli.common import console
+
+    return ConsoleSender(console)

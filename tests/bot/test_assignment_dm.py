@@ -1,0 +1,202 @@
+"""Assignment DMs: rendered from the database, sent exactly once, buttons that act."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from slack_sdk import WebClient
+from sqlmodel import Session, select
+
+from bot.notify import SlackSender, dispatch_outbox
+from rapport.serve import Service
+from store.models import Assignment, Conversation, Correction, OutboxItem
+from store.types import utcnow
+from tests.bot.conftest import ALICE, BOB, CAROL, START, Clock, Seeded, add_assigned_email, rep_id
+from tests.servers import slack_requests
+from tests.servers.fake_slack import FakeSlack
+
+ALICE_DM = "D0ALICE"
+ROOT = Path(__file__).resolve().parents[2]
+NASTY = "Hi <!channel>, the toner <https://evil.example|click> arrived broken & leaking. Order NS-480744."
+
+
+def _sender(slack: FakeSlack) -> SlackSender:
+    return SlackSender(WebClient(token="xoxb-test-token", base_url=slack.base_url))
+
+
+def _dm_posts(slack: FakeSlack, key: str) -> list[Any]:
+    return [c for c in slack.calls("chat.postMessage") if key in json.dumps(c.params.get("metadata"))]
+
+
+def test_assignment_dm_shows_everything_escaped(engine: Any, seeded: Seeded, fake_slack: FakeSlack) -> None:
+    _, key = add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=seeded.jan,
+                                subject="Broken toner <!here>", text=NASTY)
+    assert dispatch_outbox(engine, _sender(fake_slack), now=START) == 1
+    [message] = fake_slack.messages(ALICE_DM)
+    text = json.dumps(message["blocks"], ensure_ascii=False)
+    for expected in ("Jan Šťastný", "jan.stastny@acme.example", "Acme Corporation", "Broken toner &lt;!here&gt;",
+                     "complaint", "87%", "Language:* en", "ORDER_ID: NS-480744", "Alice owns the Acme account",
+                     "account_owner", "&lt;!channel&gt;", "&amp; leaking", "conv_claim", "conv_reassign",
+                     "conv_recategorise", "conv_answered"):
+        assert expected in text, expected
+    assert "<!channel>" not in text and "<!here>" not in text and "<https://evil" not in text
+    assert message["metadata"] == {"event_type": "rapport_outbox", "event_payload": {"key": key, "part": 0}}
+    assert dispatch_outbox(engine, _sender(fake_slack), now=START + timedelta(minutes=5)) == 0
+    assert len(fake_slack.messages(ALICE_DM)) == 1
+
+
+def test_dm_sent_exactly_once_when_killed_between_send_and_mark(
+    engine: Any, seeded: Seeded, fake_slack: FakeSlack, database_url: str, tmp_path: Path
+) -> None:
+    _, key = add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=seeded.jan,
+                                subject="Where is my order?", text="Still waiting.")
+    marker = tmp_path / "posted"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.bot.dying_dispatcher", database_url, fake_slack.base_url, str(marker),
+         START.isoformat()],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert child.poll() is None, "the dispatcher exited before posting"
+            assert time.monotonic() < deadline, "the dispatcher never posted"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert len(_dm_posts(fake_slack, key)) == 1
+    with Session(engine) as session:
+        row = session.exec(select(OutboxItem).where(OutboxItem.key == key)).one()
+        assert row.status == "pending" and row.attempts == 1  # the kill left it leased, not sent
+
+    # the restart: the same row is still leased for a while, then retried
+    assert dispatch_outbox(engine, _sender(fake_slack), now=START + timedelta(minutes=1)) == 0
+    assert dispatch_outbox(engine, _sender(fake_slack), now=START + timedelta(minutes=3)) == 1
+    assert len(_dm_posts(fake_slack, key)) == 1
+    assert fake_slack.calls("conversations.history"), "the retry looked for the earlier post"
+    with Session(engine) as session:
+        row = session.exec(select(OutboxItem).where(OutboxItem.key == key)).one()
+        assert row.status == "sent" and row.attempts == 2
+        assert row.payload["result"]["sent"] == 1
+
+
+def test_rate_limit_is_honoured_and_nothing_doubles(engine: Any, seeded: Seeded, fake_slack: FakeSlack) -> None:
+    add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=seeded.jan,
+                       subject="Invoice", text="Please resend the invoice.")
+    fake_slack.fail_next("chat.postMessage", 429, retry_after=1)
+    assert dispatch_outbox(engine, _sender(fake_slack), now=START) == 1
+    posts = fake_slack.calls("chat.postMessage")
+    assert [c.status for c in posts] == [429, 200]
+    assert posts[1].time - posts[0].time >= 0.9  # waited for Retry-After
+    assert len(fake_slack.messages(ALICE_DM)) == 1
+
+
+def test_persistent_rate_limit_defers_the_row(engine: Any, seeded: Seeded, fake_slack: FakeSlack) -> None:
+    _, key = add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=seeded.jan,
+                                subject="Invoice", text="Please resend the invoice.")
+    fake_slack.fail_next("chat.postMessage", 429, retry_after=1, times=3)
+    assert dispatch_outbox(engine, _sender(fake_slack), now=START) == 0
+    with Session(engine) as session:
+        row = session.exec(select(OutboxItem).where(OutboxItem.key == key)).one()
+        assert row.status == "pending" and "rate limited" in (row.last_error or "")
+    # store.outbox.mark_failed pushes due_at from the real clock
+    assert dispatch_outbox(engine, _sender(fake_slack), now=utcnow() + timedelta(minutes=5)) == 1
+    assert len(fake_slack.messages(ALICE_DM)) == 1
+
+
+def _press(interact: Any, slack: FakeSlack, action: dict[str, Any], user: str) -> None:
+    [message] = slack.messages(ALICE_DM)[-1:]
+    payload = slack_requests.block_action_payload(action["action_id"], user_id=user, channel_id=ALICE_DM,
+                                                  message_ts=message["ts"])
+    payload["actions"] = [{**action, "block_id": "conv", "action_ts": "1"}]
+    payload["message"] = message
+    status, _ = interact(payload)
+    assert status == 200
+
+
+def _select(action_id: str, value: str) -> dict[str, Any]:
+    return {"type": "static_select", "action_id": action_id, "selected_option": {"value": value, "text": {}}}
+
+
+def test_buttons_claim_reassign_recategorise_answer(
+    service: Service, engine: Any, seeded: Seeded, fake_slack: FakeSlack, interact: Any
+) -> None:
+    conversation_id, _ = add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=seeded.jan,
+                                            subject="Refund please", text="I want my money back.")
+    dispatch_outbox(engine, _sender(fake_slack), now=START)
+    bob, alice = rep_id(engine, "bob@nordlys.example"), rep_id(engine, "alice@nordlys.example")
+
+    _press(interact, fake_slack, _select("conv_reassign", f"{conversation_id}:{bob}"), BOB)  # not a manager
+    refusal = fake_slack.wait_for("chat.postMessage", 2)[-1]
+    assert "Only a manager" in refusal.params["text"]
+
+    _press(interact, fake_slack, _select("conv_reassign", f"{conversation_id}:{bob}"), CAROL)
+    fake_slack.wait_for("chat.update")
+    _press(interact, fake_slack, {"type": "button", "action_id": "conv_claim", "value": str(conversation_id)}, ALICE)
+    fake_slack.wait_for("chat.update", 2)
+    _press(interact, fake_slack, _select("conv_recategorise", f"{conversation_id}:refund"), ALICE)
+    fake_slack.wait_for("chat.update", 3)
+    _press(interact, fake_slack, {"type": "button", "action_id": "conv_answered", "value": str(conversation_id)},
+           ALICE)
+    fake_slack.wait_for("chat.update", 4)
+
+    with Session(engine) as session:
+        history = session.exec(select(Assignment).where(Assignment.conversation_id == conversation_id)
+                               .order_by(Assignment.id)).all()  # type: ignore[arg-type]
+        assert [(a.rule, a.owner_id, a.assigned_by) for a in history[1:]] == [
+            ("manual", bob, "carol@nordlys.example"),
+            ("manual", alice, "alice@nordlys.example"),
+        ]
+        correction = session.exec(select(Correction)).one()
+        assert (correction.old_category, correction.new_category) == ("complaint", "refund")
+        assert correction.text == "I want my money back."
+        conversation = session.get(Conversation, conversation_id)
+        assert conversation is not None
+        assert conversation.category == "refund" and conversation.status == "answered"
+    last = fake_slack.messages(ALICE_DM)[-1]
+    assert "Marked answered by Alice Berg" in json.dumps(last["blocks"])
+    assert sum(b.get("block_id") == "rapport_status" for b in last["blocks"]) == 1
+
+
+def test_sla_escalation_goes_once_to_owner_and_manager(
+    service: Service, engine: Any, seeded: Seeded, fake_slack: FakeSlack, clock: Clock
+) -> None:
+    add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=seeded.jan,
+                       subject="Urgent: wrong delivery", text="Wrong items.", sla_hours=2)
+    assert service.scheduler is not None
+    service.scheduler.tick(clock.advance(hours=1))
+    assert not [c for c in fake_slack.calls("chat.postMessage") if "SLA" in c.params.get("text", "")]
+    assert fake_slack.wait_for("views.publish")[0].params["user_id"] == ALICE  # the new email is in her queue
+    service.scheduler.tick(clock.advance(hours=2))
+    service.scheduler.tick(clock.advance(minutes=15))
+    escalations = [c for c in fake_slack.calls("chat.postMessage") if "SLA missed" in c.params.get("text", "")]
+    assert sorted(c.params["channel"] for c in escalations) == ["D0ALICE", "D0CAROL"]
+
+
+def test_backlog_summary_goes_to_the_managers_once(engine: Any, seeded: Seeded, fake_slack: FakeSlack) -> None:
+    from store.db import session_scope
+    from store.outbox import enqueue
+
+    with session_scope(engine) as session:
+        enqueue(session, "backlog-summary", "backlog-summary:support@nordlys.example:INBOX:1", {
+            "mailbox": "support@nordlys.example", "folder": "INBOX", "count": 412,
+            "owners": {"alice@nordlys.example": 300, "queue:triage": 112},
+            "oldest": "2026-01-02T08:00:00+00:00", "newest": "2026-11-19T17:00:00+00:00",
+        }, due_at=START)
+    assert dispatch_outbox(engine, _sender(fake_slack), now=START) == 1
+    assert dispatch_outbox(engine, _sender(fake_slack), now=START + timedelta(minutes=5)) == 0
+    [summary] = fake_slack.messages("D0CAROL")
+    text = json.dumps(summary["blocks"])
+    assert "412 older emails" in text and "alice@nordlys.example: 300" in text and "queue:triage: 112" in text
+    assert fake_slack.messages(ALICE_DM) == []  # reps get no DM per old email, and no summary

@@ -1,0 +1,70 @@
+"""`rapport chat`: the same handlers in the terminal, rendered as text."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rapport.cli.chat import chat_app
+from rapport.cli.common import runtime
+from tests.bot.conftest import engine_for, seed_contacts
+
+CONFIG = """
+[[reps]]
+name = "Alice Berg"
+email = "alice@nordlys.example"
+team = "sales"
+timezone = "Europe/Stockholm"
+
+[[reps]]
+name = "Dave Support"
+email = "dave@nordlys.example"
+team = "support"
+"""
+
+
+@pytest.fixture
+def chat_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path / 'chat.db'}"
+    config = tmp_path / "rapport.toml"
+    config.write_text(CONFIG)
+    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RAPPORT_DATABASE_URL", url)
+    monkeypatch.setenv("RAPPORT_CONFIG", str(config))
+    monkeypatch.chdir(tmp_path)
+    runtime.cache_clear()
+    runtime().engine  # noqa: B018  (creates the schema and the reps)
+    seed_contacts(engine_for(url))
+    yield url
+    runtime.cache_clear()
+
+
+def test_one_shot_find_renders_the_card_as_text(chat_env: str) -> None:
+    result = CliRunner().invoke(chat_app, ["find", "stastny", "--as", "alice@nordlys.example"])
+    assert result.exit_code == 0, result.output
+    assert "Jan Šťastný" in result.output
+    assert "Acme Corporation" in result.output
+    assert "[Log a call]" in result.output
+
+
+def test_one_shot_remind_then_reminder_shown_in_console(chat_env: str) -> None:
+    result = CliRunner().invoke(chat_app, ["--as", "alice@nordlys.example", "remind me in 3 days call Jan"])
+    assert result.exit_code == 0, result.output
+    assert "I'll remind you" in result.output and "CET" in result.output
+
+
+def test_interactive_session(chat_env: str) -> None:
+    result = CliRunner().invoke(chat_app, ["--as", "alice@nordlys.example"], input="help\nfind acme\nquit\n")
+    assert result.exit_code == 0, result.output
+    assert "Rapport commands" in result.output
+    assert "Jan Šťastný" in result.output
+
+
+def test_unknown_rep_is_a_clear_error(chat_env: str) -> None:
+    result = CliRunner().invoke(chat_app, ["--as", "nobody@example.com", "help"])
+    assert result.exit_code != 0
+    assert "no rep with email nobody@example.com" in str(result.exception)

@@ -1,0 +1,219 @@
+"""`/crm` commands through `rapport serve`'s HTTP endpoint, signed as Slack signs them."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from sqlmodel import Session, select
+
+from rapport.serve import Service
+from store.models import Activity, Contact, FollowUp, Rep
+from tests.bot.conftest import (
+    ALICE,
+    BOB,
+    CAROL,
+    COMMAND,
+    DAVE,
+    SECRET,
+    STRANGER,
+    Clock,
+    Seeded,
+    all_text,
+    get,
+    rep_id,
+)
+from tests.servers import slack_requests
+from tests.servers.fake_slack import FakeSlack
+
+
+def test_healthz_answers(service: Service) -> None:
+    assert service.http is not None
+    status, body = get(f"http://127.0.0.1:{service.http.port}/healthz")
+    assert status == 200
+    assert json.loads(body) == {"ok": True}
+
+
+def test_forged_signature_is_refused(events_url: str, seeded: Seeded, fake_slack: FakeSlack) -> None:
+    request = slack_requests.slash_command("not-the-secret", COMMAND, "find stastny", user_id=ALICE)
+    status, _ = request.post(events_url)
+    assert status == 401
+    assert fake_slack.calls() == []
+
+
+def test_replayed_old_request_is_refused(events_url: str, seeded: Seeded, fake_slack: FakeSlack) -> None:
+    six_minutes_ago = int(time.time()) - 6 * 60
+    request = slack_requests.slash_command(SECRET, COMMAND, "find stastny", user_id=ALICE, timestamp=six_minutes_ago)
+    status, _ = request.post(events_url)
+    assert status == 401
+    fresh = slack_requests.slash_command(SECRET, COMMAND, "find stastny", user_id=ALICE)
+    assert fresh.post(events_url)[0] == 200
+
+
+def test_find_tolerates_accents_and_shows_the_card(slash: Any, seeded: Seeded) -> None:
+    status, answer = slash("find stastny")
+    assert status == 200
+    text = all_text(answer["blocks"])
+    assert answer["response_type"] == "ephemeral"
+    for expected in ("Jan Šťastný", "Acme Corporation", "evaluation", "Alice Berg", "marketing: granted",
+                     "1,300.00 EUR", "log_call_open", "followup_open"):
+        assert expected in text, expected
+
+
+def test_find_with_a_typo_and_several_matches_gives_a_pick_list(slash: Any, seeded: Seeded) -> None:
+    _, answer = slash("find smiht", user=CAROL)
+    text = all_text(answer["blocks"])
+    assert "John Smith" in text and "Johanna Smithson" in text
+    assert text.count('"contact_open"') >= 2
+
+
+def test_reps_see_their_team_managers_see_all(slash: Any, seeded: Seeded) -> None:
+    _, as_alice = slash("find john smith", user=ALICE)  # John belongs to Dave in the support team
+    assert "John Smith" not in all_text(as_alice["blocks"])
+    _, as_carol = slash("find john smith", user=CAROL)
+    assert "John Smith" in all_text(as_carol["blocks"])
+
+
+def test_unknown_slack_user_gets_a_clear_message(slash: Any, seeded: Seeded, fake_slack: FakeSlack) -> None:
+    status, answer = slash("find acme", user=STRANGER)
+    assert status == 200
+    assert "I don't know you yet" in answer["text"]
+    assert "rapport.toml" in answer["text"]
+
+
+def test_rep_found_by_email_gets_linked(slash: Any, seeded: Seeded, engine: Any) -> None:
+    _, answer = slash("find john", user=DAVE)  # Dave has no Slack id in rapport.toml
+    assert "John Smith" in all_text(answer["blocks"])
+    with Session(engine) as session:
+        dave = session.exec(select(Rep).where(Rep.email == "dave@nordlys.example")).one()
+        assert dave.slack_user_id == DAVE
+
+
+def test_log_call_quick_stores_an_activity(slash: Any, seeded: Seeded, engine: Any, fake_slack: FakeSlack) -> None:
+    _, answer = slash('log call "Jan Šťastný" Talked about the <!channel> renewal & pricing')
+    assert "Logged a call with" in answer["text"]
+    text = all_text(answer["blocks"])
+    assert "&lt;!channel&gt;" in text and "<!channel>" not in text
+    with Session(engine) as session:
+        activity = session.exec(select(Activity)).one()
+        assert activity.kind == "call" and activity.contact_id == seeded.jan
+        assert activity.summary == "Talked about the <!channel> renewal & pricing"
+    home = fake_slack.wait_for("views.publish")
+    assert home[-1].params["user_id"] == ALICE
+
+
+def test_log_call_without_arguments_opens_the_modal(slash: Any, seeded: Seeded, fake_slack: FakeSlack) -> None:
+    status, _ = slash("log call")
+    assert status == 200
+    opened = fake_slack.wait_for("views.open")
+    view = opened[0].params["view"]
+    view = json.loads(view) if isinstance(view, str) else view
+    assert view["callback_id"] == "log_call"
+    assert any(b.get("element", {}).get("type") == "external_select" for b in view["blocks"])
+
+
+def test_remind_confirms_the_exact_time_in_the_reps_zone(slash: Any, seeded: Seeded, engine: Any) -> None:
+    _, answer = slash('remind "Jan Šťastný" next friday 10am send the offer')
+    # Monday 23 Nov 2026 09:00 UTC; Alice is in Europe/Stockholm (CET)
+    assert "Fri 27 Nov 2026 10:00 CET" in answer["text"]
+    with Session(engine) as session:
+        followup = session.exec(select(FollowUp)).one()
+        assert followup.note == "send the offer"
+        assert followup.contact_id == seeded.jan
+        assert followup.due_at.isoformat() == "2026-11-27T09:00:00+00:00"
+
+
+def test_remind_understands_swedish_and_czech(slash: Any, seeded: Seeded, engine: Any, clock: Clock) -> None:
+    _, sv = slash("remind me imorgon ring Jan", user=ALICE)
+    assert "Tue 24 Nov 2026" in sv["text"]
+    _, cs = slash("remind me zítra v 10:00 zavolat", user=BOB)
+    assert "Tue 24 Nov 2026 10:00 CET" in cs["text"]
+    with Session(engine) as session:
+        notes = sorted(f.note for f in session.exec(select(FollowUp)).all())
+    assert notes == ["ring Jan", "zavolat"]
+
+
+def test_remind_with_an_unreadable_time_explains(slash: Any, seeded: Seeded) -> None:
+    _, answer = slash('remind "Jan Šťastný" whenever you like')
+    assert "could not read a time" in all_text(answer["blocks"])
+
+
+def test_away_and_back(slash: Any, seeded: Seeded, engine: Any) -> None:
+    _, answer = slash("away in 2 days")
+    assert "You're away until Wed 25 Nov 2026 10:00 CET" in answer["text"]
+    assert _alice(engine).away_until is not None
+    slash("back")
+    assert _alice(engine).away_until is None
+
+
+def _alice(engine: Any) -> Rep:
+    with Session(engine) as session:
+        return session.exec(select(Rep).where(Rep.slack_user_id == ALICE)).one()
+
+
+def test_more_than_fifty_blocks_are_split(slash: Any, seeded: Seeded, engine: Any, clock: Clock,
+                                          fake_slack: FakeSlack) -> None:
+    alice = rep_id(engine, "alice@nordlys.example")
+    with Session(engine) as session:
+        for i in range(60):
+            session.add(FollowUp(rep_id=alice, contact_id=seeded.jan, due_at=clock.now, note=f"task {i}"))
+        session.commit()
+    _, answer = slash("followups", channel_id="C0SALES")
+    assert len(answer["blocks"]) == 50
+    rest = fake_slack.wait_for("chat.postEphemeral")
+    blocks = rest[0].params["blocks"]
+    blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+    assert len(blocks) == 1 + 60 - 50  # a header, then one block per follow-up
+    assert "task 59" in all_text(blocks)
+
+
+def test_unknown_subcommand_points_to_help(slash: Any, seeded: Seeded) -> None:
+    _, answer = slash("frobnicate <!here>")
+    text = all_text(answer["blocks"])
+    assert "/crm help" in text
+    _, help_answer = slash("help")
+    assert "remind CONTACT WHEN NOTE" in all_text(help_answer["blocks"])
+
+
+def test_contact_names_are_escaped_on_the_card(slash: Any, engine: Any, seeded: Seeded) -> None:
+    with Session(engine) as session:
+        session.add(Contact(name="Eve <!channel> Hacker"))
+        session.commit()
+    _, answer = slash("find eve hacker", user=CAROL)
+    text = all_text(answer["blocks"])
+    assert "Eve &lt;!channel&gt; Hacker" in text
+    assert "<!channel>" not in text
+
+
+def test_segment_top_lists_customers_by_value(slash: Any, seeded: Seeded) -> None:
+    _, answer = slash("segment top", user=CAROL)
+    assert "Jan Šťastný" in all_text(answer["blocks"]) or "Acme Corporation" in all_text(answer["blocks"])
+    _, wrong = slash("segment biggest", user=CAROL)
+    assert "top|lapsed|stalled|partners" in all_text(wrong["blocks"])
+
+
+def test_my_lists_open_conversations_by_sla_and_due_followups(slash: Any, seeded: Seeded, engine: Any,
+                                                              clock: Clock) -> None:
+    from tests.bot.conftest import add_assigned_email
+
+    add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=seeded.jan, subject="Later one",
+                       text="x", sla_hours=8)
+    add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=seeded.jan, subject="Urgent one",
+                       text="y", sla_hours=1)
+    alice = rep_id(engine, "alice@nordlys.example")
+    with Session(engine) as session:
+        session.add(FollowUp(rep_id=alice, contact_id=seeded.jan, due_at=clock.now, note="call about the <renewal>"))
+        session.commit()
+    _, answer = slash("my")
+    text = all_text(answer["blocks"])
+    assert text.index("Urgent one") < text.index("Later one")
+    assert "call about the &lt;renewal&gt;" in text
+
+
+def test_unknown_user_clicking_a_button_gets_a_clear_message(interact: Any, seeded: Seeded,
+                                                             fake_slack: FakeSlack) -> None:
+    payload = slack_requests.block_action_payload("followup_done", "1", user_id=STRANGER, channel_id="C0SALES")
+    assert interact(payload)[0] == 200
+    answer = fake_slack.wait_for("chat.postEphemeral")[0]
+    assert answer.params["user"] == STRANGER and "I don't know you yet" in answer.params["text"]

@@ -1,0 +1,90 @@
+"""Fuzzy contact search on SQLite and PostgreSQL: accents, typos, emails, companies, phones."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from store.db import session_scope
+from store.models import Company, CompanyDomain, Contact, ContactEmail
+from store.search import fold, rebuild_index, search_contacts
+from tests.bot.conftest import engine_for
+
+PEOPLE = [
+    ("Jan Šťastný", "jan.stastny@acme.example", "+420 601 123 456", "Acme Corporation"),
+    ("John Smith", "john.smith@example.org", None, None),
+    ("Johanna Stasinski", "jo@stasinski.example", None, None),
+    ("Björn Ørsted", "bjorn@orsted.example", "070-123 45 67", "Ørsted Energi"),
+    ("Zoë Straße", "zoe@strasse.example", None, None),
+]
+
+
+def _seed(url: str) -> Engine:
+    engine = engine_for(url)
+    with session_scope(engine) as session:
+        companies: dict[str, int] = {}
+        for name, email, phone, company in PEOPLE:
+            company_id = None
+            if company:
+                row = Company(name=company)
+                session.add(row)
+                session.flush()
+                assert row.id is not None
+                session.add(CompanyDomain(company_id=row.id, domain=email.split("@")[1]))
+                company_id = companies[company] = row.id
+            contact = Contact(name=name, phone=phone, company_id=company_id)
+            session.add(contact)
+            session.flush()
+            assert contact.id is not None
+            session.add(ContactEmail(contact_id=contact.id, email=email, is_primary=True))
+    return engine
+
+
+def _names(engine: Engine, query: str) -> list[str]:
+    with Session(engine) as session:
+        return [hit.name for hit in search_contacts(session, query)]
+
+
+def test_fold_strips_accents_and_special_letters() -> None:
+    assert fold("Šťastný") == "stastny"
+    assert fold("Björn Ørsted") == "bjorn orsted"
+    assert fold("Straße Łódź Æsir") == "strasse lodz aesir"
+
+
+def test_search_tolerates_accents_typos_and_finds_every_field(db_url: str) -> None:
+    engine = _seed(db_url)
+    assert _names(engine, "stastny")[0] == "Jan Šťastný"
+    assert _names(engine, "Šťastný")[0] == "Jan Šťastný"
+    assert _names(engine, "stastyn")[0] == "Jan Šťastný"  # transposed letters
+    assert _names(engine, "tsastny")[0] == "Jan Šťastný"  # a typo in the first letters
+    assert _names(engine, "jhon smith")[0] == "John Smith"
+    assert _names(engine, "orsted") == ["Björn Ørsted"]
+    assert _names(engine, "strasse") == ["Zoë Straße"]
+    assert _names(engine, "acme")[0] == "Jan Šťastný"  # by company
+    assert _names(engine, "acmee corp")[0] == "Jan Šťastný"
+    assert _names(engine, "john.smith@example.org") == ["John Smith"]  # by email
+    assert _names(engine, "601 123 456")[0] == "Jan Šťastný"  # by phone, any formatting
+    assert _names(engine, "+46 70 123 45 67")[0] == "Björn Ørsted"  # national vs international prefix
+    assert _names(engine, "qqqzzz") == []
+    assert _names(engine, "") == []
+
+
+def test_new_contacts_are_found_without_reindexing(db_url: str) -> None:
+    engine = _seed(db_url)
+    assert _names(engine, "novak") == []
+    with session_scope(engine) as session:
+        contact = Contact(name="Petr Novák")
+        session.add(contact)
+        session.flush()
+        assert contact.id is not None
+        session.add(ContactEmail(contact_id=contact.id, email="petr@novak.example"))
+    assert _names(engine, "novak") == ["Petr Novák"]
+    with session_scope(engine) as session:
+        assert rebuild_index(session) >= len(PEOPLE) + 1
+    assert _names(engine, "novak") == ["Petr Novák"]
+
+
+def test_visibility_filter(db_url: str) -> None:
+    engine = _seed(db_url)
+    with Session(engine) as session:
+        assert search_contacts(session, "stastny", visible_owner_ids=set())[0].name == "Jan Šťastný"  # unowned
