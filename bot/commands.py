@@ -6,7 +6,6 @@ the same way; nothing here talks to Slack.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
 from collections.abc import Callable
@@ -241,15 +240,10 @@ def segment(ctx: Ctx, args: list[str]) -> Reply:
     name = args[0].lower() if args else ""
     if name not in SEGMENTS:
         return _usage(ctx, "segment top|lapsed|stalled|partners", "pick one of the four segments")
-    try:
-        module = importlib.import_module("bot.segments")
-    except ModuleNotFoundError as exc:
-        if exc.name != "bot.segments":
-            raise  # a broken installation, not a missing feature: let it be logged
-        text = "Segments are not available in this installation yet."
-        return Reply(text, [section(text)])
+    from bot.segments import segment_blocks  # bot.segments renders with helpers from this module
+
     params = ctx.options.segment_params or SegmentParams()
-    blocks: list[Block] = module.segment_blocks(ctx.session, name, params, now=ctx.now)
+    blocks: list[Block] = segment_blocks(ctx.session, name, params, now=ctx.now)
     return Reply(f"Segment {name}", blocks)
 
 

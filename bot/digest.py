@@ -21,8 +21,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlmodel import Session, select
@@ -278,6 +276,10 @@ def render_digest_html(figures: DigestFigures, *, chart_cid: str | None = None) 
 def render_chart(figures: DigestFigures) -> bytes:
     """A PNG: new conversations per hour (day) or per day (week) as bars, the median
     first-response time in hours as a line on a second axis."""
+    # matplotlib takes a while to import: only processes that draw a chart pay for it
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
     points = figures.series
     label_format = "%H" if figures.period == "day" else "%a %d"
     labels = [p.start.strftime(label_format) for p in points]

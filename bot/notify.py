@@ -13,7 +13,6 @@ in the DM's history: what was posted is not posted again.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
@@ -41,6 +40,7 @@ from bot.blocks import (
     static_select,
 )
 from bot.cards import reminder_actions
+from bot.digest import deliver_digest
 from bot.identity import active_reps, managers_of, slack_id_for_rep
 from bot.interactions import recategorise_options
 from bot.text import age, clip, escape, local_time
@@ -221,7 +221,7 @@ def dispatch_outbox(
 
     `on_sent` hears of every message delivered (e.g. to refresh the rep's App Home).
     """
-    kinds = [*SLACK_KINDS, *([DIGEST_KIND] if _digest_module() else [])]
+    kinds = [*SLACK_KINDS, DIGEST_KIND]
     with session_scope(engine) as session:
         claimed = [item.id for item in claim_due(session, kinds, limit=limit, lease=lease, now=now)]
     done = 0
@@ -270,9 +270,7 @@ def deliver_item(
 ) -> dict[str, Any]:
     """Render one row from the database and send it; returns a small result stored on the row."""
     if item.kind == DIGEST_KIND:
-        digest = _digest_module()
-        assert digest is not None
-        digest.deliver_digest(session, item, slack_client=sender.client, smtp=smtp)
+        deliver_digest(session, item, slack_client=sender.client, smtp=smtp)
         return {"digest": True}
     renderer = RENDERERS[item.kind]
     messages = renderer(session, item, now)
@@ -283,13 +281,6 @@ def deliver_item(
         if sent is not None:
             sent.append(message)
     return {"sent": len(messages)}
-
-
-def _digest_module() -> Any:
-    try:
-        return importlib.import_module("bot.digest")
-    except ImportError:
-        return None
 
 
 # --------------------------------------------------------------------------- renderers

@@ -11,7 +11,6 @@ one PostgreSQL database never double a notification.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from collections.abc import Callable
@@ -23,12 +22,14 @@ from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from bot.digest import DigestOptions, enqueue_due_digests
 from bot.notify import Sender, dispatch_outbox
 from store.db import session_scope
 from store.followups import due_for_nudge, due_for_reminder, mark_nudged, mark_reminded
 from store.models import Conversation, ConversationStatus, SlackEvent
 from store.outbox import enqueue
 from store.search import refresh_index
+from store.segments import SegmentParams, create_post_purchase_followups
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class TickResult:
     reminders: int = 0
     nudges: int = 0
     escalations: int = 0
+    followups: int = 0
     digests: int = 0
     delivered: int = 0
 
@@ -52,7 +54,8 @@ class Scheduler:
     engine: Engine
     sender: Sender
     interval: float = TICK_SECONDS
-    digest_options: Any = None  # bot.digest.DigestOptions; None: no digests
+    digest_options: DigestOptions | None = None  # None: no digests
+    segment_params: SegmentParams = field(default_factory=SegmentParams)  # post-purchase follow-up policy
     smtp: Any = None  # bot.email.SmtpOptions for digests by email
     on_change: Callable[[set[int]], None] | None = None  # rep ids whose App Home changed
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -84,10 +87,16 @@ class Scheduler:
             result.nudges = enqueue_nudges(session, now)
             result.escalations = enqueue_escalations(session, now)
             forget_old_events(session, now)
+        result.followups = self._create_followups(now)
         result.digests = self._enqueue_digests(now)
         notified: set[int] = set()
-        result.delivered = dispatch_outbox(self.engine, self.sender, now=now, smtp=self.smtp,
-                                           on_sent=lambda message: notified.add(message.rep.id or 0))
+        result.delivered = dispatch_outbox(
+            self.engine,
+            self.sender,
+            now=now,
+            smtp=self.smtp,
+            on_sent=lambda message: notified.add(message.rep.id or 0),
+        )
         changed = (reminded | notified) - {0}
         if changed and self.on_change is not None:
             self.on_change(changed)
@@ -107,14 +116,22 @@ class Scheduler:
         if self.digest_options is None:
             return 0
         try:
-            digest = importlib.import_module("bot.digest")
-        except ImportError:
-            return 0
-        try:
             with session_scope(self.engine) as session:
-                return int(digest.enqueue_due_digests(session, now=now, options=self.digest_options))
+                return enqueue_due_digests(session, now=now, options=self.digest_options)
         except Exception:
             log.exception("enqueueing digests failed")
+            return 0
+
+    def _create_followups(self, now: datetime) -> int:
+        """After a purchase the owner follows up: a follow-up per order, N days later."""
+        params = self.segment_params
+        try:
+            with session_scope(self.engine) as session:
+                return create_post_purchase_followups(
+                    session, now=now, days=params.post_purchase_days, kinds=params.post_purchase_kinds
+                )
+        except Exception:
+            log.exception("creating post-purchase follow-ups failed")
             return 0
 
 
@@ -123,8 +140,13 @@ def enqueue_reminders(session: Session, now: datetime) -> set[int]:
     reps: set[int] = set()
     for followup in due_for_reminder(session, now):
         due = followup.due_at.isoformat()
-        enqueue(session, "reminder", f"reminder:{followup.id}:{due}", {"followup_id": followup.id, "due": due},
-                due_at=followup.due_at)
+        enqueue(
+            session,
+            "reminder",
+            f"reminder:{followup.id}:{due}",
+            {"followup_id": followup.id, "due": due},
+            due_at=followup.due_at,
+        )
         mark_reminded(session, followup, now)
         reps.add(followup.rep_id)
     return reps
@@ -133,8 +155,13 @@ def enqueue_reminders(session: Session, now: datetime) -> set[int]:
 def enqueue_nudges(session: Session, now: datetime) -> int:
     count = 0
     for followup in due_for_nudge(session, now):
-        enqueue(session, "nudge", f"nudge:{followup.id}:{now.date().isoformat()}", {"followup_id": followup.id},
-                due_at=now)
+        enqueue(
+            session,
+            "nudge",
+            f"nudge:{followup.id}:{now.date().isoformat()}",
+            {"followup_id": followup.id},
+            due_at=now,
+        )
         mark_nudged(session, followup, now)
         count += 1
     return count
@@ -156,8 +183,13 @@ def enqueue_escalations(session: Session, now: datetime, *, limit: int = 200) ->
     )
     count = 0
     for conversation in session.exec(query).all():
-        enqueue(session, "sla-escalation", f"sla:{conversation.id}", {"conversation_id": conversation.id},
-                due_at=now)
+        enqueue(
+            session,
+            "sla-escalation",
+            f"sla:{conversation.id}",
+            {"conversation_id": conversation.id},
+            due_at=now,
+        )
         conversation.escalated_at = now
         session.add(conversation)
         count += 1

@@ -19,7 +19,7 @@ from bot.http import SlackHttpServer
 from bot.notify import ConsoleSender, Sender, SlackSender
 from bot.scheduler import TICK_SECONDS, Scheduler
 from rapport.errors import ConfigError
-from rapport.wiring import Runtime, bot_options, digest_options, slack_client, smtp_options
+from rapport.wiring import Runtime, bot_options, digest_options, segment_params, slack_client, smtp_options
 from store.types import utcnow
 
 log = logging.getLogger("rapport.serve")
@@ -69,6 +69,7 @@ class Service:
         sender: Sender = SlackSender(client)
         self.scheduler = Scheduler(engine, sender, interval=self.scheduler_interval,
                                    digest_options=digest_options(self.rt.config), smtp=smtp_options(settings),
+                                   segment_params=segment_params(self.rt.config),
                                    on_change=self.slack.publish_home)
         if app_token is not None:
             self._start_socket_mode(app_token)
