@@ -276,8 +276,11 @@ def run_demo(console: Console, folder: Path, *, full_notifications: int = 5, tod
     show_assignments(console, rt)
     show_digest(console, rt, plan)
     console.rule("Try next", style="bold")
+    hint = "" if plan.folder == Path("rapport-demo").resolve() else f" --demo-dir {plan.folder}"
     console.print(
-        f"RAPPORT_DATABASE_URL={plan.database_url} RAPPORT_CONFIG={plan.folder / 'rapport.toml'} \\\n"
-        "  rapport chat --as karin.lindqvist@nordlys.example   # then: find stastny, my, segment lapsed, help",
-        highlight=False, markup=False,
+        f"rapport chat --demo{hint}                 # the Slack commands on this data: help, find stastny, my,\n"
+        f"rapport chat --demo{hint} --as EMAIL      # segment lapsed, remind peter tomorrow 10am call back ...\n"
+        f"rapport digest --manager EMAIL --period week --print   (with RAPPORT_DATABASE_URL={plan.database_url})",
+        highlight=False,
+        markup=False,
     )
