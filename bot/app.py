@@ -253,14 +253,16 @@ class RapportSlack:
                 return
             conversation_id = int(conversation_text)
             if action_id == "conv_claim":
-                outcome = claim_conversation(session, rep, conversation_id)
+                outcome = claim_conversation(session, rep, conversation_id,
+                                             keyword_prefix=self.options.keyword_prefix)
             elif action_id == "conv_answered":
                 outcome = mark_answered(session, rep, conversation_id, self.clock())
             elif action_id == "conv_recategorise":
                 outcome = recategorise(session, rep, conversation_id, argument)
             else:
                 outcome, new_owner = reassign_conversation(session, rep, conversation_id,
-                                                           int(argument) if argument.isdigit() else 0)
+                                                           int(argument) if argument.isdigit() else 0,
+                                                           keyword_prefix=self.options.keyword_prefix)
                 if new_owner is not None and new_owner.id is not None:
                     changed.add(new_owner.id)
             if outcome.ok and rep.id is not None:

@@ -39,6 +39,7 @@ class BotOptions:
 
     command: str = "/crm"
     segment_params: SegmentParams | None = None  # rapport.toml [segments]; None: the defaults
+    keyword_prefix: str = "rapport"  # rapport.toml [inbox]: IMAP keywords follow a reassignment
 
 
 @dataclass

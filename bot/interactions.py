@@ -17,7 +17,7 @@ from bot.identity import can_see, is_manager
 from bot.modals import metadata, state_value
 from bot.text import clip, escape, local_time
 from store.activities import log_activity
-from store.assignments import record_assignment
+from store.assignments import reassign
 from store.followups import complete_followup, create_followup, snooze_followup
 from store.models import (
     ActivityKind,
@@ -58,7 +58,7 @@ class Submission:
 # --------------------------------------------------------------------------- conversations
 
 
-def claim_conversation(session: Session, rep: Rep, conversation_id: int) -> Outcome:
+def claim_conversation(session: Session, rep: Rep, conversation_id: int, *, keyword_prefix: str = "rapport") -> Outcome:
     conversation = session.get(Conversation, conversation_id)
     if conversation is None:
         return _refused("That conversation no longer exists.")
@@ -66,12 +66,14 @@ def claim_conversation(session: Session, rep: Rep, conversation_id: int) -> Outc
         return _refused("It's already yours.")
     if not (is_manager(rep) or can_see(session, rep, conversation.owner_id)):
         return _refused("Only its owner's team or a manager can take this conversation.")
-    record_assignment(session, conversation, owner=rep, queue=None, rule="manual",
-                      reason=f"claimed by {rep.name} in Slack", by=rep.email)
+    reassign(session, conversation_id, rep.email, by=rep.email, reason=f"claimed by {rep.name} in Slack",
+             keyword_prefix=keyword_prefix, notify=False)
     return Outcome(f"Claimed by {escape(rep.name)}.")
 
 
-def reassign_conversation(session: Session, rep: Rep, conversation_id: int, new_owner_id: int) -> tuple[Outcome, Rep | None]:
+def reassign_conversation(
+    session: Session, rep: Rep, conversation_id: int, new_owner_id: int, *, keyword_prefix: str = "rapport"
+) -> tuple[Outcome, Rep | None]:
     """Managers move a conversation to another rep; returns (outcome, the new owner if moved)."""
     if not is_manager(rep):
         return _refused("Only a manager can reassign a conversation."), None
@@ -81,8 +83,8 @@ def reassign_conversation(session: Session, rep: Rep, conversation_id: int, new_
         return _refused("That conversation or rep no longer exists."), None
     if conversation.owner_id == new_owner.id:
         return _refused(f"It's already with {escape(new_owner.name)}."), None
-    record_assignment(session, conversation, owner=new_owner, queue=None, rule="manual",
-                      reason=f"reassigned by {rep.name}", by=rep.email)
+    reassign(session, conversation_id, new_owner.email, by=rep.email, reason=f"reassigned by {rep.name}",
+             keyword_prefix=keyword_prefix)
     return Outcome(f"Reassigned to {escape(new_owner.name)} by {escape(rep.name)}."), new_owner
 
 

@@ -39,6 +39,7 @@ class MailboxConfig(_Section):
     password_env: str = Field(description="name of the environment variable holding the password")
     security: Literal["ssl", "starttls", "none"] = "ssl"
     folders: list[str] = ["INBOX"]
+    sent_folder: str | None = None  # default: [inbox] sent_folder, else the folder marked \\Sent
     ca_file: Path | None = None
 
 
@@ -52,6 +53,8 @@ class InboxConfig(_Section):
     owner_folder_prefix: str = "Rapport"
     idle_timeout_minutes: float = Field(25.0, gt=0, le=29)
     poll_interval_seconds: float = Field(30.0, gt=0)
+    use_idle: bool = True  # false: poll even where the server offers IDLE
+    thread_window_days: float = Field(30.0, gt=0)  # replies by subject and participants join within it
     max_message_bytes: int = 50 * 1024 * 1024
     sender_rate_limit_per_hour: int = 20
     mailboxes: list[MailboxConfig] = []

@@ -35,9 +35,8 @@ from bot.blocks import render_text
 from bot.digest import digest_managers, render_digest_text
 from bot.notify import Outgoing, dispatch_outbox
 from inbox.local import sync_mailbox_directory
-from rapport.cli.inbox import ingest_options
 from rapport.settings import load_settings
-from rapport.wiring import Runtime
+from rapport.wiring import Runtime, ingest_options
 from store.db import read_session, session_scope
 from store.digest import compute_digest, period_bounds
 from store.exporting import export_rows

@@ -19,7 +19,16 @@ from bot.http import SlackHttpServer
 from bot.notify import ConsoleSender, Sender, SlackSender
 from bot.scheduler import TICK_SECONDS, Scheduler
 from rapport.errors import ConfigError
-from rapport.wiring import Runtime, bot_options, digest_options, segment_params, slack_client, smtp_options
+from rapport.wiring import (
+    Runtime,
+    bot_options,
+    digest_options,
+    ingest_options,
+    mailbox_specs,
+    segment_params,
+    slack_client,
+    smtp_options,
+)
 from store.types import utcnow
 
 log = logging.getLogger("rapport.serve")
@@ -92,8 +101,6 @@ class Service:
         """The configured mailboxes (a missing password is a ConfigError before anything starts)."""
         if not self.watch_mailboxes:
             return []
-        from rapport.cli.inbox import mailbox_specs
-
         return mailbox_specs(self.rt)
 
     def _start_watchers(self, specs: list[Any]) -> None:
@@ -107,7 +114,6 @@ class Service:
 
     def _watch_all(self, specs: list[Any]) -> None:
         from inbox.imap import watch
-        from rapport.cli.inbox import ingest_options
 
         try:
             classifier = self.rt.classifier

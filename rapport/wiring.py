@@ -7,13 +7,16 @@ Only this module (and the CLI) reads settings; `inbox`, `bot`, `nlp` and
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
 from rapport.config import AppConfig, load_config
+from rapport.errors import ConfigError
 from rapport.settings import Settings, load_settings
 from store.db import current_revision, head_revision, make_engine, session_scope, upgrade
 from store.reps import RepFields, upsert_rep
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
     from bot.commands import BotOptions
     from bot.digest import DigestOptions
     from bot.email import SmtpOptions
+    from inbox.options import IngestOptions, MailboxSpec
     from nlp import Classifier
     from store.segments import SegmentParams
 
@@ -102,7 +106,11 @@ def digest_options(config: AppConfig) -> DigestOptions:
 def bot_options(config: AppConfig) -> BotOptions:
     from bot.commands import BotOptions
 
-    return BotOptions(command=config.slack.command, segment_params=segment_params(config))
+    return BotOptions(
+        command=config.slack.command,
+        segment_params=segment_params(config),
+        keyword_prefix=config.inbox.keyword_prefix,
+    )
 
 
 def smtp_options(settings: Settings) -> SmtpOptions | None:
@@ -132,3 +140,79 @@ def slack_client(settings: Settings) -> WebClient | None:
     if settings.slack_api_url:
         kwargs["base_url"] = settings.slack_api_url.rstrip("/") + "/"
     return WebClient(**kwargs)
+
+
+def ingest_options(rt: Runtime) -> IngestOptions:
+    from inbox.options import IngestOptions, Route
+
+    """IngestOptions from rapport.toml (and the mailbox addresses from the environment)."""
+    inbox, assignment = rt.config.inbox, rt.config.assignment
+    own = [rt.settings.imap_user or "", *(m.user for m in inbox.mailboxes)]
+    return IngestOptions(
+        routes=[Route(r.category, r.language, r.team, r.rep) for r in assignment.routes],
+        sla_hours=assignment.sla_hours,
+        fallback_queue=assignment.fallback_queue,
+        backlog_age=timedelta(days=inbox.backlog_age_days),
+        keyword_prefix=inbox.keyword_prefix,
+        move_to_owner_folders=inbox.move_to_owner_folders,
+        owner_folder_prefix=inbox.owner_folder_prefix,
+        sender_rate_limit_per_hour=inbox.sender_rate_limit_per_hour,
+        max_message_bytes=inbox.max_message_bytes,
+        batch_size=inbox.batch_size,
+        thread_window=timedelta(days=inbox.thread_window_days),
+        own_addresses=tuple(a.lower() for a in own if "@" in a),
+    )
+
+
+def mailbox_specs(rt: Runtime) -> list[MailboxSpec]:
+    from inbox.options import MailboxSpec
+
+    """The mailbox from RAPPORT_IMAP_* plus any [[inbox.mailboxes]] of rapport.toml."""
+    settings, inbox = rt.settings, rt.config.inbox
+    common: dict[str, Any] = {
+        "sent_folder": inbox.sent_folder,
+        "idle_timeout_minutes": inbox.idle_timeout_minutes,
+        "poll_interval_seconds": inbox.poll_interval_seconds,
+        "use_idle": inbox.use_idle,
+    }
+    specs = []
+    if settings.imap_configured:
+        assert settings.imap_host and settings.imap_user
+        if settings.imap_password is None:
+            raise ConfigError(
+                "RAPPORT_IMAP_PASSWORD is not set (RAPPORT_IMAP_HOST and RAPPORT_IMAP_USER are)"
+            )
+        specs.append(
+            MailboxSpec(
+                name=settings.imap_user.lower(),
+                host=settings.imap_host,
+                user=settings.imap_user,
+                password=settings.imap_password.get_secret_value(),
+                port=settings.imap_port,
+                security=settings.imap_security,
+                ca_file=settings.imap_ca_file,
+                folders=tuple(inbox.folders or settings.folders),
+                **common,
+            )
+        )
+    for mailbox in inbox.mailboxes:
+        password = os.environ.get(mailbox.password_env)
+        if not password:
+            raise ConfigError(
+                f"{rt.config.source}: inbox.mailboxes `{mailbox.name}`: the environment variable "
+                f"{mailbox.password_env} (its password) is not set"
+            )
+        specs.append(
+            MailboxSpec(
+                name=mailbox.name,
+                host=mailbox.host,
+                user=mailbox.user,
+                password=password,
+                port=mailbox.port,
+                security=mailbox.security,
+                ca_file=mailbox.ca_file,
+                folders=tuple(mailbox.folders),
+                **{**common, "sent_folder": mailbox.sent_folder or inbox.sent_folder},
+            )
+        )
+    return specs

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, insert
 from sqlmodel import Session, col, select
 
-from store.models import Assignment, Conversation, ConversationStatus, Rep
+from store.models import Assignment, Conversation, ConversationStatus, Message, Rep
+from store.outbox import enqueue
+from store.reps import rep_by_email
+from store.tags import owner_keyword
 from store.types import utcnow
 
 
@@ -87,7 +91,9 @@ class AssignmentDecision:
     by: str = "rapport"
 
 
-def record_assignments(session: Session, decisions: Sequence[AssignmentDecision]) -> list[int]:
+def record_assignments(
+    session: Session, decisions: Sequence[AssignmentDecision], *, at: datetime | None = None
+) -> list[int]:
     """Record many assignments at once (the inbox's batches); returns the new Assignment ids in order.
 
     Same effect as `record_assignment` for each decision: the conversation's owner
@@ -95,16 +101,116 @@ def record_assignments(session: Session, decisions: Sequence[AssignmentDecision]
     """
     if not decisions:
         return []
-    now = utcnow()
+    now = at or utcnow()
     rows = []
     for decision in decisions:
         conversation = decision.conversation
         assert conversation.id is not None, "insert the conversation before recording its assignment"
         conversation.owner_id = decision.owner.id if decision.owner is not None else None
         conversation.queue = None if decision.owner is not None else decision.queue
-        rows.append({
-            "conversation_id": conversation.id, "owner_id": conversation.owner_id, "queue": conversation.queue,
-            "rule": decision.rule, "reason": decision.reason, "assigned_by": decision.by, "assigned_at": now,
-        })
-    result = session.execute(insert(Assignment).returning(col(Assignment.id), sort_by_parameter_order=True), rows)
+        rows.append(
+            {
+                "conversation_id": conversation.id,
+                "owner_id": conversation.owner_id,
+                "queue": conversation.queue,
+                "rule": decision.rule,
+                "reason": decision.reason,
+                "assigned_by": decision.by,
+                "assigned_at": now,
+            }
+        )
+    result = session.execute(
+        insert(Assignment).returning(col(Assignment.id), sort_by_parameter_order=True), rows
+    )
     return [int(row[0]) for row in result]
+
+
+class ReassignError(LookupError):
+    """The conversation or the rep does not exist; the message says which."""
+
+
+def reassign(
+    session: Session,
+    conversation_id: int,
+    rep_email: str,
+    *,
+    by: str,
+    reason: str | None = None,
+    keyword_prefix: str = "rapport",
+    notify: bool = True,
+) -> Assignment:
+    """Give the conversation to the rep with `rep_email` (the CLI, Slack's Reassign and Claim).
+
+    The new IMAP owner keyword and, with `notify`, the new owner's DM go in the
+    same transaction, so the mail client and Slack follow every reassignment.
+    """
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise ReassignError(f"no conversation {conversation_id}")
+    rep = rep_by_email(session, rep_email)
+    if rep is None:
+        raise ReassignError(f"no rep with the email {rep_email.strip().lower()}")
+    if not rep.active:
+        raise ReassignError(f"{rep.email} is inactive")
+    if conversation.owner_id == rep.id:
+        raise ReassignError(f"{rep.email} already owns conversation {conversation_id}")
+    previous = session.get(Rep, conversation.owner_id) if conversation.owner_id else None
+    assignment = record_assignment(
+        session,
+        conversation,
+        owner=rep,
+        queue=None,
+        rule="manual",
+        reason=reason or f"reassigned to {rep.email} by {by}",
+        by=by,
+    )
+    messages = list(
+        session.exec(
+            select(Message)
+            .where(Message.conversation_id == conversation_id)
+            .order_by(col(Message.received_at))
+        ).all()
+    )
+    if notify:
+        enqueue(
+            session,
+            "assign-dm",
+            f"assign-dm:{assignment.id}",
+            {
+                "assignment_id": assignment.id,
+                "conversation_id": conversation.id,
+                "message_id": messages[-1].id if messages else None,
+            },
+        )
+    _retag(session, messages, assignment, rep, previous, keyword_prefix)
+    return assignment
+
+
+def _retag(
+    session: Session,
+    messages: list[Message],
+    assignment: Assignment,
+    rep: Rep,
+    previous: Rep | None,
+    prefix: str,
+) -> None:
+    """Swap the owner keyword on the conversation's mail that is still where Rapport read it."""
+    add = [owner_keyword(prefix, rep)]
+    remove = [owner_keyword(prefix, previous)] if previous and previous != rep else []
+    for message in messages:
+        if message.uid is None or message.uidvalidity is None or message.direction != "inbound":
+            continue
+        enqueue(
+            session,
+            "imap-tag",
+            f"imap-tag:{message.id}:{assignment.id}",
+            {
+                "mailbox": message.mailbox,
+                "folder": message.folder,
+                "uidvalidity": message.uidvalidity,
+                "uid": message.uid,
+                "message_id": message.id,
+                "keywords": add,
+                "remove": remove,
+            },
+        )

@@ -211,6 +211,7 @@ class Conversation(SQLModel, table=True):
     is_automatic: bool = False
     opened_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
     last_message_at: datetime | None = _time()
+    last_inbound_at: datetime | None = _time()  # the customer's latest mail: a staff reply older than it does not answer it
     first_response_at: datetime | None = _time()
     answered_at: datetime | None = _time()
     sla_due_at: datetime | None = _time()

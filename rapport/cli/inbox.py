@@ -9,7 +9,6 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,11 @@ from rich.table import Table
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from inbox.options import IngestOptions, MailboxSpec, Route
+from inbox.options import IngestOptions, MailboxSpec
 from inbox.pipeline import BatchResult
 from rapport.cli.common import console, print_json, runtime
 from rapport.errors import ConfigError, RapportError
-from rapport.wiring import Runtime
+from rapport.wiring import Runtime, ingest_options, mailbox_specs
 from store.assignments import assignment_history
 from store.checkpoints import list_checkpoints
 from store.db import session_scope
@@ -39,56 +38,6 @@ COUNT_KEYS = ("fetched", "new", "duplicates", "automatic", "failed", "outbound",
 
 
 # --------------------------------------------------------------------------- wiring
-
-
-def ingest_options(rt: Runtime) -> IngestOptions:
-    """IngestOptions from rapport.toml (and the mailbox addresses from the environment)."""
-    inbox, assignment = rt.config.inbox, rt.config.assignment
-    own = [rt.settings.imap_user or "", *(m.user for m in inbox.mailboxes)]
-    return IngestOptions(
-        routes=[Route(r.category, r.language, r.team, r.rep) for r in assignment.routes],
-        sla_hours=assignment.sla_hours,
-        fallback_queue=assignment.fallback_queue,
-        backlog_age=timedelta(days=inbox.backlog_age_days),
-        keyword_prefix=inbox.keyword_prefix,
-        move_to_owner_folders=inbox.move_to_owner_folders,
-        owner_folder_prefix=inbox.owner_folder_prefix,
-        sender_rate_limit_per_hour=inbox.sender_rate_limit_per_hour,
-        max_message_bytes=inbox.max_message_bytes,
-        batch_size=inbox.batch_size,
-        own_addresses=tuple(a.lower() for a in own if "@" in a),
-    )
-
-
-def mailbox_specs(rt: Runtime) -> list[MailboxSpec]:
-    """The mailbox from RAPPORT_IMAP_* plus any [[inbox.mailboxes]] of rapport.toml."""
-    settings, inbox = rt.settings, rt.config.inbox
-    common: dict[str, Any] = {
-        "sent_folder": inbox.sent_folder,
-        "idle_timeout_minutes": inbox.idle_timeout_minutes,
-        "poll_interval_seconds": inbox.poll_interval_seconds,
-    }
-    specs = []
-    if settings.imap_configured:
-        assert settings.imap_host and settings.imap_user
-        if settings.imap_password is None:
-            raise ConfigError("RAPPORT_IMAP_PASSWORD is not set (RAPPORT_IMAP_HOST and RAPPORT_IMAP_USER are)")
-        specs.append(MailboxSpec(
-            name=settings.imap_user.lower(), host=settings.imap_host, user=settings.imap_user,
-            password=settings.imap_password.get_secret_value(), port=settings.imap_port,
-            security=settings.imap_security, ca_file=settings.imap_ca_file,
-            folders=tuple(inbox.folders or settings.folders), **common,
-        ))
-    for mailbox in inbox.mailboxes:
-        password = os.environ.get(mailbox.password_env)
-        if not password:
-            raise ConfigError(f"{rt.config.source}: inbox.mailboxes `{mailbox.name}`: the environment variable "
-                              f"{mailbox.password_env} (its password) is not set")
-        specs.append(MailboxSpec(
-            name=mailbox.name, host=mailbox.host, user=mailbox.user, password=password, port=mailbox.port,
-            security=mailbox.security, ca_file=mailbox.ca_file, folders=tuple(mailbox.folders), **common,
-        ))
-    return specs
 
 
 def _classifier(rt: Runtime) -> Any:
@@ -358,7 +307,7 @@ def reassign_command(
     reason: str = typer.Option(None, "--reason", help="One line saying why."),
 ) -> None:
     """Give a conversation to another rep; recorded as rule `manual` and the rep is notified."""
-    from inbox.reassign import ReassignError, reassign
+    from store.assignments import ReassignError, reassign
 
     rt = runtime()
     who = by or os.environ.get("USER") or "cli"

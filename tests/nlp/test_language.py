@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import nlp
+from nlp.language import SHORT_TEXT_CHARS
 
 SHORT_MAILS = [
     ("sv", "Hej!\n\nJag har inte fått min beställning än. Kan ni kolla var paketet är?\n\nTack, Erik"),
@@ -37,6 +38,15 @@ def test_short_mail_language(classifier: nlp.Classifier, language: str, text: st
 @pytest.mark.parametrize(("language", "text"), ONE_LINERS, ids=[lang for lang, _ in ONE_LINERS])
 def test_one_line_language(classifier: nlp.Classifier, language: str, text: str) -> None:
     assert classifier.classify([text])[0].language == language
+
+
+@pytest.mark.parametrize(("language", "text"), SHORT_MAILS, ids=[lang for lang, _ in SHORT_MAILS])
+def test_longer_mail_language(classifier: nlp.Classifier, language: str, text: str) -> None:
+    # Over SHORT_TEXT_CHARS: lingua decides unless the function words lead clearly.
+    longer = "\n\n".join([text] * 3)
+    assert len(longer) >= SHORT_TEXT_CHARS
+
+    assert classifier.classify([longer])[0].language == language
 
 
 def test_batch_gives_the_same_languages_as_one_by_one(classifier: nlp.Classifier) -> None:

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 63fdcce37c37
+Revision ID: bab59267daaa
 Revises: 
-Create Date: 2026-11-23 22:07:36.330072
+Create Date: 2026-11-23 22:14:13.336291
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ from alembic import op
 import store.types
 
 
-revision: str = '63fdcce37c37'
+revision: str = 'bab59267daaa'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -200,6 +200,7 @@ def upgrade() -> None:
     sa.Column('is_automatic', sa.Boolean(), nullable=False),
     sa.Column('opened_at', store.types.UTCDateTime(), nullable=False),
     sa.Column('last_message_at', store.types.UTCDateTime(), nullable=True),
+    sa.Column('last_inbound_at', store.types.UTCDateTime(), nullable=True),
     sa.Column('first_response_at', store.types.UTCDateTime(), nullable=True),
     sa.Column('answered_at', store.types.UTCDateTime(), nullable=True),
     sa.Column('sla_due_at', store.types.UTCDateTime(), nullable=True),

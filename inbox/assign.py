@@ -1,0 +1,366 @@
+"""Owner assignment: ordered rules, each explaining itself in one line.
+
+thread owner → account owner (contact's, else company's) → skill and language
+routing (rapport.toml routes, then each rep's skills and languages) → least-busy
+available rep → fallback queue. Availability means active, not away, inside the
+rep's working hours in their own time zone, and below capacity; load counts
+open conversations only, and reps with none count as 0.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlmodel import Session, select
+
+from inbox.options import Route
+from store.assignments import assignment_history, open_load
+from store.models import Company, Contact, Conversation, Rep, Role
+from store.types import utcnow
+
+WORKING_ROLES = (Role.rep, Role.support)
+NO_ROUTING_CATEGORIES = ("needs_triage",)
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_HOURS = re.compile(r"^(?P<days>[A-Za-z,\-]+)\s+(?P<start>\d{1,2}:\d{2})-(?P<end>\d{1,2}:\d{2})$")
+
+
+@dataclass(frozen=True)
+class RuleOutcome:
+    """One rule tried: did it pick someone, and why (or why not)."""
+
+    rule: str
+    applied: bool
+    reason: str
+    owner: Rep | None = None
+    queue: str | None = None
+
+
+@dataclass
+class Team:
+    """The reps and their open load, read once per batch and kept current as the batch assigns."""
+
+    reps: list[Rep]
+    load: dict[int, int]
+    now: datetime
+    routes: Sequence[Route] = ()
+    fallback_queue: str = "triage"
+    by_email: dict[str, Rep] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.by_email = {rep.email.lower(): rep for rep in self.reps}
+
+    @classmethod
+    def load_from(
+        cls,
+        session: Session,
+        *,
+        now: datetime | None = None,
+        routes: Sequence[Route] = (),
+        fallback_queue: str = "triage",
+    ) -> Team:
+        reps = list(session.exec(select(Rep).order_by(Rep.id)).all())  # type: ignore[arg-type]
+        return cls(reps, open_load(session), now or utcnow(), routes, fallback_queue)
+
+    def rep(self, rep_id: int | None) -> Rep | None:
+        return next((r for r in self.reps if r.id == rep_id), None) if rep_id is not None else None
+
+    def took_one(self, rep: Rep | None) -> None:
+        if rep is not None and rep.id is not None:
+            self.load[rep.id] = self.load.get(rep.id, 0) + 1
+
+
+# --------------------------------------------------------------------------- availability
+
+
+def parse_working_hours(spec: str) -> tuple[set[int], time, time]:
+    """ "Mon-Fri 09:00-17:00" (or "Mon,Wed-Thu 08:00-12:00") -> (weekdays 0..6, start, end)."""
+    match = _HOURS.match(spec.strip())
+    if match is None:
+        raise ValueError(f"working hours {spec!r}: expected days and hours such as Mon-Fri 09:00-17:00")
+    days: set[int] = set()
+    for part in match["days"].split(","):
+        first, _, last = part.partition("-")
+        start_day, end_day = _day(first, spec), _day(last or first, spec)
+        day = start_day
+        while True:
+            days.add(day)
+            if day == end_day:
+                break
+            day = (day + 1) % 7
+    return days, _clock(match["start"]), _clock(match["end"])
+
+
+def _day(name: str, spec: str) -> int:
+    try:
+        return _DAYS.index(name.strip().title())
+    except ValueError:
+        raise ValueError(f"working hours {spec!r}: unknown day {name!r}") from None
+
+
+def _clock(text: str) -> time:
+    hours, minutes = (int(x) for x in text.split(":"))
+    return time(23, 59, 59) if hours == 24 else time(hours, minutes)
+
+
+def is_working(rep: Rep, now: datetime) -> bool:
+    """Inside the rep's working hours, in the rep's time zone (a shift may run past midnight)."""
+    try:
+        zone = ZoneInfo(rep.timezone or "UTC")
+        days, start, end = parse_working_hours(rep.working_hours)
+    except (ZoneInfoNotFoundError, ValueError):
+        return True  # a bad value is rejected by config validation; never hide a rep over it here
+    local = now.astimezone(zone)
+    clock = local.time()
+    if start <= end:
+        return local.weekday() in days and start <= clock < end
+    if clock >= start:
+        return local.weekday() in days
+    return (local.weekday() - 1) % 7 in days and clock < end
+
+
+def unavailable_because(rep: Rep, team: Team, *, check_hours: bool = True) -> str | None:
+    """Why `rep` cannot take new work now, or None if they can."""
+    if not rep.active:
+        return f"{rep.name} is inactive"
+    if rep.away_until is not None and rep.away_until > team.now:
+        return f"{rep.name} is away until {rep.away_until:%Y-%m-%d %H:%M} UTC"
+    if check_hours and not is_working(rep, team.now):
+        return f"{rep.name} is outside working hours ({rep.working_hours} {rep.timezone})"
+    load = team.load.get(rep.id or -1, 0)
+    if check_hours and load >= rep.capacity:
+        return f"{rep.name} is at capacity ({load}/{rep.capacity} open)"
+    return None
+
+
+def least_busy(candidates: Sequence[Rep], team: Team) -> tuple[Rep | None, list[str]]:
+    """The available candidate with the fewest open conversations, and why the others were skipped."""
+    available, skipped = [], []
+    for rep in candidates:
+        why = unavailable_because(rep, team)
+        if why is None:
+            available.append(rep)
+        else:
+            skipped.append(why)
+    if not available:
+        return None, skipped
+    return min(available, key=lambda r: (team.load.get(r.id or -1, 0), r.id or 0)), skipped
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def thread_owner_rule(team: Team, owner_id: int | None) -> RuleOutcome:
+    rep = team.rep(owner_id)
+    if rep is None:
+        return RuleOutcome("thread_owner", False, "no earlier owner in this thread")
+    why = unavailable_because(rep, team, check_hours=False)
+    if why is not None:
+        return RuleOutcome("thread_owner", False, f"thread owner skipped: {why}")
+    return RuleOutcome("thread_owner", True, f"{rep.name} already owns this thread", owner=rep)
+
+
+def account_owner_rule(team: Team, contact: Contact | None, company: Company | None) -> RuleOutcome:
+    holders = [("contact", contact.name, contact.owner_id)] if contact and contact.owner_id else []
+    if company is not None and company.owner_id:
+        holders.append(("company", company.name, company.owner_id))
+    if not holders:
+        return RuleOutcome("account_owner", False, "neither the contact nor the company has an owner")
+    skipped = []
+    for kind, name, owner_id in holders:
+        rep = team.rep(owner_id)
+        if rep is None:
+            continue
+        why = unavailable_because(rep, team, check_hours=False)
+        if why is None:
+            return RuleOutcome("account_owner", True, f"{rep.name} owns the {kind} {name}", owner=rep)
+        skipped.append(why)
+    return RuleOutcome("account_owner", False, "account owner skipped: " + "; ".join(skipped))
+
+
+def _route_targets(team: Team, route: Route) -> list[Rep]:
+    if route.rep:
+        rep = team.by_email.get(route.rep.lower())
+        return [rep] if rep else []
+    return [r for r in team.reps if route.team and r.team == route.team]
+
+
+def _route_matches(route: Route, category: str | None, language: str | None) -> bool:
+    if route.category and route.category != category:
+        return False
+    return not (route.language and route.language != language)
+
+
+def routing_rules(team: Team, category: str | None, language: str | None) -> list[RuleOutcome]:
+    """Configured routes first, then reps' own skills (preferring those who speak the language), then languages."""
+    outcomes: list[RuleOutcome] = []
+    routable = category if category and category not in NO_ROUTING_CATEGORIES else None
+    for route in team.routes:
+        if not _route_matches(route, routable, language):
+            continue
+        rule = "skill" if route.category else "language"
+        target = route.rep or f"team {route.team}"
+        rep, skipped = least_busy(_route_targets(team, route), team)
+        what = " ".join(x for x in (route.category, route.language) if x)
+        if rep is not None:
+            outcomes.append(
+                RuleOutcome(rule, True, f"route {what} → {target}: {_busy(rep, team)}", owner=rep)
+            )
+            return outcomes
+        outcomes.append(
+            RuleOutcome(rule, False, f"route {what} → {target}: nobody available ({_why(skipped)})")
+        )
+    if routable is None:
+        outcomes.append(
+            RuleOutcome("skill", False, f"category {category or 'unknown'} is not routed by skill")
+        )
+    else:
+        skilled = [r for r in team.reps if routable in (r.skills or [])]
+        speaking = [r for r in skilled if language and language in (r.languages or [])]
+        for group, note in ((speaking, f" and speaks {language}"), (skilled, "")):
+            rep, skipped = least_busy(group, team) if group else (None, [])
+            if rep is not None:
+                text = f"{rep.name} handles {routable}{note}: {_busy(rep, team)}"
+                outcomes.append(RuleOutcome("skill", True, text, owner=rep))
+                return outcomes
+        reason = f"no rep available with skill {routable} ({_why(skipped)})" if skilled else (
+            f"no rep has the skill {routable}")
+        outcomes.append(RuleOutcome("skill", False, reason))
+    if not language:
+        outcomes.append(RuleOutcome("language", False, "language unknown"))
+        return outcomes
+    speakers = [r for r in team.reps if language in (r.languages or [])]
+    rep, skipped = least_busy(speakers, team)
+    if rep is not None:
+        outcomes.append(
+            RuleOutcome("language", True, f"{rep.name} speaks {language}: {_busy(rep, team)}", owner=rep)
+        )
+    else:
+        reason = f"no rep available who speaks {language} ({_why(skipped)})" if speakers else (
+            f"no rep speaks {language}")
+        outcomes.append(RuleOutcome("language", False, reason))
+    return outcomes
+
+
+def least_busy_rule(team: Team) -> RuleOutcome:
+    candidates = [r for r in team.reps if r.role in WORKING_ROLES]
+    if not candidates:
+        return RuleOutcome("least_busy", False, "no reps with role rep or support")
+    rep, skipped = least_busy(candidates, team)
+    if rep is None:
+        return RuleOutcome("least_busy", False, f"nobody available ({_why(skipped)})")
+    others = len(candidates) - len(skipped) - 1
+    return RuleOutcome(
+        "least_busy", True, f"least busy of {others + 1} available: {_busy(rep, team)}", owner=rep
+    )
+
+
+def fallback_rule(team: Team) -> RuleOutcome:
+    return RuleOutcome(
+        "fallback",
+        True,
+        f"no rep could take it; parked in queue {team.fallback_queue}",
+        queue=team.fallback_queue,
+    )
+
+
+def _busy(rep: Rep, team: Team) -> str:
+    return f"{rep.name} has {team.load.get(rep.id or -1, 0)} open of {rep.capacity}"
+
+
+def _why(skipped: list[str]) -> str:
+    return "; ".join(skipped[:3]) + (f"; and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+
+
+def evaluate(
+    team: Team,
+    *,
+    previous_owner_id: int | None,
+    contact: Contact | None,
+    company: Company | None,
+    category: str | None,
+    language: str | None,
+    stop_at_first: bool = True,
+) -> list[RuleOutcome]:
+    """Try the rules in order; the last outcome with applied=True (the first one, when stopping) wins."""
+    outcomes: list[RuleOutcome] = []
+    for step in (
+        lambda: [thread_owner_rule(team, previous_owner_id)],
+        lambda: [account_owner_rule(team, contact, company)],
+        lambda: routing_rules(team, category, language),
+        lambda: [least_busy_rule(team)],
+        lambda: [fallback_rule(team)],
+    ):
+        for outcome in step():
+            outcomes.append(outcome)
+            if outcome.applied and stop_at_first:
+                return outcomes
+    return outcomes
+
+
+def winner(outcomes: Sequence[RuleOutcome]) -> RuleOutcome:
+    return next(o for o in outcomes if o.applied)
+
+
+def decide(
+    team: Team,
+    *,
+    previous_owner_id: int | None,
+    contact: Contact | None,
+    company: Company | None,
+    category: str | None,
+    language: str | None,
+) -> RuleOutcome:
+    """The winning rule for a conversation; the chosen rep's load goes up by one."""
+    outcome = winner(
+        evaluate(
+            team,
+            previous_owner_id=previous_owner_id,
+            contact=contact,
+            company=company,
+            category=category,
+            language=language,
+        )
+    )
+    team.took_one(outcome.owner)
+    return outcome
+
+
+def explain(
+    session: Session,
+    conversation_id: int,
+    *,
+    routes: Sequence[Route] = (),
+    fallback_queue: str = "triage",
+    now: datetime | None = None,
+) -> list[RuleOutcome]:
+    """Every rule evaluated for the conversation now, as if its latest automatic assignment were being made.
+
+    The thread-owner rule sees the owner the conversation had before that
+    assignment, so the answer shows why the owner was chosen, not merely that
+    there is one.
+    """
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise LookupError(f"no conversation {conversation_id}")
+    history = assignment_history(session, conversation_id)
+    automatic = [i for i, a in enumerate(history) if a.assigned_by == "rapport"]
+    last = automatic[-1] if automatic else len(history)
+    previous_owner = history[last - 1].owner_id if last > 0 else None
+    team = Team.load_from(session, now=now, routes=routes, fallback_queue=fallback_queue)
+    if conversation.owner_id is not None and conversation.status == "open":
+        team.load[conversation.owner_id] = max(0, team.load.get(conversation.owner_id, 0) - 1)
+    contact = session.get(Contact, conversation.contact_id) if conversation.contact_id else None
+    company = session.get(Company, conversation.company_id) if conversation.company_id else None
+    return evaluate(
+        team,
+        previous_owner_id=previous_owner,
+        contact=contact,
+        company=company,
+        category=conversation.category,
+        language=conversation.language,
+        stop_at_first=False,
+    )

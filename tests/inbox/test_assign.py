@@ -1,0 +1,225 @@
+"""Assignment rules: each rule wins in its own situation, and each explains itself."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from inbox.assign import explain, is_working, parse_working_hours
+from inbox.options import IngestOptions, Route
+from inbox.pipeline import FetchedMessage, process_batch
+from store.assignments import ReassignError, open_load, reassign, record_assignment
+from store.db import session_scope
+from store.models import (
+    Assignment,
+    Company,
+    CompanyDomain,
+    Contact,
+    ContactEmail,
+    Conversation,
+    OutboxItem,
+    Rep,
+)
+from tests.inbox.helpers import NOW, KeywordClassifier, add_rep, mail
+
+
+def ingest_one(engine: Engine, raw: bytes, options: IngestOptions, classifier: KeywordClassifier) -> Assignment:
+    with session_scope(engine) as session:
+        process_batch(session, [FetchedMessage(raw, "support@shop.example", "INBOX")], checkpoint=None,
+                      options=options, classifier=classifier)
+    with session_scope(engine) as session:
+        return session.exec(select(Assignment).order_by(Assignment.id.desc())).first()  # type: ignore[union-attr]
+
+
+def give_open_conversations(engine: Engine, rep_id: int, count: int, status: str = "open") -> None:
+    with session_scope(engine) as session:
+        for i in range(count):
+            session.add(Conversation(subject=f"busy {i}", owner_id=rep_id, status=status))
+
+
+def test_least_busy_counts_only_open_work_and_includes_reps_with_none(
+    sqlite_engine: Engine, options: IngestOptions, keyword_classifier: KeywordClassifier
+) -> None:
+    alice = add_rep(sqlite_engine, "alice@shop.example")
+    bob = add_rep(sqlite_engine, "bob@shop.example")
+    carol = add_rep(sqlite_engine, "carol@shop.example")
+    give_open_conversations(sqlite_engine, alice, 1)
+    give_open_conversations(sqlite_engine, bob, 40, status="closed")  # closed work is not load
+    give_open_conversations(sqlite_engine, carol, 2)
+    with session_scope(sqlite_engine) as session:
+        assert open_load(session) == {alice: 1, bob: 0, carol: 2}
+
+    assignment = ingest_one(sqlite_engine, mail(), options, keyword_classifier)
+    assert (assignment.rule, assignment.owner_id) == ("least_busy", bob)
+    assert "Bob has 0 open" in assignment.reason
+
+
+def test_least_busy_skips_reps_away_outside_hours_or_full(
+    sqlite_engine: Engine, options: IngestOptions, keyword_classifier: KeywordClassifier
+) -> None:
+    add_rep(sqlite_engine, "away@shop.example", away_until=NOW + timedelta(days=3))
+    add_rep(sqlite_engine, "night@shop.example", working_hours="Mon-Fri 22:00-06:00")
+    add_rep(sqlite_engine, "tokyo@shop.example", timezone="Asia/Tokyo")  # 19:00 there
+    full = add_rep(sqlite_engine, "full@shop.example", capacity=1)
+    give_open_conversations(sqlite_engine, full, 1)
+    busy = add_rep(sqlite_engine, "busy@shop.example")
+    give_open_conversations(sqlite_engine, busy, 5)
+
+    assignment = ingest_one(sqlite_engine, mail(), options, keyword_classifier)
+    assert (assignment.rule, assignment.owner_id) == ("least_busy", busy)
+
+
+def test_fallback_queue_when_nobody_can_take_it(
+    sqlite_engine: Engine, keyword_classifier: KeywordClassifier
+) -> None:
+    add_rep(sqlite_engine, "away@shop.example", away_until=NOW + timedelta(days=1))
+    options = IngestOptions(now=NOW, fallback_queue="inbox-triage")
+    assignment = ingest_one(sqlite_engine, mail(), options, keyword_classifier)
+    assert (assignment.rule, assignment.owner_id, assignment.queue) == ("fallback", None, "inbox-triage")
+    with session_scope(sqlite_engine) as session:
+        [conversation] = session.exec(select(Conversation)).all()
+        assert conversation.queue == "inbox-triage"
+        tag = session.exec(select(OutboxItem).where(OutboxItem.kind == "imap-tag")).first()
+    assert tag is None  # no UID (not from IMAP): nothing to tag
+
+
+def test_contact_owner_wins_then_company_owner(
+    sqlite_engine: Engine, options: IngestOptions, keyword_classifier: KeywordClassifier
+) -> None:
+    add_rep(sqlite_engine, "idle@shop.example")
+    dana = add_rep(sqlite_engine, "dana@shop.example")
+    erik = add_rep(sqlite_engine, "erik@shop.example")
+    give_open_conversations(sqlite_engine, dana, 9)
+    give_open_conversations(sqlite_engine, erik, 9)
+    with session_scope(sqlite_engine) as session:
+        company = Company(name="Acme", owner_id=erik)
+        session.add(company)
+        session.flush()
+        assert company.id is not None
+        session.add(CompanyDomain(company_id=company.id, domain="acme.example"))
+        contact = Contact(name="Eva", owner_id=dana, company_id=company.id)
+        session.add(contact)
+        session.flush()
+        assert contact.id is not None
+        session.add(ContactEmail(contact_id=contact.id, email="eva@acme.example"))
+
+    by_contact = ingest_one(sqlite_engine, mail(sender="eva@acme.example", message_id="<a@acme>"), options, keyword_classifier)
+    by_company = ingest_one(sqlite_engine, mail(sender="new@acme.example", message_id="<b@acme>", subject="Other"),
+                            options, keyword_classifier)
+    assert (by_contact.rule, by_contact.owner_id) == ("account_owner", dana)
+    assert "contact Eva" in by_contact.reason
+    assert (by_company.rule, by_company.owner_id) == ("account_owner", erik)
+    assert "company Acme" in by_company.reason
+
+
+def test_skill_routing_prefers_a_rep_who_speaks_the_language(
+    sqlite_engine: Engine, options: IngestOptions, keyword_classifier: KeywordClassifier
+) -> None:
+    add_rep(sqlite_engine, "idle@shop.example")
+    add_rep(sqlite_engine, "refunds.en@shop.example", skills=["refund"], languages=["en"])
+    refunds_de = add_rep(sqlite_engine, "refunds.de@shop.example", skills=["refund"], languages=["de"])
+    german = mail(subject="Erstattung", body="Guten Tag, ich möchte bitte eine Erstattung und danke.")
+    assignment = ingest_one(sqlite_engine, german, options, keyword_classifier)
+    assert (assignment.rule, assignment.owner_id) == ("skill", refunds_de)
+    assert "handles refund and speaks de" in assignment.reason
+
+
+def test_language_routing_when_no_skill_matches(
+    sqlite_engine: Engine, options: IngestOptions, keyword_classifier: KeywordClassifier
+) -> None:
+    add_rep(sqlite_engine, "idle@shop.example", languages=["en"])
+    slovak = add_rep(sqlite_engine, "sk@shop.example", languages=["sk"])
+    give_open_conversations(sqlite_engine, slovak, 3)
+    assignment = ingest_one(sqlite_engine, mail(subject="Otázka", body="Dobrý deň, som zákazník, prosím o pomoc."),
+                            options, keyword_classifier)
+    assert (assignment.rule, assignment.owner_id) == ("language", slovak)
+
+
+def test_configured_route_sends_a_category_to_a_team(
+    sqlite_engine: Engine, keyword_classifier: KeywordClassifier
+) -> None:
+    add_rep(sqlite_engine, "idle@shop.example")
+    f1 = add_rep(sqlite_engine, "f1@shop.example", team="finance")
+    f2 = add_rep(sqlite_engine, "f2@shop.example", team="finance")
+    give_open_conversations(sqlite_engine, f1, 2)
+    options = IngestOptions(now=NOW, routes=[Route(category="billing", team="finance")])
+    assignment = ingest_one(sqlite_engine, mail(subject="Invoice 55 is wrong"), options, keyword_classifier)
+    assert (assignment.rule, assignment.owner_id) == ("skill", f2)
+    assert "route billing → team finance" in assignment.reason
+
+
+def test_explain_lists_every_rule_with_its_reason(
+    sqlite_engine: Engine, options: IngestOptions, keyword_classifier: KeywordClassifier
+) -> None:
+    add_rep(sqlite_engine, "alice@shop.example")
+    assignment = ingest_one(sqlite_engine, mail(subject="Where is my parcel?"), options, keyword_classifier)
+    with session_scope(sqlite_engine) as session:
+        outcomes = explain(session, assignment.conversation_id, now=NOW)
+    assert [o.rule for o in outcomes] == ["thread_owner", "account_owner", "skill", "language", "least_busy",
+                                          "fallback"]
+    assert not outcomes[0].applied and outcomes[0].reason == "no earlier owner in this thread"
+    assert outcomes[2].reason == "no rep has the skill delivery"
+    least_busy = outcomes[4]
+    assert least_busy.applied and least_busy.owner is not None and least_busy.owner.email == "alice@shop.example"
+
+
+def test_manual_reassign_is_recorded_like_any_assignment_and_notifies(
+    sqlite_engine: Engine, options: IngestOptions, keyword_classifier: KeywordClassifier
+) -> None:
+    add_rep(sqlite_engine, "alice@shop.example")
+    bob = add_rep(sqlite_engine, "bob@shop.example")
+    first = ingest_one(sqlite_engine, mail(), options, keyword_classifier)
+    with session_scope(sqlite_engine) as session:
+        assignment = reassign(session, first.conversation_id, "BOB@shop.example", by="manager@shop.example")
+    assert (assignment.rule, assignment.owner_id, assignment.assigned_by) == ("manual", bob, "manager@shop.example")
+    with session_scope(sqlite_engine) as session:
+        dms = session.exec(select(OutboxItem).where(OutboxItem.kind == "assign-dm")).all()
+        assert len(dms) == 2
+        with pytest.raises(ReassignError, match="no rep"):
+            reassign(session, first.conversation_id, "nobody@shop.example", by="x")
+        with pytest.raises(ReassignError, match="already owns"):
+            reassign(session, first.conversation_id, "bob@shop.example", by="x")
+        with pytest.raises(ReassignError, match="no conversation"):
+            reassign(session, 999, "bob@shop.example", by="x")
+
+
+def test_record_assignment_parks_in_queue_without_owner(sqlite_engine: Engine) -> None:
+    with session_scope(sqlite_engine) as session:
+        conversation = Conversation(subject="x")
+        assignment = record_assignment(session, conversation, owner=None, queue="triage", rule="fallback",
+                                       reason="nobody")
+        assert conversation.queue == "triage" and conversation.owner_id is None
+        assert assignment.conversation_id == conversation.id
+
+
+@pytest.mark.parametrize(
+    ("spec", "weekday", "hour", "working"),
+    [
+        ("Mon-Fri 09:00-17:00", 0, 10, True),
+        ("Mon-Fri 09:00-17:00", 5, 10, False),
+        ("Mon-Fri 09:00-17:00", 0, 17, False),
+        ("Sat-Sun 10:00-14:00", 6, 11, True),
+        ("Mon,Wed 08:00-12:00", 2, 9, True),
+        ("Mon,Wed 08:00-12:00", 1, 9, False),
+        ("Mon-Fri 22:00-06:00", 1, 3, True),  # Monday's night shift, early Tuesday
+        ("Mon-Fri 22:00-06:00", 0, 3, False),  # Sunday night: no shift started
+    ],
+)
+def test_working_hours(spec: str, weekday: int, hour: int, working: bool) -> None:
+    rep = Rep(name="r", email="r@x.example", working_hours=spec, timezone="UTC")
+    at = NOW + timedelta(days=weekday) + timedelta(hours=hour - NOW.hour)
+    assert is_working(rep, at) is working
+
+
+def test_working_hours_in_the_reps_time_zone() -> None:
+    rep = Rep(name="r", email="r@x.example", working_hours="Mon-Fri 09:00-17:00", timezone="America/New_York")
+    assert not is_working(rep, NOW)  # 05:00 in New York
+    assert is_working(rep, NOW + timedelta(hours=5))
+
+
+def test_bad_working_hours_are_explained() -> None:
+    with pytest.raises(ValueError, match="working hours"):
+        parse_working_hours("weekdays 9 to 5")
