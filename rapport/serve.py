@@ -29,9 +29,11 @@ from rapport.wiring import (
     slack_client,
     smtp_options,
 )
+from store.locks import exclusive
 from store.types import utcnow
 
 log = logging.getLogger("rapport.serve")
+LOCK_RETRY_SECONDS = 30.0
 
 
 class Service:
@@ -113,17 +115,15 @@ class Service:
         self._watchers.append(thread)
 
     def _watch_all(self, specs: list[Any]) -> None:
-        from inbox.imap import watch
-
         try:
             classifier = self.rt.classifier
         except Exception:
             log.exception("cannot load the classifier; the mailboxes are not watched")
             return
+        options = ingest_options(self.rt)
         threads = [
-            threading.Thread(target=watch, args=(self.rt.engine, spec, None), name=f"watch {spec.name}", daemon=True,
-                             kwargs={"options": ingest_options(self.rt), "classifier": classifier,
-                                     "stop": self.stopping})
+            threading.Thread(target=self._watch_one, args=(spec, options, classifier), name=f"watch {spec.name}",
+                             daemon=True)
             for spec in specs
         ]
         for thread in threads:
@@ -131,6 +131,19 @@ class Service:
         log.info("watching %s", ", ".join(spec.name for spec in specs))
         for thread in threads:
             thread.join()
+
+    def _watch_one(self, spec: Any, options: Any, classifier: Any) -> None:
+        """Watch one mailbox while this process holds its lock; several `serve` processes on one
+        PostgreSQL database share the mailboxes, and one takes over when another stops."""
+        from inbox.imap import watch
+
+        while not self.stopping.is_set():
+            with exclusive(self.rt.engine, f"mailbox:{spec.name}") as held:
+                if held:
+                    watch(self.rt.engine, spec, None, options=options, classifier=classifier, stop=self.stopping)
+                    return
+            log.info("another process watches %s; standing by", spec.name)
+            self.stopping.wait(LOCK_RETRY_SECONDS)
 
     def stop(self) -> None:
         self.stopping.set()
