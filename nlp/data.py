@@ -16,6 +16,7 @@ from pathlib import Path
 DATA_DIR = Path(__file__).parent / "data"
 BITEXT_DIR = DATA_DIR / "bitext"
 EXTRA_CSV = DATA_DIR / "rapport_extra.csv"
+MULTILINGUAL_CSV = DATA_DIR / "rapport_multilingual.csv"  # our own mails in sv, de, sk, cs, hu, sl, pl, fr, es
 
 CATEGORIES: tuple[str, ...] = (
     "order",
@@ -107,8 +108,10 @@ def bitext_examples(part: str) -> list[Example]:
 
 
 def extra_examples(part: str) -> list[Example]:
-    """Our own sales/partnership examples, split deterministically into ``train`` and ``dev``."""
-    train_part, dev_part = split_held_out(read_examples(EXTRA_CSV, "text", "category"))
+    """Our own examples (sales, partnership, email-style English, and the other languages our
+    customers write in), split deterministically into ``train`` and ``dev``."""
+    examples = read_examples(EXTRA_CSV, "text", "category") + read_examples(MULTILINGUAL_CSV, "text", "category")
+    train_part, dev_part = split_held_out(examples)
     return dev_part if part == "dev" else train_part
 
 
@@ -133,7 +136,7 @@ def is_held_out(text: str) -> bool:
 def shipped_data_digest() -> str:
     """Hash of the shipped training files (part of the default model's version)."""
     digest = hashlib.sha256()
-    for path in (BITEXT_DIR / "train.csv", BITEXT_DIR / "dev.csv", EXTRA_CSV):
+    for path in (BITEXT_DIR / "train.csv", BITEXT_DIR / "dev.csv", EXTRA_CSV, MULTILINGUAL_CSV):
         digest.update(path.read_bytes())
     return digest.hexdigest()
 

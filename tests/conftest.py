@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from sqlalchemy.engine import Engine
 
+from store.db import make_engine, upgrade
 from tests.servers.dovecot import (
     DEFAULT_PASSWORD,
     DEFAULT_USERS,
@@ -200,3 +202,18 @@ def smtp_tls_server(tls_cert: SelfSignedCert) -> Iterator[SmtpServer]:
     """Like smtp_server, but offering STARTTLS with tls_cert."""
     with SmtpServer(tls_cert) as server:
         yield server
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A migrated, empty database: once on SQLite, once on PostgreSQL (the `db_url` parameters)."""
+    engine = make_engine(db_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def model_dir(request: pytest.FixtureRequest) -> Path:
+    """Where Rapport's default model is trained once and kept between runs (.pytest_cache)."""
+    return Path(request.config.cache.mkdir("rapport-models"))

@@ -22,11 +22,11 @@ from tests.servers.fake_slack import FakeSlack
 
 @pytest.fixture
 def watching_service(database_url: str, fake_slack: FakeSlack, imap_account: ImapAccount, clock: Clock,
-                     request: pytest.FixtureRequest) -> Iterator[Service]:
+                     model_dir: Path) -> Iterator[Service]:
     rt = make_runtime(
         database_url, fake_slack, imap_host=imap_account.host, imap_port=imap_account.port,
         imap_user=imap_account.user, imap_password=imap_account.password, imap_security="none",
-        model_dir=Path(request.config.cache.mkdir("rapport-models")),  # the classifier the inbox tests train
+        model_dir=model_dir,
     )
     seed_contacts(rt.engine)
     svc = Service(rt, host="127.0.0.1", port=0, clock=clock, scheduler_interval=3600)

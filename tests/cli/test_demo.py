@@ -15,14 +15,10 @@ from store.db import make_engine
 from store.models import Assignment, Contact, Conversation, Message, OutboxItem, OutboxStatus
 
 
-@pytest.fixture
-def model_dir(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = Path(request.config.cache.mkdir("rapport-models"))  # trained once, shared with other tests
-    monkeypatch.setenv("RAPPORT_MODEL_DIR", str(path))
-    return path
-
-
-def test_the_demo_files_assigns_notifies_and_digests(tmp_path: Path, model_dir: Path) -> None:
+def test_the_demo_files_assigns_notifies_and_digests(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAPPORT_MODEL_DIR", str(model_dir))
     console = Console(record=True, width=160)
     folder = tmp_path / "demo"
     run_demo(console, folder, full_notifications=2, today=date(2026, 11, 25))

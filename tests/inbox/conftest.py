@@ -14,12 +14,11 @@ from tests.inbox.helpers import NOW, CountingClassifier, KeywordClassifier
 
 
 @pytest.fixture(scope="session")
-def nlp_classifier(request: pytest.FixtureRequest) -> Classifier:
+def nlp_classifier(model_dir: Path) -> Classifier:
     """Rapport's real classifier (nlp.load_classifier), trained once and cached in .pytest_cache."""
     from nlp import load_classifier
 
-    cache_dir = Path(request.config.cache.mkdir("rapport-models"))
-    return load_classifier(None, cache_dir=cache_dir)
+    return load_classifier(None, cache_dir=model_dir)
 
 
 @pytest.fixture
@@ -32,15 +31,6 @@ def classifier(nlp_classifier: Classifier) -> CountingClassifier:
 def keyword_classifier() -> KeywordClassifier:
     """A predictable classifier for the assignment rules, which depend on the category and language."""
     return KeywordClassifier()
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    """A migrated, empty database (SQLite and PostgreSQL)."""
-    engine = make_engine(db_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -41,14 +41,14 @@ working_hours = "Mon-Sun 00:00-24:00"
 
 
 @pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_dir: Path,
         nlp_classifier: object) -> Iterator[typer.Typer]:
     """The two sub-apps under one root, with a fresh database and rapport.toml; the real classifier."""
     config = tmp_path / "rapport.toml"
     config.write_text(CONFIG, encoding="utf-8")
     monkeypatch.setenv("RAPPORT_DATABASE_URL", f"sqlite:///{tmp_path / 'rapport.db'}")
     monkeypatch.setenv("RAPPORT_CONFIG", str(config))
-    monkeypatch.setenv("RAPPORT_MODEL_DIR", str(request.config.cache.mkdir("rapport-models")))
+    monkeypatch.setenv("RAPPORT_MODEL_DIR", str(model_dir))
     for name in ("RAPPORT_IMAP_HOST", "RAPPORT_IMAP_USER", "RAPPORT_IMAP_PASSWORD", "RAPPORT_IMAP_PORT"):
         monkeypatch.delenv(name, raising=False)
     app = typer.Typer()
