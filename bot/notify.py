@@ -351,11 +351,13 @@ def conversation_actions(session: Session, conversation_id: int) -> Block:
 def _entities_text(message: Message | None) -> str:
     if message is None or not message.entities:
         return ""
-    parts = []
-    for entity in message.entities[:8]:
-        value = entity.get("value") or entity.get("text") or ""
-        parts.append(f"{escape(entity.get('label', '?'))}: {escape(clip(str(value), 60))}")
-    return " · ".join(parts)
+    parts: list[str] = []
+    for entity in message.entities:
+        # the words as written (a date reads "24 november", not "--11-24"); each once
+        shown = f"{escape(entity.get('label', '?'))}: {escape(clip(str(entity.get('text') or entity.get('value') or ''), 60))}"
+        if shown not in parts:
+            parts.append(shown)
+    return " · ".join(parts[:8])
 
 
 def render_backlog(session: Session, item: OutboxItem, now: datetime) -> list[Outgoing]:

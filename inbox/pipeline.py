@@ -670,7 +670,7 @@ def _write_assignments(batch: _Batch) -> None:
         if p.conversation is not None and p.decision is not None
     ]
     ids = record_assignments(batch.session, decisions, at=batch.now)
-    now = utcnow()
+    now = batch.now
     _insert_rows(batch.session, OutboxItem, [
         _outbox_row("assign-dm", f"assign-dm:{assignment_id}",
                     {"assignment_id": assignment_id, "conversation_id": p.conversation.id, "message_id": p.id}, now)
@@ -687,7 +687,7 @@ def _outbox_row(kind: str, key: str, payload: dict[str, Any], now: datetime) -> 
 
 def _write_tags(batch: _Batch) -> None:
     """IMAP keywords (and optionally a move to the owner's folder), applied after the commit by the dispatcher."""
-    options, now = batch.options, utcnow()
+    options, now = batch.options, batch.now
     reps_by_id = {rep.id: rep for rep in batch.reps.values()}
     rows = []
     for planned in batch.planned:

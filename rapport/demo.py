@@ -146,10 +146,11 @@ def import_sample(rt: Runtime, plan: DemoPlan) -> dict[str, ImportReport]:
 
 def show_imports(console: Console, reports: dict[str, ImportReport]) -> None:
     table = Table(title="Sample data imported", title_justify="left")
-    for column in ("records", "imported", "rejected"):
+    for column in ("records", "rows read", "rejected"):
         table.add_column(column)
     for entity, report in reports.items():
-        table.add_row(entity, str(report.imported + report.updated), str(len(report.rejected)))
+        rows = report.imported + report.updated + report.unchanged + len(report.rejected)
+        table.add_row(entity, str(rows), str(len(report.rejected)))
     console.print(table)
 
 
@@ -269,7 +270,7 @@ def run_demo(console: Console, folder: Path, *, full_notifications: int = 5, tod
 
     console.rule("Notifications (what each owner gets in Slack)", style="cyan")
     sender = DemoSender(console, full_notifications)
-    dispatch_outbox(rt.engine, sender, limit=1000)
+    dispatch_outbox(rt.engine, sender, now=plan.clock, limit=1000)
     console.print(f"{sender.shown} notifications delivered from the outbox.")
 
     show_assignments(console, rt)
