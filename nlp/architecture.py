@@ -19,12 +19,13 @@ from collections.abc import Callable
 from typing import NamedTuple, cast
 
 import numpy as np
-from spacy.attrs import LOWER
 from spacy.strings import get_string_id as hash_string
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Linear, Model, Relu, add, chain
 from thinc.types import Floats2d
+
+from nlp.doctext import LOWER_COLUMN, token_attrs
 
 
 class Bag(NamedTuple):
@@ -119,9 +120,8 @@ def ngram_bag(char_min: int, char_max: int) -> Model[list[Doc], Bag]:
 
 def _ngram_bag_forward(model: Model, docs: list[Doc], is_train: bool) -> tuple[Bag, Callable]:
     n_docs = len(docs)
-    words_per_doc = [doc.to_array(LOWER).astype("uint64") if len(doc) else _NO_HASHES for doc in docs]
-    n_words = np.array([len(words) for words in words_per_doc], dtype="int64")
-    words = np.concatenate(words_per_doc) if n_docs else _NO_HASHES
+    attrs, n_words = token_attrs(docs)
+    words = np.ascontiguousarray(attrs[:, LOWER_COLUMN])
     word_doc = np.repeat(np.arange(n_docs), n_words)
     # Bigrams over the whole batch, minus the pairs that straddle two docs.
     same_doc = word_doc[:-1] == word_doc[1:]
@@ -197,14 +197,13 @@ def _hashed_bag_forward(model: Model, bag: Bag, is_train: bool) -> tuple[Floats2
     seed = model.attrs["seed"]
     rows = _rows(bag.hashes, seed, table.shape[0])
     # Every doc has at least its bias feature, so reduceat's segments are never empty.
-    out = np.add.reduceat(table[rows] * bag.weights[:, None], _starts(bag.lengths), axis=0)
+    out = np.add.reduceat(_weighted_rows(table, rows, bag.weights), _starts(bag.lengths), axis=0)
     if is_train:
         gram_rows, gram_counts = _gram_rows(bag, bag.unique_words.tolist(), seed, table.shape[0])
         unique_sums = _sum_grams(table, gram_rows, gram_counts)
     else:
         unique_sums = _cached_word_sums(model, table, bag)
-    word_sums = unique_sums[bag.word_index] * bag.word_weights[:, None]
-    out += _sum_per_doc(word_sums, bag.word_lengths)
+    out += _sum_per_doc(_weighted_rows(unique_sums, bag.word_index, bag.word_weights), bag.word_lengths)
 
     def backprop(d_logits: Floats2d) -> Bag:
         assert is_train, "backprop after an inference forward pass"
@@ -229,6 +228,14 @@ def _hashed_bag_forward(model: Model, bag: Bag, is_train: bool) -> tuple[Floats2
         return bag
 
     return cast(Floats2d, out.astype("float32", copy=False)), backprop
+
+
+def _weighted_rows(table: np.ndarray, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``table[rows] * weights[:, None]``, scaled in place: a second batch-sized temporary
+    costs more (fresh pages) than the arithmetic."""
+    gathered = np.take(table, rows, axis=0)
+    gathered *= weights[:, None]
+    return gathered
 
 
 def _gram_rows(bag: Bag, keys: list[int], seed: int, n_buckets: int) -> tuple[np.ndarray, np.ndarray]:
@@ -267,11 +274,13 @@ def _starts(lengths: np.ndarray) -> np.ndarray:
 
 
 def _sum_per_doc(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Sum consecutive rows per doc; docs may have no rows."""
-    totals = np.zeros((len(values) + 1, values.shape[1]), dtype=values.dtype)
-    np.cumsum(values, axis=0, out=totals[1:])
-    ends = np.cumsum(lengths)
-    return totals[ends] - totals[ends - lengths]
+    """Sum consecutive rows per doc; docs may have no rows (their sum is zero)."""
+    sums = np.zeros((len(lengths), values.shape[1]), dtype=values.dtype)
+    # reduceat needs non-empty, in-bounds segments: reduce over the docs that have rows.
+    has_rows = lengths > 0
+    if has_rows.any():
+        sums[has_rows] = np.add.reduceat(values, _starts(lengths)[has_rows], axis=0)
+    return sums
 
 
 def _rows(hashes: np.ndarray, seed: int, n_buckets: int) -> np.ndarray:

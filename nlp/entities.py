@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -137,9 +137,15 @@ _DATE_RES: tuple[re.Pattern[str], ...] = (
 
 _DIGIT = re.compile(r"\d")
 _MAYBE_LINK = re.compile(r"@|\w\.[A-Za-z]{2}")
+# A cheap superset of "has a digit or matches _MAYBE_LINK" (three simple scans beat one alternation).
+_DOT_LETTERS = re.compile(r"\.[A-Za-z]{2}")
 
 # Found entity before it becomes a span: (start, end, label, value).
 Found = tuple[int, int, str, str]
+
+
+def _may_have_entity(text: str) -> bool:
+    return "@" in text or _DIGIT.search(text) is not None or _DOT_LETTERS.search(text) is not None
 
 
 def compile_patterns(patterns: Iterable[EntityPattern]) -> list[tuple[str, re.Pattern[str]]]:
@@ -163,6 +169,14 @@ class EntityRecognizer:
         self._matcher = Matcher(nlp.vocab)
         self._matcher.add(EMAIL, [[{"LIKE_EMAIL": True}]])
         self._matcher.add(URL, [[{"LIKE_URL": True}]])
+
+    def pipe(self, docs: Iterable[Doc], batch_size: int = 256) -> Iterator[Doc]:
+        """Like ``__call__`` per doc; without configured patterns, a mail with neither a digit
+        nor an e-mail/URL hint (most one-liners) is passed on after one regex search."""
+        for doc in docs:
+            if self._configured or _may_have_entity(doc_text(doc)):
+                self(doc)
+            yield doc
 
     def __call__(self, doc: Doc) -> Doc:
         text = doc_text(doc)

@@ -10,13 +10,15 @@ configured language (the inbox's main one).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Sequence
 
+import numpy as np
 from lingua import IsoCode639_1, Language, LanguageDetector, LanguageDetectorBuilder
+from spacy.strings import get_string_id as hash_string
 from spacy.tokens import Doc
+from spacy.util import minibatch
 
-from nlp.doctext import doc_text
+from nlp.doctext import LOWER_COLUMN, doc_text, extension_key, set_extension, token_attrs
 
 DEFAULT_LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "es", "sv", "sk", "cs", "hu", "sl", "pl")
 
@@ -27,6 +29,12 @@ _WORD_WEIGHT = 0.4
 _LETTER_WEIGHT = 1.0
 # The first configured language is the inbox's main one: it wins near-ties on one-liners.
 _PRIMARY_WEIGHT = 0.15
+# A longer text skips lingua only when the lexicon leads by this much (five function words).
+_LONG_MARGIN = 2.0
+# Fewer undecided texts than this in a batch go through lingua one by one.
+_PARALLEL_LINGUA = 32
+# Where doc._.language is stored (written directly: spaCy's Underscore costs a microsecond per doc).
+LANGUAGE_KEY = extension_key("language")
 
 _FUNCTION_WORDS: dict[str, frozenset[str]] = {
     code: frozenset(words.split())
@@ -66,7 +74,6 @@ _LETTERS: dict[str, str] = {
     "sl": "",
     "pl": "łąęśźżćń",
 }
-_WORD_RE = re.compile(r"\w+")
 
 
 class UnknownLanguageError(ValueError):
@@ -89,7 +96,12 @@ def to_lingua(codes: Iterable[str]) -> list[Language]:
 
 
 class LanguageDetectorComponent:
-    """spaCy component: ``doc._.language`` (ISO 639-1 code or None when there is no text to judge)."""
+    """spaCy component: ``doc._.language`` (ISO 639-1 code or None when there is no text to judge).
+
+    The lexicon is scored for a whole batch at once (the docs' lower-case token ids
+    against a sorted table of function-word ids); lingua only sees the texts the
+    lexicon leaves undecided.
+    """
 
     def __init__(self, languages: Sequence[str]) -> None:
         self.languages = [code.lower() for code in languages]
@@ -99,70 +111,94 @@ class LanguageDetectorComponent:
             .with_preloaded_language_models()
             .build()
         )
-        self._word_languages: dict[str, list[str]] = {}
-        for code in self.languages:
-            for word in _FUNCTION_WORDS.get(code, ()):
-                self._word_languages.setdefault(word, []).append(code)
+        self._index = {code: i for i, code in enumerate(self.languages)}
+        self._word_ids, self._word_scores = _function_word_table(self.languages)
         self._letter_language = {
-            letter: code for code, letters in _unique_letters(self.languages).items() for letter in letters
+            letter: self._index[code]
+            for code, letters in _unique_letters(self.languages).items()
+            for letter in letters
         }
+        self._letters = frozenset(self._letter_language)
 
     def __call__(self, doc: Doc) -> Doc:
-        doc._.language = self.detect([doc_text(doc)])[0]
-        return doc
+        return self._label([doc])[0]
 
     def pipe(self, docs: Iterable[Doc], batch_size: int = 256) -> Iterator[Doc]:
-        batch: list[Doc] = []
-        for doc in docs:
-            batch.append(doc)
-            if len(batch) >= batch_size:
-                yield from self._label(batch)
-                batch = []
-        yield from self._label(batch)
+        for batch in minibatch(docs, batch_size):
+            yield from self._label(batch)
 
     def _label(self, docs: list[Doc]) -> list[Doc]:
-        for doc, language in zip(docs, self.detect([doc_text(doc) for doc in docs]), strict=True):
-            doc._.language = language
+        texts = [doc_text(doc) for doc in docs]
+        for doc, language in zip(docs, self.detect(docs, texts), strict=True):
+            set_extension(doc, LANGUAGE_KEY, language)
         return docs
 
-    def detect(self, texts: Sequence[str]) -> list[str | None]:
-        """Language codes for texts; the ones lingua can still decide go through it in one parallel batch."""
-        codes: list[str | None] = [None] * len(texts)
-        short_scores: dict[int, dict[str, float]] = {}
-        for i, text in enumerate(texts):
-            if len(text) < SHORT_TEXT_CHARS:
-                scores = self._lexicon_scores(text)
-                best, runner_up = sorted([*scores.values(), 0.0, 0.0], reverse=True)[:2]
-                if best - runner_up > _LINGUA_WEIGHT:
-                    codes[i] = max(scores, key=scores.__getitem__)  # lingua could not change it
-                    continue
-                short_scores[i] = scores
-        undecided = [i for i, code in enumerate(codes) if code is None]
-        found = self._detector.detect_languages_in_parallel_of([texts[i] for i in undecided])
+    def detect(self, docs: Sequence[Doc], texts: Sequence[str]) -> list[str | None]:
+        """Language codes for docs (and their texts); the undecided go through lingua in one parallel batch."""
+        scores = self._lexicon_scores(docs, texts)
+        ranked = np.sort(scores, axis=1)
+        margin = ranked[:, -1] - ranked[:, -2]
+        short = np.fromiter((len(text) < SHORT_TEXT_CHARS for text in texts), dtype=bool, count=len(texts))
+        # A short text is decided when lingua's vote could not change it; a long one
+        # (where lingua is trusted over the lexicon) only by a clear lead of function words.
+        decided = np.where(short, margin > _LINGUA_WEIGHT, margin >= _LONG_MARGIN)
+        best = scores.argmax(axis=1)
+        codes: list[str | None] = [
+            self.languages[i] if sure else None
+            for i, sure in zip(best.tolist(), decided.tolist(), strict=True)
+        ]
+        undecided = np.flatnonzero(~decided).tolist()
+        found = self._lingua([texts[i] for i in undecided])
         for i, language in zip(undecided, found, strict=True):
             lingua_code = language.iso_code_639_1.name.lower() if language else None
-            lexicon = short_scores.get(i)
-            codes[i] = _combine(lexicon, lingua_code) if lexicon and lingua_code else lingua_code
+            codes[i] = self._combine(scores[i], lingua_code) if short[i] and lingua_code else lingua_code
         return codes
 
-    def _lexicon_scores(self, text: str) -> dict[str, float]:
-        lowered = text.lower()
-        scores = {self.languages[0]: _PRIMARY_WEIGHT}
-        for word in set(_WORD_RE.findall(lowered)):
-            for code in self._word_languages.get(word, ()):
-                scores[code] = scores.get(code, 0.0) + _WORD_WEIGHT
-        for letter in self._letter_language.keys() & set(lowered):
-            code = self._letter_language[letter]
-            scores[code] = scores.get(code, 0.0) + _LETTER_WEIGHT
+    def _lingua(self, texts: list[str]) -> list[Language | None]:
+        # Starting lingua's thread pool costs more than it saves for the few texts of a typical batch.
+        if len(texts) < _PARALLEL_LINGUA:
+            return [self._detector.detect_language_of(text) for text in texts]
+        return self._detector.detect_languages_in_parallel_of(texts)
+
+    def _lexicon_scores(self, docs: Sequence[Doc], texts: Sequence[str]) -> np.ndarray:
+        """Per doc and configured language: primary bonus + function words (each once) + unique letters."""
+        n_words = len(self._word_ids)
+        scores = np.zeros((len(docs), len(self.languages)))
+        scores[:, 0] = _PRIMARY_WEIGHT
+        attrs, lengths = token_attrs(docs)
+        words = attrs[:, LOWER_COLUMN]
+        if n_words and len(words):
+            place = np.minimum(np.searchsorted(self._word_ids, words), n_words - 1)
+            hit = self._word_ids[place] == words
+            # A function word counts once per text, however often it occurs.
+            pairs = np.unique(np.repeat(np.arange(len(docs)), lengths)[hit] * n_words + place[hit])
+            np.add.at(scores, pairs // n_words, self._word_scores[pairs % n_words])
+        for i, text in enumerate(texts):
+            if not text.isascii():  # every distinguishing letter is non-ASCII
+                for letter in self._letters.intersection(text.lower()):
+                    scores[i, self._letter_language[letter]] += _LETTER_WEIGHT
         return scores
 
+    def _combine(self, scores: np.ndarray, lingua_code: str) -> str:
+        """Lexicon scores plus lingua's vote; ties keep lingua's answer."""
+        combined = scores.copy()
+        lingua_index = self._index[lingua_code]
+        combined[lingua_index] += _LINGUA_WEIGHT
+        if combined[lingua_index] == combined.max():
+            return lingua_code
+        return self.languages[int(combined.argmax())]
 
-def _combine(scores: dict[str, float], lingua_code: str) -> str:
-    """Lexicon scores plus lingua's vote; ties keep lingua's answer."""
-    combined = dict(scores)
-    combined[lingua_code] = combined.get(lingua_code, 0.0) + _LINGUA_WEIGHT
-    best = max(combined.values())
-    return lingua_code if combined[lingua_code] == best else max(combined, key=combined.__getitem__)
+
+def _function_word_table(languages: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted lower-case ids of the configured languages' function words, and each one's
+    score row (``_WORD_WEIGHT`` for every language that uses it)."""
+    words = sorted({word for code in languages for word in _FUNCTION_WORDS.get(code, ())})
+    ids = np.array([hash_string(word) for word in words], dtype="uint64")
+    rows = np.array(
+        [[_WORD_WEIGHT * (word in _FUNCTION_WORDS.get(code, ())) for code in languages] for word in words]
+    ).reshape(len(words), len(languages))
+    order = np.argsort(ids)
+    return ids[order], rows[order]
 
 
 def _unique_letters(languages: Sequence[str]) -> dict[str, str]:

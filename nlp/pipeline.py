@@ -12,20 +12,26 @@ from typing import Any, cast
 
 import numpy as np
 import spacy
-from spacy.attrs import IS_ALPHA, LOWER
 from spacy.language import Language
 from spacy.pipeline import TextCategorizer
 from spacy.tokens import Doc, Span
 from spacy.util import minibatch
 
 from nlp.data import NEEDS_TRIAGE, Example, shipped_data_digest, shipped_examples
-from nlp.doctext import TextKeepingTokenizer
+from nlp.doctext import (
+    ALPHA_COLUMN,
+    LOWER_COLUMN,
+    TextKeepingTokenizer,
+    extension_key,
+    set_extension,
+    token_attrs,
+)
 from nlp.entities import EntityPattern, EntityPatternError, EntityRecognizer
 from nlp.language import DEFAULT_LANGUAGES, LanguageDetectorComponent, UnknownLanguageError
 from nlp.training import TEXTCAT_MODEL, EvalResult, TrainSettings, evaluate_pipeline, train
 
 # Bump when a code change alters what the default model learns or outputs.
-CODE_VERSION = "1"
+CODE_VERSION = "2"
 DEFAULT_EPOCHS = 5
 CURRENT_MODEL = "current"
 MIN_KNOWN_SHARE = 0.5
@@ -42,6 +48,7 @@ for _name, _default in (("category", None), ("category_confidence", None), ("lan
         Doc.set_extension(_name, default=_default)
 if not Span.has_extension("value"):
     Span.set_extension("value", default=None)
+_CATEGORY_KEY, _CONFIDENCE_KEY = extension_key("category"), extension_key("category_confidence")
 
 
 @dataclass(frozen=True)
@@ -83,9 +90,11 @@ class CategoryComponent:
     def __init__(self, nlp: Language, threshold: float) -> None:
         self.threshold = threshold
         # Taken when the component is added, right after loading: the training vocabulary.
-        self.known_words = np.array(
-            sorted(nlp.vocab.strings[s] for s in nlp.vocab.strings if s.isalpha() and s.islower()),
-            dtype="uint64",
+        self.known_words = np.unique(
+            np.array(
+                [nlp.vocab.strings[s] for s in nlp.vocab.strings if s.isalpha() and s.islower()],
+                dtype="uint64",
+            )
         )
 
     def __call__(self, doc: Doc) -> Doc:
@@ -96,24 +105,29 @@ class CategoryComponent:
             yield from self._label(batch)
 
     def _label(self, docs: list[Doc]) -> list[Doc]:
-        for doc, known_share in zip(docs, self.known_shares(docs), strict=True):
-            if not doc.cats:
-                doc._.category, doc._.category_confidence = NEEDS_TRIAGE, 0.0
-                continue
-            best = max(doc.cats, key=doc.cats.__getitem__)
-            confidence = float(doc.cats[best]) * min(1.0, known_share / MIN_KNOWN_SHARE)
-            doc._.category = best if confidence >= self.threshold else NEEDS_TRIAGE
-            doc._.category_confidence = confidence
+        threshold = self.threshold
+        for doc, known_share in zip(docs, self.known_shares(docs).tolist(), strict=True):
+            cats = doc.cats
+            if cats:
+                best = max(cats, key=cats.__getitem__)
+                confidence = float(cats[best]) * min(1.0, known_share / MIN_KNOWN_SHARE)
+                category = best if confidence >= threshold else NEEDS_TRIAGE
+            else:
+                category, confidence = NEEDS_TRIAGE, 0.0
+            set_extension(doc, _CATEGORY_KEY, category)
+            set_extension(doc, _CONFIDENCE_KEY, confidence)
         return docs
 
     def known_shares(self, docs: list[Doc]) -> np.ndarray:
         """Per doc, the share of its alphabetic words that occurred in training (one vectorised pass)."""
-        arrays = [doc.to_array([IS_ALPHA, LOWER]) if len(doc) else np.zeros((0, 2), "uint64") for doc in docs]
-        lengths = np.array([len(array) for array in arrays])
-        attrs = np.concatenate(arrays) if arrays else np.zeros((0, 2), "uint64")
+        attrs, lengths = token_attrs(docs)
+        words = attrs[:, LOWER_COLUMN]
+        alpha = attrs[:, ALPHA_COLUMN] == 1
+        known = np.zeros(len(words), dtype=bool)
+        if len(self.known_words):
+            place = np.minimum(np.searchsorted(self.known_words, words), len(self.known_words) - 1)
+            known = alpha & (self.known_words[place] == words)
         doc_of = np.repeat(np.arange(len(docs)), lengths)
-        alpha = attrs[:, 0] == 1
-        known = alpha & np.isin(attrs[:, 1], self.known_words, assume_unique=False)
         n_alpha = np.bincount(doc_of[alpha], minlength=len(docs))
         n_known = np.bincount(doc_of[known], minlength=len(docs))
         return n_known / np.maximum(n_alpha, 1)

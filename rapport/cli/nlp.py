@@ -186,3 +186,7 @@ def retrain(as_json: bool = JSON) -> None:
         console.print(result.summary(), highlight=False)
     if not result.replaced:
         raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()
