@@ -26,10 +26,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 from sqlalchemy import update
-from sqlmodel import Session, col
+from sqlmodel import Session, select
 
 from bot.blocks import render_text
 from bot.digest import digest_managers, render_digest_text
@@ -41,7 +42,7 @@ from store.db import read_session, session_scope
 from store.digest import compute_digest, period_bounds
 from store.exporting import export_rows
 from store.importing import ImportReport, import_csv
-from store.models import Company, Contact
+from store.models import Company, Contact, Rep
 from store.segments import SegmentParams
 
 SAMPLE_MAILBOX = "support@nordlys.example"
@@ -155,38 +156,19 @@ def show_imports(console: Console, reports: dict[str, ImportReport]) -> None:
 
 
 def show_assignments(console: Console, rt: Runtime) -> None:
-    table = Table(title="Assignments (owner, rule, reason)", title_justify="left", show_lines=False)
-    for column in ("#", "from", "subject", "category", "lang", "owner", "reason"):
-        table.add_column(column, overflow="fold")
+    """Each customer conversation with its owner and the reason Rapport gave."""
+    table = Table(title="Assignments", title_justify="left")
+    for column, ratio in (("#", None), ("from", 2), ("subject", 3), ("category", 1), ("owner", 1), ("why", 4)):
+        table.add_column(column, ratio=ratio, overflow="fold")
     with read_session(rt.engine) as session:
+        names = {rep.email: rep.name for rep in session.exec(select(Rep))}
         for row in export_rows(session, "conversations"):
             if row["is_automatic"]:
                 continue
-            owner = row["owner"] or f"queue: {row['queue']}"
-            table.add_row(
-                str(row["id"]),
-                row["contact_email"] or "",
-                (row["subject"] or "")[:48],
-                row["category"] or "",
-                row["language"] or "",
-                owner,
-                row["reason"] or "",
-            )
+            owner = names.get(row["owner"], row["owner"]) if row["owner"] else f"queue {row['queue']}"
+            cells = (row["contact_name"] or row["contact_email"], row["subject"], row["category"], owner, row["reason"])
+            table.add_row(str(row["id"]), *(escape(str(cell or "")) for cell in cells))
     console.print(table)
-
-
-def count_conversations(rt: Runtime) -> tuple[int, int]:
-    """(conversations, automatic ones) in the demo store."""
-    from sqlmodel import func, select
-
-    from store.models import Conversation
-
-    with read_session(rt.engine) as session:
-        total = session.exec(select(func.count()).select_from(Conversation)).one()
-        automatic = session.exec(
-            select(func.count()).select_from(Conversation).where(col(Conversation.is_automatic))
-        ).one()
-    return int(total), int(automatic)
 
 
 class DemoSender:

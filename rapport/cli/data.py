@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -71,7 +72,7 @@ def show_report(report: ImportReport, *, entity: str, dry_run: bool, as_json: bo
             table.add_column("line", justify="right")
             table.add_column("reason")
             for row in rows:
-                table.add_row(str(row.line), row.reason)
+                table.add_row(str(row.line), escape(row.reason))
             console.print(table)
 
 

@@ -7,11 +7,13 @@ import os
 import sys
 
 import typer
+from rich.markup import escape
 
 from rapport import __version__
 from rapport.cli import data as data_cli
 from rapport.cli import demo as demo_cli
 from rapport.cli import digest as digest_cli
+from rapport.cli import inbox as inbox_cli
 from rapport.cli import nlp as nlp_cli
 from rapport.cli import setup as setup_cli
 from rapport.cli.chat import chat_app
@@ -33,6 +35,8 @@ app.add_typer(data_cli.export_app, name="export")
 app.add_typer(nlp_cli.app, name="nlp")
 app.command("digest")(digest_cli.digest)
 app.command("demo")(demo_cli.demo)
+app.add_typer(inbox_cli.inbox_app, name="inbox")
+app.add_typer(inbox_cli.assign_app, name="assign")
 app.add_typer(chat_app, name="chat")
 app.add_typer(serve_app, name="serve")
 app.add_typer(digest_cli.segment_app, name="segment")
@@ -62,7 +66,7 @@ def main() -> None:
     try:
         app()
     except RapportError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
         logging.getLogger("rapport").warning("interrupted")

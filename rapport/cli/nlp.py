@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 import nlp
@@ -29,7 +30,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except (nlp.DataError, nlp.ModelError, nlp.EntityPatternError, nlp.UnknownLanguageError) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
