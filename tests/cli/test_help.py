@@ -34,4 +34,4 @@ def test_help(path: tuple[str, ...], tmp_path, monkeypatch) -> None:  # type: ig
 
 def test_the_top_level_lists_the_command_groups() -> None:
     names = {p[0] for p in ALL if p}
-    assert {"db", "config", "import", "export"} <= names
+    assert {"db", "config", "import", "export", "inbox", "assign", "nlp", "chat", "serve", "digest", "segment", "demo"} <= names
