@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import click
+from typing import Any
+
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -10,17 +11,17 @@ from typer.testing import CliRunner
 from rapport.cli.main import app
 
 
-def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+def _commands(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found = [prefix]
     for name, command in group.commands.items():
-        if isinstance(command, click.Group):
+        if hasattr(command, "commands"):  # a group (typer ships its own click classes)
             found += _commands(command, (*prefix, name))
         else:
             found.append((*prefix, name))
     return found
 
 
-ALL = _commands(typer.main.get_command(app))  # type: ignore[arg-type]
+ALL = _commands(typer.main.get_command(app))
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: " ".join(p) or "rapport")
