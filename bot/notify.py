@@ -189,18 +189,27 @@ class SlackSender:
 
 
 class ConsoleSender:
-    """Prints notifications as text: the demo and `rapport chat` without a Slack workspace."""
+    """Prints notifications as text: the demo and `rapport chat` without a Slack workspace.
+
+    The first `full` are printed as the rep would read them in Slack, the rest
+    as one line each, so a backlog of reminders does not bury the answer.
+    """
 
     client: WebClient | None = None
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None, *, full: int | None = None) -> None:
         self.console = console or Console()
+        self.full = full
         self.sent: list[Outgoing] = []
 
     def send(self, session: Session, message: Outgoing, *, retry: bool) -> dict[str, Any]:
         self.sent.append(message)
-        self.console.rule(f"DM to {message.rep.name}")
-        self.console.print(render_text(message.blocks) or message.text, markup=False, highlight=False)
+        if self.full is None or len(self.sent) <= self.full:
+            self.console.rule(f"Slack DM to {message.rep.name}", style="cyan")
+            self.console.print(render_text(message.blocks) or message.text, markup=False, highlight=False)
+        else:
+            first_line = message.text.splitlines()[0] if message.text else ""
+            self.console.print(f"DM to {message.rep.name}: {first_line}", markup=False, highlight=False)
         return {"console": True}
 
 

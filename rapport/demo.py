@@ -22,7 +22,6 @@ from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
@@ -30,11 +29,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import select
 
-from bot.blocks import render_text
 from bot.digest import digest_managers, render_digest_text
-from bot.notify import Outgoing, dispatch_outbox
+from bot.notify import ConsoleSender, dispatch_outbox
 from inbox.local import sync_mailbox_directory
 from rapport.settings import load_settings
 from rapport.wiring import Runtime, ingest_options
@@ -46,6 +44,7 @@ from store.models import Company, Contact, Rep
 from store.segments import SegmentParams
 
 SAMPLE_MAILBOX = "support@nordlys.example"
+SAMPLE_MANAGER = "karin.lindqvist@nordlys.example"
 ANCHOR = date(2026, 11, 20)  # a Friday: the sample's "today"
 CLOCK_UTC_HOUR = 13  # the demo's clock: 14:00 in Central Europe, inside everyone's working hours
 _DATE_HEADER = re.compile(rb"^Date:[ \t]*(?P<value>[^\r\n]*)", re.MULTILINE | re.IGNORECASE)
@@ -171,27 +170,6 @@ def show_assignments(console: Console, rt: Runtime) -> None:
     console.print(table)
 
 
-class DemoSender:
-    """Shows the first notifications in full, as the rep would read them in Slack, then one line each."""
-
-    client = None
-
-    def __init__(self, console: Console, full: int) -> None:
-        self.console = console
-        self.full = full
-        self.shown = 0
-
-    def send(self, session: Session, message: Outgoing, *, retry: bool) -> dict[str, Any]:
-        self.shown += 1
-        if self.shown <= self.full:
-            self.console.rule(f"Slack DM to {message.rep.name}", style="cyan")
-            self.console.print(render_text(message.blocks) or message.text, markup=False, highlight=False)
-        else:
-            first_line = (message.text or "").splitlines()[0] if message.text else ""
-            self.console.print(f"[cyan]DM to {message.rep.name}:[/] {first_line}", highlight=False)
-        return {"console": True}
-
-
 def show_digest(console: Console, rt: Runtime, plan: DemoPlan) -> None:
     """The weekly digest of the first manager who gets one, for the week up to the demo's Friday."""
     with read_session(rt.engine) as session:
@@ -251,18 +229,18 @@ def run_demo(console: Console, folder: Path, *, full_notifications: int = 5, tod
     console.print(counts)
 
     console.rule("Notifications (what each owner gets in Slack)", style="cyan")
-    sender = DemoSender(console, full_notifications)
+    sender = ConsoleSender(console, full=full_notifications)
     dispatch_outbox(rt.engine, sender, now=plan.clock, limit=1000)
-    console.print(f"{sender.shown} notifications delivered from the outbox.")
+    console.print(f"{len(sender.sent)} notifications delivered from the outbox.")
 
     show_assignments(console, rt)
     show_digest(console, rt, plan)
     console.rule("Try next", style="bold")
     hint = "" if plan.folder == Path("rapport-demo").resolve() else f" --demo-dir {plan.folder}"
     console.print(
-        f"rapport chat --demo{hint}                 # the Slack commands on this data: help, find stastny, my,\n"
-        f"rapport chat --demo{hint} --as EMAIL      # segment lapsed, remind peter tomorrow 10am call back ...\n"
-        f"rapport digest --manager EMAIL --period week --print   (with RAPPORT_DATABASE_URL={plan.database_url})",
+        f"rapport chat --demo{hint}            then: help, find stastny, my, segment lapsed, followups\n"
+        f"rapport chat --demo{hint} \"remind peter friday 10am ask about the audit\"\n"
+        f"RAPPORT_DATABASE_URL={plan.database_url} rapport digest --manager {SAMPLE_MANAGER} --period week --print",
         highlight=False,
         markup=False,
     )

@@ -170,7 +170,7 @@ class Service:
             self.stop()
 
 
-def console_sender() -> ConsoleSender:
+def console_sender(full: int | None = 3) -> ConsoleSender:
     from rapport.cli.common import console
 
-    return ConsoleSender(console)
+    return ConsoleSender(console, full=full)
