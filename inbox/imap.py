@@ -7,6 +7,7 @@ above the folder's checkpoint UID, however a person has flagged it.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import logging
 import socket
@@ -14,6 +15,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from imapclient import IMAPClient
@@ -138,22 +140,53 @@ def sync_folder(
     meta = _sizes(client, [uid for uid in client.search(["UID", f"{last_uid + 1}:*"]) if uid > last_uid])
     uids = sorted(meta)
     done = 0
-    for chunk in _batches(uids, meta, options):
-        fetched = fetch_messages(client, spec.name, folder, uidvalidity, chunk, meta, options=options,
-                                 outbound=outbound)
-        with session_scope(engine) as session:
-            result = process_batch(
-                session,
-                fetched,
-                checkpoint=Checkpoint(spec.name, folder, uidvalidity, chunk[-1]),
-                options=options,
-                classifier=classifier,
-            )
-        total.add(result)
-        done += len(chunk)
-        if progress is not None:
-            progress(folder, done, len(uids))
+    batches = _batches(uids, meta, options)
+
+    def fetch(chunk: list[int]) -> list[FetchedMessage]:
+        return fetch_messages(client, spec.name, folder, uidvalidity, chunk, meta, options=options,
+                              outbound=outbound)
+
+    # One worker fetches batch n+1 while batch n is parsed, classified and committed (the
+    # server works on the other core); only that worker touches the connection meanwhile.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="imap-fetch") as prefetch:
+        upcoming = prefetch.submit(fetch, batches[0]) if batches else None
+        for index, chunk in enumerate(batches):
+            assert upcoming is not None
+            fetched = upcoming.result()
+            upcoming = prefetch.submit(fetch, batches[index + 1]) if index + 1 < len(batches) else None
+            try:
+                result = _commit_batch(engine, spec, folder, uidvalidity, chunk, fetched, options, classifier)
+            except BaseException:
+                if upcoming is not None:
+                    upcoming.cancel()
+                    concurrent.futures.wait([upcoming])  # the connection is ours again before we leave
+                raise
+            total.add(result)
+            done += len(chunk)
+            if progress is not None:
+                progress(folder, done, len(uids))
     return total
+
+
+def _commit_batch(
+    engine: Engine,
+    spec: MailboxSpec,
+    folder: str,
+    uidvalidity: int,
+    chunk: list[int],
+    fetched: list[FetchedMessage],
+    options: IngestOptions,
+    classifier: Classifier,
+) -> BatchResult:
+    """One batch and its checkpoint in one transaction."""
+    with session_scope(engine) as session:
+        return process_batch(
+            session,
+            fetched,
+            checkpoint=Checkpoint(spec.name, folder, uidvalidity, chunk[-1]),
+            options=options,
+            classifier=classifier,
+        )
 
 
 def _sizes(client: IMAPClient, uids: list[int]) -> dict[int, dict[bytes, object]]:

@@ -55,7 +55,7 @@ from store.types import utcnow
 log = logging.getLogger("rapport.inbox")
 
 RAW_EXCERPT_BYTES = 64 * 1024  # kept for mail that could not be read, for a person to look at
-CLASSIFY_CHARS = 1000  # the request is in the first lines; the rest only slows the classifier down
+CLASSIFY_CHARS = 600  # about the first two paragraphs: where the request, order numbers and dates are; the rest costs time
 BACKLOG_SUMMARY_DELAY = timedelta(seconds=60)  # sent once the first sync has been quiet this long
 DB_CONTENTION = (IntegrityError, OperationalError)
 
