@@ -20,6 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import RetryHandler
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
+from tests.conftest import unavailable
 from tests.servers import slack_requests
 from tests.servers.dovecot import DovecotServer, ImapAccount
 from tests.servers.fake_slack import FakeSlack
@@ -139,7 +140,7 @@ def test_postgres_schemas_are_isolated(pg_url: str, pg_engine_url: str) -> None:
 def test_private_postgres_cluster_serves_and_goes_away() -> None:
     bin_dir = find_bin_dir()
     if bin_dir is None:
-        pytest.skip("PostgreSQL is not installed")
+        unavailable("PostgreSQL is not installed (scripts/test installs it when no server answers on 5432)")
     cluster = PrivateCluster(bin_dir)
     try:
         cluster.start()
