@@ -20,11 +20,13 @@ import dataclasses
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, or_
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
@@ -36,6 +38,7 @@ from inbox.parse import ParsedMessage, normalize_subject, parse_message
 from inbox.threads import ThreadIndex, ThreadKey, select_in
 from store.assignments import AssignmentDecision, record_assignments
 from store.checkpoints import save_checkpoint
+from store.db import read_session
 from store.models import (
     Company,
     Contact,
@@ -192,9 +195,18 @@ def process_batch(
     """Ingest `fetched` into `session` without committing; the caller commits (or rolls back) it all."""
     now = options.now or utcnow()
     result = BatchResult(fetched=len(fetched))
-    items = _new_items(session, fetched, options, now, result)
-    _guard_rate(session, items, options.sender_rate_limit_per_hour)
+    # Reading, parsing and classifying take the longest and need no write lock: on SQLite,
+    # holding it meanwhile would keep the other watchers, the scheduler and Slack waiting.
+    # A concurrent writer that stores the same mail in between trips the unique constraints.
+    bind = session.get_bind()
+    with read_session(bind) if isinstance(bind, Engine) else nullcontext(session) as reader:
+        items, moved = _new_items(reader, fetched, options, now, result)
+        _guard_rate(reader, items, options.sender_rate_limit_per_hour)
     _classify(items, classifier)
+    for stored_id, message in moved:
+        stored = session.get(Message, stored_id)
+        if stored is not None:
+            _follow_position(session, stored, message)
     try:
         with session.begin_nested():
             _ingest(session, items, options, now, result)
@@ -241,8 +253,12 @@ def _ingest_one_by_one(
 
 def _new_items(
     session: Session, fetched: Sequence[FetchedMessage], options: IngestOptions, now: datetime, result: BatchResult
-) -> list[_Item]:
-    """Parse what is not stored yet; a message seen before (same position or Message-ID) is a duplicate."""
+) -> tuple[list[_Item], list[tuple[int, FetchedMessage]]]:
+    """Parse what is not stored yet; a message seen before (same position or Message-ID) is a duplicate.
+
+    Also returns the stored messages seen at a new position (id, where it is now), to be
+    recorded by the writer.
+    """
     known_positions = _known_positions(session, fetched)
     candidates: list[tuple[FetchedMessage, ParsedMessage]] = []
     for message in fetched:
@@ -257,16 +273,18 @@ def _new_items(
     reps = {email.lower() for email in session.exec(select(Rep.email)).all()}
     staff = reps | {a.lower() for a in options.own_addresses}
     items: list[_Item] = []
+    moved: list[tuple[int, FetchedMessage]] = []
     seen: set[str] = set()
     for message, parsed in candidates:
         if parsed.message_id in seen or parsed.message_id in stored:
-            if parsed.message_id in stored:
-                _follow_position(session, stored[parsed.message_id], message)
+            known = stored.get(parsed.message_id)
+            if known is not None and known.id is not None:
+                moved.append((known.id, message))
             result.duplicates += 1
             continue
         seen.add(parsed.message_id)
         items.append(_item(message, parsed, now, staff))
-    return items
+    return items, moved
 
 
 def _position(message: FetchedMessage) -> tuple[str, str, int, int] | None:
@@ -514,6 +532,8 @@ def _plan_inbound(batch: _Batch, item: _Item) -> None:
         language=conversation.language,
     )
     _take(conversation, planned.decision)
+    if conversation.id is not None:  # a second mail in this batch must not assign it again
+        batch.threads.assigned.add(conversation.id)
     batch.result.assigned += 1
     _plan_notification(batch, planned)
 
@@ -715,7 +735,12 @@ def _record_backlog(batch: _Batch) -> None:
         pending = [
             row
             for row in batch.session.exec(
-                select(OutboxItem).where(OutboxItem.kind == "backlog-summary", OutboxItem.status == OutboxStatus.pending)
+                select(OutboxItem).where(
+                    OutboxItem.kind == "backlog-summary",
+                    OutboxItem.status == OutboxStatus.pending,
+                    # a row a dispatcher has claimed may be posting now: start a new one instead
+                    or_(col(OutboxItem.claimed_until).is_(None), col(OutboxItem.claimed_until) < utcnow()),
+                )
             ).all()
             if row.payload.get("mailbox") == mailbox and row.payload.get("folder") == folder
         ]
