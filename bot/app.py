@@ -9,6 +9,7 @@ retries are de-duplicated here by event id (store.models.SlackEvent).
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -151,13 +152,18 @@ class RapportSlack:
 
     # ------------------------------------------------------------------ commands
     def _on_command(self, ack: Ack, body: dict[str, Any]) -> None:
-        user_id, text = str(body.get("user_id") or ""), str(body.get("text") or "")
+        # Slack sends &, < and > escaped: undo it, so `find AT&T` searches for AT&T
+        user_id, text = str(body.get("user_id") or ""), html.unescape(str(body.get("text") or ""))
         future = self._slow.submit(self._run_command, user_id, text)
         try:
             rep_id, reply = future.result(timeout=ACK_BUDGET_SECONDS)
         except FutureTimeout:
             ack(response_type="ephemeral", text=f"Working on `{escape(clip(text, 60))}`…")
             future.add_done_callback(lambda done: self._deliver_late(done, user_id, body))
+            return
+        except Exception:
+            log.exception("command %r failed", clip(text, 60))
+            ack(response_type="ephemeral", text="Sorry, that failed; the error has been logged.")
             return
         self._answer(ack, body, rep_id, reply)
 
@@ -281,7 +287,7 @@ class RapportSlack:
         blocks = [b for b in message.get("blocks") or [] if b.get("block_id") != "rapport_status"]
         status = context(outcome.text)
         status["block_id"] = "rapport_status"
-        blocks = [*blocks, status][-50:]
+        blocks = [*blocks[:49], status]  # Slack's limit is 50: keep the header, drop the tail, keep the status
         try:
             self.client.chat_update(channel=str(container.get("channel_id") or _channel(body)), ts=str(message.get("ts")),
                                     text=message.get("text") or outcome.text, blocks=blocks)
@@ -323,7 +329,7 @@ class RapportSlack:
         container = body.get("container") or {}
         try:
             self.client.chat_update(channel=str(container.get("channel_id") or _channel(body)), ts=str(message.get("ts")),
-                                    text=message.get("text") or outcome.text, blocks=blocks[-50:])
+                                    text=message.get("text") or outcome.text, blocks=[*blocks[:-1][:49], blocks[-1]])
         except SlackApiError as exc:
             log.info("chat.update failed (%s)", exc.response.get("error"))
 
@@ -365,7 +371,7 @@ class RapportSlack:
             permalink = self.client.chat_getPermalink(channel=str(channel), message_ts=str(message.get("ts"))).get("permalink")
         except SlackApiError as exc:
             log.info("no permalink for the message: %s", exc.response.get("error"))
-        self.client.views_open(trigger_id=body["trigger_id"], view=log_message_modal(str(message.get("text") or ""), permalink))
+        self.client.views_open(trigger_id=body["trigger_id"], view=log_message_modal(html.unescape(str(message.get("text") or "")), permalink))
 
     # ------------------------------------------------------------------ events
     def _on_home_opened(self, event: dict[str, Any]) -> None:

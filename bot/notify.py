@@ -306,7 +306,8 @@ def render_assignment(session: Session, item: OutboxItem, now: datetime) -> list
         return []
     message = session.get(Message, payload.get("message_id")) if payload.get("message_id") else None
     blocks = assignment_blocks(session, conversation, message, assignment, now=now)
-    subject = clip(conversation.subject or "(no subject)", 80)
+    # the fallback text is a notification preview: escaped like the blocks (no <!channel> from a customer)
+    subject = escape(clip(conversation.subject or "(no subject)", 80))
     return [Outgoing(owner, f"New email for you: {subject}", blocks, item.key)]
 
 
@@ -400,7 +401,7 @@ def render_reminder(session: Session, item: OutboxItem, now: datetime) -> list[O
     when = local_time(followup.due_at, rep.timezone)
     blocks = [section(f":alarm_clock: *{title}*{about}\n{escape(clip(followup.note, 500)) or '(no note)'}"),
               context(f"Due {when}"), reminder_actions(followup.id or 0)]
-    return [Outgoing(rep, f"{title}{' with ' + contact.name if contact else ''}: {clip(followup.note, 100)}",
+    return [Outgoing(rep, f"{title}{' with ' + escape(contact.name) if contact else ''}: {escape(clip(followup.note, 100))}",
                      blocks, item.key)]
 
 
@@ -420,7 +421,7 @@ def render_escalation(session: Session, item: OutboxItem, now: datetime) -> list
                 f"Opened {age(conversation.opened_at, now)} ago"),
         conversation_actions(session, conversation.id or 0),
     ]
-    return [Outgoing(rep, f"SLA missed: {clip(conversation.subject, 80)}", blocks, f"{item.key}#{rep.id}")
+    return [Outgoing(rep, f"SLA missed: {escape(clip(conversation.subject, 80))}", blocks, f"{item.key}#{rep.id}")
             for rep in recipients.values() if rep is not None]
 
 

@@ -8,6 +8,8 @@ import sys
 
 import typer
 from rich.markup import escape
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from rapport import __version__
 from rapport.cli import data as data_cli
@@ -20,6 +22,7 @@ from rapport.cli.chat import chat_app
 from rapport.cli.common import err_console, setup_logging
 from rapport.cli.serve import serve_app
 from rapport.errors import RapportError
+from store.db import DEFAULT_DATABASE_URL
 
 app = typer.Typer(
     name="rapport",
@@ -67,6 +70,14 @@ def main() -> None:
         app()
     except RapportError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(2)
+    except OperationalError as exc:  # the database is unreachable or the file cannot be opened
+        url = make_url(os.environ.get("RAPPORT_DATABASE_URL") or DEFAULT_DATABASE_URL)
+        err_console.print(
+            f"[bold red]error:[/] cannot use the database {escape(url.render_as_string(hide_password=True))}: "
+            f"{escape(str(exc.orig).strip())}",
+            highlight=False,
+        )
         sys.exit(2)
     except KeyboardInterrupt:
         logging.getLogger("rapport").warning("interrupted")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
 from rapport.cli.common import console, print_json, runtime
 from rapport.settings import ENV_NAMES
@@ -42,6 +43,8 @@ def config_check(as_json: bool = typer.Option(False, "--json", help="Print JSON.
     rt = runtime()
     settings = rt.settings.model_dump(mode="json")  # SecretStr fields dump as '**********'
     environment = {ENV_NAMES[k]: v for k, v in settings.items()}
+    # the URL is a plain string, but may hold a password
+    environment["RAPPORT_DATABASE_URL"] = make_url(rt.settings.database_url).render_as_string(hide_password=True)
     effective = {
         "environment": environment,
         "config_file": str(rt.config.source) if rt.config.source else None,

@@ -48,6 +48,8 @@ def test_assignment_dm_shows_everything_escaped(engine: Any, seeded: Seeded, fak
                      "conv_recategorise", "conv_answered"):
         assert expected in text, expected
     assert "<!channel>" not in text and "<!here>" not in text and "<https://evil" not in text
+    # regression: the preview text of the notification was sent unescaped
+    assert message["text"] == "New email for you: Broken toner &lt;!here&gt;"
     assert message["metadata"] == {"event_type": "rapport_outbox", "event_payload": {"key": key, "part": 0}}
     assert dispatch_outbox(engine, _sender(fake_slack), now=START + timedelta(minutes=5)) == 0
     assert len(fake_slack.messages(ALICE_DM)) == 1

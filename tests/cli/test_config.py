@@ -54,3 +54,20 @@ def test_environment_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("RAPPORT_IMAP_SECURITY", "tls")
     with pytest.raises(ConfigError, match="RAPPORT_IMAP_SECURITY"):
         load_settings()
+
+
+def test_config_check_hides_the_database_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    env = {"RAPPORT_DATABASE_URL": "postgresql://rapport:HUNTER2@127.0.0.1:1/x", "PATH": "/usr/bin:/bin"}
+    checked = subprocess.run([sys.executable, "-m", "rapport.cli.main", "config", "check", "--json"],
+                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stderr
+    assert "HUNTER2" not in checked.stdout and "rapport:***@127.0.0.1" in checked.stdout
+    # and an unreachable database is one clear line, not a traceback
+    status = subprocess.run([sys.executable, "-m", "rapport.cli.main", "db", "status"],
+                            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert status.returncode == 2
+    assert "cannot use the database postgresql://rapport:***@127.0.0.1:1/x" in " ".join(status.stderr.split())
+    assert "Traceback" not in status.stderr and "HUNTER2" not in status.stderr
