@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import email
 import json
-import threading
 from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -32,6 +31,7 @@ from store.models import Contact, OutboxItem, Rep
 from store.outbox import claim_due, mark_sent
 from store.segments import SegmentParams
 from tests.digest.known_store import NOW, E, Known, S
+from tests.digest.race import race
 from tests.servers.fake_slack import FakeSlack
 from tests.servers.ports import free_port
 from tests.servers.smtp import SmtpServer
@@ -200,27 +200,7 @@ def test_enqueue_only_from_the_managers_hour_and_once_per_period(engine: Engine,
 
 
 def test_two_processes_enqueue_each_digest_once(engine: Engine, known: Known, db_url: str) -> None:
-    engines = [make_engine(db_url) for _ in range(2)]
-    barrier = threading.Barrier(2)
-    counts: list[int] = []
-    errors: list[BaseException] = []
-
-    def run(other: Engine) -> None:
-        try:
-            barrier.wait(timeout=10)
-            with session_scope(other) as session:
-                counts.append(enqueue_due_digests(session, now=NOW, options=OPTIONS))
-        except BaseException as exc:  # reported below: a thread's exception would be lost
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(other,)) for other in engines]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    for other in engines:
-        other.dispose()
-    assert not errors
+    counts = race(db_url, lambda session: enqueue_due_digests(session, now=NOW, options=OPTIONS))
     assert sum(counts) == 2  # Maja and Ada, each enqueued by exactly one of the two
     assert _count_digests(engine) == 2
 

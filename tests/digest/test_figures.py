@@ -8,7 +8,6 @@ implementation of the same definition.
 from __future__ import annotations
 
 import statistics
-import threading
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -16,7 +15,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from store.db import make_engine, session_scope
+from store.db import session_scope
 from store.digest import (
     DigestError,
     DigestFigures,
@@ -37,6 +36,7 @@ from store.segments import (
     top_customers,
 )
 from tests.digest.known_store import NOW, E, Known, S
+from tests.digest.race import race
 
 PARAMS = SegmentParams(top_n=3)
 
@@ -229,27 +229,7 @@ def test_post_purchase_followups_from_two_processes_at_once(engine: Engine, know
     with session_scope(engine) as session:
         for key in ("k1", "k2", "k3"):
             _order(session, _contact(session, known, key), today - timedelta(days=14))
-    engines = [make_engine(db_url) for _ in range(2)]
-    barrier = threading.Barrier(2)
-    created: list[int] = []
-    errors: list[BaseException] = []
-
-    def run(other: Engine) -> None:
-        try:
-            barrier.wait(timeout=10)
-            with session_scope(other) as session:
-                created.append(create_post_purchase_followups(session, now=NOW, days=14, kinds=["customer"]))
-        except BaseException as exc:  # reported below: a thread's exception would be lost
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(other,)) for other in engines]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    for other in engines:
-        other.dispose()
-    assert not errors
+    created = race(db_url, lambda session: create_post_purchase_followups(session, now=NOW, days=14, kinds=["customer"]))
     assert sorted(created) == [0, 3]
     with Session(engine) as session:
         assert len(session.exec(select(FollowUp).where(FollowUp.source == "post_purchase")).all()) == 3
