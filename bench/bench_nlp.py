@@ -109,6 +109,10 @@ def bench_throughput(model_path: Path, cache: Path) -> None:
     texts = short_texts()
     classifier = nlp.load_classifier(model_path, cache_dir=cache)
     docs_per_second(classifier.nlp, texts[:1000])  # fill the per-word caches
+    # As Rapport's runtime does after loading the model (rapport/wiring.py): the model's
+    # long-lived objects are kept out of the garbage collector's full collections.
+    gc.collect()
+    gc.freeze()
     rates = best_rates({"bare": spacy.blank("en"), "full": classifier.nlp}, texts)
     print(f"== throughput, {len(texts)} short texts (Banking77), nlp.pipe, one process, best of 5")
     for label, (wall, cpu) in (

@@ -18,7 +18,7 @@ from spacy.strings import get_string_id as hash_string
 from spacy.tokens import Doc
 from spacy.util import minibatch
 
-from nlp.doctext import LOWER_COLUMN, doc_text, extension_key, set_extension, token_attrs
+from nlp.doctext import batch_tokens, doc_text, extension_key, set_extension, unique_inverse
 
 DEFAULT_LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "es", "sv", "sk", "cs", "hu", "sl", "pl")
 
@@ -165,14 +165,14 @@ class LanguageDetectorComponent:
         n_words = len(self._word_ids)
         scores = np.zeros((len(docs), len(self.languages)))
         scores[:, 0] = _PRIMARY_WEIGHT
-        attrs, lengths = token_attrs(docs)
-        words = attrs[:, LOWER_COLUMN]
+        tokens = batch_tokens(docs)
+        words = tokens.unique
         if n_words and len(words):
-            place = np.minimum(np.searchsorted(self._word_ids, words), n_words - 1)
-            hit = self._word_ids[place] == words
+            place = np.minimum(np.searchsorted(self._word_ids, words), n_words - 1)[tokens.inverse]
+            hit = self._word_ids[place] == tokens.lower
             # A function word counts once per text, however often it occurs.
-            pairs = np.unique(np.repeat(np.arange(len(docs)), lengths)[hit] * n_words + place[hit])
-            np.add.at(scores, pairs // n_words, self._word_scores[pairs % n_words])
+            pairs, _ = unique_inverse(tokens.doc_of[hit] * n_words + place[hit])
+            scores += _sum_rows_per_doc(self._word_scores[pairs % n_words], pairs // n_words, len(docs))
         for i, text in enumerate(texts):
             if not text.isascii():  # every distinguishing letter is non-ASCII
                 for letter in self._letters.intersection(text.lower()):
@@ -187,6 +187,13 @@ class LanguageDetectorComponent:
         if combined[lingua_index] == combined.max():
             return lingua_code
         return self.languages[int(combined.argmax())]
+
+
+def _sum_rows_per_doc(rows: np.ndarray, doc_of: np.ndarray, n_docs: int) -> np.ndarray:
+    """Sum of the rows of each doc (``np.add.at`` with one bincount, several times faster)."""
+    n_columns = rows.shape[1]
+    cells = (doc_of[:, None] * n_columns + np.arange(n_columns)).ravel()
+    return np.bincount(cells, weights=rows.ravel(), minlength=n_docs * n_columns).reshape(n_docs, n_columns)
 
 
 def _function_word_table(languages: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -19,19 +19,17 @@ from spacy.util import minibatch
 
 from nlp.data import NEEDS_TRIAGE, Example, shipped_data_digest, shipped_examples
 from nlp.doctext import (
-    ALPHA_COLUMN,
-    LOWER_COLUMN,
     TextKeepingTokenizer,
+    batch_tokens,
     extension_key,
     set_extension,
-    token_attrs,
 )
 from nlp.entities import EntityPattern, EntityPatternError, EntityRecognizer
 from nlp.language import DEFAULT_LANGUAGES, LanguageDetectorComponent, UnknownLanguageError
 from nlp.training import TEXTCAT_MODEL, EvalResult, TrainSettings, evaluate_pipeline, train
 
 # Bump when a code change alters what the default model learns or outputs.
-CODE_VERSION = "2"
+CODE_VERSION = "3"
 DEFAULT_EPOCHS = 5
 CURRENT_MODEL = "current"
 MIN_KNOWN_SHARE = 0.5
@@ -120,16 +118,14 @@ class CategoryComponent:
 
     def known_shares(self, docs: list[Doc]) -> np.ndarray:
         """Per doc, the share of its alphabetic words that occurred in training (one vectorised pass)."""
-        attrs, lengths = token_attrs(docs)
-        words = attrs[:, LOWER_COLUMN]
-        alpha = attrs[:, ALPHA_COLUMN] == 1
-        known = np.zeros(len(words), dtype=bool)
+        tokens = batch_tokens(docs)
+        known = np.zeros(len(tokens.lower), dtype=bool)
         if len(self.known_words):
+            words = tokens.unique
             place = np.minimum(np.searchsorted(self.known_words, words), len(self.known_words) - 1)
-            known = alpha & (self.known_words[place] == words)
-        doc_of = np.repeat(np.arange(len(docs)), lengths)
-        n_alpha = np.bincount(doc_of[alpha], minlength=len(docs))
-        n_known = np.bincount(doc_of[known], minlength=len(docs))
+            known = tokens.alpha & (self.known_words[place] == words)[tokens.inverse]
+        n_alpha = np.bincount(tokens.doc_of[tokens.alpha], minlength=len(docs))
+        n_known = np.bincount(tokens.doc_of[known], minlength=len(docs))
         return n_known / np.maximum(n_alpha, 1)
 
 

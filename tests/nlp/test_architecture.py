@@ -1,0 +1,129 @@
+"""The textcat architecture: its inference shortcuts (cached word rows, batch token reads)
+must give exactly what a plain computation from the current weights gives."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import spacy
+from spacy.language import Language
+from spacy.training import Example as SpacyExample
+from thinc.api import Adam
+
+from nlp.architecture import WordTable
+from nlp.doctext import batch_tokens
+from nlp.training import TEXTCAT_MODEL, blank_textcat_pipeline
+
+TRAIN = [
+    ("Where is my order ORD-12345? It has not arrived.", "order_status"),
+    ("My parcel is late, can you track it?", "order_status"),
+    ("I want a refund for the broken chair.", "refund"),
+    ("Please refund my money, the item is damaged.", "refund"),
+    ("Can I get a quote for 200 office chairs?", "sales"),
+    ("We would like pricing for a bulk purchase.", "sales"),
+]
+TEXTS = [
+    "where is my parcel",
+    "refund please, the table arrived broken",
+    "pricing for 50 desks?",
+    "",
+    "Unbekannte Wörter überall, zzzqx",
+]
+
+
+def small_pipeline(**model: object) -> tuple[Language, list[SpacyExample]]:
+    nlp = blank_textcat_pipeline({**TEXTCAT_MODEL, "n_buckets": 4096, "dropout": 0.0, **model})
+    labels = sorted({label for _, label in TRAIN})
+    examples = [
+        SpacyExample.from_dict(nlp.make_doc(text), {"cats": {name: float(name == label) for name in labels}})
+        for text, label in TRAIN
+    ]
+    nlp.initialize(lambda: examples)
+    return nlp, examples
+
+
+def train_step(nlp: Language, examples: list[SpacyExample], optimizer: Adam) -> None:
+    nlp.update(examples, sgd=optimizer, drop=0.0)
+
+
+def test_inference_shortcut_equals_the_training_computation() -> None:
+    nlp, examples = small_pipeline()
+    train_step(nlp, examples, Adam(0.01))
+    model = nlp.get_pipe("textcat").model
+    docs = [nlp.make_doc(t) for t in TEXTS]
+    inferred = np.asarray(model.predict(docs))
+    # The training pass sums every word's n-gram rows afresh (no cache); no dropout here.
+    computed = np.asarray(model(docs, is_train=True)[0])
+    assert np.allclose(inferred, computed, atol=1e-5)
+
+
+def test_regression_cached_word_rows_follow_weight_updates() -> None:
+    """The optimiser updates its averaged weights in place, and evaluating with them
+    (``use_params``, as training does after each epoch) hands the same arrays back:
+    cached word rows must not outlive a training step."""
+    nlp, examples = small_pipeline()
+    optimizer = Adam(0.05, use_averages=True)
+    model = nlp.get_pipe("textcat").model
+    docs = [nlp.make_doc(t) for t in TEXTS]
+    train_step(nlp, examples, optimizer)
+    with nlp.use_params(optimizer.averages):
+        before = np.asarray(model.predict(docs))  # fills the caches
+    train_step(nlp, examples, optimizer)
+    with nlp.use_params(optimizer.averages):
+        after = np.asarray(model.predict(docs))
+        computed = np.asarray(model(docs, is_train=True)[0])
+    assert not np.allclose(before, after)
+    assert np.allclose(after, computed, atol=1e-5)
+
+
+def test_saved_model_holds_weights_not_caches() -> None:
+    nlp, _ = small_pipeline()
+    model = nlp.get_pipe("textcat").model
+    size_before = len(model.to_bytes())
+    model.predict([nlp.make_doc(t) for t in TEXTS * 20])  # fills word table and row caches
+    assert len(model.to_bytes()) == size_before
+    # A loaded copy classifies the same, with caches rebuilt on use.
+    clone = pickle.loads(pickle.dumps(model))
+    docs = [nlp.make_doc(t) for t in TEXTS]
+    assert np.allclose(np.asarray(clone.predict(docs)), np.asarray(model.predict(docs)), atol=1e-6)
+
+
+def test_word_table_starting_afresh_changes_no_score() -> None:
+    nlp, _ = small_pipeline()
+    model = nlp.get_pipe("textcat").model
+    docs = [nlp.make_doc(t) for t in TEXTS]
+    expected = np.asarray(model.predict(docs))
+    for node in model.walk():
+        if isinstance(node.attrs.get("words"), WordTable):
+            node.attrs["words"] = WordTable(2, 5, limit=8)  # fewer than one batch's words
+    for _ in range(3):
+        assert np.allclose(np.asarray(model.predict(docs)), expected, atol=1e-6)
+
+
+def test_word_table_gives_each_word_one_id() -> None:
+    table = WordTable(2, 5)
+    strings = spacy.blank("en").vocab.strings
+    keys = np.array(sorted(strings.add(w) for w in ("alpha", "beta", "gamma")), dtype="uint64")
+    ids, grams = table.lookup(keys, strings)
+    again, _ = table.lookup(keys[1:], strings)
+    assert sorted(ids.tolist()) == [0, 1, 2]
+    assert again.tolist() == ids[1:].tolist()
+    # "<beta>": 5 bigrams, 4 trigrams, 3 four-grams and 2 five-grams, all distinct.
+    beta = ids[keys.tolist().index(strings["beta"])]
+    assert grams.offsets[beta + 1] - grams.offsets[beta] == 14
+
+
+@pytest.mark.parametrize("order", [[0, 1, 2], [2, 1, 0], [1, 2], [0]])
+def test_batch_tokens_are_reused_only_for_the_same_batch(order: list[int]) -> None:
+    nlp = spacy.blank("en")
+    docs = [nlp.make_doc(t) for t in ("Hello world", "Order ORD-1 is late", "ok")]
+    batch_tokens(docs)  # the pipeline's first batch
+    batch = [docs[i] for i in order]
+    tokens = batch_tokens(batch)
+    expected = [nlp.vocab.strings[t.lower_] for doc in batch for t in doc]
+    assert tokens.lower.tolist() == expected
+    assert tokens.lengths.tolist() == [len(doc) for doc in batch]
+    assert (tokens.unique[tokens.inverse] == tokens.lower).all()
+    assert tokens.doc_of.tolist() == [i for i, doc in enumerate(batch) for _ in doc]
