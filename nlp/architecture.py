@@ -409,7 +409,12 @@ def _seed_mix(seed: int) -> np.uint64:
 
 
 def _rows(hashes: np.ndarray, seed: int, n_buckets: int) -> np.ndarray:
-    return ((hashes ^ _seed_mix(seed)) % np.uint64(n_buckets)).astype("int64")
+    mixed = hashes ^ _seed_mix(seed)
+    if n_buckets & (n_buckets - 1) == 0:  # a power of two: the same rows, without a division
+        mixed &= np.uint64(n_buckets - 1)
+    else:
+        mixed %= np.uint64(n_buckets)
+    return mixed.astype("int64")
 
 
 def averaged_softmax(heads: list[Model[Bag, Floats2d]]) -> Model[Bag, Floats2d]:

@@ -9,6 +9,7 @@ category and the language components all read the tokens' lower-case ids:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, cast
 
@@ -18,8 +19,10 @@ from spacy.tokens import Doc
 
 TEXT_KEY = "rapport_text"
 BATCH_KEY = "rapport_batch"
+TOKENS_KEY = "rapport_tokens"
 _ATTRS = [LOWER, IS_ALPHA]
 _NO_ATTRS = np.zeros((0, len(_ATTRS)), dtype="uint64")
+_batch_numbers = itertools.count(1)
 
 
 def doc_text(doc: Doc) -> str:
@@ -34,15 +37,16 @@ ExtensionKey = tuple[str, str, None, None]
 def extension_key(name: str) -> ExtensionKey:
     """Where spaCy's ``Underscore`` keeps ``doc._.<name>`` in ``doc.user_data``.
 
-    Components write there directly (``set_extension``): building ``doc._`` and setting
+    Components write there directly (``set_extensions``): building ``doc._`` and setting
     through it costs about a microsecond per value, as much as a component's own work on a short mail.
     """
     return ("._.", name, None, None)
 
 
-def set_extension(doc: Doc, key: ExtensionKey, value: Any) -> None:
-    """``doc._.<name> = value`` for ``key = extension_key(name)``."""
-    cast(dict[Any, Any], doc.user_data)[key] = value
+def set_extensions(docs: Iterable[Doc], key: ExtensionKey, values: Iterable[Any]) -> None:
+    """``doc._.<name> = value`` for each doc and its value, ``key = extension_key(name)``."""
+    for doc, value in zip(docs, values, strict=True):
+        cast(dict[Any, Any], doc.user_data)[key] = value
 
 
 class BatchTokens(NamedTuple):
@@ -57,6 +61,7 @@ class BatchTokens(NamedTuple):
     # the textcat's word ids) search those and not every token.
     unique: np.ndarray  # uint64
     inverse: np.ndarray  # int64, ``unique[inverse] == lower``
+    number: int  # unique in the process: each doc of the batch keeps (number, its position)
 
 
 def batch_tokens(docs: Sequence[Doc]) -> BatchTokens:
@@ -64,12 +69,12 @@ def batch_tokens(docs: Sequence[Doc]) -> BatchTokens:
     so the first one to ask reads them and the others find them in ``doc.user_data``.
 
     ``Doc.to_array`` costs about as much per call as the rest of a component's work on a
-    short mail. Each doc keeps ``(batch, its position)``, so a batch is reused only when
-    exactly the same docs come in the same order.
+    short mail. Each doc keeps ``(batch number, its position)``, so a batch is reused only
+    when exactly the same docs come in the same order.
     """
-    first = docs[0].user_data.get(BATCH_KEY) if docs else None
-    if first is not None and _is_batch(first[0], docs):
-        return cast(BatchTokens, first[0])
+    cached = docs[0].user_data.get(TOKENS_KEY) if docs else None
+    if cached is not None and _is_batch(cached, docs):
+        return cast(BatchTokens, cached)
     arrays = [doc.to_array(_ATTRS) if len(doc) else _NO_ATTRS for doc in docs]
     lengths = np.fromiter((len(array) for array in arrays), dtype="int64", count=len(arrays))
     attrs = np.concatenate(arrays) if arrays else _NO_ATTRS
@@ -82,9 +87,13 @@ def batch_tokens(docs: Sequence[Doc]) -> BatchTokens:
         doc_of=np.repeat(np.arange(len(docs)), lengths),
         unique=unique,
         inverse=inverse,
+        number=next(_batch_numbers),
     )
+    # Plain numbers, so most docs' user_data stays free of objects the garbage collector tracks.
     for i, doc in enumerate(docs):
-        doc.user_data[BATCH_KEY] = (tokens, i)
+        doc.user_data[BATCH_KEY] = (tokens.number, i)
+    if docs:
+        docs[0].user_data[TOKENS_KEY] = tokens
     return tokens
 
 
@@ -103,11 +112,8 @@ def unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _is_batch(tokens: BatchTokens, docs: Sequence[Doc]) -> bool:
     if len(tokens.lengths) != len(docs):
         return False
-    for i, doc in enumerate(docs):
-        entry = doc.user_data.get(BATCH_KEY)
-        if entry is None or entry[0] is not tokens or entry[1] != i:
-            return False
-    return True
+    number = tokens.number
+    return all(doc.user_data.get(BATCH_KEY) == (number, i) for i, doc in enumerate(docs))
 
 
 class TextKeepingTokenizer:

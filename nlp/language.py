@@ -18,7 +18,7 @@ from spacy.strings import get_string_id as hash_string
 from spacy.tokens import Doc
 from spacy.util import minibatch
 
-from nlp.doctext import batch_tokens, doc_text, extension_key, set_extension, unique_inverse
+from nlp.doctext import batch_tokens, doc_text, extension_key, set_extensions, unique_inverse
 
 DEFAULT_LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "es", "sv", "sk", "cs", "hu", "sl", "pl")
 
@@ -128,9 +128,7 @@ class LanguageDetectorComponent:
             yield from self._label(batch)
 
     def _label(self, docs: list[Doc]) -> list[Doc]:
-        texts = [doc_text(doc) for doc in docs]
-        for doc, language in zip(docs, self.detect(docs, texts), strict=True):
-            set_extension(doc, LANGUAGE_KEY, language)
+        set_extensions(docs, LANGUAGE_KEY, self.detect(docs, [doc_text(doc) for doc in docs]))
         return docs
 
     def detect(self, docs: Sequence[Doc], texts: Sequence[str]) -> list[str | None]:

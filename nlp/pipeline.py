@@ -22,7 +22,7 @@ from nlp.doctext import (
     TextKeepingTokenizer,
     batch_tokens,
     extension_key,
-    set_extension,
+    set_extensions,
 )
 from nlp.entities import EntityPattern, EntityPatternError, EntityRecognizer
 from nlp.language import DEFAULT_LANGUAGES, LanguageDetectorComponent, UnknownLanguageError
@@ -104,16 +104,19 @@ class CategoryComponent:
 
     def _label(self, docs: list[Doc]) -> list[Doc]:
         threshold = self.threshold
+        categories, confidences = [], []
         for doc, known_share in zip(docs, self.known_shares(docs).tolist(), strict=True):
             cats = doc.cats
             if cats:
                 best = max(cats, key=cats.__getitem__)
                 confidence = float(cats[best]) * min(1.0, known_share / MIN_KNOWN_SHARE)
-                category = best if confidence >= threshold else NEEDS_TRIAGE
+                categories.append(best if confidence >= threshold else NEEDS_TRIAGE)
+                confidences.append(confidence)
             else:
-                category, confidence = NEEDS_TRIAGE, 0.0
-            set_extension(doc, _CATEGORY_KEY, category)
-            set_extension(doc, _CONFIDENCE_KEY, confidence)
+                categories.append(NEEDS_TRIAGE)
+                confidences.append(0.0)
+        set_extensions(docs, _CATEGORY_KEY, categories)
+        set_extensions(docs, _CONFIDENCE_KEY, confidences)
         return docs
 
     def known_shares(self, docs: list[Doc]) -> np.ndarray:
