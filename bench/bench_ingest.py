@@ -29,6 +29,7 @@ from bench.mailgen import generate
 from inbox.imap import sync_mailbox
 from inbox.options import IngestOptions, MailboxSpec
 from nlp import Classification
+from rapport.wiring import freeze_long_lived
 from store.db import make_engine, session_scope, upgrade
 from store.models import Rep
 from tests.servers.dovecot import DovecotServer, make_server_directory
@@ -93,6 +94,7 @@ def main() -> None:
     print(f"{len(messages)} messages, {sizes[0]}–{sizes[-1]} bytes (median {sizes[len(sizes) // 2]})")
     classifier = NoClassifier() if args.no_nlp else load_classifier(None, cache_dir=args.model_dir)
     classifier.classify(["warm-up: load the language models"])
+    freeze_long_lived()  # as Rapport's runtime does after loading the model
 
     baseline = stdlib_baseline(messages)
     print(f"stdlib message_from_bytes(policy=default) + body: {baseline:8.0f} msg/s")

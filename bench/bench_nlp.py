@@ -25,6 +25,7 @@ from spacy.language import Language
 import nlp
 from nlp.data import bitext_examples, shipped_examples
 from nlp.training import TEXTCAT_MODEL, TrainSettings, evaluate_pipeline
+from rapport.wiring import freeze_long_lived
 
 BANKING = Path(__file__).parent / "data" / "banking77"
 
@@ -111,10 +112,7 @@ def bench_throughput(model_path: Path, cache: Path) -> None:
     docs_per_second(classifier.nlp, texts[:1000])  # fill the per-word caches
     bare = spacy.blank("en")
     unfrozen = best_rates({"bare": bare, "full": classifier.nlp}, texts, repeats=3)
-    # As Rapport's runtime does after loading the model (rapport/wiring.py): the model's
-    # long-lived objects are kept out of the garbage collector's full collections.
-    gc.collect()
-    gc.freeze()
+    freeze_long_lived()  # as Rapport's runtime does after loading the model
     rates = best_rates({"bare": bare, "full": classifier.nlp}, texts)
     print(f"== throughput, {len(texts)} short texts (Banking77), nlp.pipe, one process, best of 7 alternating runs")
     for label, (wall, cpu) in (

@@ -9,6 +9,7 @@ splits). Each entity carries a normalised value in ``span._.value``.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -65,11 +66,15 @@ def _initials(words: str) -> str:
     return "(?=[" + "".join(sorted({word[0] for word in words.split("|")})) + "])"
 
 
+# Python's `re` skips ahead quickly only to a pattern's first character when the pattern
+# starts with a literal or a character set; a leading \b or look-behind makes it try every
+# position (3-5 times slower on mail text). So a word boundary before a digit is written as
+# a look-behind after it: \b\d == \d(?<!\w\d), and likewise before a literal.
 DEFAULT_PATTERNS: tuple[EntityPattern, ...] = (
-    EntityPattern(ORDER_NUMBER, r"\b(?P<value>ORD-?\d{4,})\b"),
+    EntityPattern(ORDER_NUMBER, r"(?P<value>ORD(?<!\wORD)-?\d{4,})\b"),
     EntityPattern(ORDER_NUMBER, rf"(?i)\b{_initials(_ORDER_WORDS)}(?:{_ORDER_WORDS})\s*(?:{_NUMBER_WORDS}\s*)*{_ID}\b"),
-    EntityPattern(ORDER_NUMBER, r"(?i)\b(?P<value>\d{4,})\s*(?:sz\.|számú)\s*rendelés"),
-    EntityPattern(INVOICE_NUMBER, r"\b(?P<value>INV-?\d{4,})\b"),
+    EntityPattern(ORDER_NUMBER, r"(?i)(?P<value>\d(?<!\w\d)\d{3,})\s*(?:sz\.|számú)\s*rendelés"),
+    EntityPattern(INVOICE_NUMBER, r"(?P<value>INV(?<!\wINV)-?\d{4,})\b"),
     EntityPattern(INVOICE_NUMBER, rf"(?i)\b{_initials(_INVOICE_WORDS)}(?:{_INVOICE_WORDS})\s*(?:{_NUMBER_WORDS}\s*)*{_ID}\b"),
 )
 
@@ -107,6 +112,9 @@ _PHONE_RE = re.compile(
     r"|(?<=[:.]\s)(?:\(?0\d{1,4}\)?[ .\-/]?)\d{2,4}(?:[ .\-/]?\d{2,4}){1,3}"
     r"|\(\d{3}\)\s?\d{3}-\d{4})(?![\w])",
 )
+# Every phone match has a "+", a "00" or a "(", or follows ": 0" / ". 0" (national numbers
+# after a label): a mail with none of them is spared the scan.
+_NATIONAL_PHONE_START = re.compile(r"[:.]\s\(?0")
 _PHONE_CONTEXT = re.compile(
     r"(?i)(?:tel|phone|mobile?|mobil|telefon|telefón|telefonu|cell|call me at|fax)\W*$"
 )
@@ -132,22 +140,27 @@ for _number, _names in enumerate(
     for _name in _names.split():
         _MONTHS[_name] = _number
 _MONTH = "|".join(sorted((re.escape(m) for m in _MONTHS), key=len, reverse=True))
+# Digit-led (see DEFAULT_PATTERNS): (?<!\w\d) after a first digit is \b before it.
 _DATE_RES: tuple[re.Pattern[str], ...] = (
-    re.compile(r"\b(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})\b"),
-    re.compile(r"(?<![\d.])(?P<d>\d{1,2})\.\s?(?P<m>\d{1,2})\.\s?(?P<y>\d{4})\b"),
-    re.compile(r"(?<![\d/])(?P<a>\d{1,2})/(?P<b>\d{1,2})/(?P<y>\d{4})\b"),
+    re.compile(r"(?P<y>\d(?<!\w\d)\d{3})-(?P<m>\d{1,2})-(?P<d>\d{1,2})\b"),
+    re.compile(r"(?P<d>\d(?<![\d.]\d)\d?)\.\s?(?P<m>\d{1,2})\.\s?(?P<y>\d{4})\b"),
+    re.compile(r"(?P<a>\d(?<![\d/]\d)\d?)/(?P<b>\d{1,2})/(?P<y>\d{4})\b"),
     re.compile(
-        rf"(?i)\b(?P<d>\d{{1,2}})(?:\.|st|nd|rd|th|er)?\s(?:de\s)?(?P<mn>{_MONTH})\.?(?:,?\s(?:de\s)?(?P<y>\d{{4}}))?\b"
+        rf"(?i)(?P<d>\d(?<!\w\d)\d?)(?:\.|st|nd|rd|th|er)?\s(?:de\s)?(?P<mn>{_MONTH})\.?(?:,?\s(?:de\s)?(?P<y>\d{{4}}))?\b"
     ),
-    # The lookahead (a word, then a digit) spares trying the long month alternation at every word: 8x faster.
-    re.compile(
-        rf"(?i)\b(?=[^\W\d_]{{3,}}\.?\s\d)(?P<mn>{_MONTH})\.?\s(?P<d>\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s(?P<y>\d{{4}}))?\b"
-    ),
-    re.compile(rf"(?i)\b(?P<y>\d{{4}})\.\s?(?P<mn>{_MONTH})\s(?P<d>\d{{1,2}})\.?"),
+    re.compile(rf"(?i)(?P<y>\d(?<!\w\d)\d{{3}})\.\s?(?P<mn>{_MONTH})\s(?P<d>\d{{1,2}})\.?"),
 )
+# Month first ("November 12, 2026"): tried only where a word ending a month's way comes
+# right before a digit (_MONTH_BEFORE_DAY), anchored at that word's start.
+_MONTH_FIRST_DATE = re.compile(
+    rf"(?i)\b(?P<mn>{_MONTH})\.?\s(?P<d>\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s(?P<y>\d{{4}}))?\b"
+)
+_DAY_AFTER_SPACE = re.compile(r"\d(?<=\s\d)")
+_LONGEST_MONTH = max(map(len, _MONTHS))
+_MONTH_BEFORE_DAY = re.compile(r"(?<!\w)(?P<word>\w+)\.?\s\Z")
 
 _DIGIT = re.compile(r"\d")
-_MAYBE_LINK = re.compile(r"@|\w\.[A-Za-z]{2}")
+_MAYBE_LINK = re.compile(r"@|\.(?<=\w\.)[A-Za-z]{2}")  # "@" or "x.yz", found from the "@" or "."
 # A cheap superset of "has a digit or matches _MAYBE_LINK" (three simple scans beat one alternation).
 _DOT_LETTERS = re.compile(r"\.[A-Za-z]{2}")
 
@@ -279,9 +292,16 @@ def parse_amount(number: str) -> Decimal | None:
         return None
 
 
+def may_have_phone(text: str) -> bool:
+    """False only when ``_PHONE_RE`` cannot match (a few substring checks instead of a scan)."""
+    return "+" in text or "00" in text or "(" in text or _NATIONAL_PHONE_START.search(text) is not None
+
+
 def find_phones(text: str) -> list[Found]:
     """International numbers (+ or 00) anywhere; national ones only after a "Tel:"-like label."""
-    found = []
+    found: list[Found] = []
+    if not may_have_phone(text):
+        return found
     for match in _PHONE_RE.finditer(text):
         raw = match.group(0)
         digits = re.sub(r"\D", "", raw)
@@ -298,12 +318,25 @@ def find_phones(text: str) -> list[Found]:
 def find_dates(text: str) -> list[Found]:
     """Numeric and month-name dates in the supported languages, value ISO ``YYYY-MM-DD`` (``--MM-DD`` without year)."""
     found = []
-    for regex in _DATE_RES:
-        for match in regex.finditer(text):
-            value = _date_value(match)
-            if value is not None:
-                found.append((match.start(), match.end(), DATE, value))
+    for match in itertools.chain(*(regex.finditer(text) for regex in _DATE_RES), month_first_dates(text)):
+        value = _date_value(match)
+        if value is not None:
+            found.append((match.start(), match.end(), DATE, value))
     return found
+
+
+def month_first_dates(text: str) -> Iterator[re.Match[str]]:
+    """``_MONTH_FIRST_DATE.finditer(text)``, trying only the words that are a month name
+    followed by a day (a month-first date always is): five times faster than a scan."""
+    end = 0
+    for day in _DAY_AFTER_SPACE.finditer(text):
+        before = _MONTH_BEFORE_DAY.search(text, max(end, day.start() - _LONGEST_MONTH - 2), day.start())
+        if before is None or before.group("word").lower() not in _MONTHS:
+            continue
+        match = _MONTH_FIRST_DATE.match(text, before.start())
+        if match is not None:
+            end = match.end()
+            yield match
 
 
 def _date_value(match: re.Match[str]) -> str | None:

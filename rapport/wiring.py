@@ -74,11 +74,16 @@ class Runtime:
             languages=nlp_config.languages,
             progress=lambda line: log.info("%s", line),
         )
-        # The model is tens of thousands of long-lived objects: keep the garbage collector
-        # from rescanning them on every full collection (measured: about 15% more mails/s).
-        gc.collect()
-        gc.freeze()
+        freeze_long_lived()
         return classifier
+
+
+def freeze_long_lived() -> None:
+    """Call once the model is loaded: it is tens of thousands of long-lived objects, and the
+    garbage collector need not rescan them on every full collection (measured: about 15%
+    more mails/s)."""
+    gc.collect()
+    gc.freeze()
 
 
 def sync_reps(engine: Engine, config: AppConfig) -> int:
