@@ -12,10 +12,12 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import functools
 import hashlib
 import html
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
@@ -481,19 +483,17 @@ def _split_multipart(
     if not boundary:
         problems.append("multipart without boundary parameter")
         return None
-    delimiter = re.compile(
-        rb"^--" + re.escape(boundary.encode("utf-8", "replace")) + rb"(--)?[ \t]*\r?$", re.M
-    )
     ranges: list[tuple[int, int]] = []
     start: int | None = None
     closed = False
-    for match in delimiter.finditer(raw, part.start, part.end):
+    marker = b"--" + boundary.encode("utf-8", "replace")
+    for line_start, line_end, closing in _delimiter_lines(raw, marker, part.start, part.end):
         if start is not None:
-            ranges.append((start, _before_line_break(raw, start, match.start())))
-        if match.group(1):
+            ranges.append((start, _before_line_break(raw, start, line_start)))
+        if closing:
             closed = True
             break
-        start = _after_line_break(raw, match.end(), part.end)
+        start = _after_line_break(raw, line_end, part.end)
         if len(ranges) >= MAX_PARTS:
             break
     if start is None:
@@ -502,6 +502,30 @@ def _split_multipart(
         problems.append("multipart body not closed (truncated message?)")
         ranges.append((start, part.end))
     return ranges
+
+
+def _delimiter_lines(raw: bytes, marker: bytes, start: int, end: int) -> Iterator[tuple[int, int, bool]]:
+    """Lines ``--boundary`` or ``--boundary--`` (maybe followed by blanks) within ``raw[start:end]``:
+    (where the line starts, where its text ends, whether it closes the multipart).
+
+    The regular expression ``^--boundary(--)?[ \t]*\r?$`` says the same, but each message has
+    its own boundary and compiling a pattern costs more than parsing the message.
+    """
+    position = start
+    while (found := raw.find(marker, position, end)) >= 0:
+        position = found + 1
+        if found > 0 and raw[found - 1] != 0x0A:  # not at a line start
+            continue
+        after = found + len(marker)
+        closing = raw.startswith(b"--", after, end)
+        line_end = after + 2 if closing else after
+        while line_end < end and raw[line_end] in b" \t":
+            line_end += 1
+        if line_end < end and raw[line_end] == 0x0D:
+            line_end += 1
+        if line_end == end or raw[line_end] == 0x0A:
+            yield found, line_end, closing
+            position = line_end
 
 
 def _split_on_guessed_boundary(
@@ -692,11 +716,26 @@ def _references(value: str) -> list[str]:
 
 def _addresses(values: list[str], problems: list[str]) -> list[tuple[str, str | None]]:
     """(lower-case address, decoded display name) for each well-formed address."""
+    key = tuple(values)
+    # The same senders and recipients come back all day, and the standard library's address
+    # parser costs more than the rest of a header block: short headers are parsed once.
+    parse = _parse_addresses if sum(map(len, key)) <= _CACHED_ADDRESS_CHARS else _parse_addresses.__wrapped__
+    pairs, found = parse(key)
+    problems.extend(found)
+    return list(pairs)
+
+
+_CACHED_ADDRESS_CHARS = 1000
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_addresses(values: tuple[str, ...]) -> tuple[tuple[tuple[str, str | None], ...], tuple[str, ...]]:
+    """The addresses of header values, and the problems found reading them."""
+    problems: list[str] = []
     try:
-        pairs = getaddresses(values)
+        pairs = getaddresses(list(values))
     except Exception:
-        problems.append("unreadable address header")
-        return []
+        return (), ("unreadable address header",)
     result = []
     for name, address in pairs:
         address = _clean(address.strip().lower())
@@ -704,7 +743,7 @@ def _addresses(values: list[str], problems: list[str]) -> list[tuple[str, str | 
             continue
         display = _clean(_WHITESPACE.sub(" ", decode_rfc2047(name, problems)).strip()) or None
         result.append((address, display))
-    return result
+    return tuple(result), tuple(problems)
 
 
 def _first_address(pairs: list[tuple[str, str | None]]) -> tuple[str | None, str | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from inbox.parse import (
     MAX_TEXT_CHARS,
     ParsedMessage,
+    _delimiter_lines,
     decode_rfc2047,
     extract_new_text,
     normalize_subject,
@@ -373,3 +375,18 @@ def test_30_mb_message_is_parsed_with_bounded_memory_and_capped_text() -> None:
     assert attachment.content_type == "image/png"
     assert abs(attachment.size - (4 + 3 * (21_000_000 // 3))) <= 3
     assert parsed.size == len(raw)
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.sampled_from([b"--b", b"--bb", b"--", b"b", b"\r", b"\n", b"\r\n", b" ", b"\t", b"x"]), max_size=30
+    ).map(b"".join),
+    st.integers(min_value=0, max_value=5),
+)
+def test_delimiter_lines_are_those_the_mime_grammar_gives(raw: bytes, start: int) -> None:
+    """Regression guard: delimiters are found with bytes.find, not a per-message compiled pattern."""
+    grammar = re.compile(rb"^--b(--)?[ \t]*\r?$", re.M)
+    start = min(start, len(raw))
+    expected = [(m.start(), m.end(), bool(m.group(1))) for m in grammar.finditer(raw, start, len(raw))]
+    assert list(_delimiter_lines(raw, b"--b", start, len(raw))) == expected
