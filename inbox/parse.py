@@ -856,10 +856,15 @@ def extract_new_text(text: str) -> str:
 
 
 def _quote_header_index(lines: list[str]) -> int:
+    # This runs on every line of every mail: substring tests the patterns need come first.
     for index, line in enumerate(lines):
-        if _ORIGINAL_MESSAGE.match(line):
+        if ("--" in line or "__" in line) and _ORIGINAL_MESSAGE.match(line):
             return index
-        if _FROM_LINE.match(line) and any(_HEADER_FOLLOWER.match(n) for n in lines[index + 1 : index + 5]):
+        if (
+            ":" in line
+            and _FROM_LINE.match(line)
+            and any(_HEADER_FOLLOWER.match(n) for n in lines[index + 1 : index + 5])
+        ):
             return index
         if _is_wrote_line(lines, index):
             return index - 1 if index and _continues_wrote(lines[index - 1], line) else index
@@ -888,7 +893,7 @@ def _continues_wrote(previous: str, line: str) -> bool:
 
 def _strip_signature(lines: list[str]) -> list[str]:
     for index, line in enumerate(lines):
-        if _SIGNATURE_SEPARATOR.match(line) or _MOBILE_FOOTER.match(line):
+        if (("--" in line or "__" in line) and _SIGNATURE_SEPARATOR.match(line)) or _MOBILE_FOOTER.match(line):
             return lines[:index]
     tail_start = max(0, len(lines) - _SIGNATURE_TAIL_LINES)
     for index in range(tail_start, len(lines)):
