@@ -369,11 +369,13 @@ def deliver_digest(
     *,
     slack_client: WebClient | None,
     smtp: SmtpOptions | None,
+    now: datetime | None = None,
 ) -> None:
     """Send the digest described by a `kind="digest"` outbox item (see enqueue_due_digests).
 
-    Computes the figures for the item's period now, then posts to the manager's
-    Slack DM (and the configured channel) and/or sends the email, as the payload's
+    Computes the figures for the item's period as of `now` (default: the current
+    time), then posts to the manager's Slack DM (and the configured channel)
+    and/or sends the email, as the payload's
     `via` says. `slack_client` may be None when no digest goes to Slack, `smtp`
     when none goes by email; otherwise DigestDeliveryError. Slack goes first and
     skips parts a previous attempt already posted, so a retry after an email
@@ -389,6 +391,7 @@ def deliver_digest(
         session, manager=manager, period=payload["period"],
         start=datetime.fromisoformat(payload["start"]), end=datetime.fromisoformat(payload["end"]),
         params=SegmentParams.from_mapping(payload.get("params") or {}),
+        now=now,
     )
     send_digest(figures, manager=manager, key=item.key, via=payload.get("via") or manager.digest_via,
                 channel=payload.get("channel"), slack_client=slack_client, smtp=smtp)
