@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, or_
+from sqlalchemy import or_
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
@@ -38,7 +38,7 @@ from inbox.parse import ParsedMessage, normalize_subject, parse_message
 from inbox.threads import ThreadIndex, ThreadKey, select_in
 from store.assignments import AssignmentDecision, record_assignments
 from store.checkpoints import save_checkpoint
-from store.db import read_session
+from store.db import insert_rows, read_session
 from store.models import (
     Company,
     Contact,
@@ -633,7 +633,7 @@ def _write(batch: _Batch) -> None:
     """Insert the batch's new rows, one statement per table, in dependency order."""
     session = batch.session
     _insert_objects(session, Contact, batch.people.new_contacts)
-    _insert_rows(session, ContactEmail, [
+    insert_rows(session, ContactEmail, [
         {"contact_id": contact.id, "email": email, "is_primary": True, "bouncing": False, "bounced_at": None}
         for contact, email in batch.people.new_emails
     ])
@@ -643,7 +643,7 @@ def _write(batch: _Batch) -> None:
     _insert_objects(session, Conversation, batch.new_conversations)
     for planned in batch.planned:
         _link(planned)
-    ids = _insert_rows(session, Message, [p.row for p in batch.planned])
+    ids = insert_rows(session, Message, [p.row for p in batch.planned])
     for planned, message_id in zip(batch.planned, ids, strict=True):
         planned.id = message_id
     batch.result.message_ids.extend(ids)
@@ -669,16 +669,10 @@ def _insert_objects(session: Session, model: type, objects: list[Any]) -> None:
     """Insert transient table objects with one INSERT ... RETURNING id; sets their ids."""
     columns = [c.name for c in model.__table__.columns if c.name != "id"]  # type: ignore[attr-defined]
     rows = [{name: getattr(o, name) for name in columns} for o in objects]
-    for obj, new_id in zip(objects, _insert_rows(session, model, rows), strict=True):
+    for obj, new_id in zip(objects, insert_rows(session, model, rows), strict=True):
         obj.id = new_id
 
 
-def _insert_rows(session: Session, model: type, rows: list[dict[str, Any]]) -> list[int]:
-    if not rows:
-        return []
-    table_id = model.id  # type: ignore[attr-defined]
-    result = session.execute(insert(model).returning(table_id, sort_by_parameter_order=True), rows)
-    return [int(row[0]) for row in result]
 
 
 def _write_assignments(batch: _Batch) -> None:
@@ -691,7 +685,7 @@ def _write_assignments(batch: _Batch) -> None:
     ]
     ids = record_assignments(batch.session, decisions, at=batch.now)
     now = batch.now
-    _insert_rows(batch.session, OutboxItem, [
+    insert_rows(batch.session, OutboxItem, [
         _outbox_row("assign-dm", f"assign-dm:{assignment_id}",
                     {"assignment_id": assignment_id, "conversation_id": p.conversation.id, "message_id": p.id}, now)
         for p, assignment_id in zip(decided, ids, strict=True)
@@ -723,7 +717,7 @@ def _write_tags(batch: _Batch) -> None:
         if options.move_to_owner_folders and owner is not None and not planned.item.verdict.is_automatic:
             target = f"{options.owner_folder_prefix}/{owner.email.partition('@')[0]}"
             rows.append(_outbox_row("imap-move", f"imap-move:{planned.id}", {**position, "target": target}, now))
-    _insert_rows(batch.session, OutboxItem, rows)
+    insert_rows(batch.session, OutboxItem, rows)
 
 
 def _record_backlog(batch: _Batch) -> None:

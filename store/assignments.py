@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from store.db import insert_rows
 from store.models import Assignment, Conversation, ConversationStatus, Message, Rep
 from store.outbox import enqueue
 from store.reps import rep_by_email
@@ -119,10 +120,7 @@ def record_assignments(
                 "assigned_at": now,
             }
         )
-    result = session.execute(
-        insert(Assignment).returning(col(Assignment.id), sort_by_parameter_order=True), rows
-    )
-    return [int(row[0]) for row in result]
+    return insert_rows(session, Assignment, rows)
 
 
 class ReassignError(LookupError):
