@@ -6,8 +6,10 @@ import logging
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
+from store.db import is_read_only
 from store.models import Rep, Role
 from store.reps import rep_by_email, rep_by_slack_id
 
@@ -42,7 +44,11 @@ def rep_for_slack_user(session: Session, user_id: str, client: WebClient | None 
 
 
 def slack_id_for_rep(session: Session, rep: Rep, client: WebClient | None) -> str | None:
-    """The rep's Slack user id: stored, else users.lookupByEmail (remembered)."""
+    """The rep's Slack user id: stored, else users.lookupByEmail (remembered).
+
+    In a read-only session (the outbox dispatcher sends outside the write lock) the id
+    found is only set on `rep`; the caller saves it later with `remember_slack_id`.
+    """
     if rep.slack_user_id or client is None:
         return rep.slack_user_id
     try:
@@ -51,11 +57,21 @@ def slack_id_for_rep(session: Session, rep: Rep, client: WebClient | None) -> st
         log.warning("no Slack user for %s: %s", rep.email, exc.response.get("error"))
         return None
     user_id = str((answer.get("user") or {}).get("id") or "") or None
-    if user_id and rep_by_slack_id(session, user_id) is None:
-        rep.slack_user_id = user_id
-        session.add(rep)
-        session.flush()
+    if user_id and is_read_only(session):
+        set_committed_value(rep, "slack_user_id", user_id)  # not a pending change: nothing to flush
+    elif user_id and rep.id is not None:
+        remember_slack_id(session, rep.id, user_id)
     return user_id
+
+
+def remember_slack_id(session: Session, rep_id: int, user_id: str) -> None:
+    """Store a Slack id found for a rep that has none, unless another rep already has it."""
+    rep = session.get(Rep, rep_id)
+    if rep is None or rep.slack_user_id is not None or rep_by_slack_id(session, user_id) is not None:
+        return
+    rep.slack_user_id = user_id
+    session.add(rep)
+    session.flush()
 
 
 def _slack_email(client: WebClient, user_id: str) -> str | None:

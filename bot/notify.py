@@ -41,10 +41,10 @@ from bot.blocks import (
 )
 from bot.cards import reminder_actions
 from bot.digest import deliver_digest
-from bot.identity import active_reps, managers_of, slack_id_for_rep
+from bot.identity import active_reps, managers_of, remember_slack_id, slack_id_for_rep
 from bot.interactions import recategorise_options
 from bot.text import age, clip, escape, local_time
-from store.db import session_scope
+from store.db import read_session, session_scope
 from store.models import (
     Assignment,
     Company,
@@ -245,12 +245,20 @@ def _deliver_one(
 ) -> int:
     sent: list[Outgoing] = []
     try:
-        with session_scope(engine) as session:
+        # Render and send outside any write transaction: Slack may take seconds (429 back-off),
+        # and on SQLite a writer would hold up every other writer (the inbox) that long.
+        with read_session(engine) as session:
             item = session.get(OutboxItem, item_id)
             if item is None:
                 return 0
             result = deliver_item(session, item, sender, now=now, smtp=smtp, sent=sent)
-            mark_sent(session, item, result=result)
+        with session_scope(engine) as session:
+            for message in sent:
+                if message.rep.id is not None and message.rep.slack_user_id:
+                    remember_slack_id(session, message.rep.id, message.rep.slack_user_id)
+            item = session.get(OutboxItem, item_id)
+            if item is not None:
+                mark_sent(session, item, result=result)
     except RateLimited as exc:
         _fail(engine, item_id, str(exc), retry_after=timedelta(seconds=exc.retry_after), now=now)
         return 0

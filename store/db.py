@@ -55,6 +55,11 @@ def make_engine(url: str = DEFAULT_DATABASE_URL, *, echo: bool = False) -> Engin
     return create_engine(url, echo=echo, pool_pre_ping=True)
 
 
+def is_read_only(session: Session) -> bool:
+    """The session came from `read_session`: whatever it writes is thrown away."""
+    return bool(session.get_bind().get_execution_options().get("rapport_readonly", False))
+
+
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 

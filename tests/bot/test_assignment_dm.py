@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,9 +18,9 @@ from sqlmodel import Session, select
 
 from bot.notify import SlackSender, dispatch_outbox
 from rapport.serve import Service
-from store.models import Assignment, Conversation, Correction, OutboxItem
+from store.models import Assignment, Conversation, Correction, OutboxItem, Rep
 from store.types import utcnow
-from tests.bot.conftest import ALICE, BOB, CAROL, START, Clock, Seeded, add_assigned_email, rep_id
+from tests.bot.conftest import ALICE, BOB, CAROL, DAVE, START, Clock, Seeded, add_assigned_email, rep_id
 from tests.servers import slack_requests
 from tests.servers.fake_slack import FakeSlack
 
@@ -202,3 +203,45 @@ def test_backlog_summary_goes_to_the_managers_once(engine: Any, seeded: Seeded, 
     text = json.dumps(summary["blocks"])
     assert "412 older emails" in text and "alice@nordlys.example: 300" in text and "queue:triage: 112" in text
     assert fake_slack.messages(ALICE_DM) == []  # reps get no DM per old email, and no summary
+
+
+class _LockProbingSender(SlackSender):
+    """Slack, as the dispatcher sees it; while a message is on its way it checks that another
+    process (the inbox) could write to the SQLite database at once."""
+
+    def __init__(self, slack: FakeSlack, database: str) -> None:
+        super().__init__(WebClient(token="xoxb-test-token", base_url=slack.base_url))
+        self.database = database
+        self.write_lock_free: list[bool] = []
+
+    def send(self, session: Session, message: Any, *, retry: bool) -> dict[str, Any]:
+        probe = sqlite3.connect(self.database, timeout=0.1, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            self.write_lock_free.append(True)
+        except sqlite3.OperationalError:
+            self.write_lock_free.append(False)
+        finally:
+            probe.close()
+        return super().send(session, message, retry=retry)
+
+
+def test_regression_a_dm_on_its_way_holds_no_database_write_lock(
+    engine: Any, seeded: Seeded, fake_slack: FakeSlack
+) -> None:
+    """Slack can take seconds (429 back-off): the SQLite write lock was held all along, stalling the inbox."""
+    assert engine.dialect.name == "sqlite"
+    add_assigned_email(engine, owner_email="dave@nordlys.example", contact_id=seeded.jan,
+                       subject="Printer jammed", text="The printer jams on every page.")
+    with Session(engine) as session:
+        dave = session.exec(select(Rep).where(Rep.email == "dave@nordlys.example")).one()
+        assert dave.slack_user_id is None
+    sender = _LockProbingSender(fake_slack, str(engine.url.database))
+    assert dispatch_outbox(engine, sender, now=START) == 1
+    assert sender.write_lock_free == [True]
+    assert fake_slack.calls("users.lookupByEmail")
+    # the Slack id looked up on the way is remembered once the message is marked sent
+    with Session(engine) as session:
+        dave = session.exec(select(Rep).where(Rep.email == "dave@nordlys.example")).one()
+        assert dave.slack_user_id == DAVE
