@@ -23,7 +23,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from rapidfuzz import fuzz
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, or_, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col
 
@@ -324,13 +324,14 @@ def _address_word(query: str) -> _QueryWord | None:
 
 
 def _candidates(
-    session: Session, query_words: list[_QueryWord], *, fuzzy: bool
+    session: Session, query_words: list[_QueryWord], *, fuzzy: bool, visible_owner_ids: set[int] | None
 ) -> list[tuple[int | None, int | None, int]]:
     """(contact_id, company_id, words matched) sharing the most query words, best first.
 
     One statement: per query word an indexed look-up (exact term, prefix range,
     and with `fuzzy` the typo keys), then a count of distinct words matched per
-    contact or company.
+    contact or company. Contacts the searcher may not see are left out before the
+    cut to `CANDIDATES`, so they cannot crowd out visible ones.
     """
     selects: list[str] = []
     params: dict[str, object] = {}
@@ -349,10 +350,20 @@ def _candidates(
             f"SELECT {i} AS word, contact_id, company_id, {closeness} AS closeness "
             f"FROM search_term WHERE {' OR '.join(conditions)}"
         )
+    visibility = ""
+    if visible_owner_ids is not None:
+        names = [f"v{j}" for j in range(len(visible_owner_ids))]
+        params.update(zip(names, sorted(visible_owner_ids), strict=True))
+        owners = f" OR c.owner_id IN ({', '.join(':' + n for n in names)})" if names else ""
+        visibility = (
+            "LEFT JOIN contact AS c ON c.id = m.contact_id "
+            f"WHERE m.contact_id IS NULL OR c.owner_id IS NULL{owners} "
+        )
     statement = text(
-        f"SELECT contact_id, company_id, COUNT(DISTINCT word) FROM ({' UNION ALL '.join(selects)}) AS m "
-        "GROUP BY contact_id, company_id "
-        "ORDER BY COUNT(DISTINCT word) DESC, SUM(closeness) DESC "
+        f"SELECT m.contact_id, m.company_id, COUNT(DISTINCT m.word) FROM ({' UNION ALL '.join(selects)}) AS m "
+        f"{visibility}"
+        "GROUP BY m.contact_id, m.company_id "
+        "ORDER BY COUNT(DISTINCT m.word) DESC, SUM(m.closeness) DESC "
         f"LIMIT {CANDIDATES}"
     )
     return [(row[0], row[1], int(row[2])) for row in session.execute(statement, params)]
@@ -373,16 +384,17 @@ def search_contacts(
         return []
     if not _index_is_current(session):
         _refresh_quietly(session)
-    pairs = _candidates(session, [address], fuzzy=False) if address is not None else []
+    visible = visible_owner_ids
+    pairs = _candidates(session, [address], fuzzy=False, visible_owner_ids=visible) if address is not None else []
     if not pairs and query_words:
         # typo keys are shared by many words: only look at them when the words as typed match nothing whole
-        pairs = _candidates(session, query_words, fuzzy=False)
+        pairs = _candidates(session, query_words, fuzzy=False, visible_owner_ids=visible)
         if not any(matched == len(query_words) for _, _, matched in pairs):
-            pairs = _candidates(session, query_words, fuzzy=True)
+            pairs = _candidates(session, query_words, fuzzy=True, visible_owner_ids=visible)
     contact_ids = [cid for cid, _, _ in pairs if cid is not None]
     company_ids = [coid for cid, coid, _ in pairs if cid is None and coid is not None][:MATCHED_COMPANIES]
     if company_ids:
-        contact_ids += _contacts_of_companies(session, company_ids, set(contact_ids))
+        contact_ids += _contacts_of_companies(session, company_ids, set(contact_ids), visible)
     rows = _candidate_rows(session, contact_ids)
     prepared = _prepare(query)
     hits = [hit for hit in (_score(prepared, row) for row in rows) if hit.score >= MIN_SCORE]
@@ -394,15 +406,17 @@ def search_contacts(
     return hits[:limit]
 
 
-def _contacts_of_companies(session: Session, company_ids: list[int], known: set[int]) -> list[int]:
+def _contacts_of_companies(
+    session: Session, company_ids: list[int], known: set[int], visible_owner_ids: set[int] | None
+) -> list[int]:
     found: list[int] = []
     for company_id in company_ids:
-        ids = session.execute(
-            select(col(Contact.id))
-            .where(col(Contact.company_id) == company_id)
-            .order_by(col(Contact.id))
-            .limit(CONTACTS_PER_COMPANY)
-        ).scalars()
+        query = select(col(Contact.id)).where(col(Contact.company_id) == company_id)
+        if visible_owner_ids is not None:
+            query = query.where(
+                or_(col(Contact.owner_id).is_(None), col(Contact.owner_id).in_(sorted(visible_owner_ids)))
+            )
+        ids = session.execute(query.order_by(col(Contact.id)).limit(CONTACTS_PER_COMPANY)).scalars()
         found += [cid for cid in ids if cid not in known]
     return found
 

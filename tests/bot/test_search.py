@@ -6,7 +6,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from store.db import session_scope
-from store.models import Company, CompanyDomain, Contact, ContactEmail
+from store.models import Company, CompanyDomain, Contact, ContactEmail, Rep
 from store.search import fold, rebuild_index, search_contacts
 from tests.bot.conftest import engine_for
 
@@ -88,3 +88,21 @@ def test_visibility_filter(db_url: str) -> None:
     engine = _seed(db_url)
     with Session(engine) as session:
         assert search_contacts(session, "stastny", visible_owner_ids=set())[0].name == "Jan Šťastný"  # unowned
+
+
+def test_regression_contacts_a_rep_may_not_see_do_not_crowd_out_those_they_may(db_url: str) -> None:
+    """Visibility was applied after the cut to the best 200 candidates: a rep searching a common
+    name owned mostly by others got nothing, though their own contacts matched."""
+    engine = engine_for(db_url)
+    with session_scope(engine) as session:
+        others, mine = Rep(name="Other Rep", email="other@x.example"), Rep(name="My Rep", email="me@x.example")
+        session.add_all([others, mine])
+        session.flush()
+        assert others.id is not None and mine.id is not None
+        # 220 exact matches owned by someone else rank before every near match
+        session.add_all(Contact(name="Anna Svensson", owner_id=others.id) for _ in range(220))
+        session.add_all([Contact(name="Anna Svenssons", owner_id=mine.id), Contact(name="Anna Svenssonová")])
+    with Session(engine) as session:
+        assert mine.id is not None
+        names = sorted(hit.name for hit in search_contacts(session, "Anna Svensson", visible_owner_ids={mine.id}))
+    assert names == ["Anna Svenssonová", "Anna Svenssons"]
