@@ -666,13 +666,11 @@ def _link(planned: _Planned) -> None:
 
 
 def _insert_objects(session: Session, model: type, objects: list[Any]) -> None:
-    """Insert transient table objects with one INSERT ... RETURNING id; sets their ids."""
+    """Insert transient table objects in one go (`insert_rows`); sets their ids."""
     columns = [c.name for c in model.__table__.columns if c.name != "id"]  # type: ignore[attr-defined]
     rows = [{name: getattr(o, name) for name in columns} for o in objects]
     for obj, new_id in zip(objects, insert_rows(session, model, rows), strict=True):
         obj.id = new_id
-
-
 
 
 def _write_assignments(batch: _Batch) -> None:

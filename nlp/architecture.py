@@ -35,7 +35,7 @@ from thinc.api import Linear, Model, NumpyOps, Relu, add, chain, serialize_attr
 from thinc.types import Floats2d
 from threadpoolctl import ThreadpoolController
 
-from nlp.doctext import batch_tokens
+from nlp.doctext import batch_tokens, find_sorted, unique_inverse
 
 # Past this many words the word table (and the layers' caches) start afresh.
 _WORD_LIMIT = 200_000
@@ -117,10 +117,8 @@ class WordTable:
     def _find(self, words: np.ndarray) -> np.ndarray:
         ids = np.full(len(words), -1, dtype="int64")
         for keys, key_ids in self._runs:
-            if len(keys):
-                place = np.minimum(np.searchsorted(keys, words), len(keys) - 1)
-                hit = keys[place] == words
-                ids[hit] = key_ids[place[hit]]
+            place, hit = find_sorted(keys, words)
+            ids[hit] = key_ids[place[hit]]
         return ids
 
     def _add(self, new: np.ndarray, strings: StringStore) -> None:
@@ -147,12 +145,6 @@ def _merge(
     all_keys = np.concatenate([keys, more_keys])
     order = np.argsort(all_keys, kind="stable")
     return all_keys[order], np.concatenate([ids, more_ids])[order]
-
-
-@serialize_attr.register(WordTable)
-def _serialize_word_table(_: WordTable, value: WordTable, name: str, model: Model) -> bytes:
-    # thinc leaves out attributes whose serialiser raises TypeError: the table is rebuilt on use.
-    raise TypeError("a word table is a cache and is not saved")
 
 
 @functools.cache
@@ -328,9 +320,11 @@ class WordSums:
             return self._sums
 
 
+@serialize_attr.register(WordTable)
 @serialize_attr.register(WordSums)
-def _serialize_word_sums(_: WordSums, value: WordSums, name: str, model: Model) -> bytes:
-    raise TypeError("summed rows are a cache and are not saved")
+def _serialize_cache(_: object, value: object, name: str, model: Model) -> bytes:
+    # thinc leaves out attributes whose serialiser raises TypeError: caches are rebuilt on use.
+    raise TypeError(f"{name} is a cache and is not saved")
 
 
 def hashed_bag(nO: int | None, n_buckets: int, *, seed: int, init_scale: float) -> Model[Bag, Floats2d]:
@@ -357,7 +351,6 @@ def _init_hashed_bag(model: Model, X: Bag | None = None, Y: Floats2d | None = No
 
 def _hashed_bag_forward(model: Model, bag: Bag, is_train: bool) -> tuple[Floats2d, Callable]:
     table: np.ndarray = np.asarray(model.get_param("E"))
-    n_docs = len(bag.lengths)
     hashed = _csr(
         bag.weights, _rows(bag.hashes, model.attrs["seed"], table.shape[0]), bag.lengths, table.shape[0]
     )
@@ -369,10 +362,9 @@ def _hashed_bag_forward(model: Model, bag: Bag, is_train: bool) -> tuple[Floats2
         out = hashed @ table + per_word @ sums
         return cast(Floats2d, out), _no_backprop
     # Training: the words' n-grams join the bag as one sparse matrix (docs x table rows).
-    unique_ids, inverse = np.unique(bag.word_ids, return_inverse=True)
-    per_word = _csr(bag.word_weights, inverse.reshape(-1), bag.word_lengths, len(unique_ids))
+    unique_ids, inverse = unique_inverse(bag.word_ids)
+    per_word = _csr(bag.word_weights, inverse, bag.word_lengths, len(unique_ids))
     features = (hashed + per_word @ _gram_matrix(bag.grams, unique_ids, model, table.shape[0])).tocsr()
-    assert features.shape[0] == n_docs
 
     def backprop(d_out: Floats2d) -> Bag:
         cast(WordSums, model.attrs["word_sums"]).forget()  # the table is about to change

@@ -109,6 +109,14 @@ def unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ordered[first], inverse
 
 
+def find_sorted(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each value, its place in the sorted ``keys`` and whether it is there (one binary search)."""
+    if not len(keys):
+        return np.zeros(len(values), dtype="int64"), np.zeros(len(values), dtype=bool)
+    place = np.minimum(np.searchsorted(keys, values), len(keys) - 1)
+    return place, keys[place] == values
+
+
 def _is_batch(tokens: BatchTokens, docs: Sequence[Doc]) -> bool:
     if len(tokens.lengths) != len(docs):
         return False

@@ -18,7 +18,7 @@ from spacy.strings import get_string_id as hash_string
 from spacy.tokens import Doc
 from spacy.util import minibatch
 
-from nlp.doctext import batch_tokens, doc_text, extension_key, set_extensions, unique_inverse
+from nlp.doctext import batch_tokens, doc_text, extension_key, find_sorted, set_extensions, unique_inverse
 
 DEFAULT_LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "es", "sv", "sk", "cs", "hu", "sl", "pl")
 
@@ -164,10 +164,9 @@ class LanguageDetectorComponent:
         scores = np.zeros((len(docs), len(self.languages)))
         scores[:, 0] = _PRIMARY_WEIGHT
         tokens = batch_tokens(docs)
-        words = tokens.unique
-        if n_words and len(words):
-            place = np.minimum(np.searchsorted(self._word_ids, words), n_words - 1)[tokens.inverse]
-            hit = self._word_ids[place] == tokens.lower
+        if n_words:
+            place, found = find_sorted(self._word_ids, tokens.unique)
+            place, hit = place[tokens.inverse], found[tokens.inverse]
             # A function word counts once per text, however often it occurs.
             pairs, _ = unique_inverse(tokens.doc_of[hit] * n_words + place[hit])
             scores += _sum_rows_per_doc(self._word_scores[pairs % n_words], pairs // n_words, len(docs))

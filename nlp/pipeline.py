@@ -22,6 +22,7 @@ from nlp.doctext import (
     TextKeepingTokenizer,
     batch_tokens,
     extension_key,
+    find_sorted,
     set_extensions,
 )
 from nlp.entities import EntityPattern, EntityPatternError, EntityRecognizer
@@ -122,11 +123,8 @@ class CategoryComponent:
     def known_shares(self, docs: list[Doc]) -> np.ndarray:
         """Per doc, the share of its alphabetic words that occurred in training (one vectorised pass)."""
         tokens = batch_tokens(docs)
-        known = np.zeros(len(tokens.lower), dtype=bool)
-        if len(self.known_words):
-            words = tokens.unique
-            place = np.minimum(np.searchsorted(self.known_words, words), len(self.known_words) - 1)
-            known = tokens.alpha & (self.known_words[place] == words)[tokens.inverse]
+        _, found = find_sorted(self.known_words, tokens.unique)
+        known = tokens.alpha & found[tokens.inverse]
         n_alpha = np.bincount(tokens.doc_of[tokens.alpha], minlength=len(docs))
         n_known = np.bincount(tokens.doc_of[known], minlength=len(docs))
         return n_known / np.maximum(n_alpha, 1)
