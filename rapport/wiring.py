@@ -162,6 +162,8 @@ def ingest_options(rt: Runtime) -> IngestOptions:
     return IngestOptions(
         routes=[Route(r.category, r.language, r.team, r.rep) for r in assignment.routes],
         sla_hours=assignment.sla_hours,
+        sla_hours_by_urgency={str(level): hours for level, hours in assignment.sla_hours_by_urgency.items()},
+        sla_hours_by_category=dict(assignment.sla_hours_by_category),
         fallback_queue=assignment.fallback_queue,
         backlog_age=timedelta(days=inbox.backlog_age_days),
         keyword_prefix=inbox.keyword_prefix,

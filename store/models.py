@@ -205,7 +205,8 @@ class Conversation(SQLModel, table=True):
     queue: str | None = None  # fallback queue when no rep could take it
     category: str | None = Field(default=None, index=True)
     category_confidence: float | None = None
-    urgency: str = "normal"  # "low", "normal", "high"
+    urgency: str = "normal"  # "urgent", "high", "normal", "low" (inbox/urgency.py)
+    urgency_reason: str | None = None
     language: str | None = None
     status: str = Field(default=ConversationStatus.open)
     is_automatic: bool = False
@@ -254,6 +255,7 @@ class Message(SQLModel, table=True):
     automatic_reason: str | None = None
     category: str | None = None
     category_confidence: float | None = None
+    urgency: str | None = None
     language: str | None = None
     entities: list[dict[str, Any]] = _json(list)  # label, text, start, end, value
     model_version: str | None = None
