@@ -218,8 +218,12 @@ def status(as_json: bool = JSON) -> None:
                        "shipped dev mails" if dev else "not recorded"),
         ("corrections", f"{found.n_pending} of {found.corrections} not yet in this model"),
     ]
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")  # a long path folds inside its column
     for label, value in rows:
-        console.print(f"{label:<12} {escape(value)}", highlight=False, soft_wrap=True)
+        grid.add_row(label, escape(value))
+    console.print(grid, highlight=False)
     if found.pending:
         table = Table("language", "category", "corrections", title="Not yet in the model")
         for language, category, n in found.pending:
