@@ -11,41 +11,13 @@ from sqlmodel import Session, col, select
 
 from bot.notify import SlackSender, dispatch_outbox
 from rapport.serve import Service
-from store.db import session_scope
-from store.models import Assignment, Conversation, Correction, Message
-from store.outbox import enqueue
+from store.models import Assignment, Conversation, Correction
 from store.types import utcnow
-from tests.bot.conftest import BOB, DAVE, START, rep_id
+from tests.bot.conftest import BOB, DAVE, START, add_assigned_email, rep_id
 from tests.servers import slack_requests
 from tests.servers.fake_slack import FakeSlack
 
 DAVE_DM, BOB_DM = "D0DAVE", "D0BOB"
-
-
-def czech_demo_request_filed_as_feedback(engine: Engine) -> int:
-    """What the inbox writes when skill routing gives a Czech 'feedback' mail to Dave (support)."""
-    dave = rep_id(engine, "dave@nordlys.example")
-    with session_scope(engine) as session:
-        conversation = Conversation(subject="Ukázka pro náš tým", owner_id=dave, category="feedback",
-                                    category_confidence=0.61, language="cs", opened_at=START, last_message_at=START)
-        session.add(conversation)
-        session.flush()
-        message = Message(conversation_id=conversation.id, message_id="<demo@firma.example>",
-                          from_email="petra@firma.example", subject=conversation.subject, received_at=START,
-                          text="Dobrý den, rádi bychom viděli ukázku vašeho softwaru.",
-                          new_text="Dobrý den, rádi bychom viděli ukázku vašeho softwaru.",
-                          category="feedback", category_confidence=0.61, language="cs")
-        session.add(message)
-        session.flush()
-        assignment = Assignment(conversation_id=conversation.id, owner_id=dave, rule="skill",
-                                reason="Dave Support handles feedback")
-        session.add(assignment)
-        session.flush()
-        enqueue(session, "assign-dm", f"assign-dm:{assignment.id}",
-                {"assignment_id": assignment.id, "conversation_id": conversation.id, "message_id": message.id},
-                due_at=START)
-        assert conversation.id is not None
-        return conversation.id
 
 
 def press_recategorise(interact: Any, slack: FakeSlack, channel: str, user: str, value: str) -> None:
@@ -64,7 +36,11 @@ def test_recategorise_button_reroutes_and_the_new_owner_gets_one_dm(
     service: Service, engine: Engine, fake_slack: FakeSlack, interact: Any
 ) -> None:
     sender = SlackSender(WebClient(token="xoxb-test-token", base_url=fake_slack.base_url))
-    conversation_id = czech_demo_request_filed_as_feedback(engine)
+    # Skill routing gave a Czech demo request, filed as feedback, to Dave (support).
+    conversation_id, _ = add_assigned_email(
+        engine, owner_email="dave@nordlys.example", contact_id=None, subject="Ukázka pro náš tým",
+        text="Dobrý den, rádi bychom viděli ukázku vašeho softwaru.", from_email="petra@firma.example",
+        from_name="Petra", category="feedback", language="cs", rule="skill", reason="Dave Support handles feedback")
     assert dispatch_outbox(engine, sender, now=START) == 1
     bob = rep_id(engine, "bob@nordlys.example")
 
