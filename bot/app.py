@@ -265,12 +265,8 @@ class RapportSlack:
             elif action_id == "conv_answered":
                 outcome = mark_answered(session, rep, conversation_id, self.clock())
             elif action_id == "conv_recategorise":
-                apply = self.options.apply_correction
-                if apply is None:
-                    outcome = Outcome("Recategorising is not set up in this process.", ok=False)
-                else:
-                    outcome, new_owner = recategorise(session, rep, conversation_id, argument, apply=apply,
-                                                      now=self.clock())
+                outcome, new_owner = recategorise(session, rep, conversation_id, argument,
+                                                  apply=self.options.apply_correction, now=self.clock())
             else:
                 outcome, new_owner = reassign_conversation(session, rep, conversation_id,
                                                            int(argument) if argument.isdigit() else 0,

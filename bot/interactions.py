@@ -105,9 +105,12 @@ class CorrectionApplier(Protocol):
 
 
 def recategorise(
-    session: Session, rep: Rep, conversation_id: int, category: str, *, apply: CorrectionApplier, now: datetime
+    session: Session, rep: Rep, conversation_id: int, category: str, *, apply: CorrectionApplier | None,
+    now: datetime,
 ) -> tuple[Outcome, Rep | None]:
     """Fix a conversation's category (kept as training data); returns (outcome, the new owner if re-routed)."""
+    if apply is None:
+        return _refused("Recategorising is not set up in this process."), None
     if category not in CATEGORIES:
         return _refused(f"Unknown category {escape(category)}."), None
     conversation = session.get(Conversation, conversation_id)
