@@ -19,6 +19,7 @@ from bot.blocks import Block, Reply, context, header, section
 from bot.cards import contact_card_blocks, followup_blocks, my_blocks, pick_list_blocks
 from bot.dates import parse_when, split_when
 from bot.identity import visible_owner_ids
+from bot.interactions import CorrectionApplier
 from bot.modals import followup_modal, log_call_modal
 from bot.text import clip, escape, local_time
 from store.activities import log_activity
@@ -40,6 +41,8 @@ class BotOptions:
     command: str = "/crm"
     segment_params: SegmentParams | None = None  # rapport.toml [segments]; None: the defaults
     keyword_prefix: str = "rapport"  # rapport.toml [inbox]: IMAP keywords follow a reassignment
+    # Recategorise: record the correction and re-route (rapport binds the routing rules); None: not offered.
+    apply_correction: CorrectionApplier | None = None
 
 
 @dataclass

@@ -270,7 +270,7 @@ class Assignment(SQLModel, table=True):
     conversation_id: int = Field(foreign_key="conversation.id", index=True)
     owner_id: int | None = Field(default=None, foreign_key="rep.id", index=True)
     queue: str | None = None
-    rule: str  # "thread_owner", "account_owner", "skill", "language", "least_busy", "fallback", "manual"
+    rule: str  # "thread_owner", "account_owner", "skill", "language", "least_busy", "fallback", "manual", "reroute"
     reason: str
     assigned_by: str = "rapport"  # "rapport" or the rep's email
     assigned_at: datetime = _created()
@@ -342,7 +342,23 @@ class Correction(SQLModel, table=True):
     text: str = _text()
     old_category: str | None = None
     new_category: str
+    language: str | None = None  # the mail's, so `rapport nlp status` can count corrections per language
     rep_id: int | None = Field(default=None, foreign_key="rep.id")
+    created_at: datetime = _created()
+
+
+class Deployment(SQLModel, table=True):
+    """This database's identity: a random id made on first use, one row.
+
+    What belongs to this database but lives outside it (the model retrained
+    from its corrections) is named by this id. A URL would change when a
+    SQLite file moves or a host is renamed, and two URLs can name one database.
+    """
+
+    __tablename__ = "deployment"
+
+    slot: int = Field(default=1, primary_key=True)  # always 1: a second row cannot be inserted
+    deployment_id: str = Field(unique=True)
     created_at: datetime = _created()
 
 
@@ -427,6 +443,7 @@ __all__ = [
     "Conversation",
     "ConversationStatus",
     "Correction",
+    "Deployment",
     "Direction",
     "FollowUp",
     "FollowUpStatus",

@@ -116,26 +116,26 @@ def seed_contacts(engine: Engine) -> Seeded:
 def add_assigned_email(
     engine: Engine, *, owner_email: str, contact_id: int | None, subject: str, text: str,
     from_email: str = "jan.stastny@acme.example", from_name: str = "Jan Šťastný", at: datetime = START,
-    sla_hours: float = 8,
+    sla_hours: float = 8, category: str = "complaint", language: str = "en", rule: str = "account_owner",
+    reason: str = "Alice owns the Acme account",
 ) -> tuple[int, str]:
     """What the inbox writes in one transaction: conversation, message, assignment, assign-dm row."""
     owner = rep_id(engine, owner_email)
     with session_scope(engine) as session:
-        conversation = Conversation(subject=subject, contact_id=contact_id, owner_id=owner, category="complaint",
-                                    category_confidence=0.87, language="en", opened_at=at,
+        conversation = Conversation(subject=subject, contact_id=contact_id, owner_id=owner, category=category,
+                                    category_confidence=0.87, language=language, opened_at=at,
                                     last_message_at=at, sla_due_at=at + timedelta(hours=sla_hours))
         session.add(conversation)
         session.flush()
         assert conversation.id is not None
         message = Message(conversation_id=conversation.id, contact_id=contact_id, message_id=f"<{subject}@x>",
                           from_email=from_email, from_name=from_name, subject=subject, received_at=at, text=text,
-                          new_text=text, category="complaint", category_confidence=0.87, language="en",
+                          new_text=text, category=category, category_confidence=0.87, language=language,
                           entities=[{"label": "ORDER_ID", "text": "NS-480744", "start": 0, "end": 9,
                                      "value": "NS-480744"}])
         session.add(message)
         session.flush()
-        assignment = Assignment(conversation_id=conversation.id, owner_id=owner, rule="account_owner",
-                                reason="Alice owns the Acme account")
+        assignment = Assignment(conversation_id=conversation.id, owner_id=owner, rule=rule, reason=reason)
         session.add(assignment)
         session.flush()
         key = f"assign-dm:{assignment.id}"

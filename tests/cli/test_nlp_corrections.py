@@ -1,7 +1,9 @@
-"""`rapport nlp correct`: a person's fix lands on the message, its conversation and the training data."""
+"""`rapport nlp correct`: a person's fix lands on the message, its conversation and the training data,
+and re-routes the conversation when routing gave it to the wrong rep."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from rapport.cli.common import runtime
 from rapport.cli.main import app
 from store.corrections import training_corrections
 from store.db import make_engine, session_scope, upgrade
-from store.models import Conversation, Correction, Message
+from store.models import Assignment, Conversation, Correction, Message, Rep
 
 
 @pytest.fixture
@@ -54,3 +56,39 @@ def test_correct_refuses_unknown_messages_and_categories(database: str) -> None:
 def test_retrain_without_corrections_says_what_to_do(database: str) -> None:
     result = CliRunner().invoke(app, ["nlp", "retrain"])
     assert result.exit_code != 0 and "no corrections yet" in str(result.exception or result.output)
+
+
+def test_correct_reroutes_and_assign_explain_shows_why(database: str) -> None:
+    engine = make_engine(database)
+    always = "Mon-Sun 00:00-24:00"
+    with session_scope(engine) as session:
+        dora = Rep(name="Dora", email="dora@shop.example", role="support", skills=["feedback"], languages=["sv"],
+                   working_hours=always)
+        greta = Rep(name="Greta", email="greta@shop.example", skills=["sales"], languages=["de"],
+                    working_hours=always)
+        session.add_all([dora, greta])
+        session.flush()
+        conversation = Conversation(subject="Vorführung", category="feedback", language="de", owner_id=dora.id)
+        session.add(conversation)
+        session.flush()
+        assert conversation.id is not None
+        conversation_id = conversation.id
+        session.add(Message(conversation_id=conversation.id, message_id="<demo@kunde.example>",
+                            subject="Vorführung", new_text="Wir möchten eine Vorführung.", category="feedback",
+                            language="de"))
+        session.add(Assignment(conversation_id=conversation.id, owner_id=dora.id, rule="skill",
+                               reason="Dora handles feedback"))
+
+    result = CliRunner().invoke(app, ["nlp", "correct", "demo@kunde.example", "sales"])
+
+    assert result.exit_code == 0, result.output
+    assert "feedback -> sales" in result.output
+    assert "re-routed to Greta: Greta handles sales and speaks de" in result.output
+    result = CliRunner().invoke(app, ["assign", "explain", str(conversation_id), "--json"])
+    assert result.exit_code == 0, result.output
+    explained = json.loads(result.stdout)
+    assert [(h["rule"], h["owner"]) for h in explained["history"]] == [
+        ("skill", "dora@shop.example"), ("reroute", "greta@shop.example")]
+    assert explained["history"][-1]["reason"].startswith("category corrected from feedback to sales by ")
+    winner = next(r for r in explained["rules"] if r["applied"])
+    assert (winner["rule"], winner["owner"]) == ("skill", "greta@shop.example")
