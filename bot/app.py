@@ -42,7 +42,7 @@ from bot.interactions import (
     submit_log_message,
 )
 from bot.modals import card_modal, log_message_modal
-from bot.text import clip, escape
+from bot.text import clip, escape, whole_number
 from store.db import session_scope
 from store.models import Rep, SlackEvent
 from store.search import search_contacts
@@ -218,7 +218,7 @@ class RapportSlack:
             if rep is None:
                 self._tell(user_id, unknown_user_text(self.options.command), channel=_channel(body))
                 return
-            reply = card_reply(Ctx(session, rep, self.clock(), self.options), int(value) if value.isdigit() else 0)
+            reply = card_reply(Ctx(session, rep, self.clock(), self.options), whole_number(value) or 0)
         self.client.views_open(trigger_id=body["trigger_id"], view=card_modal(reply.blocks))
 
     def _on_open_modal(self, kind: str) -> Callable[..., None]:
@@ -230,8 +230,7 @@ class RapportSlack:
                 if rep is None:
                     self._tell(user_id, unknown_user_text(self.options.command), channel=_channel(body))
                     return
-                view = contact_modal(Ctx(session, rep, self.clock(), self.options),
-                                     int(value) if value.isdigit() else None, kind)
+                view = contact_modal(Ctx(session, rep, self.clock(), self.options), whole_number(value), kind)
             self._open_or_push(body, view)
 
         return open_modal
@@ -255,9 +254,7 @@ class RapportSlack:
                 self._tell(user_id, unknown_user_text(self.options.command), channel=_channel(body))
                 return
             conversation_text, _, argument = value.partition(":")
-            if not conversation_text.isdigit():
-                return
-            conversation_id = int(conversation_text)
+            conversation_id = whole_number(conversation_text) or 0  # 0: "no longer exists"
             if action_id == "conv_claim":
                 outcome = claim_conversation(session, rep, conversation_id,
                                              keyword_prefix=self.options.keyword_prefix)
@@ -266,8 +263,7 @@ class RapportSlack:
             elif action_id == "conv_recategorise":
                 outcome = recategorise(session, rep, conversation_id, argument)
             else:
-                outcome, new_owner = reassign_conversation(session, rep, conversation_id,
-                                                           int(argument) if argument.isdigit() else 0,
+                outcome, new_owner = reassign_conversation(session, rep, conversation_id, whole_number(argument) or 0,
                                                            keyword_prefix=self.options.keyword_prefix)
                 if new_owner is not None and new_owner.id is not None:
                     changed.add(new_owner.id)
@@ -300,7 +296,7 @@ class RapportSlack:
         ack()
         user_id = _user(body)
         action_id, value = str((body.get("actions") or [{}])[0].get("action_id")), _action_value(body)
-        followup_id = int(value) if value.isdigit() else 0
+        followup_id = whole_number(value) or 0
         with session_scope(self.engine) as session:
             rep = self._rep(session, user_id)
             if rep is None:
