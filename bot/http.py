@@ -197,6 +197,8 @@ class HttpServer:
             expose_tracebacks=False,
         )
         self._thread: threading.Thread | None = None
+        # waitress warns of every request that waits for a worker: thousands of lines in a burst
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
     @property
     def port(self) -> int:
