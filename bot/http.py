@@ -209,8 +209,12 @@ class HttpServer:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop accepting, close every connection (from the server's own loop thread), end the workers."""
-        self._server.trigger.pull_trigger(lambda: wasyncore.close_all(self._map))
+        """Let the requests in progress finish (5 s at most), then close every connection and the loop."""
+        # workers first: one finishing after the loop closed would wake it through a closed descriptor
+        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+        try:
+            self._server.trigger.pull_trigger(lambda: wasyncore.close_all(self._map))  # in the loop's own thread
+        except OSError:  # the loop's wake-up pipe is gone: close from here; the loop ends within a second
+            wasyncore.close_all(self._map, ignore_all=True)
         if self._thread is not None:
             self._thread.join(timeout=10)
-        self._server.task_dispatcher.shutdown()

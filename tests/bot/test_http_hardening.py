@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from bot.http import HttpLimits, body_problem
 from bot.text import MAX_ID, whole_number
 from rapport.serve import Service
-from tests.bot.conftest import ALICE, COMMAND, DAVE, SECRET, Clock, Seeded, make_runtime
+from tests.bot.conftest import ALICE, COMMAND, DAVE, SECRET, Clock, Seeded, get, make_runtime
 from tests.servers import slack_requests
 from tests.servers.fake_slack import FakeSlack
 from tests.servers.slack_requests import SignedRequest, signed_headers
@@ -213,6 +213,20 @@ def test_huge_ids_in_a_modal_are_form_errors(interact: Any, seeded: Seeded, size
     assert status == 200
     assert set(json.loads(body)["errors"]) == {"contact", "duration"}
     _no_errors(caplog)
+
+
+def test_a_new_page_is_one_route_on_the_same_server(service: Service) -> None:
+    assert service.http is not None
+
+    def page(environ: Any, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"conversation page"]
+
+    service.http.front.add("/conversations/1", page)
+    port = _port(service)
+    assert get(f"http://127.0.0.1:{port}/conversations/1") == (200, b"conversation page")
+    assert _status(_raw(port, b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n")) == 404
+    assert _status(_raw(port, b"GET /slack/events HTTP/1.1\r\nHost: x\r\n\r\n")) == 405
 
 
 def test_signed_requests_still_work_after_the_guard(slash: Any, seeded: Seeded) -> None:
