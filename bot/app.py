@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import html
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
 from typing import Any
 
-from slack_bolt import Ack, App, BoltResponse
+from slack_bolt import Ack, App, BoltContext, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import Engine
@@ -42,14 +43,15 @@ from bot.interactions import (
     submit_log_message,
 )
 from bot.modals import card_modal, log_message_modal
-from bot.text import clip, escape
+from bot.text import clip, escape, whole_number
 from store.db import session_scope
 from store.models import Rep, SlackEvent
 from store.search import search_contacts
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
-ACK_BUDGET_SECONDS = 2.0  # answer in the ack if the handler is done by then (Slack allows 3 s)
+ACK_BUDGET_SECONDS = 2.0  # from the request's arrival: answer in the ack if the handler is done by then (Slack allows 3 s)
+LISTENER_THREADS = 16  # Bolt's default of 5 let listeners queue behind slow ones past Slack's 3 s under load
 SHORTCUT_CALLBACK = "log_to_crm"
 Clock = Callable[[], datetime]
 
@@ -71,6 +73,7 @@ class RapportSlack:
         self.options = options or BotOptions()
         self.clock = clock
         self._slow = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rapport-slow")
+        self._listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="rapport-listener")
         self.app = App(
             client=client,
             signing_secret=signing_secret or "",
@@ -78,12 +81,14 @@ class RapportSlack:
             token_verification_enabled=False,  # no auth.test at start: the token is checked on first use
             request_verification_enabled=bool(signing_secret),
             raise_error_for_unhandled_request=False,
+            listener_executor=self._listeners,
         )
         self._register()
 
     # ------------------------------------------------------------------ wiring
     def _register(self) -> None:
         app = self.app
+        app.middleware(self._stamp_arrival)
         app.middleware(self._dedupe_events)
         app.command(self.options.command)(self._on_command)
         app.options("contact_picker")(self._on_contact_options)
@@ -106,8 +111,15 @@ class RapportSlack:
 
     def close(self) -> None:
         self._slow.shutdown(wait=False, cancel_futures=True)
+        self._listeners.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ middleware
+    @staticmethod
+    def _stamp_arrival(context: BoltContext, next: Callable[[], BoltResponse]) -> BoltResponse:
+        """Slack's 3 s run from the request, not from when a listener thread became free."""
+        context["received_at"] = time.monotonic()
+        return next()
+
     def _dedupe_events(self, body: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse | None:
         """Slack retries events it thinks were not received: act on each event id once."""
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
@@ -151,12 +163,13 @@ class RapportSlack:
                     log.warning("views.publish for %s failed: %s", rep.email, exc.response.get("error"))
 
     # ------------------------------------------------------------------ commands
-    def _on_command(self, ack: Ack, body: dict[str, Any]) -> None:
+    def _on_command(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
         # Slack sends &, < and > escaped: undo it, so `find AT&T` searches for AT&T
         user_id, text = str(body.get("user_id") or ""), html.unescape(str(body.get("text") or ""))
         future = self._slow.submit(self._run_command, user_id, text)
         try:
-            rep_id, reply = future.result(timeout=ACK_BUDGET_SECONDS)
+            waited = time.monotonic() - context.get("received_at", time.monotonic())
+            rep_id, reply = future.result(timeout=max(0.0, ACK_BUDGET_SECONDS - waited))
         except FutureTimeout:
             ack(response_type="ephemeral", text=f"Working on `{escape(clip(text, 60))}`…")
             future.add_done_callback(lambda done: self._deliver_late(done, user_id, body))
@@ -218,7 +231,7 @@ class RapportSlack:
             if rep is None:
                 self._tell(user_id, unknown_user_text(self.options.command), channel=_channel(body))
                 return
-            reply = card_reply(Ctx(session, rep, self.clock(), self.options), int(value) if value.isdigit() else 0)
+            reply = card_reply(Ctx(session, rep, self.clock(), self.options), whole_number(value) or 0)
         self.client.views_open(trigger_id=body["trigger_id"], view=card_modal(reply.blocks))
 
     def _on_open_modal(self, kind: str) -> Callable[..., None]:
@@ -230,8 +243,7 @@ class RapportSlack:
                 if rep is None:
                     self._tell(user_id, unknown_user_text(self.options.command), channel=_channel(body))
                     return
-                view = contact_modal(Ctx(session, rep, self.clock(), self.options),
-                                     int(value) if value.isdigit() else None, kind)
+                view = contact_modal(Ctx(session, rep, self.clock(), self.options), whole_number(value), kind)
             self._open_or_push(body, view)
 
         return open_modal
@@ -255,9 +267,7 @@ class RapportSlack:
                 self._tell(user_id, unknown_user_text(self.options.command), channel=_channel(body))
                 return
             conversation_text, _, argument = value.partition(":")
-            if not conversation_text.isdigit():
-                return
-            conversation_id = int(conversation_text)
+            conversation_id = whole_number(conversation_text) or 0  # 0: "no longer exists"
             new_owner: Rep | None = None
             if action_id == "conv_claim":
                 outcome = claim_conversation(session, rep, conversation_id,
@@ -268,8 +278,7 @@ class RapportSlack:
                 outcome, new_owner = recategorise(session, rep, conversation_id, argument,
                                                   apply=self.options.apply_correction, now=self.clock())
             else:
-                outcome, new_owner = reassign_conversation(session, rep, conversation_id,
-                                                           int(argument) if argument.isdigit() else 0,
+                outcome, new_owner = reassign_conversation(session, rep, conversation_id, whole_number(argument) or 0,
                                                            keyword_prefix=self.options.keyword_prefix)
             if new_owner is not None and new_owner.id is not None:
                 changed.add(new_owner.id)
@@ -302,7 +311,7 @@ class RapportSlack:
         ack()
         user_id = _user(body)
         action_id, value = str((body.get("actions") or [{}])[0].get("action_id")), _action_value(body)
-        followup_id = int(value) if value.isdigit() else 0
+        followup_id = whole_number(value) or 0
         with session_scope(self.engine) as session:
             rep = self._rep(session, user_id)
             if rep is None:

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from bot.dates import next_local, parse_when
 from bot.identity import can_see, is_manager
 from bot.modals import metadata, state_value
-from bot.text import clip, escape, local_time
+from bot.text import clip, escape, local_time, whole_number
 from store.activities import log_activity
 from store.assignments import reassign
 from store.corrections import CorrectionApplied
@@ -33,6 +33,7 @@ from store.models import (
 from store.validation import CATEGORIES
 
 SNOOZES = ("1h", "tomorrow", "week")
+MAX_CALL_MINUTES = 24 * 60
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,8 @@ def _contact_id(session: Session, rep: Rep, view: dict[str, Any], errors: dict[s
         if required:
             errors["contact"] = "Pick a contact."
         return None
-    contact = session.get(Contact, int(raw)) if raw.isdigit() else None
+    contact_id = whole_number(raw)
+    contact = session.get(Contact, contact_id) if contact_id is not None else None
     if contact is None or not can_see(session, rep, contact.owner_id):
         errors["contact"] = "That contact is not there (or not yours to see)."
         return None
@@ -224,9 +226,9 @@ def submit_log_call(session: Session, rep: Rep, view: dict[str, Any], now: datet
     if not notes:
         errors["notes"] = "Write what was said."
     duration_raw = state_value(view, "duration")
-    duration = int(duration_raw) if duration_raw and duration_raw.isdigit() else None
+    duration = whole_number(duration_raw, MAX_CALL_MINUTES) if duration_raw else None
     if duration_raw and duration is None:
-        errors["duration"] = "Minutes as a whole number."
+        errors["duration"] = f"Minutes as a whole number (at most {MAX_CALL_MINUTES})."
     due = _when(rep, state_value(view, "followup"), now, errors, "followup")
     if errors:
         return Submission(errors=errors)
