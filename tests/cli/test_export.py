@@ -9,9 +9,8 @@ import pytest
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from rapport.cli.common import runtime
 from rapport.cli.main import app
-from store.db import make_engine, session_scope, upgrade
+from store.db import make_engine, session_scope
 from store.importing import import_csv
 from store.models import Contact, ContactEmail, Conversation
 
@@ -20,20 +19,16 @@ HOSTILE_SUBJECT = "+cmd|' /C calc'!A0"
 
 
 @pytest.fixture
-def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    url = f"sqlite:///{tmp_path / 'r.db'}"
-    monkeypatch.setenv("RAPPORT_DATABASE_URL", url)
-    monkeypatch.setenv("RAPPORT_CONFIG", str(tmp_path / "absent.toml"))
-    runtime.cache_clear()
-    engine = make_engine(url)
-    upgrade(engine)
+def hostile(database: str) -> str:
+    """A contact and a conversation whose texts are spreadsheet formulas."""
+    engine = make_engine(database)
     with session_scope(engine) as session:
         contact = Contact(name=HOSTILE_NAME, phone="=1+1", title="@SUM(A1)")
         session.add(contact)
         session.flush()
         session.add(ContactEmail(contact_id=contact.id, email="evil@example.com", is_primary=True))
         session.add(Conversation(subject=HOSTILE_SUBJECT, contact_id=contact.id))
-    return url
+    return database
 
 
 def _export(*args: str) -> str:
@@ -42,7 +37,7 @@ def _export(*args: str) -> str:
     return result.stdout
 
 
-def test_csv_export_neutralises_formulas_and_starts_with_a_bom(database: str) -> None:
+def test_csv_export_neutralises_formulas_and_starts_with_a_bom(hostile: str) -> None:
     contacts = _export("contacts", "--format", "csv")
     assert contacts.startswith("\ufeffid,name,")
     assert '"\'=HYPERLINK(""http://evil"",""x"")"' in contacts
@@ -52,15 +47,15 @@ def test_csv_export_neutralises_formulas_and_starts_with_a_bom(database: str) ->
     assert f"'{HOSTILE_SUBJECT}" in conversations
 
 
-def test_json_lines_export_keeps_values_as_they_are(database: str) -> None:
+def test_json_lines_export_keeps_values_as_they_are(hostile: str) -> None:
     row = json.loads(_export("contacts").splitlines()[0])
     assert (row["name"], row["phone"], row["title"]) == (HOSTILE_NAME, "=1+1", "@SUM(A1)")
 
 
-def test_reimporting_a_csv_export_restores_the_original_values(database: str, tmp_path: Path) -> None:
+def test_reimporting_a_csv_export_restores_the_original_values(hostile: str, tmp_path: Path) -> None:
     exported = tmp_path / "contacts.csv"
     exported.write_text(_export("contacts", "--format", "csv"), encoding="utf-8")
-    report = import_csv(make_engine(database), "contacts", exported)
+    report = import_csv(make_engine(hostile), "contacts", exported)
     assert (report.unchanged, report.rejected) == (1, [])
-    with Session(make_engine(database)) as session:
+    with Session(make_engine(hostile)) as session:
         assert session.exec(select(Contact.name)).all() == [HOSTILE_NAME]
