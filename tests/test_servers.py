@@ -282,7 +282,8 @@ def test_raw_mentions_from_outside_are_found_and_rapports_own_pass(fake_slack: F
     fake_slack.allow_mentions("U0ALICE")
     web_client(fake_slack).chat_postMessage(
         channel="C1", text="Contact: <!channel>", blocks=[_section("<@U0ALICE> &lt;!here&gt; <http://evil|x>")])
-    fake_slack.check_response({"text": "<#C0GENERAL>", "blocks": []})
+    fake_slack.check_response({"text": "<#C0GENERAL>", "blocks": [
+        {"type": "header", "text": {"type": "plain_text", "text": "<!channel> never pings in plain text"}}]})
     assert fake_slack.mention_problems() == [
         "chat.postMessage: <!channel>", "chat.postMessage: <http://evil|x>", "response: <#C0GENERAL>"]
 

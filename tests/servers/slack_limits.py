@@ -147,10 +147,13 @@ def _option_problems(option: dict[str, Any]) -> list[str]:
 
 
 def texts(value: Any) -> list[str]:
-    """Every string inside a payload that Slack shows or formats (values of keys such as action_id excluded)."""
+    """Every string inside a payload that Slack formats: top-level text and mrkdwn, not plain_text
+    (which never pings or links) nor values of keys such as action_id."""
     if isinstance(value, str):
         return [value]
     found: list[str] = []
+    if isinstance(value, dict) and value.get("type") == "plain_text":
+        return found
     if isinstance(value, dict):
         for key, inner in value.items():
             inner = as_json(inner)
