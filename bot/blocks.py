@@ -82,7 +82,7 @@ def header(text: str) -> Block:
 
 
 def context(*texts: str) -> Block:
-    return {"type": "context", "elements": [mrkdwn(t, MAX_FIELD_TEXT) for t in texts[:10]]}
+    return {"type": "context", "elements": [mrkdwn(t) for t in texts[:10]]}
 
 
 def divider() -> Block:

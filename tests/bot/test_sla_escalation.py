@@ -31,3 +31,15 @@ def test_a_reopened_conversation_with_a_first_response_is_not_escalated(engine: 
     with session_scope(engine) as session:
         keys = session.exec(select(OutboxItem.key).where(OutboxItem.kind == "sla-escalation")).all()
     assert keys == [f"sla:{unanswered}"]
+
+
+def test_an_escalated_conversation_is_escalated_once(engine: Any, seeded: Seeded) -> None:
+    add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=seeded.jan,
+                       subject="Never answered", text="Hello?", sla_hours=2)
+    first = START + timedelta(hours=3)
+    with session_scope(engine) as session:
+        assert enqueue_escalations(session, first) == 1
+    with session_scope(engine) as session:
+        assert enqueue_escalations(session, first + timedelta(hours=1)) == 0
+    with session_scope(engine) as session:
+        assert session.exec(select(Conversation.escalated_at)).all() == [first]

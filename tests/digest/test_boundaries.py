@@ -31,20 +31,35 @@ def test_lapsed_uses_the_median_gap_not_the_mean(engine: Engine, known: Known) -
     assert (gil.median_gap_days, gil.threshold_days, gil.days_since) == (10, 20, 50)
 
 
-def test_an_sla_due_at_a_period_boundary_counts_in_one_digest_only(engine: Engine, known: Known) -> None:
-    def breaches() -> tuple[int, int]:
-        with Session(engine) as session:
-            maja = session.get(Rep, known.reps["maja"].id)
-            assert maja is not None
-            return tuple(  # type: ignore[return-value]
-                compute_digest(session, manager=maja, period="day", start=start, end=start + (E - S),
-                               params=SegmentParams(), now=E + timedelta(days=2)).sla_breaches
-                for start in (S, E)
-            )
+def _both_days(engine: Engine, known: Known, figure: str) -> tuple[int, int]:
+    """`figure` of Maja's digest for the day that ends at E and for the day that begins there."""
+    with Session(engine) as session:
+        maja = session.get(Rep, known.reps["maja"].id)
+        assert maja is not None
+        first, second = (
+            getattr(compute_digest(session, manager=maja, period="day", start=start, end=start + (E - S),
+                                   params=SegmentParams(), now=E + timedelta(days=2)), figure)
+            for start in (S, E)
+        )
+    return first, second
 
-    before = breaches()
+
+def _added_at_the_boundary(engine: Engine, known: Known, figure: str, **conversation: object) -> tuple[int, int]:
+    """How much `figure` grows on each side of E when a conversation is added."""
+    before = _both_days(engine, known, figure)
     with session_scope(engine) as session:
-        session.add(Conversation(subject="due at midnight", owner_id=known.reps["alice"].id, status="open",
-                                 opened_at=S, sla_due_at=E))
-    after = breaches()
-    assert (after[0] - before[0], after[1] - before[1]) == (0, 1)  # the later day's, not both, not none
+        session.add(Conversation(owner_id=known.reps["alice"].id, status="open", **conversation))
+    after = _both_days(engine, known, figure)
+    return after[0] - before[0], after[1] - before[1]
+
+
+def test_an_sla_due_at_a_period_boundary_counts_in_one_digest_only(engine: Engine, known: Known) -> None:
+    # the later day's, not both, not none
+    assert _added_at_the_boundary(engine, known, "sla_breaches", subject="due at midnight", opened_at=S,
+                                  sla_due_at=E) == (0, 1)
+
+
+def test_a_conversation_opened_at_a_period_boundary_is_new_in_the_later_period(engine: Engine,
+                                                                               known: Known) -> None:
+    assert _added_at_the_boundary(engine, known, "new_conversations", subject="opened at midnight",
+                                  opened_at=E) == (0, 1)
