@@ -97,6 +97,10 @@ def check_choice(value: str, allowed: type[ContactKind] | type[Stage] | type[Rol
     return key
 
 
+# Order.amount is Numeric(14, 2): twelve digits before the point.
+MAX_AMOUNT = Decimal(10) ** 12
+
+
 def parse_amount(value: str) -> Decimal:
     """Amounts as exported by CRMs and spreadsheets: `1200.50`, `1 200,50`, `1,200.50`, `1.200,50`."""
     text = value.strip().replace("\u00a0", "").replace(" ", "").replace("'", "")
@@ -115,6 +119,9 @@ def parse_amount(value: str) -> Decimal:
         raise Invalid(f"amount {value!r} is not a number") from None
     if not amount.is_finite():
         raise Invalid(f"amount {value!r} is not a number")
+    # Checked before quantize, which raises InvalidOperation past 28 digits.
+    if abs(amount) >= MAX_AMOUNT:
+        raise Invalid(f"amount {value!r} is too large (at most 999,999,999,999.99)")
     return amount.quantize(Decimal("0.01"))
 
 

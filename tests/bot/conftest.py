@@ -169,6 +169,7 @@ def service(database_url: str, fake_slack: FakeSlack, clock: Clock) -> Iterator[
     """`rapport serve`'s Service in HTTP mode on loopback; the scheduler only ticks when a test says."""
     fake_slack.add_user("dave@nordlys.example", DAVE)
     fake_slack.add_user("alice@nordlys.example", ALICE)
+    fake_slack.allow_mentions(ALICE, BOB, CAROL, DAVE)  # Rapport mentions its reps; nobody else may
     rt = make_runtime(database_url, fake_slack)
     svc = Service(rt, host="127.0.0.1", port=0, clock=clock, scheduler_interval=3600, watch_mailboxes=False)
     svc.start()
@@ -192,21 +193,42 @@ def events_url(service: Service) -> str:
     return f"http://127.0.0.1:{service.http.port}/slack/events"
 
 
+@pytest.fixture(autouse=True)
+def no_raw_mentions(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every bot test: nothing from a customer or a user pings or links in Slack (`<!channel>`, `<http…>`).
+
+    Scans every Web API call the fake Slack recorded and every answer to a Slack request.
+    """
+    slack = request.getfixturevalue("fake_slack") if "fake_slack" in request.fixturenames else None
+    yield
+    if slack is not None:
+        problems = slack.mention_problems()
+        assert not problems, f"raw mentions or links that Rapport did not write: {problems}"
+
+
+def _answer(fake_slack: FakeSlack, body: bytes) -> dict[str, Any]:
+    answer = json.loads(body) if body.strip().startswith(b"{") else {}
+    fake_slack.check_response(answer)
+    return answer
+
+
 @pytest.fixture
-def slash(events_url: str) -> Callable[..., tuple[int, dict[str, Any]]]:
-    """Send a signed `/crm TEXT` as a user; returns (status, the JSON answer or {})."""
+def slash(events_url: str, fake_slack: FakeSlack) -> Callable[..., tuple[int, dict[str, Any]]]:
+    """Send a signed `/crm TEXT` as a user; returns (status, the JSON answer or {}), checked like a Slack call."""
 
     def send(text: str, *, user: str = ALICE, **fields: Any) -> tuple[int, dict[str, Any]]:
         status, body = slack_requests.slash_command(SECRET, COMMAND, text, user_id=user, **fields).post(events_url)
-        return status, json.loads(body) if body.strip().startswith(b"{") else {}
+        return status, _answer(fake_slack, body)
 
     return send
 
 
 @pytest.fixture
-def interact(events_url: str) -> Callable[[dict[str, Any]], tuple[int, bytes]]:
+def interact(events_url: str, fake_slack: FakeSlack) -> Callable[[dict[str, Any]], tuple[int, bytes]]:
     def send(payload: dict[str, Any]) -> tuple[int, bytes]:
-        return slack_requests.interaction(SECRET, payload).post(events_url)
+        status, body = slack_requests.interaction(SECRET, payload).post(events_url)
+        _answer(fake_slack, body)
+        return status, body
 
     return send
 

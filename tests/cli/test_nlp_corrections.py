@@ -4,27 +4,14 @@ and re-routes the conversation when routing gave it to the wrong rep."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from rapport.cli.common import runtime
 from rapport.cli.main import app
 from store.corrections import training_corrections
-from store.db import make_engine, session_scope, upgrade
+from store.db import make_engine, session_scope
 from store.models import Assignment, Conversation, Correction, Message, Rep
-
-
-@pytest.fixture
-def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    url = f"sqlite:///{tmp_path / 'r.db'}"
-    monkeypatch.setenv("RAPPORT_DATABASE_URL", url)
-    monkeypatch.setenv("RAPPORT_CONFIG", str(tmp_path / "absent.toml"))
-    runtime.cache_clear()
-    upgrade(make_engine(url))
-    return url
 
 
 def test_correct_updates_the_message_and_keeps_training_data(database: str) -> None:
