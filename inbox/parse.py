@@ -803,8 +803,11 @@ _WROTE = re.compile(
     r"(?:wrote|writes|schrieb|schreef|skrev|kirjoitti|napísal(?:\(a\)|a)?|napsal(?:\(a\)|a)?|"
     r"napisał(?:\(a\)|a)?|pisze|napisal(?:\(a\)|a)?|írta|a écrit|escribió|escreveu|ha scritto|"
     r"написал(?:\(а\)|а)?|寫道|写道)\s*:?\s*$"
-    # German, Dutch and Scandinavian clients put the name after the verb: "schrieb Jan <j@x>:".
-    r"|\b(?:schrieb|schreef|skrev|skrev följande)\b.{0,160}:\s*$",
+    # German, Dutch and Scandinavian clients put the name after the verb: "Am 23.11. schrieb Jan <j@x>:";
+    # a date or an address before the verb tells it from prose ("Som jag skrev är ... två nivåer:").
+    r"|[\d@].*\b(?:schrieb|schreef|skrev|skrev följande)\b.{0,160}:\s*$"
+    # Gmail in Hungarian: "Tóth Gábor <g@x> ezt írta (időpont: 2026. nov. 18., Sze, 10:22):".
+    r"|\bezt írta\b.{0,80}:\s*$",
     re.I,
 )
 _ORIGINAL_MESSAGE = re.compile(

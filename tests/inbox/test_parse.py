@@ -390,3 +390,22 @@ def test_delimiter_lines_are_those_the_mime_grammar_gives(raw: bytes, start: int
     start = min(start, len(raw))
     expected = [(m.start(), m.end(), bool(m.group(1))) for m in grammar.finditer(raw, start, len(raw))]
     assert list(_delimiter_lines(raw, b"--b", start, len(raw))) == expected
+
+
+def test_prose_with_skrev_and_a_colon_is_not_a_quote_header() -> None:
+    """Regression: a Swedish sentence "Som jag skrev ... två nivåer:" cut the rest of the mail as a quote."""
+    raw = (b"From: a@b.example\r\nTo: s@n.example\r\nSubject: Labbdagarna\r\n"
+           b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+           + "Hej Linnea,\r\n\r\nSom jag skrev är Labbdagarna i Norrköping den 20 april, med två nivåer:\r\n"
+             "guld och silver. Vilken passar er?\r\n".encode())
+    assert "guld och silver" in parse_message(raw).new_text
+
+
+def test_hungarian_gmail_quote_header_starts_the_quote() -> None:
+    raw = (b"From: a@b.example\r\nTo: s@n.example\r\nSubject: Re: rendeles\r\n"
+           b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+           + "Kérem a visszaigazolást.\r\n\r\nTóth Gábor <g@x.example> ezt írta (időpont: 2026. nov. 18., "
+             "Sze, 10:22):\r\n> Régi szöveg a szállításról.\r\n".encode())
+    new_text = parse_message(raw).new_text
+    assert "visszaigazolást" in new_text
+    assert "ezt írta" not in new_text and "Régi" not in new_text
