@@ -814,7 +814,7 @@ _ORIGINAL_MESSAGE = re.compile(
     r"^\s*(?:-{2,}\s*(?:original message|forwarded message|ursprüngliche nachricht|weitergeleitete nachricht|"
     r"pôvodná správa|preposlaná správa|původní zpráva|přeposlaná zpráva|ursprungligt meddelande|"
     r"vidarebefordrat meddelande|eredeti üzenet|továbbított üzenet|izvirno sporočilo|posredovano sporočilo|"
-    r"message d'origine|message transféré|mensaje original|mensaje reenviado|wiadomość oryginalna|"
+    r"message d'origine|message transféré|mensaje original|mensaje reenviado|wiadomość oryginalna|oryginalna wiadomość|"
     r"przekazana wiadomość|oorspronkelijk bericht|messaggio originale)\s*-*|_{20,})\s*$",
     re.I,
 )
