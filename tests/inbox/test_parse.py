@@ -21,6 +21,7 @@ from inbox.parse import (
     normalize_subject,
     parse_message,
 )
+from tests.inbox.helpers import mail
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "eml"
 
@@ -390,3 +391,15 @@ def test_delimiter_lines_are_those_the_mime_grammar_gives(raw: bytes, start: int
     start = min(start, len(raw))
     expected = [(m.start(), m.end(), bool(m.group(1))) for m in grammar.finditer(raw, start, len(raw))]
     assert list(_delimiter_lines(raw, b"--b", start, len(raw))) == expected
+
+
+def test_content_hash_is_the_same_mail_not_the_same_message_id() -> None:
+    """One mail read over IMAP (CRLF, a Received header added) and from a file (LF) hashes alike;
+    another mail with the same Message-ID does not."""
+    crlf = mail(message_id="<same@x>", body="Line one\r\nLine two")
+    lf = crlf.replace(b"\r\n", b"\n") + b"\n"
+    delivered = b"Received: from mx.example by imap.example; Mon, 23 Nov 2026 10:00:01 +0000\r\n" + crlf
+    other = mail(message_id="<same@x>", body="Line one\r\nLine three")
+    hashes = [parse_message(raw).content_hash for raw in (crlf, lf, delivered, other)]
+    assert hashes[0] == hashes[1] == hashes[2] != hashes[3]
+    assert parse_message(b"\x00garbage").content_hash == parse_message(b"\x00garbage").content_hash
