@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-
 # Server-side TCP keepalive of a lock's connection (a killed process's socket closes at once;
 # these cover a host or network that disappears).
 KEEPALIVE = {"tcp_keepalives_idle": 10, "tcp_keepalives_interval": 3, "tcp_keepalives_count": 3}
@@ -35,8 +34,8 @@ def exclusive(engine: Engine, name: str) -> Iterator[bool]:
     with engine.connect() as connection:
         held = bool(connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar())
         if held:  # if this host vanishes without closing the socket, the server frees the lock within ~20 s
-            for name, value in KEEPALIVE.items():
-                connection.execute(text(f"SET {name} = {value}"))
+            for setting, value in KEEPALIVE.items():
+                connection.execute(text(f"SET {setting} = {value}"))
         connection.commit()  # the lock is the session's, not the transaction's: keep no transaction open
         try:
             yield held
