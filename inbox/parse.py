@@ -34,6 +34,10 @@ MAX_PARTS = 500
 MAX_DEPTH = 12
 MAX_REFERENCES = 100
 SYNTHETIC_DOMAIN = "rapport.invalid"
+# The headers that say which mail this is (not the ones servers add on the way): with the body, a
+# mail's content hash. A Message-ID alone is a claim some mailers and list servers reuse.
+IDENTIFYING_HEADERS = ("from", "to", "cc", "date", "subject", "message-id")
+HASH_CHUNK_BYTES = 1 << 20
 
 # Headers kept in `ParsedMessage.headers` (automatic-mail detection, urgency and display reason on them).
 KEPT_HEADERS = frozenset(
@@ -118,6 +122,7 @@ class Attachment:
 class ParsedMessage:
     message_id: str
     has_real_message_id: bool
+    content_hash: str  # tells apart different mails that share a Message-ID
     in_reply_to: str | None
     references: list[str]
     subject: str
@@ -170,6 +175,30 @@ def synthetic_message_id(raw: bytes) -> str:
     return f"<{hashlib.sha256(raw).hexdigest()}@{SYNTHETIC_DOMAIN}>"
 
 
+def content_hash(headers: dict[str, list[bytes]], raw: bytes, body_start: int) -> str:
+    """sha256 of the identifying headers' raw values and the body bytes: equal for the same mail.
+
+    Line ends are normalised and trailing blank lines ignored, so the same mail read from
+    IMAP (CRLF) and from an .eml file (LF) hashes alike; headers a server adds do not count.
+    """
+    digest = hashlib.sha256()
+    for name in IDENTIFYING_HEADERS:
+        for value in headers.get(name, []):
+            digest.update(b"%s:%s\n" % (name.encode(), value.strip()))
+    digest.update(b"\n")
+    end = len(raw)
+    while end > body_start and raw[end - 1] in b"\r\n":
+        end -= 1
+    start = body_start
+    while start < end:  # in chunks: a large mail is not copied whole
+        stop = min(start + HASH_CHUNK_BYTES, end)
+        if raw[stop - 1 : stop] == b"\r" and stop < end:
+            stop += 1  # keep a CRLF in one chunk
+        digest.update(raw[start:stop].replace(b"\r\n", b"\n"))
+        start = stop
+    return digest.hexdigest()
+
+
 # --- top level -------------------------------------------------------------------------------
 
 
@@ -187,6 +216,7 @@ def _unparsed(raw: bytes, problem: str) -> ParsedMessage:
     return ParsedMessage(
         message_id=synthetic_message_id(raw),
         has_real_message_id=False,
+        content_hash=content_hash({}, raw, 0),
         in_reply_to=None,
         references=[],
         subject="",
@@ -218,6 +248,7 @@ def _parse(raw: bytes) -> ParsedMessage:
     parsed = ParsedMessage(
         message_id=message_id,
         has_real_message_id=real,
+        content_hash=content_hash(top.headers, raw, top.start),
         in_reply_to=_first_msg_id(header.first("in-reply-to")),
         references=_references(header.first("references")),
         subject=_subject(header.decoded("subject"), problems),

@@ -21,6 +21,7 @@ from inbox.parse import (
     normalize_subject,
     parse_message,
 )
+from tests.inbox.helpers import mail
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "eml"
 
@@ -409,3 +410,15 @@ def test_hungarian_gmail_quote_header_starts_the_quote() -> None:
     new_text = parse_message(raw).new_text
     assert "visszaigazolást" in new_text
     assert "ezt írta" not in new_text and "Régi" not in new_text
+
+
+def test_content_hash_is_the_same_mail_not_the_same_message_id() -> None:
+    """One mail read over IMAP (CRLF, a Received header added) and from a file (LF) hashes alike;
+    another mail with the same Message-ID does not."""
+    crlf = mail(message_id="<same@x>", body="Line one\r\nLine two")
+    lf = crlf.replace(b"\r\n", b"\n") + b"\n"
+    delivered = b"Received: from mx.example by imap.example; Mon, 23 Nov 2026 10:00:01 +0000\r\n" + crlf
+    other = mail(message_id="<same@x>", body="Line one\r\nLine three")
+    hashes = [parse_message(raw).content_hash for raw in (crlf, lf, delivered, other)]
+    assert hashes[0] == hashes[1] == hashes[2] != hashes[3]
+    assert parse_message(b"\x00garbage").content_hash == parse_message(b"\x00garbage").content_hash
