@@ -27,7 +27,7 @@ from bot.notify import Sender, dispatch_outbox
 from store.db import session_scope
 from store.followups import due_for_nudge, due_for_reminder, mark_nudged, mark_reminded
 from store.models import Conversation, ConversationStatus, SlackEvent
-from store.outbox import enqueue
+from store.outbox import Nudge, Reminder, SlaEscalation, enqueue
 from store.search import refresh_index
 from store.segments import SegmentParams, create_post_purchase_followups
 from store.types import utcnow
@@ -139,14 +139,8 @@ def enqueue_reminders(session: Session, now: datetime) -> set[int]:
     """A reminder row per follow-up due by `now`; returns the reps concerned."""
     reps: set[int] = set()
     for followup in due_for_reminder(session, now):
-        due = followup.due_at.isoformat()
-        enqueue(
-            session,
-            "reminder",
-            f"reminder:{followup.id}:{due}",
-            {"followup_id": followup.id, "due": due},
-            due_at=followup.due_at,
-        )
+        assert followup.id is not None
+        enqueue(session, Reminder(followup.id, followup.due_at.isoformat()), now=now, due_at=followup.due_at)
         mark_reminded(session, followup, now)
         reps.add(followup.rep_id)
     return reps
@@ -155,13 +149,8 @@ def enqueue_reminders(session: Session, now: datetime) -> set[int]:
 def enqueue_nudges(session: Session, now: datetime) -> int:
     count = 0
     for followup in due_for_nudge(session, now):
-        enqueue(
-            session,
-            "nudge",
-            f"nudge:{followup.id}:{now.date().isoformat()}",
-            {"followup_id": followup.id},
-            due_at=now,
-        )
+        assert followup.id is not None
+        enqueue(session, Nudge(followup.id, now.date().isoformat()), now=now)
         mark_nudged(session, followup, now)
         count += 1
     return count
@@ -183,13 +172,8 @@ def enqueue_escalations(session: Session, now: datetime, *, limit: int = 200) ->
     )
     count = 0
     for conversation in session.exec(query).all():
-        enqueue(
-            session,
-            "sla-escalation",
-            f"sla:{conversation.id}",
-            {"conversation_id": conversation.id},
-            due_at=now,
-        )
+        assert conversation.id is not None
+        enqueue(session, SlaEscalation(conversation.id), now=now)
         conversation.escalated_at = now
         session.add(conversation)
         count += 1

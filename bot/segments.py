@@ -10,7 +10,8 @@ from typing import Any
 
 from sqlmodel import Session
 
-from bot.digest import MAX_BLOCKS, escape_mrkdwn, format_eur, format_orders, owner_mention
+from bot.blocks import MAX_BLOCKS
+from bot.digest import escape_mrkdwn, format_eur, format_orders, owner_mention
 from store.segments import (
     SEGMENT_NAMES,
     LapsedCustomer,

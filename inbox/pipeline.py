@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
@@ -47,11 +46,9 @@ from store.models import (
     ConversationStatus,
     Direction,
     Message,
-    OutboxItem,
-    OutboxStatus,
     Rep,
 )
-from store.outbox import enqueue
+from store.outbox import AssignmentDm, BacklogSummary, ImapMove, ImapTag, Payload, enqueue, enqueue_many
 from store.tags import message_keywords
 from store.types import utcnow
 
@@ -682,75 +679,37 @@ def _write_assignments(batch: _Batch) -> None:
         if p.conversation is not None and p.decision is not None
     ]
     ids = record_assignments(batch.session, decisions, at=batch.now)
-    now = batch.now
-    insert_rows(batch.session, OutboxItem, [
-        _outbox_row("assign-dm", f"assign-dm:{assignment_id}",
-                    {"assignment_id": assignment_id, "conversation_id": p.conversation.id, "message_id": p.id}, now)
+    enqueue_many(batch.session, [
+        AssignmentDm(assignment_id, p.conversation.id, p.id)
         for p, assignment_id in zip(decided, ids, strict=True)
         if p.notify and p.conversation is not None
-    ])
-
-
-def _outbox_row(kind: str, key: str, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """An outbox row for a key that cannot exist yet: it names a row inserted in this transaction."""
-    return {"kind": kind, "key": key, "payload": payload, "status": OutboxStatus.pending, "due_at": now,
-            "claimed_until": None, "attempts": 0, "last_error": None, "created_at": now, "sent_at": None}
+    ], now=batch.now)
 
 
 def _write_tags(batch: _Batch) -> None:
     """IMAP keywords (and optionally a move to the owner's folder), applied after the commit by the dispatcher."""
-    options, now = batch.options, batch.now
+    options = batch.options
     reps_by_id = {rep.id: rep for rep in batch.reps.values()}
-    rows = []
+    rows: list[Payload] = []
     for planned in batch.planned:
         fetched, conversation = planned.item.fetched, planned.conversation
         if not options.tag_messages or fetched.uid is None or conversation is None or planned.item.outbound:
             continue
         owner = reps_by_id.get(conversation.owner_id)
         words = message_keywords(options.keyword_prefix, conversation, owner, planned.item.verdict.is_automatic)
-        position = {"mailbox": fetched.mailbox, "folder": fetched.folder, "uidvalidity": fetched.uidvalidity,
-                    "uid": fetched.uid, "message_id": planned.id}
+        assert planned.id is not None
+        position = (fetched.mailbox, fetched.folder, fetched.uidvalidity, fetched.uid, planned.id)
         if words:
-            rows.append(_outbox_row("imap-tag", f"imap-tag:{planned.id}", {**position, "keywords": words}, now))
+            rows.append(ImapTag(*position, keywords=words))
         if options.move_to_owner_folders and owner is not None and not planned.item.verdict.is_automatic:
-            target = f"{options.owner_folder_prefix}/{owner.email.partition('@')[0]}"
-            rows.append(_outbox_row("imap-move", f"imap-move:{planned.id}", {**position, "target": target}, now))
-    insert_rows(batch.session, OutboxItem, rows)
+            rows.append(ImapMove(*position, target=f"{options.owner_folder_prefix}/{owner.email.partition('@')[0]}"))
+    enqueue_many(batch.session, rows, now=batch.now)
 
 
 def _record_backlog(batch: _Batch) -> None:
     """Fold this batch's old mail into the folder's pending summary (one row, however many batches)."""
     for (mailbox, folder), backlog in batch.backlog.items():
         assert backlog.oldest is not None and backlog.newest is not None
-        oldest, newest = backlog.oldest.isoformat(), backlog.newest.isoformat()
-        due = utcnow() + BACKLOG_SUMMARY_DELAY
-        pending = [
-            row
-            for row in batch.session.exec(
-                select(OutboxItem).where(
-                    OutboxItem.kind == "backlog-summary",
-                    OutboxItem.status == OutboxStatus.pending,
-                    # a row a dispatcher has claimed may be posting now: start a new one instead
-                    or_(col(OutboxItem.claimed_until).is_(None), col(OutboxItem.claimed_until) < utcnow()),
-                )
-            ).all()
-            if row.payload.get("mailbox") == mailbox and row.payload.get("folder") == folder
-        ]
-        if pending:
-            row = pending[0]
-            owners = Counter(row.payload.get("owners", {}))
-            owners.update(backlog.owners)
-            row.payload = {
-                **row.payload,
-                "count": int(row.payload.get("count", 0)) + backlog.count,
-                "owners": dict(owners),
-                "oldest": min(row.payload.get("oldest", oldest), oldest),
-                "newest": max(row.payload.get("newest", newest), newest),
-            }
-            row.due_at = due
-            batch.session.add(row)
-            continue
-        payload = {"mailbox": mailbox, "folder": folder, "count": backlog.count, "owners": dict(backlog.owners),
-                   "oldest": oldest, "newest": newest}
-        enqueue(batch.session, "backlog-summary", f"backlog-summary:{mailbox}:{folder}:{batch.now.isoformat()}",
-                payload, due_at=due)
+        summary = BacklogSummary(mailbox, folder, backlog.count, dict(backlog.owners), backlog.oldest.isoformat(),
+                                 backlog.newest.isoformat(), since=batch.now.isoformat())
+        enqueue(batch.session, summary, now=batch.now, due_at=batch.now + BACKLOG_SUMMARY_DELAY)

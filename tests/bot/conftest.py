@@ -32,7 +32,7 @@ from store.models import (
     Order,
     Rep,
 )
-from store.outbox import enqueue
+from store.outbox import AssignmentDm, enqueue
 from tests.servers import slack_requests
 from tests.servers.fake_slack import FakeSlack
 from tests.servers.slack_requests import SignedRequest
@@ -139,8 +139,8 @@ def add_assigned_email(
         session.add(assignment)
         session.flush()
         key = f"assign-dm:{assignment.id}"
-        enqueue(session, "assign-dm", key, {"assignment_id": assignment.id, "conversation_id": conversation.id,
-                                            "message_id": message.id}, due_at=at)
+        assert assignment.id is not None
+        enqueue(session, AssignmentDm(assignment.id, conversation.id, message.id), now=at)
         assert conversation.id is not None
         return conversation.id, key
 

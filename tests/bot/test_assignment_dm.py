@@ -189,14 +189,12 @@ def test_sla_escalation_goes_once_to_owner_and_manager(
 
 def test_backlog_summary_goes_to_the_managers_once(engine: Any, seeded: Seeded, fake_slack: FakeSlack) -> None:
     from store.db import session_scope
-    from store.outbox import enqueue
+    from store.outbox import BacklogSummary, enqueue
 
     with session_scope(engine) as session:
-        enqueue(session, "backlog-summary", "backlog-summary:support@nordlys.example:INBOX:1", {
-            "mailbox": "support@nordlys.example", "folder": "INBOX", "count": 412,
-            "owners": {"alice@nordlys.example": 300, "queue:triage": 112},
-            "oldest": "2026-01-02T08:00:00+00:00", "newest": "2026-11-19T17:00:00+00:00",
-        }, due_at=START)
+        enqueue(session, BacklogSummary(
+            "support@nordlys.example", "INBOX", 412, {"alice@nordlys.example": 300, "queue:triage": 112},
+            "2026-01-02T08:00:00+00:00", "2026-11-19T17:00:00+00:00", since="1"), now=START)
     assert dispatch_outbox(engine, _sender(fake_slack), now=START) == 1
     assert dispatch_outbox(engine, _sender(fake_slack), now=START + timedelta(minutes=5)) == 0
     [summary] = fake_slack.messages("D0CAROL")
@@ -214,7 +212,7 @@ class _LockProbingSender(SlackSender):
         self.database = database
         self.write_lock_free: list[bool] = []
 
-    def send(self, session: Session, message: Any, *, retry: bool) -> dict[str, Any]:
+    def send(self, session: Session, message: Any, *, since: Any) -> dict[str, Any]:
         probe = sqlite3.connect(self.database, timeout=0.1, isolation_level=None)
         try:
             probe.execute("BEGIN IMMEDIATE")
@@ -224,7 +222,7 @@ class _LockProbingSender(SlackSender):
             self.write_lock_free.append(False)
         finally:
             probe.close()
-        return super().send(session, message, retry=retry)
+        return super().send(session, message, since=since)
 
 
 def test_regression_a_dm_on_its_way_holds_no_database_write_lock(
