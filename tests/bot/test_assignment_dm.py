@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +16,7 @@ from rapport.serve import Service
 from store.models import Assignment, Conversation, Correction, OutboxItem, Rep
 from store.types import utcnow
 from tests.bot.conftest import ALICE, BOB, CAROL, DAVE, START, Clock, Seeded, add_assigned_email, rep_id
+from tests.dying_dispatcher import run_until_acted
 from tests.servers import slack_requests
 from tests.servers.fake_slack import FakeSlack
 
@@ -61,23 +57,7 @@ def test_dm_sent_exactly_once_when_killed_between_send_and_mark(
 ) -> None:
     _, key = add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=seeded.jan,
                                 subject="Where is my order?", text="Still waiting.")
-    marker = tmp_path / "posted"
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tests.bot.dying_dispatcher", database_url, fake_slack.base_url, str(marker),
-         START.isoformat()],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not marker.exists():
-            assert child.poll() is None, "the dispatcher exited before posting"
-            assert time.monotonic() < deadline, "the dispatcher never posted"
-            time.sleep(0.05)
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=10)
-    finally:
-        if child.poll() is None:
-            child.kill()
+    run_until_acted(tmp_path / "posted", database_url, START, "slack", fake_slack.base_url)
     assert len(_dm_posts(fake_slack, key)) == 1
     with Session(engine) as session:
         row = session.exec(select(OutboxItem).where(OutboxItem.key == key)).one()
