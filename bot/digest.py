@@ -25,15 +25,14 @@ from sqlmodel import Session, select
 
 from bot.email import SmtpOptions, build_message, new_cid, send_message
 from store.digest import (
-    WEEKDAYS,
     DigestFigures,
     Period,
     RepFigures,
     ResponseTimes,
     compute_digest,
     last_complete_period,
-    zone,
 )
+from store.hours import WEEKDAYS, zone
 from store.models import Rep, Role
 from store.outbox import Digest, Job, enqueue
 from store.reps import rep_by_email

@@ -18,6 +18,7 @@ from rapport.settings import Settings
 from rapport.wiring import segment_params, slack_client, smtp_options
 from store.db import read_session
 from store.digest import DigestError, DigestFigures, compute_digest, last_complete_period, period_bounds
+from store.hours import UnknownZone
 from store.models import Rep
 from store.reps import rep_by_email
 from store.segments import export_segment
@@ -63,7 +64,7 @@ def digest(
                           else last_complete_period(period.value, utcnow(), rep.timezone))
             figures = compute_digest(session, manager=rep, period=period.value, start=start, end=end,
                                      params=segment_params(rt.config))
-        except DigestError as exc:
+        except (DigestError, UnknownZone) as exc:
             raise RapportError(str(exc)) from None
         if as_json:
             print_json(figures.to_json())
