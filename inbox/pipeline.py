@@ -37,6 +37,7 @@ from inbox.parse import ParsedMessage, normalize_subject, parse_message
 from inbox.threads import ThreadIndex, ThreadKey, select_in
 from store.assignments import AssignmentDecision, record_assignments
 from store.checkpoints import save_checkpoint
+from store.conversations import customer_wrote, staff_replied
 from store.db import insert_rows, read_session
 from store.models import (
     Company,
@@ -550,14 +551,7 @@ def _continue_conversation(
         conversation.category, conversation.category_confidence = result.category, float(result.confidence)
     if result and not conversation.language:
         conversation.language = result.language
-    conversation.is_automatic = False
-    reopened = False
-    last_staff = max((t for t in (conversation.answered_at, conversation.closed_at) if t), default=None)
-    if conversation.status != ConversationStatus.open and (last_staff is None or item.received_at > last_staff):
-        conversation.status = ConversationStatus.open
-        conversation.closed_at = None
-        conversation.sla_due_at = sla_due
-        reopened = True
+    reopened = customer_wrote(conversation, item.received_at, sla_due)
     never_assigned = conversation.id is not None and conversation.id not in batch.threads.assigned
     return reopened or never_assigned
 
@@ -609,14 +603,7 @@ def _plan_outbound(batch: _Batch, item: _Item) -> None:
             _take(conversation, planned_decision)
     else:
         _touch(conversation, item.received_at)
-        if conversation.first_response_at is None or item.received_at < conversation.first_response_at:
-            conversation.first_response_at = item.received_at
-        if conversation.answered_at is None or item.received_at > conversation.answered_at:
-            conversation.answered_at = item.received_at
-        # Sent may be read after INBOX: a reply older than the customer's latest mail leaves it open.
-        waiting_since = conversation.last_inbound_at or item.received_at
-        if conversation.status == ConversationStatus.open and item.received_at >= waiting_since:
-            conversation.status = ConversationStatus.answered
+        staff_replied(conversation, item.received_at)
     planned = _plan_message(batch, item, conversation, contact)
     if planned_decision is not None and sender is not None:
         planned.decision, planned.decided_by = planned_decision, sender.email

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, case, func, literal, select
 from sqlmodel import Session
 
+from store.conversations import missed_sla
 from store.hours import zone
 from store.models import Activity as _Activity
 from store.models import (
@@ -403,8 +404,7 @@ class _Window:
                 _conversation.status.in_([s.value for s in ConversationStatus]),
                 _conversation.sla_due_at >= self.start,
                 _conversation.sla_due_at < due_end,
-                (_conversation.first_response_at.is_(None))
-                | (_conversation.first_response_at > _conversation.sla_due_at),
+                missed_sla(),
                 self._human_conversations(),
             )
             .group_by(_conversation.owner_id)

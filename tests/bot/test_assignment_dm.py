@@ -147,6 +147,8 @@ def test_buttons_claim_reassign_recategorise_answer(
         conversation = session.get(Conversation, conversation_id)
         assert conversation is not None
         assert conversation.category == "refund" and conversation.status == "answered"
+        # a manual "answered" is a first response: no breach, not "unanswered", in the digest
+        assert conversation.first_response_at == conversation.answered_at == START
     last = fake_slack.messages(ALICE_DM)[-1]
     assert "Marked answered by Alice Berg" in json.dumps(last["blocks"])
     assert sum(b.get("block_id") == "rapport_status" for b in last["blocks"]) == 1
