@@ -42,6 +42,7 @@ class Payload:
     """What one outbox row asks for; subclasses name their `kind` and `key`."""
 
     kind: ClassVar[str]
+    key_format: ClassVar[str]  # the idempotency key, from the payload's fields
     kinds: ClassVar[dict[str, type[Payload]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -50,7 +51,7 @@ class Payload:
 
     @property
     def key(self) -> str:
-        raise NotImplementedError
+        return self.key_format.format(**self.as_json())
 
     def as_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -59,13 +60,10 @@ class Payload:
 @dataclass(frozen=True)
 class AssignmentDm(Payload):
     kind = "assign-dm"
+    key_format = "assign-dm:{assignment_id}"
     assignment_id: int
     conversation_id: int | None
     message_id: int | None = None
-
-    @property
-    def key(self) -> str:
-        return f"assign-dm:{self.assignment_id}"
 
 
 @dataclass(frozen=True)
@@ -73,6 +71,7 @@ class ImapTag(Payload):
     """Keywords on one message where Rapport read it (and, after a reassignment, ones to remove)."""
 
     kind = "imap-tag"
+    key_format = "imap-tag:{message_id}"
     mailbox: str
     folder: str
     uidvalidity: int | None
@@ -80,16 +79,17 @@ class ImapTag(Payload):
     message_id: int
     keywords: list[str]
     remove: list[str] = field(default_factory=list)
-    assignment_id: int | None = None  # a reassignment's retag, beside the first tag
+    assignment_id: int | None = None
 
     @property
-    def key(self) -> str:
-        return f"imap-tag:{self.message_id}" + (f":{self.assignment_id}" if self.assignment_id else "")
+    def key(self) -> str:  # a reassignment's retag sits beside the first tag
+        return super().key + (f":{self.assignment_id}" if self.assignment_id else "")
 
 
 @dataclass(frozen=True)
 class ImapMove(Payload):
     kind = "imap-move"
+    key_format = "imap-move:{message_id}"
     mailbox: str
     folder: str
     uidvalidity: int | None
@@ -97,16 +97,13 @@ class ImapMove(Payload):
     message_id: int
     target: str
 
-    @property
-    def key(self) -> str:
-        return f"imap-move:{self.message_id}"
-
 
 @dataclass(frozen=True)
 class BacklogSummary(Payload):
     """Old mail of a first sync, counted per owner: one summary per folder, however many batches."""
 
     kind = "backlog-summary"
+    key_format = "backlog-summary:{mailbox}:{folder}:{since}"
     mailbox: str
     folder: str
     count: int
@@ -114,10 +111,6 @@ class BacklogSummary(Payload):
     oldest: str
     newest: str
     since: str  # the first batch's clock: part of the key
-
-    @property
-    def key(self) -> str:
-        return f"backlog-summary:{self.mailbox}:{self.folder}:{self.since}"
 
     def folded(self, later: BacklogSummary) -> BacklogSummary:
         owners = dict(self.owners)
@@ -130,33 +123,24 @@ class BacklogSummary(Payload):
 @dataclass(frozen=True)
 class Reminder(Payload):
     kind = "reminder"
+    key_format = "reminder:{followup_id}:{due}"
     followup_id: int
     due: str  # the due time it reminds of: a snooze makes a new row
-
-    @property
-    def key(self) -> str:
-        return f"reminder:{self.followup_id}:{self.due}"
 
 
 @dataclass(frozen=True)
 class Nudge(Payload):
     kind = "nudge"
+    key_format = "nudge:{followup_id}:{day}"
     followup_id: int
     day: str
-
-    @property
-    def key(self) -> str:
-        return f"nudge:{self.followup_id}:{self.day}"
 
 
 @dataclass(frozen=True)
 class SlaEscalation(Payload):
     kind = "sla-escalation"
+    key_format = "sla:{conversation_id}"
     conversation_id: int
-
-    @property
-    def key(self) -> str:
-        return f"sla:{self.conversation_id}"
 
 
 @dataclass(frozen=True)
@@ -164,6 +148,7 @@ class Digest(Payload):
     """A manager's digest for one period: Slack parts and/or an email, as `via` says."""
 
     kind = "digest"
+    key_format = "digest:{manager_email}:{period}:{local_date}"
     manager_email: str
     period: str
     start: str
@@ -172,10 +157,6 @@ class Digest(Payload):
     via: list[str]
     channel: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        return f"digest:{self.manager_email}:{self.period}:{self.local_date}"
 
 
 def payload_of(item: OutboxItem) -> Payload:
