@@ -275,28 +275,27 @@ class RapportSlack:
                 outcome, new_owner = act(session, self._rep(session, context), int(conversation_text), argument)
                 changed = {context["rep_id"]} if outcome.ok else set()
                 changed |= {new_owner.id} if new_owner is not None and new_owner.id is not None else set()
-            self._show_outcome(body, outcome)
+            self._show_outcome(body, outcome, keep=lambda block: block.get("block_id") != "rapport_status")
             if changed:
                 self.publish_home(changed)
 
         return on_action
 
-    def _show_outcome(self, body: dict[str, Any], outcome: Outcome) -> None:
-        """Success: a status line on the message itself; refusal: a private note to the clicker."""
-        container = body.get("container") or {}
-        message = body.get("message") or {}
-        if not outcome.ok or container.get("type") != "message" or not message:
-            self._tell(_user(body), outcome.text, [section(outcome.text)], channel=_channel(body))
-            return
-        blocks = [b for b in message.get("blocks") or [] if b.get("block_id") != "rapport_status"]
-        status = context(outcome.text)
-        status["block_id"] = "rapport_status"
-        blocks = [*blocks[:49], status]  # Slack's limit is 50: keep the header, drop the tail, keep the status
-        try:
-            self.client.chat_update(channel=str(container.get("channel_id") or _channel(body)), ts=str(message.get("ts")),
-                                    text=message.get("text") or outcome.text, blocks=blocks)
-        except SlackApiError as exc:
-            log.info("chat.update failed (%s); telling the user instead", exc.response.get("error"))
+    def _show_outcome(self, body: dict[str, Any], outcome: Outcome, keep: Callable[[Block], bool]) -> None:
+        """Success: a status line on the clicked message (with the blocks `keep` keeps); refusal: a
+        private note to the clicker. A click elsewhere (App Home) shows in the refreshed Home."""
+        container, message = body.get("container") or {}, body.get("message") or {}
+        if outcome.ok and container.get("type") == "message" and message:
+            status = {**context(outcome.text), "block_id": "rapport_status"}
+            blocks = [*[b for b in message.get("blocks") or [] if keep(b)][:49], status]  # Slack allows 50
+            try:
+                self.client.chat_update(channel=str(container.get("channel_id") or _channel(body)),
+                                        ts=str(message.get("ts")), text=message.get("text") or outcome.text,
+                                        blocks=blocks)
+                return
+            except SlackApiError as exc:
+                log.info("chat.update failed (%s); telling the user instead", exc.response.get("error"))
+        if not outcome.ok or container.get("type") == "message":
             self._tell(_user(body), outcome.text, [section(outcome.text)], channel=_channel(body))
 
     # ------------------------------------------------------------------ reminder buttons
@@ -306,28 +305,12 @@ class RapportSlack:
             value = _action_value(body)
             with session_scope(self.engine) as session:
                 outcome = act(session, self._rep(session, context), int(value) if value.isdigit() else 0, self.clock())
-            if (body.get("container") or {}).get("type") == "message":
-                self._finish_reminder(body, outcome)
-            elif not outcome.ok:
-                self._tell(_user(body), outcome.text, [section(outcome.text)], channel=_channel(body))
+            # the buttons go, so that a reminder cannot be clicked twice by mistake
+            self._show_outcome(body, outcome, keep=lambda block: block.get("type") != "actions")
             if outcome.ok:
                 self.publish_home({context["rep_id"]})
 
         return on_action
-
-    def _finish_reminder(self, body: dict[str, Any], outcome: Outcome) -> None:
-        """Replace a reminder's buttons by what was done, so it cannot be clicked twice by mistake."""
-        if not outcome.ok:
-            self._tell(_user(body), outcome.text, [section(outcome.text)], channel=_channel(body))
-            return
-        message = body.get("message") or {}
-        blocks = [b for b in message.get("blocks") or [] if b.get("type") != "actions"] + [context(outcome.text)]
-        container = body.get("container") or {}
-        try:
-            self.client.chat_update(channel=str(container.get("channel_id") or _channel(body)), ts=str(message.get("ts")),
-                                    text=message.get("text") or outcome.text, blocks=[*blocks[:-1][:49], blocks[-1]])
-        except SlackApiError as exc:
-            log.info("chat.update failed (%s)", exc.response.get("error"))
 
     # ------------------------------------------------------------------ modals
     def _on_submission(self, submit: Callable[[Session, Rep, dict[str, Any], datetime], Submission]) -> Callable[..., None]:
