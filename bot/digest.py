@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, select
 
@@ -37,6 +37,9 @@ from store.models import Rep, Role
 from store.outbox import Digest, Job, enqueue
 from store.reps import rep_by_email
 from store.segments import LapsedCustomer, Owner, SegmentParams, TopCustomer
+
+if TYPE_CHECKING:  # bot.notify hands digests here: only the type comes back
+    from bot.notify import SlackSender
 
 log = logging.getLogger("rapport.digest")
 
@@ -349,7 +352,7 @@ def deliver_digest(
     session: Session,
     job: Job,
     *,
-    slack: SlackPoster | None,
+    slack: SlackSender | None,
     smtp: SmtpOptions | None,
     now: datetime | None = None,
 ) -> None:
@@ -378,17 +381,6 @@ def deliver_digest(
                 channel=payload.channel, slack=slack, smtp=smtp, session=session, since=job.created_at)
 
 
-class SlackPoster(Protocol):
-    """What the digest needs of bot.notify.SlackSender (which imports this module)."""
-
-    def dm_channel(self, session: Session, rep: Rep) -> str: ...
-
-    def post(self, channel: str, text: str, blocks: list[dict[str, Any]], *, key: str | None = None,
-             since: datetime | None = None) -> tuple[list[str], int]: ...
-
-    def upload(self, channel: str, content: bytes, *, filename: str, title: str) -> None: ...
-
-
 def send_digest(
     figures: DigestFigures,
     *,
@@ -396,7 +388,7 @@ def send_digest(
     key: str,
     via: Iterable[str],
     channel: str | None = None,
-    slack: SlackPoster | None = None,
+    slack: SlackSender | None = None,
     smtp: SmtpOptions | None = None,
     session: Session,
     since: datetime | None,

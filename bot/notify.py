@@ -286,7 +286,8 @@ def deliver(
     if not messages:
         return {"skipped": True}
     for message in messages:
-        sender.send(session, message, since=job.created_at if job.retry else None)
+        # a second attempt: the first may have posted it already
+        sender.send(session, message, since=job.created_at if job.attempts > 1 else None)
         if sent is not None:
             sent.append(message)
     return {"sent": len(messages)}

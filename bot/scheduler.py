@@ -87,51 +87,31 @@ class Scheduler:
             result.nudges = enqueue_nudges(session, now)
             result.escalations = enqueue_escalations(session, now)
             forget_old_events(session, now)
-        result.followups = self._create_followups(now)
-        result.digests = self._enqueue_digests(now)
+        params, digests = self.segment_params, self.digest_options
+        # each in its own transaction: a failing digest must not hold back reminders
+        result.followups = self._apart("creating post-purchase follow-ups", lambda session: (
+            create_post_purchase_followups(session, now=now, days=params.post_purchase_days,
+                                           kinds=params.post_purchase_kinds)))
+        if digests is not None:
+            result.digests = self._apart("enqueueing digests", lambda session: (
+                enqueue_due_digests(session, now=now, options=digests)))
         notified: set[int] = set()
-        result.delivered = dispatch_outbox(
-            self.engine,
-            self.sender,
-            now=now,
-            smtp=self.smtp,
-            on_sent=lambda message: notified.add(message.rep.id or 0),
-        )
+        result.delivered = dispatch_outbox(self.engine, self.sender, now=now, smtp=self.smtp,
+                                           on_sent=lambda message: notified.add(message.rep.id or 0))
         changed = (reminded | notified) - {0}
         if changed and self.on_change is not None:
             self.on_change(changed)
-        self._refresh_search()
+        # renamed contacts and new phone numbers for `find`; search works with the terms it has meanwhile
+        self._apart("refreshing the search index", lambda session: refresh_index(session, changed=True))
         return result
 
-    def _refresh_search(self) -> None:
-        """Pick up renamed contacts and new phone numbers for `find` (new rows are found anyway)."""
+    def _apart(self, what: str, work: Callable[[Session], int]) -> int:
+        """`work` in its own transaction; a failure is logged and tried again next tick."""
         try:
             with session_scope(self.engine) as session:
-                refresh_index(session, changed=True)
-        except Exception:  # search stays usable with the terms it has; try again next tick
-            log.exception("search index refresh failed")
-
-    def _enqueue_digests(self, now: datetime) -> int:
-        """Digests in their own transaction: a failing digest must not hold back reminders."""
-        if self.digest_options is None:
-            return 0
-        try:
-            with session_scope(self.engine) as session:
-                return enqueue_due_digests(session, now=now, options=self.digest_options)
+                return work(session)
         except Exception:
-            log.exception("enqueueing digests failed")
-            return 0
-
-    def _create_followups(self, now: datetime) -> int:
-        """After a purchase the owner follows up: a follow-up per order, N days later."""
-        params = self.segment_params
-        try:
-            with session_scope(self.engine) as session:
-                return create_post_purchase_followups(
-                    session, now=now, days=params.post_purchase_days, kinds=params.post_purchase_kinds
-                )
-        except Exception:
-            log.exception("creating post-purchase follow-ups failed")
+            log.exception("%s failed", what)
             return 0
 
 

@@ -50,6 +50,7 @@ from store.models import (
     Rep,
 )
 from store.outbox import AssignmentDm, BacklogSummary, ImapMove, ImapTag, Payload, enqueue, enqueue_many
+from store.search import refresh_index
 from store.tags import message_keywords
 from store.types import utcnow
 
@@ -637,6 +638,8 @@ def _write(batch: _Batch) -> None:
         mark_bouncing(session, batch.bounced)
     _record_backlog(batch)
     session.flush()
+    if batch.people.new_contacts or batch.people.new_emails:
+        refresh_index(session)  # the writer indexes its new senders: a search never writes
 
 
 def _link(planned: _Planned) -> None:

@@ -229,11 +229,6 @@ class Job:
     attempts: int
     created_at: datetime
 
-    @property
-    def retry(self) -> bool:
-        """An earlier attempt may have done the effect already: look before acting again."""
-        return self.attempts > 1
-
 
 @dataclass(frozen=True)
 class Done:

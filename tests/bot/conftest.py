@@ -33,6 +33,7 @@ from store.models import (
     Rep,
 )
 from store.outbox import AssignmentDm, enqueue
+from store.search import refresh_index
 from tests.servers import slack_requests
 from tests.servers.fake_slack import FakeSlack
 from tests.servers.slack_requests import SignedRequest
@@ -109,6 +110,7 @@ def seed_contacts(engine: Engine) -> Seeded:
                   ordered_on=(START - timedelta(days=10)).date()),
         ])
         session.flush()
+        refresh_index(session)  # as the inbox and the importer do after writing
         assert jan.id and john.id and johanna.id and acme.id
         return Seeded(jan=jan.id, john=john.id, johanna=johanna.id, acme=acme.id)
 
