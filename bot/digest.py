@@ -421,18 +421,3 @@ def send_digest_email(smtp: SmtpOptions, figures: DigestFigures, *, to: str, cha
     )
     send_message(smtp, message)
 
-
-__all__ = [
-    "KIND",
-    "DigestDeliveryError",
-    "DigestOptions",
-    "deliver_digest",
-    "digest_managers",
-    "enqueue_due_digests",
-    "escape_mrkdwn",
-    "render_chart",
-    "render_digest_blocks",
-    "render_digest_html",
-    "render_digest_text",
-    "send_digest",
-]

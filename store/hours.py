@@ -1,12 +1,8 @@
-"""Weekdays, time zones and working hours: one definition each, for config, import, assignment and digests.
+"""Weekdays, time zones and working hours: one definition each (config, import, assignment, digests).
 
-Working hours: shifts separated by `;`, each `[days] from-to`. Days are a list
-of ranges (`Mon-Fri`, `Mon,Wed-Thu`; `Mo-Fr` too); without days a shift is
-Monday to Friday. Times are `8`, `08`, `8:30` or `08:30`, up to `24:00`; a
-shift that ends before it starts runs past midnight. So `08:00-17:00`,
-`Mon-Thu 08:00-16:00; Fri 08:00-12:00` and `Mo-Fr 8-17` all parse, and
-`Mon-Fri 25:00-99:00` does not.
-"""
+Working hours are shifts `[days] from-to` separated by `;`: `08:00-17:00` (no days:
+Mon-Fri), `Mon-Thu 08:00-16:00; Fri 08:00-12:00`, `Mo-Fr 8-17`; a shift that ends
+before it starts runs past midnight; `Mon-Fri 25:00-99:00` is refused."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import func, or_
+from sqlalchemy import or_
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -377,9 +377,3 @@ def mark_failed(
         item.due_at = (now or utcnow()) + (retry_after or timedelta(seconds=min(3600, 5 * 2**item.attempts)))
     session.add(item)
 
-
-def pending_count(session: Session, kinds: Sequence[str] | None = None) -> int:
-    query = select(func.count()).select_from(OutboxItem).where(OutboxItem.status == OutboxStatus.pending)
-    if kinds:
-        query = query.where(col(OutboxItem.kind).in_(list(kinds)))
-    return int(session.exec(query).one())
