@@ -1,4 +1,4 @@
-"""No Slack call while holding SQLite's write lock: every Slack-facing handler is probed mid-call.
+"""No Slack call while holding SQLite's write lock: every Slack-facing handler is probed at each call.
 
 Slack can take seconds (429 back-off, a slow network): a handler that called it inside a
 write transaction stalled the inbox, the scheduler and every other click for that long.
@@ -7,11 +7,12 @@ write transaction stalled the inbox, the scheduler and every other click for tha
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import Session, select
 
 from rapport.serve import Service
@@ -24,28 +25,34 @@ ALICE_DM = "D0ALICE"
 
 
 @pytest.fixture
-def probes(service: Service, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
-    """(Web API method, was the write lock free) for every call the service makes."""
+def probes(service: Service, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, bool]]]:
+    """(Web API method, was the calling thread outside any write transaction) for every call the
+    service makes. Per thread: listeners run side by side, and another's write is no fault."""
     assert service.slack is not None
     client = service.slack.client  # the scheduler's sender shares it
-    database = str(service.rt.engine.url.database)
+    engine = service.rt.engine
+    writing: set[int] = set()
+
+    def began(connection: Any) -> None:
+        if not connection.get_execution_options().get("rapport_readonly", False):
+            writing.add(threading.get_ident())  # BEGIN IMMEDIATE: this thread holds SQLite's write lock
+
+    def ended(connection: Any) -> None:
+        writing.discard(threading.get_ident())
+
+    for name, listener in (("begin", began), ("commit", ended), ("rollback", ended)):
+        event.listen(engine, name, listener)
     original = client.api_call
     seen: list[tuple[str, bool]] = []
 
     def probing(api_method: str, *args: Any, **kwargs: Any) -> Any:
-        probe = sqlite3.connect(database, timeout=0.1, isolation_level=None)
-        try:
-            probe.execute("BEGIN IMMEDIATE")
-            probe.execute("ROLLBACK")
-            seen.append((api_method, True))
-        except sqlite3.OperationalError:
-            seen.append((api_method, False))
-        finally:
-            probe.close()
+        seen.append((api_method, threading.get_ident() not in writing))
         return original(api_method, *args, **kwargs)
 
     monkeypatch.setattr(client, "api_call", probing)
-    return seen
+    yield seen
+    for name, listener in (("begin", began), ("commit", ended), ("rollback", ended)):
+        event.remove(engine, name, listener)
 
 
 def _button(action_id: str, value: str, message: dict[str, Any] | None = None, user: str = ALICE,
