@@ -45,6 +45,7 @@ from bot.interactions import (
     submit_log_message,
 )
 from bot.modals import card_modal, log_message_modal
+from bot.notify import SlackSender
 from bot.text import clip, escape
 from store.db import read_session, session_scope
 from store.models import Rep, SlackEvent
@@ -72,7 +73,8 @@ class RapportSlack:
         clock: Clock = utcnow,
     ) -> None:
         self.engine = engine
-        self.client = client
+        self.client = client  # acks and views; every message goes through `sender`
+        self.sender = SlackSender(client)
         self.options = options or BotOptions()
         self.clock = clock
         self._slow = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rapport-slow")
@@ -147,7 +149,7 @@ class RapportSlack:
         if body.get("type") == "block_suggestion":
             return _json_response({"options": []})
         if body.get("type") in ("block_actions", "message_action", "view_submission"):
-            self._slow.submit(self._tell, user_id, text, channel=_channel(body))
+            self._slow.submit(self.sender.tell, user_id, text, channel=_channel(body))
         return BoltResponse(status=200, body="")
 
     # ------------------------------------------------------------------ helpers
@@ -159,17 +161,6 @@ class RapportSlack:
         rep = session.get(Rep, context["rep_id"])
         assert rep is not None  # _identify found it moments ago; reps are deactivated, never deleted
         return rep
-
-    def _tell(self, user_id: str, text: str, blocks: list[Block] | None = None, *, channel: str | None = None) -> None:
-        """A private answer: ephemeral where the person is, else a DM."""
-        for part in split_blocks(blocks or []):
-            try:
-                if channel and not channel.startswith("D"):
-                    self.client.chat_postEphemeral(channel=channel, user=user_id, text=text, blocks=part or None)
-                    continue
-            except SlackApiError as exc:
-                log.info("ephemeral answer in %s failed (%s); sending a DM", channel, exc.response.get("error"))
-            self.client.chat_postMessage(channel=user_id, text=text, blocks=part or None)
 
     def publish_home(self, rep_ids: set[int]) -> None:
         """Refresh the App Home of these reps: rendered in a read session, published after it."""
@@ -212,7 +203,7 @@ class RapportSlack:
         parts = split_blocks(reply.blocks)
         ack(response_type="ephemeral", text=reply.text, blocks=parts[0])
         for part in parts[1:]:
-            self._tell(str(body.get("user_id")), reply.text, part, channel=body.get("channel_id"))
+            self.sender.tell(str(body.get("user_id")), reply.text, part, channel=body.get("channel_id"))
         if reply.changed_home:
             self.publish_home({rep_id})
 
@@ -221,9 +212,9 @@ class RapportSlack:
             rep_id, reply = done.result()
         except Exception:
             log.exception("a slow command failed")
-            self._tell(user_id, "Sorry, that failed; the error has been logged.", channel=body.get("channel_id"))
+            self.sender.tell(user_id, "Sorry, that failed; the error has been logged.", channel=body.get("channel_id"))
             return
-        self._tell(user_id, reply.text, reply.blocks, channel=body.get("channel_id"))
+        self.sender.tell(user_id, reply.text, reply.blocks, channel=body.get("channel_id"))
         if reply.changed_home:
             self.publish_home({rep_id})
 
@@ -288,15 +279,11 @@ class RapportSlack:
         if outcome.ok and container.get("type") == "message" and message:
             status = {**context(outcome.text), "block_id": "rapport_status"}
             blocks = [*[b for b in message.get("blocks") or [] if keep(b)][:49], status]  # Slack allows 50
-            try:
-                self.client.chat_update(channel=str(container.get("channel_id") or _channel(body)),
-                                        ts=str(message.get("ts")), text=message.get("text") or outcome.text,
-                                        blocks=blocks)
+            if self.sender.update(str(container.get("channel_id") or _channel(body)), str(message.get("ts")),
+                                  message.get("text") or outcome.text, blocks):
                 return
-            except SlackApiError as exc:
-                log.info("chat.update failed (%s); telling the user instead", exc.response.get("error"))
         if not outcome.ok or container.get("type") == "message":
-            self._tell(_user(body), outcome.text, [section(outcome.text)], channel=_channel(body))
+            self.sender.tell(_user(body), outcome.text, [section(outcome.text)], channel=_channel(body))
 
     # ------------------------------------------------------------------ reminder buttons
     def _on_followup_action(self, act: FollowUpAct) -> Callable[..., None]:
@@ -323,7 +310,7 @@ class RapportSlack:
                 ack(response_action="errors", errors=result.errors)
                 return
             ack()
-            self._tell(_user(body), result.text, [section(result.text)])
+            self.sender.tell(_user(body), result.text, [section(result.text)])
             self.publish_home({context["rep_id"]})
 
         return on_submit
@@ -332,11 +319,7 @@ class RapportSlack:
         ack()
         channel = _channel(body)
         message = body.get("message") or {}
-        permalink = None
-        try:
-            permalink = self.client.chat_getPermalink(channel=str(channel), message_ts=str(message.get("ts"))).get("permalink")
-        except SlackApiError as exc:
-            log.info("no permalink for the message: %s", exc.response.get("error"))
+        permalink = self.sender.permalink(str(channel), str(message.get("ts")))
         self.client.views_open(trigger_id=body["trigger_id"], view=log_message_modal(html.unescape(str(message.get("text") or "")), permalink))
 
     # ------------------------------------------------------------------ events
@@ -349,7 +332,7 @@ class RapportSlack:
         user_id = _user(body) or str(body.get("user_id") or "")
         if user_id:
             try:
-                self._tell(user_id, "Sorry, something went wrong; the error has been logged.", channel=_channel(body))
+                self.sender.tell(user_id, "Sorry, something went wrong; the error has been logged.", channel=_channel(body))
             except SlackApiError:
                 log.warning("could not tell %s about the error", user_id)
 

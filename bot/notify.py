@@ -143,6 +143,33 @@ class SlackSender:
                       for i, part in enumerate(split_blocks(blocks))]
         return stamps, len(posted)
 
+    def tell(self, user_id: str, text: str, blocks: list[Block] | None = None, *, channel: str | None = None) -> None:
+        """A private answer: ephemeral where the person is, else a DM."""
+        for part in split_blocks(blocks or []):
+            try:
+                if channel and not channel.startswith("D"):
+                    self._client.chat_postEphemeral(channel=channel, user=user_id, text=text, blocks=part or None)
+                    continue
+            except SlackApiError as exc:
+                log.info("ephemeral answer in %s failed (%s); sending a DM", channel, exc.response.get("error"))
+            self.post(user_id, text, part)
+
+    def update(self, channel: str, ts: str, text: str, blocks: list[Block]) -> bool:
+        """Replace a message's blocks; False when Slack refused."""
+        try:
+            self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+        except SlackApiError as exc:
+            log.info("chat.update failed: %s", exc.response.get("error"))
+            return False
+        return True
+
+    def permalink(self, channel: str, ts: str) -> str | None:
+        try:
+            return self._client.chat_getPermalink(channel=channel, message_ts=ts).get("permalink")
+        except SlackApiError as exc:
+            log.info("no permalink for the message: %s", exc.response.get("error"))
+            return None
+
     def upload(self, channel: str, content: bytes, *, filename: str, title: str) -> None:
         with self._channel_lock(channel):
             self._wait_if_blocked(channel)
