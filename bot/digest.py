@@ -356,16 +356,8 @@ def deliver_digest(
     smtp: SmtpOptions | None,
     now: datetime | None = None,
 ) -> None:
-    """Send the digest a `Digest` outbox row describes (see enqueue_due_digests).
-
-    Computes the figures for the row's period as of `now` (default: the current
-    time), then posts to the manager's Slack DM (and the configured channel)
-    and/or sends the email, as the payload's `via` says. `slack` may be None
-    when no digest goes to Slack, `smtp` when none goes by email; otherwise
-    DigestDeliveryError. Slack goes first and skips parts a previous attempt
-    already posted, so a retry after an email failure does not repeat the Slack
-    messages. Raises on failure (the dispatcher retries); does not mark the row.
-    """
+    """Compute the figures of a `Digest` row's period as of `now` and send them (`send_digest`).
+    Raises on failure: the dispatcher retries, and Slack parts already posted are skipped."""
     payload = job.payload
     assert isinstance(payload, Digest)
     manager = rep_by_email(session, payload.manager_email)
@@ -393,8 +385,8 @@ def send_digest(
     session: Session,
     since: datetime | None,
 ) -> None:
-    """Send already computed figures to Slack (DM, plus `channel`) and/or by email; Slack parts
-    posted since `since` (None: a new key, nothing to look for) under `key` are not posted again."""
+    """Figures to Slack (DM, plus `channel`) and/or by email, as `via` says (DigestDeliveryError
+    when that channel is not set up); Slack parts posted under `key` since `since` are not repeated."""
     via = set(via)
     chart = render_chart(figures)
     if "slack" in via or channel:

@@ -266,10 +266,7 @@ def dispatch_outbox(
     limit: int = 100,
     on_sent: Callable[[Outgoing], None] | None = None,
 ) -> int:
-    """Deliver due notification rows once each; returns how many were marked sent.
-
-    `on_sent` hears of every message delivered (e.g. to refresh the rep's App Home).
-    """
+    """Deliver due notification rows once each; `on_sent` hears of each message (App Home refresh)."""
     return dispatch(engine, [notification_handler(engine, sender, now=now, smtp=smtp, on_sent=on_sent)],
                     now=now, limit=limit)
 

@@ -1,16 +1,10 @@
-"""The outbox: side effects recorded in the same transaction as their cause, done once.
+"""The outbox: side effects written in the same transaction as their cause, done once.
 
-Writers call `enqueue` (or `enqueue_many` for a batch) inside their transaction
-with a typed payload: one frozen class per kind, which names its idempotency
-key. `dispatch` is the one claim → act → mark loop: it leases due rows of a
-handler's kinds (`FOR UPDATE SKIP LOCKED` on PostgreSQL), lets the handler act
-with no transaction open, and marks each row sent, retried with back-off, or
-released. A process killed mid-act leaves a lease that expires, so the row is
-retried: nothing is lost, and handlers make a repeat harmless. Rows are never
-deleted, so a key is never enqueued twice.
-
-A new kind is one payload class here plus one handler where its effect lives.
-"""
+Writers `enqueue` a typed payload (one frozen class per kind, naming its key).
+`dispatch` leases due rows (`SKIP LOCKED` on PostgreSQL), lets a handler act with
+no transaction open, and marks each row; a lease that expires after a crash
+retries the row, and handlers make a repeat harmless. A new kind is one payload
+class here plus one handler. Rows are never deleted: a key is enqueued once."""
 
 from __future__ import annotations
 
@@ -170,12 +164,8 @@ def payload_of(item: OutboxItem) -> Payload:
 
 
 def enqueue(session: Session, payload: Payload, *, now: datetime, due_at: datetime | None = None) -> OutboxItem | None:
-    """Add a row unless one with the payload's key exists; returns the new row or None.
-
-    A `BacklogSummary` folds into its folder's pending summary that no dispatcher
-    holds. A savepoint keeps a clash with a concurrent writer from spoiling the
-    caller's transaction. `now` is the caller's clock (the batch's, the tick's).
-    """
+    """A row unless one with the payload's key exists (a savepoint absorbs a concurrent writer's
+    clash); a `BacklogSummary` folds into its folder's unclaimed one. `now`: the caller's clock."""
     if isinstance(payload, BacklogSummary) and _fold_backlog(session, payload, now=now, due_at=due_at or now):
         return None
     if session.exec(select(OutboxItem.id).where(OutboxItem.key == payload.key)).first() is not None:
