@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -46,14 +47,15 @@ from bot.interactions import (
 )
 from bot.modals import card_modal, log_message_modal
 from bot.notify import SlackSender
-from bot.text import clip, escape
+from bot.text import clip, escape, whole_number
 from store.db import read_session, session_scope
 from store.models import Rep, SlackEvent
 from store.search import search_contacts
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
-ACK_BUDGET_SECONDS = 2.0  # answer in the ack if the handler is done by then (Slack allows 3 s)
+ACK_BUDGET_SECONDS = 2.0  # from the request's arrival: answer in the ack if the handler is done by then (Slack allows 3 s)
+LISTENER_THREADS = 16  # Bolt's default of 5 let listeners queue behind slow ones past Slack's 3 s under load
 SHORTCUT_CALLBACK = "log_to_crm"
 Clock = Callable[[], datetime]
 ConversationAct = Callable[[Session, Rep, int, str], tuple[Outcome, Rep | None]]  # id, then what follows ":"
@@ -78,6 +80,7 @@ class RapportSlack:
         self.options = options or BotOptions()
         self.clock = clock
         self._slow = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rapport-slow")
+        self._listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="rapport-listener")
         self.app = App(
             client=client,
             signing_secret=signing_secret or "",
@@ -85,12 +88,14 @@ class RapportSlack:
             token_verification_enabled=False,  # no auth.test at start: the token is checked on first use
             request_verification_enabled=bool(signing_secret),
             raise_error_for_unhandled_request=False,
+            listener_executor=self._listeners,
         )
         self._register()
 
     # ------------------------------------------------------------------ wiring
     def _register(self) -> None:
         app = self.app
+        app.middleware(self._stamp_arrival)
         app.middleware(self._dedupe_events)
         app.middleware(self._identify)
         app.command(self.options.command)(self._on_command)
@@ -101,9 +106,10 @@ class RapportSlack:
         conversation_actions: dict[str, ConversationAct] = {
             "conv_claim": lambda s, rep, cid, _: (claim_conversation(s, rep, cid, keyword_prefix=self.prefix), None),
             "conv_answered": lambda s, rep, cid, _: (mark_answered(s, rep, cid, self.clock()), None),
-            "conv_recategorise": lambda s, rep, cid, category: (recategorise(s, rep, cid, category), None),
+            "conv_recategorise": lambda s, rep, cid, category: recategorise(
+                s, rep, cid, category, apply=self.options.apply_correction, now=self.clock()),
             "conv_reassign": lambda s, rep, cid, to: reassign_conversation(
-                s, rep, cid, int(to) if to.isdigit() else 0, keyword_prefix=self.prefix),
+                s, rep, cid, whole_number(to) or 0, keyword_prefix=self.prefix),
         }
         for action_id, act in conversation_actions.items():
             app.action(action_id)(self._on_conversation_action(act))
@@ -119,8 +125,15 @@ class RapportSlack:
 
     def close(self) -> None:
         self._slow.shutdown(wait=False, cancel_futures=True)
+        self._listeners.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ middleware
+    @staticmethod
+    def _stamp_arrival(context: BoltContext, next: Callable[[], BoltResponse]) -> BoltResponse:
+        """Slack's 3 s run from the request, not from when a listener thread became free."""
+        context["received_at"] = time.monotonic()
+        return next()
+
     def _dedupe_events(self, body: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse | None:
         """Slack retries events it thinks were not received: act on each event id once."""
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
@@ -179,7 +192,8 @@ class RapportSlack:
         user_id, text = str(body.get("user_id") or ""), html.unescape(str(body.get("text") or ""))
         future = self._slow.submit(self._run_command, context, text)
         try:
-            rep_id, reply = future.result(timeout=ACK_BUDGET_SECONDS)
+            waited = time.monotonic() - context.get("received_at", time.monotonic())
+            rep_id, reply = future.result(timeout=max(0.0, ACK_BUDGET_SECONDS - waited))
         except FutureTimeout:
             ack(response_type="ephemeral", text=f"Working on `{escape(clip(text, 60))}`…")
             future.add_done_callback(lambda done: self._deliver_late(done, user_id, body))
@@ -235,7 +249,7 @@ class RapportSlack:
         value = _action_value(body)
         with session_scope(self.engine) as session:
             ctx = Ctx(session, self._rep(session, context), self.clock(), self.options)
-            reply = card_reply(ctx, int(value) if value.isdigit() else 0)
+            reply = card_reply(ctx, whole_number(value) or 0)
         self.client.views_open(trigger_id=body["trigger_id"], view=card_modal(reply.blocks))
 
     def _on_open_modal(self, kind: str) -> Callable[..., None]:
@@ -244,7 +258,7 @@ class RapportSlack:
             value = _action_value(body)
             with session_scope(self.engine) as session:
                 view = contact_modal(Ctx(session, self._rep(session, context), self.clock(), self.options),
-                                     int(value) if value.isdigit() else None, kind)
+                                     whole_number(value), kind)
             self._open_or_push(body, view)
 
         return open_modal
@@ -260,10 +274,9 @@ class RapportSlack:
         def on_action(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
             ack()
             conversation_text, _, argument = _action_value(body).partition(":")
-            if not conversation_text.isdigit():
-                return
+            conversation_id = whole_number(conversation_text) or 0  # 0: "no longer exists"
             with session_scope(self.engine) as session:
-                outcome, new_owner = act(session, self._rep(session, context), int(conversation_text), argument)
+                outcome, new_owner = act(session, self._rep(session, context), conversation_id, argument)
                 changed = {context["rep_id"]} if outcome.ok else set()
                 changed |= {new_owner.id} if new_owner is not None and new_owner.id is not None else set()
             self._show_outcome(body, outcome, keep=lambda block: block.get("block_id") != "rapport_status")
@@ -291,7 +304,7 @@ class RapportSlack:
             ack()
             value = _action_value(body)
             with session_scope(self.engine) as session:
-                outcome = act(session, self._rep(session, context), int(value) if value.isdigit() else 0, self.clock())
+                outcome = act(session, self._rep(session, context), whole_number(value) or 0, self.clock())
             # the buttons go, so that a reminder cannot be clicked twice by mistake
             self._show_outcome(body, outcome, keep=lambda block: block.get("type") != "actions")
             if outcome.ok:

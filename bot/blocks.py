@@ -10,6 +10,8 @@ from bot.text import unescape
 Block = dict[str, Any]
 MAX_BLOCKS = 50  # Slack refuses messages with more
 MAX_SECTION_TEXT = 3000
+MAX_FIELD_TEXT = 2000  # each of a section's fields
+MAX_FIELDS = 10
 
 
 @dataclass
@@ -22,8 +24,40 @@ class Reply:
     changed_home: bool = False  # the rep's App Home should be refreshed
 
 
-def mrkdwn(text: str) -> dict[str, str]:
-    return {"type": "mrkdwn", "text": text[:MAX_SECTION_TEXT]}
+def mrkdwn(text: str, limit: int = MAX_SECTION_TEXT) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": fit(text, limit)}
+
+
+def fit(text: str, limit: int, *, hidden: int = 0) -> str:
+    """At most `limit` characters, cut after a whole line (one item of a list), saying how many more.
+
+    `hidden` items were left out before (a query's limit) and are counted in the tail too.
+    A single line too long for the limit is cut on a word, never inside an escaped entity such as `&lt;`.
+    """
+    if len(text) <= limit and not hidden:
+        return text
+    lines = text.split("\n")
+    kept: list[str] = []
+    size = 0
+    for line in lines:
+        note = f"\n…and {len(lines) - len(kept) - 1 + hidden} more"  # the tail if this line is left out
+        if size + len(line) + 1 + len(note) > limit:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    if not kept:
+        kept = [_cut_line(lines[0], limit - 40)]
+    more = len(lines) - len(kept) + hidden
+    return "\n".join(kept) + (f"\n…and {more} more" if more else "")
+
+
+def _cut_line(line: str, limit: int) -> str:
+    cut = line[: limit - 1]
+    entity = cut.rfind("&")
+    if entity != -1 and ";" not in cut[entity:]:
+        cut = cut[:entity]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut) + "…"
 
 
 def plain(text: str, limit: int = 150) -> dict[str, Any]:
@@ -40,7 +74,7 @@ def section(text: str, *, accessory: Block | None = None, block_id: str | None =
 
 
 def fields(*texts: str) -> Block:
-    return {"type": "section", "fields": [mrkdwn(t) for t in texts[:10]]}
+    return {"type": "section", "fields": [mrkdwn(t, MAX_FIELD_TEXT) for t in texts[:MAX_FIELDS]]}
 
 
 def header(text: str) -> Block:

@@ -7,10 +7,21 @@ from typing import Any
 
 from sqlmodel import Session
 
-from bot.blocks import Block, actions, button, context, divider, fields, header, section
+from bot.blocks import (
+    MAX_SECTION_TEXT,
+    Block,
+    actions,
+    button,
+    context,
+    divider,
+    fields,
+    fit,
+    header,
+    section,
+)
 from bot.text import age, clip, escape, local_time, until
 from store.activities import recent_activities
-from store.contacts_view import ContactCard, OpenConversation, rep_queue
+from store.contacts_view import ContactCard, OpenConversation, open_count, rep_queue
 from store.followups import open_followups
 from store.models import Activity, Contact, FollowUp, Rep
 from store.search import SearchHit
@@ -113,17 +124,20 @@ def reminder_actions(followup_id: int) -> Block:
     )
 
 
-def queue_blocks(queue: list[OpenConversation], *, now: datetime) -> list[Block]:
+def queue_blocks(queue: list[OpenConversation], *, now: datetime, total: int) -> list[Block]:
+    """The queue as one section; `total` open conversations, of which `queue` are the most urgent."""
     if not queue:
         return [section("No open conversations. :tada:")]
-    return [section("\n".join(_conversation_line(c, now) for c in queue))]
+    lines = "\n".join(_conversation_line(c, now) for c in queue)
+    return [section(fit(lines, MAX_SECTION_TEXT, hidden=total - len(queue)))]
 
 
 def my_blocks(session: Session, rep: Rep, *, now: datetime) -> list[Block]:
     """`my`: open conversations by SLA urgency, then due follow-ups."""
     assert rep.id is not None
     due = open_followups(session, rep.id, due_before=now)
-    blocks = [header("My open conversations"), *queue_blocks(rep_queue(session, rep.id), now=now),
+    queue = queue_blocks(rep_queue(session, rep.id), now=now, total=open_count(session, rep.id))
+    blocks = [header("My open conversations"), *queue,
               header("My due follow-ups")]
     blocks += followup_blocks(session, due, now=now, tz=rep.timezone) or [section("Nothing due.")]
     return blocks
@@ -139,7 +153,7 @@ def home_view(session: Session, rep: Rep, *, now: datetime) -> dict[str, Any]:
         header(f"Rapport for {rep.name}"[:150]),
         context(f"Updated {local_time(now, rep.timezone)}"),
         header("My queue"),
-        *queue_blocks(rep_queue(session, rep.id, limit=10), now=now),
+        *queue_blocks(rep_queue(session, rep.id, limit=10), now=now, total=open_count(session, rep.id)),
         divider(),
         header("Due and overdue follow-ups"),
         *(followup_blocks(session, due, now=now, tz=rep.timezone) or [section("Nothing due.")]),

@@ -19,6 +19,7 @@ from bot.blocks import Block, Reply, context, header, section
 from bot.cards import contact_card_blocks, followup_blocks, my_blocks, pick_list_blocks
 from bot.dates import parse_when, split_when
 from bot.identity import visible_owner_ids
+from bot.interactions import CorrectionApplier
 from bot.modals import followup_modal, log_call_modal
 from bot.text import clip, escape, local_time
 from store.activities import log_activity
@@ -40,6 +41,8 @@ class BotOptions:
     command: str = "/crm"
     segment_params: SegmentParams | None = None  # rapport.toml [segments]; None: the defaults
     keyword_prefix: str = "rapport"  # rapport.toml [inbox]: IMAP keywords follow a reassignment
+    # Recategorise: record the correction and re-route (rapport binds the routing rules); None: not offered.
+    apply_correction: CorrectionApplier | None = None
 
 
 @dataclass
@@ -109,10 +112,10 @@ def find(ctx: Ctx, args: list[str]) -> Reply:
         return _usage(ctx, "find QUERY", "e.g. `find acme` or `find stastny`")
     hits = search_contacts(ctx.session, query, visible_owner_ids=visible_owner_ids(ctx.session, ctx.rep))
     if not hits:
-        return Reply(f"No contact matches {query}.", [section(f"No contact matches *{escape(query)}*.")])
+        return Reply(f"No contact matches {escape(query)}.", [section(f"No contact matches *{escape(query)}*.")])
     if len(hits) == 1:
         return card_reply(ctx, hits[0].contact_id)
-    return Reply(f"{len(hits)} contacts match {query}", pick_list_blocks(query, hits))
+    return Reply(f"{len(hits)} contacts match {escape(query)}", pick_list_blocks(query, hits))
 
 
 def card_reply(ctx: Ctx, contact_id: int) -> Reply:
@@ -120,7 +123,7 @@ def card_reply(ctx: Ctx, contact_id: int) -> Reply:
     if card is None or not _visible(ctx, card.owner_id):
         return Reply("That contact is not there (or not yours to see).",
                      [section("That contact is not there (or not yours to see).")])
-    return Reply(f"Contact: {card.name}", contact_card_blocks(card, now=ctx.now, tz=ctx.rep.timezone))
+    return Reply(f"Contact: {escape(card.name)}", contact_card_blocks(card, now=ctx.now, tz=ctx.rep.timezone))
 
 
 def _visible(ctx: Ctx, owner_id: int | None) -> bool:
@@ -151,7 +154,7 @@ def resolve_contact(ctx: Ctx, words: list[str]) -> tuple[SearchHit | None, list[
     names = "\n".join(f"• {escape(h.name)}" + (f" ({escape(h.email)})" if h.email else "") for h in first[:5])
     text = (f"Several contacts match *{escape(words[0])}*:\n{names}\n"
             'Use their email, or quote the full name: `"Jan Novák"`.')
-    return None, words, Reply(f"Several contacts match {words[0]}", [section(text)])
+    return None, words, Reply(f"Several contacts match {escape(words[0])}", [section(text)])
 
 
 def log_call(ctx: Ctx, args: list[str]) -> Reply:
@@ -168,7 +171,7 @@ def log_call(ctx: Ctx, args: list[str]) -> Reply:
     log_activity(ctx.session, contact_id=hit.contact_id, rep_id=ctx.rep.id, summary=notes, kind=ActivityKind.call,
                  occurred_at=ctx.now)
     text = f"Logged a call with *{escape(hit.name)}*: {escape(clip(notes, 200))}"
-    return Reply(f"Logged a call with {hit.name}", [section(text)], changed_home=True)
+    return Reply(f"Logged a call with {escape(hit.name)}", [section(text)], changed_home=True)
 
 
 # --------------------------------------------------------------------------- follow-ups

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session, select
 
 from bot.email import SmtpOptions, build_message, new_cid, send_message
+from bot.text import escape
 from store.digest import (
     DigestFigures,
     Period,
@@ -163,11 +164,6 @@ def render_digest_text(figures: DigestFigures) -> str:
 # --------------------------------------------------------------------------- Slack blocks
 
 
-def escape_mrkdwn(value: str) -> str:
-    """Text from the store shown as mrkdwn: no links, mentions or `<!channel>` sneak in."""
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _clip(value: str, limit: int = MAX_TEXT) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
@@ -178,7 +174,7 @@ def _section(value: str) -> dict[str, Any]:
 
 def owner_mention(owner: Owner) -> str:
     """A Slack mention of the owner when they have a Slack id, else their escaped name."""
-    return f"<@{owner.slack_user_id}>" if owner.slack_user_id else escape_mrkdwn(_owner_text(owner))
+    return f"<@{owner.slack_user_id}>" if owner.slack_user_id else escape(_owner_text(owner))
 
 
 def _list_sections(title: str, lines: list[str]) -> list[dict[str, Any]]:
@@ -198,7 +194,7 @@ def _list_sections(title: str, lines: list[str]) -> list[dict[str, Any]]:
 def _rep_block(rep: RepFigures) -> dict[str, Any]:
     others = ", ".join(f"{kind} {n}" for kind, n in rep.other_activities.items()) or "none"
     fields = [
-        f"*{escape_mrkdwn(rep.name)}*\nopen {rep.open} (unanswered {rep.unanswered}, overdue {rep.overdue})",
+        f"*{escape(rep.name)}*\nopen {rep.open} (unanswered {rep.unanswered}, overdue {rep.overdue})",
         f"*Assigned / answered*\n{rep.assigned} / {rep.answered}",
         f"*First response*\n{_response(rep.first_response)}",
         f"*SLA breaches*\n{rep.sla_breaches}",
@@ -210,13 +206,13 @@ def _rep_block(rep: RepFigures) -> dict[str, Any]:
 
 def render_digest_blocks(figures: DigestFigures) -> list[dict[str, Any]]:
     """All the digest's blocks, in order (may be more than one message holds: see split_blocks)."""
-    top = [f"{escape_mrkdwn(_top_line(c))} · {owner_mention(c.owner)}"
+    top = [f"{escape(_top_line(c))} · {owner_mention(c.owner)}"
            for c in figures.top_customers_who_wrote]
-    lapsed = [f"{escape_mrkdwn(_lapsed_line(c))} · {owner_mention(c.owner)}"
+    lapsed = [f"{escape(_lapsed_line(c))} · {owner_mention(c.owner)}"
               for c in figures.lapsed_worth_a_call]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _clip(_title(figures), 150)}},
-        _section("\n".join(escape_mrkdwn(line) for line in _summary_lines(figures))),
+        _section("\n".join(escape(line) for line in _summary_lines(figures))),
         {"type": "divider"},
         _section("*Per rep*" if figures.reps else "*Per rep*\nno reps"),
         *(_rep_block(rep) for rep in figures.reps),

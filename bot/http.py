@@ -1,88 +1,220 @@
 """HTTP mode: Slack's requests on POST /slack/events, a health check on GET /healthz.
 
-A small threaded server in front of Bolt's `App.dispatch`; Bolt verifies the
-signature and the timestamp of every request before a listener sees it.
+waitress serves one WSGI app (`HttpFront`, a path -> WSGI app table, so later
+pages are one `add` each) with a bounded worker pool, a real listen backlog, a
+body-size limit enforced on the Content-Length before the body is read, and an
+idle timeout for slow clients. Slack's requests pass `SlackGuard` before Bolt's
+own WSGI adapter sees them: size and encoding, then signature and timestamp, then the shape
+of the body. Nothing of a request's body is ever logged: a refusal logs the
+reason and the client's address only.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import threading
-from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import urlsplit
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
 
+import waitress
+from pydantic import BaseModel, ConfigDict, ValidationError
 from slack_bolt import App
-from slack_bolt.request import BoltRequest
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.request.internals import parse_body
+from slack_sdk.signature import SignatureVerifier
+from waitress import wasyncore
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIEnvironment
+
+    WsgiApp = Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]]
 
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
-MAX_BODY_BYTES = 1024 * 1024  # Slack payloads are far smaller; refuse anything bigger
+MAX_TIMESTAMP_DIGITS = 12  # Unix seconds until the year 33658; longer is not a timestamp
 
 
-class SlackHttpServer:
-    """Serves a Bolt app on `host:port` in a background thread (port 0 picks a free one)."""
+@dataclass(frozen=True)
+class HttpLimits:
+    """What the HTTP front holds at once and how long it waits."""
 
-    def __init__(self, app: App, *, host: str = "0.0.0.0", port: int = 3000) -> None:
-        self.app = app
-        self._server = ThreadingHTTPServer((host, port), _Handler)
-        self._server.daemon_threads = True
-        self._server.bolt_app = app  # type: ignore[attr-defined]
+    threads: int = 8  # requests served at once; the rest queue, then wait in the backlog
+    backlog: int = 1024  # the kernel caps it at net.core.somaxconn
+    connection_limit: int = 200  # open connections; beyond it accepting pauses (the backlog holds them)
+    max_body_bytes: int = 1024 * 1024  # Slack's payloads are far smaller
+    channel_timeout: int = 10  # seconds a connection may sit idle, also in the middle of a request
+
+
+def respond(start_response: StartResponse, status: int, text: str) -> list[bytes]:
+    """A short plain-text answer (never an echo of the request)."""
+    body = text.encode()
+    start_response(f"{status} {HTTPStatus(status).phrase}",
+                   [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+class HttpFront:
+    """The one WSGI app of `rapport serve`: exact paths to WSGI apps; `add` a route for a new page."""
+
+    def __init__(self) -> None:
+        self._routes: dict[str, WsgiApp] = {}
+
+    def add(self, path: str, app: WsgiApp) -> None:
+        self._routes[path] = app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        app = self._routes.get(environ.get("PATH_INFO") or "")
+        if app is None:
+            return respond(start_response, 404, "not found")
+        return app(environ, start_response)
+
+
+def health(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+        return respond(start_response, 405, "use GET")
+    body = json.dumps({"ok": True}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+# ---------------------------------------------------------------- the shape listeners rely on
+class _Object(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _State(_Object):
+    values: dict[str, dict[str, dict[str, Any]]] = {}
+
+
+class _View(_Object):
+    state: _State | None = None
+    private_metadata: str | None = None
+
+
+class _Message(_Object):
+    blocks: list[dict[str, Any]] | None = None
+
+
+class SlackBody(_Object):
+    """The fields Bolt and our listeners read without checking their type; the rest is left alone."""
+
+    actions: list[dict[str, Any]] | None = None
+    view: _View | None = None
+    message: _Message | None = None
+    container: dict[str, Any] | None = None
+    event: dict[str, Any] | None = None
+    user: dict[str, Any] | str | None = None
+    team: dict[str, Any] | str | None = None
+    channel: dict[str, Any] | str | None = None
+    enterprise: dict[str, Any] | str | None = None
+    authorizations: list[dict[str, Any]] | None = None
+
+
+def body_problem(body: str, content_type: str | None) -> str | None:
+    """Why a (signed) body is not one Bolt can dispatch, or None; the reason never quotes the body."""
+    try:
+        payload = parse_body(body, content_type)
+    except (ValueError, RecursionError):
+        return "the body is not valid JSON or form data"
+    if not isinstance(payload, dict):
+        return "the body is not a JSON object"
+    try:
+        SlackBody.model_validate(payload)
+    except ValidationError as error:
+        first = error.errors(include_input=False, include_url=False)[0]
+        return f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"
+    return None
+
+
+class SlackGuard:
+    """Checks a request to /slack/events before Bolt's WSGI adapter sees it (which checks the signature again)."""
+
+    def __init__(self, app: App, signing_secret: str, *, max_body_bytes: int) -> None:
+        self._bolt = SlackRequestHandler(app, path=EVENTS_PATH)
+        self._verifier = SignatureVerifier(signing_secret)
+        self._max_body_bytes = max_body_bytes
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") != "POST":
+            return respond(start_response, 405, "use POST")
+        declared = str(environ.get("CONTENT_LENGTH") or "")
+        if not declared:
+            return respond(start_response, 411, "Content-Length required")
+        if not (declared.isascii() and declared.isdigit()):
+            return respond(start_response, 400, "bad Content-Length")
+        if len(declared) > len(str(self._max_body_bytes)) or int(declared) > self._max_body_bytes:
+            return respond(start_response, 413, "request too large")
+        raw = environ["wsgi.input"].read(int(declared))
+        if len(raw) != int(declared):
+            return respond(start_response, 400, "body shorter than its Content-Length")
+        try:
+            body = raw.decode("utf-8")  # Slack signs text; the verifier would decode it anyway
+        except UnicodeDecodeError:
+            return respond(start_response, 400, "the body is not UTF-8")
+        client = environ.get("REMOTE_ADDR", "?")
+        if not self._signed(environ, body):
+            log.info("refused a request from %s: missing, stale or wrong Slack signature", client)
+            return respond(start_response, 401, "invalid request")
+        problem = body_problem(body, environ.get("CONTENT_TYPE"))
+        if problem is not None:
+            log.info("refused a signed request from %s: %s", client, problem)
+            return respond(start_response, 400, "malformed request")
+        return self._bolt({**environ, "wsgi.input": io.BytesIO(raw)}, start_response)
+
+    def _signed(self, environ: WSGIEnvironment, body: str) -> bool:
+        timestamp = str(environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP") or "")
+        signature = str(environ.get("HTTP_X_SLACK_SIGNATURE") or "")
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= MAX_TIMESTAMP_DIGITS):
+            return False
+        return self._verifier.is_valid(body, timestamp, signature)
+
+
+def slack_front(app: App, signing_secret: str, limits: HttpLimits) -> HttpFront:
+    """The routes of `rapport serve` in HTTP mode."""
+    front = HttpFront()
+    front.add(EVENTS_PATH, SlackGuard(app, signing_secret, max_body_bytes=limits.max_body_bytes))
+    front.add(HEALTH_PATH, health)
+    return front
+
+
+class HttpServer:
+    """waitress serving `front` on `host:port` from a background thread (port 0 picks a free one)."""
+
+    def __init__(self, front: HttpFront, *, host: str = "0.0.0.0", port: int = 3000,
+                 limits: HttpLimits = HttpLimits()) -> None:
+        self.front = front
+        self._map: dict[int, Any] = {}
+        self._server = waitress.create_server(
+            front, map=self._map, host=host, port=port, ident="Rapport",
+            threads=limits.threads, backlog=limits.backlog, connection_limit=limits.connection_limit,
+            max_request_body_size=limits.max_body_bytes + 1,  # waitress refuses a length >= this
+            channel_timeout=limits.channel_timeout, cleanup_interval=max(1, limits.channel_timeout // 2),
+            expose_tracebacks=False,
+        )
         self._thread: threading.Thread | None = None
+        # waitress warns of every request that waits for a worker: thousands of lines in a burst
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return int(self._server.effective_port)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="slack-http", daemon=True)
+        self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        """Let the requests in progress finish (5 s at most), then close every connection and the loop."""
+        # workers first: one finishing after the loop closed would wake it through a closed descriptor
+        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+        try:
+            self._server.trigger.pull_trigger(lambda: wasyncore.close_all(self._map))  # in the loop's own thread
+        except OSError:  # the loop's wake-up pipe is gone: close from here; the loop ends within a second
+            wasyncore.close_all(self._map, ignore_all=True)
         if self._thread is not None:
             self._thread.join(timeout=10)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server_version = "Rapport"
-
-    def do_GET(self) -> None:
-        if urlsplit(self.path).path == HEALTH_PATH:
-            self._send(200, json.dumps({"ok": True}).encode(), {"Content-Type": ["application/json"]})
-        else:
-            self._send(404, b"not found", {})
-
-    def do_POST(self) -> None:
-        parts = urlsplit(self.path)
-        if parts.path != EVENTS_PATH:
-            self._send(404, b"not found", {})
-            return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            self._send(413, b"request too large", {})
-            return
-        body = self.rfile.read(length).decode("utf-8", errors="replace")
-        headers: dict[str, str | Sequence[str]] = {k.lower(): v for k, v in self.headers.items()}
-        request = BoltRequest(body=body, query=parts.query, headers=headers)
-        app: App = self.server.bolt_app  # type: ignore[attr-defined]
-        response = app.dispatch(request)
-        self._send(response.status, response.body.encode("utf-8"), response.headers)
-
-    def _send(self, status: int, body: bytes, headers: dict[str, Any]) -> None:
-        self.send_response(status)
-        for name, values in headers.items():
-            if name.lower() == "content-length":
-                continue
-            for value in values if isinstance(values, list | tuple | set) else [values]:
-                self.send_header(name, str(value))
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http: " + format, *args)

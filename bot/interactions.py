@@ -8,24 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlmodel import Session, col, select
 
 from bot.dates import next_local, parse_when
 from bot.identity import can_see, is_manager
 from bot.modals import metadata, state_value
-from bot.text import clip, escape, local_time
+from bot.text import clip, escape, local_time, whole_number
 from store.activities import log_activity
 from store.assignments import reassign
 from store.conversations import marked_answered
+from store.corrections import CorrectionApplied
 from store.followups import complete_followup, create_followup, snooze_followup
 from store.models import (
     ActivityKind,
     Contact,
     Conversation,
     ConversationStatus,
-    Correction,
     Direction,
     FollowUp,
     Message,
@@ -34,6 +34,7 @@ from store.models import (
 from store.validation import CATEGORIES
 
 SNOOZES = ("1h", "tomorrow", "week")
+MAX_CALL_MINUTES = 24 * 60
 
 
 @dataclass(frozen=True)
@@ -89,23 +90,44 @@ def reassign_conversation(
     return Outcome(f"Reassigned to {escape(new_owner.name)} by {escape(rep.name)}."), new_owner
 
 
-def recategorise(session: Session, rep: Rep, conversation_id: int, category: str) -> Outcome:
-    """Fix a conversation's category and keep a Correction as training data."""
+class CorrectionApplier(Protocol):
+    """`inbox.corrections.apply_correction` with the routing settings bound (rapport wires it)."""
+
+    def __call__(
+        self,
+        session: Session,
+        category: str,
+        *,
+        message: Message | None,
+        conversation: Conversation | None,
+        rep: Rep | None,
+        by: str,
+        now: datetime | None = None,
+    ) -> CorrectionApplied: ...
+
+
+def recategorise(
+    session: Session, rep: Rep, conversation_id: int, category: str, *, apply: CorrectionApplier | None,
+    now: datetime,
+) -> tuple[Outcome, Rep | None]:
+    """Fix a conversation's category (kept as training data); returns (outcome, the new owner if re-routed)."""
+    if apply is None:
+        return _refused("Recategorising is not set up in this process."), None
     if category not in CATEGORIES:
-        return _refused(f"Unknown category {escape(category)}.")
+        return _refused(f"Unknown category {escape(category)}."), None
     conversation = session.get(Conversation, conversation_id)
     if conversation is None:
-        return _refused("That conversation no longer exists.")
+        return _refused("That conversation no longer exists."), None
     if not can_see(session, rep, conversation.owner_id):
-        return _refused("That conversation is not yours to change.")
-    message = _latest_inbound(session, conversation_id)
-    old = (message.category if message else None) or conversation.category
-    session.add(Correction(message_id=message.id if message else None,
-                           text=(message.new_text or message.text) if message else conversation.subject,
-                           old_category=old, new_category=category, rep_id=rep.id))
-    conversation.category = category
-    session.add(conversation)
-    return Outcome(f"Category changed from `{escape(old or 'none')}` to `{category}` by {escape(rep.name)}.")
+        return _refused("That conversation is not yours to change."), None
+    applied = apply(session, category, message=_latest_inbound(session, conversation_id), conversation=conversation,
+                    rep=rep, by=rep.email, now=now)
+    old = applied.correction.old_category or "none"
+    text = f"Category changed from `{escape(old)}` to `{category}` by {escape(rep.name)}."
+    new_owner = session.get(Rep, applied.reassigned.owner_id) if applied.reassigned and applied.reassigned.owner_id else None
+    if new_owner is not None:
+        text += f" Re-routed to {escape(new_owner.name)}."
+    return Outcome(text), new_owner
 
 
 def mark_answered(session: Session, rep: Rep, conversation_id: int, now: datetime) -> Outcome:
@@ -177,7 +199,8 @@ def _contact_id(session: Session, rep: Rep, view: dict[str, Any], errors: dict[s
         if required:
             errors["contact"] = "Pick a contact."
         return None
-    contact = session.get(Contact, int(raw)) if raw.isdigit() else None
+    contact_id = whole_number(raw)
+    contact = session.get(Contact, contact_id) if contact_id is not None else None
     if contact is None or not can_see(session, rep, contact.owner_id):
         errors["contact"] = "That contact is not there (or not yours to see)."
         return None
@@ -203,9 +226,9 @@ def submit_log_call(session: Session, rep: Rep, view: dict[str, Any], now: datet
     if not notes:
         errors["notes"] = "Write what was said."
     duration_raw = state_value(view, "duration")
-    duration = int(duration_raw) if duration_raw and duration_raw.isdigit() else None
+    duration = whole_number(duration_raw, MAX_CALL_MINUTES) if duration_raw else None
     if duration_raw and duration is None:
-        errors["duration"] = "Minutes as a whole number."
+        errors["duration"] = f"Minutes as a whole number (at most {MAX_CALL_MINUTES})."
     due = _when(rep, state_value(view, "followup"), now, errors, "followup")
     if errors:
         return Submission(errors=errors)

@@ -11,7 +11,8 @@ from typing import Any
 from sqlmodel import Session
 
 from bot.blocks import MAX_BLOCKS
-from bot.digest import escape_mrkdwn, format_eur, format_orders, owner_mention
+from bot.digest import format_eur, format_orders, owner_mention
+from bot.text import escape
 from store.segments import (
     SEGMENT_NAMES,
     LapsedCustomer,
@@ -42,7 +43,7 @@ def segment_blocks(
     try:
         rows = segment_rows(session, name, now=now, params=params)
     except UnknownSegment as exc:
-        return [_section(f":warning: {escape_mrkdwn(str(exc))}. Try `segment {SEGMENT_NAMES[0]}`.")]
+        return [_section(f":warning: {escape(str(exc))}. Try `segment {SEGMENT_NAMES[0]}`.")]
     title = TITLES[name].format(**params.as_dict())
     shown = rows[:MAX_ROWS]
     blocks: list[dict[str, Any]] = [
@@ -62,7 +63,7 @@ def _section(text: str) -> dict[str, Any]:
 
 
 def _line(row: TopCustomer | LapsedCustomer | QuietContact) -> str:
-    name = f"*{escape_mrkdwn(row.name)}*"
+    name = f"*{escape(row.name)}*"
     if isinstance(row, TopCustomer):
         decile = " · top 10%" if row.top_decile else ""
         return f"{row.rank}. {name}: {format_eur(row.value_eur)} in {format_orders(row.orders)}{decile} · {owner_mention(row.owner)}"

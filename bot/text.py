@@ -19,6 +19,21 @@ def unescape(value: str) -> str:
     return value.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
+MAX_ID = 2**31 - 1  # PostgreSQL's INTEGER, the type of every id column
+
+
+def whole_number(text: str, maximum: int = MAX_ID) -> int | None:
+    """`text` (an id from a button or a form, a number of minutes) as 0..maximum, else None.
+
+    ASCII digits only: `"²".isdigit()` is true but int() refuses it, and a 5,000-digit
+    string is refused before int() would raise or the database overflow.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(maximum)):
+        return None
+    value = int(text)
+    return value if value <= maximum else None
+
+
 def clip(value: str, limit: int) -> str:
     """At most `limit` characters, cut on a word where possible, with an ellipsis."""
     value = " ".join(value.split())

@@ -9,4 +9,6 @@ builds them from the settings):
 - `inbox.pipeline.process_batch(session, fetched, checkpoint=, options=, classifier=)`: the shared pipeline.
 - `inbox.tags.dispatch_imap_outbox(engine, connect)`: IMAP keywords and moves from the outbox.
 - `inbox.assign.explain(session, conversation_id)` and `store.assignments.reassign(session, id, email, by=)` (shared with Slack).
+- `inbox.corrections.apply_correction(session, category, message=, conversation=, rep=, by=, routes=)`:
+  a category correction and the re-route it implies (`rapport nlp correct`, Slack's Recategorise).
 """

@@ -23,6 +23,10 @@ from store.types import utcnow
 
 WORKING_ROLES = (Role.rep, Role.support)
 NO_ROUTING_CATEGORIES = ("needs_triage",)
+# Owners chosen for who they are (the thread's, the account's, a person's pick), not for what
+# the mail is about: a corrected category does not move the conversation away from them.
+STICKY_RULES = ("thread_owner", "account_owner", "manual")
+REROUTE = "reroute"  # the rule name of an assignment made because a category was corrected
 
 
 @dataclass(frozen=True)
@@ -306,9 +310,7 @@ def explain(
     automatic = [i for i, a in enumerate(history) if a.assigned_by == "rapport"]
     last = automatic[-1] if automatic else len(history)
     previous_owner = history[last - 1].owner_id if last > 0 else None
-    team = Team.load_from(session, now=now, routes=routes, fallback_queue=fallback_queue)
-    if conversation.owner_id is not None and conversation.status == "open":
-        team.load[conversation.owner_id] = max(0, team.load.get(conversation.owner_id, 0) - 1)
+    team = _team_around(session, conversation, now=now, routes=routes, fallback_queue=fallback_queue)
     contact = session.get(Contact, conversation.contact_id) if conversation.contact_id else None
     company = session.get(Company, conversation.company_id) if conversation.company_id else None
     return evaluate(
@@ -320,3 +322,47 @@ def explain(
         language=conversation.language,
         stop_at_first=False,
     )
+
+
+def reroute(
+    session: Session, conversation: Conversation, *, routes: Sequence[Route] = (), now: datetime | None = None
+) -> RuleOutcome:
+    """After a correction of the category: the rep the category and language routing picks now
+    (applied), or why the conversation stays where it is (not applied).
+
+    Only an owner who came from routing (skill, language, least busy, the fallback
+    queue, an earlier re-route) is moved; when no routing rule picks anyone, the
+    owner stays rather than being shuffled to whoever is least busy.
+    """
+    assert conversation.id is not None
+    if conversation.status != "open":
+        return RuleOutcome(REROUTE, False, f"the conversation is {conversation.status}; its owner stays")
+    history = assignment_history(session, conversation.id)
+    if not history:
+        return RuleOutcome(REROUTE, False, "the conversation was never assigned (automatic mail)")
+    last = history[-1]
+    if last.rule in STICKY_RULES:
+        return RuleOutcome(REROUTE, False, f"the owner stays: assigned by rule {last.rule} ({last.reason})")
+    team = _team_around(session, conversation, now=now, routes=routes)
+    picked = next((o for o in routing_rules(team, conversation.category, conversation.language) if o.applied), None)
+    if picked is None or picked.owner is None:
+        return RuleOutcome(REROUTE, False, f"the owner stays: no routing rule picks anyone for "
+                                           f"{conversation.category} in {conversation.language or 'an unknown language'}")
+    if picked.owner.id == conversation.owner_id:
+        return RuleOutcome(REROUTE, False, f"the owner stays: {picked.reason}")
+    return RuleOutcome(REROUTE, True, picked.reason, owner=picked.owner)
+
+
+def _team_around(
+    session: Session,
+    conversation: Conversation,
+    *,
+    now: datetime | None,
+    routes: Sequence[Route],
+    fallback_queue: str = "triage",
+) -> Team:
+    """The team as it was before the conversation's owner took it: its load does not count against them."""
+    team = Team.load_from(session, now=now, routes=routes, fallback_queue=fallback_queue)
+    if conversation.owner_id is not None and conversation.status == "open":
+        team.load[conversation.owner_id] = max(0, team.load.get(conversation.owner_id, 0) - 1)
+    return team

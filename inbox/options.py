@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,6 +23,9 @@ class Route:
 class IngestOptions:
     routes: Sequence[Route] = ()
     sla_hours: float = 8.0
+    # Tighter (or no) SLAs by urgency and by category; 0 for a category means no reply is owed.
+    sla_hours_by_urgency: Mapping[str, float] = field(default_factory=lambda: {"urgent": 2.0, "high": 4.0})
+    sla_hours_by_category: Mapping[str, float] = field(default_factory=lambda: {"feedback": 0.0})
     fallback_queue: str = "triage"
     backlog_age: timedelta = timedelta(days=2)
     keyword_prefix: str = "rapport"

@@ -35,11 +35,15 @@ MAX_DEPTH = 12
 MAX_REFERENCES = 100
 SYNTHETIC_DOMAIN = "rapport.invalid"
 
-# Headers kept in `ParsedMessage.headers` (automatic-mail detection and display reason on them).
+# Headers kept in `ParsedMessage.headers` (automatic-mail detection, urgency and display reason on them).
 KEPT_HEADERS = frozenset(
     {
         "auto-submitted",
         "precedence",
+        "importance",
+        "priority",
+        "x-priority",
+        "x-msmail-priority",
         "x-precedence",
         "list-id",
         "list-unsubscribe",

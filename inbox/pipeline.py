@@ -35,6 +35,7 @@ from inbox.matching import ContactIndex, mark_bouncing
 from inbox.options import ClassificationLike, Classifier, IngestOptions
 from inbox.parse import ParsedMessage, normalize_subject, parse_message
 from inbox.threads import ThreadIndex, ThreadKey, select_in
+from inbox.urgency import Urgency, assess_urgency, more_urgent, sla_hours
 from store.assignments import AssignmentDecision, record_assignments
 from store.checkpoints import save_checkpoint
 from store.conversations import customer_wrote, staff_replied
@@ -115,6 +116,7 @@ class _Item:
     received_at: datetime
     outbound: bool
     classification: ClassificationLike | None = None
+    urgency: Urgency | None = None
 
     @property
     def key(self) -> ThreadKey:
@@ -359,10 +361,19 @@ def _classify(items: list[_Item], classifier: Classifier) -> None:
     wanted = [i for i in items if not i.outbound and not i.verdict.is_automatic and not _unreadable(i)]
     if not wanted:
         return
-    texts = [f"{i.parsed.subject}\n\n{(i.parsed.new_text or i.parsed.text)[:CLASSIFY_CHARS]}" for i in wanted]
+    texts = [classification_text(i.parsed) for i in wanted]
     results = classifier.classify(texts)
-    for item, result in zip(wanted, results, strict=True):
+    for item, text, result in zip(wanted, texts, results, strict=True):
         item.classification = result
+        dates = [str(getattr(e, "value", "")) for e in result.entities if getattr(e, "label", None) == "DATE"]
+        item.urgency = assess_urgency(
+            item.parsed.headers, text, category=result.category, received_at=item.received_at, dates=dates
+        )
+
+
+def classification_text(parsed: ParsedMessage) -> str:
+    """What the classifier reads of a mail: its subject and the start of its new text."""
+    return f"{parsed.subject}\n\n{(parsed.new_text or parsed.text)[:CLASSIFY_CHARS]}"
 
 
 def _unreadable(item: _Item) -> bool:
@@ -434,6 +445,7 @@ def _message_row(item: _Item) -> dict[str, Any]:
         "automatic_reason": item.verdict.reason,
         "category": result.category if result else None,
         "category_confidence": float(result.confidence) if result else None,
+        "urgency": item.urgency.level if item.urgency else None,
         "language": result.language if result else None,
         "entities": [_entity(e) for e in result.entities] if result else [],
         "model_version": result.model_version if result else None,
@@ -503,18 +515,26 @@ def _plan_inbound(batch: _Batch, item: _Item) -> None:
     if contact is not None and language and not contact.language:
         contact.language = language
     conversation = batch.threads.find(item.key, [parsed.from_email] if parsed.from_email else [])
-    sla_due = None if _is_backlog(batch, item) else item.received_at + timedelta(hours=batch.options.sla_hours)
+    urgency = item.urgency or Urgency("normal", "not classified")
+    category = result.category if result else None
+    if conversation is not None and conversation.category not in (None, "needs_triage"):
+        category = conversation.category
+    hours = sla_hours(batch.options, category, urgency.level)
+    no_reply_owed = hours is None or _is_backlog(batch, item)
+    sla_due = None if no_reply_owed else item.received_at + timedelta(hours=hours or 0)
     if conversation is None:
         conversation = _new_conversation(
             batch, item, contact, company, parsed.from_email,
             category=result.category if result else None,
             category_confidence=float(result.confidence) if result else None,
             language=language,
+            urgency=urgency.level,
+            urgency_reason=urgency.reason,
             sla_due_at=sla_due,
         )
         needs_owner = True
     else:
-        needs_owner = _continue_conversation(batch, conversation, item, sla_due)
+        needs_owner = _continue_conversation(batch, conversation, item, sla_due, urgency)
     conversation.last_inbound_at = max(conversation.last_inbound_at or item.received_at, item.received_at)
     planned = _plan_message(batch, item, conversation, contact)
     if not needs_owner:
@@ -543,7 +563,7 @@ def _take(conversation: Conversation, outcome: RuleOutcome) -> None:
 
 
 def _continue_conversation(
-    batch: _Batch, conversation: Conversation, item: _Item, sla_due: datetime | None
+    batch: _Batch, conversation: Conversation, item: _Item, sla_due: datetime | None, urgency: Urgency
 ) -> bool:
     """A customer wrote into an existing conversation; returns whether it needs (re)assignment."""
     result = item.classification
@@ -553,6 +573,11 @@ def _continue_conversation(
     if result and not conversation.language:
         conversation.language = result.language
     reopened = customer_wrote(conversation, item.received_at, sla_due)
+    if reopened or more_urgent(urgency.level, conversation.urgency) != conversation.urgency:
+        conversation.urgency, conversation.urgency_reason = urgency.level, urgency.reason
+    if not reopened and sla_due is not None and conversation.first_response_at is None:
+        # a more pressing follow-up tightens the open conversation's SLA
+        conversation.sla_due_at = min(conversation.sla_due_at or sla_due, sla_due)
     never_assigned = conversation.id is not None and conversation.id not in batch.threads.assigned
     return reopened or never_assigned
 

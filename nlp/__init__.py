@@ -16,8 +16,9 @@ from nlp.pipeline import (
     ensure_default_model,
     evaluate,
     load_classifier,
+    retrained_model_path,
 )
-from nlp.retrain import RetrainResult, retrain
+from nlp.retrain import ModelInfo, RetrainResult, model_info, retrain
 from nlp.training import EvalResult, TrainResult, TrainSettings, train
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "EntityPatternError",
     "EvalResult",
     "ModelError",
+    "ModelInfo",
     "RetrainResult",
     "TrainResult",
     "TrainSettings",
@@ -41,8 +43,10 @@ __all__ = [
     "ensure_default_model",
     "evaluate",
     "load_classifier",
+    "model_info",
     "read_examples",
     "retrain",
+    "retrained_model_path",
     "shipped_examples",
     "split_held_out",
     "train",

@@ -17,6 +17,8 @@ DATA_DIR = Path(__file__).parent / "data"
 BITEXT_DIR = DATA_DIR / "bitext"
 EXTRA_CSV = DATA_DIR / "rapport_extra.csv"
 MULTILINGUAL_CSV = DATA_DIR / "rapport_multilingual.csv"  # our own mails in sv, de, sk, cs, hu, sl, pl, fr, es
+MAIL_CSV = DATA_DIR / "rapport_mail.csv"  # our own whole mails (subject, greeting, ask, signature) in ten languages
+OWN_CSVS = (EXTRA_CSV, MULTILINGUAL_CSV, MAIL_CSV)
 
 CATEGORIES: tuple[str, ...] = (
     "order",
@@ -110,7 +112,7 @@ def bitext_examples(part: str) -> list[Example]:
 def extra_examples(part: str) -> list[Example]:
     """Our own examples (sales, partnership, email-style English, and the other languages our
     customers write in), split deterministically into ``train`` and ``dev``."""
-    examples = read_examples(EXTRA_CSV, "text", "category") + read_examples(MULTILINGUAL_CSV, "text", "category")
+    examples = [example for path in OWN_CSVS for example in read_examples(path, "text", "category")]
     train_part, dev_part = split_held_out(examples)
     return dev_part if part == "dev" else train_part
 
@@ -136,7 +138,7 @@ def is_held_out(text: str) -> bool:
 def shipped_data_digest() -> str:
     """Hash of the shipped training files (part of the default model's version)."""
     digest = hashlib.sha256()
-    for path in (BITEXT_DIR / "train.csv", BITEXT_DIR / "dev.csv", EXTRA_CSV, MULTILINGUAL_CSV):
+    for path in (BITEXT_DIR / "train.csv", BITEXT_DIR / "dev.csv", *OWN_CSVS):
         digest.update(path.read_bytes())
     return digest.hexdigest()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,7 +33,8 @@ from nlp.training import TEXTCAT_MODEL, EvalResult, TrainSettings, evaluate_pipe
 # Bump when a code change alters what the default model learns or outputs.
 CODE_VERSION = "3"
 DEFAULT_EPOCHS = 5
-CURRENT_MODEL = "current"
+CURRENT_MODEL = "current"  # a retrained model's folder: current-{deployment id}
+_DEPLOYMENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MIN_KNOWN_SHARE = 0.5
 # spaCy refuses texts over 1,000,000 characters; the start of a mail decides its category.
 MAX_CHARS = 100_000
@@ -205,11 +207,25 @@ def ensure_default_model(
     return path
 
 
-def active_model_path(cache_dir: Path, *, progress: Callable[[str], None] | None = None) -> Path:
-    """The model ``load_classifier(None)`` uses: a retrained ``current`` model, else the default one."""
-    current = cache_dir / CURRENT_MODEL
-    if (current / "meta.json").is_file():
-        return current
+def retrained_model_path(cache_dir: Path, deployment: str) -> Path:
+    """Where the model retrained from one database's corrections lives, named by that database's id.
+
+    The default model (shipped data only) is shared by every database; a retrained
+    one learned from one database's corrections and belongs to it alone.
+    """
+    if not _DEPLOYMENT_ID.fullmatch(deployment):
+        raise ModelError(f"deployment id {deployment!r}: expected letters, digits, - and _ only")
+    return cache_dir / f"{CURRENT_MODEL}-{deployment}"
+
+
+def active_model_path(
+    cache_dir: Path, *, deployment: str | None = None, progress: Callable[[str], None] | None = None
+) -> Path:
+    """The model ``load_classifier(None)`` uses: the deployment's retrained model, else the default one."""
+    if deployment is not None:
+        retrained = retrained_model_path(cache_dir, deployment)
+        if (retrained / "meta.json").is_file():
+            return retrained
     return ensure_default_model(cache_dir, progress=progress)
 
 
@@ -217,21 +233,23 @@ def load_classifier(
     model: str | Path | None = None,
     *,
     cache_dir: Path,
+    deployment: str | None = None,
     threshold: float = 0.5,
     entity_patterns: Sequence[EntityPattern] = (),
     languages: Sequence[str] = DEFAULT_LANGUAGES,
     progress: Callable[[str], None] | None = None,
 ) -> Classifier:
-    """Load Rapport's model (``None``), a saved pipeline (a directory) or an installed spaCy pipeline (a name).
+    """Load Rapport's model (``None``: the deployment's retrained one, else the default), a saved
+    pipeline (a directory) or an installed spaCy pipeline (a name).
 
     Every problem a user can fix (missing model, bad entity pattern, unknown language) is a ``ModelError``.
     """
     if model is None:
-        nlp = _load_path(active_model_path(cache_dir, progress=progress))
+        nlp = _load_path(active_model_path(cache_dir, deployment=deployment, progress=progress))
     elif isinstance(model, Path) or Path(model).expanduser().is_dir():
         nlp = _load_path(Path(model).expanduser())
     else:
-        nlp = _load_installed(str(model), cache_dir, progress)
+        nlp = _load_installed(str(model), cache_dir, deployment, progress)
     try:
         _attach_components(nlp, threshold, entity_patterns, languages)
     except (EntityPatternError, UnknownLanguageError) as exc:
@@ -257,14 +275,16 @@ def _load_path(path: Path) -> Language:
         raise ModelError(f"{path}: cannot load the pipeline: {exc}") from None
 
 
-def _load_installed(name: str, cache_dir: Path, progress: Callable[[str], None] | None) -> Language:
+def _load_installed(
+    name: str, cache_dir: Path, deployment: str | None, progress: Callable[[str], None] | None
+) -> Language:
     try:
         nlp = spacy.load(name)
     except OSError:
         raise ModelError(f"no installed spaCy pipeline or model directory named {name!r}") from None
     if "textcat" not in nlp.pipe_names:
         # Category comes from Rapport's own textcat; the user's pipeline adds tagging, NER etc.
-        rapport_nlp = _load_path(active_model_path(cache_dir, progress=progress))
+        rapport_nlp = _load_path(active_model_path(cache_dir, deployment=deployment, progress=progress))
         nlp.add_pipe("textcat", source=rapport_nlp)
         nlp.meta["rapport"] = {
             "model_version": f"{name}+{model_version_of(rapport_nlp)}",

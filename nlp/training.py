@@ -8,6 +8,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,7 @@ def train(
         if progress:
             progress(line)
     version = model_version or f"trained-{int(time.time())}"
-    nlp.meta["rapport"] = {"model_version": version, "labels": labels}
+    nlp.meta["rapport"] = {"model_version": version, "labels": labels, **training_record(dev_result)}
     with nlp.use_params(optimizer.averages):
         save_atomically(nlp, out_dir)
     return TrainResult(
@@ -128,6 +129,12 @@ def train(
         seconds=time.perf_counter() - started,
         model_version=version,
     )
+
+
+def training_record(dev: EvalResult | None) -> dict[str, Any]:
+    """What a model's meta keeps about its training: when, and its dev scores (`rapport nlp status`)."""
+    scores = {"accuracy": dev.accuracy, "macro_f1": dev.macro_f1, "n": dev.n} if dev is not None else None
+    return {"trained_at": datetime.now(UTC).isoformat(timespec="seconds"), "dev": scores}
 
 
 class RapportTextCategorizer(TextCategorizer):

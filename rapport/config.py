@@ -80,8 +80,22 @@ class RouteConfig(_Section):
 
 class AssignmentConfig(_Section):
     sla_hours: float = Field(8.0, gt=0)
+    # Tighter SLAs by urgency; by category, 0 means no reply is owed (a thank-you).
+    sla_hours_by_urgency: dict[Literal["urgent", "high", "normal", "low"], float] = {"urgent": 2.0, "high": 4.0}
+    sla_hours_by_category: dict[str, float] = {"feedback": 0.0}
     fallback_queue: str = "triage"
     routes: list[RouteConfig] = []
+
+    @field_validator("sla_hours_by_urgency", "sla_hours_by_category")
+    def _hours(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(hours < 0 for hours in value.values()):
+            raise ValueError("hours must be 0 or more")
+        return value
+
+    @field_validator("sla_hours_by_category")
+    def _categories(cls, value: dict[str, float]) -> dict[str, float]:
+        _checked(check_categories, list(value))
+        return value
 
 
 class EntityPatternConfig(_Section):

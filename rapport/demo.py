@@ -38,7 +38,7 @@ from rapport.settings import load_settings
 from rapport.wiring import Runtime, ingest_options
 from store.db import read_session, session_scope
 from store.digest import compute_digest, period_bounds
-from store.exporting import export_rows
+from store.exporting import export_rows, write_csv
 from store.importing import ImportReport, import_csv
 from store.models import Company, Contact, Rep
 from store.segments import SegmentParams
@@ -97,9 +97,7 @@ def shift_orders(source: Path, target: Path, shift: timedelta) -> None:
     for row in rows:
         row["ordered_on"] = (date.fromisoformat(row["ordered_on"]) + shift).isoformat()
     with target.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+        write_csv(rows, list(rows[0]), handle, bom=False)
 
 
 def prepare_folder(plan: DemoPlan, *, fresh: bool = True) -> Path:

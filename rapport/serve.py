@@ -1,7 +1,8 @@
 """`rapport serve`: the Slack app, the scheduler and the mailbox watchers in one process.
 
 Socket Mode when SLACK_APP_TOKEN is set, else HTTP on RAPPORT_HTTP_PORT
-(POST /slack/events, GET /healthz). SIGTERM or SIGINT stops everything in
+(POST /slack/events, GET /healthz; waitress behind bot.http's guard; more
+pages are routes on `self.http.front`). SIGTERM or SIGINT stops everything in
 order: no new requests, the scheduler finishes its tick, watchers close.
 """
 
@@ -15,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.app import RapportSlack, build_app
-from bot.http import SlackHttpServer
+from bot.http import HttpLimits, HttpServer, slack_front
 from bot.notify import ConsoleSender
 from bot.scheduler import TICK_SECONDS, Scheduler
 from rapport.errors import ConfigError
@@ -48,6 +49,7 @@ class Service:
         clock: Callable[[], datetime] = utcnow,
         scheduler_interval: float = TICK_SECONDS,
         watch_mailboxes: bool = True,
+        http_limits: HttpLimits = HttpLimits(),
     ) -> None:
         self.rt = rt
         self.host = host
@@ -55,9 +57,10 @@ class Service:
         self.clock = clock
         self.scheduler_interval = scheduler_interval
         self.watch_mailboxes = watch_mailboxes
+        self.http_limits = http_limits
         self.stopping = threading.Event()
         self.slack: RapportSlack | None = None
-        self.http: SlackHttpServer | None = None
+        self.http: HttpServer | None = None
         self.scheduler: Scheduler | None = None
         self._socket_mode: Any = None
         self._watchers: list[threading.Thread] = []
@@ -84,7 +87,9 @@ class Service:
         if app_token is not None:
             self._start_socket_mode(app_token)
         else:
-            self.http = SlackHttpServer(self.slack.app, host=self.host, port=self.port)
+            assert secret is not None
+            front = slack_front(self.slack.app, secret, self.http_limits)
+            self.http = HttpServer(front, host=self.host, port=self.port, limits=self.http_limits)
             self.http.start()
             log.info("Slack HTTP endpoint on http://%s:%d/slack/events", self.host, self.http.port)
         self.scheduler.start()

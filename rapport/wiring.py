@@ -11,7 +11,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from bot.commands import BotOptions
     from bot.digest import DigestOptions
     from bot.email import SmtpOptions
-    from inbox.options import IngestOptions, MailboxSpec
+    from bot.interactions import CorrectionApplier
+    from inbox.options import IngestOptions, MailboxSpec, Route
     from nlp import Classifier
     from store.segments import SegmentParams
 
@@ -62,6 +63,13 @@ class Runtime:
         return self._engine
 
     @cached_property
+    def deployment(self) -> str:
+        """This database's id: it names the model retrained from the database's corrections."""
+        from store.deployment import deployment_id
+
+        return deployment_id(self.engine)
+
+    @cached_property
     def classifier(self) -> Classifier:
         from nlp import EntityPattern, load_classifier
 
@@ -69,6 +77,7 @@ class Runtime:
         classifier = load_classifier(
             nlp_config.model,
             cache_dir=self.settings.model_dir,
+            deployment=self.deployment,
             threshold=nlp_config.confidence_threshold,
             entity_patterns=[EntityPattern(p.label, p.pattern) for p in nlp_config.entity_patterns],
             languages=nlp_config.languages,
@@ -121,7 +130,22 @@ def bot_options(config: AppConfig) -> BotOptions:
         command=config.slack.command,
         segment_params=segment_params(config),
         keyword_prefix=config.inbox.keyword_prefix,
+        apply_correction=correction_applier(config),
     )
+
+
+def routes(config: AppConfig) -> list[Route]:
+    """[[assignment.routes]] of rapport.toml as the inbox's routes."""
+    from inbox.options import Route
+
+    return [Route(r.category, r.language, r.team, r.rep) for r in config.assignment.routes]
+
+
+def correction_applier(config: AppConfig) -> CorrectionApplier:
+    """`apply_correction` with this configuration's routes and IMAP keyword prefix, for the Slack app."""
+    from inbox.corrections import apply_correction
+
+    return partial(apply_correction, routes=routes(config), keyword_prefix=config.inbox.keyword_prefix)
 
 
 def smtp_options(settings: Settings) -> SmtpOptions | None:
@@ -154,14 +178,16 @@ def slack_client(settings: Settings) -> WebClient | None:
 
 
 def ingest_options(rt: Runtime) -> IngestOptions:
-    from inbox.options import IngestOptions, Route
-
     """IngestOptions from rapport.toml (and the mailbox addresses from the environment)."""
+    from inbox.options import IngestOptions
+
     inbox, assignment = rt.config.inbox, rt.config.assignment
     own = [rt.settings.imap_user or "", *(m.user for m in inbox.mailboxes)]
     return IngestOptions(
-        routes=[Route(r.category, r.language, r.team, r.rep) for r in assignment.routes],
+        routes=routes(rt.config),
         sla_hours=assignment.sla_hours,
+        sla_hours_by_urgency={str(level): hours for level, hours in assignment.sla_hours_by_urgency.items()},
+        sla_hours_by_category=dict(assignment.sla_hours_by_category),
         fallback_queue=assignment.fallback_queue,
         backlog_age=timedelta(days=inbox.backlog_age_days),
         keyword_prefix=inbox.keyword_prefix,

@@ -152,16 +152,27 @@ def reassign(
         raise ReassignError(f"{rep.email} is inactive")
     if conversation.owner_id == rep.id:
         raise ReassignError(f"{rep.email} already owns conversation {conversation_id}")
+    return hand_over(session, conversation, rep, rule="manual", reason=reason or f"reassigned to {rep.email} by {by}",
+                     by=by, keyword_prefix=keyword_prefix, notify=notify)
+
+
+def hand_over(
+    session: Session,
+    conversation: Conversation,
+    rep: Rep,
+    *,
+    rule: str,
+    reason: str,
+    by: str,
+    keyword_prefix: str = "rapport",
+    notify: bool = True,
+) -> Assignment:
+    """Record that `rep` now owns the conversation and, in the same transaction, enqueue the
+    new owner's DM (with `notify`) and the swap of the IMAP owner keyword."""
+    assert conversation.id is not None
+    conversation_id = conversation.id
     previous = session.get(Rep, conversation.owner_id) if conversation.owner_id else None
-    assignment = record_assignment(
-        session,
-        conversation,
-        owner=rep,
-        queue=None,
-        rule="manual",
-        reason=reason or f"reassigned to {rep.email} by {by}",
-        by=by,
-    )
+    assignment = record_assignment(session, conversation, owner=rep, queue=None, rule=rule, reason=reason, by=by)
     messages = list(
         session.exec(
             select(Message)

@@ -117,6 +117,14 @@ def rep_queue(session: Session, rep_id: int, *, limit: int = 15) -> list[OpenCon
     return [_open_conversation(conv, None, name) for conv, name in session.exec(query).all()]
 
 
+def open_count(session: Session, rep_id: int) -> int:
+    """How many open conversations a rep owns (the queue shows the most urgent of them)."""
+    query = select(func.count()).where(
+        Conversation.owner_id == rep_id, Conversation.status == ConversationStatus.open
+    )
+    return int(session.exec(query).one())
+
+
 def _emails(session: Session, contact_id: int) -> list[str]:
     query = (
         select(ContactEmail.email)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from store.models import Conversation, Correction, Message, Rep
+from store.models import Assignment, Conversation, Correction, Message, Rep
 
 
 def find_message(session: Session, ref: str) -> Message | None:
@@ -21,32 +24,73 @@ def training_text(message: Message) -> str:
 
 
 def record_correction(
-    session: Session, message: Message, category: str, *, rep: Rep | None = None
+    session: Session,
+    category: str,
+    *,
+    message: Message | None,
+    conversation: Conversation | None,
+    rep: Rep | None = None,
 ) -> Correction:
-    """Store the fix and apply it to the message and its conversation."""
+    """Store the fix with the text the classifier read and apply it to the message and the conversation.
+
+    Without a message (a conversation with no inbound mail) the subject is the text.
+    """
+    old = (message.category if message else None) or (conversation.category if conversation else None)
+    language = (message.language if message else None) or (conversation.language if conversation else None)
     correction = Correction(
-        message_id=message.id,
-        text=training_text(message),
-        old_category=message.category,
+        message_id=message.id if message else None,
+        text=training_text(message) if message else (conversation.subject if conversation else ""),
+        old_category=old,
         new_category=category,
+        language=language,
         rep_id=rep.id if rep else None,
     )
     session.add(correction)
-    message.category = category
-    session.add(message)
-    if message.conversation_id is not None:
-        conversation = session.get(Conversation, message.conversation_id)
-        if conversation is not None:
-            conversation.category = category
-            session.add(conversation)
+    if message is not None:
+        message.category = category
+        session.add(message)
+    if conversation is not None:
+        conversation.category = category
+        session.add(conversation)
+    session.flush()
     return correction
 
 
-def training_corrections(session: Session) -> list[tuple[str, str]]:
-    """(text, category) pairs, the newest correction of each message winning."""
+@dataclass(frozen=True)
+class CorrectionApplied:
+    """A correction and what it did to the routing: the new assignment, or why the owner stayed."""
+
+    correction: Correction
+    reassigned: Assignment | None
+    routing: str  # one line for a person
+
+
+def last_correction_id(session: Session) -> int | None:
+    return session.exec(select(func.max(Correction.id))).one()
+
+
+def training_corrections(session: Session, *, through: int | None = None) -> list[tuple[str, str]]:
+    """(text, category) pairs up to the correction id `through` (all by default), the newest of each message winning."""
     latest: dict[object, tuple[str, str]] = {}
-    for correction in session.exec(select(Correction).order_by(col(Correction.id))):
+    query = select(Correction).order_by(col(Correction.id))
+    if through is not None:
+        query = query.where(col(Correction.id) <= through)
+    for correction in session.exec(query):
         key = correction.message_id if correction.message_id is not None else ("text", correction.text)
         if correction.text.strip():
             latest[key] = (correction.text, correction.new_category)
     return list(latest.values())
+
+
+def corrections_by_language_and_category(
+    session: Session, *, after: int | None = None
+) -> list[tuple[str | None, str, int]]:
+    """(language, category, count) of the corrections with an id above `after` (all by default)."""
+    query = select(Correction.language, Correction.new_category, func.count()).group_by(
+        col(Correction.language), col(Correction.new_category)
+    )
+    if after is not None:
+        query = query.where(col(Correction.id) > after)
+    rows = session.exec(query).all()
+    return sorted(((language, category, int(n)) for language, category, n in rows),
+                  key=lambda row: (row[0] or "", row[1]))

@@ -7,10 +7,13 @@ README documents; `FIELDS[kind]` is the column order for CSV.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import csv
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TextIO
 
 from sqlalchemy import func
 from sqlalchemy import select as sa_select
@@ -128,6 +131,50 @@ FIELDS: dict[str, list[str]] = {
     ],
 }
 KINDS = tuple(FIELDS)
+
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
+
+
+def neutralise_cell(value: str) -> str:
+    """A cell a spreadsheet shows as text and never runs: a leading `'` before a formula start.
+
+    Plain numbers such as `-12.50` stay numbers. A value that already starts with
+    quotes before a formula start gets one more, so `restore_cell` is its exact inverse.
+    """
+    if value.lstrip("'").startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def restore_cell(value: str) -> str:
+    """The inverse of `neutralise_cell`, for re-importing our own exports."""
+    if value.startswith("'") and value[1:].lstrip("'").startswith(FORMULA_STARTS):
+        return value[1:]
+    return value
+
+
+def write_csv(rows: Iterable[dict[str, Any]], fields: list[str], out: TextIO, *, bom: bool = True) -> int:
+    """Rows as spreadsheet-safe CSV (lists and dicts as JSON); returns how many.
+
+    The UTF-8 byte order mark is what makes Excel read accents right.
+    """
+    if bom:
+        out.write("\ufeff")
+    writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    count = 0
+    for row in rows:
+        writer.writerow({key: _cell(value) for key, value in row.items()})
+        count += 1
+    return count
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, list | dict):
+        value = json.dumps(value, ensure_ascii=False)
+    return neutralise_cell(value) if isinstance(value, str) else value
 
 
 def _plain(value: Any) -> Any:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, func, select
 
 from store.db import session_scope
+from store.exporting import restore_cell
 from store.models import (
     Company,
     CompanyDomain,
@@ -159,7 +161,9 @@ def read_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]
     """The canonical column names found, and (line number, row) pairs.
 
     Line numbers are those a person sees in an editor (the header is line 1),
-    also when a quoted field spans lines.
+    also when a quoted field spans lines. Every physical line is accounted for:
+    a quote left open swallows the lines after it, so such a row is rejected
+    (naming the lines it swallowed) and those lines are read again as rows.
     """
     try:
         data = path.read_bytes()
@@ -169,39 +173,71 @@ def read_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]
     text = data.decode("utf-8-sig", errors="surrogateescape")
     if not text.strip():
         raise ImportFileError(f"{path} is empty")
-    first_line = text.splitlines()[0]
+    # Physical lines exactly as the csv module counts them (\n, \r\n or \r).
+    lines = io.StringIO(text, newline="").readlines()
+    first_line = lines[0]
     delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
     if "\t" in first_line and first_line.count("\t") > first_line.count(delimiter):
         delimiter = "\t"
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = next(reader)
+    header = next(csv.reader(lines, delimiter=delimiter))
     columns = [_LOOKUP.get(_header_key(h), _header_key(h).replace(" ", "_")) for h in header]
 
+    def swallowed(values: list[str], first: int, last: int) -> bool:
+        """Whether a row spanning lines first..last is an open quote eating the rows after it."""
+        if len(values) != len(columns):
+            return True
+        return len(columns) > 1 and any(
+            len(next(csv.reader([line], delimiter=delimiter), [])) == len(columns)
+            for line in lines[first:last]
+        )
+
     def rows() -> Iterator[tuple[int, dict[str, str]]]:
-        line = 1
-        while True:
-            start = reader.line_num + 1
-            try:
-                values = next(reader)
-            except StopIteration:
+        start = 2  # the line the reader starts on; moves back after a swallowing row
+        while start <= len(lines):
+            reader = csv.reader(itertools.islice(lines, start - 1, None), delimiter=delimiter)
+            for first, last, values in _records(reader, start):
+                if isinstance(values, str):
+                    yield first, {"__error__": values}
+                    continue
+                if last > first and swallowed(values, first, last):
+                    yield first, {
+                        "__error__": f"a quote opened on this line is not closed, so lines {first + 1}-{last} "
+                        "were read into this row; they are read again as rows of their own"
+                    }
+                    start = first + 1
+                    break
+                if any(v.strip() for v in values):
+                    yield first, _row(columns, values)
+            else:
                 return
-            except csv.Error as exc:
-                yield start, {"__error__": f"unreadable CSV: {exc}"}
-                continue
-            line = start
-            if not any(v.strip() for v in values):
-                continue
-            row: dict[str, str] = {}
-            for column, value in zip(columns, values, strict=False):
-                if column not in row or not row[column]:
-                    row[column] = value.strip()
-            if len(values) > len(columns):
-                row["__error__"] = f"{len(values)} fields but the header has {len(columns)}"
-            if any("\udc80" <= ch <= "\udcff" for v in values for ch in v):
-                row["__error__"] = "not valid UTF-8 (save the file as UTF-8)"
-            yield line, row
 
     return columns, rows()
+
+
+def _records(reader: Any, start: int) -> Iterator[tuple[int, int, list[str] | str]]:
+    """(first line, last line, values or an error) for each record a reader started on line `start` reads."""
+    while True:
+        first = start + reader.line_num
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield first, start + reader.line_num - 1, f"unreadable CSV: {exc}"
+            continue
+        yield first, start + reader.line_num - 1, values
+
+
+def _row(columns: list[str], values: list[str]) -> dict[str, str]:
+    row: dict[str, str] = {}
+    for column, value in zip(columns, values, strict=False):
+        if column not in row or not row[column]:
+            row[column] = restore_cell(value).strip()
+    if len(values) > len(columns):
+        row["__error__"] = f"{len(values)} fields but the header has {len(columns)}"
+    if any("\udc80" <= ch <= "\udcff" for v in values for ch in v):
+        row["__error__"] = "not valid UTF-8 (save the file as UTF-8)"
+    return row
 
 
 # --------------------------------------------------------------------------- upserts

@@ -205,7 +205,8 @@ class Conversation(SQLModel, table=True):
     queue: str | None = None  # fallback queue when no rep could take it
     category: str | None = Field(default=None, index=True)
     category_confidence: float | None = None
-    urgency: str = "normal"  # "low", "normal", "high"
+    urgency: str = "normal"  # "urgent", "high", "normal", "low" (inbox/urgency.py)
+    urgency_reason: str | None = None
     language: str | None = None
     status: str = Field(default=ConversationStatus.open)
     is_automatic: bool = False
@@ -254,6 +255,7 @@ class Message(SQLModel, table=True):
     automatic_reason: str | None = None
     category: str | None = None
     category_confidence: float | None = None
+    urgency: str | None = None
     language: str | None = None
     entities: list[dict[str, Any]] = _json(list)  # label, text, start, end, value
     model_version: str | None = None
@@ -268,7 +270,7 @@ class Assignment(SQLModel, table=True):
     conversation_id: int = Field(foreign_key="conversation.id", index=True)
     owner_id: int | None = Field(default=None, foreign_key="rep.id", index=True)
     queue: str | None = None
-    rule: str  # "thread_owner", "account_owner", "skill", "language", "least_busy", "fallback", "manual"
+    rule: str  # "thread_owner", "account_owner", "skill", "language", "least_busy", "fallback", "manual", "reroute"
     reason: str
     assigned_by: str = "rapport"  # "rapport" or the rep's email
     assigned_at: datetime = _created()
@@ -340,7 +342,23 @@ class Correction(SQLModel, table=True):
     text: str = _text()
     old_category: str | None = None
     new_category: str
+    language: str | None = None  # the mail's, so `rapport nlp status` can count corrections per language
     rep_id: int | None = Field(default=None, foreign_key="rep.id")
+    created_at: datetime = _created()
+
+
+class Deployment(SQLModel, table=True):
+    """This database's identity: a random id made on first use, one row.
+
+    What belongs to this database but lives outside it (the model retrained
+    from its corrections) is named by this id. A URL would change when a
+    SQLite file moves or a host is renamed, and two URLs can name one database.
+    """
+
+    __tablename__ = "deployment"
+
+    slot: int = Field(default=1, primary_key=True)  # always 1: a second row cannot be inserted
+    deployment_id: str = Field(unique=True)
     created_at: datetime = _created()
 
 
@@ -425,6 +443,7 @@ __all__ = [
     "Conversation",
     "ConversationStatus",
     "Correction",
+    "Deployment",
     "Direction",
     "FollowUp",
     "FollowUpStatus",

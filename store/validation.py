@@ -95,6 +95,10 @@ def check_choice(value: str, allowed: type[ContactKind] | type[Stage] | type[Rol
     return key
 
 
+# Order.amount is Numeric(14, 2): twelve digits before the point.
+MAX_AMOUNT = Decimal(10) ** 12
+
+
 def parse_amount(value: str) -> Decimal:
     """Amounts as CRMs, spreadsheets and mail write them: `1200.50`, `1 200,50`, `1,200.50`, `1.200,50`.
 
@@ -110,11 +114,14 @@ def parse_amount(value: str) -> Decimal:
         digits = whole if grouped else f"{whole}.{digits[last + 1:]}"
     try:
         amount = Decimal(digits)
-        if not amount.is_finite():
-            raise InvalidOperation
-        return amount.quantize(Decimal("0.01"))
     except InvalidOperation:
-        raise Invalid(f"amount {value!r} is not a number (or too large)") from None
+        raise Invalid(f"amount {value!r} is not a number") from None
+    if not amount.is_finite():
+        raise Invalid(f"amount {value!r} is not a number")
+    # Checked before quantize, which raises InvalidOperation past 28 digits.
+    if abs(amount) >= MAX_AMOUNT:
+        raise Invalid(f"amount {value!r} is too large (at most 999,999,999,999.99)")
+    return amount.quantize(Decimal("0.01"))
 
 
 def parse_date(value: str) -> date:

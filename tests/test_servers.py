@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -222,6 +223,69 @@ def test_fake_slack_enforces_the_block_limit(fake_slack: FakeSlack) -> None:
     with pytest.raises(SlackApiError) as error:
         web_client(fake_slack).chat_postMessage(channel="C0SALES", text="digest", blocks=blocks)
     assert error.value.response["error"] == "invalid_blocks"
+    assert fake_slack.take_violations() == ["chat.postMessage: 51 blocks, at most 50"]
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _select(text: str, value: str) -> dict[str, Any]:
+    return {"type": "actions", "elements": [{"type": "static_select", "action_id": "pick",
+            "placeholder": {"type": "plain_text", "text": "Pick"},
+            "options": [{"text": {"type": "plain_text", "text": text}, "value": value}]}]}
+
+
+def _button(n: int) -> dict[str, Any]:
+    return {"type": "button", "action_id": f"b{n}", "text": {"type": "plain_text", "text": "Go"}}
+
+
+REFUSED_MESSAGES = {
+    "section text 3,001": [_section("x" * 3001)],
+    "field 2,001": [{"type": "section", "fields": [{"type": "mrkdwn", "text": "x" * 2001}]}],
+    "11 fields": [{"type": "section", "fields": [{"type": "mrkdwn", "text": "x"}] * 11}],
+    "header 151": [{"type": "header", "text": {"type": "plain_text", "text": "x" * 151}}],
+    "option text 76": [_select("x" * 76, "v")],
+    "option value 151": [_select("x", "v" * 151)],
+    "26 actions elements": [{"type": "actions", "elements": [_button(n) for n in range(26)]}],
+    "duplicate block ids": [{**_section("a"), "block_id": "b"}, {**_section("b"), "block_id": "b"}],
+    "unknown block type": [{"type": "banner", "text": "x"}],
+}
+
+
+@pytest.mark.parametrize("blocks", REFUSED_MESSAGES.values(), ids=REFUSED_MESSAGES.keys())
+def test_fake_slack_refuses_what_real_slack_refuses(fake_slack: FakeSlack, blocks: list[dict[str, Any]]) -> None:
+    with pytest.raises(SlackApiError) as error:
+        web_client(fake_slack).chat_postMessage(channel="C0SALES", text="x", blocks=blocks)
+    assert error.value.response["error"] == "invalid_blocks"
+    assert len(fake_slack.take_violations()) >= 1
+
+
+def test_fake_slack_refuses_long_modal_titles_and_too_many_surface_blocks(fake_slack: FakeSlack) -> None:
+    client = web_client(fake_slack)
+    with pytest.raises(SlackApiError):
+        client.views_open(trigger_id="1.2.3", view={"type": "modal", "title": {"type": "plain_text",
+                                                    "text": "x" * 25}, "blocks": []})
+    with pytest.raises(SlackApiError):
+        client.views_publish(user_id="U0BOB", view={"type": "home", "blocks": [_section("x")] * 101})
+    assert client.views_publish(user_id="U0BOB", view={"type": "home", "blocks": [_section("x")] * 100})["ok"]
+    assert len(fake_slack.take_violations()) >= 2
+
+
+def test_a_refused_payload_fails_the_test_that_sent_it() -> None:
+    with pytest.raises(AssertionError, match="field of 2001 characters"), FakeSlack() as slack, \
+            pytest.raises(SlackApiError):
+        web_client(slack).chat_postMessage(channel="C1", text="x", blocks=REFUSED_MESSAGES["field 2,001"])
+
+
+def test_raw_mentions_from_outside_are_found_and_rapports_own_pass(fake_slack: FakeSlack) -> None:
+    fake_slack.allow_mentions("U0ALICE")
+    web_client(fake_slack).chat_postMessage(
+        channel="C1", text="Contact: <!channel>", blocks=[_section("<@U0ALICE> &lt;!here&gt; <http://evil|x>")])
+    fake_slack.check_response({"text": "<#C0GENERAL>", "blocks": [
+        {"type": "header", "text": {"type": "plain_text", "text": "<!channel> never pings in plain text"}}]})
+    assert fake_slack.mention_problems() == [
+        "chat.postMessage: <!channel>", "chat.postMessage: <http://evil|x>", "response: <#C0GENERAL>"]
 
 
 def test_fake_slack_rejects_calls_without_a_token(fake_slack: FakeSlack) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from functools import cache
 from typing import Any
 
@@ -20,6 +21,11 @@ err_console = Console(stderr=True)
 def runtime() -> Runtime:
     """The process's runtime (settings, config, engine), built on first use."""
     return Runtime.load()
+
+
+def acting_person(by: str | None) -> str:
+    """Who a command acts as in the history: `--by`, else the OS user."""
+    return by or os.environ.get("USER") or "cli"
 
 
 def print_json(data: Any) -> None:

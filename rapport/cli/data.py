@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from collections.abc import Callable, Iterable
@@ -18,7 +17,7 @@ from rich.table import Table
 from rapport.cli.common import console, err_console, print_json, runtime
 from rapport.errors import RapportError
 from store.db import read_session
-from store.exporting import FIELDS, KINDS, export_rows
+from store.exporting import FIELDS, KINDS, export_rows, write_csv
 from store.importing import ENTITIES, ImportFileError, ImportReport, count_rows, import_csv
 
 import_app = typer.Typer(help="Import contacts, companies, reps or orders from CSV.", no_args_is_help=True)
@@ -98,20 +97,19 @@ class Format(StrEnum):
     csv = "csv"
 
 
-def write_rows(rows: Iterable[dict[str, Any]], fields: list[str], fmt: Format) -> int:
+BOM_OPTION = typer.Option(
+    True, "--bom/--no-bom", help="CSV: start with a UTF-8 byte order mark (Excel needs it to read accents)."
+)
+FORMAT_OPTION = typer.Option(
+    Format.jsonl, "--format", "-f", help="jsonl or csv (spreadsheet-safe: formulas are written as text)."
+)
+
+
+def write_rows(rows: Iterable[dict[str, Any]], fields: list[str], fmt: Format, *, bom: bool = True) -> int:
     """Rows to stdout as JSON lines or CSV; returns how many."""
     count = 0
     if fmt is Format.csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(
-                {
-                    k: json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else v
-                    for k, v in row.items()
-                }
-            )
-            count += 1
+        count = write_csv(rows, fields, sys.stdout, bom=bom)
     else:
         for row in rows:
             sys.stdout.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
@@ -121,9 +119,9 @@ def write_rows(rows: Iterable[dict[str, Any]], fields: list[str], fmt: Format) -
 
 
 def _export_command(kind: str) -> Callable[..., None]:
-    def command(fmt: Format = typer.Option(Format.jsonl, "--format", "-f", help="jsonl or csv.")) -> None:
+    def command(fmt: Format = FORMAT_OPTION, bom: bool = BOM_OPTION) -> None:
         with read_session(runtime().engine) as session:
-            count = write_rows(export_rows(session, kind), FIELDS[kind], fmt)
+            count = write_rows(export_rows(session, kind), FIELDS[kind], fmt, bom=bom)
         err_console.print(f"exported {count} {kind}", style="dim")
 
     command.__doc__ = f"Export {kind}; fields: {', '.join(FIELDS[kind])}."
@@ -137,7 +135,8 @@ for _kind in KINDS:
 @export_app.command("segment")
 def export_segment_command(
     name: str = typer.Argument(..., help="top, lapsed, stalled or partners."),
-    fmt: Format = typer.Option(Format.jsonl, "--format", "-f", help="jsonl or csv."),
+    fmt: Format = FORMAT_OPTION,
+    bom: bool = BOM_OPTION,
 ) -> None:
     """Export a customer segment (see docs/digest.md for the definitions)."""
     from rapport.wiring import segment_params
@@ -151,5 +150,5 @@ def export_segment_command(
         except UnknownSegment as exc:
             raise RapportError(str(exc)) from None
     fields = list(rows[0]) if rows else []
-    count = write_rows(rows, fields, fmt)
+    count = write_rows(rows, fields, fmt, bom=bom)
     err_console.print(f"exported {count} rows of segment {name}", style="dim")

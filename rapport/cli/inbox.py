@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
@@ -20,7 +19,7 @@ from sqlmodel import col, select
 
 from inbox.options import IngestOptions, MailboxSpec
 from inbox.pipeline import BatchResult
-from rapport.cli.common import console, print_json, runtime
+from rapport.cli.common import acting_person, console, print_json, runtime
 from rapport.errors import ConfigError, RapportError
 from rapport.wiring import Runtime, ingest_options, mailbox_specs
 from store.assignments import assignment_history
@@ -310,7 +309,7 @@ def reassign_command(
     from store.assignments import ReassignError, reassign
 
     rt = runtime()
-    who = by or os.environ.get("USER") or "cli"
+    who = acting_person(by)
     with session_scope(rt.engine) as session:
         try:
             assignment = reassign(session, conversation, rep_email, by=who, reason=reason,

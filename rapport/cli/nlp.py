@@ -20,7 +20,10 @@ app = typer.Typer(
 DATA = typer.Option(..., "--data", help="CSV file with a text and a label column.")
 TEXT_COLUMN = typer.Option(..., "--text-column", help="Column holding the text.")
 LABEL_COLUMN = typer.Option(..., "--label-column", help="Column holding the label.")
-MODEL = typer.Option(None, "--model", help="Model directory (default: Rapport's current model).")
+MODEL = typer.Option(
+    None, "--model", help="Model directory (default: Rapport's default model; `rapport nlp status` shows "
+    "the one a database uses)."
+)
 JSON = typer.Option(False, "--json", help="Print JSON on stdout.")
 
 
@@ -130,16 +133,20 @@ def correct(
     category: str = typer.Argument(..., help=f"The right category: {', '.join(nlp.CATEGORIES)}."),
     by: str | None = typer.Option(None, "--by", help="The rep making the correction (email)."),
 ) -> None:
-    """Fix a message's category; the fix is kept as training data for `rapport nlp retrain`."""
-    from rapport.cli.common import runtime
+    """Fix a message's category: kept as training data for `rapport nlp retrain`, and the
+    conversation is re-routed when its owner came from category or language routing."""
+    from inbox.corrections import apply_correction
+    from rapport.cli.common import acting_person, runtime
     from rapport.errors import RapportError
-    from store.corrections import find_message, record_correction
+    from rapport.wiring import routes
+    from store.corrections import find_message
     from store.db import session_scope
     from store.reps import rep_by_email
 
     if category not in nlp.CATEGORIES:
         raise RapportError(f"unknown category {category!r}; choose one of {', '.join(nlp.CATEGORIES)}")
-    with session_scope(runtime().engine) as session:
+    rt = runtime()
+    with session_scope(rt.engine) as session:
         found = find_message(session, message)
         if found is None:
             raise RapportError(
@@ -148,30 +155,25 @@ def correct(
         rep = rep_by_email(session, by) if by else None
         if by and rep is None:
             raise RapportError(f"no rep with email {by!r}")
-        correction = record_correction(session, found, category, rep=rep)
-        old = correction.old_category or "none"
+        applied = apply_correction(session, category, message=found, conversation=None, rep=rep,
+                                   by=acting_person(by), routes=routes(rt.config),
+                                   keyword_prefix=rt.config.inbox.keyword_prefix)
+        old = applied.correction.old_category or "none"
     console.print(
         f"message {found.id}: {old} -> {category} (kept for the next `rapport nlp retrain`)", highlight=False
     )
+    console.print(applied.routing, highlight=False)
 
 
 @app.command()
 def retrain(as_json: bool = JSON) -> None:
-    """Train on the shipped data plus all corrections; keep the new model only if it is not worse."""
+    """Train on the shipped data plus this database's corrections; keep the new model (for this
+    database only) if it is not worse."""
     from rapport.cli.common import runtime
-    from rapport.errors import RapportError
-    from store.corrections import training_corrections
-    from store.db import read_session
+    from rapport.retraining import retrain_database
 
-    rt = runtime()
-    with read_session(rt.engine) as session:
-        corrections = training_corrections(session)
-    if not corrections:
-        raise RapportError("no corrections yet: fix categories with `rapport nlp correct` or in Slack first")
-    cache_dir = rt.settings.model_dir
     with user_errors():
-        current = nlp.active_model_path(cache_dir, progress=progress)
-        result = nlp.retrain(corrections, current=current, cache_dir=cache_dir, progress=progress)
+        result = retrain_database(runtime(), progress=progress)
     if as_json:
         print_json(
             {
@@ -180,13 +182,57 @@ def retrain(as_json: bool = JSON) -> None:
                 "candidate_accuracy": result.candidate.accuracy,
                 "current_version": result.old_version,
                 "candidate_version": result.candidate_version,
+                "model_path": str(result.model_path),
                 "corrections": result.n_corrections,
             }
         )
     else:
         console.print(result.summary(), highlight=False)
+        console.print(f"this database's model: {result.model_path}", highlight=False)
     if not result.replaced:
         raise typer.Exit(1)
+
+
+@app.command()
+def status(as_json: bool = JSON) -> None:
+    """The model this database uses (default or retrained), its dev scores, when it was trained,
+    and the corrections it has not learned yet, per language and category."""
+    from rapport.cli.common import runtime
+    from rapport.retraining import model_status
+
+    with user_errors():
+        found = model_status(runtime())
+    if as_json:
+        print_json(found.to_json())
+        return
+    model = found.model
+    kind = "retrained for this database" if model.kind == "retrained" else "default (shared, shipped data)"
+    dev = model.dev
+    rows = [
+        ("database", found.deployment),
+        ("model", kind),
+        ("path", str(model.path)),
+        ("version", model.version or "not trained yet (trained on first use)"),
+        ("trained", _when(model.trained_at) if model.trained else "not yet"),
+        ("dev scores", f"accuracy {dev['accuracy']:.4f}, macro-F1 {dev['macro_f1']:.4f} on {int(dev['n'])} "
+                       "shipped dev mails" if dev else "not recorded"),
+        ("corrections", f"{found.n_pending} of {found.corrections} not yet in this model"),
+    ]
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")  # a long path folds inside its column
+    for label, value in rows:
+        grid.add_row(label, escape(value))
+    console.print(grid, highlight=False)
+    if found.pending:
+        table = Table("language", "category", "corrections", title="Not yet in the model")
+        for language, category, n in found.pending:
+            table.add_row(language or "unknown", category, str(n))
+        console.print(table)
+
+
+def _when(iso: str | None) -> str:
+    return iso.replace("T", " ").replace("+00:00", " UTC") if iso else "not recorded"
 
 
 if __name__ == "__main__":

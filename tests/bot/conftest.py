@@ -118,26 +118,26 @@ def seed_contacts(engine: Engine) -> Seeded:
 def add_assigned_email(
     engine: Engine, *, owner_email: str, contact_id: int | None, subject: str, text: str,
     from_email: str = "jan.stastny@acme.example", from_name: str = "Jan Šťastný", at: datetime = START,
-    sla_hours: float = 8,
+    sla_hours: float = 8, category: str = "complaint", language: str = "en", rule: str = "account_owner",
+    reason: str = "Alice owns the Acme account",
 ) -> tuple[int, str]:
     """What the inbox writes in one transaction: conversation, message, assignment, assign-dm row."""
     owner = rep_id(engine, owner_email)
     with session_scope(engine) as session:
-        conversation = Conversation(subject=subject, contact_id=contact_id, owner_id=owner, category="complaint",
-                                    category_confidence=0.87, language="en", opened_at=at,
+        conversation = Conversation(subject=subject, contact_id=contact_id, owner_id=owner, category=category,
+                                    category_confidence=0.87, language=language, opened_at=at,
                                     last_message_at=at, sla_due_at=at + timedelta(hours=sla_hours))
         session.add(conversation)
         session.flush()
         assert conversation.id is not None
         message = Message(conversation_id=conversation.id, contact_id=contact_id, message_id=f"<{subject}@x>",
                           from_email=from_email, from_name=from_name, subject=subject, received_at=at, text=text,
-                          new_text=text, category="complaint", category_confidence=0.87, language="en",
+                          new_text=text, category=category, category_confidence=0.87, language=language,
                           entities=[{"label": "ORDER_ID", "text": "NS-480744", "start": 0, "end": 9,
                                      "value": "NS-480744"}])
         session.add(message)
         session.flush()
-        assignment = Assignment(conversation_id=conversation.id, owner_id=owner, rule="account_owner",
-                                reason="Alice owns the Acme account")
+        assignment = Assignment(conversation_id=conversation.id, owner_id=owner, rule=rule, reason=reason)
         session.add(assignment)
         session.flush()
         key = f"assign-dm:{assignment.id}"
@@ -171,6 +171,7 @@ def service(database_url: str, fake_slack: FakeSlack, clock: Clock) -> Iterator[
     """`rapport serve`'s Service in HTTP mode on loopback; the scheduler only ticks when a test says."""
     fake_slack.add_user("dave@nordlys.example", DAVE)
     fake_slack.add_user("alice@nordlys.example", ALICE)
+    fake_slack.allow_mentions(ALICE, BOB, CAROL, DAVE)  # Rapport mentions its reps; nobody else may
     rt = make_runtime(database_url, fake_slack)
     svc = Service(rt, host="127.0.0.1", port=0, clock=clock, scheduler_interval=3600, watch_mailboxes=False)
     svc.start()
@@ -194,21 +195,42 @@ def events_url(service: Service) -> str:
     return f"http://127.0.0.1:{service.http.port}/slack/events"
 
 
+@pytest.fixture(autouse=True)
+def no_raw_mentions(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every bot test: nothing from a customer or a user pings or links in Slack (`<!channel>`, `<http…>`).
+
+    Scans every Web API call the fake Slack recorded and every answer to a Slack request.
+    """
+    slack = request.getfixturevalue("fake_slack") if "fake_slack" in request.fixturenames else None
+    yield
+    if slack is not None:
+        problems = slack.mention_problems()
+        assert not problems, f"raw mentions or links that Rapport did not write: {problems}"
+
+
+def _answer(fake_slack: FakeSlack, body: bytes) -> dict[str, Any]:
+    answer = json.loads(body) if body.strip().startswith(b"{") else {}
+    fake_slack.check_response(answer)
+    return answer
+
+
 @pytest.fixture
-def slash(events_url: str) -> Callable[..., tuple[int, dict[str, Any]]]:
-    """Send a signed `/crm TEXT` as a user; returns (status, the JSON answer or {})."""
+def slash(events_url: str, fake_slack: FakeSlack) -> Callable[..., tuple[int, dict[str, Any]]]:
+    """Send a signed `/crm TEXT` as a user; returns (status, the JSON answer or {}), checked like a Slack call."""
 
     def send(text: str, *, user: str = ALICE, **fields: Any) -> tuple[int, dict[str, Any]]:
         status, body = slack_requests.slash_command(SECRET, COMMAND, text, user_id=user, **fields).post(events_url)
-        return status, json.loads(body) if body.strip().startswith(b"{") else {}
+        return status, _answer(fake_slack, body)
 
     return send
 
 
 @pytest.fixture
-def interact(events_url: str) -> Callable[[dict[str, Any]], tuple[int, bytes]]:
+def interact(events_url: str, fake_slack: FakeSlack) -> Callable[[dict[str, Any]], tuple[int, bytes]]:
     def send(payload: dict[str, Any]) -> tuple[int, bytes]:
-        return slack_requests.interaction(SECRET, payload).post(events_url)
+        status, body = slack_requests.interaction(SECRET, payload).post(events_url)
+        _answer(fake_slack, body)
+        return status, body
 
     return send
 

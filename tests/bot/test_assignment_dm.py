@@ -143,7 +143,7 @@ def test_buttons_claim_reassign_recategorise_answer(
         ]
         correction = session.exec(select(Correction)).one()
         assert (correction.old_category, correction.new_category) == ("complaint", "refund")
-        assert correction.text == "I want my money back."
+        assert correction.text == "Refund please\n\nI want my money back."  # what the classifier read
         conversation = session.get(Conversation, conversation_id)
         assert conversation is not None
         assert conversation.category == "refund" and conversation.status == "answered"

@@ -1,28 +1,17 @@
-"""`rapport nlp correct`: a person's fix lands on the message, its conversation and the training data."""
+"""`rapport nlp correct`: a person's fix lands on the message, its conversation and the training data,
+and re-routes the conversation when routing gave it to the wrong rep."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 
-import pytest
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from rapport.cli.common import runtime
 from rapport.cli.main import app
 from store.corrections import training_corrections
-from store.db import make_engine, session_scope, upgrade
-from store.models import Conversation, Correction, Message
-
-
-@pytest.fixture
-def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    url = f"sqlite:///{tmp_path / 'r.db'}"
-    monkeypatch.setenv("RAPPORT_DATABASE_URL", url)
-    monkeypatch.setenv("RAPPORT_CONFIG", str(tmp_path / "absent.toml"))
-    runtime.cache_clear()
-    upgrade(make_engine(url))
-    return url
+from store.db import make_engine, session_scope
+from store.models import Assignment, Conversation, Correction, Message, Rep
 
 
 def test_correct_updates_the_message_and_keeps_training_data(database: str) -> None:
@@ -54,3 +43,39 @@ def test_correct_refuses_unknown_messages_and_categories(database: str) -> None:
 def test_retrain_without_corrections_says_what_to_do(database: str) -> None:
     result = CliRunner().invoke(app, ["nlp", "retrain"])
     assert result.exit_code != 0 and "no corrections yet" in str(result.exception or result.output)
+
+
+def test_correct_reroutes_and_assign_explain_shows_why(database: str) -> None:
+    engine = make_engine(database)
+    always = "Mon-Sun 00:00-24:00"
+    with session_scope(engine) as session:
+        dora = Rep(name="Dora", email="dora@shop.example", role="support", skills=["feedback"], languages=["sv"],
+                   working_hours=always)
+        greta = Rep(name="Greta", email="greta@shop.example", skills=["sales"], languages=["de"],
+                    working_hours=always)
+        session.add_all([dora, greta])
+        session.flush()
+        conversation = Conversation(subject="Vorführung", category="feedback", language="de", owner_id=dora.id)
+        session.add(conversation)
+        session.flush()
+        assert conversation.id is not None
+        conversation_id = conversation.id
+        session.add(Message(conversation_id=conversation.id, message_id="<demo@kunde.example>",
+                            subject="Vorführung", new_text="Wir möchten eine Vorführung.", category="feedback",
+                            language="de"))
+        session.add(Assignment(conversation_id=conversation.id, owner_id=dora.id, rule="skill",
+                               reason="Dora handles feedback"))
+
+    result = CliRunner().invoke(app, ["nlp", "correct", "demo@kunde.example", "sales"])
+
+    assert result.exit_code == 0, result.output
+    assert "feedback -> sales" in result.output
+    assert "re-routed to Greta: Greta handles sales and speaks de" in result.output
+    result = CliRunner().invoke(app, ["assign", "explain", str(conversation_id), "--json"])
+    assert result.exit_code == 0, result.output
+    explained = json.loads(result.stdout)
+    assert [(h["rule"], h["owner"]) for h in explained["history"]] == [
+        ("skill", "dora@shop.example"), ("reroute", "greta@shop.example")]
+    assert explained["history"][-1]["reason"].startswith("category corrected from feedback to sales by ")
+    winner = next(r for r in explained["rules"] if r["applied"])
+    assert (winner["rule"], winner["owner"]) == ("skill", "greta@shop.example")

@@ -27,7 +27,8 @@ def test_corrections_that_make_the_model_worse_are_refused(private_cache: Path) 
         (text, "sales") for text, category in shipped_examples("train") if category in {"refund", "delivery"}
     ]
 
-    result = nlp.retrain(bad, current=current, cache_dir=private_cache, settings=nlp.TrainSettings(epochs=3))
+    out_dir = nlp.retrained_model_path(private_cache, "db1")
+    result = nlp.retrain(bad, current=current, out_dir=out_dir, settings=nlp.TrainSettings(epochs=3))
 
     assert not result.replaced
     assert result.candidate.accuracy < result.old.accuracy - 0.05
@@ -35,9 +36,9 @@ def test_corrections_that_make_the_model_worse_are_refused(private_cache: Path) 
     assert f"current {result.old.accuracy:.4f}" in summary
     assert f"candidate {result.candidate.accuracy:.4f}" in summary
     assert "kept the current model" in summary
-    after = nlp.load_classifier(None, cache_dir=private_cache)
+    after = nlp.load_classifier(None, cache_dir=private_cache, deployment="db1")
     assert after.model_version == before.model_version
-    assert not (private_cache / "current").exists()
+    assert not out_dir.exists()
 
 
 def test_sound_corrections_replace_the_model(private_cache: Path) -> None:
@@ -51,16 +52,28 @@ def test_sound_corrections_replace_the_model(private_cache: Path) -> None:
         ("Subject: where is it\n\nThe courier says delivered but there is no parcel at my door.", "delivery"),
     ]
 
-    result = nlp.retrain(good, current=current, cache_dir=private_cache, settings=nlp.TrainSettings(epochs=5))
+    out_dir = nlp.retrained_model_path(private_cache, "db1")
+    result = nlp.retrain(good, current=current, out_dir=out_dir, settings=nlp.TrainSettings(epochs=5),
+                         source={"last_correction_id": 3})
 
     assert result.replaced, result.summary()
     assert result.candidate.accuracy >= result.old.accuracy - 0.005
-    assert result.model_path == private_cache / "current"
-    reloaded = nlp.load_classifier(None, cache_dir=private_cache)
+    assert result.model_path == private_cache / "current-db1"
+    reloaded = nlp.load_classifier(None, cache_dir=private_cache, deployment="db1")
     assert reloaded.model_version == result.candidate_version
     assert "+retrained-" in reloaded.model_version
+    info = nlp.model_info(private_cache, "db1")
+    assert (info.kind, info.version, info.source) == ("retrained", result.candidate_version, {"last_correction_id": 3})
+    # another database, and a process that names none, keep the default model
+    assert nlp.load_classifier(None, cache_dir=private_cache, deployment="db2").model_version != reloaded.model_version
+    assert nlp.active_model_path(private_cache) == current
 
 
 def test_retrain_without_corrections_is_a_clear_error(private_cache: Path) -> None:
     with pytest.raises(nlp.DataError, match="no corrections"):
-        nlp.retrain([], current=nlp.active_model_path(private_cache), cache_dir=private_cache)
+        nlp.retrain([], current=nlp.active_model_path(private_cache), out_dir=private_cache / "current-db1")
+
+
+def test_a_deployment_id_cannot_leave_the_cache(tmp_path: Path) -> None:
+    with pytest.raises(nlp.ModelError, match="deployment id"):
+        nlp.retrained_model_path(tmp_path, "../elsewhere")

@@ -8,6 +8,13 @@
 Every call is recorded (method, params, headers without the token, time). Answers are
 plausible Slack payloads; unknown methods answer {"ok": false, "error": "unknown_method"}
 like Slack does. fail_next() injects rate limits, HTTP errors or error payloads.
+
+Every payload is checked against what real Slack refuses (tests/servers/slack_limits.py):
+a violation answers like Slack (`invalid_blocks`, `msg_too_long`) and is kept in
+`violations`, and leaving the context manager (the `fake_slack` fixture's teardown)
+fails the test. `mention_problems()` lists raw `<!…>`, `<@…>`, `<#…>` and `<http…>`
+that Rapport did not put there itself (its own mentions are registered with
+`allow_mentions`).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.servers.ports import LOOPBACK
+from tests.servers.slack_limits import as_json, payload_problems, raw_mentions
 
 JsonDict = dict[str, Any]
 MethodHandler = Callable[[JsonDict], JsonDict]
@@ -33,8 +41,6 @@ TEAM_DOMAIN = "rapport-test"
 BOT_USER_ID = "U0BOT"
 BOT_ID = "B0BOT"
 APP_ID = "A0TEST"
-MAX_BLOCKS = 50
-MAX_TEXT = 40_000
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,8 @@ class _State:
     messages: dict[str, list[JsonDict]] = field(default_factory=dict)  # channel -> messages, oldest first
     uploads: dict[str, bytes] = field(default_factory=dict)  # file_id -> uploaded bytes
     upload_names: dict[str, str] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)  # payloads real Slack would refuse
+    responses: list[JsonDict] = field(default_factory=list)  # answers to Slack's requests (acks)
 
 
 class FakeSlack:
@@ -76,6 +84,7 @@ class FakeSlack:
         self._users_by_id: dict[str, JsonDict] = {}
         self._custom: dict[str, MethodHandler] = {}
         self._ids = itertools.count(1)
+        self._own_mentions: set[str] = set()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.socket_mode_url: str | None = None  # what apps.connections.open answers
@@ -106,6 +115,8 @@ class FakeSlack:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+        if exc_type is None and self.violations:
+            raise AssertionError("payloads real Slack would refuse:\n" + "\n".join(self.violations))
 
     @property
     def port(self) -> int:
@@ -170,6 +181,36 @@ class FakeSlack:
         with self._lock:
             self._state.faults.setdefault(method, []).append(fault)
 
+    def allow_mentions(self, *user_ids: str) -> None:
+        """Mentions Rapport itself writes (`<@U…>` of its reps): `mention_problems` lets them pass."""
+        with self._lock:
+            self._own_mentions.update(f"<@{user_id}>" for user_id in user_ids)
+
+    def check_response(self, answer: JsonDict) -> None:
+        """An app's answer to a Slack request (an ack body): kept and checked like a Web API call."""
+        with self._lock:
+            self._state.responses.append(answer)
+            self._state.violations += [f"response: {p}" for p in payload_problems("response", answer)]
+
+    @property
+    def violations(self) -> list[str]:
+        with self._lock:
+            return list(self._state.violations)
+
+    def take_violations(self) -> list[str]:
+        """The violations so far, forgotten (for tests that send invalid payloads on purpose)."""
+        with self._lock:
+            taken, self._state.violations = self._state.violations, []
+            return taken
+
+    def mention_problems(self) -> list[str]:
+        """Raw mentions and links in every call and answer so far that Rapport did not write itself."""
+        with self._lock:
+            allowed = set(self._own_mentions)
+            payloads = [(c.method, c.params) for c in self._state.calls]
+            payloads += [("response", answer) for answer in self._state.responses]
+        return [f"{method}: {m}" for method, params in payloads for m in raw_mentions(params, allowed)]
+
     def reset(self) -> None:
         """Forget calls, faults, messages and uploads (the user directory stays)."""
         with self._lock:
@@ -206,6 +247,10 @@ class FakeSlack:
         with self._lock:
             self._state.calls.append(call)
             self._lock.notify_all()
+
+    def _refuse(self, method: str, problems: list[str]) -> None:
+        with self._lock:
+            self._state.violations += [f"{method}: {p}" for p in problems]
 
     def _take_fault(self, method: str) -> _Fault | None:
         with self._lock:
@@ -248,26 +293,6 @@ def _dm_channel(user_id: str) -> str:
     return "D" + user_id[1:] if user_id.startswith(("U", "W")) else "D" + user_id
 
 
-def _as_json(value: Any) -> Any:
-    """Form-encoded calls carry JSON-valued params (blocks, view, files) as strings."""
-    if isinstance(value, str) and value.startswith(("[", "{")):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _invalid_content(params: JsonDict) -> str | None:
-    """Slack's limits that senders must respect: 50 blocks and 40,000 characters per message."""
-    blocks = _as_json(params.get("blocks"))
-    if isinstance(blocks, list) and len(blocks) > MAX_BLOCKS:
-        return "invalid_blocks"
-    if len(str(params.get("text") or "")) > MAX_TEXT:
-        return "msg_too_long"
-    return None
-
-
 def _auth_test(fake: FakeSlack, params: JsonDict) -> JsonDict:
     return {"ok": True, "url": f"https://{TEAM_DOMAIN}.slack.com/", "team": "Rapport Test", "user": "rapport",
             "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID, "is_enterprise_install": False}
@@ -279,9 +304,6 @@ def _post_message(fake: FakeSlack, params: JsonDict) -> JsonDict:
         return {"ok": False, "error": "channel_not_found"}
     if not params.get("text") and not params.get("blocks") and not params.get("attachments"):
         return {"ok": False, "error": "no_text"}
-    invalid = _invalid_content(params)
-    if invalid:
-        return {"ok": False, "error": invalid}
     if channel.startswith(("U", "W")):
         channel = _dm_channel(channel)  # posting to a user id lands in the DM
     ts = fake._new_ts()
@@ -289,21 +311,18 @@ def _post_message(fake: FakeSlack, params: JsonDict) -> JsonDict:
                          "text": params.get("text", "")}
     for key in ("blocks", "attachments", "metadata", "thread_ts"):
         if key in params:
-            message[key] = _as_json(params[key])
+            message[key] = as_json(params[key])
     fake._state.messages.setdefault(channel, []).append(message)
     return {"ok": True, "channel": channel, "ts": ts, "message": message}
 
 
 def _update(fake: FakeSlack, params: JsonDict) -> JsonDict:
     channel, ts = str(params.get("channel") or ""), str(params.get("ts") or "")
-    invalid = _invalid_content(params)
-    if invalid:
-        return {"ok": False, "error": invalid}
     for message in fake._state.messages.get(channel, []):
         if message["ts"] == ts:
             for key in ("text", "blocks", "attachments", "metadata"):
                 if key in params:
-                    message[key] = _as_json(params[key])
+                    message[key] = as_json(params[key])
             message["edited"] = {"user": BOT_USER_ID, "ts": fake._new_ts()}
             return {"ok": True, "channel": channel, "ts": ts, "text": message.get("text", ""),
                     "message": dict(message)}
@@ -349,7 +368,7 @@ def _users_info(fake: FakeSlack, params: JsonDict) -> JsonDict:
 
 
 def _view_answer(fake: FakeSlack, params: JsonDict, view_id: str | None = None) -> JsonDict:
-    view = _as_json(params.get("view"))
+    view = as_json(params.get("view"))
     if not isinstance(view, dict):
         return {"ok": False, "error": "invalid_arguments"}
     return {"ok": True, "view": {**view, "id": view_id or fake._new_id("V"), "team_id": TEAM_ID,
@@ -384,7 +403,7 @@ def _get_upload_url(fake: FakeSlack, params: JsonDict) -> JsonDict:
 
 
 def _complete_upload(fake: FakeSlack, params: JsonDict) -> JsonDict:
-    files = _as_json(params.get("files"))
+    files = as_json(params.get("files"))
     if not isinstance(files, list) or not files:
         return {"ok": False, "error": "invalid_arguments"}
     answered = []
@@ -454,10 +473,15 @@ class _Handler(BaseHTTPRequestHandler):
         params = self._params(parts.query, body)
         token = self._token(params)
         fault = self.fake._take_fault(method)
+        problems = payload_problems(method, params)
         if fault is not None:
             status, payload, headers = _fault_answer(fault)
         elif token is None:
             status, payload, headers = 200, {"ok": False, "error": "not_authed"}, {}
+        elif problems:
+            self.fake._refuse(method, problems)
+            error = "msg_too_long" if all(p.startswith("text longer") for p in problems) else "invalid_blocks"
+            status, payload, headers = 200, {"ok": False, "error": error, "errors": problems}, {}
         else:
             status, payload, headers = 200, self.fake._answer(method, params), {}
         self.fake._record(SlackCall(method, params, self._redacted_headers(), _token_prefix(token),

@@ -195,3 +195,63 @@ def test_killed_import_leaves_each_row_in_or_out_and_a_rerun_completes(tmp_path:
     assert report.rejected == []
     assert report.imported == rows - partial
     assert _consistent(engine) == (rows, rows)
+
+
+def test_unclosed_quote_does_not_swallow_the_rows_after_it(engine: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "quote.csv"
+    path.write_text(
+        "name,email,phone\n"
+        "Ann Able,ann@a.example,1\n"
+        '"Bad Quote,bad@a.example,2\n'  # line 3: the quote never closes
+        "Bob Baker,bob@a.example,3\n"
+        '"Cy, Carter",cy@a.example,4\n'
+        "Dee Dunn,dee@a.example,5\n",
+        encoding="utf-8",
+    )
+    report = import_csv(engine, "contacts", path)
+    assert report.imported == 4
+    assert [r.line for r in report.rejected] == [3]
+    assert "not closed" in report.rejected[0].reason and "lines 4-" in report.rejected[0].reason
+    with Session(engine) as session:
+        assert set(session.exec(select(ContactEmail.email)).all()) == {
+            "ann@a.example", "bob@a.example", "cy@a.example", "dee@a.example"
+        }
+
+
+def test_a_quoted_field_over_several_lines_is_still_one_row(engine: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "multiline.csv"
+    path.write_text(
+        'name,email,company\nAnn Able,ann@a.example,"Able, Inc.\nPrague, CZ"\nBob Baker,bob@b.example,B\n',
+        encoding="utf-8",
+    )
+    report = import_csv(engine, "contacts", path)
+    assert (report.imported, report.rejected) == (2, [])
+
+
+def test_an_amount_too_large_is_rejected_not_a_crash(engine: Engine, tmp_path: Path) -> None:
+    with session_scope(engine) as session:
+        contact = Contact(name="Buyer")
+        session.add(contact)
+        session.flush()
+        session.add(ContactEmail(contact_id=contact.id, email="buyer@acme.example", is_primary=True))
+    orders = tmp_path / "orders.csv"
+    orders.write_text(
+        f"order_id,email,amount,ordered_on\nO-1,buyer@acme.example,{'9' * 40},2026-01-01\n"
+        "O-2,buyer@acme.example,1000000000000,2026-01-01\nO-3,buyer@acme.example,999999999999.99,2026-01-01\n",
+        encoding="utf-8",
+    )
+    report = import_csv(engine, "orders", orders)
+    assert report.imported == 1
+    assert [(r.line, "too large" in r.reason) for r in report.rejected] == [(2, True), (3, True)]
+
+
+def test_a_row_the_database_refuses_does_not_abort_the_file(engine: Engine, tmp_path: Path) -> None:
+    """Guards the per-row savepoint: on PostgreSQL one refused row would abort the whole transaction."""
+    path = tmp_path / "nul.csv"
+    path.write_text("email,name\na@x.example,Ann\nb@x.example,B\x00ob\nc@x.example,Cy\n", encoding="utf-8")
+    report = import_csv(engine, "contacts", path)
+    with Session(engine) as session:
+        landed = set(session.exec(select(ContactEmail.email)).all())
+    assert {"a@x.example", "c@x.example"} <= landed
+    assert report.imported == len(landed)
+    assert [r.line for r in report.rejected] == ([] if "b@x.example" in landed else [3])

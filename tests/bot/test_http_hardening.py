@@ -1,0 +1,259 @@
+"""Issue 15, findings 1 and 10: the HTTP front under hostile and malformed requests.
+
+Size and signature are checked before a body is parsed or logged; whatever a
+client sends, it gets an HTTP answer (never a dropped connection or a
+traceback), and nothing of a request's body reaches a log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.http import HttpLimits, body_problem
+from bot.text import MAX_ID, whole_number
+from rapport.serve import Service
+from tests.bot.conftest import ALICE, COMMAND, DAVE, SECRET, Clock, Seeded, get, make_runtime
+from tests.servers import slack_requests
+from tests.servers.fake_slack import FakeSlack
+from tests.servers.slack_requests import SignedRequest, signed_headers
+
+FORM = "application/x-www-form-urlencoded"
+MARKER = "BODY-MUST-NOT-BE-LOGGED"
+
+
+def _raw(port: int, request: bytes, *, timeout: float = 10.0) -> bytes:
+    """Send raw bytes, return everything the server answers until it closes or stops talking."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+                if b"\r\n\r\n" in b"".join(chunks):
+                    break
+        except TimeoutError:
+            pass
+        return b"".join(chunks)
+
+
+def _status(answer: bytes) -> int:
+    assert answer.startswith(b"HTTP/1."), answer[:200]
+    return int(answer.split(b" ", 2)[1])
+
+
+def _port(service: Service) -> int:
+    assert service.http is not None
+    return service.http.port
+
+
+def _post_head(headers: dict[str, str]) -> bytes:
+    lines = ["POST /slack/events HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def _no_errors(caplog: pytest.LogCaptureFixture) -> None:
+    bad = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not bad, [r.getMessage() for r in bad]
+
+
+# ------------------------------------------------------------------ finding 1: unsigned bodies
+
+
+@pytest.fixture
+def all_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Every record at every level, set before the service starts (Bolt's loggers copy the root's level)."""
+    caplog.set_level(logging.DEBUG)
+    return caplog
+
+
+def test_unsigned_megabyte_body_is_refused_and_never_logged(
+    all_logs: pytest.LogCaptureFixture, service: Service, events_url: str, fake_slack: FakeSlack
+) -> None:
+    body = urlencode({"command": COMMAND, "text": MARKER * (1_000_000 // len(MARKER))}).encode()[:1_000_000]
+    forged = SignedRequest(body, signed_headers("not-the-secret", body, FORM))
+    assert forged.post(events_url)[0] == 401
+    unsigned = SignedRequest(body, {"Content-Type": FORM})
+    assert unsigned.post(events_url)[0] == 401
+    assert MARKER not in all_logs.text
+    assert "xoxb-test-token" not in all_logs.text
+    assert fake_slack.calls() == []
+
+
+@pytest.mark.parametrize("timestamp", ["abc", "9" * 5000, "", "-1"])
+def test_unreadable_timestamp_header_answers_401(service: Service, timestamp: str,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    body = urlencode({"command": COMMAND, "text": "find x"}).encode()
+    headers = {**signed_headers(SECRET, body, FORM), "X-Slack-Request-Timestamp": timestamp,
+               "Content-Length": str(len(body))}
+    assert _status(_raw(_port(service), _post_head(headers) + body)) == 401
+    _no_errors(caplog)
+
+
+# ------------------------------------------------------------------ finding 1: Content-Length
+
+
+def test_missing_content_length_answers_411(service: Service) -> None:
+    assert _status(_raw(_port(service), _post_head({"Content-Type": FORM}))) == 411
+
+
+@pytest.mark.parametrize("length", ["-1", "abc", "1e3", " 12x"])
+def test_negative_or_non_numeric_content_length_answers_400(service: Service, length: str) -> None:
+    assert _status(_raw(_port(service), _post_head({"Content-Type": FORM, "Content-Length": length}))) == 400
+
+
+def test_too_large_body_answers_413_before_it_is_sent(service: Service) -> None:
+    # only the headers go out: an answer proves the server did not wait to read 50 MB
+    head = _post_head({"Content-Type": FORM, "Content-Length": str(50 * 1024 * 1024)})
+    assert _status(_raw(_port(service), head)) == 413
+
+
+def test_health_check_answers_while_a_client_holds_a_request_open(service: Service) -> None:
+    port = _port(service)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as stalled:
+        stalled.sendall(_post_head({"Content-Type": FORM, "Content-Length": "1000"}) + b"x" * 10)
+        answer = _raw(port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert _status(answer) == 200
+
+
+@pytest.fixture
+def impatient_service(database_url: str, fake_slack: FakeSlack, clock: Clock) -> Iterator[Service]:
+    rt = make_runtime(database_url, fake_slack)
+    svc = Service(rt, host="127.0.0.1", port=0, clock=clock, scheduler_interval=3600, watch_mailboxes=False,
+                  http_limits=HttpLimits(channel_timeout=1))
+    svc.start()
+    yield svc
+    svc.stop()
+
+
+def test_slow_client_is_timed_out(impatient_service: Service) -> None:
+    with socket.create_connection(("127.0.0.1", _port(impatient_service)), timeout=15) as sock:
+        sock.sendall(_post_head({"Content-Type": FORM, "Content-Length": "1000"})[:-2])  # headers never end
+        assert sock.recv(1024) == b""  # the server hangs up instead of waiting for ever
+
+
+# ------------------------------------------------------------------ finding 1: malformed signed bodies
+
+
+def _form(fields: dict[str, str]) -> tuple[bytes, str]:
+    return urlencode(fields).encode(), FORM
+
+
+def _payload(value: Any) -> tuple[bytes, str]:
+    return _form({"payload": value if isinstance(value, str) else json.dumps(value)})
+
+
+MALFORMED = {
+    "json_syntax": (b'{"type": "event_callback", ', "application/json"),
+    "json_list": (b"[1, 2]", "application/json"),
+    "json_string": (b'"x"', "application/json"),
+    "json_deep": (b"[" * 100_000 + b"]" * 100_000, "application/json"),
+    "not_utf8": (b"\xff\xfe\x00payload", FORM),
+    "payload_syntax": _payload("{not json"),
+    "payload_list": _payload("[1]"),
+    "payload_null": _payload("null"),
+    "actions_string": _payload({"type": "block_actions", "user": {"id": ALICE}, "actions": "x"}),
+    "actions_items": _payload({"type": "block_actions", "user": {"id": ALICE}, "actions": [1]}),
+    "view_string": _payload({"type": "view_submission", "user": {"id": ALICE}, "view": "x"}),
+    "view_values": _payload({"type": "view_submission", "user": {"id": ALICE},
+                             "view": {"callback_id": "log_call", "state": {"values": {"contact": 3}}}}),
+    "event_string": (json.dumps({"type": "event_callback", "event_id": "Ev1", "event": "x"}).encode(),
+                     "application/json"),
+    "container_string": _payload({"type": "block_actions", "user": {"id": ALICE}, "container": "x",
+                                  "actions": [{"action_id": "conv_claim", "value": "1"}]}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_signed_body_answers_400(service: Service, seeded: Seeded, case: str,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    body, content_type = MALFORMED[case]
+    headers = {**signed_headers(SECRET, body, content_type), "Content-Length": str(len(body))}
+    assert _status(_raw(_port(service), _post_head(headers) + body)) == 400
+    _no_errors(caplog)
+
+
+# ------------------------------------------------------------------ finding 1: ids out of range
+
+HUGE_IDS = {"twenty_digits": "9" * 20, "five_thousand_digits": "9" * 5000, "superscript": "²"}
+
+
+@pytest.mark.parametrize("action_id", ["conv_claim", "followup_done", "contact_open", "followup_open"])
+@pytest.mark.parametrize("size", sorted(HUGE_IDS))
+def test_huge_ids_in_buttons_are_refused_not_crashed(interact: Any, seeded: Seeded, fake_slack: FakeSlack,
+                                                     caplog: pytest.LogCaptureFixture, action_id: str,
+                                                     size: str) -> None:
+    payload = slack_requests.block_action_payload(action_id, HUGE_IDS[size], user_id=ALICE)
+    assert interact(payload)[0] == 200
+    answered = fake_slack.wait_for("views.open" if action_id.endswith("_open") else "chat.postEphemeral")
+    assert "something went wrong" not in json.dumps([call.params for call in answered])
+    _no_errors(caplog)
+
+
+@pytest.mark.parametrize("size", sorted(HUGE_IDS))
+def test_huge_ids_in_a_modal_are_form_errors(interact: Any, seeded: Seeded, size: str,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    huge = HUGE_IDS[size]
+    values = {
+        "contact": {"contact_picker": {"type": "external_select", "selected_option": {"value": huge, "text": {}}}},
+        "duration": {"duration": {"type": "number_input", "value": huge}},
+        "notes": {"notes": {"type": "plain_text_input", "value": "Called"}},
+    }
+    submission = {"type": "view_submission", "team": {"id": "T0TEST"}, "user": {"id": ALICE}, "trigger_id": "1.2.3",
+                  "view": {"id": "V2", "type": "modal", "callback_id": "log_call", "state": {"values": values}}}
+    status, body = interact(submission)
+    assert status == 200
+    assert set(json.loads(body)["errors"]) == {"contact", "duration"}
+    _no_errors(caplog)
+
+
+def test_a_new_page_is_one_route_on_the_same_server(service: Service) -> None:
+    assert service.http is not None
+
+    def page(environ: Any, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"conversation page"]
+
+    service.http.front.add("/conversations/1", page)
+    port = _port(service)
+    assert get(f"http://127.0.0.1:{port}/conversations/1") == (200, b"conversation page")
+    assert _status(_raw(port, b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n")) == 404
+    assert _status(_raw(port, b"GET /slack/events HTTP/1.1\r\nHost: x\r\n\r\n")) == 405
+
+
+def test_signed_requests_still_work_after_the_guard(slash: Any, seeded: Seeded) -> None:
+    status, answer = slash("find stastny", user=ALICE)
+    assert status == 200 and "Jan Šťastný" in json.dumps(answer, ensure_ascii=False)
+    assert slash("find acme", user=DAVE)[0] == 200
+
+
+# ------------------------------------------------------------------ the parsers behind the checks
+
+
+@given(st.text())
+def test_whole_number_never_raises_and_stays_in_range(text: str) -> None:
+    value = whole_number(text)
+    assert value is None or 0 <= value <= MAX_ID
+
+
+@given(st.integers(min_value=0, max_value=MAX_ID))
+def test_whole_number_reads_every_id_in_range(value: int) -> None:
+    assert whole_number(str(value)) == value
+    assert whole_number(str(MAX_ID + 1 + value)) is None
+
+
+@given(st.one_of(st.text(), st.recursive(st.none() | st.booleans() | st.integers() | st.text(),
+                                         lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner))
+                 .map(json.dumps)),
+       st.sampled_from(["application/json", FORM, None]))
+def test_body_problem_never_raises(body: str, content_type: str | None) -> None:
+    problem = body_problem(body, content_type)  # a reason or None, never an exception
+    assert problem is None or isinstance(problem, str)

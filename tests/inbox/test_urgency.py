@@ -1,0 +1,120 @@
+"""Urgency from priority headers, words in each of our ten languages, deadlines and category;
+and the SLA that urgency and category set."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from inbox.options import IngestOptions
+from inbox.urgency import assess_urgency, sla_hours
+
+FRIDAY = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+def level(text: str, *, headers: dict[str, str] | None = None, category: str = "order",
+          dates: tuple[str, ...] = ()) -> str:
+    return assess_urgency(headers or {}, text, category=category, received_at=FRIDAY, dates=dates).level
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"importance": "high"}, {"x-priority": "1 (Highest)"}, {"x-priority": "2"}, {"priority": "urgent"},
+     {"x-msmail-priority": "High"}],
+)
+def test_priority_headers_make_a_calm_mail_high(headers: dict[str, str]) -> None:
+    assert level("Invoice copy\n\nPlease send a copy of invoice 2026-114.", headers=headers) == "high"
+
+
+def test_normal_priority_headers_change_nothing() -> None:
+    assert level("Invoice copy\n\nPlease send a copy.", headers={"importance": "normal", "x-priority": "3"}) == "normal"
+
+
+HASTE = {
+    "en": "We need the gloves urgently, please confirm today.",
+    "de": "Wir brauchen die Handschuhe dringend, bitte bestätigen Sie.",
+    "fr": "Merci de nous livrer au plus vite, le stock est vide.",
+    "es": "Necesitamos los guantes lo antes posible.",
+    "sv": "Det är brådskande, vi behöver handskarna.",
+    "sk": "Prosím o naliehavé vybavenie objednávky.",
+    "cs": "Je to naléhavé, potřebujeme rukavice.",
+    "hu": "Sürgős lenne a kesztyű, kérem intézzék.",
+    "sl": "Rokavice nujno potrebujemo.",
+    "pl": "Prosimy pilnie o wysyłkę rękawic.",
+}
+
+
+@pytest.mark.parametrize("language", sorted(HASTE))
+def test_words_that_ask_for_speed_make_it_high_in_each_language(language: str) -> None:
+    assert level(f"Gloves\n\n{HASTE[language]}") == "high"
+
+
+NO_HURRY = {
+    "en": "Not urgent at all, whenever you have a minute.",
+    "de": "Keine Eile, es ist nicht dringend.",
+    "fr": "Ce n'est pas urgent, rien ne presse.",
+    "es": "No es urgente, sin prisa.",
+    "sv": "Ingen brådska, det är inte bråttom.",
+    "sk": "Nie je to súrne, nesúri.",
+    "cs": "Nespěchá to, není to naléhavé.",
+    "hu": "Nem sürgős, ráér.",
+    "sl": "Ni nujno, se ne mudi.",
+    "pl": "Nie ma pośpiechu, to nie jest pilne.",
+}
+
+
+@pytest.mark.parametrize("language", sorted(NO_HURRY))
+def test_no_hurry_is_low_although_it_holds_an_urgency_word(language: str) -> None:
+    assert level(f"Question\n\n{NO_HURRY[language]}") == "low"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Production has stopped because the reagents did not arrive.",
+        "Unsere Produktion steht, die Filter fehlen.",
+        "Výroba stojí, chýbajú filtre.",
+        "This is the third time I am writing about this invoice.",
+        "Po raz trzeci prosimy o korektę faktury.",
+    ],
+)
+def test_stopped_work_and_a_third_request_are_urgent(text: str) -> None:
+    assert level(f"Help\n\n{text}") == "urgent"
+
+
+def test_a_second_request_is_high() -> None:
+    assert level("Re: order\n\nWe still have no answer to our question from Monday.") == "high"
+
+
+def test_a_deadline_within_two_working_days_is_high_and_a_later_or_past_one_is_not() -> None:
+    text = "Delivery\n\nPlease deliver by 23.11.2026."
+    assert level(text, dates=("2026-11-23",)) == "high"  # Monday, the next working day
+    assert level(text, dates=("2026-11-26",)) == "normal"  # four working days away
+    assert level(text, dates=("2026-11-18",)) == "normal"  # already past: a reference, not a deadline
+
+
+def test_a_thank_you_is_low_even_when_it_recalls_an_urgent_order() -> None:
+    text = "Thanks\n\nThank you for handling our urgent order so quickly yesterday!"
+    assert level(text, category="feedback") == "low"
+
+
+def test_an_angry_complaint_is_high_and_a_calm_one_normal() -> None:
+    assert level("Broken\n\nThis is unacceptable, the boxes arrived crushed.", category="complaint") == "high"
+    assert level("Broken\n\nTwo boxes arrived crushed, please advise.", category="complaint") == "normal"
+
+
+def test_the_reason_names_what_was_found() -> None:
+    verdict = assess_urgency({"importance": "high"}, "x\n\ny", category="order", received_at=FRIDAY)
+    assert verdict.reason == "marked high priority by the sender"
+
+
+def test_sla_follows_urgency_and_a_thank_you_owes_no_reply() -> None:
+    options = IngestOptions(sla_hours=8.0)
+    assert sla_hours(options, "order", "normal") == 8.0
+    assert sla_hours(options, "order", "urgent") == 2.0
+    assert sla_hours(options, "order", "high") == 4.0
+    assert sla_hours(options, "feedback", "low") is None
+    assert sla_hours(options, "feedback", "high") == 4.0  # a pressing mail is answered whatever its category
+    tight = IngestOptions(sla_hours=8.0, sla_hours_by_category={"complaint": 1.0})
+    assert sla_hours(tight, "complaint", "high") == 1.0
