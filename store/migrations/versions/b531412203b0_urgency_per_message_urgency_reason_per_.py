@@ -1,7 +1,7 @@
 """urgency per message, urgency reason per conversation
 
 Revision ID: b531412203b0
-Revises: bab59267daaa
+Revises: d7d8514bbd6a
 Create Date: 2026-12-06 03:17:09.700209
 """
 
@@ -15,7 +15,7 @@ import store.types
 
 
 revision: str = 'b531412203b0'
-down_revision: str | None = 'bab59267daaa'
+down_revision: str | None = 'd7d8514bbd6a'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
