@@ -39,6 +39,7 @@ IDLE_CHECK_SECONDS = 1.0  # how often a watcher looks at its stop flag while idl
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (IMAPClientError, OSError, socket.timeout, ssl.SSLError, EOFError)
 
 _CHANGES = (b"EXISTS", b"EXPUNGE", b"RECENT", b"FETCH")  # "* OK Still here" keep-alives are not changes
+_TROUBLE = (b"NO", b"BAD")  # the server's view of the folder is in doubt: select it again
 Progress = Callable[[str, int, int], None]  # (folder, done, total)
 
 
@@ -426,12 +427,23 @@ def _sync_and_report(
     outbound: bool,
     on_batch: Callable[[str, BatchResult], None],
 ) -> None:
-    result = sync_folder(engine, client, spec, folder, options=options, classifier=classifier, outbound=outbound)
-    on_batch(folder, result)
+    """Sync until a pass finds nothing new: mail that arrives while a pass reads its batches is
+    announced in the answers to its FETCHes (which IMAPClient drops), never again to IDLE."""
+    while True:
+        result = sync_folder(engine, client, spec, folder, options=options, classifier=classifier,
+                             outbound=outbound)
+        on_batch(folder, result)
+        if not result.fetched:
+            return
 
 
 def _idle_loop(client: IMAPClient, spec: MailboxSpec, stop: threading.Event, sync: Callable[[], None]) -> None:
-    """IDLE until the server reports a change, then sync; IDLE is re-issued before the server's 29-minute limit."""
+    """IDLE until the server reports a change, then sync; IDLE is re-issued before the server's 29-minute limit.
+
+    An untagged NO or BAD while idling (Dovecot's answer when the folder is replaced under
+    the session, e.g. deleted and another renamed to its name) counts as a change: the sync
+    selects the folder again, sees the new UIDVALIDITY and reads it to the end.
+    """
     limit = spec.idle_timeout_minutes * 60
     while not stop.is_set():
         client.idle()
@@ -442,7 +454,7 @@ def _idle_loop(client: IMAPClient, spec: MailboxSpec, stop: threading.Event, syn
                 responses = client.idle_check(timeout=IDLE_CHECK_SECONDS)
                 if any(b"BYE" in r[:2] for r in responses):
                     raise ConnectionError("server said BYE")
-                changed = any(len(r) > 1 and r[1] in _CHANGES for r in responses)
+                changed = any(r[0] in _TROUBLE or (len(r) > 1 and r[1] in _CHANGES) for r in responses if r)
         finally:
             client.idle_done()
         if not stop.is_set():

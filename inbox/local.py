@@ -2,7 +2,7 @@
 
 Used by the demo (the bundled sample mailbox) and for importing exported mail.
 There are no UIDs, so de-duplication is by Message-ID (a synthetic one from the
-content when missing): running it twice stores nothing twice.
+content when missing) and content hash: running it twice stores nothing twice.
 """
 
 from __future__ import annotations

@@ -34,6 +34,10 @@ MAX_PARTS = 500
 MAX_DEPTH = 12
 MAX_REFERENCES = 100
 SYNTHETIC_DOMAIN = "rapport.invalid"
+# The headers that say which mail this is (not the ones servers add on the way): with the body, a
+# mail's content hash. A Message-ID alone is a claim some mailers and list servers reuse.
+IDENTIFYING_HEADERS = ("from", "to", "cc", "date", "subject", "message-id")
+HASH_CHUNK_BYTES = 1 << 20
 
 # Headers kept in `ParsedMessage.headers` (automatic-mail detection, urgency and display reason on them).
 KEPT_HEADERS = frozenset(
@@ -118,6 +122,7 @@ class Attachment:
 class ParsedMessage:
     message_id: str
     has_real_message_id: bool
+    content_hash: str  # tells apart different mails that share a Message-ID
     in_reply_to: str | None
     references: list[str]
     subject: str
@@ -170,6 +175,30 @@ def synthetic_message_id(raw: bytes) -> str:
     return f"<{hashlib.sha256(raw).hexdigest()}@{SYNTHETIC_DOMAIN}>"
 
 
+def content_hash(headers: dict[str, list[bytes]], raw: bytes, body_start: int) -> str:
+    """sha256 of the identifying headers' raw values and the body bytes: equal for the same mail.
+
+    Line ends are normalised and trailing blank lines ignored, so the same mail read from
+    IMAP (CRLF) and from an .eml file (LF) hashes alike; headers a server adds do not count.
+    """
+    digest = hashlib.sha256()
+    for name in IDENTIFYING_HEADERS:
+        for value in headers.get(name, []):
+            digest.update(b"%s:%s\n" % (name.encode(), value.strip()))
+    digest.update(b"\n")
+    end = len(raw)
+    while end > body_start and raw[end - 1] in b"\r\n":
+        end -= 1
+    start = body_start
+    while start < end:  # in chunks: a large mail is not copied whole
+        stop = min(start + HASH_CHUNK_BYTES, end)
+        if raw[stop - 1 : stop] == b"\r" and stop < end:
+            stop += 1  # keep a CRLF in one chunk
+        digest.update(raw[start:stop].replace(b"\r\n", b"\n"))
+        start = stop
+    return digest.hexdigest()
+
+
 # --- top level -------------------------------------------------------------------------------
 
 
@@ -187,6 +216,7 @@ def _unparsed(raw: bytes, problem: str) -> ParsedMessage:
     return ParsedMessage(
         message_id=synthetic_message_id(raw),
         has_real_message_id=False,
+        content_hash=content_hash({}, raw, 0),
         in_reply_to=None,
         references=[],
         subject="",
@@ -218,6 +248,7 @@ def _parse(raw: bytes) -> ParsedMessage:
     parsed = ParsedMessage(
         message_id=message_id,
         has_real_message_id=real,
+        content_hash=content_hash(top.headers, raw, top.start),
         in_reply_to=_first_msg_id(header.first("in-reply-to")),
         references=_references(header.first("references")),
         subject=_subject(header.decoded("subject"), problems),
@@ -803,15 +834,18 @@ _WROTE = re.compile(
     r"(?:wrote|writes|schrieb|schreef|skrev|kirjoitti|napísal(?:\(a\)|a)?|napsal(?:\(a\)|a)?|"
     r"napisał(?:\(a\)|a)?|pisze|napisal(?:\(a\)|a)?|írta|a écrit|escribió|escreveu|ha scritto|"
     r"написал(?:\(а\)|а)?|寫道|写道)\s*:?\s*$"
-    # German, Dutch and Scandinavian clients put the name after the verb: "schrieb Jan <j@x>:".
-    r"|\b(?:schrieb|schreef|skrev|skrev följande)\b.{0,160}:\s*$",
+    # German, Dutch and Scandinavian clients put the name after the verb: "Am 23.11. schrieb Jan <j@x>:";
+    # a date or an address before the verb tells it from prose ("Som jag skrev är ... två nivåer:").
+    r"|[\d@].*\b(?:schrieb|schreef|skrev|skrev följande)\b.{0,160}:\s*$"
+    # Gmail in Hungarian: "Tóth Gábor <g@x> ezt írta (időpont: 2026. nov. 18., Sze, 10:22):".
+    r"|\bezt írta\b.{0,80}:\s*$",
     re.I,
 )
 _ORIGINAL_MESSAGE = re.compile(
     r"^\s*(?:-{2,}\s*(?:original message|forwarded message|ursprüngliche nachricht|weitergeleitete nachricht|"
     r"pôvodná správa|preposlaná správa|původní zpráva|přeposlaná zpráva|ursprungligt meddelande|"
     r"vidarebefordrat meddelande|eredeti üzenet|továbbított üzenet|izvirno sporočilo|posredovano sporočilo|"
-    r"message d'origine|message transféré|mensaje original|mensaje reenviado|wiadomość oryginalna|"
+    r"message d'origine|message transféré|mensaje original|mensaje reenviado|wiadomość oryginalna|oryginalna wiadomość|"
     r"przekazana wiadomość|oorspronkelijk bericht|messaggio originale)\s*-*|_{20,})\s*$",
     re.I,
 )

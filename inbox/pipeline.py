@@ -1,6 +1,6 @@
 """The source-independent ingest pipeline: one batch of raw mail in, one transaction out.
 
-parse → de-duplicate (mailbox position, Message-ID) → automatic-mail check and
+parse → de-duplicate (mailbox position, Message-ID with content) → automatic-mail check and
 rate guard → classify (one classifier call per batch) → match the sender →
 thread → assign → outbox rows (assign-dm, imap-tag, imap-move, backlog-summary)
 → checkpoint. The caller owns the transaction: everything a batch writes,
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
@@ -117,6 +118,7 @@ class _Item:
     outbound: bool
     classification: ClassificationLike | None = None
     urgency: Urgency | None = None
+    shares_id: bool = False  # another mail with other content has this Message-ID
 
     @property
     def key(self) -> ThreadKey:
@@ -204,10 +206,10 @@ def process_batch(
         items, moved = _new_items(reader, fetched, options, now, result)
         _guard_rate(reader, items, options.sender_rate_limit_per_hour)
     _classify(items, classifier)
-    for stored_id, message in moved:
+    for stored_id, message, content_hash in moved:
         stored = session.get(Message, stored_id)
         if stored is not None:
-            _follow_position(session, stored, message)
+            _follow_position(session, stored, message, content_hash)
     try:
         with session.begin_nested():
             _ingest(session, items, options, now, result)
@@ -254,10 +256,11 @@ def _ingest_one_by_one(
 
 def _new_items(
     session: Session, fetched: Sequence[FetchedMessage], options: IngestOptions, now: datetime, result: BatchResult
-) -> tuple[list[_Item], list[tuple[int, FetchedMessage]]]:
-    """Parse what is not stored yet; a message seen before (same position or Message-ID) is a duplicate.
+) -> tuple[list[_Item], list[tuple[int, FetchedMessage, str]]]:
+    """Parse what is not stored yet; a message seen before (same position, or same Message-ID and
+    content hash) is a duplicate. A different mail with a known Message-ID is new, marked `shares_id`.
 
-    Also returns the stored messages seen at a new position (id, where it is now), to be
+    Also returns the stored messages seen again (id, where it is now, content hash), to be
     recorded by the writer.
     """
     known_positions = _known_positions(session, fetched)
@@ -267,24 +270,38 @@ def _new_items(
             result.duplicates += 1
             continue
         candidates.append((message, parse_message(message.raw)))
-    stored = {
-        m.message_id: m
-        for m in select_in(session, select(Message), Message.message_id, [p.message_id for _, p in candidates])
+    query = select(Message.id, Message.message_id, Message.content_hash)
+    # (Message-ID, content hash) -> stored id; a row stored before hashes existed has hash None
+    stored: dict[tuple[str, str | None], int] = {
+        (message_id, content): stored_id
+        for stored_id, message_id, content in select_in(session, query, Message.message_id,
+                                                        [p.message_id for _, p in candidates])
     }
+    known_ids = {message_id for message_id, _ in stored}
     reps = {email.lower() for email in session.exec(select(Rep.email)).all()}
     staff = reps | {a.lower() for a in options.own_addresses}
     items: list[_Item] = []
-    moved: list[tuple[int, FetchedMessage]] = []
-    seen: set[str] = set()
+    moved: list[tuple[int, FetchedMessage, str]] = []
+    seen: set[tuple[str, str]] = set()
     for message, parsed in candidates:
-        if parsed.message_id in seen or parsed.message_id in stored:
-            known = stored.get(parsed.message_id)
-            if known is not None and known.id is not None:
-                moved.append((known.id, message))
+        key = (parsed.message_id, parsed.content_hash)
+        known = stored.get(key)
+        if known is None:  # an unhashed row is taken for the first mail with its id seen again
+            known = stored.pop((parsed.message_id, None), None)
+        if key in seen or known is not None:
+            if known is not None:
+                stored[key] = known
+                moved.append((known, message, parsed.content_hash))
             result.duplicates += 1
             continue
-        seen.add(parsed.message_id)
-        items.append(_item(message, parsed, now, staff))
+        item = _item(message, parsed, now, staff)
+        if parsed.message_id in known_ids:
+            item.shares_id = True
+            parsed.problems.append(f"Message-ID {parsed.message_id[:200]} is also used by other mail "
+                                   "with different content; kept as a mail of its own")
+        known_ids.add(parsed.message_id)
+        seen.add(key)
+        items.append(item)
     return items, moved
 
 
@@ -309,8 +326,14 @@ def _known_positions(session: Session, fetched: Sequence[FetchedMessage]) -> set
     return known
 
 
-def _follow_position(session: Session, stored: Message, message: FetchedMessage) -> None:
-    """The same mail at a new position of the same folder (new UIDVALIDITY): remember where it is now."""
+def _follow_position(session: Session, stored: Message, message: FetchedMessage, content_hash: str) -> None:
+    """The same mail at a new position of the same folder (new UIDVALIDITY): remember where it is now.
+
+    A row stored before content hashes existed gets the hash of the mail it was taken for.
+    """
+    if stored.content_hash is None:
+        stored.content_hash = content_hash
+        session.add(stored)
     if (
         message.uid is not None
         and stored.mailbox == message.mailbox
@@ -422,6 +445,8 @@ def _message_row(item: _Item) -> dict[str, Any]:
     return {
         "direction": Direction.outbound if item.outbound else Direction.inbound,
         "message_id": parsed.message_id,
+        "content_hash": parsed.content_hash,
+        "shares_id_with_id": None,
         "in_reply_to": parsed.in_reply_to,
         "references": list(parsed.references),
         "mailbox": fetched.mailbox,
@@ -657,6 +682,7 @@ def _write(batch: _Batch) -> None:
     for planned, message_id in zip(batch.planned, ids, strict=True):
         planned.id = message_id
     batch.result.message_ids.extend(ids)
+    _link_shared_ids(session, [p.id for p in batch.planned if p.item.shares_id and p.id is not None])
     _write_assignments(batch)
     _write_tags(batch)
     if batch.bounced:
@@ -665,6 +691,15 @@ def _write(batch: _Batch) -> None:
     session.flush()
     if batch.people.new_contacts or batch.people.new_emails:
         refresh_index(session)  # the writer indexes its new senders: a search never writes
+
+
+def _link_shared_ids(session: Session, ids: list[int]) -> None:
+    """Point each mail with a reused Message-ID at the first stored mail with that id."""
+    if not ids:
+        return
+    table, other = Message.__table__, Message.__table__.alias("other")  # type: ignore[attr-defined]
+    first = select(func.min(other.c.id)).where(other.c.message_id == table.c.message_id).scalar_subquery()
+    session.execute(update(table).where(table.c.id.in_(ids)).values(shares_id_with_id=first))
 
 
 def _link(planned: _Planned) -> None:

@@ -19,7 +19,7 @@ from nlp.pipeline import (
     retrained_model_path,
 )
 from nlp.retrain import ModelInfo, RetrainResult, model_info, retrain
-from nlp.training import EvalResult, TrainResult, TrainSettings, train
+from nlp.training import EvalResult, TrainResult, TrainSettings, train, train_held_out
 
 __all__ = [
     "CATEGORIES",
@@ -50,4 +50,5 @@ __all__ = [
     "shipped_examples",
     "split_held_out",
     "train",
+    "train_held_out",
 ]

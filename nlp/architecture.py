@@ -328,15 +328,39 @@ def _serialize_cache(_: object, value: object, name: str, model: Model) -> bytes
 
 
 def hashed_bag(nO: int | None, n_buckets: int, *, seed: int, init_scale: float) -> Model[Bag, Floats2d]:
-    """Weighted sum of hashed table rows per doc (an embedding bag / sparse linear layer)."""
+    """Weighted sum of hashed table rows per doc (an embedding bag / sparse linear layer).
+
+    Each row also has a fixed weight ``W``, its inverse document frequency in the training
+    data (``fit_row_weights``): n-grams in every mail ("regards", "order") count for little,
+    rare and telling ones for more, as in TF-IDF."""
     return Model(
         "hashed_bag",
         _hashed_bag_forward,
         init=_init_hashed_bag,
         dims={"nO": nO, "nV": n_buckets},
-        params={"E": None},
+        params={"E": None, "W": None},
         attrs={"seed": seed, "init_scale": init_scale, "word_sums": WordSums()},
     )
+
+
+def fit_row_weights(model: Model, docs: list[Doc], batch_size: int = 512) -> None:
+    """Set every hashed bag's row weights to the rows' smoothed inverse document frequency over
+    ``docs`` (the training texts), scaled so that the average n-gram occurrence weighs 1.
+    A model without hashed bags is left as it is."""
+    bag_layers = [node for node in model.walk() if node.name == "ngram_bag"]
+    tables = [node for node in model.walk() if node.name == "hashed_bag"]
+    if not bag_layers:
+        return
+    counts = [np.zeros(node.get_dim("nV"), dtype="float64") for node in tables]
+    for start in range(0, len(docs), batch_size):
+        bag = bag_layers[0].predict(docs[start : start + batch_size])
+        for node, df in zip(tables, counts, strict=True):
+            df += np.bincount(_features(bag, node, node.get_dim("nV")).indices, minlength=len(df))
+    for node, df in zip(tables, counts, strict=True):
+        idf = np.log((1.0 + len(docs)) / (1.0 + df)) + 1.0
+        idf /= (idf * df).sum() / max(df.sum(), 1.0)
+        node.set_param("W", cast(Floats2d, idf.astype("float32")))
+        cast(WordSums, node.attrs["word_sums"]).forget()
 
 
 def _init_hashed_bag(model: Model, X: Bag | None = None, Y: Floats2d | None = None) -> None:
@@ -347,24 +371,23 @@ def _init_hashed_bag(model: Model, X: Bag | None = None, Y: Floats2d | None = No
     rng = np.random.default_rng(model.attrs["seed"])
     table = rng.normal(0.0, scale, shape) if scale else np.zeros(shape)
     model.set_param("E", cast(Floats2d, table.astype("float32")))
+    model.set_param("W", cast(Floats2d, np.ones(shape[0], dtype="float32")))
 
 
 def _hashed_bag_forward(model: Model, bag: Bag, is_train: bool) -> tuple[Floats2d, Callable]:
     table: np.ndarray = np.asarray(model.get_param("E"))
-    hashed = _csr(
-        bag.weights, _rows(bag.hashes, model.attrs["seed"], table.shape[0]), bag.lengths, table.shape[0]
-    )
+    row_weights: np.ndarray = np.asarray(model.get_param("W"))
     if not is_train:
+        rows = _rows(bag.hashes, model.attrs["seed"], table.shape[0])
+        hashed = _csr(bag.weights * row_weights[rows], rows, bag.lengths, table.shape[0])
         sums = cast(WordSums, model.attrs["word_sums"]).get(
-            table, bag.grams, lambda ids: _gram_matrix(bag.grams, ids, model, table.shape[0]) @ table
+            table, bag.grams,
+            lambda ids: _gram_matrix(bag.grams, ids, model, table.shape[0], row_weights) @ table,
         )
         per_word = _csr(bag.word_weights, bag.word_ids, bag.word_lengths, len(sums))
         out = hashed @ table + per_word @ sums
         return cast(Floats2d, out), _no_backprop
-    # Training: the words' n-grams join the bag as one sparse matrix (docs x table rows).
-    unique_ids, inverse = unique_inverse(bag.word_ids)
-    per_word = _csr(bag.word_weights, inverse, bag.word_lengths, len(unique_ids))
-    features = (hashed + per_word @ _gram_matrix(bag.grams, unique_ids, model, table.shape[0])).tocsr()
+    features = _features(bag, model, table.shape[0], row_weights)
 
     def backprop(d_out: Floats2d) -> Bag:
         cast(WordSums, model.attrs["word_sums"]).forget()  # the table is about to change
@@ -372,6 +395,19 @@ def _hashed_bag_forward(model: Model, bag: Bag, is_train: bool) -> tuple[Floats2
         return bag
 
     return cast(Floats2d, np.asarray(features @ table, dtype="float32")), backprop
+
+
+def _features(bag: Bag, model: Model, n_buckets: int, row_weights: np.ndarray | None = None) -> sparse.csr_array:
+    """Docs x table rows: the bag's hashes and its words' n-grams in one sparse matrix."""
+    rows = _rows(bag.hashes, model.attrs["seed"], n_buckets)
+    values = bag.weights if row_weights is None else bag.weights * row_weights[rows]
+    hashed = _csr(values, rows, bag.lengths, n_buckets)
+    unique_ids, inverse = unique_inverse(bag.word_ids)
+    per_word = _csr(bag.word_weights, inverse, bag.word_lengths, len(unique_ids))
+    grams = _gram_matrix(bag.grams, unique_ids, model, n_buckets, row_weights)
+    features = (hashed + per_word @ grams).tocsr()
+    features.sum_duplicates()
+    return features
 
 
 def _no_backprop(d_out: Floats2d) -> Bag:
@@ -384,15 +420,18 @@ def _csr(values: np.ndarray, columns: np.ndarray, lengths: np.ndarray, n_columns
     return sparse.csr_array((values, columns, indptr), shape=(len(lengths), n_columns))
 
 
-def _gram_matrix(grams: Grams, word_ids: np.ndarray, model: Model, n_buckets: int) -> sparse.csr_array:
-    """Words x table rows: a 1 for each of each word's n-grams."""
+def _gram_matrix(
+    grams: Grams, word_ids: np.ndarray, model: Model, n_buckets: int, row_weights: np.ndarray | None = None
+) -> sparse.csr_array:
+    """Words x table rows: each of each word's n-grams, weighted by its row's weight (else 1)."""
     starts, ends = grams.offsets[word_ids], grams.offsets[word_ids + 1]
     counts = ends - starts
     # The n-gram positions of every word, in order: a run of ``counts[i]`` from ``starts[i]``.
     runs = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
     positions = runs + np.arange(counts.sum())
     rows = _rows(grams.hashes[positions], model.attrs["seed"], n_buckets)
-    return _csr(np.ones(len(rows), dtype="float32"), rows, counts, n_buckets)
+    values = np.ones(len(rows), dtype="float32") if row_weights is None else row_weights[rows]
+    return _csr(values, rows, counts, n_buckets)
 
 
 @functools.cache

@@ -155,7 +155,8 @@ def show_imports(console: Console, reports: dict[str, ImportReport]) -> None:
 def show_assignments(console: Console, rt: Runtime) -> None:
     """Each customer conversation with its owner and the reason Rapport gave."""
     table = Table(title="Assignments", title_justify="left")
-    for column, ratio in (("#", None), ("from", 2), ("subject", 3), ("category", 1), ("owner", 1), ("why", 4)):
+    for column, ratio in (("#", None), ("from", 2), ("subject", 3), ("category", 2), ("urgency", 1),
+                          ("owner", 1), ("why", 3)):
         table.add_column(column, ratio=ratio, overflow="fold")
     with read_session(rt.engine) as session:
         names = {rep.email: rep.name for rep in session.exec(select(Rep))}
@@ -163,7 +164,10 @@ def show_assignments(console: Console, rt: Runtime) -> None:
             if row["is_automatic"]:
                 continue
             owner = names.get(row["owner"], row["owner"]) if row["owner"] else f"queue {row['queue']}"
-            cells = (row["contact_name"] or row["contact_email"], row["subject"], row["category"], owner, row["reason"])
+            confidence = row["category_confidence"]
+            category = f"{row['category']} {confidence:.0%}" if confidence is not None else row["category"]
+            cells = (row["contact_name"] or row["contact_email"], row["subject"], category, row["urgency"], owner,
+                     row["reason"])
             table.add_row(str(row["id"]), *(escape(str(cell or "")) for cell in cells))
     console.print(table)
 

@@ -34,7 +34,9 @@ from store.locks import exclusive
 from store.types import utcnow
 
 log = logging.getLogger("rapport.serve")
-LOCK_RETRY_SECONDS = 30.0
+# How often a standby asks for a mailbox's lock: a failover takes about this long plus a catch-up
+# sync (a killed holder's lock goes with its connection). One cheap query per mailbox and period.
+LOCK_RETRY_SECONDS = 1.0
 
 
 class Service:
@@ -141,12 +143,16 @@ class Service:
         PostgreSQL database share the mailboxes, and one takes over when another stops."""
         from inbox.imap import watch
 
+        standing_by = False
         while not self.stopping.is_set():
             with exclusive(self.rt.engine, f"mailbox:{spec.name}") as held:
                 if held:
+                    log.info("watching %s%s", spec.name, " (taking over)" if standing_by else "")
                     watch(self.rt.engine, spec, None, options=options, classifier=classifier, stop=self.stopping)
                     return
-            log.info("another process watches %s; standing by", spec.name)
+            if not standing_by:
+                log.info("another process watches %s; standing by", spec.name)
+                standing_by = True
             self.stopping.wait(LOCK_RETRY_SECONDS)
 
     def stop(self) -> None:

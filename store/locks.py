@@ -14,6 +14,10 @@ from contextlib import contextmanager
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+# Server-side TCP keepalive of a lock's connection (a killed process's socket closes at once;
+# these cover a host or network that disappears).
+KEEPALIVE = {"tcp_keepalives_idle": 10, "tcp_keepalives_interval": 3, "tcp_keepalives_count": 3}
+
 
 def lock_key(name: str) -> int:
     """A stable signed 64-bit key for `name` (advisory locks take a bigint)."""
@@ -29,6 +33,9 @@ def exclusive(engine: Engine, name: str) -> Iterator[bool]:
     key = lock_key(name)
     with engine.connect() as connection:
         held = bool(connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar())
+        if held:  # if this host vanishes without closing the socket, the server frees the lock within ~20 s
+            for setting, value in KEEPALIVE.items():
+                connection.execute(text(f"SET {setting} = {value}"))
         connection.commit()  # the lock is the session's, not the transaction's: keep no transaction open
         try:
             yield held

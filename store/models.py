@@ -221,10 +221,15 @@ class Conversation(SQLModel, table=True):
 
 
 class Message(SQLModel, table=True):
-    """One email, inbound or outbound, exactly once (unique Message-ID and mailbox position)."""
+    """One email, inbound or outbound, exactly once (unique Message-ID with content, and mailbox position).
+
+    A Message-ID is a claim some mailers reuse: a different mail with a stored id is
+    kept too, pointing at the first mail with that id (`shares_id_with_id`).
+    """
 
     __table_args__ = (
         UniqueConstraint("mailbox", "folder", "uidvalidity", "uid", name="uq_message_position"),
+        UniqueConstraint("message_id", "content_hash", name="uq_message_content"),
         Index("ix_message_from_received", "from_email", "received_at"),
     )
 
@@ -232,7 +237,10 @@ class Message(SQLModel, table=True):
     conversation_id: int | None = Field(default=None, foreign_key="conversation.id", index=True)
     contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
     direction: str = Field(default=Direction.inbound)
-    message_id: str = Field(unique=True, index=True)  # real or synthetic ("<sha256hex@rapport.invalid>")
+    message_id: str = Field(index=True)  # real or synthetic ("<sha256hex@rapport.invalid>")
+    # inbox.parse.content_hash; NULL on rows stored before it existed (they match any content once)
+    content_hash: str | None = Field(default=None, sa_type=String(64))
+    shares_id_with_id: int | None = Field(default=None, foreign_key="message.id")  # the first mail with this id
     in_reply_to: str | None = Field(default=None, index=True)
     references: list[str] = _json(list)
     mailbox: str | None = None

@@ -55,16 +55,17 @@ def train(
     out: Path | None = typer.Option(
         None, "--out", help="Where to save the model (default: the model cache)."
     ),
-    epochs: int = typer.Option(6, "--epochs", min=1, help="Passes over the training data."),
+    epochs: int = typer.Option(
+        nlp.TrainSettings.epochs, "--epochs", min=1, help="Passes over the training data."
+    ),
 ) -> None:
-    """Train a category model on a CSV; an eighth of the rows (by a stable hash) is the dev part."""
+    """Train a category model on a CSV; an eighth of the rows (by a stable hash) is held out to
+    score the model and calibrate its confidence."""
     with user_errors():
         examples = nlp.read_examples(data, text_column, label_column)
-        train_part, dev_part = nlp.split_held_out(examples)
         out_dir = out or nlp.default_cache_dir() / f"trained-{data.stem}"
-        progress(f"training on {len(train_part)} rows, dev {len(dev_part)} rows, {epochs} epochs")
-        result = nlp.train(
-            train_part, dev=dev_part or None, out_dir=out_dir, epochs=epochs, progress=progress
+        result = nlp.train_held_out(
+            examples, out_dir=out_dir, settings=nlp.TrainSettings(epochs=epochs), progress=progress
         )
     console.print(
         f"saved {result.model_version} to {result.out_dir} ({result.seconds:.1f} s)", highlight=False

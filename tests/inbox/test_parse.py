@@ -21,6 +21,7 @@ from inbox.parse import (
     normalize_subject,
     parse_message,
 )
+from tests.inbox.helpers import mail
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "eml"
 
@@ -390,3 +391,34 @@ def test_delimiter_lines_are_those_the_mime_grammar_gives(raw: bytes, start: int
     start = min(start, len(raw))
     expected = [(m.start(), m.end(), bool(m.group(1))) for m in grammar.finditer(raw, start, len(raw))]
     assert list(_delimiter_lines(raw, b"--b", start, len(raw))) == expected
+
+
+def test_prose_with_skrev_and_a_colon_is_not_a_quote_header() -> None:
+    """Regression: a Swedish sentence "Som jag skrev ... två nivåer:" cut the rest of the mail as a quote."""
+    raw = (b"From: a@b.example\r\nTo: s@n.example\r\nSubject: Labbdagarna\r\n"
+           b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+           + "Hej Linnea,\r\n\r\nSom jag skrev är Labbdagarna i Norrköping den 20 april, med två nivåer:\r\n"
+             "guld och silver. Vilken passar er?\r\n".encode())
+    assert "guld och silver" in parse_message(raw).new_text
+
+
+def test_hungarian_gmail_quote_header_starts_the_quote() -> None:
+    raw = (b"From: a@b.example\r\nTo: s@n.example\r\nSubject: Re: rendeles\r\n"
+           b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+           + "Kérem a visszaigazolást.\r\n\r\nTóth Gábor <g@x.example> ezt írta (időpont: 2026. nov. 18., "
+             "Sze, 10:22):\r\n> Régi szöveg a szállításról.\r\n".encode())
+    new_text = parse_message(raw).new_text
+    assert "visszaigazolást" in new_text
+    assert "ezt írta" not in new_text and "Régi" not in new_text
+
+
+def test_content_hash_is_the_same_mail_not_the_same_message_id() -> None:
+    """One mail read over IMAP (CRLF, a Received header added) and from a file (LF) hashes alike;
+    another mail with the same Message-ID does not."""
+    crlf = mail(message_id="<same@x>", body="Line one\r\nLine two")
+    lf = crlf.replace(b"\r\n", b"\n") + b"\n"
+    delivered = b"Received: from mx.example by imap.example; Mon, 23 Nov 2026 10:00:01 +0000\r\n" + crlf
+    other = mail(message_id="<same@x>", body="Line one\r\nLine three")
+    hashes = [parse_message(raw).content_hash for raw in (crlf, lf, delivered, other)]
+    assert hashes[0] == hashes[1] == hashes[2] != hashes[3]
+    assert parse_message(b"\x00garbage").content_hash == parse_message(b"\x00garbage").content_hash

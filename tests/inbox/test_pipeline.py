@@ -111,6 +111,49 @@ def test_duplicates_by_message_id_and_by_position(
     assert len(rows(engine, Assignment)) == 1
 
 
+def test_regression_mails_sharing_a_message_id_are_all_kept_once(
+    engine: Engine, options: IngestOptions, classifier: CountingClassifier
+) -> None:
+    """Issue 15 finding 2: four of five mails with one Message-ID and different content were dropped."""
+    raws = [mail(message_id="<reused@list.example>", sender=f"p{i}@customer.example", subject=f"Question {i}",
+                 body=f"Question number {i}, about order {1000 + i}.") for i in range(5)]
+    first = ingest(engine, raws[:2], options, classifier, first_uid=1)  # the rest meets stored mail
+    rest = ingest(engine, raws[2:], options, classifier, first_uid=3)
+    same_mail_twice = ingest(engine, [raws[0], raws[0]], options, classifier, folder="Archive", first_uid=1)
+    resync = ingest(engine, raws, options, classifier, first_uid=1, uidvalidity=8)  # folder re-created
+
+    assert (first.new, rest.new, same_mail_twice.new, resync.new) == (2, 3, 0, 0)
+    assert (same_mail_twice.duplicates, resync.duplicates) == (2, 5)
+    messages = sorted(rows(engine, Message), key=lambda m: m.id)
+    assert [m.from_email for m in messages] == [f"p{i}@customer.example" for i in range(5)]
+    assert len({m.content_hash for m in messages}) == 5
+    assert [m.shares_id_with_id for m in messages] == [None] + [messages[0].id] * 4
+    assert not any("also used by other mail" in p for p in messages[0].parse_problems)
+    assert all(any("also used by other mail" in p for p in m.parse_problems) for m in messages[1:])
+    assert all(m.conversation_id is not None for m in messages)  # threaded and assigned like any mail
+    assert len(rows(engine, Assignment)) == 5
+    assert [(m.uidvalidity, m.uid) for m in messages] == [(8, i + 1) for i in range(5)]
+
+
+def test_mail_stored_before_content_hashes_is_recognised_once(
+    engine: Engine, options: IngestOptions, classifier: CountingClassifier
+) -> None:
+    original = mail(message_id="<old@customer.example>", body="Stored by an older Rapport.")
+    other = mail(message_id="<old@customer.example>", sender="else@customer.example", body="Different mail.")
+    ingest(engine, [original], options, classifier, first_uid=1)
+    with session_scope(engine) as session:  # as the migration leaves rows stored before it
+        [message] = session.exec(select(Message)).all()
+        message.content_hash = None
+        session.add(message)
+
+    again = ingest(engine, [original, other], options, classifier, first_uid=1, uidvalidity=9)
+
+    assert (again.new, again.duplicates) == (1, 1)
+    stored, new = sorted(rows(engine, Message), key=lambda m: m.id)
+    assert stored.content_hash is not None and stored.content_hash != new.content_hash
+    assert new.shares_id_with_id == stored.id
+
+
 def test_mail_without_message_id_gets_a_stable_synthetic_one(
     engine: Engine, options: IngestOptions, classifier: CountingClassifier
 ) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from sqlalchemy import func
@@ -12,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from inbox.imap import watch
-from inbox.options import IngestOptions, MailboxSpec
+from inbox.options import ClassificationLike, IngestOptions, MailboxSpec
 from store.db import session_scope
 from store.models import Conversation, Message, OutboxItem
 from tests.inbox.helpers import CountingClassifier, add_rep, mail, spec_for
@@ -128,3 +129,53 @@ def test_watched_folder_deleted_and_recreated_gives_no_duplicates(
     with session_scope(sqlite_engine) as session:
         ids = sorted(session.exec(select(Message.message_id)).all())
     assert ids == ["<first@c>", "<second@c>"]
+
+
+
+class DeliversMailWhileClassifying(CountingClassifier):
+    """Runs `deliver` once, inside the first classify call whose texts contain `trigger`: mail that
+    arrives while a sync is under way."""
+
+    def __init__(self, inner: CountingClassifier, trigger: str, deliver: Callable[[], None]) -> None:
+        super().__init__(inner.inner)
+        self.trigger, self.deliver = trigger, deliver
+        self.delivered = False
+
+    def classify(self, texts: list[str]) -> Sequence[ClassificationLike]:
+        if not self.delivered and any(self.trigger in t for t in texts):
+            self.delivered = True
+            self.deliver()
+        return super().classify(texts)
+
+
+def test_watcher_reads_to_the_end_after_uidvalidity_changes(
+    sqlite_engine: Engine, imap_account: ImapAccount, options: IngestOptions, classifier: CountingClassifier
+) -> None:
+    """Issue 15 finding 7: a folder deleted and refilled while watched left its last mails unread until
+    another one arrived. Mail that lands while a sync reads several batches is announced in the answers
+    to its FETCHes, never again to IDLE: the watcher reads to the end before it idles again."""
+    spec = spec_for(imap_account, folders=("Support",))
+    old = [mail(message_id=f"<old{i}@c>", subject=f"Old {i}", sender=f"o{i}@c.example") for i in range(3)]
+    new = [mail(message_id=f"<new{i}@c>", subject=f"New {i}", sender=f"n{i}@c.example", body=f"Refill {i}")
+           for i in range(10)]
+    for raw in old:
+        imap_account.append("Support", raw)
+
+    def deliver_the_tail() -> None:
+        for raw in new[6:]:
+            imap_account.append("Support", raw)
+
+    watcher = DeliversMailWhileClassifying(classifier, "New 0", deliver_the_tail)
+    with watching(sqlite_engine, spec, dataclasses.replace(options, batch_size=2), watcher):
+        wait_for(lambda: stored(sqlite_engine) == 3, "the catch-up sync")
+        with imap_account.client() as client:
+            client.create_folder("Refill")  # filled aside, then put in place of the watched folder
+            for raw in [*old, *new[:6]]:
+                client.append("Refill", raw)
+            client.delete_folder("Support")
+            client.rename_folder("Refill", "Support")  # at once: the idling watcher hears only "NO"
+        wait_for(lambda: stored(sqlite_engine) == 13, "the refilled folder to be read to its end")
+    assert watcher.delivered
+    with session_scope(sqlite_engine) as session:
+        ids = session.exec(select(Message.message_id)).all()
+    assert sorted(ids) == sorted([f"<old{i}@c>" for i in range(3)] + [f"<new{i}@c>" for i in range(10)])

@@ -14,7 +14,13 @@ from thinc.api import Adam
 
 from nlp.architecture import WordTable
 from nlp.doctext import batch_tokens
-from nlp.training import TEXTCAT_MODEL, blank_textcat_pipeline
+from nlp.training import (
+    TEXTCAT_MODEL,
+    blank_textcat_pipeline,
+    calibrate,
+    expected_calibration_error,
+    fit_temperature,
+)
 
 TRAIN = [
     ("Where is my order ORD-12345? It has not arrived.", "order_status"),
@@ -127,3 +133,22 @@ def test_batch_tokens_are_reused_only_for_the_same_batch(order: list[int]) -> No
     assert tokens.lengths.tolist() == [len(doc) for doc in batch]
     assert (tokens.unique[tokens.inverse] == tokens.lower).all()
     assert tokens.doc_of.tolist() == [i for i, doc in enumerate(batch) for _ in doc]
+
+
+def test_fit_temperature_recovers_the_temperature_that_made_overconfident_scores() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, (4000, 5))
+    true = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    gold = np.array([rng.choice(5, p=row) for row in true])
+    overconfident = calibrate(true, 0.5)  # as sharp as a model twice too sure of itself
+
+    assert fit_temperature(overconfident, gold) == pytest.approx(2.0, rel=0.15)
+    assert fit_temperature(true, gold) == pytest.approx(1.0, rel=0.15)
+
+
+def test_expected_calibration_error_is_zero_when_confidence_matches_accuracy() -> None:
+    confidences = [0.8] * 10 + [0.3] * 10
+    correct = [True] * 8 + [False] * 2 + [True] * 3 + [False] * 7
+
+    assert expected_calibration_error(confidences, correct) == pytest.approx(0.0)
+    assert expected_calibration_error([0.9] * 10, [True] * 5 + [False] * 5) == pytest.approx(0.4)

@@ -77,7 +77,9 @@ class _State:
 class FakeSlack:
     """The fake Web API server. Thread-safe; start()/stop() or use as a context manager."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, delay_seconds: float = 0.0) -> None:
+        """`delay_seconds`: how long each answer takes after the call is recorded (a slow Slack)."""
+        self.delay_seconds = delay_seconds
         self._lock = threading.Condition()
         self._state = _State()
         self._users_by_email: dict[str, JsonDict] = {}
@@ -486,7 +488,12 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload, headers = 200, self.fake._answer(method, params), {}
         self.fake._record(SlackCall(method, params, self._redacted_headers(), _token_prefix(token),
                                     time.time(), status))
-        self._send(status, payload, headers)
+        if self.fake.delay_seconds:  # done but not yet answered: a client killed now never hears of it
+            time.sleep(self.fake.delay_seconds)
+        try:
+            self._send(status, payload, headers)
+        except (BrokenPipeError, ConnectionResetError):  # the client is gone (killed mid-call)
+            self.close_connection = True
 
     def _handle_upload(self, file_id: str, body: bytes) -> None:
         if self.fake._store_upload(file_id, body):
