@@ -10,12 +10,14 @@ retries are de-duplicated here by event id (store.models.SlackEvent).
 from __future__ import annotations
 
 import html
+import json
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, BoltResponse
@@ -28,8 +30,9 @@ from sqlmodel import Session
 from bot.blocks import Block, Reply, context, section, split_blocks
 from bot.cards import home_view
 from bot.commands import BotOptions, Ctx, card_reply, contact_modal, run_command
-from bot.identity import rep_for_slack_user, unknown_user_text, visible_owner_ids
+from bot.identity import rep_id_for_slack_user, unknown_user_text, visible_owner_ids
 from bot.interactions import (
+    SNOOZES,
     Outcome,
     Submission,
     claim_conversation,
@@ -43,8 +46,9 @@ from bot.interactions import (
     submit_log_message,
 )
 from bot.modals import card_modal, log_message_modal
+from bot.notify import SlackSender
 from bot.text import clip, escape, whole_number
-from store.db import session_scope
+from store.db import read_session, session_scope
 from store.models import Rep, SlackEvent
 from store.search import search_contacts
 from store.types import utcnow
@@ -54,6 +58,8 @@ ACK_BUDGET_SECONDS = 2.0  # from the request's arrival: answer in the ack if the
 LISTENER_THREADS = 16  # Bolt's default of 5 let listeners queue behind slow ones past Slack's 3 s under load
 SHORTCUT_CALLBACK = "log_to_crm"
 Clock = Callable[[], datetime]
+ConversationAct = Callable[[Session, Rep, int, str], tuple[Outcome, Rep | None]]  # id, then what follows ":"
+FollowUpAct = Callable[[Session, Rep, int, datetime], Outcome]
 
 
 class RapportSlack:
@@ -69,7 +75,8 @@ class RapportSlack:
         clock: Clock = utcnow,
     ) -> None:
         self.engine = engine
-        self.client = client
+        self.client = client  # acks and views; every message goes through `sender`
+        self.sender = SlackSender(client)
         self.options = options or BotOptions()
         self.clock = clock
         self._slow = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rapport-slow")
@@ -90,18 +97,25 @@ class RapportSlack:
         app = self.app
         app.middleware(self._stamp_arrival)
         app.middleware(self._dedupe_events)
+        app.middleware(self._identify)
         app.command(self.options.command)(self._on_command)
         app.options("contact_picker")(self._on_contact_options)
         app.action("contact_open")(self._on_contact_open)
         app.action("log_call_open")(self._on_open_modal("call"))
         app.action("followup_open")(self._on_open_modal("followup"))
-        app.action("conv_claim")(self._on_conversation_action)
-        app.action("conv_answered")(self._on_conversation_action)
-        app.action("conv_recategorise")(self._on_conversation_action)
-        app.action("conv_reassign")(self._on_conversation_action)
-        app.action("followup_done")(self._on_followup_action)
-        for choice in ("1h", "tomorrow", "week"):
-            app.action(f"followup_snooze_{choice}")(self._on_followup_action)
+        conversation_actions: dict[str, ConversationAct] = {
+            "conv_claim": lambda s, rep, cid, _: (claim_conversation(s, rep, cid, keyword_prefix=self.prefix), None),
+            "conv_answered": lambda s, rep, cid, _: (mark_answered(s, rep, cid, self.clock()), None),
+            "conv_recategorise": lambda s, rep, cid, category: recategorise(
+                s, rep, cid, category, apply=self.options.apply_correction, now=self.clock()),
+            "conv_reassign": lambda s, rep, cid, to: reassign_conversation(
+                s, rep, cid, whole_number(to) or 0, keyword_prefix=self.prefix),
+        }
+        for action_id, act in conversation_actions.items():
+            app.action(action_id)(self._on_conversation_action(act))
+        app.action("followup_done")(self._on_followup_action(complete))
+        for choice in SNOOZES:
+            app.action(f"followup_snooze_{choice}")(self._on_followup_action(partial(_snooze, choice)))
         app.view("log_call")(self._on_submission(submit_log_call))
         app.view("add_followup")(self._on_submission(submit_followup))
         app.view("log_message")(self._on_submission(submit_log_message))
@@ -132,41 +146,51 @@ class RapportSlack:
                 return BoltResponse(status=200, body="")
         return next()
 
+    def _identify(self, body: dict[str, Any], context: BoltContext, next: Callable[[], BoltResponse]) -> Any:
+        """Every request from a person: their rep, once, in `context["rep_id"]`; an unknown user
+        is answered here, so no listener runs without a rep."""
+        user_id = _user(body) or str((body.get("event") or {}).get("user") or "")
+        if not user_id:
+            return next()
+        rep_id = rep_id_for_slack_user(self.engine, user_id, self.client)
+        if rep_id is not None:
+            context["rep_id"] = rep_id
+            return next()
+        text = unknown_user_text(self.options.command)
+        if body.get("command"):
+            return _json_response({"response_type": "ephemeral", "text": text, "blocks": [section(text)]})
+        if body.get("type") == "block_suggestion":
+            return _json_response({"options": []})
+        if body.get("type") in ("block_actions", "message_action", "view_submission"):
+            self._slow.submit(self.sender.tell, user_id, text, channel=_channel(body))
+        return BoltResponse(status=200, body="")
+
     # ------------------------------------------------------------------ helpers
-    def _rep(self, session: Session, user_id: str) -> Rep | None:
-        return rep_for_slack_user(session, user_id, self.client)
+    @property
+    def prefix(self) -> str:
+        return self.options.keyword_prefix
 
-    def _tell(self, user_id: str, text: str, blocks: list[Block] | None = None, *, channel: str | None = None) -> None:
-        """A private answer: ephemeral where the person is, else a DM."""
-        for part in split_blocks(blocks or []):
+    def _rep(self, session: Session, context: BoltContext) -> Rep:
+        rep = session.get(Rep, context["rep_id"])
+        assert rep is not None  # _identify found it moments ago; reps are deactivated, never deleted
+        return rep
+
+    def publish_home(self, rep_ids: set[int]) -> None:
+        """Refresh the App Home of these reps: rendered in a read session, published after it."""
+        with read_session(self.engine) as session:
+            reps = [rep for rep in map(partial(session.get, Rep), rep_ids) if rep is not None and rep.slack_user_id]
+            views = [(rep.email, str(rep.slack_user_id), home_view(session, rep, now=self.clock())) for rep in reps]
+        for email, user_id, view in views:
             try:
-                if channel and not channel.startswith("D"):
-                    self.client.chat_postEphemeral(channel=channel, user=user_id, text=text, blocks=part or None)
-                    continue
+                self.client.views_publish(user_id=user_id, view=view)
             except SlackApiError as exc:
-                log.info("ephemeral answer in %s failed (%s); sending a DM", channel, exc.response.get("error"))
-            self.client.chat_postMessage(channel=user_id, text=text, blocks=part or None)
-
-    def publish_home(self, rep_ids: set[int] | None = None, *, user_id: str | None = None) -> None:
-        """Refresh the App Home of these reps (or of one Slack user)."""
-        with session_scope(self.engine) as session:
-            reps = [session.get(Rep, rid) for rid in rep_ids or set()]
-            if user_id is not None:
-                reps.append(self._rep(session, user_id))
-            now = self.clock()
-            for rep in reps:
-                if rep is None or not rep.slack_user_id:
-                    continue
-                try:
-                    self.client.views_publish(user_id=rep.slack_user_id, view=home_view(session, rep, now=now))
-                except SlackApiError as exc:
-                    log.warning("views.publish for %s failed: %s", rep.email, exc.response.get("error"))
+                log.warning("views.publish for %s failed: %s", email, exc.response.get("error"))
 
     # ------------------------------------------------------------------ commands
     def _on_command(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
         # Slack sends &, < and > escaped: undo it, so `find AT&T` searches for AT&T
         user_id, text = str(body.get("user_id") or ""), html.unescape(str(body.get("text") or ""))
-        future = self._slow.submit(self._run_command, user_id, text)
+        future = self._slow.submit(self._run_command, context, text)
         try:
             waited = time.monotonic() - context.get("received_at", time.monotonic())
             rep_id, reply = future.result(timeout=max(0.0, ACK_BUDGET_SECONDS - waited))
@@ -180,15 +204,12 @@ class RapportSlack:
             return
         self._answer(ack, body, rep_id, reply)
 
-    def _run_command(self, user_id: str, text: str) -> tuple[int | None, Reply]:
+    def _run_command(self, context: BoltContext, text: str) -> tuple[int, Reply]:
         with session_scope(self.engine) as session:
-            rep = self._rep(session, user_id)
-            if rep is None:
-                message = unknown_user_text(self.options.command)
-                return None, Reply(message, [section(message)])
-            return rep.id, run_command(Ctx(session, rep, self.clock(), self.options), text)
+            return context["rep_id"], run_command(Ctx(session, self._rep(session, context), self.clock(),
+                                                      self.options), text)
 
-    def _answer(self, ack: Ack, body: dict[str, Any], rep_id: int | None, reply: Reply) -> None:
+    def _answer(self, ack: Ack, body: dict[str, Any], rep_id: int, reply: Reply) -> None:
         if reply.modal is not None:
             self.client.views_open(trigger_id=body["trigger_id"], view=reply.modal)
             ack()
@@ -196,8 +217,8 @@ class RapportSlack:
         parts = split_blocks(reply.blocks)
         ack(response_type="ephemeral", text=reply.text, blocks=parts[0])
         for part in parts[1:]:
-            self._tell(str(body.get("user_id")), reply.text, part, channel=body.get("channel_id"))
-        if reply.changed_home and rep_id is not None:
+            self.sender.tell(str(body.get("user_id")), reply.text, part, channel=body.get("channel_id"))
+        if reply.changed_home:
             self.publish_home({rep_id})
 
     def _deliver_late(self, done: Any, user_id: str, body: dict[str, Any]) -> None:
@@ -205,45 +226,39 @@ class RapportSlack:
             rep_id, reply = done.result()
         except Exception:
             log.exception("a slow command failed")
-            self._tell(user_id, "Sorry, that failed; the error has been logged.", channel=body.get("channel_id"))
+            self.sender.tell(user_id, "Sorry, that failed; the error has been logged.", channel=body.get("channel_id"))
             return
-        self._tell(user_id, reply.text, reply.blocks, channel=body.get("channel_id"))
-        if reply.changed_home and rep_id is not None:
+        self.sender.tell(user_id, reply.text, reply.blocks, channel=body.get("channel_id"))
+        if reply.changed_home:
             self.publish_home({rep_id})
 
     # ------------------------------------------------------------------ type-ahead and cards
-    def _on_contact_options(self, ack: Ack, body: dict[str, Any]) -> None:
+    def _on_contact_options(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
         query = str(body.get("value") or "")
+        if len(query.strip()) < 2:
+            ack(options=[])
+            return
         with session_scope(self.engine) as session:
-            rep = self._rep(session, str((body.get("user") or {}).get("id") or ""))
-            if rep is None or len(query.strip()) < 2:
-                ack(options=[])
-                return
-            hits = search_contacts(session, query, limit=20, visible_owner_ids=visible_owner_ids(session, rep))
+            visible = visible_owner_ids(session, self._rep(session, context))
+            hits = search_contacts(session, query, limit=20, visible_owner_ids=visible)
         ack(options=[{"text": {"type": "plain_text", "text": clip(h.name + (f" ({h.company})" if h.company else ""), 75)},
                       "value": str(h.contact_id)} for h in hits])
 
-    def _on_contact_open(self, ack: Ack, body: dict[str, Any]) -> None:
+    def _on_contact_open(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
         ack()
-        user_id, value = _user(body), _action_value(body)
+        value = _action_value(body)
         with session_scope(self.engine) as session:
-            rep = self._rep(session, user_id)
-            if rep is None:
-                self._tell(user_id, unknown_user_text(self.options.command), channel=_channel(body))
-                return
-            reply = card_reply(Ctx(session, rep, self.clock(), self.options), whole_number(value) or 0)
+            ctx = Ctx(session, self._rep(session, context), self.clock(), self.options)
+            reply = card_reply(ctx, whole_number(value) or 0)
         self.client.views_open(trigger_id=body["trigger_id"], view=card_modal(reply.blocks))
 
     def _on_open_modal(self, kind: str) -> Callable[..., None]:
-        def open_modal(ack: Ack, body: dict[str, Any]) -> None:
+        def open_modal(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
             ack()
-            user_id, value = _user(body), _action_value(body)
+            value = _action_value(body)
             with session_scope(self.engine) as session:
-                rep = self._rep(session, user_id)
-                if rep is None:
-                    self._tell(user_id, unknown_user_text(self.options.command), channel=_channel(body))
-                    return
-                view = contact_modal(Ctx(session, rep, self.clock(), self.options), whole_number(value), kind)
+                view = contact_modal(Ctx(session, self._rep(session, context), self.clock(), self.options),
+                                     whole_number(value), kind)
             self._open_or_push(body, view)
 
         return open_modal
@@ -255,146 +270,82 @@ class RapportSlack:
             self.client.views_open(trigger_id=body["trigger_id"], view=view)
 
     # ------------------------------------------------------------------ assignment DM buttons
-    def _on_conversation_action(self, ack: Ack, body: dict[str, Any]) -> None:
-        ack()
-        user_id = _user(body)
-        action = (body.get("actions") or [{}])[0]
-        action_id, value = str(action.get("action_id")), _action_value(body)
-        changed: set[int] = set()
-        with session_scope(self.engine) as session:
-            rep = self._rep(session, user_id)
-            if rep is None:
-                self._tell(user_id, unknown_user_text(self.options.command), channel=_channel(body))
-                return
-            conversation_text, _, argument = value.partition(":")
+    def _on_conversation_action(self, act: ConversationAct) -> Callable[..., None]:
+        def on_action(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+            ack()
+            conversation_text, _, argument = _action_value(body).partition(":")
             conversation_id = whole_number(conversation_text) or 0  # 0: "no longer exists"
-            new_owner: Rep | None = None
-            if action_id == "conv_claim":
-                outcome = claim_conversation(session, rep, conversation_id,
-                                             keyword_prefix=self.options.keyword_prefix)
-            elif action_id == "conv_answered":
-                outcome = mark_answered(session, rep, conversation_id, self.clock())
-            elif action_id == "conv_recategorise":
-                outcome, new_owner = recategorise(session, rep, conversation_id, argument,
-                                                  apply=self.options.apply_correction, now=self.clock())
-            else:
-                outcome, new_owner = reassign_conversation(session, rep, conversation_id, whole_number(argument) or 0,
-                                                           keyword_prefix=self.options.keyword_prefix)
-            if new_owner is not None and new_owner.id is not None:
-                changed.add(new_owner.id)
-            if outcome.ok and rep.id is not None:
-                changed.add(rep.id)
-        self._show_outcome(body, outcome)
-        if changed:
-            self.publish_home(changed)
+            with session_scope(self.engine) as session:
+                outcome, new_owner = act(session, self._rep(session, context), conversation_id, argument)
+                changed = {context["rep_id"]} if outcome.ok else set()
+                changed |= {new_owner.id} if new_owner is not None and new_owner.id is not None else set()
+            self._show_outcome(body, outcome, keep=lambda block: block.get("block_id") != "rapport_status")
+            if changed:
+                self.publish_home(changed)
 
-    def _show_outcome(self, body: dict[str, Any], outcome: Outcome) -> None:
-        """Success: a status line on the message itself; refusal: a private note to the clicker."""
-        container = body.get("container") or {}
-        message = body.get("message") or {}
-        if not outcome.ok or container.get("type") != "message" or not message:
-            self._tell(_user(body), outcome.text, [section(outcome.text)], channel=_channel(body))
-            return
-        blocks = [b for b in message.get("blocks") or [] if b.get("block_id") != "rapport_status"]
-        status = context(outcome.text)
-        status["block_id"] = "rapport_status"
-        blocks = [*blocks[:49], status]  # Slack's limit is 50: keep the header, drop the tail, keep the status
-        try:
-            self.client.chat_update(channel=str(container.get("channel_id") or _channel(body)), ts=str(message.get("ts")),
-                                    text=message.get("text") or outcome.text, blocks=blocks)
-        except SlackApiError as exc:
-            log.info("chat.update failed (%s); telling the user instead", exc.response.get("error"))
-            self._tell(_user(body), outcome.text, [section(outcome.text)], channel=_channel(body))
+        return on_action
+
+    def _show_outcome(self, body: dict[str, Any], outcome: Outcome, keep: Callable[[Block], bool]) -> None:
+        """Success: a status line on the clicked message (with the blocks `keep` keeps); refusal: a
+        private note to the clicker. A click elsewhere (App Home) shows in the refreshed Home."""
+        container, message = body.get("container") or {}, body.get("message") or {}
+        if outcome.ok and container.get("type") == "message" and message:
+            status = {**context(outcome.text), "block_id": "rapport_status"}
+            blocks = [*[b for b in message.get("blocks") or [] if keep(b)][:49], status]  # Slack allows 50
+            if self.sender.update(str(container.get("channel_id") or _channel(body)), str(message.get("ts")),
+                                  message.get("text") or outcome.text, blocks):
+                return
+        if not outcome.ok or container.get("type") == "message":
+            self.sender.tell(_user(body), outcome.text, [section(outcome.text)], channel=_channel(body))
 
     # ------------------------------------------------------------------ reminder buttons
-    def _on_followup_action(self, ack: Ack, body: dict[str, Any]) -> None:
-        ack()
-        user_id = _user(body)
-        action_id, value = str((body.get("actions") or [{}])[0].get("action_id")), _action_value(body)
-        followup_id = whole_number(value) or 0
-        with session_scope(self.engine) as session:
-            rep = self._rep(session, user_id)
-            if rep is None:
-                self._tell(user_id, unknown_user_text(self.options.command), channel=_channel(body))
-                return
-            now = self.clock()
-            if action_id == "followup_done":
-                outcome = complete(session, rep, followup_id, now)
-            else:
-                outcome = snooze(session, rep, followup_id, action_id.removeprefix("followup_snooze_"), now)
-            rep_id = rep.id
-        if (body.get("container") or {}).get("type") == "message":
-            self._finish_reminder(body, outcome)
-        elif not outcome.ok:
-            self._tell(user_id, outcome.text, [section(outcome.text)], channel=_channel(body))
-        if outcome.ok and rep_id is not None:
-            self.publish_home({rep_id})
+    def _on_followup_action(self, act: FollowUpAct) -> Callable[..., None]:
+        def on_action(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+            ack()
+            value = _action_value(body)
+            with session_scope(self.engine) as session:
+                outcome = act(session, self._rep(session, context), whole_number(value) or 0, self.clock())
+            # the buttons go, so that a reminder cannot be clicked twice by mistake
+            self._show_outcome(body, outcome, keep=lambda block: block.get("type") != "actions")
+            if outcome.ok:
+                self.publish_home({context["rep_id"]})
 
-    def _finish_reminder(self, body: dict[str, Any], outcome: Outcome) -> None:
-        """Replace a reminder's buttons by what was done, so it cannot be clicked twice by mistake."""
-        if not outcome.ok:
-            self._tell(_user(body), outcome.text, [section(outcome.text)], channel=_channel(body))
-            return
-        message = body.get("message") or {}
-        blocks = [b for b in message.get("blocks") or [] if b.get("type") != "actions"] + [context(outcome.text)]
-        container = body.get("container") or {}
-        try:
-            self.client.chat_update(channel=str(container.get("channel_id") or _channel(body)), ts=str(message.get("ts")),
-                                    text=message.get("text") or outcome.text, blocks=[*blocks[:-1][:49], blocks[-1]])
-        except SlackApiError as exc:
-            log.info("chat.update failed (%s)", exc.response.get("error"))
+        return on_action
 
     # ------------------------------------------------------------------ modals
     def _on_submission(self, submit: Callable[[Session, Rep, dict[str, Any], datetime], Submission]) -> Callable[..., None]:
-        def on_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-            user_id = _user(body)
+        def on_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
             with session_scope(self.engine) as session:
-                rep = self._rep(session, user_id)
-                if rep is None:
-                    ack()
-                    self._tell(user_id, unknown_user_text(self.options.command))
-                    return
-                result = submit(session, rep, view, self.clock())
+                result = submit(session, self._rep(session, context), view, self.clock())
                 if result.errors:
                     session.rollback()
-                rep_id = rep.id
             if result.errors:
                 ack(response_action="errors", errors=result.errors)
                 return
             ack()
-            self._tell(user_id, result.text, [section(result.text)])
-            if rep_id is not None:
-                self.publish_home({rep_id})
+            self.sender.tell(_user(body), result.text, [section(result.text)])
+            self.publish_home({context["rep_id"]})
 
         return on_submit
 
     def _on_log_shortcut(self, ack: Ack, body: dict[str, Any]) -> None:
         ack()
-        user_id = _user(body)
         channel = _channel(body)
         message = body.get("message") or {}
-        with session_scope(self.engine) as session:
-            if self._rep(session, user_id) is None:
-                self._tell(user_id, unknown_user_text(self.options.command), channel=channel)
-                return
-        permalink = None
-        try:
-            permalink = self.client.chat_getPermalink(channel=str(channel), message_ts=str(message.get("ts"))).get("permalink")
-        except SlackApiError as exc:
-            log.info("no permalink for the message: %s", exc.response.get("error"))
+        permalink = self.sender.permalink(str(channel), str(message.get("ts")))
         self.client.views_open(trigger_id=body["trigger_id"], view=log_message_modal(html.unescape(str(message.get("text") or "")), permalink))
 
     # ------------------------------------------------------------------ events
-    def _on_home_opened(self, event: dict[str, Any]) -> None:
-        if event.get("tab", "home") == "home" and event.get("user"):
-            self.publish_home(user_id=str(event["user"]))
+    def _on_home_opened(self, event: dict[str, Any], context: BoltContext) -> None:
+        if event.get("tab", "home") == "home":
+            self.publish_home({context["rep_id"]})
 
     def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error("Slack request failed: %s: %s", type(error).__name__, error, exc_info=error)
         user_id = _user(body) or str(body.get("user_id") or "")
         if user_id:
             try:
-                self._tell(user_id, "Sorry, something went wrong; the error has been logged.", channel=_channel(body))
+                self.sender.tell(user_id, "Sorry, something went wrong; the error has been logged.", channel=_channel(body))
             except SlackApiError:
                 log.warning("could not tell %s about the error", user_id)
 
@@ -419,6 +370,14 @@ def _action_value(body: dict[str, Any]) -> str:
     if isinstance(selected, dict):
         return str(selected.get("value") or "")
     return str(action.get("value") or "")
+
+
+def _snooze(choice: str, session: Session, rep: Rep, followup_id: int, now: datetime) -> Outcome:
+    return snooze(session, rep, followup_id, choice, now)
+
+
+def _json_response(answer: dict[str, Any]) -> BoltResponse:
+    return BoltResponse(status=200, body=json.dumps(answer), headers={"content-type": "application/json"})
 
 
 def build_app(

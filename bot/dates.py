@@ -8,7 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import dateparser
 
-from bot.text import zone
+from store.hours import zone
 
 DEFAULT_HOUR = 9  # "friday" means the start of the working day, not midnight
 _HAS_TIME = re.compile(r"\d|noon|midday|morning|afternoon|evening|hour|minute|min\b|middag|poledne", re.I)

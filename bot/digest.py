@@ -19,36 +19,34 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from sqlmodel import Session, select
 
 from bot.email import SmtpOptions, build_message, new_cid, send_message
 from bot.text import escape
 from store.digest import (
-    WEEKDAYS,
     DigestFigures,
     Period,
     RepFigures,
     ResponseTimes,
     compute_digest,
     last_complete_period,
-    zone,
 )
-from store.models import OutboxItem, Rep, Role
-from store.outbox import enqueue
+from store.hours import WEEKDAYS, zone
+from store.models import Rep, Role
+from store.outbox import Digest, Job, enqueue
 from store.reps import rep_by_email
 from store.segments import LapsedCustomer, Owner, SegmentParams, TopCustomer
 
+if TYPE_CHECKING:  # bot.notify hands digests here: only the type comes back
+    from bot.notify import SlackSender
+
 log = logging.getLogger("rapport.digest")
 
-KIND = "digest"
-MAX_BLOCKS = 50  # Slack's limit per message
+KIND = Digest.kind
 MAX_TEXT = 3000  # Slack's limit for a section's text
 MAX_FIELD = 2000  # Slack's limit for a section field
-METADATA_EVENT = "rapport_digest"
 
 
 class DigestDeliveryError(RuntimeError):
@@ -225,11 +223,6 @@ def render_digest_blocks(figures: DigestFigures) -> list[dict[str, Any]]:
     return blocks
 
 
-def split_blocks(blocks: Sequence[dict[str, Any]], limit: int = MAX_BLOCKS) -> list[list[dict[str, Any]]]:
-    """Consecutive messages of at most `limit` blocks each."""
-    return [list(blocks[i: i + limit]) for i in range(0, len(blocks), limit)] or [[]]
-
-
 # --------------------------------------------------------------------------- HTML and chart
 
 
@@ -308,10 +301,6 @@ def digest_managers(session: Session) -> list[Rep]:
     return [rep for rep in reps if rep.digest_via]
 
 
-def digest_key(manager: Rep, period: str, local_date: Any) -> str:
-    return f"digest:{manager.email}:{period}:{local_date}"
-
-
 def enqueue_due_digests(
     session: Session,
     *,
@@ -347,13 +336,9 @@ def _enqueue_one(session: Session, manager: Rep, *, now: datetime, options: Dige
     if options.period == "week" and WEEKDAYS[local.weekday()] != options.weekday:
         return False
     start, end = last_complete_period(options.period, now, manager.timezone or "UTC")
-    payload = {
-        "manager_email": manager.email, "period": options.period, "start": start.isoformat(),
-        "end": end.isoformat(), "local_date": local.date().isoformat(), "via": list(manager.digest_via),
-        "channel": options.channel, "params": options.params.as_dict(),
-    }
-    key = digest_key(manager, options.period, local.date())
-    return enqueue(session, KIND, key, payload, due_at=now) is not None
+    payload = Digest(manager.email, options.period, start.isoformat(), end.isoformat(), local.date().isoformat(),
+                     list(manager.digest_via), options.channel, options.params.as_dict())
+    return enqueue(session, payload, now=now) is not None
 
 
 # --------------------------------------------------------------------------- delivery
@@ -361,36 +346,27 @@ def _enqueue_one(session: Session, manager: Rep, *, now: datetime, options: Dige
 
 def deliver_digest(
     session: Session,
-    item: OutboxItem,
+    job: Job,
     *,
-    slack_client: WebClient | None,
+    slack: SlackSender | None,
     smtp: SmtpOptions | None,
     now: datetime | None = None,
 ) -> None:
-    """Send the digest described by a `kind="digest"` outbox item (see enqueue_due_digests).
-
-    Computes the figures for the item's period as of `now` (default: the current
-    time), then posts to the manager's Slack DM (and the configured channel)
-    and/or sends the email, as the payload's
-    `via` says. `slack_client` may be None when no digest goes to Slack, `smtp`
-    when none goes by email; otherwise DigestDeliveryError. Slack goes first and
-    skips parts a previous attempt already posted, so a retry after an email
-    failure does not repeat the Slack messages. Raises on failure (the dispatcher
-    marks the item failed and retries); does not mark the item sent.
-    """
-    payload = item.payload
-    manager = rep_by_email(session, str(payload["manager_email"]))
+    """Compute the figures of a `Digest` row's period as of `now` and send them (`send_digest`).
+    Raises on failure: the dispatcher retries, and Slack parts already posted are skipped."""
+    payload = job.payload
+    assert isinstance(payload, Digest)
+    manager = rep_by_email(session, payload.manager_email)
     if manager is None:
-        log.warning("digest %s: manager %s no longer exists; nothing sent", item.key, payload["manager_email"])
+        log.warning("digest %s: manager %s no longer exists; nothing sent", job.key, payload.manager_email)
         return
     figures = compute_digest(
-        session, manager=manager, period=payload["period"],
-        start=datetime.fromisoformat(payload["start"]), end=datetime.fromisoformat(payload["end"]),
-        params=SegmentParams.from_mapping(payload.get("params") or {}),
-        now=now,
+        session, manager=manager, period=payload.period,  # type: ignore[arg-type]
+        start=datetime.fromisoformat(payload.start), end=datetime.fromisoformat(payload.end),
+        params=SegmentParams.from_mapping(payload.params), now=now,
     )
-    send_digest(figures, manager=manager, key=item.key, via=payload.get("via") or manager.digest_via,
-                channel=payload.get("channel"), slack_client=slack_client, smtp=smtp)
+    send_digest(figures, manager=manager, key=job.key, via=payload.via or manager.digest_via,
+                channel=payload.channel, slack=slack, smtp=smtp, session=session, since=job.created_at)
 
 
 def send_digest(
@@ -400,69 +376,29 @@ def send_digest(
     key: str,
     via: Iterable[str],
     channel: str | None = None,
-    slack_client: WebClient | None = None,
+    slack: SlackSender | None = None,
     smtp: SmtpOptions | None = None,
+    session: Session,
+    since: datetime | None,
 ) -> None:
-    """Send already computed figures to Slack (DM, plus `channel`) and/or by email."""
+    """Figures to Slack (DM, plus `channel`) and/or by email, as `via` says (DigestDeliveryError
+    when that channel is not set up); Slack parts posted under `key` since `since` are not repeated."""
     via = set(via)
     chart = render_chart(figures)
     if "slack" in via or channel:
-        if slack_client is None:
+        if slack is None:
             raise DigestDeliveryError("a digest goes to Slack but no Slack client is configured (SLACK_BOT_TOKEN)")
-        targets = [_dm_channel(slack_client, manager)] if "slack" in via else []
+        targets = [slack.dm_channel(session, manager)] if "slack" in via else []
         targets += [channel] if channel else []
         for target in targets:
-            post_to_slack(slack_client, target, figures, chart=chart, key=key)
+            stamps, already = slack.post(target, _clip(_title(figures), MAX_TEXT), render_digest_blocks(figures),
+                                         key=key, since=since)
+            if already < len(stamps):  # a retry whose messages all went out already uploaded its chart
+                slack.upload(target, chart, filename="digest.png", title=f"Digest chart, {figures.label}")
     if "email" in via:
         if smtp is None:
             raise DigestDeliveryError("a digest goes by email but SMTP is not configured (RAPPORT_SMTP_HOST)")
         send_digest_email(smtp, figures, to=manager.email, chart=chart)
-
-
-def _dm_channel(client: WebClient, manager: Rep) -> str:
-    user_id = manager.slack_user_id
-    try:
-        if not user_id:
-            user_id = client.users_lookupByEmail(email=manager.email)["user"]["id"]
-        return str(client.conversations_open(users=user_id)["channel"]["id"])
-    except SlackApiError as exc:
-        raise DigestDeliveryError(f"cannot open a Slack DM with {manager.email}: "
-                                  f"{exc.response.get('error')}") from exc
-
-
-def post_to_slack(client: WebClient, channel: str, figures: DigestFigures, *, chart: bytes, key: str) -> None:
-    """Post the digest's blocks (split over messages of ≤ 50 blocks) and upload the chart
-    (files_upload_v2) to `channel`, skipping the parts a previous attempt posted."""
-    parts = split_blocks(render_digest_blocks(figures))
-    posted = _posted_parts(client, channel, key)
-    fallback = _clip(_title(figures), MAX_TEXT)
-    for number, blocks in enumerate(parts):
-        if number in posted:
-            continue
-        client.chat_postMessage(
-            channel=channel, blocks=blocks, text=fallback if number == 0 else f"{fallback} ({number + 1})",
-            metadata={"event_type": METADATA_EVENT, "event_payload": {"key": key, "part": number}},
-        )
-    if len(posted) < len(parts):  # a retry whose messages all went out already uploaded its chart
-        client.files_upload_v2(channel=channel, content=chart, filename="digest.png",
-                               title=f"Digest chart, {figures.label}")
-
-
-def _posted_parts(client: WebClient, channel: str, key: str) -> set[int]:
-    """Parts of this digest already in the channel (a previous attempt's); empty when the
-    history cannot be read (the token lacks the history scope): then accept a repeat."""
-    try:
-        messages = client.conversations_history(channel=channel, limit=50, include_all_metadata=True)["messages"]
-    except SlackApiError as exc:
-        log.info("cannot read %s history to skip posted digest parts: %s", channel, exc.response.get("error"))
-        return set()
-    parts = set()
-    for message in messages or []:
-        metadata = message.get("metadata") or {}
-        event = metadata.get("event_payload") or {}
-        if metadata.get("event_type") == METADATA_EVENT and event.get("key") == key:
-            parts.add(int(event.get("part", 0)))
-    return parts
 
 
 def send_digest_email(smtp: SmtpOptions, figures: DigestFigures, *, to: str, chart: bytes) -> None:
@@ -473,18 +409,3 @@ def send_digest_email(smtp: SmtpOptions, figures: DigestFigures, *, to: str, cha
     )
     send_message(smtp, message)
 
-
-__all__ = [
-    "KIND",
-    "DigestDeliveryError",
-    "DigestOptions",
-    "deliver_digest",
-    "digest_managers",
-    "enqueue_due_digests",
-    "render_chart",
-    "render_digest_blocks",
-    "render_digest_html",
-    "render_digest_text",
-    "send_digest",
-    "split_blocks",
-]

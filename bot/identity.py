@@ -6,10 +6,11 @@ import logging
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
-from store.db import is_read_only
+from store.db import is_read_only, read_session, session_scope
 from store.models import Rep, Role
 from store.reps import rep_by_email, rep_by_slack_id
 
@@ -25,22 +26,22 @@ def unknown_user_text(command: str = "/crm") -> str:
     )
 
 
-def rep_for_slack_user(session: Session, user_id: str, client: WebClient | None = None) -> Rep | None:
-    """The rep behind a Slack user: by stored Slack id, else by the email Slack has for them."""
-    rep = rep_by_slack_id(session, user_id)
+def rep_id_for_slack_user(engine: Engine, user_id: str, client: WebClient | None = None) -> int | None:
+    """The active rep behind a Slack user: by stored Slack id, else by the email Slack has for
+    them (remembered). Slack is asked outside any transaction."""
+    with read_session(engine) as session:
+        rep = rep_by_slack_id(session, user_id)
     if rep is not None or client is None:
-        return rep if rep is None or rep.active else None
+        return rep.id if rep is not None and rep.active else None
     email = _slack_email(client, user_id)
     if not email:
         return None
-    rep = rep_by_email(session, email)
-    if rep is None or not rep.active:
-        return None
-    if rep.slack_user_id is None:
-        rep.slack_user_id = user_id
-        session.add(rep)
-        session.flush()
-    return rep
+    with session_scope(engine) as session:
+        rep = rep_by_email(session, email)
+        if rep is None or not rep.active or rep.id is None:
+            return None
+        remember_slack_id(session, rep.id, user_id)
+        return rep.id
 
 
 def slack_id_for_rep(session: Session, rep: Rep, client: WebClient | None) -> str | None:

@@ -18,6 +18,7 @@ from bot.modals import metadata, state_value
 from bot.text import clip, escape, local_time, whole_number
 from store.activities import log_activity
 from store.assignments import reassign
+from store.conversations import marked_answered
 from store.corrections import CorrectionApplied
 from store.followups import complete_followup, create_followup, snooze_followup
 from store.models import (
@@ -137,8 +138,7 @@ def mark_answered(session: Session, rep: Rep, conversation_id: int, now: datetim
         return _refused("Only its owner or a manager can mark it answered.")
     if conversation.status != ConversationStatus.open:
         return _refused(f"It is already {conversation.status}.")
-    conversation.status = ConversationStatus.answered
-    conversation.answered_at = now
+    marked_answered(conversation, now)
     session.add(conversation)
     return Outcome(f"Marked answered by {escape(rep.name)}.")
 

@@ -1,14 +1,10 @@
-"""The outbox dispatcher for Slack notifications, and where they go (Slack or the console).
+"""Slack notifications: the outbox handler that renders them, and where they go (Slack or the console).
 
-`dispatch_outbox` leases due outbox rows, renders each from the database
-(assignment DMs, backlog summaries, reminders, nudges, SLA escalations,
-digests), hands it to a sender and marks the row sent in the same
-transaction as anything the rendering changed.
-
-Exactly once: a process killed after posting but before `mark_sent` leaves a
-lease that expires, so the row is tried again. Every Slack message carries the
-row's key in its metadata, and a retry (attempts > 1) first looks for that key
-in the DM's history: what was posted is not posted again.
+`notification_handler` plugs into `store.outbox.dispatch`: it renders each row
+from the database (assignment DMs, backlog summaries, reminders, nudges, SLA
+escalations; digests via `bot.digest`) and hands it to a sender. Exactly
+once: every Slack message carries the row's key in its metadata, and a retry
+first looks for that key in the channel's history since the row was written.
 """
 
 from __future__ import annotations
@@ -18,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from rich.console import Console
@@ -41,10 +37,11 @@ from bot.blocks import (
 )
 from bot.cards import reminder_actions
 from bot.digest import deliver_digest
+from bot.email import SmtpOptions
 from bot.identity import active_reps, managers_of, remember_slack_id, slack_id_for_rep
 from bot.interactions import recategorise_options
 from bot.text import age, clip, escape, local_time
-from store.db import read_session, session_scope
+from store.db import read_session
 from store.models import (
     Assignment,
     Company,
@@ -54,17 +51,27 @@ from store.models import (
     FollowUp,
     FollowUpStatus,
     Message,
-    OutboxItem,
     Rep,
 )
-from store.outbox import claim_due, mark_failed, mark_sent
+from store.outbox import (
+    AssignmentDm,
+    BacklogSummary,
+    Digest,
+    Done,
+    Handler,
+    Job,
+    Nudge,
+    Outcome,
+    Reminder,
+    RetryLater,
+    SlaEscalation,
+    dispatch,
+)
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
 METADATA_EVENT = "rapport_outbox"
-SLACK_KINDS = ("assign-dm", "backlog-summary", "reminder", "nudge", "sla-escalation")
-DIGEST_KIND = "digest"
-HISTORY_LOOKBACK = 200  # messages of the DM searched for an earlier attempt's key
+HISTORY_PAGE = 200  # messages per page of a channel's history searched for an earlier attempt
 
 
 @dataclass(frozen=True)
@@ -77,12 +84,11 @@ class Outgoing:
     key: str
 
 
-class RateLimited(Exception):
+class RateLimited(RetryLater):
     """Slack still answered 429 after the client's own retries; try the row again later."""
 
     def __init__(self, retry_after: float) -> None:
-        super().__init__(f"rate limited by Slack; retry after {retry_after:.0f}s")
-        self.retry_after = retry_after
+        super().__init__(f"rate limited by Slack; retry after {retry_after:.0f}s", retry_after)
 
 
 class DeliveryError(Exception):
@@ -90,86 +96,123 @@ class DeliveryError(Exception):
 
 
 class Sender(Protocol):
-    """Where notifications go. `retry` says an earlier attempt may already have delivered."""
+    """Where notifications go. `since`: an earlier attempt may have delivered from then on; look first."""
 
-    @property
-    def client(self) -> WebClient | None: ...
-
-    def send(self, session: Session, message: Outgoing, *, retry: bool) -> dict[str, Any]: ...
+    def send(self, session: Session, message: Outgoing, *, since: datetime | None) -> dict[str, Any]: ...
 
 
 # --------------------------------------------------------------------------- senders
 
 
 class SlackSender:
-    """Posts DMs with the Web API; honours 429 and keeps each channel's messages in order."""
+    """The one way out to Slack for what Rapport sends on its own: per-channel 429 handling and
+    order, splitting over 50 blocks, the outbox key in each message's metadata, and on a retry a
+    paged look-up of the channel's history so that what was posted is not posted again."""
 
     def __init__(self, client: WebClient, *, max_rate_limit_retries: int = 2) -> None:
-        self.client = client
+        self._client = client
         if not any(isinstance(h, RateLimitErrorRetryHandler) for h in client.retry_handlers):
             client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=max_rate_limit_retries))
         self._lock = threading.Lock()
         self._channel_locks: dict[str, threading.Lock] = {}
         self._blocked_until: dict[str, float] = {}  # channel -> monotonic time it may be used again
 
-    def send(self, session: Session, message: Outgoing, *, retry: bool) -> dict[str, Any]:
-        user_id = slack_id_for_rep(session, message.rep, self.client)
+    def send(self, session: Session, message: Outgoing, *, since: datetime | None) -> dict[str, Any]:
+        channel = self.dm_channel(session, message.rep)
+        stamps, already = self.post(channel, message.text, message.blocks, key=message.key, since=since)
+        return {"channel": channel, "ts": stamps, "already_posted": already}
+
+    def dm_channel(self, session: Session, rep: Rep) -> str:
+        user_id = slack_id_for_rep(session, rep, self._client)
         if not user_id:
-            raise DeliveryError(f"no Slack user for {message.rep.email} (set slack_user_id in rapport.toml)")
-        channel = self._dm_channel(user_id)
-        with self._channel_lock(channel):
-            self._wait_if_blocked(channel)
-            return self._post_parts(channel, message, retry=retry)
-
-    def post(self, channel: str, text: str, blocks: list[Block], *, key: str | None = None) -> list[str]:
-        """Post blocks to a channel as one or more messages; returns their timestamps."""
-        stamps: list[str] = []
-        with self._channel_lock(channel):
-            for i, part in enumerate(split_blocks(blocks)):
-                stamps.append(self._post_one(channel, text, part, key=key, part=i))
-        return stamps
-
-    def _dm_channel(self, user_id: str) -> str:
+            raise DeliveryError(f"no Slack user for {rep.email} (set slack_user_id in rapport.toml)")
         try:
-            return str(self.client.conversations_open(users=user_id)["channel"]["id"])
+            return str(self._client.conversations_open(users=user_id)["channel"]["id"])
         except SlackApiError as exc:
             self._raise_rate_limited(exc, user_id)
             raise DeliveryError(f"cannot open a DM with {user_id}: {exc.response.get('error')}") from None
 
-    def _post_parts(self, channel: str, message: Outgoing, *, retry: bool) -> dict[str, Any]:
-        posted = self.posted_parts(channel, message.key) if retry else {}
-        stamps = []
-        for i, part in enumerate(split_blocks(message.blocks)):
-            stamps.append(posted.get(i) or self._post_one(channel, message.text, part, key=message.key, part=i))
-        return {"channel": channel, "ts": stamps, "already_posted": len(posted)}
+    def post(
+        self, channel: str, text: str, blocks: list[Block], *, key: str | None = None, since: datetime | None = None
+    ) -> tuple[list[str], int]:
+        """Post blocks as one or more messages; returns their timestamps and how many were there already."""
+        with self._channel_lock(channel):
+            self._wait_if_blocked(channel)
+            posted = self.posted_parts(channel, key, since) if key is not None and since is not None else {}
+            stamps = [posted.get(i) or self._post_one(channel, text, part, key=key, part=i)
+                      for i, part in enumerate(split_blocks(blocks))]
+        return stamps, len(posted)
+
+    def tell(self, user_id: str, text: str, blocks: list[Block] | None = None, *, channel: str | None = None) -> None:
+        """A private answer: ephemeral where the person is, else a DM."""
+        for part in split_blocks(blocks or []):
+            try:
+                if channel and not channel.startswith("D"):
+                    self._client.chat_postEphemeral(channel=channel, user=user_id, text=text, blocks=part or None)
+                    continue
+            except SlackApiError as exc:
+                log.info("ephemeral answer in %s failed (%s); sending a DM", channel, exc.response.get("error"))
+            self.post(user_id, text, part)
+
+    def update(self, channel: str, ts: str, text: str, blocks: list[Block]) -> bool:
+        """Replace a message's blocks; False when Slack refused."""
+        try:
+            self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+        except SlackApiError as exc:
+            log.info("chat.update failed: %s", exc.response.get("error"))
+            return False
+        return True
+
+    def permalink(self, channel: str, ts: str) -> str | None:
+        try:
+            return self._client.chat_getPermalink(channel=channel, message_ts=ts).get("permalink")
+        except SlackApiError as exc:
+            log.info("no permalink for the message: %s", exc.response.get("error"))
+            return None
+
+    def upload(self, channel: str, content: bytes, *, filename: str, title: str) -> None:
+        with self._channel_lock(channel):
+            self._wait_if_blocked(channel)
+            try:
+                self._client.files_upload_v2(channel=channel, content=content, filename=filename, title=title)
+            except SlackApiError as exc:
+                self._raise_rate_limited(exc, channel)
+                raise
 
     def _post_one(self, channel: str, text: str, blocks: list[Block], *, key: str | None, part: int) -> str:
         extra: dict[str, Any] = {}
         if key is not None:
             extra["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"key": key, "part": part}}
         try:
-            answer = self.client.chat_postMessage(channel=channel, text=clip(text, 3000), blocks=blocks or None,
-                                                  unfurl_links=False, unfurl_media=False, **extra)
+            answer = self._client.chat_postMessage(channel=channel, text=clip(text, 3000), blocks=blocks or None,
+                                                   unfurl_links=False, unfurl_media=False, **extra)
         except SlackApiError as exc:
             self._raise_rate_limited(exc, channel)
             raise
         return str(answer.get("ts") or "")
 
-    def posted_parts(self, channel: str, key: str) -> dict[int, str]:
-        """Parts of the message with `key` already in the channel (part -> ts), from its recent history."""
-        try:
-            answer = self.client.conversations_history(channel=channel, limit=HISTORY_LOOKBACK,
-                                                       include_all_metadata=True)
-        except SlackApiError as exc:
-            self._raise_rate_limited(exc, channel)
-            raise
+    def posted_parts(self, channel: str, key: str, since: datetime) -> dict[int, str]:
+        """Parts of the message with `key` posted to the channel since `since` (part -> ts), every page
+        of the history; empty when the history cannot be read (no scope): then a repeat is accepted."""
         found: dict[int, str] = {}
-        for message in answer.get("messages") or []:
-            meta = message.get("metadata") or {}
-            payload = meta.get("event_payload") or {}
-            if meta.get("event_type") == METADATA_EVENT and payload.get("key") == key:
-                found[int(payload.get("part") or 0)] = str(message.get("ts") or "")
-        return found
+        cursor = None
+        while True:
+            try:
+                answer = self._client.conversations_history(channel=channel, limit=HISTORY_PAGE, cursor=cursor,
+                                                            oldest=f"{since.timestamp() - 1:.6f}",
+                                                            include_all_metadata=True)
+            except SlackApiError as exc:
+                self._raise_rate_limited(exc, channel)
+                log.info("cannot read %s history to skip posted parts: %s", channel, exc.response.get("error"))
+                return found
+            for message in answer.get("messages") or []:
+                meta = message.get("metadata") or {}
+                event = meta.get("event_payload") or {}
+                if meta.get("event_type") == METADATA_EVENT and event.get("key") == key:
+                    found[int(event.get("part") or 0)] = str(message.get("ts") or "")
+            cursor = (answer.get("response_metadata") or {}).get("next_cursor")
+            if not answer.get("has_more") or not cursor:
+                return found
 
     def _channel_lock(self, channel: str) -> threading.Lock:
         with self._lock:
@@ -195,14 +238,12 @@ class ConsoleSender:
     as one line each, so a backlog of reminders does not bury the answer.
     """
 
-    client: WebClient | None = None
-
     def __init__(self, console: Console | None = None, *, full: int | None = None) -> None:
         self.console = console or Console()
         self.full = full
         self.sent: list[Outgoing] = []
 
-    def send(self, session: Session, message: Outgoing, *, retry: bool) -> dict[str, Any]:
+    def send(self, session: Session, message: Outgoing, *, since: datetime | None) -> dict[str, Any]:
         self.sent.append(message)
         if self.full is None or len(self.sent) <= self.full:
             self.console.rule(f"Slack DM to {message.rep.name}", style="cyan")
@@ -221,80 +262,56 @@ def dispatch_outbox(
     sender: Sender,
     *,
     now: datetime | None = None,
-    smtp: Any = None,
+    smtp: SmtpOptions | None = None,
     limit: int = 100,
-    lease: timedelta = timedelta(minutes=2),
     on_sent: Callable[[Outgoing], None] | None = None,
 ) -> int:
-    """Deliver due notification rows once each; returns how many were marked sent.
-
-    `on_sent` hears of every message delivered (e.g. to refresh the rep's App Home).
-    """
-    kinds = [*SLACK_KINDS, DIGEST_KIND]
-    with session_scope(engine) as session:
-        claimed = [item.id for item in claim_due(session, kinds, limit=limit, lease=lease, now=now)]
-    done = 0
-    for item_id in claimed:
-        done += _deliver_one(engine, sender, item_id, now=now or utcnow(), smtp=smtp, on_sent=on_sent)
-    return done
+    """Deliver due notification rows once each; `on_sent` hears of each message (App Home refresh)."""
+    return dispatch(engine, [notification_handler(engine, sender, now=now, smtp=smtp, on_sent=on_sent)],
+                    now=now, limit=limit)
 
 
-def _deliver_one(
-    engine: Engine, sender: Sender, item_id: int | None, *, now: datetime, smtp: Any,
-    on_sent: Callable[[Outgoing], None] | None,
-) -> int:
-    sent: list[Outgoing] = []
-    try:
-        # Render and send outside any write transaction: Slack may take seconds (429 back-off),
-        # and on SQLite a writer would hold up every other writer (the inbox) that long.
+def notification_handler(
+    engine: Engine, sender: Sender, *, now: datetime | None = None, smtp: SmtpOptions | None = None,
+    on_sent: Callable[[Outgoing], None] | None = None,
+) -> Handler:
+    """Slack DMs and digests. Each row is rendered and sent in a read-only session: Slack may take
+    seconds (429 back-off), and on SQLite a writer would hold up every other writer that long."""
+    slack = sender if isinstance(sender, SlackSender) else None
+
+    def act(jobs: list[Job]) -> dict[int, Outcome]:
+        [job] = jobs
+        sent: list[Outgoing] = []
         with read_session(engine) as session:
-            item = session.get(OutboxItem, item_id)
-            if item is None:
-                return 0
-            result = deliver_item(session, item, sender, now=now, smtp=smtp, sent=sent)
-        with session_scope(engine) as session:
+            if isinstance(job.payload, Digest):
+                deliver_digest(session, job, slack=slack, smtp=smtp, now=now)
+                result: dict[str, Any] = {"digest": True}
+            else:
+                result = deliver(session, job, sender, now=now or utcnow(), sent=sent)
+        if on_sent is not None:
             for message in sent:
-                if message.rep.id is not None and message.rep.slack_user_id:
-                    remember_slack_id(session, message.rep.id, message.rep.slack_user_id)
-            item = session.get(OutboxItem, item_id)
-            if item is not None:
-                mark_sent(session, item, result=result)
-    except RateLimited as exc:
-        _fail(engine, item_id, str(exc), retry_after=timedelta(seconds=exc.retry_after), now=now)
-        return 0
-    except Exception as exc:  # one bad row must not stop the others; it is retried with backoff
-        log.warning("outbox item %s failed: %s", item_id, exc)
-        _fail(engine, item_id, f"{type(exc).__name__}: {exc}", now=now)
-        return 0
-    if on_sent is not None:
-        for message in sent:
-            on_sent(message)
-    return 1
+                on_sent(message)
+        return {job.id: Done(result, also=lambda session: _remember_slack_ids(session, sent))}
+
+    return Handler((*SLACK_KINDS, Digest.kind), act)
 
 
-def _fail(
-    engine: Engine, item_id: int | None, error: str, *, retry_after: timedelta | None = None, now: datetime
-) -> None:
-    with session_scope(engine) as session:
-        item = session.get(OutboxItem, item_id)
-        if item is not None:
-            mark_failed(session, item, error, retry_after=retry_after, now=now)
+def _remember_slack_ids(session: Session, sent: list[Outgoing]) -> None:
+    for message in sent:
+        if message.rep.id is not None and message.rep.slack_user_id:
+            remember_slack_id(session, message.rep.id, message.rep.slack_user_id)
 
 
-def deliver_item(
-    session: Session, item: OutboxItem, sender: Sender, *, now: datetime, smtp: Any = None,
-    sent: list[Outgoing] | None = None,
+def deliver(
+    session: Session, job: Job, sender: Sender, *, now: datetime, sent: list[Outgoing] | None = None,
 ) -> dict[str, Any]:
     """Render one row from the database and send it; returns a small result stored on the row."""
-    if item.kind == DIGEST_KIND:
-        deliver_digest(session, item, slack_client=sender.client, smtp=smtp)
-        return {"digest": True}
-    renderer = RENDERERS[item.kind]
-    messages = renderer(session, item, now)
+    messages = RENDERERS[job.payload.kind](session, job, now)
     if not messages:
         return {"skipped": True}
     for message in messages:
-        sender.send(session, message, retry=item.attempts > 1)
+        # a second attempt: the first may have posted it already
+        sender.send(session, message, since=job.created_at if job.attempts > 1 else None)
         if sent is not None:
             sent.append(message)
     return {"sent": len(messages)}
@@ -303,20 +320,21 @@ def deliver_item(
 # --------------------------------------------------------------------------- renderers
 
 
-def render_assignment(session: Session, item: OutboxItem, now: datetime) -> list[Outgoing]:
-    payload = item.payload
-    assignment = session.get(Assignment, payload.get("assignment_id"))
-    conversation = session.get(Conversation, payload.get("conversation_id"))
+def render_assignment(session: Session, job: Job, now: datetime) -> list[Outgoing]:
+    payload = job.payload
+    assert isinstance(payload, AssignmentDm)
+    assignment = session.get(Assignment, payload.assignment_id)
+    conversation = session.get(Conversation, payload.conversation_id)
     if assignment is None or conversation is None or assignment.owner_id is None:
         return []
     owner = session.get(Rep, assignment.owner_id)
     if owner is None or not owner.active:
         return []
-    message = session.get(Message, payload.get("message_id")) if payload.get("message_id") else None
+    message = session.get(Message, payload.message_id) if payload.message_id else None
     blocks = assignment_blocks(session, conversation, message, assignment, now=now)
     # the fallback text is a notification preview: escaped like the blocks (no <!channel> from a customer)
     subject = escape(clip(conversation.subject or "(no subject)", 80))
-    return [Outgoing(owner, f"New email for you: {subject}", blocks, item.key)]
+    return [Outgoing(owner, f"New email for you: {subject}", blocks, job.key)]
 
 
 def assignment_blocks(
@@ -378,44 +396,47 @@ def _entities_text(message: Message | None) -> str:
     return " · ".join(parts[:8])
 
 
-def render_backlog(session: Session, item: OutboxItem, now: datetime) -> list[Outgoing]:
+def render_backlog(session: Session, job: Job, now: datetime) -> list[Outgoing]:
     """One summary to the managers instead of a DM per old email (a first sync of a full mailbox)."""
-    payload = item.payload
-    owners = payload.get("owners") or {}
-    lines = [f"• {escape(owner)}: {count}" for owner, count in sorted(owners.items(), key=lambda kv: -int(kv[1]))[:20]]
-    text = (f"*{int(payload.get('count') or 0)} older emails* from {escape(payload.get('mailbox') or '?')} "
-            f"/ {escape(payload.get('folder') or '?')} were filed and assigned without a DM each.")
-    span = f"Received {escape(str(payload.get('oldest', '?'))[:10])} to {escape(str(payload.get('newest', '?'))[:10])}"
+    payload = job.payload
+    assert isinstance(payload, BacklogSummary)
+    lines = [f"• {escape(owner)}: {count}" for owner, count in sorted(payload.owners.items(), key=lambda kv: -kv[1])[:20]]
+    text = (f"*{payload.count} older emails* from {escape(payload.mailbox)} "
+            f"/ {escape(payload.folder)} were filed and assigned without a DM each.")
+    span = f"Received {escape(payload.oldest[:10])} to {escape(payload.newest[:10])}"
     blocks = [header("Backlog imported"), section(text), context(span)]
     if lines:
         blocks.append(section("*By owner*\n" + "\n".join(lines)))
-    return [Outgoing(m, f"{payload.get('count')} older emails imported", blocks, f"{item.key}#{m.id}")
+    return [Outgoing(m, f"{payload.count} older emails imported", blocks, f"{job.key}#{m.id}")
             for m in managers_of(session, None)]
 
 
-def render_reminder(session: Session, item: OutboxItem, now: datetime) -> list[Outgoing]:
+def render_reminder(session: Session, job: Job, now: datetime) -> list[Outgoing]:
     """A due follow-up; nothing if it was done or moved since the row was written."""
-    followup = session.get(FollowUp, item.payload.get("followup_id"))
+    payload = job.payload
+    assert isinstance(payload, Reminder | Nudge)
+    followup = session.get(FollowUp, payload.followup_id)
     if followup is None or followup.status != FollowUpStatus.open:
         return []
-    if item.kind == "reminder" and followup.due_at.isoformat() != item.payload.get("due"):
+    if isinstance(payload, Reminder) and followup.due_at.isoformat() != payload.due:
         return []  # snoozed meanwhile: the new due time has its own row
     rep = session.get(Rep, followup.rep_id)
     if rep is None or not rep.active:
         return []
     contact = session.get(Contact, followup.contact_id) if followup.contact_id else None
-    title = "Follow-up due" if item.kind == "reminder" else "Still open: overdue follow-up"
+    title = "Follow-up due" if isinstance(payload, Reminder) else "Still open: overdue follow-up"
     about = f" with *{escape(contact.name)}*" if contact else ""
     when = local_time(followup.due_at, rep.timezone)
     blocks = [section(f":alarm_clock: *{title}*{about}\n{escape(clip(followup.note, 500)) or '(no note)'}"),
               context(f"Due {when}"), reminder_actions(followup.id or 0)]
     return [Outgoing(rep, f"{title}{' with ' + escape(contact.name) if contact else ''}: {escape(clip(followup.note, 100))}",
-                     blocks, item.key)]
+                     blocks, job.key)]
 
 
-def render_escalation(session: Session, item: OutboxItem, now: datetime) -> list[Outgoing]:
+def render_escalation(session: Session, job: Job, now: datetime) -> list[Outgoing]:
     """A conversation past its SLA and unanswered: its owner and their managers hear once."""
-    conversation = session.get(Conversation, item.payload.get("conversation_id"))
+    assert isinstance(job.payload, SlaEscalation)
+    conversation = session.get(Conversation, job.payload.conversation_id)
     if conversation is None or conversation.status != ConversationStatus.open:
         return []
     owner = session.get(Rep, conversation.owner_id) if conversation.owner_id else None
@@ -429,14 +450,15 @@ def render_escalation(session: Session, item: OutboxItem, now: datetime) -> list
                 f"Opened {age(conversation.opened_at, now)} ago"),
         conversation_actions(session, conversation.id or 0),
     ]
-    return [Outgoing(rep, f"SLA missed: {escape(clip(conversation.subject, 80))}", blocks, f"{item.key}#{rep.id}")
+    return [Outgoing(rep, f"SLA missed: {escape(clip(conversation.subject, 80))}", blocks, f"{job.key}#{rep.id}")
             for rep in recipients.values() if rep is not None]
 
 
-RENDERERS: dict[str, Callable[[Session, OutboxItem, datetime], list[Outgoing]]] = {
-    "assign-dm": render_assignment,
-    "backlog-summary": render_backlog,
-    "reminder": render_reminder,
-    "nudge": render_reminder,
-    "sla-escalation": render_escalation,
+RENDERERS: dict[str, Callable[[Session, Job, datetime], list[Outgoing]]] = {
+    AssignmentDm.kind: render_assignment,
+    BacklogSummary.kind: render_backlog,
+    Reminder.kind: render_reminder,
+    Nudge.kind: render_reminder,
+    SlaEscalation.kind: render_escalation,
 }
+SLACK_KINDS = tuple(RENDERERS)

@@ -27,7 +27,7 @@ from bot.notify import Sender, dispatch_outbox
 from store.db import session_scope
 from store.followups import due_for_nudge, due_for_reminder, mark_nudged, mark_reminded
 from store.models import Conversation, ConversationStatus, SlackEvent
-from store.outbox import enqueue
+from store.outbox import Nudge, Reminder, SlaEscalation, enqueue
 from store.search import refresh_index
 from store.segments import SegmentParams, create_post_purchase_followups
 from store.types import utcnow
@@ -87,51 +87,31 @@ class Scheduler:
             result.nudges = enqueue_nudges(session, now)
             result.escalations = enqueue_escalations(session, now)
             forget_old_events(session, now)
-        result.followups = self._create_followups(now)
-        result.digests = self._enqueue_digests(now)
+        params, digests = self.segment_params, self.digest_options
+        # each in its own transaction: a failing digest must not hold back reminders
+        result.followups = self._apart("creating post-purchase follow-ups", lambda session: (
+            create_post_purchase_followups(session, now=now, days=params.post_purchase_days,
+                                           kinds=params.post_purchase_kinds)))
+        if digests is not None:
+            result.digests = self._apart("enqueueing digests", lambda session: (
+                enqueue_due_digests(session, now=now, options=digests)))
         notified: set[int] = set()
-        result.delivered = dispatch_outbox(
-            self.engine,
-            self.sender,
-            now=now,
-            smtp=self.smtp,
-            on_sent=lambda message: notified.add(message.rep.id or 0),
-        )
+        result.delivered = dispatch_outbox(self.engine, self.sender, now=now, smtp=self.smtp,
+                                           on_sent=lambda message: notified.add(message.rep.id or 0))
         changed = (reminded | notified) - {0}
         if changed and self.on_change is not None:
             self.on_change(changed)
-        self._refresh_search()
+        # renamed contacts and new phone numbers for `find`; search works with the terms it has meanwhile
+        self._apart("refreshing the search index", lambda session: refresh_index(session, changed=True))
         return result
 
-    def _refresh_search(self) -> None:
-        """Pick up renamed contacts and new phone numbers for `find` (new rows are found anyway)."""
+    def _apart(self, what: str, work: Callable[[Session], int]) -> int:
+        """`work` in its own transaction; a failure is logged and tried again next tick."""
         try:
             with session_scope(self.engine) as session:
-                refresh_index(session, changed=True)
-        except Exception:  # search stays usable with the terms it has; try again next tick
-            log.exception("search index refresh failed")
-
-    def _enqueue_digests(self, now: datetime) -> int:
-        """Digests in their own transaction: a failing digest must not hold back reminders."""
-        if self.digest_options is None:
-            return 0
-        try:
-            with session_scope(self.engine) as session:
-                return enqueue_due_digests(session, now=now, options=self.digest_options)
+                return work(session)
         except Exception:
-            log.exception("enqueueing digests failed")
-            return 0
-
-    def _create_followups(self, now: datetime) -> int:
-        """After a purchase the owner follows up: a follow-up per order, N days later."""
-        params = self.segment_params
-        try:
-            with session_scope(self.engine) as session:
-                return create_post_purchase_followups(
-                    session, now=now, days=params.post_purchase_days, kinds=params.post_purchase_kinds
-                )
-        except Exception:
-            log.exception("creating post-purchase follow-ups failed")
+            log.exception("%s failed", what)
             return 0
 
 
@@ -139,14 +119,8 @@ def enqueue_reminders(session: Session, now: datetime) -> set[int]:
     """A reminder row per follow-up due by `now`; returns the reps concerned."""
     reps: set[int] = set()
     for followup in due_for_reminder(session, now):
-        due = followup.due_at.isoformat()
-        enqueue(
-            session,
-            "reminder",
-            f"reminder:{followup.id}:{due}",
-            {"followup_id": followup.id, "due": due},
-            due_at=followup.due_at,
-        )
+        assert followup.id is not None
+        enqueue(session, Reminder(followup.id, followup.due_at.isoformat()), now=now, due_at=followup.due_at)
         mark_reminded(session, followup, now)
         reps.add(followup.rep_id)
     return reps
@@ -155,13 +129,8 @@ def enqueue_reminders(session: Session, now: datetime) -> set[int]:
 def enqueue_nudges(session: Session, now: datetime) -> int:
     count = 0
     for followup in due_for_nudge(session, now):
-        enqueue(
-            session,
-            "nudge",
-            f"nudge:{followup.id}:{now.date().isoformat()}",
-            {"followup_id": followup.id},
-            due_at=now,
-        )
+        assert followup.id is not None
+        enqueue(session, Nudge(followup.id, now.date().isoformat()), now=now)
         mark_nudged(session, followup, now)
         count += 1
     return count
@@ -183,13 +152,8 @@ def enqueue_escalations(session: Session, now: datetime, *, limit: int = 200) ->
     )
     count = 0
     for conversation in session.exec(query).all():
-        enqueue(
-            session,
-            "sla-escalation",
-            f"sla:{conversation.id}",
-            {"conversation_id": conversation.id},
-            due_at=now,
-        )
+        assert conversation.id is not None
+        enqueue(session, SlaEscalation(conversation.id), now=now)
         conversation.escalated_at = now
         session.add(conversation)
         count += 1

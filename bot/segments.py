@@ -10,7 +10,8 @@ from typing import Any
 
 from sqlmodel import Session
 
-from bot.digest import MAX_BLOCKS, format_eur, format_orders, owner_mention
+from bot.blocks import MAX_BLOCKS
+from bot.digest import format_eur, format_orders, owner_mention
 from bot.text import escape
 from store.segments import (
     SEGMENT_NAMES,

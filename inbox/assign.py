@@ -9,16 +9,15 @@ open conversations only, and reps with none count as 0.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime
 
 from sqlmodel import Session, select
 
 from inbox.options import Route
 from store.assignments import assignment_history, open_load
+from store.hours import is_working
 from store.models import Company, Contact, Conversation, Rep, Role
 from store.types import utcnow
 
@@ -28,8 +27,6 @@ NO_ROUTING_CATEGORIES = ("needs_triage",)
 # the mail is about: a corrected category does not move the conversation away from them.
 STICKY_RULES = ("thread_owner", "account_owner", "manual")
 REROUTE = "reroute"  # the rule name of an assignment made because a category was corrected
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_HOURS = re.compile(r"^(?P<days>[A-Za-z,\-]+)\s+(?P<start>\d{1,2}:\d{2})-(?P<end>\d{1,2}:\d{2})$")
 
 
 @dataclass(frozen=True)
@@ -80,60 +77,19 @@ class Team:
 # --------------------------------------------------------------------------- availability
 
 
-def parse_working_hours(spec: str) -> tuple[set[int], time, time]:
-    """ "Mon-Fri 09:00-17:00" (or "Mon,Wed-Thu 08:00-12:00") -> (weekdays 0..6, start, end)."""
-    match = _HOURS.match(spec.strip())
-    if match is None:
-        raise ValueError(f"working hours {spec!r}: expected days and hours such as Mon-Fri 09:00-17:00")
-    days: set[int] = set()
-    for part in match["days"].split(","):
-        first, _, last = part.partition("-")
-        start_day, end_day = _day(first, spec), _day(last or first, spec)
-        day = start_day
-        while True:
-            days.add(day)
-            if day == end_day:
-                break
-            day = (day + 1) % 7
-    return days, _clock(match["start"]), _clock(match["end"])
-
-
-def _day(name: str, spec: str) -> int:
-    try:
-        return _DAYS.index(name.strip().title())
-    except ValueError:
-        raise ValueError(f"working hours {spec!r}: unknown day {name!r}") from None
-
-
-def _clock(text: str) -> time:
-    hours, minutes = (int(x) for x in text.split(":"))
-    return time(23, 59, 59) if hours == 24 else time(hours, minutes)
-
-
-def is_working(rep: Rep, now: datetime) -> bool:
-    """Inside the rep's working hours, in the rep's time zone (a shift may run past midnight)."""
-    try:
-        zone = ZoneInfo(rep.timezone or "UTC")
-        days, start, end = parse_working_hours(rep.working_hours)
-    except (ZoneInfoNotFoundError, ValueError):
-        return True  # a bad value is rejected by config validation; never hide a rep over it here
-    local = now.astimezone(zone)
-    clock = local.time()
-    if start <= end:
-        return local.weekday() in days and start <= clock < end
-    if clock >= start:
-        return local.weekday() in days
-    return (local.weekday() - 1) % 7 in days and clock < end
-
-
 def unavailable_because(rep: Rep, team: Team, *, check_hours: bool = True) -> str | None:
     """Why `rep` cannot take new work now, or None if they can."""
     if not rep.active:
         return f"{rep.name} is inactive"
     if rep.away_until is not None and rep.away_until > team.now:
         return f"{rep.name} is away until {rep.away_until:%Y-%m-%d %H:%M} UTC"
-    if check_hours and not is_working(rep, team.now):
-        return f"{rep.name} is outside working hours ({rep.working_hours} {rep.timezone})"
+    if check_hours:
+        try:
+            working = is_working(rep.working_hours, rep.timezone, team.now)
+        except ValueError as exc:  # never read as "always at work": config and import reject it first
+            return f"{rep.name} cannot take work: {exc}"
+        if not working:
+            return f"{rep.name} is outside working hours ({rep.working_hours} {rep.timezone})"
     load = team.load.get(rep.id or -1, 0)
     if check_hours and load >= rep.capacity:
         return f"{rep.name} is at capacity ({load}/{rep.capacity} open)"

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
@@ -39,6 +39,7 @@ from inbox.threads import ThreadIndex, ThreadKey, select_in
 from inbox.urgency import Urgency, assess_urgency, more_urgent, sla_hours
 from store.assignments import AssignmentDecision, record_assignments
 from store.checkpoints import save_checkpoint
+from store.conversations import customer_wrote, staff_replied
 from store.db import insert_rows, read_session
 from store.models import (
     Company,
@@ -48,11 +49,10 @@ from store.models import (
     ConversationStatus,
     Direction,
     Message,
-    OutboxItem,
-    OutboxStatus,
     Rep,
 )
-from store.outbox import enqueue
+from store.outbox import AssignmentDm, BacklogSummary, ImapMove, ImapTag, Payload, enqueue, enqueue_many
+from store.search import refresh_index
 from store.tags import message_keywords
 from store.types import utcnow
 
@@ -597,21 +597,12 @@ def _continue_conversation(
         conversation.category, conversation.category_confidence = result.category, float(result.confidence)
     if result and not conversation.language:
         conversation.language = result.language
-    conversation.is_automatic = False
-    reopened = False
-    last_staff = max((t for t in (conversation.answered_at, conversation.closed_at) if t), default=None)
-    if conversation.status != ConversationStatus.open and (last_staff is None or item.received_at > last_staff):
-        conversation.status = ConversationStatus.open
-        conversation.closed_at = None
-        conversation.sla_due_at = sla_due
+    reopened = customer_wrote(conversation, item.received_at, sla_due)
+    if reopened or more_urgent(urgency.level, conversation.urgency) != conversation.urgency:
         conversation.urgency, conversation.urgency_reason = urgency.level, urgency.reason
-        reopened = True
-    else:
-        if more_urgent(urgency.level, conversation.urgency) != conversation.urgency:
-            conversation.urgency, conversation.urgency_reason = urgency.level, urgency.reason
-        if sla_due is not None and conversation.first_response_at is None:
-            # a more pressing follow-up tightens the open conversation's SLA
-            conversation.sla_due_at = min(conversation.sla_due_at or sla_due, sla_due)
+    if not reopened and sla_due is not None and conversation.first_response_at is None:
+        # a more pressing follow-up tightens the open conversation's SLA
+        conversation.sla_due_at = min(conversation.sla_due_at or sla_due, sla_due)
     never_assigned = conversation.id is not None and conversation.id not in batch.threads.assigned
     return reopened or never_assigned
 
@@ -663,14 +654,7 @@ def _plan_outbound(batch: _Batch, item: _Item) -> None:
             _take(conversation, planned_decision)
     else:
         _touch(conversation, item.received_at)
-        if conversation.first_response_at is None or item.received_at < conversation.first_response_at:
-            conversation.first_response_at = item.received_at
-        if conversation.answered_at is None or item.received_at > conversation.answered_at:
-            conversation.answered_at = item.received_at
-        # Sent may be read after INBOX: a reply older than the customer's latest mail leaves it open.
-        waiting_since = conversation.last_inbound_at or item.received_at
-        if conversation.status == ConversationStatus.open and item.received_at >= waiting_since:
-            conversation.status = ConversationStatus.answered
+        staff_replied(conversation, item.received_at)
     planned = _plan_message(batch, item, conversation, contact)
     if planned_decision is not None and sender is not None:
         planned.decision, planned.decided_by = planned_decision, sender.email
@@ -705,6 +689,8 @@ def _write(batch: _Batch) -> None:
         mark_bouncing(session, batch.bounced)
     _record_backlog(batch)
     session.flush()
+    if batch.people.new_contacts or batch.people.new_emails:
+        refresh_index(session)  # the writer indexes its new senders: a search never writes
 
 
 def _link_shared_ids(session: Session, ids: list[int]) -> None:
@@ -743,75 +729,37 @@ def _write_assignments(batch: _Batch) -> None:
         if p.conversation is not None and p.decision is not None
     ]
     ids = record_assignments(batch.session, decisions, at=batch.now)
-    now = batch.now
-    insert_rows(batch.session, OutboxItem, [
-        _outbox_row("assign-dm", f"assign-dm:{assignment_id}",
-                    {"assignment_id": assignment_id, "conversation_id": p.conversation.id, "message_id": p.id}, now)
+    enqueue_many(batch.session, [
+        AssignmentDm(assignment_id, p.conversation.id, p.id)
         for p, assignment_id in zip(decided, ids, strict=True)
         if p.notify and p.conversation is not None
-    ])
-
-
-def _outbox_row(kind: str, key: str, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """An outbox row for a key that cannot exist yet: it names a row inserted in this transaction."""
-    return {"kind": kind, "key": key, "payload": payload, "status": OutboxStatus.pending, "due_at": now,
-            "claimed_until": None, "attempts": 0, "last_error": None, "created_at": now, "sent_at": None}
+    ], now=batch.now)
 
 
 def _write_tags(batch: _Batch) -> None:
     """IMAP keywords (and optionally a move to the owner's folder), applied after the commit by the dispatcher."""
-    options, now = batch.options, batch.now
+    options = batch.options
     reps_by_id = {rep.id: rep for rep in batch.reps.values()}
-    rows = []
+    rows: list[Payload] = []
     for planned in batch.planned:
         fetched, conversation = planned.item.fetched, planned.conversation
         if not options.tag_messages or fetched.uid is None or conversation is None or planned.item.outbound:
             continue
         owner = reps_by_id.get(conversation.owner_id)
         words = message_keywords(options.keyword_prefix, conversation, owner, planned.item.verdict.is_automatic)
-        position = {"mailbox": fetched.mailbox, "folder": fetched.folder, "uidvalidity": fetched.uidvalidity,
-                    "uid": fetched.uid, "message_id": planned.id}
+        assert planned.id is not None
+        position = (fetched.mailbox, fetched.folder, fetched.uidvalidity, fetched.uid, planned.id)
         if words:
-            rows.append(_outbox_row("imap-tag", f"imap-tag:{planned.id}", {**position, "keywords": words}, now))
+            rows.append(ImapTag(*position, keywords=words))
         if options.move_to_owner_folders and owner is not None and not planned.item.verdict.is_automatic:
-            target = f"{options.owner_folder_prefix}/{owner.email.partition('@')[0]}"
-            rows.append(_outbox_row("imap-move", f"imap-move:{planned.id}", {**position, "target": target}, now))
-    insert_rows(batch.session, OutboxItem, rows)
+            rows.append(ImapMove(*position, target=f"{options.owner_folder_prefix}/{owner.email.partition('@')[0]}"))
+    enqueue_many(batch.session, rows, now=batch.now)
 
 
 def _record_backlog(batch: _Batch) -> None:
     """Fold this batch's old mail into the folder's pending summary (one row, however many batches)."""
     for (mailbox, folder), backlog in batch.backlog.items():
         assert backlog.oldest is not None and backlog.newest is not None
-        oldest, newest = backlog.oldest.isoformat(), backlog.newest.isoformat()
-        due = utcnow() + BACKLOG_SUMMARY_DELAY
-        pending = [
-            row
-            for row in batch.session.exec(
-                select(OutboxItem).where(
-                    OutboxItem.kind == "backlog-summary",
-                    OutboxItem.status == OutboxStatus.pending,
-                    # a row a dispatcher has claimed may be posting now: start a new one instead
-                    or_(col(OutboxItem.claimed_until).is_(None), col(OutboxItem.claimed_until) < utcnow()),
-                )
-            ).all()
-            if row.payload.get("mailbox") == mailbox and row.payload.get("folder") == folder
-        ]
-        if pending:
-            row = pending[0]
-            owners = Counter(row.payload.get("owners", {}))
-            owners.update(backlog.owners)
-            row.payload = {
-                **row.payload,
-                "count": int(row.payload.get("count", 0)) + backlog.count,
-                "owners": dict(owners),
-                "oldest": min(row.payload.get("oldest", oldest), oldest),
-                "newest": max(row.payload.get("newest", newest), newest),
-            }
-            row.due_at = due
-            batch.session.add(row)
-            continue
-        payload = {"mailbox": mailbox, "folder": folder, "count": backlog.count, "owners": dict(backlog.owners),
-                   "oldest": oldest, "newest": newest}
-        enqueue(batch.session, "backlog-summary", f"backlog-summary:{mailbox}:{folder}:{batch.now.isoformat()}",
-                payload, due_at=due)
+        summary = BacklogSummary(mailbox, folder, backlog.count, dict(backlog.owners), backlog.oldest.isoformat(),
+                                 backlog.newest.isoformat(), since=batch.now.isoformat())
+        enqueue(batch.session, summary, now=batch.now, due_at=batch.now + BACKLOG_SUMMARY_DELAY)

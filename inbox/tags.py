@@ -10,174 +10,149 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import timedelta
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
-from store.db import session_scope
+from store.db import read_session
 from store.models import Message, OutboxItem, OutboxStatus
-from store.outbox import claim_due, mark_failed, mark_sent
+from store.outbox import Done, Failed, Handler, ImapMove, ImapTag, Job, Outcome, Released, dispatch
 
 log = logging.getLogger("rapport.inbox")
 
-KINDS = ("imap-tag", "imap-move")
+KINDS = (ImapTag.kind, ImapMove.kind)
 Connect = Callable[[str], IMAPClient | None]  # mailbox name -> a logged-in client, or None if not ours
+Outcomes = dict[int, Outcome]
 
 
 def dispatch_imap_outbox(engine: Engine, connect: Connect, *, limit: int = 2000) -> int:
     """Apply due keyword and move rows; returns how many were done. `connect` clients are not logged out."""
-    with session_scope(engine) as session:
-        items = claim_due(session, KINDS, limit=limit, lease=timedelta(minutes=5))
-    if not items:
-        return 0
-    done: list[OutboxItem] = []
-    failed: list[tuple[OutboxItem, str]] = []
-    released: list[OutboxItem] = []
-    by_folder: dict[tuple[str, str], list[OutboxItem]] = defaultdict(list)
-    for item in items:
-        by_folder[(item.payload["mailbox"], item.payload["folder"])].append(item)
-    clients: dict[str, IMAPClient | None] = {}
-    for (mailbox, folder), group in by_folder.items():
-        if mailbox not in clients:
-            clients[mailbox] = connect(mailbox)
-        client = clients[mailbox]
-        if client is None:
-            released.extend(group)  # another process's mailbox
-            continue
-        _apply_folder(engine, client, folder, group, done, failed, released)
-    with session_scope(engine) as session:
-        for item in done:
-            mark_sent(session, session.merge(item))
-        for item, error in failed:
-            mark_failed(session, session.merge(item), error)
-        for item in released:
-            _release(session.merge(item))
-    return len(done)
+    return dispatch(engine, [imap_handler(engine, connect)], limit=limit)
 
 
-def _release(item: OutboxItem) -> None:
-    item.claimed_until = None
-    item.attempts = max(0, item.attempts - 1)
+def imap_handler(engine: Engine, connect: Connect) -> Handler:
+    """Keywords and moves, all claimed rows at once: one connection per mailbox, one SELECT per folder."""
+
+    def act(jobs: list[Job]) -> Outcomes:
+        outcomes: Outcomes = {}
+        by_folder: dict[tuple[str, str], list[Job]] = defaultdict(list)
+        for job in jobs:
+            by_folder[(_position(job).mailbox, _position(job).folder)].append(job)
+        clients: dict[str, IMAPClient | None] = {}
+        for (mailbox, folder), group in by_folder.items():
+            if mailbox not in clients:
+                clients[mailbox] = connect(mailbox)
+            client = clients[mailbox]
+            if client is None:
+                outcomes.update((job.id, Released()) for job in group)  # another process's mailbox
+                continue
+            _apply_folder(engine, client, folder, group, outcomes)
+        return outcomes
+
+    return Handler(KINDS, act, batch=True, lease=timedelta(minutes=5))
 
 
-def _apply_folder(
-    engine: Engine,
-    client: IMAPClient,
-    folder: str,
-    items: list[OutboxItem],
-    done: list[OutboxItem],
-    failed: list[tuple[OutboxItem, str]],
-    released: list[OutboxItem],
-) -> None:
+def _position(job: Job) -> ImapTag | ImapMove:
+    assert isinstance(job.payload, ImapTag | ImapMove)
+    return job.payload
+
+
+def _apply_folder(engine: Engine, client: IMAPClient, folder: str, jobs: list[Job], outcomes: Outcomes) -> None:
     try:
         info = client.select_folder(folder)
     except IMAPClientError as exc:
-        failed.extend((item, f"cannot open {folder}: {exc}") for item in items)
+        outcomes.update((job.id, Failed(f"cannot open {folder}: {exc}")) for job in jobs)
         return
     uidvalidity = int(info[b"UIDVALIDITY"])
-    current = _current_uids(engine, items, uidvalidity)
-    tags = [i for i in items if i.kind == "imap-tag"]
-    moves = [i for i in items if i.kind == "imap-move"]
-    for item in items:
-        if item.id is not None and current.get(item.id) is None:
-            failed.append((item, f"message no longer at UIDVALIDITY {uidvalidity} of {folder}"))
-    _store_keywords(client, [t for t in tags if current.get(t.id or 0)], current, done, failed)
-    ready_moves = _moves_ready(engine, [m for m in moves if current.get(m.id or 0)], tags, released)
-    _move(client, ready_moves, current, done, failed)
+    current = _current_uids(engine, jobs, uidvalidity)
+    for job in jobs:
+        if current.get(job.id) is None:
+            outcomes[job.id] = Failed(f"message no longer at UIDVALIDITY {uidvalidity} of {folder}")
+    here = [job for job in jobs if current.get(job.id)]
+    tags = [job for job in here if isinstance(job.payload, ImapTag)]
+    _store_keywords(client, tags, current, outcomes)
+    moves = [job for job in here if isinstance(job.payload, ImapMove)]
+    _move(client, _moves_ready(engine, moves, [job for job in jobs if isinstance(job.payload, ImapTag)], outcomes),
+          current, outcomes)
 
 
-def _current_uids(engine: Engine, items: Iterable[OutboxItem], uidvalidity: int) -> dict[int, int | None]:
+def _current_uids(engine: Engine, jobs: list[Job], uidvalidity: int) -> dict[int, int | None]:
     """Each row's UID in the folder as it is now; after a UIDVALIDITY change the message row knows the new one."""
-    result: dict[int, int | None] = {}
-    stale = [i for i in items if i.payload.get("uidvalidity") != uidvalidity]
+    stale = [_position(job).message_id for job in jobs if _position(job).uidvalidity != uidvalidity]
     fresh: dict[int, Message] = {}
     if stale:
-        with session_scope(engine) as session:
-            ids = [int(i.payload["message_id"]) for i in stale]
-            fresh = {m.id: m for m in session.exec(select(Message).where(col(Message.id).in_(ids))).all() if m.id}
-    for item in items:
-        assert item.id is not None
-        if item.payload.get("uidvalidity") == uidvalidity:
-            result[item.id] = int(item.payload["uid"])
+        with read_session(engine) as session:
+            fresh = {m.id: m for m in session.exec(select(Message).where(col(Message.id).in_(stale))).all() if m.id}
+    result: dict[int, int | None] = {}
+    for job in jobs:
+        position = _position(job)
+        if position.uidvalidity == uidvalidity:
+            result[job.id] = position.uid
             continue
-        message = fresh.get(int(item.payload["message_id"]))
+        message = fresh.get(position.message_id)
         matches = message is not None and message.uidvalidity == uidvalidity and message.uid is not None
-        result[item.id] = message.uid if matches and message is not None else None
+        result[job.id] = message.uid if matches and message is not None else None
     return result
 
 
-def _store_keywords(
-    client: IMAPClient,
-    items: list[OutboxItem],
-    current: dict[int, int | None],
-    done: list[OutboxItem],
-    failed: list[tuple[OutboxItem, str]],
-) -> None:
+def _store_keywords(client: IMAPClient, jobs: list[Job], current: dict[int, int | None], outcomes: Outcomes) -> None:
     """One STORE -FLAGS.SILENT and one +FLAGS.SILENT per distinct keyword change."""
-    groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[OutboxItem]] = defaultdict(list)
-    for item in items:
-        change = (tuple(sorted(item.payload.get("keywords", []))), tuple(sorted(item.payload.get("remove", []))))
-        groups[change].append(item)
+    groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[Job]] = defaultdict(list)
+    for job in jobs:
+        assert isinstance(job.payload, ImapTag)
+        groups[(tuple(sorted(job.payload.keywords)), tuple(sorted(job.payload.remove)))].append(job)
     for (add, remove), group in groups.items():
-        uids = [current[i.id or 0] for i in group]
+        uids = [current[job.id] for job in group]
         try:
             if remove:
                 client.remove_flags(uids, list(remove), silent=True)
             if add:
                 client.add_flags(uids, list(add), silent=True)
         except IMAPClientError as exc:
-            failed.extend((item, f"STORE {' '.join(add)}: {exc}") for item in group)
+            outcomes.update((job.id, Failed(f"STORE {' '.join(add)}: {exc}")) for job in group)
             continue
-        done.extend(group)
+        outcomes.update((job.id, Done()) for job in group)
 
 
-def _moves_ready(
-    engine: Engine, moves: list[OutboxItem], tags: list[OutboxItem], released: list[OutboxItem]
-) -> list[OutboxItem]:
+def _moves_ready(engine: Engine, moves: list[Job], tags: list[Job], outcomes: Outcomes) -> list[Job]:
     """A move waits until its message's keywords are set (moving changes the UID)."""
     if not moves:
         return []
-    claimed = {i.payload["message_id"] for i in tags}
-    keys = [f"imap-tag:{m.payload['message_id']}" for m in moves if m.payload["message_id"] not in claimed]
-    with Session(engine) as session:
-        waiting = set(
-            session.exec(
-                select(OutboxItem.key).where(col(OutboxItem.key).in_(keys), OutboxItem.status == OutboxStatus.pending)
-            ).all()
-        ) if keys else set()
+    claimed = {_position(job).message_id for job in tags}
+    keys = [f"imap-tag:{_position(m).message_id}" for m in moves if _position(m).message_id not in claimed]
+    with read_session(engine) as session:
+        waiting = set(session.exec(
+            select(OutboxItem.key).where(col(OutboxItem.key).in_(keys), OutboxItem.status == OutboxStatus.pending)
+        ).all()) if keys else set()
     ready = []
     for move in moves:
-        if f"imap-tag:{move.payload['message_id']}" in waiting:
-            released.append(move)
+        if f"imap-tag:{_position(move).message_id}" in waiting:
+            outcomes[move.id] = Released()
         else:
             ready.append(move)
     return ready
 
 
-def _move(
-    client: IMAPClient,
-    items: list[OutboxItem],
-    current: dict[int, int | None],
-    done: list[OutboxItem],
-    failed: list[tuple[OutboxItem, str]],
-) -> None:
+def _move(client: IMAPClient, jobs: list[Job], current: dict[int, int | None], outcomes: Outcomes) -> None:
     """One UID MOVE per target folder (created when missing); never a COPY + delete."""
-    if items and b"MOVE" not in client.capabilities():
-        failed.extend((item, "the server lacks MOVE; Rapport does not delete mail to emulate it") for item in items)
+    if jobs and b"MOVE" not in client.capabilities():
+        outcomes.update((job.id, Failed("the server lacks MOVE; Rapport does not delete mail to emulate it"))
+                        for job in jobs)
         return
-    groups: dict[str, list[OutboxItem]] = defaultdict(list)
-    for item in items:
-        groups[item.payload["target"]].append(item)
+    groups: dict[str, list[Job]] = defaultdict(list)
+    for job in jobs:
+        assert isinstance(job.payload, ImapMove)
+        groups[job.payload.target].append(job)
     for target, group in groups.items():
         try:
             if not client.folder_exists(target):
                 client.create_folder(target)
-            client.move([current[i.id or 0] for i in group], target)
+            client.move([current[job.id] for job in group], target)
         except IMAPClientError as exc:
-            failed.extend((item, f"MOVE to {target}: {exc}") for item in group)
+            outcomes.update((job.id, Failed(f"MOVE to {target}: {exc}")) for job in group)
             continue
-        done.extend(group)
+        outcomes.update((job.id, Done()) for job in group)

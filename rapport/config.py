@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rapport.errors import ConfigError
+from store.hours import WEEKDAYS
 from store.validation import (
     Invalid,
     check_categories,
@@ -132,8 +133,15 @@ class SegmentsConfig(_Section):
 
 class DigestConfig(_Section):
     period: Literal["day", "week"] = "day"
-    weekday: Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"] = "Mon"  # for weekly digests
+    weekday: str = "Mon"  # for weekly digests
     channel: str | None = None  # also post to this Slack channel
+
+    @field_validator("weekday")
+    @classmethod
+    def _weekday(cls, value: str) -> str:
+        if value not in WEEKDAYS:
+            raise ValueError(f"expected one of {', '.join(WEEKDAYS)}")
+        return value
 
 
 class SlackConfig(_Section):
@@ -258,4 +266,8 @@ def load_config(path: Path | None) -> AppConfig:
     duplicates = sorted({e for e in emails if emails.count(e) > 1})
     if duplicates:
         raise ConfigError(f"{path}: `reps`: the same email appears twice: {', '.join(duplicates)}")
+    unknown = [f"{path}: `assignment.routes[{i}].rep`: no rep with the email {route.rep!r} under [[reps]]"
+               for i, route in enumerate(config.assignment.routes) if route.rep and route.rep.strip().lower() not in emails]
+    if unknown:
+        raise ConfigError("\n".join(unknown))
     return config

@@ -17,7 +17,7 @@ from typing import Any
 
 from bot.app import RapportSlack, build_app
 from bot.http import HttpLimits, HttpServer, slack_front
-from bot.notify import ConsoleSender, Sender, SlackSender
+from bot.notify import ConsoleSender
 from bot.scheduler import TICK_SECONDS, Scheduler
 from rapport.errors import ConfigError
 from rapport.wiring import (
@@ -82,8 +82,7 @@ class Service:
 
         self.slack = build_app(engine, client=client, signing_secret=secret, options=bot_options(self.rt.config),
                                clock=self.clock)
-        sender: Sender = SlackSender(client)
-        self.scheduler = Scheduler(engine, sender, interval=self.scheduler_interval,
+        self.scheduler = Scheduler(engine, self.slack.sender, interval=self.scheduler_interval,
                                    digest_options=digest_options(self.rt.config), smtp=smtp_options(settings),
                                    segment_params=segment_params(self.rt.config),
                                    on_change=self.slack.publish_home)

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from store.db import insert_rows
 from store.models import Assignment, Conversation, ConversationStatus, Message, Rep
-from store.outbox import enqueue
+from store.outbox import AssignmentDm, ImapTag, enqueue
 from store.reps import rep_by_email
 from store.tags import owner_keyword
 from store.types import utcnow
@@ -180,17 +180,9 @@ def hand_over(
             .order_by(col(Message.received_at))
         ).all()
     )
-    if notify:
-        enqueue(
-            session,
-            "assign-dm",
-            f"assign-dm:{assignment.id}",
-            {
-                "assignment_id": assignment.id,
-                "conversation_id": conversation.id,
-                "message_id": messages[-1].id if messages else None,
-            },
-        )
+    if notify and assignment.id is not None:
+        enqueue(session, AssignmentDm(assignment.id, conversation.id, messages[-1].id if messages else None),
+                now=assignment.assigned_at)
     _retag(session, messages, assignment, rep, previous, keyword_prefix)
     return assignment
 
@@ -209,17 +201,6 @@ def _retag(
     for message in messages:
         if message.uid is None or message.uidvalidity is None or message.direction != "inbound":
             continue
-        enqueue(
-            session,
-            "imap-tag",
-            f"imap-tag:{message.id}:{assignment.id}",
-            {
-                "mailbox": message.mailbox,
-                "folder": message.folder,
-                "uidvalidity": message.uidvalidity,
-                "uid": message.uid,
-                "message_id": message.id,
-                "keywords": add,
-                "remove": remove,
-            },
-        )
+        assert message.id is not None and message.mailbox and message.folder  # read from a folder: it has these
+        enqueue(session, ImapTag(message.mailbox, message.folder, message.uidvalidity, message.uid, message.id,
+                                 keywords=add, remove=remove, assignment_id=assignment.id), now=assignment.assigned_at)

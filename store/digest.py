@@ -25,6 +25,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, case, func, literal, select
 from sqlmodel import Session
 
+from store.conversations import missed_sla
+from store.hours import zone
 from store.models import Activity as _Activity
 from store.models import (
     ActivityKind,
@@ -52,7 +54,6 @@ from store.types import utcnow
 
 Period = Literal["day", "week"]
 PERIODS: tuple[Period, ...] = ("day", "week")
-WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 NO_CATEGORY = "uncategorised"
 NO_LANGUAGE = "unknown"
 NO_REASON = "unspecified"
@@ -149,7 +150,7 @@ class DigestFigures:
 
     @property
     def local_start(self) -> datetime:
-        return self.start.astimezone(ZoneInfo(self.timezone))
+        return self.start.astimezone(zone(self.timezone))
 
     @property
     def label(self) -> str:
@@ -157,7 +158,7 @@ class DigestFigures:
         first = self.local_start.date()
         if self.period == "day":
             return f"day {first.isoformat()}"
-        last = (self.end.astimezone(ZoneInfo(self.timezone)) - timedelta(seconds=1)).date()
+        last = (self.end.astimezone(zone(self.timezone)) - timedelta(seconds=1)).date()
         return f"week {first.isoformat()} – {last.isoformat()}"
 
     def to_json(self) -> dict[str, Any]:
@@ -178,13 +179,6 @@ def _jsonable(value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- periods
-
-
-def zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (KeyError, ValueError):
-        raise DigestError(f"unknown time zone {name!r}; use an IANA name such as Europe/Stockholm") from None
 
 
 def period_bounds(period: str, local_day: date, timezone: str) -> tuple[datetime, datetime]:
@@ -410,8 +404,7 @@ class _Window:
                 _conversation.status.in_([s.value for s in ConversationStatus]),
                 _conversation.sla_due_at >= self.start,
                 _conversation.sla_due_at < due_end,
-                (_conversation.first_response_at.is_(None))
-                | (_conversation.first_response_at > _conversation.sla_due_at),
+                missed_sla(),
                 self._human_conversations(),
             )
             .group_by(_conversation.owner_id)
@@ -625,7 +618,6 @@ def _bucket_starts(period: Period, start: datetime, end: datetime, tz: ZoneInfo)
 
 __all__ = [
     "PERIODS",
-    "WEEKDAYS",
     "DigestError",
     "DigestFigures",
     "Period",

@@ -40,6 +40,7 @@ from store.models import (
     Stage,
 )
 from store.reps import upsert_rep
+from store.search import refresh_index
 from store.types import utcnow
 from store.validation import (
     Invalid,
@@ -542,6 +543,8 @@ def import_csv(
                 setattr(report, outcome, getattr(report, outcome) + 1)
             if dry_run:
                 session.rollback()
+            else:  # the writer indexes what it added: a search never writes
+                refresh_index(session)
         if progress:
             progress(len(pending))
         pending.clear()

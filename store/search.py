@@ -24,7 +24,6 @@ from functools import lru_cache
 
 from rapidfuzz import fuzz
 from sqlalchemy import delete, or_, select, text
-from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col
 
 from store.models import Company, CompanyDomain, Contact, ContactEmail, SearchState, SearchTerm
@@ -217,7 +216,8 @@ def _state(session: Session, source: str) -> SearchState:
 def refresh_index(session: Session, *, changed: bool = False) -> int:
     """Index what was added since the last refresh; with `changed`, also rows updated since.
 
-    The id check is a few primary-key look-ups (run before every search); the
+    The id check is a few primary-key look-ups (writers run it: the inbox per batch, the
+    importer per chunk; a search never writes); the
     `changed` scan reads `updated_at` of every row, so the scheduler runs it.
     Returns how many contacts and companies were (re)indexed.
     """
@@ -251,26 +251,6 @@ def refresh_index(session: Session, *, changed: bool = False) -> int:
     session.add_all([contact_state, company_state, email_state])
     session.flush()
     return done
-
-
-def _index_is_current(session: Session) -> bool:
-    """Two cheap queries: nothing was added since the last refresh."""
-    highest = session.execute(text(
-        "SELECT (SELECT max(id) FROM contact), (SELECT max(id) FROM company), (SELECT max(id) FROM contactemail)"
-    )).one()
-    indexed = {source: last_id for source, last_id in session.execute(
-        select(col(SearchState.source), col(SearchState.last_id)))}
-    sources = ("contact", "company", "contactemail")
-    return all((top or 0) <= indexed.get(source, 0) for top, source in zip(highest, sources, strict=True))
-
-
-def _refresh_quietly(session: Session) -> None:
-    """Index what is new before searching; if another process is doing it right now, search anyway."""
-    try:
-        with session.begin_nested():
-            refresh_index(session)
-    except (IntegrityError, OperationalError) as exc:
-        log.info("search index refresh skipped: %s", exc.__class__.__name__)
 
 
 def rebuild_index(session: Session) -> int:
@@ -382,8 +362,6 @@ def search_contacts(
     address = _address_word(query)
     if not query_words and address is None:
         return []
-    if not _index_is_current(session):
-        _refresh_quietly(session)
     visible = visible_owner_ids
     pairs = _candidates(session, [address], fuzzy=False, visible_owner_ids=visible) if address is not None else []
     if not pairs and query_words:

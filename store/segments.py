@@ -20,11 +20,11 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, Table, Text, and_, case, cast, func, literal, literal_column, or_, select, text
 from sqlmodel import Session
 
+from store.hours import UnknownZone, zone
 from store.models import (
     Activity,
     Company,
@@ -536,11 +536,11 @@ def create_post_purchase_followups(
     return created
 
 
-def _local_time(day: date, zone: str) -> datetime:
+def _local_time(day: date, name: str) -> datetime:
     try:
-        tz = ZoneInfo(zone)
-    except (KeyError, ValueError):
-        tz = ZoneInfo("UTC")  # a rep with a broken zone still gets the follow-up, at 09:00 UTC
+        tz = zone(name)
+    except UnknownZone:
+        tz = zone("UTC")  # a rep with a broken zone still gets the follow-up, at 09:00 UTC
     return datetime.combine(day, time(FOLLOWUP_LOCAL_HOUR), tzinfo=tz).astimezone(UTC)
 
 

@@ -2,10 +2,35 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 import nlp
+from nlp.entities import parse_amount as nlp_amount
 from store.validation import CATEGORIES as ROUTABLE
+from store.validation import parse_amount as store_amount
 
 
 def test_the_classifier_and_the_routing_rules_know_the_same_categories() -> None:
     # a category the model predicts but reps cannot own (or the reverse) would never route
     assert tuple(nlp.CATEGORIES) == ROUTABLE
+
+
+AMOUNTS = ["1200.50", "1 200,50", "1,200.50", "1.200,50", "1.200", "1,200", "120", "1,5", "12.345", "1'200.50",
+           "1\u00a0200,50", "1.234.567,89", "1,234,567.89", "0.5", "99,99"]
+
+
+@pytest.mark.parametrize("text", AMOUNTS)
+def test_the_importer_and_the_mail_extractor_read_amounts_alike(text: str) -> None:
+    # one order amount in a CSV and in a customer's mail must be the same number
+    assert store_amount(text) == nlp_amount(text)
+
+
+@given(st.integers(0, 10**9), st.integers(0, 99), st.sampled_from([(",", "."), (".", ","), (" ", ","), ("", ".")]))
+def test_amounts_written_any_usual_way_read_alike(whole: int, cents: int, style: tuple[str, str]) -> None:
+    group, point = style
+    text = f"{whole:,}".replace(",", group) + f"{point}{cents:02d}"
+    assert store_amount(text) == nlp_amount(text) == Decimal(f"{whole}.{cents:02d}")

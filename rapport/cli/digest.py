@@ -7,15 +7,18 @@ from enum import StrEnum
 
 import typer
 from rich.table import Table
+from sqlmodel import Session
 
 from bot.digest import DigestDeliveryError, render_digest_text, send_digest
 from bot.email import EmailError
+from bot.notify import SlackSender
 from rapport.cli.common import console, print_json, runtime
 from rapport.errors import RapportError
 from rapport.settings import Settings
 from rapport.wiring import segment_params, slack_client, smtp_options
 from store.db import read_session
 from store.digest import DigestError, DigestFigures, compute_digest, last_complete_period, period_bounds
+from store.hours import UnknownZone
 from store.models import Rep
 from store.reps import rep_by_email
 from store.segments import export_segment
@@ -61,22 +64,23 @@ def digest(
                           else last_complete_period(period.value, utcnow(), rep.timezone))
             figures = compute_digest(session, manager=rep, period=period.value, start=start, end=end,
                                      params=segment_params(rt.config))
-        except DigestError as exc:
+        except (DigestError, UnknownZone) as exc:
             raise RapportError(str(exc)) from None
         if as_json:
             print_json(figures.to_json())
         elif send:
-            _send(figures, rep, rt.settings)
+            _send(session, figures, rep, rt.settings)
         else:
             console.print(render_digest_text(figures), highlight=False, markup=False)
 
 
-def _send(figures: DigestFigures, rep: Rep, settings: Settings) -> None:
+def _send(session: Session, figures: DigestFigures, rep: Rep, settings: Settings) -> None:
     via = rep.digest_via or ["email"]
     key = f"digest:{rep.email}:{figures.period}:manual:{utcnow().isoformat(timespec='seconds')}"
+    client = slack_client(settings)
     try:
-        send_digest(figures, manager=rep, key=key, via=via, slack_client=slack_client(settings),
-                    smtp=smtp_options(settings))
+        send_digest(figures, manager=rep, key=key, via=via, slack=SlackSender(client) if client else None,
+                    smtp=smtp_options(settings), session=session, since=None)
     except (DigestDeliveryError, EmailError) as exc:
         raise RapportError(str(exc)) from None
     console.print(f"digest for {rep.email} sent via {', '.join(via)}")

@@ -32,7 +32,8 @@ from store.models import (
     Order,
     Rep,
 )
-from store.outbox import enqueue
+from store.outbox import AssignmentDm, enqueue
+from store.search import refresh_index
 from tests.servers import slack_requests
 from tests.servers.fake_slack import FakeSlack
 from tests.servers.slack_requests import SignedRequest
@@ -109,6 +110,7 @@ def seed_contacts(engine: Engine) -> Seeded:
                   ordered_on=(START - timedelta(days=10)).date()),
         ])
         session.flush()
+        refresh_index(session)  # as the inbox and the importer do after writing
         assert jan.id and john.id and johanna.id and acme.id
         return Seeded(jan=jan.id, john=john.id, johanna=johanna.id, acme=acme.id)
 
@@ -139,8 +141,8 @@ def add_assigned_email(
         session.add(assignment)
         session.flush()
         key = f"assign-dm:{assignment.id}"
-        enqueue(session, "assign-dm", key, {"assignment_id": assignment.id, "conversation_id": conversation.id,
-                                            "message_id": message.id}, due_at=at)
+        assert assignment.id is not None
+        enqueue(session, AssignmentDm(assignment.id, conversation.id, message.id), now=at)
         assert conversation.id is not None
         return conversation.id, key
 

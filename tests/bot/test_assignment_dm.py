@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +16,7 @@ from rapport.serve import Service
 from store.models import Assignment, Conversation, Correction, OutboxItem, Rep
 from store.types import utcnow
 from tests.bot.conftest import ALICE, BOB, CAROL, DAVE, START, Clock, Seeded, add_assigned_email, rep_id
+from tests.dying_dispatcher import run_until_acted
 from tests.servers import slack_requests
 from tests.servers.fake_slack import FakeSlack
 
@@ -61,23 +57,7 @@ def test_dm_sent_exactly_once_when_killed_between_send_and_mark(
 ) -> None:
     _, key = add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=seeded.jan,
                                 subject="Where is my order?", text="Still waiting.")
-    marker = tmp_path / "posted"
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tests.bot.dying_dispatcher", database_url, fake_slack.base_url, str(marker),
-         START.isoformat()],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not marker.exists():
-            assert child.poll() is None, "the dispatcher exited before posting"
-            assert time.monotonic() < deadline, "the dispatcher never posted"
-            time.sleep(0.05)
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=10)
-    finally:
-        if child.poll() is None:
-            child.kill()
+    run_until_acted(tmp_path / "posted", database_url, START, "slack", fake_slack.base_url)
     assert len(_dm_posts(fake_slack, key)) == 1
     with Session(engine) as session:
         row = session.exec(select(OutboxItem).where(OutboxItem.key == key)).one()
@@ -167,6 +147,8 @@ def test_buttons_claim_reassign_recategorise_answer(
         conversation = session.get(Conversation, conversation_id)
         assert conversation is not None
         assert conversation.category == "refund" and conversation.status == "answered"
+        # a manual "answered" is a first response: no breach, not "unanswered", in the digest
+        assert conversation.first_response_at == conversation.answered_at == START
     last = fake_slack.messages(ALICE_DM)[-1]
     assert "Marked answered by Alice Berg" in json.dumps(last["blocks"])
     assert sum(b.get("block_id") == "rapport_status" for b in last["blocks"]) == 1
@@ -189,14 +171,12 @@ def test_sla_escalation_goes_once_to_owner_and_manager(
 
 def test_backlog_summary_goes_to_the_managers_once(engine: Any, seeded: Seeded, fake_slack: FakeSlack) -> None:
     from store.db import session_scope
-    from store.outbox import enqueue
+    from store.outbox import BacklogSummary, enqueue
 
     with session_scope(engine) as session:
-        enqueue(session, "backlog-summary", "backlog-summary:support@nordlys.example:INBOX:1", {
-            "mailbox": "support@nordlys.example", "folder": "INBOX", "count": 412,
-            "owners": {"alice@nordlys.example": 300, "queue:triage": 112},
-            "oldest": "2026-01-02T08:00:00+00:00", "newest": "2026-11-19T17:00:00+00:00",
-        }, due_at=START)
+        enqueue(session, BacklogSummary(
+            "support@nordlys.example", "INBOX", 412, {"alice@nordlys.example": 300, "queue:triage": 112},
+            "2026-01-02T08:00:00+00:00", "2026-11-19T17:00:00+00:00", since="1"), now=START)
     assert dispatch_outbox(engine, _sender(fake_slack), now=START) == 1
     assert dispatch_outbox(engine, _sender(fake_slack), now=START + timedelta(minutes=5)) == 0
     [summary] = fake_slack.messages("D0CAROL")
@@ -214,7 +194,7 @@ class _LockProbingSender(SlackSender):
         self.database = database
         self.write_lock_free: list[bool] = []
 
-    def send(self, session: Session, message: Any, *, retry: bool) -> dict[str, Any]:
+    def send(self, session: Session, message: Any, *, since: Any) -> dict[str, Any]:
         probe = sqlite3.connect(self.database, timeout=0.1, isolation_level=None)
         try:
             probe.execute("BEGIN IMMEDIATE")
@@ -224,7 +204,7 @@ class _LockProbingSender(SlackSender):
             self.write_lock_free.append(False)
         finally:
             probe.close()
-        return super().send(session, message, retry=retry)
+        return super().send(session, message, since=since)
 
 
 def test_regression_a_dm_on_its_way_holds_no_database_write_lock(

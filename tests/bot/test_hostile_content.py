@@ -18,6 +18,7 @@ from bot.blocks import fit
 from bot.notify import SlackSender, dispatch_outbox
 from store.db import session_scope
 from store.models import Company, Consent, Contact, ContactEmail
+from store.search import refresh_index
 from tests.bot.conftest import ALICE, SECRET, START, Seeded, add_assigned_email, rep_id
 from tests.servers import slack_requests
 from tests.servers.fake_slack import FakeSlack
@@ -39,6 +40,8 @@ def _hostile_contact(engine: Any, *, company: str = "<http://evil.example|Acme>"
         session.add(ContactEmail(contact_id=contact.id, email="channel@evil.example", is_primary=True))
         session.add_all(Consent(contact_id=contact.id, purpose=f"newsletter-{n}-" + "p" * 40, basis="consent",
                                 granted_at=START) for n in range(consents))
+        session.flush()
+        refresh_index(session)  # as the writers (inbox, importer) do
         return contact.id
 
 

@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 
 from rapport.serve import Service
 from store.models import Activity, Contact, FollowUp, Rep
+from store.search import refresh_index
 from tests.bot.conftest import (
     ALICE,
     BOB,
@@ -179,6 +180,8 @@ def test_unknown_subcommand_points_to_help(slash: Any, seeded: Seeded) -> None:
 def test_contact_names_are_escaped_on_the_card(slash: Any, engine: Any, seeded: Seeded) -> None:
     with Session(engine) as session:
         session.add(Contact(name="Eve <!channel> Hacker"))
+        session.flush()
+        refresh_index(session)  # as the writers do
         session.commit()
     _, answer = slash("find eve hacker", user=CAROL)
     text = all_text(answer["blocks"])

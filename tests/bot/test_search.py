@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from store.db import session_scope
+from store.db import read_session, session_scope
 from store.models import Company, CompanyDomain, Contact, ContactEmail, Rep
-from store.search import fold, rebuild_index, search_contacts
+from store.search import fold, rebuild_index, refresh_index, search_contacts
 from tests.bot.conftest import engine_for
 
 PEOPLE = [
@@ -37,6 +37,7 @@ def _seed(url: str) -> Engine:
             session.flush()
             assert contact.id is not None
             session.add(ContactEmail(contact_id=contact.id, email=email, is_primary=True))
+        refresh_index(session)  # as the inbox and the importer do after writing
     return engine
 
 
@@ -69,7 +70,7 @@ def test_search_tolerates_accents_typos_and_finds_every_field(db_url: str) -> No
     assert _names(engine, "") == []
 
 
-def test_new_contacts_are_found_without_reindexing(db_url: str) -> None:
+def test_a_search_never_writes_the_writer_indexes_what_it_adds(db_url: str) -> None:
     engine = _seed(db_url)
     assert _names(engine, "novak") == []
     with session_scope(engine) as session:
@@ -78,6 +79,10 @@ def test_new_contacts_are_found_without_reindexing(db_url: str) -> None:
         session.flush()
         assert contact.id is not None
         session.add(ContactEmail(contact_id=contact.id, email="petr@novak.example"))
+    with read_session(engine) as session:  # a read: finds what is indexed, writes nothing
+        assert search_contacts(session, "novak") == [] and not session.dirty and not session.new
+    with session_scope(engine) as session:
+        assert refresh_index(session) == 1  # what the inbox (per batch) and the importer (per chunk) do
     assert _names(engine, "novak") == ["Petr Novák"]
     with session_scope(engine) as session:
         assert rebuild_index(session) >= len(PEOPLE) + 1
@@ -102,6 +107,8 @@ def test_regression_contacts_a_rep_may_not_see_do_not_crowd_out_those_they_may(d
         # 220 exact matches owned by someone else rank before every near match
         session.add_all(Contact(name="Anna Svensson", owner_id=others.id) for _ in range(220))
         session.add_all([Contact(name="Anna Svenssons", owner_id=mine.id), Contact(name="Anna Svenssonová")])
+        session.flush()
+        refresh_index(session)
     with Session(engine) as session:
         assert mine.id is not None
         names = sorted(hit.name for hit in search_contacts(session, "Anna Svensson", visible_owner_ids={mine.id}))

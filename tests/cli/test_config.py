@@ -71,3 +71,35 @@ def test_config_check_hides_the_database_password(tmp_path: Path, monkeypatch: p
     assert status.returncode == 2
     assert "cannot use the database postgresql://rapport:***@127.0.0.1:1/x" in " ".join(status.stderr.split())
     assert "Traceback" not in status.stderr and "HUNTER2" not in status.stderr
+
+
+def test_regression_working_hours_that_cannot_be_are_rejected_with_file_and_key(tmp_path: Path) -> None:
+    """`Mon-Fri 25:00-99:00` passed the check, and assignment then read it as "always at work"."""
+    import subprocess
+    import sys
+
+    path = _write(tmp_path, '[[reps]]\nname = "A"\nemail = "a@x.example"\nworking_hours = "Mon-Fri 25:00-99:00"\n')
+    with pytest.raises(ConfigError, match=r"reps\[0\]\.working_hours.*25:00 is not a time of day"):
+        load_config(path)
+    env = {"RAPPORT_CONFIG": str(path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[2])}
+    checked = subprocess.run([sys.executable, "-m", "rapport.cli.main", "config", "check"],
+                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert checked.returncode != 0
+    assert str(path) in " ".join(checked.stderr.split()) and "reps[0].working_hours" in checked.stderr
+
+
+def test_working_hours_in_every_documented_form_are_accepted(tmp_path: Path) -> None:
+    reps = "".join(f'[[reps]]\nname = "R{i}"\nemail = "r{i}@x.example"\nworking_hours = "{hours}"\n\n'
+                   for i, hours in enumerate(["08:00-17:00", "Mon-Thu 08:00-16:00; Fri 08:00-12:00", "Mo-Fr 8-17"]))
+    assert len(load_config(_write(tmp_path, reps)).reps) == 3
+
+
+def test_regression_a_route_to_a_rep_that_does_not_exist_is_rejected(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[[reps]]\nname = "A"\nemail = "a@x.example"\n\n'
+                            '[[assignment.routes]]\ncategory = "billing"\nrep = "A@x.example"\n\n'
+                            '[[assignment.routes]]\ncategory = "refund"\nrep = "ghost@x.example"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert str(path) in message and "assignment.routes[1].rep" in message and "ghost@x.example" in message
+    assert "routes[0]" not in message

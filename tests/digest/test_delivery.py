@@ -16,19 +16,20 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from bot.blocks import split_blocks
 from bot.digest import (
     KIND,
     DigestOptions,
     deliver_digest,
     enqueue_due_digests,
     render_digest_blocks,
-    split_blocks,
 )
 from bot.email import EmailError, SmtpOptions
+from bot.notify import SlackSender
 from store.db import make_engine, session_scope
 from store.digest import compute_digest
 from store.models import Contact, OutboxItem, Rep
-from store.outbox import claim_due, mark_sent
+from store.outbox import claim_due, job_of, mark_sent
 from store.segments import SegmentParams
 from tests.digest.known_store import NOW, E, Known, S
 from tests.digest.race import race
@@ -83,7 +84,7 @@ def test_email_digest_arrives_as_valid_mime(engine: Engine, known: Known, smtp_s
     smtp = SmtpOptions(host=smtp_server.host, port=smtp_server.port, security="none", from_addr="rapport@x.test")
     with session_scope(engine) as session:
         item.payload = {**item.payload, "via": ["email"]}
-        deliver_digest(session, item, slack_client=None, smtp=smtp, now=NOW)
+        deliver_digest(session, job_of(item), slack=None, smtp=smtp, now=NOW)
 
     [mail] = smtp_server.wait_for(1)
     assert mail.rcpt_tos == ["maja@rapport.example"]
@@ -98,7 +99,7 @@ def test_email_digest_over_starttls(
                        ca_file=tls_cert.cert_file)
     with session_scope(engine) as session:
         item.payload = {**item.payload, "via": ["email"]}
-        deliver_digest(session, item, slack_client=None, smtp=smtp, now=NOW)
+        deliver_digest(session, job_of(item), slack=None, smtp=smtp, now=NOW)
 
     [mail] = smtp_tls_server.wait_for(1)
     assert mail.used_tls
@@ -112,7 +113,7 @@ def test_slack_and_email_delivery_and_a_retry_after_a_mail_failure(
     item = _enqueue_and_claim(engine, known)
     broken_smtp = SmtpOptions(host="127.0.0.1", port=free_port(), security="none", timeout=5)
     with session_scope(engine) as session, pytest.raises(EmailError, match="cannot send mail"):
-        deliver_digest(session, item, slack_client=client, smtp=broken_smtp, now=NOW)
+        deliver_digest(session, job_of(item), slack=SlackSender(client), smtp=broken_smtp, now=NOW)
 
     [post] = fake_slack.calls("chat.postMessage")
     assert post.params["channel"] == "DMAJA"  # the DM opened with Maja's Slack user
@@ -128,7 +129,7 @@ def test_slack_and_email_delivery_and_a_retry_after_a_mail_failure(
     # the dispatcher retries: Slack parts already posted are skipped, the mail goes out
     smtp = SmtpOptions(host=smtp_server.host, port=smtp_server.port, security="none")
     with session_scope(engine) as session:
-        deliver_digest(session, item, slack_client=client, smtp=smtp, now=NOW)
+        deliver_digest(session, job_of(item), slack=SlackSender(client), smtp=smtp, now=NOW)
     assert len(fake_slack.calls("chat.postMessage")) == 1
     assert len(fake_slack.calls("files.completeUploadExternal")) == 1
     assert len(smtp_server.wait_for(1)) == 1
@@ -155,8 +156,8 @@ def test_a_large_team_is_split_over_messages_within_slack_limits(
     item = _enqueue_and_claim(engine, known)
     with session_scope(engine) as session:
         item.payload = {**item.payload, "via": ["slack"]}
-        deliver_digest(session, item, slack_client=WebClient(token="xoxb-test", base_url=fake_slack.base_url),
-                       smtp=None, now=NOW)
+        slack = SlackSender(WebClient(token="xoxb-test", base_url=fake_slack.base_url))
+        deliver_digest(session, job_of(item), slack=slack, smtp=None, now=NOW)
 
     messages = fake_slack.messages("DMAJA")
     assert len(messages) == len(split_blocks(blocks)) == 2
@@ -218,7 +219,7 @@ def test_a_restart_around_the_send_time_sends_once(
             items = claim_due(session, [KIND], now=now)
         for item in items:
             with session_scope(process) as session:
-                deliver_digest(session, item, slack_client=client, smtp=smtp, now=NOW)
+                deliver_digest(session, job_of(item), slack=SlackSender(client), smtp=smtp, now=NOW)
                 mark_sent(session, session.merge(item))
 
     first = make_engine(db_url)

@@ -8,11 +8,12 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from inbox.assign import explain, is_working, parse_working_hours
+from inbox.assign import Team, explain, unavailable_because
 from inbox.options import IngestOptions, Route
 from inbox.pipeline import FetchedMessage, process_batch
 from store.assignments import ReassignError, open_load, reassign, record_assignment
 from store.db import session_scope
+from store.hours import is_working, parse_working_hours
 from store.models import (
     Assignment,
     Company,
@@ -209,17 +210,23 @@ def test_record_assignment_parks_in_queue_without_owner(sqlite_engine: Engine) -
     ],
 )
 def test_working_hours(spec: str, weekday: int, hour: int, working: bool) -> None:
-    rep = Rep(name="r", email="r@x.example", working_hours=spec, timezone="UTC")
     at = NOW + timedelta(days=weekday) + timedelta(hours=hour - NOW.hour)
-    assert is_working(rep, at) is working
+    assert is_working(spec, "UTC", at) is working
 
 
 def test_working_hours_in_the_reps_time_zone() -> None:
-    rep = Rep(name="r", email="r@x.example", working_hours="Mon-Fri 09:00-17:00", timezone="America/New_York")
-    assert not is_working(rep, NOW)  # 05:00 in New York
-    assert is_working(rep, NOW + timedelta(hours=5))
+    assert not is_working("Mon-Fri 09:00-17:00", "America/New_York", NOW)  # 05:00 in New York
+    assert is_working("Mon-Fri 09:00-17:00", "America/New_York", NOW + timedelta(hours=5))
 
 
 def test_bad_working_hours_are_explained() -> None:
     with pytest.raises(ValueError, match="working hours"):
         parse_working_hours("weekdays 9 to 5")
+
+
+def test_regression_unreadable_working_hours_never_mean_always_available() -> None:
+    """`is_working` swallowed the parse error and treated the rep as always at work."""
+    rep = Rep(id=1, name="Nightowl", email="n@x.example", working_hours="Mon-Fri 25:00-99:00", timezone="UTC")
+    team = Team([rep], {1: 0}, NOW, (), "triage")
+    reason = unavailable_because(rep, team)
+    assert reason is not None and "25:00 is not a time of day" in reason

@@ -14,14 +14,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from inbox.imap import FolderError, ImapConnectError, connect, sync_mailbox
 from inbox.options import IngestOptions
-from inbox.tags import dispatch_imap_outbox
+from inbox.tags import KINDS, dispatch_imap_outbox
 from store.assignments import reassign
 from store.db import session_scope
 from store.models import Assignment, Conversation, MailboxCheckpoint, Message, OutboxItem
+from tests.dying_dispatcher import run_until_acted
 from tests.inbox.helpers import NOW, CountingClassifier, add_rep, fixture_eml, mail, spec_for
 from tests.servers.dovecot import ImapAccount
 
@@ -259,3 +260,30 @@ def test_kill_9_at_random_points_then_restart_stores_every_message_exactly_once(
         assert len(tags) == total
         checkpoint = session.exec(select(MailboxCheckpoint).where(MailboxCheckpoint.folder == "INBOX")).one()
         assert checkpoint.last_uid == total
+
+
+@pytest.mark.parametrize("move", [False, True], ids=["imap-tag", "imap-move"])
+def test_killed_between_act_and_mark_keywords_and_moves_are_done_once(
+    engine: Engine, db_url: str, imap_account: ImapAccount, classifier: CountingClassifier, tmp_path: Path,
+    move: bool,
+) -> None:
+    add_rep(engine, "alice@shop.example")
+    options = IngestOptions(now=NOW, move_to_owner_folders=move, owner_folder_prefix="Owners")
+    spec = spec_for(imap_account)
+    imap_account.append("INBOX", fixture_eml("question.eml"))
+    sync_mailbox(engine, spec, options=options, classifier=classifier)
+    folder = "Owners/alice" if move else "INBOX"
+
+    run_until_acted(tmp_path / "acted", db_url, NOW, "imap", imap_account.host, imap_account.port,
+                    imap_account.user, imap_account.password)
+    acted = flags(imap_account, folder)
+    assert len(acted) == 1 and b"rapport/owner/alice" in next(iter(acted.values()))
+    with session_scope(engine) as session:
+        assert {row.status for row in session.exec(select(OutboxItem).where(col(OutboxItem.kind).in_(KINDS))).all()} == {"pending"}
+
+    with connect(spec) as client:  # the restart, after the lease
+        assert dispatch_imap_outbox(engine, lambda name: client) == (2 if move else 1)
+    assert flags(imap_account, folder) == acted
+    assert flags(imap_account) == ({} if move else acted)
+    with session_scope(engine) as session:
+        assert {row.status for row in session.exec(select(OutboxItem).where(col(OutboxItem.kind).in_(KINDS))).all()} == {"sent"}

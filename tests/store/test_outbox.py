@@ -4,25 +4,42 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import func
 from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
 
 from store.db import session_scope
-from store.outbox import MAX_ATTEMPTS, claim_due, enqueue, mark_failed, mark_sent, pending_count
+from store.models import OutboxItem
+from store.outbox import (
+    MAX_ATTEMPTS,
+    AssignmentDm,
+    Digest,
+    Reminder,
+    claim_due,
+    enqueue,
+    mark_failed,
+    mark_sent,
+)
 from store.types import utcnow
+
+
+def _pending(session: Session, kind: str | None = None) -> int:
+    query = select(func.count()).select_from(OutboxItem).where(OutboxItem.status == "pending")
+    return int(session.exec(query.where(col(OutboxItem.kind) == kind) if kind else query).one())
 
 
 def test_the_same_key_is_enqueued_once(engine: Engine) -> None:
     with session_scope(engine) as session:
-        assert enqueue(session, "assign-dm", "assign-dm:1", {"assignment_id": 1}) is not None
-        assert enqueue(session, "assign-dm", "assign-dm:1", {"assignment_id": 1}) is None
+        assert enqueue(session, AssignmentDm(1, None), now=utcnow()) is not None
+        assert enqueue(session, AssignmentDm(1, None), now=utcnow()) is None
     with session_scope(engine) as session:
-        assert enqueue(session, "assign-dm", "assign-dm:1", {"assignment_id": 1}) is None
-        assert pending_count(session) == 1
+        assert enqueue(session, AssignmentDm(1, None), now=utcnow()) is None
+        assert _pending(session) == 1
 
 
 def test_a_claimed_item_is_not_claimed_again_until_its_lease_expires(engine: Engine) -> None:
     with session_scope(engine) as session:
-        enqueue(session, "reminder", "reminder:1", {})
+        enqueue(session, Reminder(1, "2026-11-23T09:00:00+00:00"), now=utcnow())
     now = utcnow()
     with session_scope(engine) as session:
         assert len(claim_due(session, ["reminder"], now=now)) == 1
@@ -35,12 +52,12 @@ def test_a_claimed_item_is_not_claimed_again_until_its_lease_expires(engine: Eng
         mark_sent(session, item)
     with session_scope(engine) as session:
         assert claim_due(session, ["reminder"], now=now + timedelta(hours=1)) == []
-        assert pending_count(session) == 0
+        assert _pending(session) == 0
 
 
 def test_failures_back_off_then_give_up(engine: Engine) -> None:
     with session_scope(engine) as session:
-        enqueue(session, "digest", "digest:x", {})
+        enqueue(session, Digest("x@y.example", "day", "", "", "2026-11-23", ["email"]), now=utcnow())
     later = utcnow()
     for _ in range(MAX_ATTEMPTS):
         later += timedelta(days=1)
@@ -49,4 +66,4 @@ def test_failures_back_off_then_give_up(engine: Engine) -> None:
             mark_failed(session, item, "smtp down")
     with session_scope(engine) as session:
         assert claim_due(session, ["digest"], now=later + timedelta(days=30)) == []
-        assert pending_count(session, ["digest"]) == 0
+        assert _pending(session, "digest") == 0

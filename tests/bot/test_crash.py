@@ -1,0 +1,97 @@
+"""Killed between the side effect and the mark, each Slack kind is done once: the retry finds its post."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from slack_sdk import WebClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from bot.digest import DigestOptions, enqueue_due_digests
+from bot.notify import SlackSender, dispatch_outbox
+from bot.scheduler import enqueue_reminders
+from store.db import session_scope
+from store.models import FollowUp, OutboxItem, Rep
+from store.outbox import BacklogSummary, Nudge, SlaEscalation, enqueue, mark_sent
+from tests.bot.conftest import START, Seeded, add_assigned_email, rep_id
+from tests.dying_dispatcher import run_until_acted
+from tests.servers.fake_slack import FakeSlack
+
+
+def _backlog(engine: Engine, seeded: Seeded) -> None:
+    with session_scope(engine) as session:
+        enqueue(session, BacklogSummary("support@nordlys.example", "INBOX", 3, {"queue:triage": 3},
+                                        "2026-01-02", "2026-11-19", since="1"), now=START)
+
+
+def _followup(engine: Engine, seeded: Seeded) -> FollowUp:
+    with session_scope(engine) as session:
+        followup = FollowUp(contact_id=seeded.jan, rep_id=rep_id(engine, "alice@nordlys.example"),
+                            due_at=START - timedelta(minutes=1), note="Call Jan about the toner")
+        session.add(followup)
+        session.flush()
+        session.expunge(followup)
+        return followup
+
+
+def _reminder(engine: Engine, seeded: Seeded) -> None:
+    _followup(engine, seeded)
+    with session_scope(engine) as session:
+        assert enqueue_reminders(session, START)
+
+
+def _nudge(engine: Engine, seeded: Seeded) -> None:
+    followup = _followup(engine, seeded)
+    assert followup.id is not None
+    with session_scope(engine) as session:
+        enqueue(session, Nudge(followup.id, START.date().isoformat()), now=START)
+
+
+def _escalation(engine: Engine, seeded: Seeded) -> None:
+    conversation_id, key = add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=seeded.jan,
+                                              subject="Late", text="Nobody answered.",
+                                              at=START - timedelta(hours=9))
+    with session_scope(engine) as session:
+        mark_sent(session, session.exec(select(OutboxItem).where(OutboxItem.key == key)).one())
+        enqueue(session, SlaEscalation(conversation_id), now=START)
+
+
+def _digest(engine: Engine, seeded: Seeded) -> None:
+    with session_scope(engine) as session:
+        carol = session.exec(select(Rep).where(Rep.email == "carol@nordlys.example")).one()
+        carol.digest_via = ["slack"]
+        session.add(carol)
+        assert enqueue_due_digests(session, now=START, options=DigestOptions(), managers=[carol]) == 1
+
+
+def _effects(slack: FakeSlack, key: str) -> list[Any]:
+    """Every post and upload this row caused (a row with several recipients suffixes its key)."""
+    posts = [c for c in slack.calls("chat.postMessage") if f'"{key}' in json.dumps(c.params.get("metadata"))]
+    return posts + slack.calls("files.completeUploadExternal")
+
+
+@pytest.mark.parametrize("write", [_backlog, _reminder, _nudge, _escalation, _digest],
+                         ids=["backlog-summary", "reminder", "nudge", "sla-escalation", "digest"])
+def test_killed_between_act_and_mark_each_kind_is_done_once(
+    engine: Engine, seeded: Seeded, fake_slack: FakeSlack, database_url: str, tmp_path: Path,
+    write: Callable[[Engine, Seeded], None],
+) -> None:
+    write(engine, seeded)
+    with Session(engine) as session:
+        [row] = session.exec(select(OutboxItem).where(OutboxItem.status == "pending")).all()
+    run_until_acted(tmp_path / "acted", database_url, START, "slack", fake_slack.base_url)
+    effects = _effects(fake_slack, row.key)
+    assert effects, "the dispatcher acted before it was killed"
+
+    sender = SlackSender(WebClient(token="xoxb-test-token", base_url=fake_slack.base_url))
+    assert dispatch_outbox(engine, sender, now=START + timedelta(minutes=3)) == 1
+    assert len(_effects(fake_slack, row.key)) == len(effects)
+    with Session(engine) as session:
+        again = session.get(OutboxItem, row.id)
+        assert again is not None and again.status == "sent" and again.attempts == 2
