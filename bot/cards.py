@@ -84,7 +84,9 @@ def _conversation_line(conv: OpenConversation, now: datetime) -> str:
     owner = f" · {escape(conv.owner)}" if conv.owner else ""
     sla = f" · SLA {until(conv.sla_due_at, now)}" if conv.sla_due_at else ""
     who = f"{escape(conv.contact)}: " if conv.contact else ""
-    return f"• {who}{escape(clip(conv.subject or '(no subject)', 80))} — `{category}` · {age(conv.opened_at, now)} old{owner}{sla}"
+    pressing = f"*{escape(conv.urgency)}* " if conv.urgency in ("urgent", "high") else ""
+    return (f"• {pressing}{who}{escape(clip(conv.subject or '(no subject)', 80))} — `{category}` · "
+            f"{age(conv.opened_at, now)} old{owner}{sla}")
 
 
 def _activity_line(activity: Activity, now: datetime) -> str:

@@ -126,6 +126,8 @@ def _summary_lines(figures: DigestFigures) -> list[str]:
     return [
         f"New conversations: {figures.new_conversations} ({_counts(figures.new_by_category)})",
         f"Languages: {_counts(figures.new_by_language)}",
+        f"Urgent or high: {sum(figures.new_by_urgency.get(level, 0) for level in ('urgent', 'high'))} "
+        f"({_counts(figures.new_by_urgency)})",
         f"Open now: {figures.open} (unanswered {figures.unanswered}, overdue {figures.overdue})",
         f"SLA breaches: {figures.sla_breaches}",
         f"First response: {_response(figures.first_response)}",

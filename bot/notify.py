@@ -353,6 +353,8 @@ def assignment_blocks(
     confidence = conversation.category_confidence if conversation.category_confidence is not None else (
         message.category_confidence if message else None)
     details = [f"*Category:* `{escape(category)}`" + (f" ({confidence:.0%})" if confidence is not None else ""),
+               f"*Urgency:* {escape(conversation.urgency)}"
+               + (f" ({escape(clip(conversation.urgency_reason, 120))})" if conversation.urgency_reason else ""),
                f"*Language:* {escape(conversation.language or (message.language if message else None) or '?')}",
                f"*Received:* {age(message.received_at if message else conversation.opened_at, now)} ago"]
     blocks: list[Block] = [

@@ -35,6 +35,7 @@ class OpenConversation:
     sla_due_at: datetime | None
     owner: str | None
     contact: str | None = None
+    urgency: str = "normal"
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,7 @@ def _open_conversation(conv: Conversation, owner: str | None, contact: str | Non
         sla_due_at=conv.sla_due_at,
         owner=owner,
         contact=contact,
+        urgency=conv.urgency,
     )
 
 

@@ -134,6 +134,7 @@ class DigestFigures:
     new_conversations: int
     new_by_category: dict[str, int]
     new_by_language: dict[str, int]
+    new_by_urgency: dict[str, int]
     open: int
     unanswered: int
     overdue: int
@@ -273,7 +274,7 @@ def compute_digest(
     owner_ids = None if team is None else [rep.id for rep in team if rep.id is not None]
     window = _Window(session, start.astimezone(UTC), end.astimezone(UTC), now, owner_ids)
 
-    by_category, by_language = window.new_conversations()
+    by_category, by_language, by_urgency = window.new_conversations()
     opened_at = window.opened_times()
     responses = window.first_responses()
     snapshot = window.open_snapshot()
@@ -298,6 +299,7 @@ def compute_digest(
         new_conversations=sum(by_category.values()),
         new_by_category=_ranked(by_category),
         new_by_language=_ranked(by_language),
+        new_by_urgency=_ranked(by_urgency),
         open=sum(row[0] for row in snapshot.values()),
         unanswered=sum(row[1] for row in snapshot.values()),
         overdue=sum(row[2] for row in snapshot.values()),
@@ -336,24 +338,26 @@ class _Window:
     def _human_conversations(self) -> Any:
         return and_(_conversation.is_automatic.is_(False), self._in_team(_conversation.owner_id))
 
-    def new_conversations(self) -> tuple[dict[str, int], dict[str, int]]:
+    def new_conversations(self) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
         """New conversations: not automatic, opened in [start, end), owned by the team;
-        counted by category (none: "uncategorised") and by language (none: "unknown")."""
+        counted by category (none: "uncategorised"), by language (none: "unknown") and by urgency."""
         query = (
-            select(_conversation.category, _conversation.language, func.count())
+            select(_conversation.category, _conversation.language, _conversation.urgency, func.count())
             .where(
                 _conversation.opened_at >= self.start,
                 _conversation.opened_at < self.end,
                 self._human_conversations(),
             )
-            .group_by(_conversation.category, _conversation.language)
+            .group_by(_conversation.category, _conversation.language, _conversation.urgency)
         )
         by_category: Counter[str] = Counter()
         by_language: Counter[str] = Counter()
-        for category, language, count in self.session.execute(query):
+        by_urgency: Counter[str] = Counter()
+        for category, language, urgency, count in self.session.execute(query):
             by_category[category or NO_CATEGORY] += count
             by_language[language or NO_LANGUAGE] += count
-        return dict(by_category), dict(by_language)
+            by_urgency[urgency] += count
+        return dict(by_category), dict(by_language), dict(by_urgency)
 
     def opened_times(self) -> list[datetime]:
         query = select(_conversation.opened_at).where(

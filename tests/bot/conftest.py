@@ -126,7 +126,8 @@ def add_assigned_email(
     with session_scope(engine) as session:
         conversation = Conversation(subject=subject, contact_id=contact_id, owner_id=owner, category=category,
                                     category_confidence=0.87, language=language, opened_at=at,
-                                    last_message_at=at, sla_due_at=at + timedelta(hours=sla_hours))
+                                    last_message_at=at, sla_due_at=at + timedelta(hours=sla_hours),
+                                    urgency="high", urgency_reason="asks for speed (“asap”)")
         session.add(conversation)
         session.flush()
         assert conversation.id is not None

@@ -40,7 +40,7 @@ def test_assignment_dm_shows_everything_escaped(engine: Any, seeded: Seeded, fak
     [message] = fake_slack.messages(ALICE_DM)
     text = json.dumps(message["blocks"], ensure_ascii=False)
     for expected in ("Jan Šťastný", "jan.stastny@acme.example", "Acme Corporation", "Broken toner &lt;!here&gt;",
-                     "complaint", "87%", "Language:* en", "ORDER_ID: NS-480744", "Alice owns the Acme account",
+                     "complaint", "87%", "Urgency:* high (asks for speed (“asap”))", "Language:* en", "ORDER_ID: NS-480744", "Alice owns the Acme account",
                      "account_owner", "&lt;!channel&gt;", "&amp; leaking", "conv_claim", "conv_reassign",
                      "conv_recategorise", "conv_answered"):
         assert expected in text, expected

@@ -126,12 +126,12 @@ def _contacts(session: Session, known: Known) -> None:
 def _conversation(session: Session, known: Known, key: str, owner: str | None, *, opened: datetime,
                   responded: datetime | None = None, category: str | None = None,
                   language: str | None = None, status: str = "answered", sla: datetime | None = None,
-                  automatic: bool = False, contact: str | None = None) -> Conversation:
+                  automatic: bool = False, contact: str | None = None, urgency: str = "normal") -> Conversation:
     conversation = Conversation(
         subject=f"conversation {key}", owner_id=known.reps[owner].id if owner else None,
         queue=None if owner else "triage", category=category, language=language, status=status,
         is_automatic=automatic, opened_at=opened, first_response_at=responded, answered_at=responded,
-        sla_due_at=sla, contact_id=known.contacts[contact].id if contact else None,
+        sla_due_at=sla, contact_id=known.contacts[contact].id if contact else None, urgency=urgency,
     )
     _add(session, conversation)
     known.conversations[key] = conversation
@@ -153,7 +153,7 @@ def _conversations(session: Session, known: Known) -> None:
       sla=S + 4 * H)
     # Alice: never answered, SLA passed in the period: a breach, open, unanswered, overdue
     c(session, known, "c3", "alice", opened=S + 3 * H, category="order", language="sv", status="open",
-      sla=S + 11 * H, contact="k3")
+      sla=S + 11 * H, contact="k3", urgency="high")
     # Alice: old conversation the customer reopened: open but answered, not overdue
     c(session, known, "c10", "alice", opened=S - 48 * H, responded=S - 47 * H, category="order",
       language="sv", status="open")

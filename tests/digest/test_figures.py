@@ -62,6 +62,7 @@ def test_team_digest_counts(engine: Engine, known: Known) -> None:
     assert figures.new_conversations == 5  # c1, c2, c3, c5, c6: not c4 (earlier), c7 (automatic), c8 (Carol)
     assert figures.new_by_category == {"order": 3, "billing": 1, "uncategorised": 1}
     assert figures.new_by_language == {"en": 2, "sv": 2, "unknown": 1}
+    assert figures.new_by_urgency == {"normal": 4, "high": 1}  # c3
     assert (figures.open, figures.unanswered, figures.overdue) == (2, 1, 1)  # c3 and c10; c3 twice
     assert figures.sla_breaches == 2  # c2 answered late, c3 never answered
     assert (figures.followups_done, figures.followups_overdue) == (1, 1)
