@@ -70,8 +70,8 @@ class EvalResult:
         return asdict(self)
 
     def summary(self) -> dict[str, float]:
-        return {"accuracy": round(self.accuracy, 4), "macro_f1": round(self.macro_f1, 4), "n": self.n,
-                "calibration_error": round(self.calibration_error, 4)}
+        return {"accuracy": self.accuracy, "macro_f1": self.macro_f1, "n": self.n,
+                "calibration_error": self.calibration_error}
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ def test_evaluate_json_shape_on_unseen_csv(tmp_path: Path) -> None:
 
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert set(report) == {"accuracy", "macro_f1", "per_class", "docs_per_s", "n"}
+    assert set(report) == {"accuracy", "macro_f1", "per_class", "docs_per_s", "n", "calibration_error"}
     assert report["n"] == len(UNSEEN)
     assert set(report["per_class"]) == {label for _, label in UNSEEN}
     assert set(report["per_class"]["sales"]) == {"precision", "recall", "f1", "support"}
