@@ -9,6 +9,7 @@ import pytest
 
 import nlp
 from nlp.data import shipped_examples
+from nlp.retrain import RETRAIN_TOLERANCE
 
 
 @pytest.fixture()
@@ -57,7 +58,7 @@ def test_sound_corrections_replace_the_model(private_cache: Path) -> None:
     result = nlp.retrain(good, current=current, out_dir=out_dir, source={"last_correction_id": 3})
 
     assert result.replaced, result.summary()
-    assert result.candidate.accuracy >= result.old.accuracy - 0.005
+    assert result.candidate.accuracy >= result.old.accuracy - RETRAIN_TOLERANCE
     assert result.model_path == private_cache / "current-db1"
     reloaded = nlp.load_classifier(None, cache_dir=private_cache, deployment="db1")
     assert reloaded.model_version == result.candidate_version
