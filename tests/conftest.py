@@ -215,5 +215,12 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def model_dir(request: pytest.FixtureRequest) -> Path:
-    """Where Rapport's default model is trained once and kept between runs (.pytest_cache)."""
-    return Path(request.config.cache.mkdir("rapport-models"))
+    """Where Rapport's default model is trained once and kept between runs (.pytest_cache).
+
+    Trained here, before any test starts a service that loads it: training takes minutes on
+    a fresh clone, longer than a test waits for a mail to be ingested."""
+    from nlp import ensure_default_model
+
+    cache = Path(request.config.cache.mkdir("rapport-models"))
+    ensure_default_model(cache)
+    return cache

@@ -52,7 +52,7 @@ def test_new_mail_reaches_the_owner_in_slack(watching_service: Service, imap_acc
         "Hello, we ordered black toner for order NS-480744 but got cyan. Please send the right one.\r\n"
     ).encode()
     imap_account.append("INBOX", raw)
-    deadline = time.monotonic() + 120  # the first start may train the classifier
+    deadline = time.monotonic() + 60  # the model is trained before the service starts (model_dir)
     while not _assign_rows(watching_service):
         assert time.monotonic() < deadline, "the watcher did not ingest the email"
         time.sleep(0.2)

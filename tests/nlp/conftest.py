@@ -1,7 +1,8 @@
-"""One default model per test session, trained from the shipped data into a temp cache."""
+"""One default model per test session: the one `model_dir` trained, copied into a temp cache."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,10 +11,12 @@ import nlp
 
 
 @pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model cache holding the trained default model (training takes seconds)."""
+def model_cache(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Path:
+    """A model cache of this session's own holding the trained default model (a copy: training
+    takes minutes, and the tests here install retrained models beside it)."""
     cache = tmp_path_factory.mktemp("models")
-    nlp.ensure_default_model(cache)
+    default = nlp.ensure_default_model(model_dir)
+    shutil.copytree(default, cache / default.name)
     return cache
 
 
