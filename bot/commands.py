@@ -92,6 +92,10 @@ HELP = (
     ("away UNTIL", "mark me away (no new assignments) until a time, e.g. `away monday 9am`"),
     ("back", "I'm back: assignments resume"),
     ("segment top|lapsed|stalled|partners", "customer segments"),
+    ("stage CONTACT STAGE [REASON]", "move a contact to a buying stage: need, information search, evaluation, "
+                                     "purchase, post purchase"),
+    ("kind CONTACT KIND [REASON]", "make a contact a prospect, customer or partner"),
+    ("note CONTACT|COMPANY TEXT", "add a note to a contact or a company; without text opens the note form"),
     ("help", "this list"),
 )
 
@@ -256,6 +260,24 @@ def _usage(ctx: Ctx, usage: str, hint: str) -> Reply:
     return Reply(f"Usage: {ctx.options.command} {usage}", [section(text)])
 
 
+def stage(ctx: Ctx, args: list[str]) -> Reply:
+    from bot.relationship import stage_command  # bot.relationship builds on this module
+
+    return stage_command(ctx, args)
+
+
+def kind(ctx: Ctx, args: list[str]) -> Reply:
+    from bot.relationship import kind_command
+
+    return kind_command(ctx, args)
+
+
+def note(ctx: Ctx, args: list[str]) -> Reply:
+    from bot.notes import note_command  # bot.notes builds on this module
+
+    return note_command(ctx, args)
+
+
 HANDLERS: dict[str, Handler] = {
     "help": help_reply,
     "find": find,
@@ -266,6 +288,9 @@ HANDLERS: dict[str, Handler] = {
     "away": away,
     "back": back,
     "segment": segment,
+    "stage": stage,
+    "kind": kind,
+    "note": note,
 }
 
 

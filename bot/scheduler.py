@@ -30,6 +30,7 @@ from store.models import Conversation, ConversationStatus, SlackEvent
 from store.outbox import Nudge, Reminder, SlaEscalation, enqueue
 from store.search import refresh_index
 from store.segments import SegmentParams, create_post_purchase_followups
+from store.stages import advance_to_post_purchase
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class TickResult:
     followups: int = 0
     digests: int = 0
     delivered: int = 0
+    post_purchase_moves: int = 0
 
 
 @dataclass
@@ -92,6 +94,8 @@ class Scheduler:
         result.followups = self._apart("creating post-purchase follow-ups", lambda session: (
             create_post_purchase_followups(session, now=now, days=params.post_purchase_days,
                                            kinds=params.post_purchase_kinds)))
+        result.post_purchase_moves = self._apart("moving contacts to post_purchase", lambda session: (
+            advance_to_post_purchase(session, now=now, days=params.post_purchase_days)))
         if digests is not None:
             result.digests = self._apart("enqueueing digests", lambda session: (
                 enqueue_due_digests(session, now=now, options=digests)))
