@@ -135,17 +135,18 @@ def _summary_lines(figures: DigestFigures) -> list[str]:
         f"First response: {_response(figures.first_response)}",
         f"Follow-ups: {figures.followups_done} done, {figures.followups_overdue} overdue",
         f"Automatic mail filtered: {figures.automatic_filtered} ({_counts(figures.automatic_by_reason)})",
-        funnel_line(figures.funnel),
+        *funnel_lines(figures.funnel),
     ]
 
 
-def funnel_line(funnel: Funnel) -> str:
-    """The buying stages in one line: `Buying stages: need 4, information search 2, ...;
-    3 moved, 1 prospect became a customer`."""
+def funnel_lines(funnel: Funnel) -> list[str]:
+    """The buying stages in two short lines: `Stages: need 4, information search 2, ...` and
+    `Stage moves: 3 contacts moved, 1 prospect became a customer`."""
     stages = ", ".join(f"{stage_label(stage)} {count}" for stage, count in funnel.by_stage.items()) or "none"
+    moved = "1 contact moved" if funnel.moved == 1 else f"{funnel.moved} contacts moved"
     became = "1 prospect became a customer" if funnel.became_customers == 1 else \
         f"{funnel.became_customers} prospects became customers"
-    return f"Buying stages: {stages}; {funnel.moved} moved, {became}"
+    return [f"Stages: {stages}", f"Stage moves: {moved}, {became}"]
 
 
 # --------------------------------------------------------------------------- plain text
