@@ -270,10 +270,7 @@ def submit_log_message(session: Session, rep: Rep, view: dict[str, Any], now: da
         return Submission(errors=errors)
     link = metadata(view).get("link")
     kind = ActivityKind.note if state_value(view, "log_as") == ActivityKind.note else ActivityKind.slack
-    log_activity(session, contact_id=target.contact_id, company_id=target.company_id, rep_id=rep.id,
-                 summary=summary, kind=kind, link=str(link) if link else None, occurred_at=now)
-    what = "Note added to" if kind == ActivityKind.note else "Logged to"
-    return Submission(text=f"{what} {escape(target.name)}: {escape(clip(summary, 200))}")
+    return Submission(text=add_note(session, rep, target, summary, now, kind=kind, link=str(link) if link else None))
 
 
 @dataclass(frozen=True)
@@ -328,11 +325,13 @@ def note_target(session: Session, rep: Rep, view: dict[str, Any], errors: dict[s
     return None
 
 
-def add_note(session: Session, rep: Rep, target: NoteTarget, text: str, now: datetime) -> str:
-    """Write a note; returns the confirmation for the rep."""
+def add_note(session: Session, rep: Rep, target: NoteTarget, text: str, now: datetime, *,
+             kind: str = ActivityKind.note, link: str | None = None) -> str:
+    """Write a note (or a logged Slack message) about `target`; returns the confirmation for the rep."""
     log_activity(session, contact_id=target.contact_id, company_id=target.company_id, rep_id=rep.id,
-                 summary=text, kind=ActivityKind.note, occurred_at=now)
-    return f"Note added to {escape(target.name)}: {escape(clip(text, 200))}"
+                 summary=text, kind=kind, link=link, occurred_at=now)
+    what = "Note added to" if kind == ActivityKind.note else "Logged to"
+    return f"{what} {escape(target.name)}: {escape(clip(text, 200))}"
 
 
 def submit_note(session: Session, rep: Rep, view: dict[str, Any], now: datetime) -> Submission:

@@ -5,6 +5,7 @@ the card's kind and stage menus, `/crm stage`, `/crm kind`, `/crm note`, the not
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -187,3 +188,17 @@ def test_log_to_crm_files_a_message_as_a_note_on_a_company(interact: Any, seeded
     status, body = interact(suggestion)
     assert status == 200
     assert json.loads(body)["options"][0]["value"] == str(seeded.acme)
+
+
+def test_the_scheduler_moves_a_purchase_to_post_purchase_n_days_after_the_order(
+    service: Any, seeded: Seeded, engine: Any, slash: Any, clock: Any
+) -> None:
+    slash("stage jan purchase")  # Jan's latest order (O-2) is 10 days old; post_purchase_days is 14
+    assert service.scheduler.tick(clock.now).post_purchase_moves == 0
+    assert service.scheduler.tick(clock.advance(days=4)).post_purchase_moves == 1
+    assert service.scheduler.tick(clock.advance(minutes=1)).post_purchase_moves == 0
+    latest = _moves(engine, seeded.jan)[-1]
+    assert (latest.stage_from, latest.stage_to, latest.rep_id) == ("purchase", "post_purchase", None)
+    assert latest.summary == f"14 days after the order of {(START - timedelta(days=10)).date().isoformat()}"
+    _, card = slash("find stastny")
+    assert "purchase → post purchase" in all_text(card["blocks"]) and "by Rapport" in all_text(card["blocks"])

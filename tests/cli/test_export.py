@@ -11,9 +11,9 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from rapport.cli.main import app
+from store.activities import log_activity
 from store.db import make_engine, session_scope
 from store.importing import import_csv
-from store.activities import log_activity
 from store.models import Company, Contact, ContactEmail, Conversation
 from store.stages import move_contact
 
