@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +21,9 @@ from bot.dates import parse_when, split_when
 from bot.identity import visible_owner_ids
 from bot.interactions import CorrectionApplier
 from bot.modals import followup_modal, log_call_modal
+from bot.reply import ReplyOptions, reply_command
 from bot.text import clip, escape, local_time
+from bot.thread import thread_command
 from store.activities import log_activity
 from store.contacts_view import contact_card
 from store.followups import create_followup, open_followups
@@ -43,6 +45,7 @@ class BotOptions:
     keyword_prefix: str = "rapport"  # rapport.toml [inbox]: IMAP keywords follow a reassignment
     # Recategorise: record the correction and re-route (rapport binds the routing rules); None: not offered.
     apply_correction: CorrectionApplier | None = None
+    reply: ReplyOptions = field(default_factory=ReplyOptions)  # rapport.toml [reply] and the reps' signatures
 
 
 @dataclass
@@ -92,6 +95,8 @@ HELP = (
     ("away UNTIL", "mark me away (no new assignments) until a time, e.g. `away monday 9am`"),
     ("back", "I'm back: assignments resume"),
     ("segment top|lapsed|stalled|partners", "customer segments"),
+    ("thread CONTACT|#CONVERSATION", "read a conversation's emails in order"),
+    ("reply #CONVERSATION TEXT", "answer the customer by email (you confirm before it is sent)"),
     ("help", "this list"),
 )
 
@@ -256,6 +261,9 @@ def _usage(ctx: Ctx, usage: str, hint: str) -> Reply:
     return Reply(f"Usage: {ctx.options.command} {usage}", [section(text)])
 
 
+usage = _usage  # bot/thread.py and bot/reply.py answer mistakes the same way
+
+
 HANDLERS: dict[str, Handler] = {
     "help": help_reply,
     "find": find,
@@ -266,6 +274,8 @@ HANDLERS: dict[str, Handler] = {
     "away": away,
     "back": back,
     "segment": segment,
+    "thread": thread_command,
+    "reply": reply_command,
 }
 
 
