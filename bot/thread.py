@@ -43,7 +43,7 @@ def visible_conversation(session: Session, rep: Rep, conversation_id: int) -> Co
 
 
 def thread_view(session: Session, rep: Rep, conversation_id: int, page: int | None = None) -> dict[str, Any]:
-    """The modal; `page` None shows the newest page."""
+    """The modal; page 0 (or None) shows the newest messages, page 1 the ones before them, …"""
     found = visible_conversation(session, rep, conversation_id)
     if isinstance(found, str):
         return notice_view("Conversation", found)
@@ -51,8 +51,10 @@ def thread_view(session: Session, rep: Rep, conversation_id: int, page: int | No
     assert conversation.id is not None
     messages = thread_messages(session, conversation.id)
     pages = max(1, -(-len(messages) // PAGE_SIZE))
-    page = pages - 1 if page is None else min(max(page, 0), pages - 1)
-    shown = messages[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
+    page = min(max(page or 0, 0), pages - 1)  # 0: the newest messages; higher: older ones
+    end = len(messages) - page * PAGE_SIZE
+    start = max(0, end - PAGE_SIZE)
+    shown = messages[start:end]
     contact = session.get(Contact, conversation.contact_id) if conversation.contact_id else None
     who = f" · {escape(contact.name)}" if contact else ""
     blocks: list[Block] = [
@@ -64,14 +66,13 @@ def thread_view(session: Session, rep: Rep, conversation_id: int, page: int | No
         blocks.append(section("No messages stored for this conversation."))
     for message in shown:
         blocks += message_blocks(message, tz=rep.timezone)
-    first = page * PAGE_SIZE + 1
-    blocks.append(context(f"Messages {first}–{first + len(shown) - 1} of {len(messages)}, oldest first"
+    blocks.append(context(f"Messages {start + 1}–{end} of {len(messages)}, oldest first"
                           if messages else "No messages"))
     nav = []
+    if start > 0:
+        nav.append(button("Older messages", "thread_page", f"{conversation.id}:{page + 1}"))
     if page > 0:
-        nav.append(button("Older messages", "thread_page", f"{conversation.id}:{page - 1}"))
-    if page < pages - 1:
-        nav.append(button("Newer messages", "thread_page", f"{conversation.id}:{page + 1}"))
+        nav.append(button("Newer messages", "thread_page", f"{conversation.id}:{page - 1}"))
     if nav:
         blocks.append(actions(*nav, block_id="thread_pages"))
     return modal(THREAD_CALLBACK, "Conversation", blocks, submit=None,
@@ -111,7 +112,11 @@ def _folded_lines(message: Message) -> int:
     whole, new = (message.text or "").strip(), (message.new_text or "").strip()
     if not new or len(whole) <= len(new):
         return 0
-    return max(1, whole.count("\n") - new.count("\n"))
+    return max(1, _lines(whole) - _lines(new))
+
+
+def _lines(text: str) -> int:
+    return sum(1 for line in text.splitlines() if line.strip())
 
 
 def file_size(size: int) -> str:
