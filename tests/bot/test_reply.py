@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from email import message_from_bytes
 from email.utils import format_datetime
@@ -38,11 +38,10 @@ from store.models import (
     OutboxItem,
     OutboxStatus,
 )
-from store.outbox import EmailReply, dispatch, job_of
+from store.outbox import EmailReply, dispatch
 from tests.bot.conftest import (
     ALICE,
     BOB,
-    COMMAND,
     DAVE,
     REPS,
     SECRET,
@@ -50,8 +49,8 @@ from tests.bot.conftest import (
     Clock,
     Seeded,
     rep_id,
-    seed_contacts,
 )
+from tests.dying_dispatcher import run_until_acted
 from tests.inbox.helpers import KeywordClassifier
 from tests.servers import slack_requests
 from tests.servers.dovecot import ImapAccount
@@ -63,9 +62,10 @@ CUSTOMER = "jan.stastny@acme.example"
 
 
 @pytest.fixture
-def reply_service(tmp_path: Path, fake_slack: FakeSlack, clock: Clock, imap_account: ImapAccount,
+def service(tmp_path: Path, fake_slack: FakeSlack, clock: Clock, imap_account: ImapAccount,
                   smtp_server: SmtpServer) -> Iterator[Service]:
-    """`rapport serve` with the mailbox and SMTP configured (the watcher off: tests ingest when they say)."""
+    """`rapport serve` with the mailbox and SMTP configured (the watcher off: tests ingest when they say);
+    conftest's engine, seeded, interact and slash fixtures talk to it."""
     fake_slack.add_user("dave@nordlys.example", DAVE)
     fake_slack.allow_mentions(ALICE, BOB, DAVE, "U0CAROL")
     reps = [RepConfig(**{**REPS[0].model_dump(), "signature": SIGNATURE}), *REPS[1:]]
@@ -83,29 +83,6 @@ def reply_service(tmp_path: Path, fake_slack: FakeSlack, clock: Clock, imap_acco
     svc.start()
     yield svc
     svc.stop()
-
-
-@pytest.fixture
-def engine(reply_service: Service) -> Engine:
-    return reply_service.rt.engine
-
-
-@pytest.fixture
-def seeded(engine: Engine) -> Seeded:
-    return seed_contacts(engine)
-
-
-@pytest.fixture
-def interact(reply_service: Service, fake_slack: FakeSlack) -> Callable[[dict[str, Any]], tuple[int, bytes]]:
-    assert reply_service.http is not None
-    url = f"http://127.0.0.1:{reply_service.http.port}/slack/events"
-
-    def send(payload: dict[str, Any]) -> tuple[int, bytes]:
-        status, body = slack_requests.interaction(SECRET, payload).post(url)
-        fake_slack.check_response(json.loads(body) if body.strip().startswith(b"{") else {})
-        return status, body
-
-    return send
 
 
 def ingest(service: Service) -> None:
@@ -173,12 +150,12 @@ def sent_copies(account: ImapAccount, message_id: str) -> int:
 
 
 def test_reply_from_modal_reaches_smtp_once_lands_in_sent_and_answers(
-    reply_service: Service, engine: Engine, seeded: Seeded, interact: Any, fake_slack: FakeSlack,
+    service: Service, engine: Engine, seeded: Seeded, interact: Any, fake_slack: FakeSlack,
     imap_account: ImapAccount, smtp_server: SmtpServer, clock: Clock,
 ) -> None:
     customer_mail(imap_account, "Wrong toner delivered", "We got cyan instead of black. <!channel>",
                   "<toner-1@acme.example>")
-    ingest(reply_service)
+    ingest(service)
     conversation = the_conversation(engine)
     assert conversation.id is not None and conversation.status == ConversationStatus.open
 
@@ -218,14 +195,14 @@ def test_reply_from_modal_reaches_smtp_once_lands_in_sent_and_answers(
     assert answered.first_response_at == clock.now
 
     # the watcher reads the Sent copy back: the stored reply, not a second message
-    ingest(reply_service)
+    ingest(service)
     with Session(engine) as session:
         assert len(session.exec(select(Message).where(Message.direction == Direction.outbound)).all()) == 1
 
     # the customer answers the reply: the same conversation, open again
     customer_mail(imap_account, "Re: Wrong toner delivered", "Thanks! When will it arrive?",
                   "<toner-2@acme.example>", minutes=60, in_reply_to=reply.message_id)
-    ingest(reply_service)
+    ingest(service)
     with Session(engine) as session:
         conversations = session.exec(select(Conversation)).all()
         followup = session.exec(select(Message).where(Message.message_id == "<toner-2@acme.example>")).one()
@@ -233,45 +210,45 @@ def test_reply_from_modal_reaches_smtp_once_lands_in_sent_and_answers(
     assert conversations[0].status == ConversationStatus.open
 
 
-def test_retry_after_a_crash_between_send_and_mark_does_not_send_twice(
-    reply_service: Service, engine: Engine, seeded: Seeded, interact: Any, fake_slack: FakeSlack,
-    imap_account: ImapAccount, smtp_server: SmtpServer, clock: Clock,
+def test_sigkill_between_send_and_mark_then_a_restart_sends_nothing_twice(
+    service: Service, engine: Engine, seeded: Seeded, interact: Any, fake_slack: FakeSlack,
+    imap_account: ImapAccount, smtp_server: SmtpServer, clock: Clock, tmp_path: Path,
 ) -> None:
-    """The handler sent and copied to Sent, then the process died before the row was marked."""
-    reply_service.slack.after_reply = None  # type: ignore[union-attr]  # deliver only when this test says
+    """The real dispatcher in a child process sends and copies to Sent, then dies before marking the row."""
+    service.slack.after_reply = None  # type: ignore[union-attr]  # deliver only when this test says
     customer_mail(imap_account, "Invoice question", "Is the invoice final?", "<inv-1@acme.example>")
-    ingest(reply_service)
+    ingest(service)
     conversation = the_conversation(engine)
     interact(click("conv_reply", str(conversation.id)))
     view = opened_view(fake_slack)
     clock.advance(minutes=5)
     interact(submission(view, "Yes, it is final.", None))
     fake_slack.wait_for("chat.postMessage")
-    with Session(engine) as session:
-        row = session.exec(select(OutboxItem).where(OutboxItem.kind == EmailReply.kind)).one()
-    handler = reply_handler(engine, smtp=smtp_options(reply_service.rt.settings),
-                            open_sent=sent_folders(mailbox_specs(reply_service.rt)))
-    job = job_of(row)
-    handler.act([job])  # the act, without the mark: as if killed right after it
-    assert len(smtp_server.wait_for(1)) == 1
+    [row] = reply_rows(engine)
 
-    # the restarted dispatcher claims the row again (its lease ran out) and finds the copy in Sent
+    run_until_acted(tmp_path / "acted", service.rt.settings.database_url, clock.now, "reply", smtp_server.host,
+                    smtp_server.port, imap_account.host, imap_account.port, imap_account.user, imap_account.password)
+    assert len(smtp_server.wait_for(1)) == 1
+    assert reply_rows(engine)[0].status == OutboxStatus.pending  # killed before the mark
+
+    # the restarted process claims the row once its lease ran out, and finds the copy in Sent
+    [spec] = mailbox_specs(service.rt)
+    handler = reply_handler(engine, smtp=smtp_options(service.rt.settings), open_sent=sent_folders([spec]))
     assert dispatch(engine, [handler], now=clock.advance(minutes=10)) == 1
-    with Session(engine) as session:
-        done = session.get(OutboxItem, row.id)
-        reply = session.exec(select(Message).where(Message.direction == Direction.outbound)).one()
-    assert done is not None and done.status == OutboxStatus.sent
-    assert done.payload["result"] == {"already_sent": True}
+    [done] = reply_rows(engine)
+    assert (done.id, done.status, done.payload["result"]) == (row.id, OutboxStatus.sent, {"already_sent": True})
     assert len(smtp_server.messages) == 1
+    with Session(engine) as session:
+        reply = session.exec(select(Message).where(Message.direction == Direction.outbound)).one()
     assert sent_copies(imap_account, reply.message_id) == 1
 
 
 def test_reply_refused_to_a_bouncing_address_and_to_automatic_mail(
-    reply_service: Service, engine: Engine, seeded: Seeded, interact: Any, fake_slack: FakeSlack,
+    service: Service, engine: Engine, seeded: Seeded, interact: Any, fake_slack: FakeSlack,
     imap_account: ImapAccount, smtp_server: SmtpServer,
 ) -> None:
     customer_mail(imap_account, "Delivery date", "When does the parcel come?", "<d-1@acme.example>")
-    ingest(reply_service)
+    ingest(service)
     conversation = the_conversation(engine)
     with session_scope(engine) as session:
         address = session.exec(select(ContactEmail).where(ContactEmail.email == CUSTOMER)).one()
@@ -302,17 +279,13 @@ def test_reply_refused_to_a_bouncing_address_and_to_automatic_mail(
 
 
 def test_crm_reply_asks_for_confirmation_before_sending(
-    reply_service: Service, engine: Engine, seeded: Seeded, fake_slack: FakeSlack, imap_account: ImapAccount,
-    smtp_server: SmtpServer,
+    service: Service, engine: Engine, seeded: Seeded, fake_slack: FakeSlack, imap_account: ImapAccount,
+    smtp_server: SmtpServer, slash: Any,
 ) -> None:
     customer_mail(imap_account, "Quote please", "Please send a quote for 20 units.", "<q-1@acme.example>")
-    ingest(reply_service)
+    ingest(service)
     conversation = the_conversation(engine)
-    assert reply_service.http is not None
-    url = f"http://127.0.0.1:{reply_service.http.port}/slack/events"
-    status, _ = slack_requests.slash_command(SECRET, COMMAND, f"reply #{conversation.id} The quote is attached.",
-                                             user_id=ALICE).post(url)
-    assert status == 200
+    assert slash(f"reply #{conversation.id} The quote is attached.")[0] == 200
     view = opened_view(fake_slack)
     assert view["callback_id"] == "email_reply" and view["submit"]["text"] == "Send to customer"
     assert view["blocks"][3]["element"]["initial_value"] == "The quote is attached."
@@ -325,7 +298,7 @@ def test_crm_reply_asks_for_confirmation_before_sending(
 
 
 def test_show_conversation_in_order_escaped_folded_with_attachments_and_pages(
-    reply_service: Service, engine: Engine, seeded: Seeded, interact: Any, fake_slack: FakeSlack,
+    service: Service, engine: Engine, seeded: Seeded, interact: Any, fake_slack: FakeSlack,
 ) -> None:
     with session_scope(engine) as session:
         conversation = Conversation(subject="Long <b>thread</b>", contact_id=seeded.jan, opened_at=START,
@@ -368,26 +341,23 @@ def test_show_conversation_in_order_escaped_folded_with_attachments_and_pages(
 
 
 def test_crm_thread_by_contact_and_show_buttons_on_home_and_card(
-    reply_service: Service, engine: Engine, seeded: Seeded, interact: Any, fake_slack: FakeSlack,
-    imap_account: ImapAccount,
+    service: Service, engine: Engine, seeded: Seeded, interact: Any, fake_slack: FakeSlack,
+    imap_account: ImapAccount, slash: Any,
 ) -> None:
     customer_mail(imap_account, "Delivery date", "When does the parcel come?", "<d-2@acme.example>")
-    ingest(reply_service)
+    ingest(service)
     conversation = the_conversation(engine)
-    assert reply_service.http is not None
-    url = f"http://127.0.0.1:{reply_service.http.port}/slack/events"
-    status, _ = slack_requests.slash_command(SECRET, COMMAND, "thread stastny", user_id=ALICE).post(url)
-    assert status == 200
+    assert slash("thread stastny")[0] == 200
     view = opened_view(fake_slack)
     assert view["callback_id"] == "conversation_thread"
     assert "When does the parcel come?" in json.dumps(view, ensure_ascii=False)
 
     # a rep of another team may not read it
-    status, _ = slack_requests.slash_command(SECRET, COMMAND, f"thread #{conversation.id}", user_id=DAVE).post(url)
+    slash(f"thread #{conversation.id}", user=DAVE)
     assert "not yours to see" in json.dumps(opened_view(fake_slack, count=2), ensure_ascii=False)
 
     # "Show conversation" on App Home rows
-    reply_service.slack.publish_home({rep_id(engine, "alice@nordlys.example")})  # type: ignore[union-attr]
+    service.slack.publish_home({rep_id(engine, "alice@nordlys.example")})  # type: ignore[union-attr]
     home = fake_slack.wait_for("views.publish")[-1].params["view"]
     home = json.loads(home) if isinstance(home, str) else home
     buttons = [b["accessory"] for b in home["blocks"] if b.get("accessory", {}).get("action_id") == "conv_thread"]
