@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 REPLY_CALLBACK = "email_reply"
 SEND_LABEL = "Send to customer"
 SIGNATURE_SEPARATOR = "\n\n-- \n"  # the usual "-- " line: mail clients fold what follows
+NOT_SET_UP = "Replies by email are not set up here: an admin sets RAPPORT_SMTP_HOST (see the README)."
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class ReplyOptions:
     default_from: str = "rapport@localhost"  # RAPPORT_SMTP_FROM, when the mailbox is not known
     reply_to: str | None = None  # a Reply-To header on every reply
     signatures: Mapping[str, str] = field(default_factory=dict)  # rep email (lower case) -> signature
+    can_send: bool = True  # False without RAPPORT_SMTP_HOST: the modal says so instead of queueing mail
 
     def sender(self, draft: ReplyDraft) -> str:
         mailbox = draft.mailbox if draft.mailbox and "@" in draft.mailbox else None
@@ -66,8 +68,8 @@ def reply_view(session: Session, rep: Rep, conversation_id: int, options: ReplyO
     if isinstance(found, str):
         return notice_view("Reply", found)
     draft = reply_draft(session, conversation_id)
-    if isinstance(draft, str):
-        return notice_view("Cannot reply", draft)
+    if isinstance(draft, str) or not options.can_send:
+        return notice_view("Cannot reply", draft if isinstance(draft, str) else NOT_SET_UP)
     answering = draft.answering
     sender = escape(answering.from_name or answering.from_email or "the customer")
     quoted = escape(clip(answering.new_text or answering.text or "(no text)", 1500))
@@ -100,8 +102,8 @@ def submit_reply(session: Session, rep: Rep, view: dict[str, Any], now: datetime
     if isinstance(found, str):
         return Submission(errors={"text": found})
     draft = reply_draft(session, conversation_id)
-    if isinstance(draft, str):
-        return Submission(errors={"text": draft})
+    if isinstance(draft, str) or not options.can_send:
+        return Submission(errors={"text": draft if isinstance(draft, str) else NOT_SET_UP})
     if draft.answering.id != meta.get("answering"):
         return Submission(errors={"text": "The customer wrote again meanwhile; close this and press Reply "
                                           "again to see the new message."})

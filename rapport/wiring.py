@@ -144,7 +144,8 @@ def reply_options(config: AppConfig, settings: Settings | None) -> ReplyOptions:
     signatures = {rep.email.strip().lower(): rep.signature for rep in config.reps if rep.signature}
     default_from = settings.smtp_from if settings is not None else ReplyOptions.default_from
     return ReplyOptions(from_address=config.reply.from_address, default_from=default_from,
-                        reply_to=config.reply.reply_to, signatures=signatures)
+                        reply_to=config.reply.reply_to, signatures=signatures,
+                        can_send=settings is None or settings.smtp_host is not None)
 
 
 def reply_handler(rt: Runtime) -> Handler:

@@ -70,7 +70,7 @@ def test_unknown_rep_is_a_clear_error(chat_env: str) -> None:
     assert "no rep with email nobody@example.com" in str(result.exception)
 
 
-def test_thread_prints_the_conversation_and_reply_needs_slack_to_send(chat_env: str) -> None:
+def test_thread_prints_the_conversation_and_reply_says_sending_is_not_set_up(chat_env: str) -> None:
     from tests.bot.conftest import add_assigned_email
 
     conversation_id, _ = add_assigned_email(engine_for(chat_env), owner_email="alice@nordlys.example",
@@ -80,4 +80,4 @@ def test_thread_prints_the_conversation_and_reply_needs_slack_to_send(chat_env: 
     assert "*Received* from Jan Šťastný" in result.output and "Black toner, not cyan." in result.output
     result = CliRunner().invoke(chat_app, ["--as", "alice@nordlys.example", f"reply #{conversation_id} On its way"])
     assert result.exit_code == 0, result.output
-    assert "In Slack this opens a form" in result.output
+    assert "Replies by email are not set up here" in result.output  # no RAPPORT_SMTP_HOST
