@@ -115,7 +115,8 @@ def wait_until_sent(engine: Engine) -> None:
         time.sleep(0.05)
 
 
-def customer_writes(service: Service, account: ImapAccount, subject: str, body: str, message_id: str) -> Conversation:
+def customer_writes(service: Service, account: ImapAccount, subject: str, body: str,
+                    message_id: str) -> Conversation:
     """The customer's first mail, ingested: its conversation."""
     customer_mail(account, subject, body, message_id)
     ingest(service)
@@ -160,7 +161,8 @@ def test_reply_from_modal_reaches_smtp_once_lands_in_sent_and_answers(
     service: Service, engine: Engine, seeded: Seeded, interact: Any, fake_slack: FakeSlack,
     imap_account: ImapAccount, smtp_server: SmtpServer, clock: Clock,
 ) -> None:
-    conversation = customer_writes(service, imap_account, "Wrong toner delivered", "We got cyan instead of black. <!channel>", "<toner-1@acme.example>")
+    conversation = customer_writes(service, imap_account, "Wrong toner delivered", "We got cyan instead of black. <!channel>",
+                                   "<toner-1@acme.example>")
     assert conversation.id is not None and conversation.status == ConversationStatus.open
 
     # "Reply" on the assignment DM opens the confirmation: nothing is sent by the click
@@ -220,7 +222,8 @@ def test_sigkill_between_send_and_mark_then_a_restart_sends_nothing_twice(
 ) -> None:
     """The real dispatcher in a child process sends and copies to Sent, then dies before marking the row."""
     service.slack.after_reply = None  # type: ignore[union-attr]  # deliver only when this test says
-    conversation = customer_writes(service, imap_account, "Invoice question", "Is the invoice final?", "<inv-1@acme.example>")
+    conversation = customer_writes(service, imap_account, "Invoice question", "Is the invoice final?",
+                                   "<inv-1@acme.example>")
     interact(click("conv_reply", str(conversation.id)))
     view = opened_view(fake_slack)
     clock.advance(minutes=5)
@@ -249,7 +252,8 @@ def test_reply_refused_to_a_bouncing_address_and_to_automatic_mail(
     service: Service, engine: Engine, seeded: Seeded, interact: Any, fake_slack: FakeSlack,
     imap_account: ImapAccount, smtp_server: SmtpServer,
 ) -> None:
-    conversation = customer_writes(service, imap_account, "Delivery date", "When does the parcel come?", "<d-1@acme.example>")
+    conversation = customer_writes(service, imap_account, "Delivery date", "When does the parcel come?",
+                                   "<d-1@acme.example>")
     with session_scope(engine) as session:
         address = session.exec(select(ContactEmail).where(ContactEmail.email == CUSTOMER)).one()
         address.bouncing, address.bounced_at = True, START
@@ -281,7 +285,8 @@ def test_crm_reply_asks_for_confirmation_before_sending(
     service: Service, engine: Engine, seeded: Seeded, fake_slack: FakeSlack, imap_account: ImapAccount,
     smtp_server: SmtpServer, slash: Any,
 ) -> None:
-    conversation = customer_writes(service, imap_account, "Quote please", "Please send a quote for 20 units.", "<q-1@acme.example>")
+    conversation = customer_writes(service, imap_account, "Quote please", "Please send a quote for 20 units.",
+                                   "<q-1@acme.example>")
     assert slash(f"reply #{conversation.id} The quote is attached.")[0] == 200
     view = opened_view(fake_slack)
     assert view["callback_id"] == "email_reply" and view["submit"]["text"] == "Send to customer"
@@ -340,7 +345,8 @@ def test_crm_thread_by_contact_and_show_buttons_on_home_and_card(
     service: Service, engine: Engine, seeded: Seeded, interact: Any, fake_slack: FakeSlack,
     imap_account: ImapAccount, slash: Any,
 ) -> None:
-    conversation = customer_writes(service, imap_account, "Delivery date", "When does the parcel come?", "<d-2@acme.example>")
+    conversation = customer_writes(service, imap_account, "Delivery date", "When does the parcel come?",
+                                   "<d-2@acme.example>")
     assert slash("thread stastny")[0] == 200
     view = opened_view(fake_slack)
     assert view["callback_id"] == "conversation_thread"
