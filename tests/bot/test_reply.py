@@ -161,7 +161,8 @@ def test_reply_from_modal_reaches_smtp_once_lands_in_sent_and_answers(
     service: Service, engine: Engine, seeded: Seeded, interact: Any, fake_slack: FakeSlack,
     imap_account: ImapAccount, smtp_server: SmtpServer, clock: Clock,
 ) -> None:
-    conversation = customer_writes(service, imap_account, "Wrong toner delivered", "We got cyan instead of black. <!channel>",
+    conversation = customer_writes(service, imap_account, "Wrong toner delivered",
+                                   "We got cyan instead of black. <!channel>",
                                    "<toner-1@acme.example>")
     assert conversation.id is not None and conversation.status == ConversationStatus.open
 
