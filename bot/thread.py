@@ -16,7 +16,8 @@ from bot.blocks import Block, Reply, actions, button, context, divider, fit, sec
 from bot.identity import can_see
 from bot.modals import modal
 from bot.text import age, clip, escape, local_time, whole_number
-from store.models import Contact, Conversation, Direction, Message, Rep
+from store.models import Contact, Conversation, Direction, Message, OutboxItem, OutboxStatus, Rep
+from store.outbox import EmailReply
 from store.replies import thread_messages
 
 if TYPE_CHECKING:
@@ -64,8 +65,9 @@ def thread_view(session: Session, rep: Rep, conversation_id: int, page: int | No
     ]
     if not messages:
         blocks.append(section("No messages stored for this conversation."))
+    states = delivery_states(session, shown)
     for message in shown:
-        blocks += message_blocks(message, tz=rep.timezone)
+        blocks += message_blocks(message, tz=rep.timezone, delivery=states.get(message.id or 0))
     blocks.append(context(f"Messages {start + 1}–{end} of {len(messages)}, oldest first"
                           if messages else "No messages"))
     nav = []
@@ -79,7 +81,22 @@ def thread_view(session: Session, rep: Rep, conversation_id: int, page: int | No
                  metadata={"conversation_id": conversation.id, "page": page})
 
 
-def message_blocks(message: Message, *, tz: str) -> list[Block]:
+def delivery_states(session: Session, messages: list[Message]) -> dict[int, str]:
+    """Replies sent from Slack that have not gone out (yet): message id -> what to tell the rep."""
+    keys = {EmailReply(m.id, m.mailbox).key: m.id for m in messages if m.id and m.direction == Direction.outbound}
+    if not keys:
+        return {}
+    rows = session.exec(select(OutboxItem).where(col(OutboxItem.key).in_(list(keys)))).all()
+    states = {}
+    for row in rows:
+        if row.status == OutboxStatus.pending:
+            states[keys[row.key]] = "sending…" + (f" (retrying: {clip(row.last_error, 120)})" if row.last_error else "")
+        elif row.status == OutboxStatus.failed:
+            states[keys[row.key]] = f"NOT SENT: {clip(row.last_error or 'gave up', 160)}"
+    return states
+
+
+def message_blocks(message: Message, *, tz: str, delivery: str | None = None) -> list[Block]:
     """One message: who, when, which way; its new text; what was folded or attached."""
     sender = escape(message.from_name or message.from_email or "unknown sender")
     if message.from_name and message.from_email:
@@ -94,7 +111,7 @@ def message_blocks(message: Message, *, tz: str) -> list[Block]:
     text = (message.new_text or message.text or "").strip()
     body = fit(escape(text), MESSAGE_TEXT) if text else "_(no text)_"
     blocks: list[Block] = [divider(), section(f"{line}\n{body}")]
-    notes = []
+    notes = [f"*{escape(delivery)}*"] if delivery else []
     folded = _folded_lines(message)
     if folded:
         notes.append(f"Quoted history folded ({folded} lines)")

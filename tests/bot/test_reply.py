@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from bot.email import SmtpOptions
 from bot.reply import reply_handler
 from inbox.imap import sync_mailbox
 from inbox.options import IngestOptions
@@ -38,7 +39,7 @@ from store.models import (
     OutboxItem,
     OutboxStatus,
 )
-from store.outbox import EmailReply, dispatch
+from store.outbox import MAX_ATTEMPTS, EmailReply, dispatch
 from tests.bot.conftest import (
     ALICE,
     BOB,
@@ -55,6 +56,7 @@ from tests.inbox.helpers import KeywordClassifier
 from tests.servers import slack_requests
 from tests.servers.dovecot import ImapAccount
 from tests.servers.fake_slack import FakeSlack
+from tests.servers.ports import LOOPBACK, free_port
 from tests.servers.smtp import SmtpServer
 
 SIGNATURE = "Alice Berg\nNordlys Sales · +46 8 123 45"
@@ -370,3 +372,32 @@ def test_crm_thread_by_contact_and_show_buttons_on_home_and_card(
     assert any(b.get("accessory", {}).get("action_id") == "conv_thread" for b in card["blocks"])
     with Session(engine) as session:
         assert session.exec(select(Message).where(col(Message.direction) == Direction.outbound)).first() is None
+
+
+def test_a_reply_that_cannot_leave_shows_in_the_conversation_with_the_reason(
+    service: Service, engine: Engine, seeded: Seeded, interact: Any, fake_slack: FakeSlack,
+    imap_account: ImapAccount, clock: Clock,
+) -> None:
+    service.slack.after_reply = None  # type: ignore[union-attr]  # delivered below, to a mail server that is down
+    conversation = customer_writes(service, imap_account, "Invoice copy", "Please resend the invoice.",
+                                   "<inv-9@acme.example>")
+    interact(click("conv_reply", str(conversation.id)))
+    view = opened_view(fake_slack)
+    interact(submission(view, "Attached again.", None))
+    fake_slack.wait_for("chat.postMessage")
+
+    def shown() -> str:
+        count = len(fake_slack.calls("views.open")) + 1
+        interact(click("conv_thread", str(conversation.id)))
+        return json.dumps(opened_view(fake_slack, count=count), ensure_ascii=False)
+
+    assert "*sending…*" in shown()
+    [spec] = mailbox_specs(service.rt)
+    down = SmtpOptions(host=LOOPBACK, port=free_port(), security="none")  # nothing listens there
+    handler = reply_handler(engine, smtp=down, open_sent=sent_folders([spec]))
+    dispatch(engine, [handler], now=clock.advance(minutes=1))
+    assert "sending… (retrying: EmailError: cannot send mail via" in shown()
+    for _ in range(MAX_ATTEMPTS):
+        dispatch(engine, [handler], now=clock.advance(hours=2))
+    assert reply_rows(engine)[0].status == OutboxStatus.failed
+    assert "NOT SENT: EmailError: cannot send mail via" in shown()
