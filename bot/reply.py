@@ -158,7 +158,7 @@ def reply_mail(message: Message) -> EmailMessage:
         mail["In-Reply-To"] = message.in_reply_to
     if message.references:
         mail["References"] = " ".join(message.references)
-    mail.set_content(message.text)
+    mail.set_content(message.text, cte="quoted-printable")  # 7-bit safe for any SMTP server and IMAP APPEND
     return mail
 
 
