@@ -50,7 +50,9 @@ from bot.modals import card_modal, log_message_modal
 from bot.notes import card_note_modal
 from bot.notify import SlackSender
 from bot.relationship import MOVE_FIELDS, move_from_card
+from bot.reply import reply_view, submit_reply
 from bot.text import clip, escape, whole_number
+from bot.thread import page_of, thread_view
 from store.db import read_session, session_scope
 from store.models import Rep, SlackEvent
 from store.search import search_companies, search_contacts
@@ -82,6 +84,7 @@ class RapportSlack:
         self.sender = SlackSender(client)
         self.options = options or BotOptions()
         self.clock = clock
+        self.after_reply: Callable[[], object] | None = None  # `serve`: deliver the reply now, not at the next tick
         self._slow = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rapport-slow")
         self._listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="rapport-listener")
         self.app = App(
@@ -127,6 +130,12 @@ class RapportSlack:
         app.view("add_followup")(self._on_submission(submit_followup))
         app.view("log_message")(self._on_submission(submit_log_message))
         app.view("add_note")(self._on_submission(submit_note))
+        app.action("conv_thread")(self._on_view_action(lambda s, rep, value: thread_view(s, rep, whole_number(value) or 0)))
+        app.action("conv_reply")(self._on_view_action(lambda s, rep, value: reply_view(
+            s, rep, whole_number(value) or 0, self.options.reply)))
+        app.action("thread_page")(self._on_thread_page)
+        app.view("email_reply")(self._on_submission(partial(submit_reply, options=self.options.reply),
+                                                    then=lambda: self.after_reply and self.after_reply()))
         app.shortcut(SHORTCUT_CALLBACK)(self._on_log_shortcut)
         app.event("app_home_opened")(self._on_home_opened)
         app.error(self._on_error)
@@ -299,6 +308,25 @@ class RapportSlack:
 
         return open_modal
 
+    def _on_view_action(self, build: Callable[[Session, Rep, str], dict[str, Any]]) -> Callable[..., None]:
+        """A button that opens a read-only modal (a conversation, a reply to confirm): rendered in a
+        read session, opened (or pushed over the modal it was clicked in) after it."""
+
+        def open_view(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+            ack()
+            with read_session(self.engine) as session:
+                view = build(session, self._rep(session, context), _action_value(body))
+            self._open_or_push(body, view)
+
+        return open_view
+
+    def _on_thread_page(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+        ack()
+        conversation_id, page = page_of(_action_value(body))
+        with read_session(self.engine) as session:
+            view = thread_view(session, self._rep(session, context), conversation_id, page)
+        self.client.views_update(view_id=str((body.get("view") or {}).get("id") or ""), view=view)
+
     def _open_or_push(self, body: dict[str, Any], view: dict[str, Any]) -> None:
         if (body.get("container") or {}).get("type") == "view" and (body.get("view") or {}).get("type") == "modal":
             self.client.views_push(trigger_id=body["trigger_id"], view=view)
@@ -352,7 +380,8 @@ class RapportSlack:
         return on_action
 
     # ------------------------------------------------------------------ modals
-    def _on_submission(self, submit: Callable[[Session, Rep, dict[str, Any], datetime], Submission]) -> Callable[..., None]:
+    def _on_submission(self, submit: Callable[[Session, Rep, dict[str, Any], datetime], Submission],
+                       then: Callable[[], object] | None = None) -> Callable[..., None]:
         def on_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
             with session_scope(self.engine) as session:
                 result = submit(session, self._rep(session, context), view, self.clock())
@@ -362,6 +391,8 @@ class RapportSlack:
                 ack(response_action="errors", errors=result.errors)
                 return
             ack()
+            if then is not None:
+                self._slow.submit(then)
             self.sender.tell(_user(body), result.text, [section(result.text)])
             self.publish_home({context["rep_id"]})
 

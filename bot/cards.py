@@ -49,8 +49,8 @@ def contact_card_blocks(card: ContactCard, *, now: datetime, tz: str) -> list[Bl
         ),
     ]
     if card.open_conversations:
-        lines = [_conversation_line(c, now) for c in card.open_conversations]
-        blocks.append(section("*Open conversations*\n" + "\n".join(lines)))
+        blocks.append(section("*Open conversations*"))
+        blocks += [conversation_row(c, now) for c in card.open_conversations]
     if card.activities:
         lines = [_activity_line(a, now, about=card.company if a.contact_id is None else None) for a in card.activities]
         blocks.append(section("*Last activities*\n" + "\n".join(lines)))
@@ -159,12 +159,18 @@ def reminder_actions(followup_id: int) -> Block:
     )
 
 
+def conversation_row(conv: OpenConversation, now: datetime) -> Block:
+    """One open conversation with its "Show conversation" button (card, `my`, App Home)."""
+    return section(fit(_conversation_line(conv, now), MAX_SECTION_TEXT),
+                   accessory=button("Show conversation", "conv_thread", str(conv.id)))
+
+
 def queue_blocks(queue: list[OpenConversation], *, now: datetime, total: int) -> list[Block]:
-    """The queue as one section; `total` open conversations, of which `queue` are the most urgent."""
+    """The queue, a row per conversation; `total` open conversations, of which `queue` are the most urgent."""
     if not queue:
         return [section("No open conversations. :tada:")]
-    lines = "\n".join(_conversation_line(c, now) for c in queue)
-    return [section(fit(lines, MAX_SECTION_TEXT, hidden=total - len(queue)))]
+    rows = [conversation_row(c, now) for c in queue]
+    return rows + ([context(f"…and {total - len(queue)} more")] if total > len(queue) else [])
 
 
 def my_blocks(session: Session, rep: Rep, *, now: datetime) -> list[Block]:

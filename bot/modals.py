@@ -137,6 +137,10 @@ def card_modal(blocks: list[Block]) -> dict[str, Any]:
     return _modal("contact_card", "Contact", blocks[:100], submit=None)
 
 
+# other modules' modals (bot/thread.py, bot/reply.py) are built the same way
+modal, input_block, text_input = _modal, _input, _text_input
+
+
 # --------------------------------------------------------------------------- reading submissions
 
 

@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from bot.blocks import Reply, section
 from bot.commands import Ctx, resolve_contact
-from bot.commands import _usage as usage_reply  # the one way to answer "Usage: ..."
+from bot.commands import usage as usage_reply
 from bot.identity import can_see
 from bot.interactions import Outcome
 from bot.text import clip, escape
