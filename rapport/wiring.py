@@ -20,6 +20,7 @@ from rapport.config import AppConfig, load_config
 from rapport.errors import ConfigError
 from rapport.settings import Settings, load_settings
 from store.db import current_revision, head_revision, make_engine, session_scope, upgrade
+from store.privacy import Retention
 from store.reps import RepFields, upsert_rep
 
 if TYPE_CHECKING:
@@ -123,6 +124,12 @@ def digest_options(config: AppConfig) -> DigestOptions:
     )
 
 
+def retention(config: AppConfig) -> Retention:
+    """rapport.toml [privacy.retention_days] as store.privacy takes it."""
+    days = config.privacy.retention_days
+    return Retention(message_bodies=days.message_bodies, attachment_metadata=days.attachment_metadata)
+
+
 def bot_options(config: AppConfig) -> BotOptions:
     from bot.commands import BotOptions
 
@@ -198,6 +205,7 @@ def ingest_options(rt: Runtime) -> IngestOptions:
         batch_size=inbox.batch_size,
         thread_window=timedelta(days=inbox.thread_window_days),
         own_addresses=tuple(a.lower() for a in own if "@" in a),
+        privacy_key=rt.settings.privacy_secret,
     )
 
 
