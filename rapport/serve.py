@@ -26,6 +26,7 @@ from rapport.wiring import (
     digest_options,
     ingest_options,
     mailbox_specs,
+    retention,
     segment_params,
     slack_client,
     smtp_options,
@@ -85,7 +86,7 @@ class Service:
         self.scheduler = Scheduler(engine, self.slack.sender, interval=self.scheduler_interval,
                                    digest_options=digest_options(self.rt.config), smtp=smtp_options(settings),
                                    segment_params=segment_params(self.rt.config),
-                                   on_change=self.slack.publish_home)
+                                   on_change=self.slack.publish_home, retention=retention(self.rt.config))
         if app_token is not None:
             self._start_socket_mode(app_token)
         else:

@@ -32,10 +32,11 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import String, Table, cast, delete, func, update
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
 from store.audit import Actor, audit_entries, pseudonymise, record_audit
-from store.db import is_read_only
+from store.db import is_read_only, session_scope
 from store.models import (
     Activity,
     Assignment,
@@ -433,6 +434,31 @@ def expire_batch(session: Session, kind: str, *, days: int, now: datetime, batch
                               else {"attachments": []})
     session.execute(update(Message).where(col(Message.id).in_(ids)).values(**values))
     return len(ids)
+
+
+def expire_old_data(engine: Engine, retention: Retention, *, now: datetime, batch: int = RETENTION_BATCH,
+                    max_batches: int | None = None) -> tuple[dict[str, int], bool]:
+    """Apply `retention`, one short transaction per batch (ingest never waits long).
+
+    Returns how many messages lost each kind of data, and whether all is done (False when
+    `max_batches` ran out first: call again)."""
+    done: dict[str, int] = {}
+    batches = 0
+    for kind in RETENTION_KINDS:
+        days = retention.days(kind)
+        if days is None:
+            continue
+        done[kind] = 0
+        while max_batches is None or batches < max_batches:
+            with session_scope(engine) as session:
+                count = expire_batch(session, kind, days=days, now=now, batch=batch)
+            batches += 1
+            done[kind] += count
+            if count < batch:
+                break
+        else:
+            return done, False
+    return done, True
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,10 @@ from rapport.wiring import retention
 from store.audit import Actor, audit_entries, record_audit
 from store.db import read_session, session_scope
 from store.privacy import (
-    RETENTION_KINDS,
     PrivacyError,
     address_digest,
     erase_person,
-    expire_batch,
+    expire_old_data,
     export_person,
     export_summary,
     find_person,
@@ -137,18 +136,11 @@ def expire() -> None:
     """Apply [privacy.retention_days] now (the scheduler does it once a day)."""
     rt = runtime()
     policy = retention(rt.config)
-    for kind in RETENTION_KINDS:
-        days = policy.days(kind)
-        if days is None:
-            continue
-        total = 0
-        while True:
-            with session_scope(rt.engine) as session:
-                done = expire_batch(session, kind, days=days, now=utcnow())
-            total += done
-            if done == 0:
-                break
-        console.print(f"{kind.replace('_', ' ')}: emptied on {total} messages older than {days} days.")
+    done, _ = expire_old_data(rt.engine, policy, now=utcnow())
+    if not done:
+        console.print("Nothing to do: rapport.toml sets no [privacy.retention_days].")
+    for kind, count in done.items():
+        console.print(f"{kind.replace('_', ' ')}: emptied on {count} messages older than {policy.days(kind)} days.")
 
 
 def audit(
