@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from bot.interactions import CorrectionApplier
 from bot.modals import followup_modal, log_call_modal
 from bot.text import clip, escape, local_time
 from store.activities import log_activity
+from store.audit import Actor, record_audit
 from store.contacts_view import contact_card
 from store.followups import create_followup, open_followups
 from store.models import ActivityKind, Contact, Rep
@@ -41,6 +42,7 @@ class BotOptions:
     command: str = "/crm"
     segment_params: SegmentParams | None = None  # rapport.toml [segments]; None: the defaults
     keyword_prefix: str = "rapport"  # rapport.toml [inbox]: IMAP keywords follow a reassignment
+    privacy_key: str | None = field(default=None, repr=False)  # RAPPORT_PRIVACY_KEY for erasures from Slack
     # Recategorise: record the correction and re-route (rapport binds the routing rules); None: not offered.
     apply_correction: CorrectionApplier | None = None
 
@@ -51,6 +53,12 @@ class Ctx:
     rep: Rep
     now: datetime
     options: BotOptions
+    origin: str | None = None  # where the request came from (Slack user and channel), for the audit log
+    via: str = "slack"
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.rep.email, self.via, self.origin)
 
     @property
     def languages(self) -> list[str]:
@@ -92,6 +100,7 @@ HELP = (
     ("away UNTIL", "mark me away (no new assignments) until a time, e.g. `away monday 9am`"),
     ("back", "I'm back: assignments resume"),
     ("segment top|lapsed|stalled|partners", "customer segments"),
+    ("privacy export|erase CONTACT", "managers: a person's data as a file in your DM, or erase them for good"),
     ("help", "this list"),
 )
 
@@ -123,6 +132,8 @@ def card_reply(ctx: Ctx, contact_id: int) -> Reply:
     if card is None or not _visible(ctx, card.owner_id):
         return Reply("That contact is not there (or not yours to see).",
                      [section("That contact is not there (or not yours to see).")])
+    record_audit(ctx.session, ctx.actor, "card.view", target_kind="contact", target_id=contact_id,
+                 contact_id=contact_id, at=ctx.now)
     return Reply(f"Contact: {escape(card.name)}", contact_card_blocks(card, now=ctx.now, tz=ctx.rep.timezone))
 
 
@@ -251,6 +262,12 @@ def segment(ctx: Ctx, args: list[str]) -> Reply:
     return Reply(f"Segment {name}", blocks)
 
 
+def privacy(ctx: Ctx, args: list[str]) -> Reply:
+    from bot.privacy import privacy_command  # bot.privacy builds on this module's Ctx and resolve_contact
+
+    return privacy_command(ctx, args)
+
+
 def _usage(ctx: Ctx, usage: str, hint: str) -> Reply:
     text = f"Usage: `{ctx.options.command} {usage}`\n{hint}"
     return Reply(f"Usage: {ctx.options.command} {usage}", [section(text)])
@@ -266,6 +283,7 @@ HANDLERS: dict[str, Handler] = {
     "away": away,
     "back": back,
     "segment": segment,
+    "privacy": privacy,
 }
 
 

@@ -81,8 +81,8 @@ class Service:
         if app_token is None and not secret:
             raise ConfigError("set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
 
-        self.slack = build_app(engine, client=client, signing_secret=secret, options=bot_options(self.rt.config),
-                               clock=self.clock)
+        self.slack = build_app(engine, client=client, signing_secret=secret,
+                               options=bot_options(self.rt.config, settings.privacy_secret), clock=self.clock)
         self.scheduler = Scheduler(engine, self.slack.sender, interval=self.scheduler_interval,
                                    digest_options=digest_options(self.rt.config), smtp=smtp_options(settings),
                                    segment_params=segment_params(self.rt.config),

@@ -130,11 +130,12 @@ def retention(config: AppConfig) -> Retention:
     return Retention(message_bodies=days.message_bodies, attachment_metadata=days.attachment_metadata)
 
 
-def bot_options(config: AppConfig) -> BotOptions:
+def bot_options(config: AppConfig, privacy_key: str | None = None) -> BotOptions:
     from bot.commands import BotOptions
 
     return BotOptions(
         command=config.slack.command,
+        privacy_key=privacy_key,
         segment_params=segment_params(config),
         keyword_prefix=config.inbox.keyword_prefix,
         apply_correction=correction_applier(config),

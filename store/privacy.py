@@ -241,6 +241,17 @@ def export_person(session: Session, email: str) -> dict[str, Any]:
     contact = find_person(session, email)
     if contact is None:
         raise PrivacyError(f"No contact has the address {email}.")
+    return export_contact(session, contact)
+
+
+def primary_address(session: Session, contact_id: int) -> str | None:
+    query = (select(ContactEmail.email).where(ContactEmail.contact_id == contact_id)
+             .order_by(col(ContactEmail.is_primary).desc(), col(ContactEmail.id)))
+    return session.exec(query).first()
+
+
+def export_contact(session: Session, contact: Contact) -> dict[str, Any]:
+    """Everything Rapport holds on this contact, as JSON-ready data."""
     held = _holdings(session, contact)
     company = session.get(Company, contact.company_id) if contact.company_id else None
     reps = {rep.id: rep.email for rep in session.exec(select(Rep)).all()}
