@@ -367,11 +367,11 @@ class RapportSlack:
         return on_submit
 
     def _on_privacy_confirm(self, ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
-        ack()
-        with session_scope(self.engine) as session:
+        with session_scope(self.engine) as session:  # done before the ack: the modal closes when it is done
             ctx = self._ctx(session, context, body)
             result = submit_privacy(session, ctx.rep, view, ctx.now, actor=ctx.actor,
                                     privacy_key=self.options.privacy_key)
+        ack()
         self.sender.tell(_user(body), result.text, [section(result.text)])
 
     def _on_log_shortcut(self, ack: Ack, body: dict[str, Any]) -> None:
