@@ -97,6 +97,9 @@ def test_privacy_export_and_erase_from_slack(
                        subject="Where is my order?", text="Still waiting for NS-480744.")
     _, answer = slash("privacy export jan.stastny@acme.example", user=ALICE)
     assert "Only a manager" in json.dumps(answer)
+    _, card = slash("find jan.stastny@acme.example", user=ALICE)
+    assert "Jan Šťastný" in json.dumps(card, ensure_ascii=False)
+    assert audit(engine) == [("alice@nordlys.example", "card.view", "ok", "contact", seeded.jan)]
 
     def confirm(action: str) -> None:
         slash(f"privacy {action} jan.stastny@acme.example", user=CAROL)
@@ -124,11 +127,11 @@ def test_privacy_export_and_erase_from_slack(
     fake_slack.wait_for("chat.postMessage", 2)
     with Session(engine) as session:
         assert session.get(Contact, seeded.jan) is None
-        entries = session.exec(select(AuditEntry).where(col(AuditEntry.action).startswith("privacy"))
-                               .order_by(col(AuditEntry.id))).all()
-        assert [(e.actor, e.action, e.via, e.contact_id) for e in entries] == [
-            ("carol@nordlys.example", "privacy.export", "slack", None),
-            ("carol@nordlys.example", "privacy.erase", "slack", None),
+        entries = session.exec(select(AuditEntry).order_by(col(AuditEntry.id))).all()
+        assert [(e.actor, e.action, e.via, e.contact_id, e.target_id) for e in entries] == [
+            ("alice@nordlys.example", "card.view", "slack", None, None),  # kept, with the person's hash only
+            ("carol@nordlys.example", "privacy.export", "slack", None, None),
+            ("carol@nordlys.example", "privacy.erase", "slack", None, None),
         ]
         assert len({e.person_hash for e in entries}) == 1 and entries[0].person_hash
-        assert entries[0].origin and CAROL in entries[0].origin
+        assert entries[1].origin and CAROL in entries[1].origin
