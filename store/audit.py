@@ -15,13 +15,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import event, or_, update
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
 from store.models import AuditEntry
 from store.types import utcnow
 
 OK, REFUSED = "ok", "refused"
+
+
+class AppendOnly(Exception):
+    """Something tried to change or delete an audit entry."""
+
+
+@event.listens_for(OrmSession, "before_flush")
+def _append_only(session: OrmSession, _context: Any, _instances: Any) -> None:
+    """The log is appended to, never edited: an entry changed or deleted through a session fails
+    the flush (the erasure's `pseudonymise` is a bulk UPDATE of two columns, by design)."""
+    touched = [obj for obj in (*session.dirty, *session.deleted) if isinstance(obj, AuditEntry)]
+    if any(obj in session.deleted or session.is_modified(obj) for obj in touched):
+        raise AppendOnly("audit entries are never changed or deleted")
 
 
 @dataclass(frozen=True)
