@@ -135,3 +135,18 @@ def test_privacy_export_and_erase_from_slack(
         ]
         assert len({e.person_hash for e in entries}) == 1 and entries[0].person_hash
         assert entries[1].origin and CAROL in entries[1].origin
+
+
+def test_a_manager_cannot_erase_another_teams_contact(
+    service: Service, engine: Any, seeded: Seeded, fake_slack: FakeSlack, slash: Any, interact: Any
+) -> None:
+    slash("privacy erase john@smith.example", user=CAROL)  # managers read every card: the modal opens
+    view = fake_slack.calls("views.open")[-1].params["view"]
+    view = json.loads(view) if isinstance(view, str) else view
+    status, _ = interact({"type": "view_submission", "team": {"id": "T0TEST"}, "user": {"id": CAROL},
+                          "trigger_id": "1.2.3", "view": {**view, "id": "V1", "state": {"values": {}}}})
+    assert status == 200
+    fake_slack.wait_for("chat.postMessage")
+    with Session(engine) as session:
+        assert session.get(Contact, seeded.john) is not None  # John belongs to Dave's support team
+    assert audit(engine) == [("carol@nordlys.example", "privacy_confirm", "refused", "contact", seeded.john)]
