@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -348,6 +349,9 @@ def erase_person(session: Session, email: str, *, actor: Actor, configured_key: 
     for message in held.messages:
         _strip_message(message)
         session.add(message)
+    for message in _copied(session, addresses, exclude={m.id for m in held.messages}):
+        _unlist(message, addresses)
+        session.add(message)
     for conversation in held.conversations:
         conversation.subject = conversation.normalized_subject = ""
         conversation.contact_id = None
@@ -396,6 +400,26 @@ def _strip_message(message: Message) -> None:
     message.mailbox = message.folder = None
     message.uidvalidity = message.uid = None
     message.raw_excerpt = None
+
+
+def _copied(session: Session, addresses: list[str], *, exclude: set[int | None]) -> list[Message]:
+    """Other people's mail that names one of these addresses as a recipient (To or Cc)."""
+    found: dict[int | None, Message] = {}
+    for address in addresses:
+        quoted = json.dumps(address)  # as the JSON list stores it
+        query = select(Message).where(cast(Message.to, String).contains(quoted, autoescape=True)
+                                      | cast(Message.cc, String).contains(quoted, autoescape=True))
+        found.update({m.id: m for m in session.exec(query).all() if m.id not in exclude})
+    return list(found.values())
+
+
+def _unlist(message: Message, addresses: list[str]) -> None:
+    """The addresses out of a message that only copied the person: recipients and header values."""
+    gone = set(addresses)
+    message.to = [a for a in message.to if a.lower() not in gone]
+    message.cc = [a for a in message.cc if a.lower() not in gone]
+    message.headers = {name: value for name, value in message.headers.items()
+                       if not any(address in str(value).lower() for address in gone)}
 
 
 def _record_erasure(session: Session, key: PrivacyKey, kind: str, digests: list[str], now: datetime) -> None:

@@ -115,7 +115,8 @@ def test_export_then_erase_leaves_no_trace_and_nothing_brings_the_person_back(
     imap_account.append("INBOX", mail(sender=f"{NAME[0]} {NAME[1]} <{ADDRESS}>", subject="Refund please",
                                       body=f"I want a refund for {SECRET_TEXT}.", message_id="<jana-2@customer.example>"))
     imap_account.append("INBOX", mail(sender="petr@other.example", subject="Invoice", body="Where is my invoice?",
-                                      message_id="<petr-1@other.example>"))
+                                      message_id="<petr-1@other.example>",
+                                      headers={"Cc": ADDRESS}))  # Petr's mail only copied her
     imap_account.append("Sent", mail(sender="support@shop.example", to=ADDRESS, subject="Re: Refund please",
                                      body=f"Dear {NAME[0]} {NAME[1]}, the refund for {SECRET_TEXT} is on its way.",
                                      message_id="<reply-1@shop.example>", in_reply_to="<jana-2@customer.example>",
