@@ -28,6 +28,21 @@ ACTION_TARGETS = {
     "log_call_open": "contact",
     "followup_open": "contact",
 }
+# what the audit log calls a button or form (one name per idea, as `rapport assign reassign` records it)
+AUDIT_NAMES = {
+    "conv_claim": "conversation.claim",
+    "conv_reassign": "conversation.reassign",
+    "conv_recategorise": "conversation.recategorise",
+    "conv_answered": "conversation.answered",
+    "followup_done": "followup.done",
+    "contact_open": "card.view",
+    "log_call_open": "activity.log_call",
+    "followup_open": "followup.add",
+    "log_call": "activity.log_call",
+    "add_followup": "followup.add",
+    "log_message": "activity.log_message",
+    "privacy_confirm": "privacy.confirm",
+}
 SEE_ALL = "rep"  # a conversation handed to another rep: that rep must be one the actor may see
 
 
@@ -35,6 +50,13 @@ SEE_ALL = "rep"  # a conversation handed to another rep: that rep must be one th
 class Target:
     kind: str  # "conversation", "followup", "contact", "rep"
     id: int
+
+
+def audit_name(action_or_callback: str) -> str:
+    """The audit log's name for a Slack action id or view callback id."""
+    if action_or_callback.startswith("followup_snooze_"):
+        return "followup.snooze"
+    return AUDIT_NAMES.get(action_or_callback, action_or_callback)
 
 
 def _action_value(action: dict[str, Any]) -> str:
@@ -60,7 +82,7 @@ def targets_of(body: dict[str, Any]) -> tuple[str, list[Target]]:
                 targets.append(Target(kind, number))
             if action_id == "conv_reassign" and (new_owner := whole_number(rest)) is not None:
                 targets.append(Target(SEE_ALL, new_owner))
-        return ",".join(names) or "action", targets
+        return ",".join(map(audit_name, names)) or "action", targets
     if body.get("type") == "view_submission":
         view = body.get("view") or {}
         picked = whole_number(state_value(view, "contact") or "")
@@ -69,7 +91,7 @@ def targets_of(body: dict[str, Any]) -> tuple[str, list[Target]]:
         meta = metadata(view).get("contact_id")
         if isinstance(meta, int | str) and (number := whole_number(str(meta))) is not None:
             targets.append(Target("contact", number))
-        return str(view.get("callback_id") or "view"), targets
+        return audit_name(str(view.get("callback_id") or "view")), targets
     return "", targets
 
 

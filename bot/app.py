@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from bot.access import refused_targets, targets_of
+from bot.access import audit_name, refused_targets, targets_of
 from bot.blocks import Block, Reply, context, section, split_blocks
 from bot.cards import home_view
 from bot.commands import BotOptions, Ctx, card_reply, contact_modal, run_command
@@ -172,8 +172,8 @@ class RapportSlack:
         return BoltResponse(status=200, body="")
 
     def _authorise(self, body: dict[str, Any], context: BoltContext, next: Callable[[], BoltResponse]) -> Any:
-        """Every button and form, once: each record its payload names must be one the rep may see
-        (bot.access); a crafted id is refused here, before any listener, and audited."""
+        """Every button and form, once: each record its payload names must be one the rep may act
+        on (bot.access); a crafted id is refused here, before any listener, and audited."""
         if body.get("type") not in ("block_actions", "view_submission") or "rep_id" not in context:
             return next()
         what, targets = targets_of(body)
@@ -312,7 +312,7 @@ class RapportSlack:
             with session_scope(self.engine) as session:
                 ctx = self._ctx(session, context, body)
                 outcome, new_owner = act(session, ctx.rep, conversation_id, argument)
-                record_audit(session, ctx.actor, _action_id(body), target_kind="conversation",
+                record_audit(session, ctx.actor, audit_name(_action_id(body)), target_kind="conversation",
                              target_id=conversation_id, outcome=OK if outcome.ok else REFUSED,
                              detail={"new_owner_id": new_owner.id} if new_owner is not None else None, at=ctx.now)
                 changed = {context["rep_id"]} if outcome.ok else set()

@@ -62,16 +62,16 @@ def test_crafted_claim_and_reassign_on_another_teams_conversation_are_refused_an
     refusals = [c.params["text"] for c in fake_slack.calls("chat.postMessage")]
     assert refusals == ["That is not yours to see or change."] * 3
     assert audit(engine) == [
-        ("dave@nordlys.example", "conv_claim", "refused", "conversation", sales),
-        ("carol@nordlys.example", "conv_reassign", "refused", "conversation", support),
-        ("carol@nordlys.example", "conv_reassign", "refused", "rep", dave),
+        ("dave@nordlys.example", "conversation.claim", "refused", "conversation", sales),
+        ("carol@nordlys.example", "conversation.reassign", "refused", "conversation", support),
+        ("carol@nordlys.example", "conversation.reassign", "refused", "rep", dave),
     ]
     # her own team's conversation to her own team's rep: allowed, and audited too
     bob = rep_id(engine, "bob@nordlys.example")
     press(interact, "conv_reassign", f"{sales}:{bob}", CAROL, select_menu=True)
     fake_slack.wait_for("chat.postMessage", 4)
     assert owner_of(engine, sales) == bob
-    assert audit(engine)[-1] == ("carol@nordlys.example", "conv_reassign", "ok", "conversation", sales)
+    assert audit(engine)[-1] == ("carol@nordlys.example", "conversation.reassign", "ok", "conversation", sales)
 
 
 def test_a_crafted_contact_in_a_form_is_refused_and_audited(
@@ -87,7 +87,7 @@ def test_a_crafted_contact_in_a_form_is_refused_and_audited(
     }
     status, body = interact(submission)
     assert status == 200 and json.loads(body)["response_action"] == "errors"
-    assert audit(engine) == [("alice@nordlys.example", "log_call", "refused", "contact", seeded.john)]
+    assert audit(engine) == [("alice@nordlys.example", "activity.log_call", "refused", "contact", seeded.john)]
 
 
 def test_privacy_export_and_erase_from_slack(
@@ -149,4 +149,4 @@ def test_a_manager_cannot_erase_another_teams_contact(
     fake_slack.wait_for("chat.postMessage")
     with Session(engine) as session:
         assert session.get(Contact, seeded.john) is not None  # John belongs to Dave's support team
-    assert audit(engine) == [("carol@nordlys.example", "privacy_confirm", "refused", "contact", seeded.john)]
+    assert audit(engine) == [("carol@nordlys.example", "privacy.confirm", "refused", "contact", seeded.john)]
