@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from bot.access import audit_name, refused_targets, targets_of
 from bot.blocks import Block, Reply, context, section, split_blocks
 from bot.cards import home_view
 from bot.commands import BotOptions, Ctx, card_reply, contact_modal, run_command
@@ -49,10 +50,13 @@ from bot.interactions import (
 from bot.modals import card_modal, log_message_modal
 from bot.notes import card_note_modal
 from bot.notify import SlackSender
+from bot.privacy import CALLBACK as PRIVACY_CALLBACK
+from bot.privacy import submit_privacy
 from bot.relationship import MOVE_FIELDS, move_from_card
 from bot.reply import reply_view, submit_reply
 from bot.text import clip, escape, whole_number
 from bot.thread import page_of, thread_view
+from store.audit import OK, REFUSED, Actor, record_audit
 from store.db import read_session, session_scope
 from store.models import Rep, SlackEvent
 from store.search import search_companies, search_contacts
@@ -104,6 +108,7 @@ class RapportSlack:
         app.middleware(self._stamp_arrival)
         app.middleware(self._dedupe_events)
         app.middleware(self._identify)
+        app.middleware(self._authorise)
         app.command(self.options.command)(self._on_command)
         app.options("contact_picker")(self._on_contact_options)
         app.action("contact_open")(self._on_contact_open)
@@ -136,6 +141,7 @@ class RapportSlack:
         app.action("thread_page")(self._on_thread_page)
         app.view("email_reply")(self._on_submission(partial(submit_reply, options=self.options.reply),
                                                     then=lambda: self.after_reply and self.after_reply()))
+        app.view(PRIVACY_CALLBACK)(self._on_privacy_confirm)
         app.shortcut(SHORTCUT_CALLBACK)(self._on_log_shortcut)
         app.event("app_home_opened")(self._on_home_opened)
         app.error(self._on_error)
@@ -182,7 +188,38 @@ class RapportSlack:
             self._slow.submit(self.sender.tell, user_id, text, channel=_channel(body))
         return BoltResponse(status=200, body="")
 
+    def _authorise(self, body: dict[str, Any], context: BoltContext, next: Callable[[], BoltResponse]) -> Any:
+        """Every button and form, once: each record its payload names must be one the rep may act
+        on (bot.access); a crafted id is refused here, before any listener, and audited."""
+        if body.get("type") not in ("block_actions", "view_submission") or "rep_id" not in context:
+            return next()
+        what, targets = targets_of(body)
+        if not targets:
+            return next()
+        with read_session(self.engine) as session:
+            rep = self._rep(session, context)
+            refused = refused_targets(session, rep, targets)
+            actor = Actor.slack(rep.email, _user(body), _channel(body))
+        if not refused:
+            return next()
+        with session_scope(self.engine) as session:
+            for target in refused:
+                record_audit(session, actor, what, target_kind=target.kind, target_id=target.id,
+                             contact_id=target.id if target.kind == "contact" else None, outcome=REFUSED,
+                             at=self.clock())
+        log.warning("refused %s by %s on %s", what, actor.name, ", ".join(f"{t.kind} {t.id}" for t in refused))
+        text = "That is not yours to see or change."
+        view_state = ((body.get("view") or {}).get("state") or {}).get("values") or {}
+        if body.get("type") == "view_submission" and "contact" in view_state:
+            return _json_response({"response_action": "errors", "errors": {"contact": text}})
+        self._slow.submit(self.sender.tell, _user(body), text, [section(text)], channel=_channel(body))
+        return BoltResponse(status=200, body="")
+
     # ------------------------------------------------------------------ helpers
+    def _ctx(self, session: Session, context: BoltContext, body: dict[str, Any]) -> Ctx:
+        origin = f"slack:{_user(body)}" + (f" in {channel}" if (channel := _channel(body)) else "")
+        return Ctx(session, self._rep(session, context), self.clock(), self.options, origin=origin)
+
     @property
     def prefix(self) -> str:
         return self.options.keyword_prefix
@@ -207,7 +244,7 @@ class RapportSlack:
     def _on_command(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
         # Slack sends &, < and > escaped: undo it, so `find AT&T` searches for AT&T
         user_id, text = str(body.get("user_id") or ""), html.unescape(str(body.get("text") or ""))
-        future = self._slow.submit(self._run_command, context, text)
+        future = self._slow.submit(self._run_command, context, body, text)
         try:
             waited = time.monotonic() - context.get("received_at", time.monotonic())
             rep_id, reply = future.result(timeout=max(0.0, ACK_BUDGET_SECONDS - waited))
@@ -221,10 +258,9 @@ class RapportSlack:
             return
         self._answer(ack, body, rep_id, reply)
 
-    def _run_command(self, context: BoltContext, text: str) -> tuple[int, Reply]:
+    def _run_command(self, context: BoltContext, body: dict[str, Any], text: str) -> tuple[int, Reply]:
         with session_scope(self.engine) as session:
-            return context["rep_id"], run_command(Ctx(session, self._rep(session, context), self.clock(),
-                                                      self.options), text)
+            return context["rep_id"], run_command(self._ctx(session, context, body), text)
 
     def _answer(self, ack: Ack, body: dict[str, Any], rep_id: int, reply: Reply) -> None:
         if reply.modal is not None:
@@ -265,8 +301,7 @@ class RapportSlack:
         ack()
         value = _action_value(body)
         with session_scope(self.engine) as session:
-            ctx = Ctx(session, self._rep(session, context), self.clock(), self.options)
-            reply = card_reply(ctx, whole_number(value) or 0)
+            reply = card_reply(self._ctx(session, context, body), whole_number(value) or 0)
         self.client.views_open(trigger_id=body["trigger_id"], view=card_modal(reply.blocks))
 
     def _on_company_options(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
@@ -286,7 +321,7 @@ class RapportSlack:
         contact_text, _, argument = _action_value(body).partition(":")
         contact_id = whole_number(contact_text) or 0
         with session_scope(self.engine) as session:
-            ctx = Ctx(session, self._rep(session, context), self.clock(), self.options)
+            ctx = self._ctx(session, context, body)
             outcome = move_from_card(session, ctx.rep, contact_id, argument, ctx.now)
             card = card_reply(ctx, contact_id).blocks if outcome.ok else []
         view = body.get("view") or {}
@@ -301,7 +336,7 @@ class RapportSlack:
             ack()
             value = _action_value(body)
             with session_scope(self.engine) as session:
-                ctx = Ctx(session, self._rep(session, context), self.clock(), self.options)
+                ctx = self._ctx(session, context, body)
                 view = (card_note_modal(ctx, whole_number(value)) if kind == "note"
                         else contact_modal(ctx, whole_number(value), kind))
             self._open_or_push(body, view)
@@ -340,7 +375,11 @@ class RapportSlack:
             conversation_text, _, argument = _action_value(body).partition(":")
             conversation_id = whole_number(conversation_text) or 0  # 0: "no longer exists"
             with session_scope(self.engine) as session:
-                outcome, new_owner = act(session, self._rep(session, context), conversation_id, argument)
+                ctx = self._ctx(session, context, body)
+                outcome, new_owner = act(session, ctx.rep, conversation_id, argument)
+                record_audit(session, ctx.actor, audit_name(_action_id(body)), target_kind="conversation",
+                             target_id=conversation_id, outcome=OK if outcome.ok else REFUSED,
+                             detail={"new_owner_id": new_owner.id} if new_owner is not None else None, at=ctx.now)
                 changed = {context["rep_id"]} if outcome.ok else set()
                 changed |= {new_owner.id} if new_owner is not None and new_owner.id is not None else set()
             self._show_outcome(body, outcome, keep=lambda block: block.get("block_id") != "rapport_status")
@@ -398,6 +437,14 @@ class RapportSlack:
 
         return on_submit
 
+    def _on_privacy_confirm(self, ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
+        with session_scope(self.engine) as session:  # done before the ack: the modal closes when it is done
+            ctx = self._ctx(session, context, body)
+            result = submit_privacy(session, ctx.rep, view, ctx.now, actor=ctx.actor,
+                                    privacy_key=self.options.privacy_key)
+        ack()
+        self.sender.tell(_user(body), result.text, [section(result.text)])
+
     def _on_log_shortcut(self, ack: Ack, body: dict[str, Any]) -> None:
         ack()
         channel = _channel(body)
@@ -432,6 +479,10 @@ def _channel(body: dict[str, Any]) -> str | None:
     if isinstance(channel, dict):
         return str(channel.get("id") or "") or None
     return str(body.get("channel_id") or "") or None
+
+
+def _action_id(body: dict[str, Any]) -> str:
+    return str((body.get("actions") or [{}])[0].get("action_id") or "action")
 
 
 def _action_value(body: dict[str, Any]) -> str:

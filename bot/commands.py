@@ -25,6 +25,7 @@ from bot.reply import ReplyOptions, reply_command
 from bot.text import clip, escape, local_time
 from bot.thread import thread_command
 from store.activities import log_activity
+from store.audit import Actor, record_audit
 from store.contacts_view import contact_card
 from store.followups import create_followup, open_followups
 from store.models import ActivityKind, Contact, Rep
@@ -43,6 +44,7 @@ class BotOptions:
     command: str = "/crm"
     segment_params: SegmentParams | None = None  # rapport.toml [segments]; None: the defaults
     keyword_prefix: str = "rapport"  # rapport.toml [inbox]: IMAP keywords follow a reassignment
+    privacy_key: str | None = field(default=None, repr=False)  # RAPPORT_PRIVACY_KEY for erasures from Slack
     # Recategorise: record the correction and re-route (rapport binds the routing rules); None: not offered.
     apply_correction: CorrectionApplier | None = None
     reply: ReplyOptions = field(default_factory=ReplyOptions)  # rapport.toml [reply] and the reps' signatures
@@ -54,6 +56,12 @@ class Ctx:
     rep: Rep
     now: datetime
     options: BotOptions
+    origin: str | None = None  # where the request came from (Slack user and channel), for the audit log
+    via: str = "slack"
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.rep.email, self.via, self.origin)
 
     @property
     def languages(self) -> list[str]:
@@ -101,6 +109,7 @@ HELP = (
     ("note CONTACT|COMPANY TEXT", "add a note to a contact or a company; without text opens the note form"),
     ("thread CONTACT|#CONVERSATION", "read a conversation's emails in order"),
     ("reply #CONVERSATION TEXT", "answer the customer by email (you confirm before it is sent)"),
+    ("privacy export|erase CONTACT", "managers: a person's data as a file in your DM, or erase them for good"),
     ("help", "this list"),
 )
 
@@ -132,6 +141,8 @@ def card_reply(ctx: Ctx, contact_id: int) -> Reply:
     if card is None or not _visible(ctx, card.owner_id):
         return Reply("That contact is not there (or not yours to see).",
                      [section("That contact is not there (or not yours to see).")])
+    record_audit(ctx.session, ctx.actor, "card.view", target_kind="contact", target_id=contact_id,
+                 contact_id=contact_id, at=ctx.now)
     return Reply(f"Contact: {escape(card.name)}", contact_card_blocks(card, now=ctx.now, tz=ctx.rep.timezone))
 
 
@@ -282,6 +293,11 @@ def note(ctx: Ctx, args: list[str]) -> Reply:
     from bot.notes import note_command  # bot.notes builds on this module
 
     return note_command(ctx, args)
+def privacy(ctx: Ctx, args: list[str]) -> Reply:
+    from bot.privacy import privacy_command  # bot.privacy builds on this module's Ctx and resolve_contact
+
+    return privacy_command(ctx, args)
+
 
 
 HANDLERS: dict[str, Handler] = {
@@ -299,6 +315,7 @@ HANDLERS: dict[str, Handler] = {
     "note": note,
     "thread": thread_command,
     "reply": reply_command,
+    "privacy": privacy,
 }
 
 

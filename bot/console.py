@@ -46,7 +46,7 @@ def run_text(
     """Run one command as a rep (committing what it changes) and return the reply."""
     with session_scope(engine) as session:
         rep = pick_rep(session, as_email)
-        reply = run_command(Ctx(session, rep, clock(), options or BotOptions()), text)
+        reply = run_command(Ctx(session, rep, clock(), options or BotOptions(), origin="rapport chat", via="cli"), text)
     return rep, reply
 
 

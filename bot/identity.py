@@ -94,6 +94,10 @@ def visible_owner_ids(session: Session, rep: Rep) -> set[int] | None:
     """Owners whose records `rep` sees: None (everyone) for managers, else the rep and their team."""
     if is_manager(rep):
         return None
+    return _own_and_team(session, rep)
+
+
+def _own_and_team(session: Session, rep: Rep) -> set[int]:
     ids = {rep.id} if rep.id is not None else set()
     if rep.team:
         ids |= {i for i in session.exec(select(Rep.id).where(Rep.team == rep.team)).all() if i is not None}
@@ -103,6 +107,20 @@ def visible_owner_ids(session: Session, rep: Rep) -> set[int] | None:
 def can_see(session: Session, rep: Rep, owner_id: int | None) -> bool:
     visible = visible_owner_ids(session, rep)
     return visible is None or owner_id is None or owner_id in visible
+
+
+def actable_owner_ids(session: Session, rep: Rep) -> set[int] | None:
+    """Owners whose records `rep` may change: None (everyone) for admins and managers without a
+    team, else the rep and their team. Managers read everyone's records but act on their team's."""
+    if rep.role == Role.admin or (is_manager(rep) and not rep.team):
+        return None
+    return _own_and_team(session, rep)
+
+
+def may_act_on(session: Session, rep: Rep, owner_id: int | None) -> bool:
+    """Whether `rep` may change a record with this owner (None: unowned, in a queue: anyone may)."""
+    actable = actable_owner_ids(session, rep)
+    return actable is None or owner_id is None or owner_id in actable
 
 
 def managers_of(session: Session, rep: Rep | None) -> list[Rep]:

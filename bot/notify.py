@@ -267,8 +267,12 @@ def dispatch_outbox(
     on_sent: Callable[[Outgoing], None] | None = None,
 ) -> int:
     """Deliver due notification rows once each; `on_sent` hears of each message (App Home refresh)."""
-    return dispatch(engine, [notification_handler(engine, sender, now=now, smtp=smtp, on_sent=on_sent)],
-                    now=now, limit=limit)
+    from bot.privacy import privacy_export_handler  # it builds on this module's SlackSender
+
+    handlers = [notification_handler(engine, sender, now=now, smtp=smtp, on_sent=on_sent)]
+    if isinstance(sender, SlackSender):
+        handlers.append(privacy_export_handler(engine, sender))
+    return dispatch(engine, handlers, now=now, limit=limit)
 
 
 def notification_handler(

@@ -3,7 +3,9 @@
 Reminders go out at the due minute (`reminder:{followup_id}:{due_iso}`), an
 overdue follow-up is nudged once a day (`nudge:{followup_id}:{date}`), a
 conversation past its SLA and unanswered escalates once (`sla:{conversation_id}`),
-digests are enqueued by `bot.digest` when it is installed. Each row is written
+digests are enqueued by `bot.digest` when it is installed, and once a day mail
+older than `[privacy.retention_days]` loses its bodies and attachment list
+(store.privacy, in batches over several ticks). Each row is written
 in the same transaction as the mark that it was written (reminded_at,
 last_nudged_at, escalated_at), and keys are unique, so several processes on
 one PostgreSQL database never double a notification.
@@ -15,7 +17,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete
@@ -28,6 +30,7 @@ from store.db import session_scope
 from store.followups import due_for_nudge, due_for_reminder, mark_nudged, mark_reminded
 from store.models import Conversation, ConversationStatus, SlackEvent
 from store.outbox import Handler, Nudge, Reminder, SlaEscalation, dispatch, enqueue
+from store.privacy import Retention, expire_old_data
 from store.search import refresh_index
 from store.segments import SegmentParams, create_post_purchase_followups
 from store.stages import advance_to_post_purchase
@@ -47,6 +50,7 @@ class TickResult:
     digests: int = 0
     delivered: int = 0
     post_purchase_moves: int = 0
+    expired: int = 0
 
 
 @dataclass
@@ -61,6 +65,9 @@ class Scheduler:
     smtp: Any = None  # bot.email.SmtpOptions for digests by email
     on_change: Callable[[set[int]], None] | None = None  # rep ids whose App Home changed
     handlers: Sequence[Handler] = ()  # more outbox kinds to deliver each tick (replies to customers)
+    retention: Retention | None = None  # rapport.toml [privacy.retention_days]; None: keep everything
+    retention_batches: int = 20  # per tick: old mail is emptied over several ticks, in short transactions
+    _retention_day: date | None = field(default=None, repr=False)  # the day retention last finished
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -100,6 +107,8 @@ class Scheduler:
         if digests is not None:
             result.digests = self._apart("enqueueing digests", lambda session: (
                 enqueue_due_digests(session, now=now, options=digests)))
+        if self.retention is not None and self._retention_day != now.date():
+            result.expired = self._expire(self.retention, now)
         notified: set[int] = set()
         result.delivered = dispatch_outbox(self.engine, self.sender, now=now, smtp=self.smtp,
                                            on_sent=lambda message: notified.add(message.rep.id or 0))
@@ -111,6 +120,17 @@ class Scheduler:
         # renamed contacts and new phone numbers for `find`; search works with the terms it has meanwhile
         self._apart("refreshing the search index", lambda session: refresh_index(session, changed=True))
         return result
+
+    def _expire(self, retention: Retention, now: datetime) -> int:
+        """Once a day, in batches: mail older than the retention loses its bodies and attachment list."""
+        try:
+            done, finished = expire_old_data(self.engine, retention, now=now, max_batches=self.retention_batches)
+        except Exception:
+            log.exception("applying the retention failed")
+            return 0
+        if finished:
+            self._retention_day = now.date()
+        return sum(done.values())
 
     def _apart(self, what: str, work: Callable[[Session], int]) -> int:
         """`work` in its own transaction; a failure is logged and tried again next tick."""

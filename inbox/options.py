@@ -37,6 +37,7 @@ class IngestOptions:
     thread_window: timedelta = timedelta(days=30)
     own_addresses: Sequence[str] = ()  # the shared mailboxes' own addresses: mail from them is staff mail
     tag_messages: bool = True  # enqueue imap-tag rows (off for directory sources: nothing to tag)
+    privacy_key: str | None = field(default=None, repr=False)  # RAPPORT_PRIVACY_KEY: erased mail is skipped
     now: datetime | None = None  # fixed clock for tests and the demo
 
 

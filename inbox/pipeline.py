@@ -52,6 +52,7 @@ from store.models import (
     Rep,
 )
 from store.outbox import AssignmentDm, BacklogSummary, ImapMove, ImapTag, Payload, enqueue, enqueue_many
+from store.privacy import erased_message_ids
 from store.search import refresh_index
 from store.stages import RuleMove, move_activity, sales_enquiry_stage
 from store.tags import message_keywords
@@ -280,12 +281,17 @@ def _new_items(
                                                         [p.message_id for _, p in candidates])
     }
     known_ids = {message_id for message_id, _ in stored}
+    # mail of a person erased on request stays erased when the mailbox is read again
+    erased = erased_message_ids(session, [p.message_id for _, p in candidates], options.privacy_key)
     reps = {email.lower() for email in session.exec(select(Rep.email)).all()}
     staff = reps | {a.lower() for a in options.own_addresses}
     items: list[_Item] = []
     moved: list[tuple[int, FetchedMessage, str]] = []
     seen: set[tuple[str, str]] = set()
     for message, parsed in candidates:
+        if parsed.message_id in erased:
+            result.duplicates += 1
+            continue
         key = (parsed.message_id, parsed.content_hash)
         known = stored.get(key)
         if known is None:  # an unhashed row is taken for the first mail with its id seen again

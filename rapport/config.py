@@ -205,6 +205,17 @@ def _checked(check: Any, value: Any) -> Any:
         raise ValueError(str(exc)) from None
 
 
+class RetentionConfig(_Section):
+    """Days to keep each kind of data; unset keeps it for ever (store.privacy.Retention)."""
+
+    message_bodies: int | None = Field(None, ge=1)
+    attachment_metadata: int | None = Field(None, ge=1)
+
+
+class PrivacyConfig(_Section):
+    retention_days: RetentionConfig = RetentionConfig()
+
+
 class AppConfig(_Section):
     inbox: InboxConfig = InboxConfig()
     assignment: AssignmentConfig = AssignmentConfig()
@@ -213,6 +224,7 @@ class AppConfig(_Section):
     digest: DigestConfig = DigestConfig()
     slack: SlackConfig = SlackConfig()
     reply: ReplyConfig = ReplyConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
     reps: list[RepConfig] = []
     source: Path | None = Field(default=None, exclude=True)
 

@@ -27,6 +27,7 @@ from rapport.wiring import (
     ingest_options,
     mailbox_specs,
     reply_handler,
+    retention,
     segment_params,
     slack_client,
     smtp_options,
@@ -89,7 +90,8 @@ class Service:
         self.scheduler = Scheduler(engine, self.slack.sender, interval=self.scheduler_interval,
                                    digest_options=digest_options(self.rt.config), smtp=smtp_options(settings),
                                    segment_params=segment_params(self.rt.config),
-                                   on_change=self.slack.publish_home, handlers=[replies])
+                                   on_change=self.slack.publish_home, handlers=[replies],
+                                   retention=retention(self.rt.config))
         if app_token is not None:
             self._start_socket_mode(app_token)
         else:

@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     smtp_from: str = Field("rapport@localhost", validation_alias=_env("RAPPORT_SMTP_FROM"))
     smtp_ca_file: Path | None = Field(None, validation_alias=_env("RAPPORT_SMTP_CA_FILE"))
 
+    # HMAC key for erasure hashes (store/privacy.py); set it before the first erasure, never change it
+    privacy_key: SecretStr | None = Field(None, validation_alias=_env("RAPPORT_PRIVACY_KEY"))
+
+    @property
+    def privacy_secret(self) -> str | None:
+        return self.privacy_key.get_secret_value() if self.privacy_key else None
+
     @property
     def folders(self) -> list[str]:
         return [f.strip() for f in self.imap_folders.split(",") if f.strip()]

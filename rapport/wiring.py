@@ -20,6 +20,7 @@ from rapport.config import AppConfig, load_config
 from rapport.errors import ConfigError
 from rapport.settings import Settings, load_settings
 from store.db import current_revision, head_revision, make_engine, session_scope, upgrade
+from store.privacy import Retention
 from store.reps import RepFields, upsert_rep
 
 if TYPE_CHECKING:
@@ -125,11 +126,18 @@ def digest_options(config: AppConfig) -> DigestOptions:
     )
 
 
+def retention(config: AppConfig) -> Retention:
+    """rapport.toml [privacy.retention_days] as store.privacy takes it."""
+    days = config.privacy.retention_days
+    return Retention(message_bodies=days.message_bodies, attachment_metadata=days.attachment_metadata)
+
+
 def bot_options(config: AppConfig, settings: Settings | None = None) -> BotOptions:
     from bot.commands import BotOptions
 
     return BotOptions(
         command=config.slack.command,
+        privacy_key=settings.privacy_secret if settings is not None else None,
         segment_params=segment_params(config),
         keyword_prefix=config.inbox.keyword_prefix,
         apply_correction=correction_applier(config),
@@ -221,6 +229,7 @@ def ingest_options(rt: Runtime) -> IngestOptions:
         batch_size=inbox.batch_size,
         thread_window=timedelta(days=inbox.thread_window_days),
         own_addresses=tuple(a.lower() for a in own if "@" in a),
+        privacy_key=rt.settings.privacy_secret,
     )
 
 

@@ -121,6 +121,24 @@ MUTANTS = [
     Mutant("messages over 50 blocks are not split", "bot/blocks.py",
            "return [blocks[i : i + limit] for i in range(0, len(blocks), limit)]", "return [blocks]",
            ("tests/bot", "tests/digest/test_delivery.py")),
+    Mutant("a crafted id in a button or form passes", "bot/access.py",
+           "return [target for target in targets if not may_act(session, rep, target)]", "return []",
+           ("tests/bot/test_privacy_access.py",)),
+    Mutant("managers act on other teams", "bot/identity.py",
+           "if rep.role == Role.admin or (is_manager(rep) and not rep.team):", "if is_manager(rep):",
+           ("tests/bot/test_privacy_access.py",)),
+    # ------------------------------------------------------------------ privacy
+    Mutant("a re-sync brings erased mail back", "inbox/pipeline.py",
+           "        if parsed.message_id in erased:\n", "        if False:\n", ("tests/inbox/test_privacy.py",)),
+    Mutant("a re-import brings an erased person back", "store/importing.py",
+           'if entity == "contacts" and is_erased_address(', 'if False and is_erased_address(',
+           ("tests/inbox/test_privacy.py",)),
+    Mutant("erasure keeps the mail text", "store/privacy.py",
+           'message.subject = message.text = message.new_text = ""', 'message.subject = ""',
+           ("tests/inbox/test_privacy.py",)),
+    Mutant("retention ignores the batch size", "store/privacy.py",
+           ".order_by(col(Message.id)).limit(batch)).all())", ".order_by(col(Message.id))).all())",
+           ("tests/store/test_retention.py",)),
 ]
 
 

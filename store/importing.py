@@ -39,6 +39,7 @@ from store.models import (
     Role,
     Stage,
 )
+from store.privacy import is_erased_address
 from store.reps import upsert_rep
 from store.search import refresh_index
 from store.stages import apply_order
@@ -512,8 +513,11 @@ def import_csv(
     *,
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
+    privacy_key: str | None = None,
 ) -> ImportReport:
-    """Import `path` as `entity` (contacts, companies, reps, orders); see the module doc."""
+    """Import `path` as `entity` (contacts, companies, reps, orders); see the module doc.
+
+    A contact whose address was erased on request (store.privacy) is not imported again."""
     if entity not in IMPORTERS:
         raise ImportFileError(f"cannot import {entity!r}; choose one of {', '.join(ENTITIES)}")
     importer = IMPORTERS[entity]
@@ -533,6 +537,9 @@ def import_csv(
     def flush() -> None:
         with session_scope(engine) as session:
             for line, row in pending:
+                if entity == "contacts" and is_erased_address(session, row.get("email") or "", privacy_key):
+                    report.rejected.append(Rejected(line, "erased on request (GDPR): not imported again"))
+                    continue
                 try:
                     with session.begin_nested():
                         outcome = importer(session, row, line, report)

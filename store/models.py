@@ -414,6 +414,51 @@ class SlackEvent(SQLModel, table=True):
     received_at: datetime = _created()
 
 
+# --------------------------------------------------------------------------- privacy
+
+
+class Erasure(SQLModel, table=True):
+    """A person erased on request: keyed hashes only (HMAC), never the address itself.
+
+    `kind` "address" is an erased email address (a re-import skips it), "message" an
+    erased Message-ID (a re-sync of the old mail skips it). `key_id` names the key that
+    made the hash (the first hex digits of its SHA-256), so a changed key is noticed.
+    """
+
+    __tablename__ = "erasure"
+    __table_args__ = (UniqueConstraint("kind", "digest", name="uq_erasure_kind_digest"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str  # "address" | "message"
+    digest: str = Field(sa_type=String(64))
+    key_id: str = Field(sa_type=String(16))
+    erased_at: datetime = _created()
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who did what, when, to what and from where: appended by `store.audit.record_audit`, never edited.
+
+    The one exception is an erasure: it replaces `contact_id` with the person's keyed hash
+    (`person_hash`), so the history stays and no longer points at anyone.
+    """
+
+    __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_at", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _created()
+    actor: str = Field(index=True)  # the rep's email, or "cli:<user>@<host>", or "rapport"
+    via: str  # "slack", "cli", "scheduler"
+    origin: str | None = None  # where from: Slack user and channel, or the CLI's user and host
+    action: str = Field(index=True)  # "card.view", "privacy.export", "conversation.reassign", ...
+    outcome: str = "ok"  # "ok" or "refused"
+    target_kind: str | None = None  # "contact", "conversation", "followup", ...
+    target_id: int | None = None
+    contact_id: int | None = Field(default=None, index=True)  # the person concerned (no foreign key: kept)
+    person_hash: str | None = Field(default=None, sa_type=String(64), index=True)  # set when they are erased
+    detail: dict[str, Any] = _json(dict)  # ids, categories, counts: never names, addresses or mail text
+
+
 # --------------------------------------------------------------------------- search
 
 # Byte order on PostgreSQL too, so that prefix ranges (term >= 'sta' AND term < 'sta\x7f')
@@ -451,6 +496,7 @@ __all__ = [
     "Activity",
     "ActivityKind",
     "Assignment",
+    "AuditEntry",
     "Company",
     "CompanyDomain",
     "Consent",
@@ -462,6 +508,7 @@ __all__ = [
     "Correction",
     "Deployment",
     "Direction",
+    "Erasure",
     "FollowUp",
     "FollowUpStatus",
     "MailboxCheckpoint",

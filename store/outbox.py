@@ -163,6 +163,17 @@ class EmailReply(Payload):
     mailbox: str | None = None  # the shared mailbox whose Sent folder gets the copy
 
 
+@dataclass(frozen=True)
+class PrivacyExport(Payload):
+    """What Rapport holds on a contact, as files in the requesting manager's DM (built when sent)."""
+
+    kind = "privacy-export"
+    key_format = "privacy-export:{request}"
+    request: str  # a random id per request
+    contact_id: int
+    rep_id: int
+
+
 def payload_of(item: OutboxItem) -> Payload:
     """The row's typed payload (what a handler acts on); the stored `result` is not part of it."""
     cls = Payload.kinds[item.kind]

@@ -50,7 +50,8 @@ def run_import(entity: str, path: Path, *, dry_run: bool, as_json: bool) -> Impo
         ) as progress:
             task = progress.add_task(entity, total=total)
             return import_csv(
-                engine, entity, path, dry_run=dry_run, progress=lambda n: progress.advance(task, n)
+                engine, entity, path, dry_run=dry_run, progress=lambda n: progress.advance(task, n),
+                privacy_key=runtime().settings.privacy_secret,
             )
     except ImportFileError as exc:
         raise RapportError(str(exc)) from None

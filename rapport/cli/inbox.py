@@ -307,6 +307,7 @@ def reassign_command(
 ) -> None:
     """Give a conversation to another rep; recorded as rule `manual` and the rep is notified."""
     from store.assignments import ReassignError, reassign
+    from store.audit import Actor, record_audit
 
     rt = runtime()
     who = acting_person(by)
@@ -316,4 +317,6 @@ def reassign_command(
                                   keyword_prefix=rt.config.inbox.keyword_prefix)
         except ReassignError as exc:
             raise RapportError(str(exc)) from None
+        record_audit(session, Actor(f"cli:{who}", "cli", Actor.cli().origin), "conversation.reassign",
+                     target_kind="conversation", target_id=conversation, detail={"new_owner_id": assignment.owner_id})
         console.print(f"conversation {conversation} → {rep_email.lower()} ({assignment.reason})")

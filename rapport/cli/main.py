@@ -17,6 +17,7 @@ from rapport.cli import demo as demo_cli
 from rapport.cli import digest as digest_cli
 from rapport.cli import inbox as inbox_cli
 from rapport.cli import nlp as nlp_cli
+from rapport.cli import privacy as privacy_cli
 from rapport.cli import setup as setup_cli
 from rapport.cli.chat import chat_app
 from rapport.cli.common import err_console, setup_logging
@@ -43,6 +44,8 @@ app.add_typer(inbox_cli.assign_app, name="assign")
 app.add_typer(chat_app, name="chat")
 app.add_typer(serve_app, name="serve")
 app.add_typer(digest_cli.segment_app, name="segment")
+app.add_typer(privacy_cli.privacy_app, name="privacy")
+app.command("audit")(privacy_cli.audit)
 
 
 def _version(value: bool) -> None:

@@ -16,7 +16,7 @@ from rapport.cli.common import runtime
 from rapport.cli.inbox import assign_app, inbox_app
 from rapport.errors import RapportError
 from store.db import make_engine, session_scope
-from store.models import Assignment, Conversation, Message
+from store.models import Assignment, AuditEntry, Conversation, Message
 from tests.inbox.helpers import fixture_eml, mail
 from tests.servers.dovecot import ImapAccount
 
@@ -111,6 +111,9 @@ def test_sync_once_json_counts_then_status_explain_and_reassign(
     with session_scope(db(tmp_path)) as session:
         last = session.exec(select(Assignment).order_by(Assignment.id.desc())).first()  # type: ignore[union-attr]
         assert last is not None and (last.rule, last.assigned_by) == ("manual", "boss@shop.example")
+        entry = session.exec(select(AuditEntry)).one()  # the owner change is in the audit log
+        assert (entry.actor, entry.action, entry.target_id) == ("cli:boss@shop.example", "conversation.reassign",
+                                                                 conversation.id)
 
 
 def test_sync_from_a_directory_tree(cli: typer.Typer, tmp_path: Path) -> None:

@@ -1,0 +1,119 @@
+"""`/crm privacy export|erase CONTACT` for managers: a confirmation modal, then the act.
+
+The export is an outbox row (`PrivacyExport`): its handler builds the export when it
+sends it and uploads the JSON and a readable summary to the manager's DM. The erasure
+runs in the submission's transaction (store.privacy.erase_person). Both are audited.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from bot.blocks import Reply, section
+from bot.commands import Ctx, resolve_contact
+from bot.identity import is_manager, may_act_on
+from bot.interactions import Submission
+from bot.modals import _modal, metadata
+from bot.text import escape
+from store.audit import Actor, record_audit
+from store.db import read_session
+from store.models import Contact, Rep
+from store.outbox import Done, Handler, Job, Outcome, PrivacyExport, enqueue
+from store.privacy import erase_person, export_contact, export_summary, primary_address
+
+if TYPE_CHECKING:
+    from bot.notify import SlackSender
+
+CALLBACK = "privacy_confirm"
+ACTIONS = ("export", "erase")
+
+
+def privacy_command(ctx: Ctx, args: list[str]) -> Reply:
+    """`privacy export|erase CONTACT`: managers only; answers with the confirmation modal."""
+    command = ctx.options.command
+    if not is_manager(ctx.rep):
+        text = "Only a manager can export or erase a person's data."
+        return Reply(text, [section(text)])
+    action = args[0].lower() if args else ""
+    if action not in ACTIONS or len(args) < 2:
+        text = (f"Usage: `{command} privacy export CONTACT` (what we hold on them, as a file in your DM) or "
+                f"`{command} privacy erase CONTACT` (remove them everywhere, for good)")
+        return Reply(text, [section(text)])
+    hit, _, problem = resolve_contact(ctx, args[1:])
+    if problem is not None:
+        return problem
+    assert hit is not None
+    contact = ctx.session.get(Contact, hit.contact_id)
+    assert contact is not None and contact.id is not None
+    return Reply(f"{action.title()} {escape(contact.name)}?", [section("Opening the confirmation…")],
+                 modal=privacy_modal(action, contact))
+
+
+def privacy_modal(action: str, contact: Contact) -> dict[str, Any]:
+    name = escape(contact.name)
+    if action == "export":
+        text = (f"Export everything Rapport holds on *{name}*? A JSON file and a readable summary "
+                "will arrive in your DM.")
+    else:
+        text = (f"Erase *{name}* for good? Their contact, mail text, calls, notes, follow-ups and consents "
+                "are removed everywhere; counts stay for the digests. This cannot be undone.")
+    return _modal(CALLBACK, "Export data" if action == "export" else "Erase a person", [section(text)],
+                  submit="Export" if action == "export" else "Erase for good",
+                  metadata={"action": action, "contact_id": contact.id})
+
+
+def submit_privacy(session: Session, rep: Rep, view: dict[str, Any], now: datetime, *, actor: Actor,
+                   privacy_key: str | None) -> Submission:
+    """The confirmed export (an outbox row) or erasure; the middleware checked the contact is visible."""
+    meta = metadata(view)
+    action, contact_id = meta.get("action"), meta.get("contact_id")
+    contact = session.get(Contact, contact_id) if isinstance(contact_id, int) else None
+    if contact is None or contact.id is None or action not in ACTIONS:
+        return Submission(text="That contact is no longer there.")
+    if not is_manager(rep) or not may_act_on(session, rep, contact.owner_id) or rep.id is None:
+        return Submission(text="Only a manager of the contact's team can do that.")
+    name = escape(contact.name)
+    if action == "export":
+        enqueue(session, PrivacyExport(uuid.uuid4().hex, contact.id, rep.id), now=now)
+        record_audit(session, actor, "privacy.export", target_kind="contact", target_id=contact.id,
+                     contact_id=contact.id, at=now)
+        return Submission(text=f"Preparing the export for {name}: the files will arrive here shortly.")
+    address = primary_address(session, contact.id)
+    if address is None:
+        return Submission(text=f"{name} has no email address; erase them with `rapport privacy erase`.")
+    report = erase_person(session, address, actor=actor, configured_key=privacy_key, now=now)
+    return Submission(text=f"Erased: {report.messages} mails and {report.activities} activities no longer "
+                           "hold anything about that person.")
+
+
+def privacy_export_handler(engine: Engine, slack: SlackSender) -> Handler:
+    """Builds the export when it is sent (nothing personal waits in the outbox) and uploads it."""
+
+    def act(jobs: list[Job]) -> dict[int, Outcome]:
+        [job] = jobs
+        payload = job.payload
+        assert isinstance(payload, PrivacyExport)
+        with read_session(engine) as session:
+            contact, rep = session.get(Contact, payload.contact_id), session.get(Rep, payload.rep_id)
+            if rep is None:
+                return {job.id: Done({"skipped": "no such rep"})}
+            channel = slack.dm_channel(session, rep)
+            if contact is None:  # erased in between: nothing to send
+                slack.post(channel, "That contact was erased before the export was ready.",
+                           [section("That contact was erased before the export was ready.")], key=job.key,
+                           since=None)
+                return {job.id: Done({"skipped": "erased"})}
+            data = export_contact(session, contact)
+        name = f"privacy-export-{payload.contact_id}"
+        slack.upload(channel, json.dumps(data, ensure_ascii=False, indent=2).encode(), filename=f"{name}.json",
+                     title="Export (JSON)")
+        slack.upload(channel, export_summary(data).encode(), filename=f"{name}.txt", title="Export (summary)")
+        return {job.id: Done({"uploaded": 2})}
+
+    return Handler((PrivacyExport.kind,), act)

@@ -1,0 +1,152 @@
+"""Roles on every action, the audit log, and `/crm privacy export|erase`, through signed requests
+to the real Bolt app (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from sqlmodel import Session, col, select
+
+from rapport.serve import Service
+from store.models import AuditEntry, Contact, Conversation, OutboxItem
+from tests.bot.conftest import ALICE, CAROL, DAVE, Seeded, add_assigned_email, rep_id
+from tests.servers import slack_requests
+from tests.servers.fake_slack import FakeSlack
+
+
+@pytest.fixture
+def database_url(db_url: str) -> str:
+    return db_url
+
+
+def audit(engine: Any) -> list[tuple[str, str, str, str | None, int | None]]:
+    with Session(engine) as session:
+        rows = session.exec(select(AuditEntry).order_by(col(AuditEntry.id))).all()
+        return [(e.actor, e.action, e.outcome, e.target_kind, e.target_id) for e in rows]
+
+
+def press(interact: Any, action_id: str, value: str, user: str, *, select_menu: bool = False) -> None:
+    payload = slack_requests.block_action_payload(action_id, value, user_id=user, channel_id=f"D{user}")
+    if select_menu:
+        payload["actions"] = [{"type": "static_select", "action_id": action_id, "block_id": "conv",
+                               "selected_option": {"value": value, "text": {}}, "action_ts": "1"}]
+    status, _ = interact(payload)
+    assert status == 200
+
+
+def owner_of(engine: Any, conversation_id: int) -> int | None:
+    with Session(engine) as session:
+        conversation = session.get(Conversation, conversation_id)
+        assert conversation is not None
+        return conversation.owner_id
+
+
+def test_crafted_claim_and_reassign_on_another_teams_conversation_are_refused_and_audited(
+    service: Service, engine: Any, seeded: Seeded, fake_slack: FakeSlack, interact: Any
+) -> None:
+    alice, dave = rep_id(engine, "alice@nordlys.example"), rep_id(engine, "dave@nordlys.example")
+    sales, _ = add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=seeded.jan,
+                                  subject="Where is my order?", text="Still waiting.")
+    support, _ = add_assigned_email(engine, owner_email="dave@nordlys.example", contact_id=seeded.john,
+                                    subject="Login broken", text="Cannot log in.", from_email="john@smith.example",
+                                    from_name="John Smith")
+    # Dave (support) was never sent a button for Alice's conversation: he crafts one
+    press(interact, "conv_claim", str(sales), DAVE)
+    # Carol manages sales: not the support team's conversation, nor a hand-over to the support team
+    press(interact, "conv_reassign", f"{support}:{alice}", CAROL, select_menu=True)
+    press(interact, "conv_reassign", f"{sales}:{dave}", CAROL, select_menu=True)
+    fake_slack.wait_for("chat.postMessage", 3)
+    assert owner_of(engine, sales) == alice and owner_of(engine, support) == dave
+    refusals = [c.params["text"] for c in fake_slack.calls("chat.postMessage")]
+    assert refusals == ["That is not yours to see or change."] * 3
+    assert audit(engine) == [
+        ("dave@nordlys.example", "conversation.claim", "refused", "conversation", sales),
+        ("carol@nordlys.example", "conversation.reassign", "refused", "conversation", support),
+        ("carol@nordlys.example", "conversation.reassign", "refused", "rep", dave),
+    ]
+    # her own team's conversation to her own team's rep: allowed, and audited too
+    bob = rep_id(engine, "bob@nordlys.example")
+    press(interact, "conv_reassign", f"{sales}:{bob}", CAROL, select_menu=True)
+    fake_slack.wait_for("chat.postMessage", 4)
+    assert owner_of(engine, sales) == bob
+    assert audit(engine)[-1] == ("carol@nordlys.example", "conversation.reassign", "ok", "conversation", sales)
+
+
+def test_a_crafted_contact_in_a_form_is_refused_and_audited(
+    service: Service, engine: Any, seeded: Seeded, interact: Any
+) -> None:
+    submission = {
+        "type": "view_submission", "team": {"id": "T0TEST"}, "user": {"id": ALICE}, "trigger_id": "1.2.3",
+        "view": {"id": "V9", "type": "modal", "callback_id": "log_call", "state": {"values": {
+            "contact": {"contact_picker": {"type": "external_select",
+                                           "selected_option": {"value": str(seeded.john), "text": {}}}},
+            "notes": {"notes": {"type": "plain_text_input", "value": "Talked"}},
+        }}},
+    }
+    status, body = interact(submission)
+    assert status == 200 and json.loads(body)["response_action"] == "errors"
+    assert audit(engine) == [("alice@nordlys.example", "activity.log_call", "refused", "contact", seeded.john)]
+
+
+def test_privacy_export_and_erase_from_slack(
+    service: Service, engine: Any, seeded: Seeded, fake_slack: FakeSlack, slash: Any, interact: Any
+) -> None:
+    add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=seeded.jan,
+                       subject="Where is my order?", text="Still waiting for NS-480744.")
+    _, answer = slash("privacy export jan.stastny@acme.example", user=ALICE)
+    assert "Only a manager" in json.dumps(answer)
+    _, card = slash("find jan.stastny@acme.example", user=ALICE)
+    assert "Jan Šťastný" in json.dumps(card, ensure_ascii=False)
+    assert audit(engine) == [("alice@nordlys.example", "card.view", "ok", "contact", seeded.jan)]
+
+    def confirm(action: str) -> None:
+        slash(f"privacy {action} jan.stastny@acme.example", user=CAROL)
+        view = fake_slack.calls("views.open")[-1].params["view"]
+        view = json.loads(view) if isinstance(view, str) else view
+        assert view["callback_id"] == "privacy_confirm"
+        status, _ = interact({"type": "view_submission", "team": {"id": "T0TEST"}, "user": {"id": CAROL},
+                              "trigger_id": "1.2.3", "view": {**view, "id": "V1", "state": {"values": {}}}})
+        assert status == 200
+
+    confirm("export")
+    with Session(engine) as session:
+        row = session.exec(select(OutboxItem).where(OutboxItem.kind == "privacy-export")).one()
+        assert "Šťastný" not in json.dumps(row.payload)  # built when sent: nothing personal waits in the outbox
+    assert service.scheduler is not None
+    service.scheduler.tick()
+    [upload] = fake_slack.wait_for("files.completeUploadExternal", 2)[:1]
+    files = upload.params["files"]
+    file_id = (json.loads(files) if isinstance(files, str) else files)[0]["id"]
+    export = json.loads(fake_slack.uploaded(file_id))
+    assert export["contact"]["name"] == "Jan Šťastný" and "NS-480744" in export["messages"][0]["text"]
+    assert len(export["orders"]) == 2 and export["consents"][0]["purpose"] == "marketing"
+
+    confirm("erase")
+    fake_slack.wait_for("chat.postMessage", 2)
+    with Session(engine) as session:
+        assert session.get(Contact, seeded.jan) is None
+        entries = session.exec(select(AuditEntry).order_by(col(AuditEntry.id))).all()
+        assert [(e.actor, e.action, e.via, e.contact_id, e.target_id) for e in entries] == [
+            ("alice@nordlys.example", "card.view", "slack", None, None),  # kept, with the person's hash only
+            ("carol@nordlys.example", "privacy.export", "slack", None, None),
+            ("carol@nordlys.example", "privacy.erase", "slack", None, None),
+        ]
+        assert len({e.person_hash for e in entries}) == 1 and entries[0].person_hash
+        assert entries[1].origin and CAROL in entries[1].origin
+
+
+def test_a_manager_cannot_erase_another_teams_contact(
+    service: Service, engine: Any, seeded: Seeded, fake_slack: FakeSlack, slash: Any, interact: Any
+) -> None:
+    slash("privacy erase john@smith.example", user=CAROL)  # managers read every card: the modal opens
+    view = fake_slack.calls("views.open")[-1].params["view"]
+    view = json.loads(view) if isinstance(view, str) else view
+    status, _ = interact({"type": "view_submission", "team": {"id": "T0TEST"}, "user": {"id": CAROL},
+                          "trigger_id": "1.2.3", "view": {**view, "id": "V1", "state": {"values": {}}}})
+    assert status == 200
+    fake_slack.wait_for("chat.postMessage")
+    with Session(engine) as session:
+        assert session.get(Contact, seeded.john) is not None  # John belongs to Dave's support team
+    assert audit(engine) == [("carol@nordlys.example", "privacy.confirm", "refused", "contact", seeded.john)]
