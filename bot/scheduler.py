@@ -97,7 +97,8 @@ class Scheduler:
                 enqueue_due_digests(session, now=now, options=digests)))
         notified: set[int] = set()
         result.delivered = dispatch_outbox(self.engine, self.sender, now=now, smtp=self.smtp,
-                                           on_sent=lambda message: notified.add(message.rep.id or 0))
+                                           on_sent=lambda message: notified.add(message.rep.id or 0),
+                                           digest_links=digests.links if digests is not None else None)
         changed = (reminded | notified) - {0}
         if changed and self.on_change is not None:
             self.on_change(changed)

@@ -23,7 +23,7 @@ from slack_sdk import WebClient
 
 import store.outbox
 from bot.email import SmtpOptions
-from bot.notify import SlackSender, notification_handler
+from bot.notify import SlackSender, outbox_handlers
 from inbox.tags import imap_handler
 from store.db import make_engine
 
@@ -63,13 +63,13 @@ def main() -> None:
     if kind == "slack":
         sender = SlackSender(WebClient(token="xoxb-test-token", base_url=rest[0]))
         smtp = SmtpOptions(host=rest[1], port=int(rest[2]), security="none") if len(rest) > 1 else None
-        handler = notification_handler(engine, sender, now=now, smtp=smtp)
+        handlers = outbox_handlers(engine, sender, now=now, smtp=smtp)
     else:
         host, port, user, password = rest
         client = IMAPClient(host, port=int(port), ssl=False)
         client.login(user, password)
-        handler = imap_handler(engine, lambda name: client)
-    store.outbox.dispatch(engine, [handler], now=now)
+        handlers = [imap_handler(engine, lambda name: client)]
+    store.outbox.dispatch(engine, handlers, now=now)
 
 
 if __name__ == "__main__":
