@@ -337,7 +337,7 @@ def sections(figures: DigestFigures, links: DigestLinks) -> list[Section]:
 
 
 def empty_line(figures: DigestFigures) -> str:
-    return f"No new mail, nothing waiting and no follow-ups due ({period_span(figures)})."
+    return f"No new mail, nothing waiting and no follow-ups due this {figures.period}."
 
 
 def footer_lines(figures: DigestFigures, via: str) -> list[str]:
@@ -354,7 +354,7 @@ def footer_lines(figures: DigestFigures, via: str) -> list[str]:
 
 def _wrap(line: str, indent: str = "", hang: str = "") -> list[str]:
     return textwrap.wrap(line, TEXT_WIDTH, initial_indent=indent, subsequent_indent=indent + hang,
-                         break_on_hyphens=False, break_long_words=False) or [""]
+                         break_on_hyphens=False) or [""]
 
 
 def render_digest_text(figures: DigestFigures, links: DigestLinks | None = None, *, via: str = "email") -> str:
@@ -418,7 +418,7 @@ def _item_html(item: Item) -> str:
             f"{e(item.flag)}</span>") if item.flag else ""
     detail = " · ".join(f'<span style="white-space:nowrap">{e(part)}</span>' for part in item.detail.split(" · ")
                         ) if item.detail else ""
-    return (f'<div style="{_RULE};padding:8px 0">'
+    return (f'<div class="item" style="{_RULE};padding:8px 0">'
             f'<div style="font-weight:bold;overflow:hidden;text-overflow:ellipsis;white-space:nowrap">{title}{flag}</div>'
             + (f'<div style="font-size:13px;{_MUTED}">{detail}</div>' if detail else "") + "</div>")
 
