@@ -48,7 +48,7 @@ log = logging.getLogger("rapport.digest")
 KINDS = (DigestSlack.kind, DigestEmail.kind)
 SUBJECT_MAX = 70
 TEXT_WIDTH = 72
-CHART_WIDTH = 540  # px shown in the email; drawn at twice that
+CHART_WIDTH = 400  # px shown in the email, drawn at twice that; a phone shows >= 340 px of it
 NO_MAIL = "No mail this period"
 
 
@@ -340,10 +340,11 @@ def empty_line(figures: DigestFigures) -> str:
     return f"No new mail, nothing waiting and no follow-ups due this {figures.period}."
 
 
-def footer_lines(figures: DigestFigures, via: str) -> list[str]:
+def footer_lines(figures: DigestFigures, via: Sequence[str]) -> list[str]:
+    chosen = ", ".join(f'"{way}"' for way in via)
     return [
         f"You get this {'daily' if figures.period == 'day' else 'weekly'} digest because you are a manager in Rapport with "
-        f'digest_via = ["{via}"] in rapport.toml.',
+        f"digest_via = [{chosen}] in rapport.toml.",
         "To change how you get it, or to stop it, ask your Rapport admin to change digest_via "
         "under your [[reps]] entry (\"slack\", \"email\", or none).",
     ]
@@ -357,7 +358,8 @@ def _wrap(line: str, indent: str = "", hang: str = "") -> list[str]:
                          break_on_hyphens=False) or [""]
 
 
-def render_digest_text(figures: DigestFigures, links: DigestLinks | None = None, *, via: str = "email") -> str:
+def render_digest_text(figures: DigestFigures, links: DigestLinks | None = None, *,
+                       via: Sequence[str] = ("email",)) -> str:
     """The digest as plain text, at most 72 columns (a link on a line of its own, unless it is
     Slack's App Home, given once at the end): the email's text part and the terminal's."""
     links = links or DigestLinks()
@@ -414,12 +416,13 @@ def _item_html(item: Item) -> str:
     title = e(item.text)
     if item.link:
         title = f'<a href="{e(item.link)}" style="color:inherit">{title}</a>'
-    flag = (f' <span style="font-size:12px;font-weight:bold;color:#c0392b;white-space:nowrap">'
-            f"{e(item.flag)}</span>") if item.flag else ""
-    detail = " · ".join(f'<span style="white-space:nowrap">{e(part)}</span>' for part in item.detail.split(" · ")
-                        ) if item.detail else ""
+    # the flag leads the detail line: a long title is cut with an ellipsis, the flag never is
+    parts = [f'<span style="white-space:nowrap">{e(part)}</span>' for part in item.detail.split(" · ") if part]
+    if item.flag:
+        parts.insert(0, f'<span style="font-weight:bold;color:#d0453a;white-space:nowrap">{e(item.flag)}</span>')
+    detail = " · ".join(parts)
     return (f'<div class="item" style="{_RULE};padding:8px 0">'
-            f'<div style="font-weight:bold;overflow:hidden;text-overflow:ellipsis;white-space:nowrap">{title}{flag}</div>'
+            f'<div style="font-weight:bold;overflow:hidden;text-overflow:ellipsis;white-space:nowrap">{title}</div>'
             + (f'<div style="font-size:13px;{_MUTED}">{detail}</div>' if detail else "") + "</div>")
 
 
@@ -432,7 +435,7 @@ def _section_html(part: Section) -> str:
 
 
 def render_digest_html(figures: DigestFigures, links: DigestLinks | None = None, *, chart_cid: str | None = None,
-                       via: str = "email") -> str:
+                       via: Sequence[str] = ("email",)) -> str:
     """One column at most 600 px wide, inline styles, a viewport and colour scheme that phones
     and dark mode read; the chart is `<img src="cid:{chart_cid}">` when a cid is given."""
     e = html.escape
@@ -484,7 +487,7 @@ def chart_panels(figures: DigestFigures) -> list[Panel]:
     """Volume, then first-reply time: two small charts, never sharing an axis."""
     points = figures.series
     if figures.period == "day":
-        labels = [f"{p.start:%H}" if p.start.hour % 3 == 0 else "" for p in points]
+        labels = [f"{p.start:%H}" if p.start.hour % 6 == 0 else "" for p in points]
     else:
         labels = [f"{p.start:%a}" for p in points]
     volume = [float(p.new_conversations) for p in points]
@@ -521,10 +524,10 @@ def render_chart(figures: DigestFigures) -> bytes:
     from matplotlib.figure import Figure as MplFigure
 
     panels = chart_panels(figures)
-    dpi = 144  # drawn at 2x: 1 pt is 2 px drawn, 1 px shown, so a font of 13 pt reads as 13 px
-    figure = MplFigure(figsize=(2 * CHART_WIDTH / dpi, 2.4 * len(panels)), dpi=dpi)
+    dpi = 144  # drawn at 2x: 1 pt is 2 px drawn, 1 px shown, so a font of 15 pt reads as 15 px
+    figure = MplFigure(figsize=(2 * CHART_WIDTH / dpi, 2.2 * len(panels)), dpi=dpi)
     grey, blue = "#8a8a8a", "#4c78a8"
-    font = 13.0
+    font = 15.0  # >= 12 px still where a phone narrows the chart to 340 px
     for i, panel in enumerate(panels):
         ax = figure.add_subplot(len(panels), 1, i + 1)
         ax.set_facecolor("none")
@@ -541,7 +544,7 @@ def render_chart(figures: DigestFigures) -> bytes:
             continue
         positions = list(range(len(panel.values)))
         bars = ax.bar(positions, panel.values, color=blue if i == 0 else "#e07b39", width=0.7)
-        ax.bar_label(bars, labels=[panel.value_text(v) if v else "" for v in panel.values], fontsize=font * 0.9,
+        ax.bar_label(bars, labels=[panel.value_text(v) if v else "" for v in panel.values], fontsize=font,
                      color=grey, padding=2)
         ax.set_xticks(positions, panel.labels, fontsize=font, color=grey)
         ax.tick_params(axis="x", colors=grey, length=0)
@@ -686,12 +689,12 @@ def send_digest_slack(
 
 
 def send_digest_email(smtp: SmtpOptions, figures: DigestFigures, *, to: str, links: DigestLinks,
-                      unsubscribe: str | None = None) -> None:
+                      via: Sequence[str] = ("email",), unsubscribe: str | None = None) -> None:
     chart = None if figures.is_empty or not _has_series(figures) else render_chart(figures)
     cid = new_cid() if chart is not None else None
     message = build_message(
-        from_addr=smtp.from_addr, to=to, subject=subject(figures), text=render_digest_text(figures, links),
-        html=render_digest_html(figures, links, chart_cid=cid), image=chart, image_cid=cid,
+        from_addr=smtp.from_addr, to=to, subject=subject(figures), text=render_digest_text(figures, links, via=via),
+        html=render_digest_html(figures, links, chart_cid=cid, via=via), image=chart, image_cid=cid,
         automatic=True, unsubscribe=unsubscribe or f"mailto:{smtp.from_addr}?subject=Change%20my%20digest",
     )
     send_message(smtp, message)
@@ -738,7 +741,8 @@ def digest_handlers(
                 return {job.id: Done({"skipped": "no such manager"})}
             manager, figures = found
             unsubscribe = _admin_address(session)
-        send_digest_email(smtp, figures, to=manager.email, links=links, unsubscribe=unsubscribe)
+        send_digest_email(smtp, figures, to=manager.email, links=links, via=manager.digest_via or ["email"],
+                          unsubscribe=unsubscribe)
         return {job.id: Done({"to": manager.email})}
 
     return [Handler((DigestSlack.kind,), act_slack), Handler((DigestEmail.kind,), act_email)]
