@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from bot.blocks import Block, context, divider, fields, header, section
+from bot.blocks import Block, button, context, divider, fields, header, section, static_select
 from bot.email import SmtpOptions, build_message, new_cid, send_message
 from bot.pages import conversation_url
 from bot.segments import format_eur
@@ -50,6 +50,7 @@ SUBJECT_MAX = 70
 TEXT_WIDTH = 72
 CHART_WIDTH = 400  # px shown in the email, drawn at twice that; a phone shows >= 340 px of it
 NO_MAIL = "No mail this period"
+MAX_OPTIONS = 100  # Slack's limit for a select's options
 
 
 class DigestDeliveryError(RuntimeError):
@@ -238,6 +239,8 @@ class Item:
     detail: str = ""
     link: str | None = None
     flag: str = ""  # a word that needs attention: "past due", "assign an owner"
+    conversation_id: int | None = None  # in Slack: "Assign to…" (managers)
+    contact_id: int | None = None  # in Slack: "Follow-up…" (the follow-up form for the contact)
 
 
 @dataclass(frozen=True)
@@ -262,7 +265,7 @@ def waiting_section(figures: DigestFigures, links: DigestLinks) -> Section | Non
     items = [Item(clip(w.subject or "(no subject)", 90),
                   " · ".join(p for p in (w.contact, w.owner or "no owner (queue)",
                                          f"waiting {age(w.waiting_since, figures.now)}") if p),
-                  links.conversation(w.id), "past due" if w.overdue else "")
+                  links.conversation(w.id), "past due" if w.overdue else "", conversation_id=w.id)
              for w in figures.waiting]
     late = f", {figures.overdue} past due" if figures.overdue else ""
     return Section(f"Waiting for a reply ({figures.open}{late})", items, figures.open - len(items))
@@ -274,7 +277,7 @@ def due_followups_section(figures: DigestFigures, links: DigestLinks) -> Section
         return None
     items = [Item(clip(f.note or "Follow-up", 90),
                   " · ".join(p for p in (f.contact, f.rep, f"due {age(f.due_at, figures.now)} ago") if p),
-                  links.customer(f.contact_id) if f.contact_id else links.app_home())
+                  links.customer(f.contact_id) if f.contact_id else links.app_home(), contact_id=f.contact_id)
              for f in figures.due_followups]
     return Section(f"Follow-ups overdue ({figures.followups_overdue})", items,
                    figures.followups_overdue - len(items))
@@ -287,7 +290,7 @@ def lapsed_section(figures: DigestFigures, links: DigestLinks) -> Section | None
     items = [Item(c.name,
                   f"{format_eur(c.value_eur, cents=False)} so far · last order {c.days_since} days ago · "
                   + (_owner_name(c.owner) or "no owner"),
-                  links.customer(c.contact_id), "" if c.owner.id else "assign an owner")
+                  links.customer(c.contact_id), "" if c.owner.id else "assign an owner", contact_id=c.contact_id)
              for c in figures.lapsed_worth_a_call]
     return Section("Customers worth a call", items, note="They bought regularly, then stopped.")
 
@@ -568,9 +571,21 @@ def _mrkdwn_item(item: Item) -> str:
     return f"• {text}{flag}{detail}"
 
 
+def _item_block(item: Item, assignees: list[tuple[str, str]]) -> Block | None:
+    """An item a manager can act on from Slack: assign a conversation, open a follow-up form."""
+    if item.conversation_id is not None and assignees:
+        options = [(name, f"{item.conversation_id}:{rep_id}") for name, rep_id in assignees]
+        return section(_mrkdwn_item(item), accessory=static_select("Assign to…", "conv_reassign", options))
+    if item.contact_id is not None:
+        return section(_mrkdwn_item(item), accessory=button("Follow-up…", "followup_open", str(item.contact_id)))
+    return None
+
+
 def render_digest_blocks(figures: DigestFigures, links: DigestLinks | None = None) -> list[Block]:
-    """The digest in Slack: the same answer first, then a section per part (split by the sender when long)."""
+    """The digest in Slack: the same answer first, then a section per part (split by the sender when long);
+    conversations carry "Assign to…" (the team's reps) and customers a "Follow-up…" button."""
     links = links or DigestLinks()
+    assignees = [(r.name, str(r.rep_id)) for r in figures.reps][:MAX_OPTIONS]
     blocks: list[Block] = [header(f"{audience(figures)}, {period_name(figures)}"),
                            context(escape(period_span(figures)))]
     if figures.is_empty:
@@ -584,9 +599,18 @@ def render_digest_blocks(figures: DigestFigures, links: DigestLinks | None = Non
             blocks.append(section(title))
             continue
         blocks.append(section(title))
-        for start in range(0, len(part.items), 5):  # a few items per section: each stays far from the limits
-            lines = [_mrkdwn_item(item) for item in part.items[start:start + 5]]
-            blocks.append(section("\n".join(lines)))
+        plain: list[str] = []
+        for item in part.items:
+            block = _item_block(item, assignees)
+            if block is None:
+                plain.append(_mrkdwn_item(item))
+                continue
+            if plain:
+                blocks.append(section("\n".join(plain)))
+                plain = []
+            blocks.append(block)
+        for start in range(0, len(plain), 5):  # a few items per section: each stays far from the limits
+            blocks.append(section("\n".join(plain[start:start + 5])))
         if part.more:
             blocks.append(context(f"and {part.more} more"))
     return blocks

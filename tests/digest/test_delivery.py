@@ -151,6 +151,15 @@ def test_slack_unreachable_the_email_still_arrives_and_slack_is_retried_later(
     [message] = fake_slack.messages("DMAJA")
     assert message["metadata"]["event_payload"]["key"] == slack_row.key
     assert any("Alice Andersson" in json.dumps(block) for block in message["blocks"])
+    # a manager acts from the digest: assign a waiting conversation, open a follow-up for a customer
+    accessories = [block["accessory"] for block in message["blocks"] if "accessory" in block]
+    assigns = [a for a in accessories if a["action_id"] == "conv_reassign"]
+    assert len(assigns) == 2  # c10 and c3, waiting for a reply
+    assert {o["text"]["text"] for o in assigns[0]["options"]} == {"Alice Andersson", "Bob Berg", "Maja Manager"}
+    c3 = known.conversations["c3"].id
+    assert f"{c3}:{known.reps['bob'].id}" in {o["value"] for o in assigns[1]["options"]}
+    assert any(a["action_id"] == "followup_open" for a in accessories)  # customers worth a call
+    assert "slack.com/app_redirect?team=T0TEST" in json.dumps(message["blocks"])
     [upload] = fake_slack.calls("files.completeUploadExternal")  # the same chart as the email's
     files = upload.params["files"]
     file_id = (json.loads(files) if isinstance(files, str) else files)[0]["id"]
