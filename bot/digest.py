@@ -169,7 +169,7 @@ def period_name(figures: DigestFigures) -> str:
 
 
 def period_span(figures: DigestFigures) -> str:
-    """`Sunday 22 Nov 2026` or `16–22 Nov 2026`, then the time zone."""
+    """`Sunday 22 Nov 2026` or `16 Nov – 22 Nov 2026`, then the time zone."""
     first = figures.local_start
     if figures.period == "day":
         return f"{first:%A %d %b %Y}, {figures.timezone}"
@@ -178,12 +178,14 @@ def period_span(figures: DigestFigures) -> str:
 
 
 def subject(figures: DigestFigures) -> str:
-    """At most 70 plain ASCII characters: who, when and two or three headline figures."""
+    """At most 70 characters (ASCII but for a team's name), one line: who, when and two or
+    three headline figures (the first reply only when there was one)."""
     who = f"{audience(figures)}, {period_name(figures)}"
     if figures.is_empty:
         return clip(f"{who}: no mail", SUBJECT_MAX)
+    median = figures.first_response.median_seconds
     parts = [f"{figures.new_conversations} new", f"{figures.sla_breaches} past due",
-             f"first reply {short_duration(figures.first_response.median_seconds)}"]
+             *([f"first reply {short_duration(median)}"] if median is not None else [])]
     while parts:
         line = f"{who}: {', '.join(parts)}"
         if len(line) <= SUBJECT_MAX:

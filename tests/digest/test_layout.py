@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -14,7 +15,7 @@ from sqlmodel import Session, select
 from bot.digest import DigestLinks, chart_panels, digest_handlers, enqueue_due_digests, render_chart, subject
 from bot.email import SmtpOptions
 from store.db import session_scope
-from store.digest import compute_digest
+from store.digest import ResponseTimes, compute_digest
 from store.models import Conversation, Rep
 from store.outbox import dispatch
 from tests.digest.known_store import NOW, E, Known, S
@@ -113,3 +114,16 @@ def test_the_chart_has_one_measure_per_panel(engine: Engine, known: Known, perio
     assert volume.values is not None and sum(volume.values) == figures.new_conversations
     assert replies.values is not None and len(replies.values) == len(volume.values)
     assert render_chart(figures).startswith(PNG)
+
+
+def test_the_subject_stays_one_short_line(engine: Engine, known: Known) -> None:
+    with Session(engine) as session:
+        maja = session.get(Rep, known.reps["maja"].id)
+        assert maja is not None
+        figures = compute_digest(session, manager=maja, period="day", start=S, end=E, params=OPTIONS.params,
+                                 now=NOW)
+    assert subject(figures) == "Nordics, Sun 22 Nov: 5 new, 2 past due, first reply 2h"
+    long_team = replace(figures, team="customer success and key accounts north")
+    assert subject(long_team) == "Customer success and key accounts north, Sun 22 Nov: 5 new, 2 past due"
+    no_replies = replace(figures, first_response=ResponseTimes(0, None, None))
+    assert subject(no_replies) == "Nordics, Sun 22 Nov: 5 new, 2 past due"  # no "first reply –"
