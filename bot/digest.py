@@ -74,12 +74,6 @@ class DigestLinks:
         query = {"team": self.slack_team, **({"app": self.slack_app} if self.slack_app else {})}
         return "https://slack.com/app_redirect?" + urlencode(query)
 
-    def dm(self, channel: str) -> str | None:
-        """A Slack deep link into a conversation (a DM, a channel) of the configured team."""
-        if not self.slack_team:
-            return None
-        return "https://slack.com/app_redirect?" + urlencode({"team": self.slack_team, "channel": channel})
-
     def conversation(self, conversation_id: int) -> str | None:
         """The conversation's read-only page where `rapport serve` is reachable, else Slack."""
         if self.page_url and self.page_key:
@@ -521,6 +515,17 @@ def chart_alt(figures: DigestFigures) -> str:
     return "; ".join(parts)
 
 
+def bar_labels(panel: Panel) -> list[str]:
+    """The value on each bar; with many narrow bars (a day's hours), never on two neighbours."""
+    values = panel.values or []
+    crowded = len(values) > 12
+    labels: list[str] = []
+    for i, value in enumerate(values):
+        beside = crowded and i > 0 and labels[i - 1] != ""
+        labels.append(panel.value_text(value) if value and not beside else "")
+    return labels
+
+
 def render_chart(figures: DigestFigures) -> bytes:
     """A PNG drawn at twice the size it is shown (CHART_WIDTH px): text at least 12 px as shown,
     values on the bars, a caption below each chart, a transparent background with grey text
@@ -549,7 +554,7 @@ def render_chart(figures: DigestFigures) -> bytes:
             continue
         positions = list(range(len(panel.values)))
         bars = ax.bar(positions, panel.values, color=blue if i == 0 else "#e07b39", width=0.7)
-        ax.bar_label(bars, labels=[panel.value_text(v) if v else "" for v in panel.values], fontsize=font,
+        ax.bar_label(bars, labels=bar_labels(panel), fontsize=font,
                      color=grey, padding=2)
         ax.set_xticks(positions, panel.labels, fontsize=font, color=grey)
         ax.tick_params(axis="x", colors=grey, length=0)

@@ -12,7 +12,16 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from bot.digest import DigestLinks, chart_panels, digest_handlers, enqueue_due_digests, render_chart, subject
+from bot.digest import (
+    DigestLinks,
+    Panel,
+    bar_labels,
+    chart_panels,
+    digest_handlers,
+    enqueue_due_digests,
+    render_chart,
+    subject,
+)
 from bot.email import SmtpOptions
 from store.db import session_scope
 from store.digest import ResponseTimes, compute_digest
@@ -127,3 +136,10 @@ def test_the_subject_stays_one_short_line(engine: Engine, known: Known) -> None:
     assert subject(long_team) == "Customer success and key accounts north, Sun 22 Nov: 5 new, 2 past due"
     no_replies = replace(figures, first_response=ResponseTimes(0, None, None))
     assert subject(no_replies) == "Nordics, Sun 22 Nov: 5 new, 2 past due"  # no "first reply –"
+
+
+def test_values_on_a_days_narrow_bars_never_sit_on_two_neighbours() -> None:
+    hours = Panel("New conversations per hour", [""] * 24, [0, 1, 2, 3, 0, 5] + [0] * 18, lambda v: f"{v:.0f}")
+    assert bar_labels(hours)[:6] == ["", "1", "", "3", "", "5"]
+    week = Panel("New conversations per day", [""] * 7, [1, 2, 3, 0, 0, 0, 4], lambda v: f"{v:.0f}")
+    assert bar_labels(week) == ["1", "2", "3", "", "", "", "4"]  # wide bars: every value
