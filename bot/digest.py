@@ -178,7 +178,7 @@ def subject(figures: DigestFigures) -> str:
     if figures.is_empty:
         return clip(f"{who}: no mail", SUBJECT_MAX)
     median = figures.first_response.median_seconds
-    parts = [f"{figures.new_conversations} new", f"{figures.sla_breaches} past due",
+    parts = [f"{figures.new_conversations} new", f"{figures.sla_breaches} missed reply time",
              *([f"first reply {short_duration(median)}"] if median is not None else [])]
     while parts:
         line = f"{who}: {', '.join(parts)}"
@@ -220,7 +220,7 @@ def headline_figures(figures: DigestFigures) -> list[Figure]:
         figure("New conversations", lambda h: h.new_conversations, count),
         figure("Answered", lambda h: h.answered, count),
         figure("First reply (median)", lambda h: h.first_reply_seconds, format_duration),
-        figure("Past reply time", lambda h: h.sla_breaches, count),
+        figure("Missed reply time", lambda h: h.sla_breaches, count),
     ]
 
 
@@ -292,11 +292,11 @@ def lapsed_section(figures: DigestFigures, links: DigestLinks) -> Section | None
 
 
 def reps_section(figures: DigestFigures, links: DigestLinks) -> Section | None:
-    """One compact row per rep: open, overdue, answered, median first reply, past reply time."""
+    """One compact row per rep: open, past due, answered, median first reply, missed reply time (SLA breaches)."""
     items = [Item(r.name,
                   f"{r.open} open · {r.overdue} past due · {r.answered} answered · "
                   f"first reply {format_duration(r.first_response.median_seconds)} · "
-                  f"{r.sla_breaches} late",
+                  f"{r.sla_breaches} missed reply time",
                   links.app_home())
              for r in figures.reps]
     return Section("Team", items, note="Open and past due: now. The rest: this period.") if items else None

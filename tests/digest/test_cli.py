@@ -56,7 +56,7 @@ def test_digest_json_and_print(cli_env: dict[str, str]) -> None:
 
     text = _run("digest", "--manager", "maja@rapport.example", "--period", "day", "--date", "2026-11-22")
     assert text.startswith("Nordics, Sun 22 Nov (Sunday 22 Nov 2026, Europe/Stockholm)")
-    assert "Past reply time: 2 (▲ from 1)" in text
+    assert "Missed reply time: 2 (▲ from 1)" in text
 
 
 def test_digest_send(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, fake_slack: FakeSlack,

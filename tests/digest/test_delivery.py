@@ -104,7 +104,7 @@ def test_email_digest_arrives_as_valid_mime(engine: Engine, known: Known, smtp_s
     [mail] = smtp_server.wait_for(1)
     assert mail.rcpt_tos == ["maja@rapport.example"]
     message, text, html = check_digest_mail(mail.data)
-    assert message["Subject"] == "Nordics, Sun 22 Nov: 5 new, 2 past due, first reply 2h"
+    assert message["Subject"] == "Nordics, Sun 22 Nov: 5 new, 2 missed reply time, first reply 2h"
     assert "First reply (median): 2h 00m" in text
     assert "Alice Andersson" in html and "Alice Andersson" in text
     assert "RFC" not in text and "auto_reply" not in text

@@ -131,11 +131,11 @@ def test_the_subject_stays_one_short_line(engine: Engine, known: Known) -> None:
         assert maja is not None
         figures = compute_digest(session, manager=maja, period="day", start=S, end=E, params=OPTIONS.params,
                                  now=NOW)
-    assert subject(figures) == "Nordics, Sun 22 Nov: 5 new, 2 past due, first reply 2h"
+    assert subject(figures) == "Nordics, Sun 22 Nov: 5 new, 2 missed reply time, first reply 2h"
     long_team = replace(figures, team="customer success and key accounts north")
-    assert subject(long_team) == "Customer success and key accounts north, Sun 22 Nov: 5 new, 2 past due"
+    assert subject(long_team) == "Customer success and key accounts north, Sun 22 Nov: 5 new"
     no_replies = replace(figures, first_response=ResponseTimes(0, None, None))
-    assert subject(no_replies) == "Nordics, Sun 22 Nov: 5 new, 2 past due"  # no "first reply –"
+    assert subject(no_replies) == "Nordics, Sun 22 Nov: 5 new, 2 missed reply time"  # no "first reply –"
 
 
 def test_values_on_a_days_narrow_bars_never_sit_on_two_neighbours() -> None:
