@@ -588,15 +588,17 @@ def _item_block(item: Item, assignees: list[tuple[str, str]]) -> Block | None:
     return None
 
 
-def render_digest_blocks(figures: DigestFigures, links: DigestLinks | None = None) -> list[Block]:
+def render_digest_blocks(figures: DigestFigures, links: DigestLinks | None = None, *,
+                         via: Sequence[str] = ("slack",)) -> list[Block]:
     """The digest in Slack: the same answer first, then a section per part (split by the sender when long);
     conversations carry "Assign to…" (the team's reps) and customers a "Follow-up…" button."""
     links = links or DigestLinks()
     assignees = [(r.name, str(r.rep_id)) for r in figures.reps][:MAX_OPTIONS]
     blocks: list[Block] = [header(f"{audience(figures)}, {period_name(figures)}"),
                            context(escape(period_span(figures)))]
+    footer = context(*(escape(line) for line in footer_lines(figures, via)))
     if figures.is_empty:
-        return [*blocks, section(escape(empty_line(figures)))]
+        return [*blocks, section(escape(empty_line(figures))), footer]
     blocks.append(fields(*(f"*{escape(f.label)}*\n{escape(f.value)}" + (f"  _{escape(f.change)}_" if f.change else "")
                            for f in headline_figures(figures))))
     for part in sections(figures, links):
@@ -620,7 +622,7 @@ def render_digest_blocks(figures: DigestFigures, links: DigestLinks | None = Non
             blocks.append(section("\n".join(plain[start:start + 5])))
         if part.more:
             blocks.append(context(f"and {part.more} more"))
-    return blocks
+    return [*blocks, footer]
 
 
 # --------------------------------------------------------------------------- scheduling
@@ -710,7 +712,7 @@ def send_digest_slack(
     """Post the digest to the manager's DM (and `channel`), the chart after it; a retry skips what was posted."""
     targets = [slack.dm_channel(session, manager)] if dm else []
     targets += [channel] if channel else []
-    blocks = render_digest_blocks(figures, links)
+    blocks = render_digest_blocks(figures, links, via=manager.digest_via or ["slack"])
     chart = None if figures.is_empty or not _has_series(figures) else render_chart(figures)
     for target in targets:
         stamps, already = slack.post(target, clip(subject(figures), 3000), blocks, key=key, since=since)

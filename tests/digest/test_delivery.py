@@ -160,6 +160,7 @@ def test_slack_unreachable_the_email_still_arrives_and_slack_is_retried_later(
     assert f"{c3}:{known.reps['bob'].id}" in {o["value"] for o in assigns[1]["options"]}
     assert any(a["action_id"] == "followup_open" for a in accessories)  # customers worth a call
     assert "slack.com/app_redirect?team=T0TEST" in json.dumps(message["blocks"])
+    assert 'digest_via = [\\"slack\\", \\"email\\"]' in json.dumps(message["blocks"][-1])  # why, how to change
     [upload] = fake_slack.calls("files.completeUploadExternal")  # the same chart as the email's
     files = upload.params["files"]
     file_id = (json.loads(files) if isinstance(files, str) else files)[0]["id"]
