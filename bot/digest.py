@@ -215,7 +215,9 @@ def headline_figures(figures: DigestFigures) -> list[Figure]:
         old = pick(before) if before is not None else None
         return Figure(label, show(value), _change(value, old, show(old)) if before is not None else "")
 
-    count: Callable[[float | None], str] = lambda v: "–" if v is None else str(int(v))  # noqa: E731
+    def count(value: float | None) -> str:
+        return "–" if value is None else str(int(value))
+
     return [
         figure("New conversations", lambda h: h.new_conversations, count),
         figure("Answered", lambda h: h.answered, count),
