@@ -1,12 +1,15 @@
-"""Manager digests: rendering (Slack blocks, plain text, HTML, a chart) and delivery.
+"""Manager digests: what a manager reads on a phone and acts on, and its delivery.
 
-The scheduler calls `enqueue_due_digests` every minute or so; it writes one
-outbox row per manager and period (`digest:{email}:{period}:{local date}`,
-unique), so a digest is enqueued once however often, and from however many
-processes, it runs. The outbox dispatcher hands each `kind="digest"` row to
-`deliver_digest`, which computes the figures and sends them to Slack and/or by
-email. Slack messages carry the outbox key in their metadata and a retry skips
-the parts already posted, so a retry after a crash does not post twice.
+A digest leads with the answer (a subject with the headline figures, four figures
+with the change from the period before), then what needs action now, then the
+team. Its content is a list of sections (`SECTIONS`): each is one function from
+the figures to a `Section` (a title and linked items), which the email (HTML and
+text) and Slack render alike. A new figure is one function added to that list.
+
+Delivery goes through the outbox: the scheduler (`enqueue_due_digests`) and
+`rapport digest --send` write one row per way (`DigestSlack`, `DigestEmail`), so
+a Slack outage never holds back the email and each is retried on its own; the
+handlers (`digest_handlers`) compute the figures when they send.
 """
 
 from __future__ import annotations
@@ -14,45 +17,73 @@ from __future__ import annotations
 import html
 import io
 import logging
-import math
-from collections.abc import Iterable, Sequence
+import textwrap
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from bot.blocks import Block, button, context, divider, fields, header, section, static_select
 from bot.email import SmtpOptions, build_message, new_cid, send_message
-from bot.text import escape
-from store.digest import (
-    DigestFigures,
-    Funnel,
-    Period,
-    RepFigures,
-    ResponseTimes,
-    compute_digest,
-    last_complete_period,
-)
+from bot.pages import conversation_url
+from bot.segments import format_eur
+from bot.text import age, clip, escape
+from store.db import read_session
+from store.digest import DigestFigures, Funnel, Headline, Period, compute_digest, last_complete_period
 from store.hours import WEEKDAYS, zone
 from store.models import Rep, Role
-from store.outbox import Digest, Job, enqueue
+from store.outbox import Digest, DigestEmail, DigestSlack, Done, Handler, Job, Outcome, enqueue
 from store.reps import rep_by_email
-from store.segments import LapsedCustomer, Owner, SegmentParams, TopCustomer
+from store.segments import Owner, SegmentParams
 from store.stages import stage_label
 
-if TYPE_CHECKING:  # bot.notify hands digests here: only the type comes back
+if TYPE_CHECKING:  # bot.notify hands Slack's sender here: only the type comes back
     from bot.notify import SlackSender
 
 log = logging.getLogger("rapport.digest")
 
-KIND = Digest.kind
-MAX_TEXT = 3000  # Slack's limit for a section's text
-MAX_FIELD = 2000  # Slack's limit for a section field
+KINDS = (DigestSlack.kind, DigestEmail.kind)
+SUBJECT_MAX = 70
+TEXT_WIDTH = 72
+CHART_WIDTH = 400  # px shown in the email, drawn at twice that; a phone shows >= 340 px of it
+NO_MAIL = "No mail this period"
+MAX_OPTIONS = 100  # Slack's limit for a select's options
 
 
 class DigestDeliveryError(RuntimeError):
     """A digest could not be delivered (no Slack client, no SMTP, unknown Slack user...)."""
+
+
+@dataclass(frozen=True)
+class DigestLinks:
+    """Where a digest's items lead: Slack (the App Home of `slack_app` in `slack_team`,
+    rapport.toml [slack]) and read-only conversation pages on `rapport serve`
+    (`page_url`, RAPPORT_PUBLIC_URL, signed with `page_key`)."""
+
+    slack_team: str | None = None
+    slack_app: str | None = None
+    page_url: str | None = None
+    page_key: bytes | None = None
+
+    def app_home(self) -> str | None:
+        if not self.slack_team:
+            return None
+        query = {"team": self.slack_team, **({"app": self.slack_app} if self.slack_app else {})}
+        return "https://slack.com/app_redirect?" + urlencode(query)
+
+    def conversation(self, conversation_id: int) -> str | None:
+        """The conversation's read-only page where `rapport serve` is reachable, else Slack."""
+        if self.page_url and self.page_key:
+            return conversation_url(self.page_url, self.page_key, conversation_id)
+        return self.app_home()
+
+    def customer(self, contact_id: int) -> str | None:
+        """A customer: in Slack (`/crm find`, the owner's App Home)."""
+        return self.app_home()
 
 
 @dataclass(frozen=True)
@@ -63,9 +94,10 @@ class DigestOptions:
     weekday: str = "Mon"  # weekly digests go out on this local weekday
     channel: str | None = None  # also post every digest to this Slack channel
     params: SegmentParams = field(default_factory=SegmentParams)
+    links: DigestLinks = field(default_factory=DigestLinks)
 
 
-# --------------------------------------------------------------------------- formatting
+# --------------------------------------------------------------------------- words and numbers
 
 
 def format_duration(seconds: float | None) -> str:
@@ -82,229 +114,530 @@ def format_duration(seconds: float | None) -> str:
     return f"{days}d {hours}h"
 
 
-def format_eur(value: Decimal) -> str:
-    return f"€{value:,.2f}"
+def short_duration(seconds: float | None) -> str:
+    """`45m`, `3h`, `2d`: for the subject."""
+    if seconds is None:
+        return "–"
+    if seconds < 3600:
+        return f"{round(seconds / 60)}m"
+    if seconds < 2 * 86400:
+        return f"{round(seconds / 3600)}h"
+    return f"{round(seconds / 86400)}d"
 
 
-def _counts(counts: dict[str, int], limit: int = 8) -> str:
-    items = list(counts.items())
-    shown = ", ".join(f"{name} {count}" for name, count in items[:limit])
-    rest = sum(count for _, count in items[limit:])
-    return shown + (f", others {rest}" if rest else "") if items else "none"
+def plural(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else (many or one + 's')}"
 
 
-def format_orders(count: int) -> str:
-    return "1 order" if count == 1 else f"{count} orders"
+PLAIN_REASONS = {  # what a sales rep calls automatic mail: (words in the stored reason, one, many)
+    "bounce": (("3464", "bounce", "failed-recipients", "return-path"), "bounce", "bounces"),
+    "away": (("out-of-office", "3834", "autorespond", "auto_reply", "auto-reply"),
+             "out-of-office reply", "out-of-office replies"),
+    "list": (("list", "newsletter", "precedence", "bulk"), "mailing list mail", "mailing list mails"),
+}
 
 
-def _response(times: ResponseTimes) -> str:
-    if not times.count:
-        return "no first responses"
-    return (f"median {format_duration(times.median_seconds)}, p90 {format_duration(times.p90_seconds)} "
-            f"({times.count} conversations)")
+def plain_reason(reason: str) -> str:
+    """Which kind of automatic mail, in a sales rep's words (the store keeps the technical reason)."""
+    low = reason.lower()
+    return next((kind for kind, (words, _, _) in PLAIN_REASONS.items() if any(w in low for w in words)), "other")
 
 
-def _owner_text(owner: Owner) -> str:
-    return owner.name or owner.email or "no owner"
+def plain_reasons(by_reason: dict[str, int]) -> str:
+    """`3 bounces, 1 out-of-office reply`: counts by kind, the largest first."""
+    kinds: dict[str, int] = {}
+    for reason, count in by_reason.items():
+        kinds[plain_reason(reason)] = kinds.get(plain_reason(reason), 0) + count
+    words = {kind: (one, many) for kind, (_, one, many) in PLAIN_REASONS.items()}
+    words["other"] = ("other automatic mail", "other automatic mails")
+    return ", ".join(plural(count, *words[kind]) for kind, count in sorted(kinds.items(), key=lambda kv: -kv[1]))
 
 
-def _title(figures: DigestFigures) -> str:
-    audience = f"team {figures.team}" if figures.team else "everyone"
-    return f"Rapport digest for {figures.manager_name} ({audience}), {figures.label} ({figures.timezone})"
+def audience(figures: DigestFigures) -> str:
+    return figures.team.capitalize() if figures.team else "Everyone"
 
 
-def _top_line(customer: TopCustomer) -> str:
-    decile = ", top 10%" if customer.top_decile else ""
-    return (f"#{customer.rank} {customer.name}: {format_eur(customer.value_eur)} in {format_orders(customer.orders)}"
-            f"{decile}")
+def period_name(figures: DigestFigures) -> str:
+    """`Sun 22 Nov` or `week 47` (ISO week of the local start)."""
+    first = figures.local_start
+    return f"{first:%a %d %b}" if figures.period == "day" else f"week {first.isocalendar().week}"
 
 
-def _lapsed_line(customer: LapsedCustomer) -> str:
-    return (f"{customer.name}: last order {customer.last_order_on.isoformat()}, {customer.days_since} days ago "
-            f"(usually every {customer.median_gap_days:g} days), {format_eur(customer.value_eur)} so far")
+def period_span(figures: DigestFigures) -> str:
+    """`Sunday 22 Nov 2026` or `16 Nov – 22 Nov 2026`, then the time zone."""
+    first = figures.local_start
+    if figures.period == "day":
+        return f"{first:%A %d %b %Y}, {figures.timezone}"
+    last = (figures.end - timedelta(seconds=1)).astimezone(zone(figures.timezone))
+    return f"{first:%d %b} – {last:%d %b %Y}, {figures.timezone}"
 
 
-def _summary_lines(figures: DigestFigures) -> list[str]:
+def subject(figures: DigestFigures) -> str:
+    """At most 70 characters (ASCII but for a team's name), one line: who, when and two or
+    three headline figures (the first reply only when there was one)."""
+    who = f"{audience(figures)}, {period_name(figures)}"
+    if figures.is_empty:
+        return clip(f"{who}: no mail", SUBJECT_MAX)
+    median = figures.first_response.median_seconds
+    parts = [f"{figures.new_conversations} new", f"{figures.sla_breaches} missed reply time",
+             *([f"first reply {short_duration(median)}"] if median is not None else [])]
+    while parts:
+        line = f"{who}: {', '.join(parts)}"
+        if len(line) <= SUBJECT_MAX:
+            return line
+        parts.pop()
+    return clip(who, SUBJECT_MAX)
+
+
+# --------------------------------------------------------------------------- headline figures
+
+
+@dataclass(frozen=True)
+class Figure:
+    label: str
+    value: str
+    change: str  # "▲ from 3", "▼ from 2h 05m", "same as before", "" (nothing to compare)
+
+
+def _change(now: float | None, before: float | None, shown: str) -> str:
+    if now is None or before is None:
+        return "none before" if before is None else f"before {shown}"
+    if now == before:
+        return "same as before"
+    return f"{'▲' if now > before else '▼'} from {shown}"
+
+
+def headline_figures(figures: DigestFigures) -> list[Figure]:
+    """The four figures a digest leads with, each with the change from the period before."""
+    now, before = figures.headline, figures.previous
+
+    def figure(label: str, pick: Callable[[Headline], float | None], show: Callable[[float | None], str]) -> Figure:
+        value = pick(now)
+        old = pick(before) if before is not None else None
+        return Figure(label, show(value), _change(value, old, show(old)) if before is not None else "")
+
+    def count(value: float | None) -> str:
+        return "–" if value is None else str(int(value))
+
     return [
-        f"New conversations: {figures.new_conversations} ({_counts(figures.new_by_category)})",
-        f"Languages: {_counts(figures.new_by_language)}",
-        f"Urgent or high: {sum(figures.new_by_urgency.get(level, 0) for level in ('urgent', 'high'))} "
-        f"({_counts(figures.new_by_urgency)})",
-        f"Open now: {figures.open} (unanswered {figures.unanswered}, overdue {figures.overdue})",
-        f"SLA breaches: {figures.sla_breaches}",
-        f"First response: {_response(figures.first_response)}",
-        f"Follow-ups: {figures.followups_done} done, {figures.followups_overdue} overdue",
-        f"Automatic mail filtered: {figures.automatic_filtered} ({_counts(figures.automatic_by_reason)})",
-        *funnel_lines(figures.funnel),
+        figure("New conversations", lambda h: h.new_conversations, count),
+        figure("Answered", lambda h: h.answered, count),
+        figure("First reply (median)", lambda h: h.first_reply_seconds, format_duration),
+        figure("Missed reply time", lambda h: h.sla_breaches, count),
     ]
 
 
-def funnel_lines(funnel: Funnel) -> list[str]:
-    """The buying stages in two short lines: `Stages: need 4, information search 2, ...` and
-    `Stage moves: 3 contacts moved, 1 prospect became a customer`."""
-    stages = ", ".join(f"{stage_label(stage)} {count}" for stage, count in funnel.by_stage.items()) or "none"
-    moved = "1 contact moved" if funnel.moved == 1 else f"{funnel.moved} contacts moved"
-    became = "1 prospect became a customer" if funnel.became_customers == 1 else \
-        f"{funnel.became_customers} prospects became customers"
-    return [f"Stages: {stages}", f"Stage moves: {moved}, {became}"]
+# --------------------------------------------------------------------------- sections
 
 
-# --------------------------------------------------------------------------- plain text
+@dataclass(frozen=True)
+class Item:
+    """One line of a section: what it is, a short detail (owner, age, figures) and where to act on it."""
+
+    text: str
+    detail: str = ""
+    link: str | None = None
+    flag: str = ""  # a word that needs attention: "past due", "assign an owner"
+    conversation_id: int | None = None  # in Slack: "Assign to…" (managers)
+    contact_id: int | None = None  # in Slack: "Follow-up…" (the follow-up form for the contact)
 
 
-def render_digest_text(figures: DigestFigures) -> str:
-    """The digest as plain text: for the terminal and the email's text part."""
-    lines = [_title(figures), "", *_summary_lines(figures), "", "Per rep"]
-    header = f"  {'Rep':<22} {'Open':>5} {'Assig':>5} {'Answ':>5} {'Median':>8} {'P90':>8} " \
-             f"{'SLA!':>5} {'Calls':>5} {'Other':>5} {'FU ok':>5} {'FU !':>5}"
-    lines.append(header)
-    for rep in figures.reps:
-        lines.append(
-            f"  {rep.name[:22]:<22} {rep.open:>5} {rep.assigned:>5} {rep.answered:>5} "
-            f"{format_duration(rep.first_response.median_seconds):>8} "
-            f"{format_duration(rep.first_response.p90_seconds):>8} {rep.sla_breaches:>5} {rep.calls:>5} "
-            f"{sum(rep.other_activities.values()):>5} {rep.followups_done:>5} {rep.followups_overdue:>5}"
-        )
-    if not figures.reps:
-        lines.append("  (no reps)")
-    lines += ["", "Top customers who wrote"]
-    lines += [f"  {_top_line(c)} (owner {_owner_text(c.owner)})"
-              for c in figures.top_customers_who_wrote] or ["  none"]
-    lines += ["", "Lapsed customers worth a call"]
-    lines += [f"  {_lapsed_line(c)} (owner {_owner_text(c.owner)})"
-              for c in figures.lapsed_worth_a_call] or ["  none"]
+@dataclass(frozen=True)
+class Section:
+    title: str
+    items: list[Item]
+    more: int = 0  # items left out ("and N more")
+    note: str = ""  # one line under the title
+
+
+SectionFn = Callable[[DigestFigures, DigestLinks], Section | None]
+
+
+def _owner_name(owner: Owner) -> str | None:
+    return owner.name or owner.email
+
+
+def waiting_section(figures: DigestFigures, links: DigestLinks) -> Section | None:
+    """Conversations waiting for our reply, the longest waiting first (top 10, "and N more")."""
+    if not figures.open:
+        return None
+    items = [Item(clip(w.subject or "(no subject)", 90),
+                  " · ".join(p for p in (w.contact, w.owner or "no owner (queue)",
+                                         f"waiting {age(w.waiting_since, figures.now)}") if p),
+                  links.conversation(w.id), "past due" if w.overdue else "", conversation_id=w.id)
+             for w in figures.waiting]
+    late = f", {figures.overdue} past due" if figures.overdue else ""
+    return Section(f"Waiting for a reply ({figures.open}{late})", items, figures.open - len(items))
+
+
+def due_followups_section(figures: DigestFigures, links: DigestLinks) -> Section | None:
+    """Follow-ups past their due time, the longest overdue first."""
+    if not figures.followups_overdue:
+        return None
+    items = [Item(clip(f.note or "Follow-up", 90),
+                  " · ".join(p for p in (f.contact, f.rep, f"due {age(f.due_at, figures.now)} ago") if p),
+                  links.customer(f.contact_id) if f.contact_id else links.app_home(), contact_id=f.contact_id)
+             for f in figures.due_followups]
+    return Section(f"Follow-ups overdue ({figures.followups_overdue})", items,
+                   figures.followups_overdue - len(items))
+
+
+def lapsed_section(figures: DigestFigures, links: DigestLinks) -> Section | None:
+    """Customers who used to buy regularly and stopped: worth a call."""
+    if not figures.lapsed_worth_a_call:
+        return None
+    items = [Item(c.name,
+                  f"{format_eur(c.value_eur, cents=False)} so far · last order {c.days_since} days ago · "
+                  + (_owner_name(c.owner) or "no owner"),
+                  links.customer(c.contact_id), "" if c.owner.id else "assign an owner", contact_id=c.contact_id)
+             for c in figures.lapsed_worth_a_call]
+    return Section("Customers worth a call", items, note="They bought regularly, then stopped.")
+
+
+def reps_section(figures: DigestFigures, links: DigestLinks) -> Section | None:
+    """One compact row per rep: open, past due, answered, median first reply, missed reply time (SLA breaches)."""
+    items = [Item(r.name,
+                  f"{r.open} open · {r.overdue} past due · {r.answered} answered · "
+                  f"first reply {format_duration(r.first_response.median_seconds)} · "
+                  f"{r.sla_breaches} missed reply time",
+                  links.app_home())
+             for r in figures.reps]
+    return Section("Team", items, note="Open and past due: now. The rest: this period.") if items else None
+
+
+def top_customers_section(figures: DigestFigures, links: DigestLinks) -> Section | None:
+    """Top customers (by order value) who wrote this period."""
+    if not figures.top_customers_who_wrote:
+        return None
+    items = [Item(f"{c.rank}. {c.name}",
+                  f"{format_eur(c.value_eur, cents=False)} in 12 months · {_owner_name(c.owner) or 'no owner'}",
+                  links.customer(c.contact_id), "" if c.owner.id else "assign an owner")
+             for c in figures.top_customers_who_wrote]
+    return Section("Top customers who wrote", items)
+
+
+def automatic_section(figures: DigestFigures, links: DigestLinks) -> Section | None:
+    """Automatic mail kept out of the reps' work, in plain words."""
+    if not figures.automatic_filtered:
+        return None
+    return Section("Filtered out", [], note=f"{plural(figures.automatic_filtered, 'automatic mail', 'automatic mails')}"
+                   f" nobody had to read: {plain_reasons(figures.automatic_by_reason)}.")
+
+
+def funnel_section(figures: DigestFigures, links: DigestLinks) -> Section | None:
+    """The team's contacts in the buying process: how many in each stage now, and who moved."""
+    funnel: Funnel = figures.funnel
+    if not any(funnel.by_stage.values()):
+        return None
+    stages = ", ".join(f"{stage_label(stage)} {count}" for stage, count in funnel.by_stage.items())
+    became = plural(funnel.became_customers, "prospect became a customer", "prospects became customers")
+    return Section("Buying stages", [], note=f"{stages}. This period: {plural(funnel.moved, 'contact')} moved, "
+                                             f"{became}.")
+
+
+SECTIONS: list[SectionFn] = [
+    waiting_section,  # what needs action now first
+    due_followups_section,
+    lapsed_section,
+    reps_section,
+    top_customers_section,
+    funnel_section,
+    automatic_section,
+]
+
+
+def sections(figures: DigestFigures, links: DigestLinks) -> list[Section]:
+    return [s for fn in SECTIONS if (s := fn(figures, links)) is not None]
+
+
+def empty_line(figures: DigestFigures) -> str:
+    return f"No new mail, nothing waiting and no follow-ups due this {figures.period}."
+
+
+def footer_lines(figures: DigestFigures, via: Sequence[str]) -> list[str]:
+    chosen = ", ".join(f'"{way}"' for way in via)
+    return [
+        f"You get this {'daily' if figures.period == 'day' else 'weekly'} digest because you are a manager in Rapport with "
+        f"digest_via = [{chosen}] in rapport.toml.",
+        "To change how you get it, or to stop it, ask your Rapport admin to change digest_via "
+        "under your [[reps]] entry (\"slack\", \"email\", or none).",
+    ]
+
+
+# --------------------------------------------------------------------------- plain text (email)
+
+
+def _wrap(line: str, indent: str = "", hang: str = "") -> list[str]:
+    return textwrap.wrap(line, TEXT_WIDTH, initial_indent=indent, subsequent_indent=indent + hang,
+                         break_on_hyphens=False) or [""]
+
+
+def render_digest_text(figures: DigestFigures, links: DigestLinks | None = None, *,
+                       via: Sequence[str] = ("email",)) -> str:
+    """The digest as plain text, at most 72 columns (a link on a line of its own, unless it is
+    Slack's App Home, given once at the end): the email's text part and the terminal's."""
+    links = links or DigestLinks()
+    home = links.app_home()
+    lines = [*_wrap(f"{audience(figures)}, {period_name(figures)} ({period_span(figures)})"), ""]
+    if figures.is_empty:
+        lines += _wrap(empty_line(figures))
+    else:
+        for fig in headline_figures(figures):
+            lines += _wrap(f"{fig.label}: {fig.value}" + (f" ({fig.change})" if fig.change else ""))
+        for part in sections(figures, links):
+            lines += ["", part.title, "-" * min(len(part.title), TEXT_WIDTH)]
+            if part.note:
+                lines += _wrap(part.note)
+            for item in part.items:
+                flag = f" [{item.flag}]" if item.flag else ""
+                lines += _wrap(f"- {item.text}{flag}", hang="  ")
+                if item.detail:
+                    lines += _wrap(item.detail, "  ", "  ")
+                if item.link and item.link != home:
+                    lines.append(item.link)
+            if part.more:
+                lines.append(f"- and {part.more} more")
+        if home:
+            lines += ["", "Open Rapport in Slack:", home]
+    lines += ["", "--"]
+    for line in footer_lines(figures, via):
+        lines += _wrap(line)
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- HTML (email)
+
+_FONT = "-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif"
+_MUTED = "color:#7a7a7a"
+_RULE = "border-top:1px solid rgba(128,128,128,0.35)"
+
+
+def _headline_html(figures: DigestFigures) -> str:
+    e = html.escape
+    cells = [
+        f'<td style="width:50%;padding:8px 8px 8px 0;vertical-align:top">'
+        f'<div style="font-size:13px;{_MUTED}">{e(f.label)}</div>'
+        f'<div style="font-size:24px;font-weight:bold;white-space:nowrap">{e(f.value)}</div>'
+        f'<div style="font-size:13px;{_MUTED};white-space:nowrap">{e(f.change)}</div></td>'
+        for f in headline_figures(figures)
+    ]
+    rows = "".join(f"<tr>{cells[i]}{cells[i + 1]}</tr>" for i in range(0, len(cells), 2))
+    return f'<table role="presentation" style="width:100%;border-collapse:collapse;table-layout:fixed">{rows}</table>'
+
+
+def _item_html(item: Item) -> str:
+    e = html.escape
+    title = e(item.text)
+    if item.link:
+        title = f'<a href="{e(item.link)}" style="color:inherit">{title}</a>'
+    # the flag leads the detail line: a long title is cut with an ellipsis, the flag never is
+    parts = [f'<span style="white-space:nowrap">{e(part)}</span>' for part in item.detail.split(" · ") if part]
+    if item.flag:
+        parts.insert(0, f'<span style="font-weight:bold;color:#d0453a;white-space:nowrap">{e(item.flag)}</span>')
+    detail = " · ".join(parts)
+    return (f'<div class="item" style="{_RULE};padding:8px 0">'
+            f'<div style="font-weight:bold;overflow:hidden;text-overflow:ellipsis;white-space:nowrap">{title}</div>'
+            + (f'<div style="font-size:13px;{_MUTED}">{detail}</div>' if detail else "") + "</div>")
+
+
+def _section_html(part: Section) -> str:
+    e = html.escape
+    body = "".join(_item_html(item) for item in part.items)
+    more = f'<div style="{_RULE};padding:8px 0;{_MUTED}">and {part.more} more</div>' if part.more else ""
+    note = f'<p style="margin:0 0 6px;font-size:13px;{_MUTED}">{e(part.note)}</p>' if part.note else ""
+    return f'<h2 style="font-size:17px;margin:24px 0 6px">{e(part.title)}</h2>{note}{body}{more}'
+
+
+def render_digest_html(figures: DigestFigures, links: DigestLinks | None = None, *, chart_cid: str | None = None,
+                       via: Sequence[str] = ("email",)) -> str:
+    """One column at most 600 px wide, inline styles, a viewport and colour scheme that phones
+    and dark mode read; the chart is `<img src="cid:{chart_cid}">` when a cid is given."""
+    e = html.escape
+    links = links or DigestLinks()
+    title = f"{audience(figures)}, {period_name(figures)}"
+    if figures.is_empty:
+        body = f'<p style="margin:16px 0">{e(empty_line(figures))}</p>'
+    else:
+        chart = (f'<img src="cid:{e(chart_cid)}" width="{CHART_WIDTH}" alt="{e(chart_alt(figures))}" '
+                 f'style="display:block;width:100%;max-width:{CHART_WIDTH}px;height:auto;margin:12px 0">'
+                 if chart_cid else f'<p style="{_MUTED}">{NO_MAIL}.</p>' if not _has_series(figures) else "")
+        body = _headline_html(figures) + chart + "".join(_section_html(s) for s in sections(figures, links))
+    footer = "".join(f'<p style="margin:0 0 6px">{e(line)}</p>' for line in footer_lines(figures, via))
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="color-scheme" content="light dark"><meta name="supported-color-schemes" content="light dark">'
+        f"<title>{e(subject(figures))}</title></head>"
+        '<body style="margin:0;padding:0">'
+        f'<div style="max-width:600px;margin:0 auto;padding:16px;box-sizing:border-box;font-family:{_FONT};'
+        'font-size:15px;line-height:1.4;overflow-wrap:anywhere">'
+        f'<h1 style="font-size:21px;margin:0">{e(title)}</h1>'
+        f'<p style="margin:2px 0 12px;font-size:13px;{_MUTED}">{e(period_span(figures))}</p>'
+        f"{body}"
+        f'<div style="{_RULE};margin-top:28px;padding-top:10px;font-size:12px;{_MUTED}">{footer}</div>'
+        "</div></body></html>"
+    )
+
+
+# --------------------------------------------------------------------------- chart
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One chart, one measure: bars with their values; `values` None draws the "no data" state."""
+
+    title: str
+    labels: list[str]
+    values: list[float] | None
+    value_text: Callable[[float], str]
+
+
+def _has_series(figures: DigestFigures) -> bool:
+    return any(p.new_conversations for p in figures.series) or any(
+        p.median_response_seconds is not None for p in figures.series)
+
+
+def chart_panels(figures: DigestFigures) -> list[Panel]:
+    """Volume, then first-reply time: two small charts, never sharing an axis."""
+    points = figures.series
+    if figures.period == "day":
+        labels = [f"{p.start:%H}" if p.start.hour % 6 == 0 else "" for p in points]
+    else:
+        labels = [f"{p.start:%a}" for p in points]
+    volume = [float(p.new_conversations) for p in points]
+    hours = [(p.median_response_seconds or 0) / 3600 for p in points]
+    has_replies = any(p.median_response_seconds is not None for p in points)
+    per = "hour" if figures.period == "day" else "day"
+    return [
+        Panel(f"New conversations per {per}", labels, volume if any(volume) else None, lambda v: f"{v:.0f}"),
+        Panel(f"Median first reply per {per}, hours", labels, hours if has_replies else None,
+              lambda v: f"{v:.1f}" if v < 10 else f"{v:.0f}"),
+    ]
+
+
+def chart_alt(figures: DigestFigures) -> str:
+    """The chart in words, for screen readers and mail clients that block images."""
+    panels = chart_panels(figures)
+    parts = []
+    for panel in panels:
+        if panel.values is None:
+            parts.append(f"{panel.title}: none")
+            continue
+        peak = max(range(len(panel.values)), key=lambda i: panel.values[i])  # type: ignore[index]
+        when = f"{figures.series[peak].start:%a %H:00}" if figures.period == "day" else \
+            f"{figures.series[peak].start:%A}"
+        parts.append(f"{panel.title}: highest {panel.value_text(panel.values[peak])} on {when}")
+    return "; ".join(parts)
+
+
+def bar_labels(panel: Panel) -> list[str]:
+    """The value on each bar; with many narrow bars (a day's hours), never on two neighbours."""
+    values = panel.values or []
+    crowded = len(values) > 12
+    labels: list[str] = []
+    for i, value in enumerate(values):
+        beside = crowded and i > 0 and labels[i - 1] != ""
+        labels.append(panel.value_text(value) if value and not beside else "")
+    return labels
+
+
+def render_chart(figures: DigestFigures) -> bytes:
+    """A PNG drawn at twice the size it is shown (CHART_WIDTH px): text at least 12 px as shown,
+    values on the bars, a caption below each chart, a transparent background with grey text
+    that reads in light and dark mode; a chart without data says so instead of drawing axes."""
+    # matplotlib takes a while to import: only processes that draw a chart pay for it
+    from matplotlib.figure import Figure as MplFigure
+
+    panels = chart_panels(figures)
+    dpi = 144  # drawn at 2x: 1 pt is 2 px drawn, 1 px shown, so a font of 15 pt reads as 15 px
+    figure = MplFigure(figsize=(2 * CHART_WIDTH / dpi, 2.2 * len(panels)), dpi=dpi)
+    grey, blue = "#8a8a8a", "#4c78a8"
+    font = 15.0  # >= 12 px still where a phone narrows the chart to 340 px
+    for i, panel in enumerate(panels):
+        ax = figure.add_subplot(len(panels), 1, i + 1)
+        ax.set_facecolor("none")
+        for spine in ("top", "right", "left"):
+            ax.spines[spine].set_visible(False)
+        ax.spines["bottom"].set_color(grey)
+        ax.set_xlabel(panel.title, fontsize=font, color=grey, labelpad=8)  # the caption, below
+        if panel.values is None:
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.spines["bottom"].set_visible(False)
+            ax.text(0.5, 0.5, NO_MAIL if i == 0 else "No first replies this period", ha="center", va="center",
+                    fontsize=font * 1.1, color=grey, transform=ax.transAxes)
+            continue
+        positions = list(range(len(panel.values)))
+        bars = ax.bar(positions, panel.values, color=blue if i == 0 else "#e07b39", width=0.7)
+        ax.bar_label(bars, labels=bar_labels(panel), fontsize=font,
+                     color=grey, padding=2)
+        ax.set_xticks(positions, panel.labels, fontsize=font, color=grey)
+        ax.tick_params(axis="x", colors=grey, length=0)
+        ax.set_yticks([])
+        ax.set_ylim(0, max(panel.values) * 1.3 or 1)
+    figure.tight_layout(h_pad=1.5)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", transparent=True)
+    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------- Slack blocks
 
 
-def _clip(value: str, limit: int = MAX_TEXT) -> str:
-    return value if len(value) <= limit else value[: limit - 1] + "…"
+def _mrkdwn_item(item: Item) -> str:
+    text = escape(item.text)
+    if item.link:
+        text = f"<{item.link}|{text.replace('|', '¦')}>"
+    flag = f" *{escape(item.flag)}*" if item.flag else ""
+    detail = f"\n{escape(item.detail)}" if item.detail else ""
+    return f"• {text}{flag}{detail}"
 
 
-def _section(value: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(value)}}
+def _item_block(item: Item, assignees: list[tuple[str, str]]) -> Block | None:
+    """An item a manager can act on from Slack: assign a conversation, open a follow-up form."""
+    if item.conversation_id is not None and assignees:
+        options = [(name, f"{item.conversation_id}:{rep_id}") for name, rep_id in assignees]
+        return section(_mrkdwn_item(item), accessory=static_select("Assign to…", "conv_reassign", options))
+    if item.contact_id is not None:
+        return section(_mrkdwn_item(item), accessory=button("Follow-up…", "followup_open", str(item.contact_id)))
+    return None
 
 
-def owner_mention(owner: Owner) -> str:
-    """A Slack mention of the owner when they have a Slack id, else their escaped name."""
-    return f"<@{owner.slack_user_id}>" if owner.slack_user_id else escape(_owner_text(owner))
-
-
-def _list_sections(title: str, lines: list[str]) -> list[dict[str, Any]]:
-    """A titled list, split into sections of at most MAX_TEXT characters."""
-    if not lines:
-        return [_section(f"*{title}*\nnone")]
-    sections, current = [], f"*{title}*"
-    for line in lines:
-        if len(current) + len(line) + 1 > MAX_TEXT:
-            sections.append(_section(current))
-            current = ""
-        current = f"{current}\n{line}" if current else line
-    sections.append(_section(current))
-    return sections
-
-
-def _rep_block(rep: RepFigures) -> dict[str, Any]:
-    others = ", ".join(f"{kind} {n}" for kind, n in rep.other_activities.items()) or "none"
-    fields = [
-        f"*{escape(rep.name)}*\nopen {rep.open} (unanswered {rep.unanswered}, overdue {rep.overdue})",
-        f"*Assigned / answered*\n{rep.assigned} / {rep.answered}",
-        f"*First response*\n{_response(rep.first_response)}",
-        f"*SLA breaches*\n{rep.sla_breaches}",
-        f"*Calls / other*\n{rep.calls} / {others}",
-        f"*Follow-ups*\n{rep.followups_done} done, {rep.followups_overdue} overdue",
-    ]
-    return {"type": "section", "fields": [{"type": "mrkdwn", "text": _clip(f, MAX_FIELD)} for f in fields]}
-
-
-def render_digest_blocks(figures: DigestFigures) -> list[dict[str, Any]]:
-    """All the digest's blocks, in order (may be more than one message holds: see split_blocks)."""
-    top = [f"{escape(_top_line(c))} · {owner_mention(c.owner)}"
-           for c in figures.top_customers_who_wrote]
-    lapsed = [f"{escape(_lapsed_line(c))} · {owner_mention(c.owner)}"
-              for c in figures.lapsed_worth_a_call]
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": _clip(_title(figures), 150)}},
-        _section("\n".join(escape(line) for line in _summary_lines(figures))),
-        {"type": "divider"},
-        _section("*Per rep*" if figures.reps else "*Per rep*\nno reps"),
-        *(_rep_block(rep) for rep in figures.reps),
-        {"type": "divider"},
-        *_list_sections("Top customers who wrote", top),
-        *_list_sections("Lapsed customers worth a call", lapsed),
-    ]
-    return blocks
-
-
-# --------------------------------------------------------------------------- HTML and chart
-
-
-def render_digest_html(figures: DigestFigures, *, chart_cid: str | None = None) -> str:
-    """A self-contained HTML body (inline styles, as mail clients want); the chart is
-    `<img src="cid:{chart_cid}">` when a cid is given."""
-    e = html.escape
-    cell = 'style="padding:4px 8px;border-bottom:1px solid #ddd;text-align:right"'
-    left = 'style="padding:4px 8px;border-bottom:1px solid #ddd;text-align:left"'
-    heads = ["Rep", "Open", "Assigned", "Answered", "Median", "P90", "SLA breaches", "Calls", "Other",
-             "Follow-ups done", "Overdue"]
-    rows = "".join(
-        f"<tr><td {left}>{e(r.name)}</td>"
-        + "".join(f"<td {cell}>{e(str(v))}</td>" for v in (
-            r.open, r.assigned, r.answered, format_duration(r.first_response.median_seconds),
-            format_duration(r.first_response.p90_seconds), r.sla_breaches, r.calls,
-            sum(r.other_activities.values()), r.followups_done, r.followups_overdue))
-        + "</tr>"
-        for r in figures.reps
-    )
-    summary = "".join(f"<li>{e(line)}</li>" for line in _summary_lines(figures))
-    top = "".join(f"<li>{e(_top_line(c))} (owner {e(_owner_text(c.owner))})</li>"
-                  for c in figures.top_customers_who_wrote) or "<li>none</li>"
-    lapsed = "".join(f"<li>{e(_lapsed_line(c))} (owner {e(_owner_text(c.owner))})</li>"
-                     for c in figures.lapsed_worth_a_call) or "<li>none</li>"
-    chart = (f'<p><img src="cid:{e(chart_cid)}" alt="New conversations and first-response time" '
-             f'style="max-width:100%"></p>' if chart_cid else "")
-    head_cells = "".join(f"<th {left if h == 'Rep' else cell}>{e(h)}</th>" for h in heads)
-    return (
-        '<!DOCTYPE html><html><head><meta charset="utf-8"></head>'
-        '<body style="font-family:Arial,Helvetica,sans-serif;color:#222;font-size:14px">'
-        f"<h2>{e(_title(figures))}</h2><ul>{summary}</ul>{chart}"
-        f'<h3>Per rep</h3><table style="border-collapse:collapse"><tr>{head_cells}</tr>{rows}</table>'
-        f"<h3>Top customers who wrote</h3><ul>{top}</ul>"
-        f"<h3>Lapsed customers worth a call</h3><ul>{lapsed}</ul>"
-        "</body></html>"
-    )
-
-
-def render_chart(figures: DigestFigures) -> bytes:
-    """A PNG: new conversations per hour (day) or per day (week) as bars, the median
-    first-response time in hours as a line on a second axis."""
-    # matplotlib takes a while to import: only processes that draw a chart pay for it
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    points = figures.series
-    label_format = "%H" if figures.period == "day" else "%a %d"
-    labels = [p.start.strftime(label_format) for p in points]
-    positions = list(range(len(points)))
-    figure = Figure(figsize=(8, 3.2), dpi=100)
-    volume = figure.add_subplot()
-    volume.bar(positions, [p.new_conversations for p in points], color="#4C78A8", label="new conversations")
-    volume.set_ylabel("new conversations")
-    volume.set_xticks(positions, labels, fontsize=8)
-    volume.yaxis.set_major_locator(MaxNLocator(integer=True))
-    hours = volume.twinx()
-    hours.plot(positions, [math.nan if p.median_response_seconds is None else p.median_response_seconds / 3600
-                           for p in points], color="#F58518", marker="o", label="median first response")
-    hours.set_ylabel("median first response (h)")
-    hours.set_ylim(bottom=0)
-    volume.set_title(f"{figures.label} ({figures.timezone})", fontsize=10)
-    figure.legend(loc="upper right", fontsize=8)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+def render_digest_blocks(figures: DigestFigures, links: DigestLinks | None = None, *,
+                         via: Sequence[str] = ("slack",)) -> list[Block]:
+    """The digest in Slack: the same answer first, then a section per part (split by the sender when long);
+    conversations carry "Assign to…" (the team's reps) and customers a "Follow-up…" button."""
+    links = links or DigestLinks()
+    assignees = [(r.name, str(r.rep_id)) for r in figures.reps][:MAX_OPTIONS]
+    blocks: list[Block] = [header(f"{audience(figures)}, {period_name(figures)}"),
+                           context(escape(period_span(figures)))]
+    footer = context(*(escape(line) for line in footer_lines(figures, via)))
+    if figures.is_empty:
+        return [*blocks, section(escape(empty_line(figures))), footer]
+    blocks.append(fields(*(f"*{escape(f.label)}*\n{escape(f.value)}" + (f"  _{escape(f.change)}_" if f.change else "")
+                           for f in headline_figures(figures))))
+    for part in sections(figures, links):
+        blocks.append(divider())
+        title = f"*{escape(part.title)}*" + (f"\n{escape(part.note)}" if part.note else "")
+        if not part.items:
+            blocks.append(section(title))
+            continue
+        blocks.append(section(title))
+        plain: list[str] = []
+        for item in part.items:
+            block = _item_block(item, assignees)
+            if block is None:
+                plain.append(_mrkdwn_item(item))
+                continue
+            if plain:
+                blocks.append(section("\n".join(plain)))
+                plain = []
+            blocks.append(block)
+        for start in range(0, len(plain), 5):  # a few items per section: each stays far from the limits
+            blocks.append(section("\n".join(plain[start:start + 5])))
+        if part.more:
+            blocks.append(context(f"and {part.more} more"))
+    return [*blocks, footer]
 
 
 # --------------------------------------------------------------------------- scheduling
@@ -316,6 +649,21 @@ def digest_managers(session: Session) -> list[Rep]:
     return [rep for rep in reps if rep.digest_via]
 
 
+def digest_payloads(
+    manager: Rep, *, period: str, start: datetime, end: datetime, local_date: str, via: Sequence[str],
+    channel: str | None, params: SegmentParams,
+) -> list[Digest]:
+    """One outbox payload per way the digest goes: Slack (DM and/or `channel`), email."""
+    common = dict(manager_email=manager.email, period=period, start=start.isoformat(), end=end.isoformat(),
+                  local_date=local_date, params=params.as_dict())
+    payloads: list[Digest] = []
+    if "slack" in via or channel:
+        payloads.append(DigestSlack(**common, channel=channel))  # type: ignore[arg-type]
+    if "email" in via:
+        payloads.append(DigestEmail(**common))  # type: ignore[arg-type]
+    return payloads
+
+
 def enqueue_due_digests(
     session: Session,
     *,
@@ -323,104 +671,126 @@ def enqueue_due_digests(
     options: DigestOptions,
     managers: Sequence[Rep] | None = None,
 ) -> int:
-    """Enqueue the digests that are due at `now` (aware); returns how many were new.
+    """Enqueue the digests that are due at `now` (aware); returns how many outbox rows were new.
 
     A manager's digest is due from their `digest_hour` (in `Rep.timezone`) until
     local midnight, on every day for `options.period == "day"` and on
     `options.weekday` for "week"; it covers the last complete local day (or
-    Monday-to-Sunday week). `managers` defaults to `digest_managers(session)`.
-    The outbox key `digest:{email}:{period}:{local date}` is unique, so calling
+    Monday-to-Sunday week). One row per way (Slack, email): the outbox key
+    `digest:{email}:{period}:{local date}:{slack|email}` is unique, so calling
     this again, after a restart or from another process on the same database,
     enqueues nothing twice. The caller commits.
     """
     count = 0
     for manager in digest_managers(session) if managers is None else managers:
-        if _enqueue_one(session, manager, now=now, options=options):
-            count += 1
+        count += _enqueue_one(session, manager, now=now, options=options)
     return count
 
 
-def _enqueue_one(session: Session, manager: Rep, *, now: datetime, options: DigestOptions) -> bool:
+def _enqueue_one(session: Session, manager: Rep, *, now: datetime, options: DigestOptions) -> int:
     try:
         local = now.astimezone(zone(manager.timezone or "UTC"))
     except ValueError as exc:
         log.warning("no digest for %s: %s", manager.email, exc)
-        return False
+        return 0
     if local.hour < manager.digest_hour or not manager.digest_via:
-        return False
+        return 0
     if options.period == "week" and WEEKDAYS[local.weekday()] != options.weekday:
-        return False
+        return 0
     start, end = last_complete_period(options.period, now, manager.timezone or "UTC")
-    payload = Digest(manager.email, options.period, start.isoformat(), end.isoformat(), local.date().isoformat(),
-                     list(manager.digest_via), options.channel, options.params.as_dict())
-    return enqueue(session, payload, now=now) is not None
+    payloads = digest_payloads(manager, period=options.period, start=start, end=end,
+                               local_date=local.date().isoformat(), via=manager.digest_via,
+                               channel=options.channel, params=options.params)
+    return sum(enqueue(session, payload, now=now) is not None for payload in payloads)
 
 
 # --------------------------------------------------------------------------- delivery
 
 
-def deliver_digest(
-    session: Session,
-    job: Job,
-    *,
-    slack: SlackSender | None,
-    smtp: SmtpOptions | None,
-    now: datetime | None = None,
-) -> None:
-    """Compute the figures of a `Digest` row's period as of `now` and send them (`send_digest`).
-    Raises on failure: the dispatcher retries, and Slack parts already posted are skipped."""
-    payload = job.payload
-    assert isinstance(payload, Digest)
+def digest_figures(session: Session, payload: Digest, *, now: datetime | None = None) -> tuple[Rep, DigestFigures] | None:
+    """The manager and the figures of a digest row's period as of `now`; None when the manager is gone."""
     manager = rep_by_email(session, payload.manager_email)
     if manager is None:
-        log.warning("digest %s: manager %s no longer exists; nothing sent", job.key, payload.manager_email)
-        return
+        return None
     figures = compute_digest(
         session, manager=manager, period=payload.period,  # type: ignore[arg-type]
         start=datetime.fromisoformat(payload.start), end=datetime.fromisoformat(payload.end),
         params=SegmentParams.from_mapping(payload.params), now=now,
     )
-    send_digest(figures, manager=manager, key=job.key, via=payload.via or manager.digest_via,
-                channel=payload.channel, slack=slack, smtp=smtp, session=session, since=job.created_at)
+    return manager, figures
 
 
-def send_digest(
-    figures: DigestFigures,
-    *,
-    manager: Rep,
-    key: str,
-    via: Iterable[str],
-    channel: str | None = None,
-    slack: SlackSender | None = None,
-    smtp: SmtpOptions | None = None,
-    session: Session,
-    since: datetime | None,
-) -> None:
-    """Figures to Slack (DM, plus `channel`) and/or by email, as `via` says (DigestDeliveryError
-    when that channel is not set up); Slack parts posted under `key` since `since` are not repeated."""
-    via = set(via)
-    chart = render_chart(figures)
-    if "slack" in via or channel:
-        if slack is None:
-            raise DigestDeliveryError("a digest goes to Slack but no Slack client is configured (SLACK_BOT_TOKEN)")
-        targets = [slack.dm_channel(session, manager)] if "slack" in via else []
-        targets += [channel] if channel else []
-        for target in targets:
-            stamps, already = slack.post(target, _clip(_title(figures), MAX_TEXT), render_digest_blocks(figures),
-                                         key=key, since=since)
-            if already < len(stamps):  # a retry whose messages all went out already uploaded its chart
-                slack.upload(target, chart, filename="digest.png", title=f"Digest chart, {figures.label}")
-    if "email" in via:
-        if smtp is None:
-            raise DigestDeliveryError("a digest goes by email but SMTP is not configured (RAPPORT_SMTP_HOST)")
-        send_digest_email(smtp, figures, to=manager.email, chart=chart)
+def send_digest_slack(
+    session: Session, slack: SlackSender, manager: Rep, figures: DigestFigures, *, key: str,
+    channel: str | None, dm: bool, links: DigestLinks, since: datetime | None,
+) -> dict[str, Any]:
+    """Post the digest to the manager's DM (and `channel`), the chart after it; a retry skips what was posted."""
+    targets = [slack.dm_channel(session, manager)] if dm else []
+    targets += [channel] if channel else []
+    blocks = render_digest_blocks(figures, links, via=manager.digest_via or ["slack"])
+    chart = None if figures.is_empty or not _has_series(figures) else render_chart(figures)
+    for target in targets:
+        stamps, already = slack.post(target, clip(subject(figures), 3000), blocks, key=key, since=since)
+        if chart is not None and already < len(stamps):  # a retry whose messages all went out uploaded it too
+            slack.upload(target, chart, filename="digest.png", title=chart_alt(figures))
+    return {"channels": targets}
 
 
-def send_digest_email(smtp: SmtpOptions, figures: DigestFigures, *, to: str, chart: bytes) -> None:
-    cid = new_cid()
+def send_digest_email(smtp: SmtpOptions, figures: DigestFigures, *, to: str, links: DigestLinks,
+                      via: Sequence[str] = ("email",), unsubscribe: str | None = None) -> None:
+    chart = None if figures.is_empty or not _has_series(figures) else render_chart(figures)
+    cid = new_cid() if chart is not None else None
     message = build_message(
-        from_addr=smtp.from_addr, to=to, subject=_title(figures), text=render_digest_text(figures),
-        html=render_digest_html(figures, chart_cid=cid), image=chart, image_cid=cid,
+        from_addr=smtp.from_addr, to=to, subject=subject(figures), text=render_digest_text(figures, links, via=via),
+        html=render_digest_html(figures, links, chart_cid=cid, via=via), image=chart, image_cid=cid,
+        automatic=True, unsubscribe=unsubscribe or f"mailto:{smtp.from_addr}?subject=Change%20my%20digest",
     )
     send_message(smtp, message)
 
+
+def _admin_address(session: Session) -> str | None:
+    admin = session.exec(select(Rep).where(Rep.active == True, Rep.role == Role.admin)).first()  # noqa: E712
+    return f"mailto:{admin.email}?subject=Change%20my%20Rapport%20digest" if admin else None
+
+
+def digest_handlers(
+    engine: Engine, *, slack: SlackSender | None, smtp: SmtpOptions | None,
+    links: DigestLinks | None = None, now: datetime | None = None,
+) -> list[Handler]:
+    """The outbox handlers of `DigestSlack` and `DigestEmail` rows: each computes the figures in a
+    read session and sends by its own way; a failure leaves the other way untouched."""
+    links = links or DigestLinks()
+
+    def act_slack(jobs: list[Job]) -> dict[int, Outcome]:
+        [job] = jobs
+        payload = job.payload
+        assert isinstance(payload, DigestSlack)
+        if slack is None:
+            raise DigestDeliveryError("a digest goes to Slack but no Slack client is configured (SLACK_BOT_TOKEN)")
+        with read_session(engine) as session:
+            found = digest_figures(session, payload, now=now)
+            if found is None:
+                return {job.id: Done({"skipped": "no such manager"})}
+            manager, figures = found
+            result = send_digest_slack(session, slack, manager, figures, key=job.key, channel=payload.channel,
+                                       dm="slack" in manager.digest_via, links=links,
+                                       since=job.created_at if job.attempts > 1 else None)
+        return {job.id: Done(result)}
+
+    def act_email(jobs: list[Job]) -> dict[int, Outcome]:
+        [job] = jobs
+        payload = job.payload
+        assert isinstance(payload, DigestEmail)
+        if smtp is None:
+            raise DigestDeliveryError("a digest goes by email but SMTP is not configured (RAPPORT_SMTP_HOST)")
+        with read_session(engine) as session:
+            found = digest_figures(session, payload, now=now)
+            if found is None:
+                return {job.id: Done({"skipped": "no such manager"})}
+            manager, figures = found
+            unsubscribe = _admin_address(session)
+        send_digest_email(smtp, figures, to=manager.email, links=links, via=manager.digest_via or ["email"],
+                          unsubscribe=unsubscribe)
+        return {job.id: Done({"to": manager.email})}
+
+    return [Handler((DigestSlack.kind,), act_slack), Handler((DigestEmail.kind,), act_email)]

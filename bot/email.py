@@ -10,12 +10,16 @@ from __future__ import annotations
 import smtplib
 import ssl
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Literal
 
 Security = Literal["starttls", "ssl", "none"]
+# CRLF line ends; a header (a subject of at most 70 characters) is never folded in the middle
+POLICY = SMTP.clone(max_line_length=998)
 
 
 class EmailError(RuntimeError):
@@ -45,15 +49,24 @@ def build_message(
     html: str,
     image: bytes | None = None,
     image_cid: str | None = None,
+    automatic: bool = False,
+    unsubscribe: str | None = None,
 ) -> EmailMessage:
     """A text + HTML mail; `image` (PNG) is attached inline under `image_cid`, which the
-    HTML references as `cid:<image_cid>` (without angle brackets)."""
-    message = EmailMessage()
+    HTML references as `cid:<image_cid>` (without angle brackets). `automatic` mail says so
+    (`Auto-Submitted: auto-generated`, RFC 3834), so out-of-office replies leave it alone;
+    `unsubscribe` (a mailto: or https: URI) becomes `List-Unsubscribe`."""
+    message = EmailMessage(policy=POLICY)
     message["From"] = from_addr
     message["To"] = to
     message["Subject"] = subject
-    message["Date"] = formatdate(localtime=False)
+    message["Date"] = format_datetime(datetime.now(UTC))  # +0000: the time is known to be UTC
     message["Message-ID"] = make_msgid(domain=from_addr.rpartition("@")[2] or "localhost")
+    if automatic:
+        message["Auto-Submitted"] = "auto-generated"
+        message["X-Auto-Response-Suppress"] = "All"  # Exchange and Outlook: no out-of-office replies
+    if unsubscribe:
+        message["List-Unsubscribe"] = f"<{unsubscribe}>"
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     if image is not None:

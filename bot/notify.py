@@ -2,7 +2,8 @@
 
 `notification_handler` plugs into `store.outbox.dispatch`: it renders each row
 from the database (assignment DMs, backlog summaries, reminders, nudges, SLA
-escalations; digests via `bot.digest`) and hands it to a sender. Exactly
+escalations) and hands it to a sender; `dispatch_outbox` adds the digests'
+handlers (`bot.digest.digest_handlers`, Slack and email apart). Exactly
 once: every Slack message carries the row's key in its metadata, and a retry
 first looks for that key in the channel's history since the row was written.
 """
@@ -36,7 +37,7 @@ from bot.blocks import (
     static_select,
 )
 from bot.cards import reminder_actions
-from bot.digest import deliver_digest
+from bot.digest import DigestLinks, digest_handlers
 from bot.email import SmtpOptions
 from bot.identity import active_reps, managers_of, remember_slack_id, slack_id_for_rep
 from bot.interactions import recategorise_options
@@ -56,7 +57,6 @@ from store.models import (
 from store.outbox import (
     AssignmentDm,
     BacklogSummary,
-    Digest,
     Done,
     Handler,
     Job,
@@ -265,39 +265,44 @@ def dispatch_outbox(
     smtp: SmtpOptions | None = None,
     limit: int = 100,
     on_sent: Callable[[Outgoing], None] | None = None,
+    digest_links: DigestLinks | None = None,
 ) -> int:
-    """Deliver due notification rows once each; `on_sent` hears of each message (App Home refresh)."""
+    """Deliver due notification and digest rows once each; `on_sent` hears of each message (App Home refresh)."""
+    return dispatch(engine, outbox_handlers(engine, sender, now=now, smtp=smtp, on_sent=on_sent,
+                                            digest_links=digest_links), now=now, limit=limit)
+
+
+def outbox_handlers(
+    engine: Engine, sender: Sender, *, now: datetime | None = None, smtp: SmtpOptions | None = None,
+    on_sent: Callable[[Outgoing], None] | None = None, digest_links: DigestLinks | None = None,
+) -> list[Handler]:
+    """The Slack notifications' handler, the digests' (Slack and email), and privacy exports (Slack files)."""
     from bot.privacy import privacy_export_handler  # it builds on this module's SlackSender
 
-    handlers = [notification_handler(engine, sender, now=now, smtp=smtp, on_sent=on_sent)]
-    if isinstance(sender, SlackSender):
-        handlers.append(privacy_export_handler(engine, sender))
-    return dispatch(engine, handlers, now=now, limit=limit)
+    slack = sender if isinstance(sender, SlackSender) else None
+    return [notification_handler(engine, sender, now=now, on_sent=on_sent),
+            *digest_handlers(engine, slack=slack, smtp=smtp, links=digest_links, now=now),
+            *([privacy_export_handler(engine, slack)] if slack is not None else [])]
 
 
 def notification_handler(
-    engine: Engine, sender: Sender, *, now: datetime | None = None, smtp: SmtpOptions | None = None,
+    engine: Engine, sender: Sender, *, now: datetime | None = None,
     on_sent: Callable[[Outgoing], None] | None = None,
 ) -> Handler:
-    """Slack DMs and digests. Each row is rendered and sent in a read-only session: Slack may take
+    """Slack DMs. Each row is rendered and sent in a read-only session: Slack may take
     seconds (429 back-off), and on SQLite a writer would hold up every other writer that long."""
-    slack = sender if isinstance(sender, SlackSender) else None
 
     def act(jobs: list[Job]) -> dict[int, Outcome]:
         [job] = jobs
         sent: list[Outgoing] = []
         with read_session(engine) as session:
-            if isinstance(job.payload, Digest):
-                deliver_digest(session, job, slack=slack, smtp=smtp, now=now)
-                result: dict[str, Any] = {"digest": True}
-            else:
-                result = deliver(session, job, sender, now=now or utcnow(), sent=sent)
+            result = deliver(session, job, sender, now=now or utcnow(), sent=sent)
         if on_sent is not None:
             for message in sent:
                 on_sent(message)
         return {job.id: Done(result, also=lambda session: _remember_slack_ids(session, sent))}
 
-    return Handler((*SLACK_KINDS, Digest.kind), act)
+    return Handler(SLACK_KINDS, act)
 
 
 def _remember_slack_ids(session: Session, sent: list[Outgoing]) -> None:

@@ -111,7 +111,8 @@ class Scheduler:
             result.expired = self._expire(self.retention, now)
         notified: set[int] = set()
         result.delivered = dispatch_outbox(self.engine, self.sender, now=now, smtp=self.smtp,
-                                           on_sent=lambda message: notified.add(message.rep.id or 0))
+                                           on_sent=lambda message: notified.add(message.rep.id or 0),
+                                           digest_links=digests.links if digests is not None else None)
         if self.handlers:
             result.delivered += dispatch(self.engine, self.handlers, now=now)
         changed = (reminded | notified) - {0}

@@ -6,16 +6,17 @@ The definitions live in store/segments.py; this module only renders them.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlmodel import Session
 
 from bot.blocks import MAX_BLOCKS
-from bot.digest import format_eur, format_orders, owner_mention
 from bot.text import escape
 from store.segments import (
     SEGMENT_NAMES,
     LapsedCustomer,
+    Owner,
     QuietContact,
     SegmentParams,
     TopCustomer,
@@ -31,6 +32,19 @@ TITLES = {
     "partners": "Partners without contact for {partner_quiet_days}+ days",
 }
 MAX_ROWS = MAX_BLOCKS - 3  # header, summary and the "more" note
+
+
+def format_eur(value: Decimal, *, cents: bool = True) -> str:
+    return f"€{value:,.2f}" if cents else f"€{value:,.0f}"
+
+
+def format_orders(count: int) -> str:
+    return "1 order" if count == 1 else f"{count} orders"
+
+
+def owner_mention(owner: Owner) -> str:
+    """A Slack mention of the owner when they have a Slack id, else their escaped name."""
+    return f"<@{owner.slack_user_id}>" if owner.slack_user_id else escape(owner.name or owner.email or "no owner")
 
 
 def segment_blocks(

@@ -153,6 +153,8 @@ class ReplyConfig(_Section):
 
 class SlackConfig(_Section):
     command: str = "/crm"
+    team_id: str | None = None  # T…: digests link into this workspace (Slack: About this workspace)
+    app_id: str | None = None  # A…: and open Rapport's App Home there (api.slack.com/apps)
 
     @field_validator("command")
     @classmethod

@@ -37,7 +37,7 @@ from inbox.local import sync_mailbox_directory
 from rapport.settings import load_settings
 from rapport.wiring import Runtime, ingest_options
 from store.db import read_session, session_scope
-from store.digest import compute_digest, period_bounds
+from store.digest import DigestFigures, compute_digest, period_bounds
 from store.exporting import export_rows, write_csv
 from store.importing import ImportReport, import_csv
 from store.models import Company, Contact, Rep
@@ -172,13 +172,12 @@ def show_assignments(console: Console, rt: Runtime) -> None:
     console.print(table)
 
 
-def show_digest(console: Console, rt: Runtime, plan: DemoPlan) -> None:
+def weekly_digest(rt: Runtime, plan: DemoPlan) -> tuple[Rep, DigestFigures] | None:
     """The weekly digest of the first manager who gets one, for the week up to the demo's Friday."""
     with read_session(rt.engine) as session:
         managers = digest_managers(session)
         if not managers:
-            console.print("no manager with digest_via in rapport.toml: no digest to show")
-            return
+            return None
         manager = managers[0]
         local_day = plan.clock.astimezone(ZoneInfo(manager.timezone)).date()
         start, end = period_bounds("week", local_day, manager.timezone)
@@ -186,6 +185,15 @@ def show_digest(console: Console, rt: Runtime, plan: DemoPlan) -> None:
             session, manager=manager, period="week", start=start, end=end,
             params=SegmentParams.from_mapping(rt.config.segments.model_dump()), now=plan.clock,
         )
+    return manager, figures
+
+
+def show_digest(console: Console, rt: Runtime, plan: DemoPlan) -> None:
+    found = weekly_digest(rt, plan)
+    if found is None:
+        console.print("no manager with digest_via in rapport.toml: no digest to show")
+        return
+    manager, figures = found
     console.rule(f"Weekly digest for {manager.name} ({manager.email})", style="green")
     console.print(render_digest_text(figures), markup=False, highlight=False)
 

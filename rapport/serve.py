@@ -18,6 +18,7 @@ from typing import Any
 from bot.app import RapportSlack, build_app
 from bot.http import HttpLimits, HttpServer, slack_front
 from bot.notify import ConsoleSender
+from bot.pages import CONVERSATION_PATH, ConversationPage, page_key
 from bot.scheduler import TICK_SECONDS, Scheduler
 from rapport.errors import ConfigError
 from rapport.wiring import (
@@ -88,7 +89,7 @@ class Service:
         replies = reply_handler(self.rt)
         self.slack.after_reply = lambda: dispatch(engine, [replies], now=self.clock())
         self.scheduler = Scheduler(engine, self.slack.sender, interval=self.scheduler_interval,
-                                   digest_options=digest_options(self.rt.config), smtp=smtp_options(settings),
+                                   digest_options=digest_options(self.rt.config, settings), smtp=smtp_options(settings),
                                    segment_params=segment_params(self.rt.config),
                                    on_change=self.slack.publish_home, handlers=[replies],
                                    retention=retention(self.rt.config))
@@ -97,6 +98,7 @@ class Service:
         else:
             assert secret is not None
             front = slack_front(self.slack.app, secret, self.http_limits)
+            front.add(CONVERSATION_PATH, ConversationPage(engine, page_key(secret)))  # digests link here
             self.http = HttpServer(front, host=self.host, port=self.port, limits=self.http_limits)
             self.http.start()
             log.info("Slack HTTP endpoint on http://%s:%d/slack/events", self.host, self.http.port)

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_SIGNING_SECRET"))
     slack_api_url: str | None = Field(None, validation_alias=_env("SLACK_API_URL"))
     http_port: int = Field(3000, validation_alias=_env("RAPPORT_HTTP_PORT"))
+    public_url: str | None = Field(None, validation_alias=_env("RAPPORT_PUBLIC_URL"))  # where `serve` answers
 
     smtp_host: str | None = Field(None, validation_alias=_env("RAPPORT_SMTP_HOST"))
     smtp_port: int = Field(587, validation_alias=_env("RAPPORT_SMTP_PORT"))

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from slack_sdk import WebClient
 
     from bot.commands import BotOptions
-    from bot.digest import DigestOptions
+    from bot.digest import DigestLinks, DigestOptions
     from bot.email import SmtpOptions
     from bot.interactions import CorrectionApplier
     from bot.reply import ReplyOptions
@@ -116,13 +116,27 @@ def segment_params(config: AppConfig) -> SegmentParams:
     return SegmentParams.from_mapping(config.segments.model_dump())
 
 
-def digest_options(config: AppConfig) -> DigestOptions:
+def digest_options(config: AppConfig, settings: Settings) -> DigestOptions:
     """[digest] and [segments] of rapport.toml as the digest scheduler's options."""
     from bot.digest import DigestOptions
 
     section = config.digest
     return DigestOptions(
-        period=section.period, weekday=section.weekday, channel=section.channel, params=segment_params(config)
+        period=section.period, weekday=section.weekday, channel=section.channel, params=segment_params(config),
+        links=digest_links(config, settings),
+    )
+
+
+def digest_links(config: AppConfig, settings: Settings) -> DigestLinks:
+    """Where a digest's items lead: [slack] team_id/app_id, and the conversation pages of
+    `rapport serve` at RAPPORT_PUBLIC_URL (HTTP mode: signed with a key from SLACK_SIGNING_SECRET)."""
+    from bot.digest import DigestLinks
+    from bot.pages import page_key
+
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    return DigestLinks(
+        slack_team=config.slack.team_id, slack_app=config.slack.app_id,
+        page_url=settings.public_url if secret else None, page_key=page_key(secret) if secret else None,
     )
 
 

@@ -49,6 +49,17 @@ def _responded(conversation: Conversation, at: datetime) -> None:
         conversation.answered_at = at
 
 
+def waiting_on_us() -> Any:
+    """SQL: the customer wrote last and no staff reply came after (status open): a reply is owed."""
+    return col(Conversation.status) == ConversationStatus.open
+
+
+def overdue(now: datetime) -> Any:
+    """SQL: overdue, the one definition (digest, action list): a reply is owed and its
+    SLA fell due before `now`. Always a part of `waiting_on_us`."""
+    return waiting_on_us() & (col(Conversation.sla_due_at) < now)
+
+
 def missed_sla() -> Any:
     """SQL: the SLA fell due with no first response by then (the digest's breaches)."""
     return col(Conversation.first_response_at).is_(None) | (

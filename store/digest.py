@@ -16,7 +16,7 @@ import bisect
 import math
 from collections import Counter, defaultdict
 from collections.abc import Collection, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, case, func, literal, select
 from sqlmodel import Session
 
-from store.conversations import missed_sla
+from store.conversations import missed_sla, overdue, waiting_on_us
 from store.hours import zone
 from store.models import Activity as _Activity
 from store.models import (
@@ -62,6 +62,7 @@ PERIODS: tuple[Period, ...] = ("day", "week")
 NO_CATEGORY = "uncategorised"
 NO_LANGUAGE = "unknown"
 NO_REASON = "unspecified"
+ACTION_LIMIT = 10  # items listed per action list; the rest are counted ("and N more")
 
 _conversation = table(_Conversation).c
 _message = table(_Message).c
@@ -139,6 +140,40 @@ class Funnel:
     became_customers: int
 
 
+@dataclass(frozen=True)
+class Headline:
+    """The four figures a digest leads with, for one period (the current one or the one before)."""
+
+    new_conversations: int
+    answered: int
+    first_reply_seconds: float | None  # median
+    sla_breaches: int
+
+
+@dataclass(frozen=True)
+class WaitingConversation:
+    """A team conversation waiting for our reply (snapshot), for the action list."""
+
+    id: int
+    subject: str
+    contact: str | None  # the contact's name
+    owner: str | None  # the owner's name; None: in the fallback queue
+    waiting_since: datetime  # the customer's latest mail (else the opening)
+    overdue: bool
+
+
+@dataclass(frozen=True)
+class DueFollowUp:
+    """An overdue follow-up (snapshot), for the action list."""
+
+    id: int
+    note: str
+    contact: str | None
+    contact_id: int | None
+    rep: str
+    due_at: datetime
+
+
 @dataclass
 class DigestFigures:
     manager_name: str
@@ -167,6 +202,22 @@ class DigestFigures:
     lapsed_worth_a_call: list[LapsedCustomer]
     series: list[SeriesPoint]
     funnel: Funnel = field(default_factory=lambda: Funnel({}, 0, 0))
+    answered: int = 0
+    previous: Headline | None = None  # the period before, for the change in each headline figure
+    waiting: list[WaitingConversation] = field(default_factory=list)  # oldest first, ACTION_LIMIT at most
+    due_followups: list[DueFollowUp] = field(default_factory=list)  # longest overdue first, ACTION_LIMIT at most
+
+    @property
+    def headline(self) -> Headline:
+        return Headline(self.new_conversations, self.answered, self.first_response.median_seconds,
+                        self.sla_breaches)
+
+    @property
+    def is_empty(self) -> bool:
+        """Nothing happened and nothing waits: the digest is one short line."""
+        return not any((self.new_conversations, self.answered, self.first_response.count, self.sla_breaches,
+                        self.open, self.followups_done, self.followups_overdue, self.lapsed_worth_a_call,
+                        self.top_customers_who_wrote, self.funnel.moved))
 
     @property
     def local_start(self) -> datetime:
@@ -223,6 +274,12 @@ def last_complete_period(period: str, now: datetime, timezone: str) -> tuple[dat
     today = now.astimezone(zone(timezone)).date()
     step = timedelta(days=1 if period == "day" else 7)
     return period_bounds(period, today - step, timezone)
+
+
+def previous_period(period: str, start: datetime, timezone: str) -> tuple[datetime, datetime]:
+    """The day (or week) before the one that starts at `start`, in `timezone`."""
+    first = start.astimezone(zone(timezone)).date()
+    return period_bounds(period, first - timedelta(days=1 if period == "day" else 7), timezone)
 
 
 # --------------------------------------------------------------------------- team
@@ -306,6 +363,7 @@ def compute_digest(
     reps = _rep_figures(
         session, team, snapshot, responses, breaches, assigned, answered, activities, done, overdue_followups
     )
+    before = _Window(session, *previous_period(period, window.start, tz_name), now, owner_ids)
     return DigestFigures(
         manager_name=manager.name,
         manager_email=manager.email,
@@ -335,6 +393,10 @@ def compute_digest(
         ),
         series=_series(period, window.start, window.end, tz_name, opened_at, responses),
         funnel=window.funnel(),
+        answered=sum(answered.values()),
+        previous=before.headline(),
+        waiting=window.waiting(),
+        due_followups=window.due_followups(),
     )
 
 
@@ -402,20 +464,57 @@ class _Window:
             for owner, opened, answered in self.session.execute(query)
         ]
 
+    def headline(self) -> Headline:
+        """The headline figures of this window (the previous period's, for the change)."""
+        new = sum(self.new_conversations()[0].values())
+        responses = response_times([s for _, _, s in self.first_responses()])
+        return Headline(new, sum(self.answered().values()), responses.median_seconds,
+                        sum(self.sla_breaches().values()))
+
     def open_snapshot(self) -> dict[int | None, tuple[int, int, int]]:
-        """Per owner at `now`: open conversations (status open), of which unanswered
-        (no first response yet) and overdue (SLA due before `now`)."""
+        """Per owner at `now`: open conversations (waiting for our reply: the customer wrote
+        last), of which never answered (no first response yet) and overdue (`store.conversations.overdue`)."""
         query = (
             select(
                 _conversation.owner_id,
                 func.count(),
                 func.sum(case((_conversation.first_response_at.is_(None), 1), else_=0)),
-                func.sum(case((_conversation.sla_due_at < self.now, 1), else_=0)),
+                func.sum(case((overdue(self.now), 1), else_=0)),
             )
-            .where(_conversation.status == ConversationStatus.open, self._human_conversations())
+            .where(waiting_on_us(), self._human_conversations())
             .group_by(_conversation.owner_id)
         )
         return {owner: (int(n), int(u or 0), int(o or 0)) for owner, n, u, o in self.session.execute(query)}
+
+    def waiting(self) -> list[WaitingConversation]:
+        """Open team conversations (see open_snapshot), the longest waiting first, ACTION_LIMIT at most."""
+        contact, rep = table(Contact).c, table(Rep).c
+        since = func.coalesce(_conversation.last_inbound_at, _conversation.opened_at)
+        query = (
+            select(_conversation.id, _conversation.subject, contact.name,
+                   rep.name, since, case((overdue(self.now), True), else_=False))
+            .select_from(_conversation_table.outerjoin(table(Contact), contact.id == _conversation.contact_id)
+                         .outerjoin(table(Rep), rep.id == _conversation.owner_id))
+            .where(waiting_on_us(), self._human_conversations())
+            .order_by(since, _conversation.id)
+            .limit(ACTION_LIMIT)
+        )
+        return [WaitingConversation(i, subject or "", who, owner, at, bool(late))
+                for i, subject, who, owner, at, late in self.session.execute(query)]
+
+    def due_followups(self) -> list[DueFollowUp]:
+        """Overdue follow-ups of team reps (see followups), the longest overdue first, ACTION_LIMIT at most."""
+        contact, rep = table(Contact).c, table(Rep).c
+        query = (
+            select(_followup.id, _followup.note, contact.name, _followup.contact_id, rep.name, _followup.due_at)
+            .select_from(table(_FollowUp).join(table(Rep), rep.id == _followup.rep_id)
+                         .outerjoin(table(Contact), contact.id == _followup.contact_id))
+            .where(_followup.status == FollowUpStatus.open, _followup.due_at < self.now,
+                   self._in_team(_followup.rep_id))
+            .order_by(_followup.due_at, _followup.id)
+            .limit(ACTION_LIMIT)
+        )
+        return [DueFollowUp(*row) for row in self.session.execute(query)]
 
     def sla_breaches(self) -> dict[int | None, int]:
         """SLA breaches per owner: not-automatic team conversations whose SLA fell due in
@@ -552,13 +651,14 @@ class _Window:
         return set(self.session.scalars(query))
 
     def top_customers_who_wrote(self, params: SegmentParams, totals: list[ContactOrders]) -> list[TopCustomer]:
-        """Top customers (the segment, ranked company-wide at `now`) who wrote in the period,
-        best first, at most top_n."""
+        """Top customers (the segment, chosen company-wide at `now`) who wrote in the period,
+        best first, at most top_n, ranked 1, 2, 3... among themselves (no gaps where another
+        team's customer stands)."""
         writers = self.writers()
         if not writers:
             return []
         segment = top_customers(self.session, now=self.now, params=params, contact_ids=writers, totals=totals)
-        return segment.customers[: params.top_n]
+        return [replace(c, rank=i) for i, c in enumerate(segment.customers[: params.top_n], 1)]
 
     def funnel(self) -> Funnel:
         return _funnel(self)
@@ -677,14 +777,18 @@ __all__ = [
     "PERIODS",
     "DigestError",
     "DigestFigures",
+    "DueFollowUp",
     "Funnel",
+    "Headline",
     "Period",
     "RepFigures",
     "ResponseTimes",
     "SeriesPoint",
+    "WaitingConversation",
     "compute_digest",
     "last_complete_period",
     "percentile",
     "period_bounds",
+    "previous_period",
     "team_of",
 ]

@@ -41,7 +41,8 @@ class Payload:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        Payload.kinds[cls.kind] = cls
+        if "kind" in cls.__dict__:  # a base that only shares fields names no kind
+            Payload.kinds[cls.kind] = cls
 
     @property
     def key(self) -> str:
@@ -139,17 +140,15 @@ class SlaEscalation(Payload):
 
 @dataclass(frozen=True)
 class Digest(Payload):
-    """A manager's digest for one period: Slack parts and/or an email, as `via` says."""
+    """A manager's digest for one period, by one way (its own row: a Slack failure never holds
+    back the email, and each is retried on its own). `local_date` is the manager's date when it
+    was enqueued (a manual send: the time)."""
 
-    kind = "digest"
-    key_format = "digest:{manager_email}:{period}:{local_date}"
     manager_email: str
     period: str
     start: str
     end: str
     local_date: str
-    via: list[str]
-    channel: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -172,6 +171,21 @@ class PrivacyExport(Payload):
     request: str  # a random id per request
     contact_id: int
     rep_id: int
+
+
+@dataclass(frozen=True)
+class DigestSlack(Digest):
+    """The digest in the manager's Slack DM, and in `channel` too when one is set."""
+
+    kind = "digest-slack"
+    key_format = "digest:{manager_email}:{period}:{local_date}:slack"
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
+class DigestEmail(Digest):
+    kind = "digest-email"
+    key_format = "digest:{manager_email}:{period}:{local_date}:email"
 
 
 def payload_of(item: OutboxItem) -> Payload:

@@ -24,7 +24,7 @@ from slack_sdk import WebClient
 
 import store.outbox
 from bot.email import SmtpOptions
-from bot.notify import SlackSender, notification_handler
+from bot.notify import SlackSender, outbox_handlers
 from bot.reply import reply_handler
 from inbox.options import MailboxSpec
 from inbox.sent import sent_folders
@@ -67,19 +67,19 @@ def main() -> None:
     if kind == "slack":
         sender = SlackSender(WebClient(token="xoxb-test-token", base_url=rest[0]))
         smtp = SmtpOptions(host=rest[1], port=int(rest[2]), security="none") if len(rest) > 1 else None
-        handler = notification_handler(engine, sender, now=now, smtp=smtp)
+        handlers = outbox_handlers(engine, sender, now=now, smtp=smtp)
     elif kind == "reply":
         smtp_host, smtp_port, host, port, user, password = rest
         spec = MailboxSpec(name=user, host=host, port=int(port), user=user, password=password, security="none",
                            sent_folder="Sent")
-        handler = reply_handler(engine, smtp=SmtpOptions(host=smtp_host, port=int(smtp_port), security="none"),
-                                open_sent=sent_folders([spec]))
+        handlers = [reply_handler(engine, smtp=SmtpOptions(host=smtp_host, port=int(smtp_port), security="none"),
+                                  open_sent=sent_folders([spec]))]
     else:
         host, port, user, password = rest
         client = IMAPClient(host, port=int(port), ssl=False)
         client.login(user, password)
-        handler = imap_handler(engine, lambda name: client)
-    store.outbox.dispatch(engine, [handler], now=now)
+        handlers = [imap_handler(engine, lambda name: client)]
+    store.outbox.dispatch(engine, handlers, now=now)
 
 
 if __name__ == "__main__":

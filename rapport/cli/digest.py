@@ -7,19 +7,18 @@ from enum import StrEnum
 
 import typer
 from rich.table import Table
-from sqlmodel import Session
+from sqlmodel import select
 
-from bot.digest import DigestDeliveryError, render_digest_text, send_digest
-from bot.email import EmailError
+from bot.digest import digest_handlers, digest_payloads, render_digest_text
 from bot.notify import SlackSender
 from rapport.cli.common import console, print_json, runtime
 from rapport.errors import RapportError
-from rapport.settings import Settings
-from rapport.wiring import segment_params, slack_client, smtp_options
-from store.db import read_session
+from rapport.wiring import Runtime, digest_links, segment_params, slack_client, smtp_options
+from store.db import read_session, session_scope
 from store.digest import DigestError, DigestFigures, compute_digest, last_complete_period, period_bounds
 from store.hours import UnknownZone
-from store.models import Rep
+from store.models import OutboxItem, OutboxStatus, Rep
+from store.outbox import dispatch, enqueue
 from store.reps import rep_by_email
 from store.segments import export_segment
 from store.types import utcnow
@@ -47,7 +46,8 @@ def digest(
     on: str | None = typer.Option(None, "--date", help="A local date in the period (default: the last "
                                   "complete day or week in the manager's time zone)."),
     print_: bool = typer.Option(False, "--print", help="Render to the terminal (the default)."),
-    send: bool = typer.Option(False, "--send", help="Send it now, by the manager's digest_via (Slack, email)."),
+    send: bool = typer.Option(False, "--send", help="Send it now, by the manager's digest_via (Slack, email); "
+                              "a way that fails is retried by `rapport serve`."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """Compute a manager's digest: print it, send it, or print its figures as JSON."""
@@ -68,22 +68,43 @@ def digest(
             raise RapportError(str(exc)) from None
         if as_json:
             print_json(figures.to_json())
-        elif send:
-            _send(session, figures, rep, rt.settings)
-        else:
-            console.print(render_digest_text(figures), highlight=False, markup=False)
+        elif not send:
+            console.print(render_digest_text(figures, digest_links(rt.config, rt.settings)),
+                          highlight=False, markup=False)
+    if send:
+        _send(rt, figures, rep)
 
 
-def _send(session: Session, figures: DigestFigures, rep: Rep, settings: Settings) -> None:
+def _send(rt: Runtime, figures: DigestFigures, rep: Rep) -> None:
+    """Through the outbox, one row per way: each is tried now; one that fails stays queued for
+    `rapport serve`, and never stops the other."""
     via = rep.digest_via or ["email"]
-    key = f"digest:{rep.email}:{figures.period}:manual:{utcnow().isoformat(timespec='seconds')}"
-    client = slack_client(settings)
-    try:
-        send_digest(figures, manager=rep, key=key, via=via, slack=SlackSender(client) if client else None,
-                    smtp=smtp_options(settings), session=session, since=None)
-    except (DigestDeliveryError, EmailError) as exc:
-        raise RapportError(str(exc)) from None
-    console.print(f"digest for {rep.email} sent via {', '.join(via)}")
+    client, smtp = slack_client(rt.settings), smtp_options(rt.settings)
+    if "email" in via and smtp is None:
+        raise RapportError("the digest goes by email but SMTP is not configured (set RAPPORT_SMTP_HOST)")
+    if "slack" in via and client is None:
+        raise RapportError("the digest goes to Slack but no Slack client is configured (set SLACK_BOT_TOKEN)")
+    now = utcnow()
+    payloads = digest_payloads(rep, period=figures.period, start=figures.start, end=figures.end,
+                               local_date=now.isoformat(timespec="seconds"), via=via, channel=None,
+                               params=segment_params(rt.config))
+    with session_scope(rt.engine) as session:
+        for payload in payloads:
+            enqueue(session, payload, now=now)
+    handlers = digest_handlers(rt.engine, slack=SlackSender(client) if client else None, smtp=smtp,
+                               links=digest_links(rt.config, rt.settings))
+    dispatch(rt.engine, handlers, now=now)
+    failed = []
+    with read_session(rt.engine) as session:
+        for payload in payloads:
+            row = session.exec(select(OutboxItem).where(OutboxItem.key == payload.key)).one()
+            way = "Slack" if payload.kind.endswith("slack") else "email"
+            if row.status == OutboxStatus.sent:
+                console.print(f"{way}: digest for {rep.email} sent", highlight=False, markup=False)
+            else:
+                failed.append(f"{way}: not sent yet ({row.last_error}); `rapport serve` tries again later")
+    if failed:
+        raise RapportError("\n".join(failed))
 
 
 def _segment_command(name: str) -> None:

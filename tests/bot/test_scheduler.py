@@ -26,6 +26,6 @@ def test_digest_goes_out_once_at_the_managers_hour(
     assert result.digests == 1 and result.delivered >= 1
     service.scheduler.tick(clock.advance(minutes=15))
     with Session(engine) as session:
-        digests = session.exec(select(OutboxItem).where(OutboxItem.kind == "digest")).all()
+        digests = session.exec(select(OutboxItem).where(OutboxItem.kind == "digest-slack")).all()
     assert [(d.status, d.attempts) for d in digests] == [("sent", 1)]
     assert fake_slack.messages("D0CAROL"), "the digest reached Carol's DM"

@@ -16,6 +16,7 @@ from rapport.errors import RapportError
 from store.db import make_engine, session_scope, upgrade
 from tests.digest import known_store
 from tests.servers.fake_slack import FakeSlack
+from tests.servers.ports import free_port
 from tests.servers.smtp import SmtpServer
 
 app = typer.Typer()
@@ -54,8 +55,8 @@ def test_digest_json_and_print(cli_env: dict[str, str]) -> None:
     assert figures["first_response"] == {"count": 5, "median_seconds": 7200.0, "p90_seconds": 28080.0}
 
     text = _run("digest", "--manager", "maja@rapport.example", "--period", "day", "--date", "2026-11-22")
-    assert "Rapport digest for Maja Manager (team nordics), day 2026-11-22" in text
-    assert "SLA breaches: 2" in text
+    assert text.startswith("Nordics, Sun 22 Nov (Sunday 22 Nov 2026, Europe/Stockholm)")
+    assert "Missed reply time: 2 (▲ from 1)" in text
 
 
 def test_digest_send(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, fake_slack: FakeSlack,
@@ -68,8 +69,28 @@ def test_digest_send(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, f
 
     output = _run("digest", "--manager", "maja@rapport.example", "--date", "2026-11-22", "--send")
 
-    assert "sent via" in output
+    assert "Slack: digest for maja@rapport.example sent" in output
+    assert "email: digest for maja@rapport.example sent" in output
     assert len(fake_slack.messages("DMAJA")) == 1
+    assert smtp_server.wait_for(1)[0].rcpt_tos == ["maja@rapport.example"]
+
+
+def test_digest_send_with_slack_unreachable_still_sends_the_email_without_a_traceback(
+    cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, smtp_server: SmtpServer
+) -> None:
+    monkeypatch.setenv("RAPPORT_SMTP_HOST", smtp_server.host)
+    monkeypatch.setenv("RAPPORT_SMTP_PORT", str(smtp_server.port))
+    monkeypatch.setenv("RAPPORT_SMTP_SECURITY", "none")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_API_URL", f"http://127.0.0.1:{free_port()}/")  # nothing listens there
+
+    result = CliRunner().invoke(app, ["digest", "--manager", "maja@rapport.example", "--date", "2026-11-22",
+                                      "--send"])
+
+    assert "email: digest for maja@rapport.example sent" in result.output
+    assert isinstance(result.exception, RapportError)  # main() prints it as one message, no traceback
+    assert str(result.exception).startswith("Slack: not sent yet (")
+    assert "`rapport serve` tries again later" in str(result.exception)
     assert smtp_server.wait_for(1)[0].rcpt_tos == ["maja@rapport.example"]
 
 

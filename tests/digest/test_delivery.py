@@ -5,31 +5,31 @@ from __future__ import annotations
 
 import email
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from typing import Any
 
-import pytest
 from slack_sdk import WebClient
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.blocks import split_blocks
 from bot.digest import (
-    KIND,
+    KINDS,
+    DigestLinks,
     DigestOptions,
-    deliver_digest,
+    digest_handlers,
     enqueue_due_digests,
     render_digest_blocks,
 )
-from bot.email import EmailError, SmtpOptions
+from bot.email import SmtpOptions
 from bot.notify import SlackSender
 from store.db import make_engine, session_scope
 from store.digest import compute_digest
 from store.models import Contact, OutboxItem, Rep
-from store.outbox import claim_due, job_of, mark_sent
+from store.outbox import dispatch
 from store.segments import SegmentParams
 from tests.digest.known_store import NOW, E, Known, S
 from tests.digest.race import race
@@ -40,6 +40,8 @@ from tests.servers.tls import SelfSignedCert
 
 OPTIONS = DigestOptions(params=SegmentParams(top_n=3))
 PNG = b"\x89PNG\r\n\x1a\n"
+LINKS = DigestLinks(slack_team="T0TEST", slack_app="A0TEST", page_url="https://rapport.example.com",
+                    page_key=b"k" * 32)
 
 
 def _maja(session: Session, known: Known) -> Rep:
@@ -48,91 +50,135 @@ def _maja(session: Session, known: Known) -> Rep:
     return rep
 
 
-def _enqueue_and_claim(engine: Engine, known: Known) -> OutboxItem:
+def _enqueue(engine: Engine, known: Known, via: list[str] | None = None) -> None:
+    """Maja's digest rows (via her digest_via, or `via`)."""
     with session_scope(engine) as session:
-        assert enqueue_due_digests(session, now=NOW, options=OPTIONS, managers=[_maja(session, known)]) == 1
-    with session_scope(engine) as session:
-        [item] = claim_due(session, [KIND], now=NOW)
-    return item
+        maja = _maja(session, known)
+        if via is not None:
+            maja.digest_via = via
+            session.add(maja)
+        assert enqueue_due_digests(session, now=NOW, options=OPTIONS, managers=[maja]) == len(maja.digest_via)
 
 
-def _parse(raw: bytes) -> EmailMessage:
+def _deliver(engine: Engine, *, slack: SlackSender | None = None, smtp: SmtpOptions | None = None,
+             now: datetime = NOW) -> int:
+    return dispatch(engine, digest_handlers(engine, slack=slack, smtp=smtp, links=LINKS, now=NOW), now=now)
+
+
+def _rows(engine: Engine) -> dict[str, OutboxItem]:
+    with Session(engine) as session:
+        return {row.kind: row for row in session.exec(select(OutboxItem).where(col(OutboxItem.kind).in_(KINDS)))}
+
+
+def parse_mail(raw: bytes) -> EmailMessage:
     message = email.message_from_bytes(raw, policy=default_policy)
     assert isinstance(message, EmailMessage)
     return message
 
 
-def _check_digest_mail(raw: bytes) -> None:
-    message = _parse(raw)
+def check_digest_mail(raw: bytes) -> tuple[EmailMessage, str, str]:
+    """The headers of a mail a manager reads and that machines leave alone; returns (mail, text, html)."""
+    message = parse_mail(raw)
     assert message.get_content_type() == "multipart/alternative"
     assert not message.defects
-    text = message.get_body(preferencelist=("plain",))
-    html = message.get_body(preferencelist=("html",))
-    assert text is not None and html is not None
-    assert "First response: median 2h 00m, p90 7h 48m (5 conversations)" in text.get_content()
+    assert message["Auto-Submitted"] == "auto-generated"  # out-of-office replies leave it alone
+    assert str(message["Date"]).endswith("+0000")
+    assert message["List-Unsubscribe"].startswith("<mailto:")
+    subject = str(message["Subject"])
+    assert len(subject) <= 70 and subject.isascii()
+    assert f"\r\nSubject: {subject}\r\n".encode() in raw  # one line: never folded in the middle
+    text_part = message.get_body(preferencelist=("plain",))
+    html_part = message.get_body(preferencelist=("html",))
+    assert text_part is not None and html_part is not None
+    text, html = text_part.get_content(), html_part.get_content()
+    assert max(len(line) for line in text.splitlines()) <= 72, text
+    assert "digest_via" in text and "digest_via" in html  # why it came, how to change it
+    return message, text, html
+
+
+def test_email_digest_arrives_as_valid_mime(engine: Engine, known: Known, smtp_server: SmtpServer) -> None:
+    _enqueue(engine, known, ["email"])
+    smtp = SmtpOptions(host=smtp_server.host, port=smtp_server.port, security="none", from_addr="rapport@x.test")
+    assert _deliver(engine, smtp=smtp) == 1
+
+    [mail] = smtp_server.wait_for(1)
+    assert mail.rcpt_tos == ["maja@rapport.example"]
+    message, text, html = check_digest_mail(mail.data)
+    assert message["Subject"] == "Nordics, Sun 22 Nov: 5 new, 2 missed reply time, first reply 2h"
+    assert "First reply (median): 2h 00m" in text
+    assert "Alice Andersson" in html and "Alice Andersson" in text
+    assert "RFC" not in text and "auto_reply" not in text
+    assert "1 out-of-office replies" in text or "out-of-office" in text
     related = next(part for part in message.iter_parts() if part.get_content_type() == "multipart/related")
     images = [part for part in related.iter_parts() if part.get_content_type() == "image/png"]
     assert len(images) == 1
     cid = str(images[0]["Content-ID"]).strip("<>")
-    assert f'src="cid:{cid}"' in html.get_content()
+    assert f'src="cid:{cid}"' in html
+    assert 'alt="New conversations per hour: highest' in html
     assert images[0].get_content().startswith(PNG)
-    assert "Alice Andersson" in html.get_content()
-
-
-def test_email_digest_arrives_as_valid_mime(engine: Engine, known: Known, smtp_server: SmtpServer) -> None:
-    item = _enqueue_and_claim(engine, known)
-    smtp = SmtpOptions(host=smtp_server.host, port=smtp_server.port, security="none", from_addr="rapport@x.test")
-    with session_scope(engine) as session:
-        item.payload = {**item.payload, "via": ["email"]}
-        deliver_digest(session, job_of(item), slack=None, smtp=smtp, now=NOW)
-
-    [mail] = smtp_server.wait_for(1)
-    assert mail.rcpt_tos == ["maja@rapport.example"]
-    _check_digest_mail(mail.data)
 
 
 def test_email_digest_over_starttls(
     engine: Engine, known: Known, smtp_tls_server: SmtpServer, tls_cert: SelfSignedCert
 ) -> None:
-    item = _enqueue_and_claim(engine, known)
+    _enqueue(engine, known, ["email"])
     smtp = SmtpOptions(host=smtp_tls_server.host, port=smtp_tls_server.port, security="starttls",
                        ca_file=tls_cert.cert_file)
-    with session_scope(engine) as session:
-        item.payload = {**item.payload, "via": ["email"]}
-        deliver_digest(session, job_of(item), slack=None, smtp=smtp, now=NOW)
+    assert _deliver(engine, smtp=smtp) == 1
 
     [mail] = smtp_tls_server.wait_for(1)
     assert mail.used_tls
-    _check_digest_mail(mail.data)
+    check_digest_mail(mail.data)
 
 
-def test_slack_and_email_delivery_and_a_retry_after_a_mail_failure(
+def test_slack_unreachable_the_email_still_arrives_and_slack_is_retried_later(
     engine: Engine, known: Known, fake_slack: FakeSlack, smtp_server: SmtpServer
 ) -> None:
-    client = WebClient(token="xoxb-test", base_url=fake_slack.base_url)
-    item = _enqueue_and_claim(engine, known)
-    broken_smtp = SmtpOptions(host="127.0.0.1", port=free_port(), security="none", timeout=5)
-    with session_scope(engine) as session, pytest.raises(EmailError, match="cannot send mail"):
-        deliver_digest(session, job_of(item), slack=SlackSender(client), smtp=broken_smtp, now=NOW)
+    _enqueue(engine, known)  # Maja: slack and email, two rows
+    smtp = SmtpOptions(host=smtp_server.host, port=smtp_server.port, security="none")
+    nowhere = SlackSender(WebClient(token="xoxb-test", base_url=f"http://127.0.0.1:{free_port()}/", timeout=2))
+    assert _deliver(engine, slack=nowhere, smtp=smtp) == 1
 
-    [post] = fake_slack.calls("chat.postMessage")
-    assert post.params["channel"] == "DMAJA"  # the DM opened with Maja's Slack user
+    assert smtp_server.wait_for(1)[0].rcpt_tos == ["maja@rapport.example"]
+    rows = _rows(engine)
+    assert rows["digest-email"].status == "sent"
+    slack_row = rows["digest-slack"]
+    assert (slack_row.status, slack_row.attempts) == ("pending", 1)
+    assert slack_row.last_error and slack_row.due_at > NOW  # backs off, then tries again
+
+    client = SlackSender(WebClient(token="xoxb-test", base_url=fake_slack.base_url))
+    assert _deliver(engine, slack=client, smtp=smtp, now=NOW + timedelta(minutes=1)) == 1
     [message] = fake_slack.messages("DMAJA")
-    assert message["metadata"]["event_payload"]["key"] == item.key
+    assert message["metadata"]["event_payload"]["key"] == slack_row.key
     assert any("Alice Andersson" in json.dumps(block) for block in message["blocks"])
-    [upload] = fake_slack.calls("files.completeUploadExternal")
-    assert upload.params["channel_id"] == "DMAJA"
+    # a manager acts from the digest: assign a waiting conversation, open a follow-up for a customer
+    accessories = [block["accessory"] for block in message["blocks"] if "accessory" in block]
+    assigns = [a for a in accessories if a["action_id"] == "conv_reassign"]
+    assert len(assigns) == 2  # c10 and c3, waiting for a reply
+    assert {o["text"]["text"] for o in assigns[0]["options"]} == {"Alice Andersson", "Bob Berg", "Maja Manager"}
+    c3 = known.conversations["c3"].id
+    assert f"{c3}:{known.reps['bob'].id}" in {o["value"] for o in assigns[1]["options"]}
+    assert any(a["action_id"] == "followup_open" for a in accessories)  # customers worth a call
+    assert "slack.com/app_redirect?team=T0TEST" in json.dumps(message["blocks"])
+    assert 'digest_via = [\\"slack\\", \\"email\\"]' in json.dumps(message["blocks"][-1])  # why, how to change
+    [upload] = fake_slack.calls("files.completeUploadExternal")  # the same chart as the email's
     files = upload.params["files"]
     file_id = (json.loads(files) if isinstance(files, str) else files)[0]["id"]
     assert fake_slack.uploaded(file_id).startswith(PNG)
+    assert len(smtp_server.messages) == 1  # the email was not sent again
+    assert _rows(engine)["digest-slack"].status == "sent"
 
-    # the dispatcher retries: Slack parts already posted are skipped, the mail goes out
-    smtp = SmtpOptions(host=smtp_server.host, port=smtp_server.port, security="none")
-    with session_scope(engine) as session:
-        deliver_digest(session, job_of(item), slack=SlackSender(client), smtp=smtp, now=NOW)
-    assert len(fake_slack.calls("chat.postMessage")) == 1
-    assert len(fake_slack.calls("files.completeUploadExternal")) == 1
-    assert len(smtp_server.wait_for(1)) == 1
+
+def test_a_slack_retry_after_a_crash_does_not_post_twice(
+    engine: Engine, known: Known, fake_slack: FakeSlack
+) -> None:
+    _enqueue(engine, known, ["slack"])
+    client = SlackSender(WebClient(token="xoxb-test", base_url=fake_slack.base_url))
+    fake_slack.fail_next("files.getUploadURLExternal", status=500)  # posted, then the upload fails
+    assert _deliver(engine, slack=client) == 0
+    assert len(fake_slack.messages("DMAJA")) == 1
+    assert _deliver(engine, slack=client, now=NOW + timedelta(hours=1)) == 1
+    assert len(fake_slack.messages("DMAJA")) == 1  # the message was found in the history, not posted again
 
 
 def _big_team(engine: Engine, known: Known, size: int) -> None:
@@ -147,17 +193,14 @@ def _big_team(engine: Engine, known: Known, size: int) -> None:
 def test_a_large_team_is_split_over_messages_within_slack_limits(
     engine: Engine, known: Known, fake_slack: FakeSlack
 ) -> None:
-    _big_team(engine, known, 60)
+    _big_team(engine, known, 250)
     with Session(engine) as session:
         figures = compute_digest(session, manager=_maja(session, known), period="day", start=S, end=E,
                                  params=OPTIONS.params, now=NOW)
-    blocks = render_digest_blocks(figures)
+    blocks = render_digest_blocks(figures, LINKS)
     assert len(blocks) > 50
-    item = _enqueue_and_claim(engine, known)
-    with session_scope(engine) as session:
-        item.payload = {**item.payload, "via": ["slack"]}
-        slack = SlackSender(WebClient(token="xoxb-test", base_url=fake_slack.base_url))
-        deliver_digest(session, job_of(item), slack=slack, smtp=None, now=NOW)
+    _enqueue(engine, known, ["slack"])
+    assert _deliver(engine, slack=SlackSender(WebClient(token="xoxb-test", base_url=fake_slack.base_url))) == 1
 
     messages = fake_slack.messages("DMAJA")
     assert len(messages) == len(split_blocks(blocks)) == 2
@@ -176,7 +219,8 @@ def test_a_large_team_is_split_over_messages_within_slack_limits(
 
 def _count_digests(engine: Engine) -> int:
     with Session(engine) as session:
-        return int(session.exec(select(func.count()).select_from(OutboxItem).where(OutboxItem.kind == KIND)).one())
+        return int(session.exec(select(func.count()).select_from(OutboxItem)
+                                .where(col(OutboxItem.kind).in_(KINDS))).one())
 
 
 def test_enqueue_only_from_the_managers_hour_and_once_per_period(engine: Engine, known: Known) -> None:
@@ -185,16 +229,19 @@ def test_enqueue_only_from_the_managers_hour_and_once_per_period(engine: Engine,
         # Ada (admin, 07:00 UTC) and Maja (08:00 Stockholm) are the managers with a digest_via
         assert enqueue_due_digests(session, now=maja_hour - timedelta(minutes=1), options=OPTIONS) == 0
     with session_scope(engine) as session:
-        assert enqueue_due_digests(session, now=maja_hour, options=OPTIONS) == 2
+        # a row per way: Maja's Slack and email, Ada's email
+        assert enqueue_due_digests(session, now=maja_hour, options=OPTIONS) == 3
     with session_scope(engine) as session:
         assert enqueue_due_digests(session, now=maja_hour + timedelta(hours=3), options=OPTIONS) == 0
     with Session(engine) as session:
         keys = set(session.exec(select(OutboxItem.key)).all())
-        payload = session.exec(select(OutboxItem.payload).where(OutboxItem.key.contains("maja"))).one()  # type: ignore[attr-defined]
-    assert keys == {"digest:maja@rapport.example:day:2026-11-23", "digest:ada@rapport.example:day:2026-11-23"}
-    assert (payload["start"], payload["end"]) == (S.isoformat(), E.isoformat())
+        payload = session.exec(select(OutboxItem.payload).where(OutboxItem.key.contains("maja"))).first()  # type: ignore[attr-defined]
+    assert keys == {"digest:maja@rapport.example:day:2026-11-23:slack",
+                    "digest:maja@rapport.example:day:2026-11-23:email",
+                    "digest:ada@rapport.example:day:2026-11-23:email"}
+    assert payload is not None and (payload["start"], payload["end"]) == (S.isoformat(), E.isoformat())
     with session_scope(engine) as session:  # the next day is a new period
-        assert enqueue_due_digests(session, now=maja_hour + timedelta(days=1), options=OPTIONS) == 2
+        assert enqueue_due_digests(session, now=maja_hour + timedelta(days=1), options=OPTIONS) == 3
     weekly = DigestOptions(period="week", weekday="Tue", params=OPTIONS.params)
     with session_scope(engine) as session:  # 2026-11-23 is a Monday: no weekly digest
         assert enqueue_due_digests(session, now=maja_hour, options=weekly) == 0
@@ -202,8 +249,8 @@ def test_enqueue_only_from_the_managers_hour_and_once_per_period(engine: Engine,
 
 def test_two_processes_enqueue_each_digest_once(engine: Engine, known: Known, db_url: str) -> None:
     counts = race(db_url, lambda session: enqueue_due_digests(session, now=NOW, options=OPTIONS))
-    assert sum(counts) == 2  # Maja and Ada, each enqueued by exactly one of the two
-    assert _count_digests(engine) == 2
+    assert sum(counts) == 3  # Maja's two rows and Ada's, each enqueued by exactly one of the two
+    assert _count_digests(engine) == 3
 
 
 def test_a_restart_around_the_send_time_sends_once(
@@ -215,12 +262,7 @@ def test_a_restart_around_the_send_time_sends_once(
     def scheduler_tick(process: Engine, now: Any) -> None:
         with session_scope(process) as session:
             enqueue_due_digests(session, now=now, options=OPTIONS)
-        with session_scope(process) as session:
-            items = claim_due(session, [KIND], now=now)
-        for item in items:
-            with session_scope(process) as session:
-                deliver_digest(session, job_of(item), slack=SlackSender(client), smtp=smtp, now=NOW)
-                mark_sent(session, session.merge(item))
+        dispatch(process, digest_handlers(process, slack=SlackSender(client), smtp=smtp, now=NOW), now=now)
 
     first = make_engine(db_url)
     scheduler_tick(first, NOW)

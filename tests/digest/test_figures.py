@@ -70,6 +70,25 @@ def test_team_digest_counts(engine: Engine, known: Known) -> None:
     assert figures.automatic_by_reason == {"auto_reply": 1, "bounce": 1}
 
 
+def test_action_lists_and_the_previous_period(engine: Engine, known: Known) -> None:
+    figures = _digest(engine, known)
+
+    # open = waiting for our reply; overdue is always a part of it (one definition)
+    assert [(w.subject, w.owner, w.overdue) for w in figures.waiting] == [
+        ("conversation c10", "Alice Andersson", False),  # opened two days before: waiting longest
+        ("conversation c3", "Alice Andersson", True),
+    ]
+    assert figures.waiting[1].contact == "Cleo Small"
+    assert len(figures.waiting) == figures.open
+    assert [(f.rep, f.due_at) for f in figures.due_followups] == [("Alice Andersson", S)]
+    # the day before: c4 (Bob's) opened at S-10h and missed its SLA at S-2h; no reply was sent that day
+    assert figures.previous is not None
+    assert (figures.previous.new_conversations, figures.previous.sla_breaches) == (1, 1)
+    assert (figures.previous.answered, figures.previous.first_reply_seconds) == (0, None)
+    assert (figures.headline.new_conversations, figures.headline.answered) == (5, 5)
+    assert not figures.is_empty
+
+
 def test_first_response_median_and_p90(engine: Engine, known: Known) -> None:
     figures = _digest(engine, known)
 
@@ -104,8 +123,9 @@ def test_workload_and_activities_per_rep(engine: Engine, known: Known) -> None:
 def test_customers_in_the_digest(engine: Engine, known: Known) -> None:
     figures = _digest(engine, known)
 
-    # Ada Big (#1) and Cleo Small (#3) wrote; Ben Mid (#2) is Carol's conversation; Filler 1 is no top customer
-    assert [(c.name, c.rank) for c in figures.top_customers_who_wrote] == [("Ada Big", 1), ("Cleo Small", 3)]
+    # Ada Big (#1) and Cleo Small (#3) wrote; Ben Mid (#2) is Carol's conversation; Filler 1 is no top
+    # customer. Ranks count within the team's list: no jump from #1 to #3
+    assert [(c.name, c.rank) for c in figures.top_customers_who_wrote] == [("Ada Big", 1), ("Cleo Small", 2)]
     assert [c.name for c in figures.lapsed_worth_a_call] == ["Lotta Bigger", "Lars Lapsed"]
 
 

@@ -13,7 +13,7 @@ from store.models import OutboxItem
 from store.outbox import (
     MAX_ATTEMPTS,
     AssignmentDm,
-    Digest,
+    DigestEmail,
     Reminder,
     claim_due,
     enqueue,
@@ -57,13 +57,13 @@ def test_a_claimed_item_is_not_claimed_again_until_its_lease_expires(engine: Eng
 
 def test_failures_back_off_then_give_up(engine: Engine) -> None:
     with session_scope(engine) as session:
-        enqueue(session, Digest("x@y.example", "day", "", "", "2026-11-23", ["email"]), now=utcnow())
+        enqueue(session, DigestEmail("x@y.example", "day", "", "", "2026-11-23"), now=utcnow())
     later = utcnow()
     for _ in range(MAX_ATTEMPTS):
         later += timedelta(days=1)
         with session_scope(engine) as session:
-            [item] = claim_due(session, ["digest"], now=later)
+            [item] = claim_due(session, ["digest-email"], now=later)
             mark_failed(session, item, "smtp down")
     with session_scope(engine) as session:
-        assert claim_due(session, ["digest"], now=later + timedelta(days=30)) == []
-        assert _pending(session, "digest") == 0
+        assert claim_due(session, ["digest-email"], now=later + timedelta(days=30)) == []
+        assert _pending(session, "digest-email") == 0
