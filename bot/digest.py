@@ -38,6 +38,7 @@ from store.models import Rep, Role
 from store.outbox import Digest, Job, enqueue
 from store.reps import rep_by_email
 from store.segments import LapsedCustomer, Owner, SegmentParams, TopCustomer
+from store.surveys import SurveyFigures
 
 if TYPE_CHECKING:  # bot.notify hands digests here: only the type comes back
     from bot.notify import SlackSender
@@ -136,12 +137,32 @@ def _summary_lines(figures: DigestFigures) -> list[str]:
     ]
 
 
+# --------------------------------------------------------------------------- satisfaction (CSAT)
+
+
+def satisfaction_text(survey: SurveyFigures) -> str:
+    """E.g. "4.2 of 5 from 6 answers (1 low); 8 sent, 63% answered", or "no surveys"."""
+    if not survey.sent and not survey.scores:
+        return "no surveys"
+    average = f"{survey.average:.1f} of 5 from {survey.scores} answers" if survey.average is not None else "no answers"
+    low = f" ({survey.low} low)" if survey.low else ""
+    rate = f", {survey.response_rate:.0%} answered" if survey.response_rate is not None else ""
+    return f"{average}{low}; {survey.sent} sent{rate}"
+
+
+def satisfaction_lines(figures: DigestFigures) -> list[str]:
+    """The digest's satisfaction part: everyone, then each rep with surveys."""
+    reps = [f"  {rep.name}: {satisfaction_text(rep.satisfaction)}" for rep in figures.reps
+            if rep.satisfaction.sent or rep.satisfaction.scores]
+    return [f"Satisfaction: {satisfaction_text(figures.satisfaction)}", *reps]
+
+
 # --------------------------------------------------------------------------- plain text
 
 
 def render_digest_text(figures: DigestFigures) -> str:
     """The digest as plain text: for the terminal and the email's text part."""
-    lines = [_title(figures), "", *_summary_lines(figures), "", "Per rep"]
+    lines = [_title(figures), "", *_summary_lines(figures), *satisfaction_lines(figures), "", "Per rep"]
     header = f"  {'Rep':<22} {'Open':>5} {'Assig':>5} {'Answ':>5} {'Median':>8} {'P90':>8} " \
              f"{'SLA!':>5} {'Calls':>5} {'Other':>5} {'FU ok':>5} {'FU !':>5}"
     lines.append(header)
@@ -215,6 +236,7 @@ def render_digest_blocks(figures: DigestFigures) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _clip(_title(figures), 150)}},
         _section("\n".join(escape(line) for line in _summary_lines(figures))),
+        _section("\n".join(escape(line) for line in satisfaction_lines(figures))),
         {"type": "divider"},
         _section("*Per rep*" if figures.reps else "*Per rep*\nno reps"),
         *(_rep_block(rep) for rep in figures.reps),
@@ -245,7 +267,7 @@ def render_digest_html(figures: DigestFigures, *, chart_cid: str | None = None) 
         + "</tr>"
         for r in figures.reps
     )
-    summary = "".join(f"<li>{e(line)}</li>" for line in _summary_lines(figures))
+    summary = "".join(f"<li>{e(line)}</li>" for line in [*_summary_lines(figures), *satisfaction_lines(figures)])
     top = "".join(f"<li>{e(_top_line(c))} (owner {e(_owner_text(c.owner))})</li>"
                   for c in figures.top_customers_who_wrote) or "<li>none</li>"
     lapsed = "".join(f"<li>{e(_lapsed_line(c))} (owner {e(_owner_text(c.owner))})</li>"

@@ -3,7 +3,8 @@
 Reminders go out at the due minute (`reminder:{followup_id}:{due_iso}`), an
 overdue follow-up is nudged once a day (`nudge:{followup_id}:{date}`), a
 conversation past its SLA and unanswered escalates once (`sla:{conversation_id}`),
-digests are enqueued by `bot.digest` when it is installed. Each row is written
+digests are enqueued by `bot.digest` when it is installed, satisfaction surveys
+by `store.surveys` when `[survey]` is enabled and SMTP is set. Each row is written
 in the same transaction as the mark that it was written (reminded_at,
 last_nudged_at, escalated_at), and keys are unique, so several processes on
 one PostgreSQL database never double a notification.
@@ -24,12 +25,14 @@ from sqlmodel import Session, col, select
 
 from bot.digest import DigestOptions, enqueue_due_digests
 from bot.notify import Sender, dispatch_outbox
+from bot.surveys import SurveyOptions
 from store.db import session_scope
 from store.followups import due_for_nudge, due_for_reminder, mark_nudged, mark_reminded
 from store.models import Conversation, ConversationStatus, SlackEvent
 from store.outbox import Nudge, Reminder, SlaEscalation, enqueue
 from store.search import refresh_index
 from store.segments import SegmentParams, create_post_purchase_followups
+from store.surveys import enqueue_due_surveys
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,7 @@ class TickResult:
     escalations: int = 0
     followups: int = 0
     digests: int = 0
+    surveys: int = 0
     delivered: int = 0
 
 
@@ -58,6 +62,7 @@ class Scheduler:
     segment_params: SegmentParams = field(default_factory=SegmentParams)  # post-purchase follow-up policy
     smtp: Any = None  # bot.email.SmtpOptions for digests by email
     on_change: Callable[[set[int]], None] | None = None  # rep ids whose App Home changed
+    surveys: SurveyOptions | None = None  # None: no satisfaction surveys
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -95,8 +100,12 @@ class Scheduler:
         if digests is not None:
             result.digests = self._apart("enqueueing digests", lambda session: (
                 enqueue_due_digests(session, now=now, options=digests)))
+        surveys = self.surveys
+        if surveys is not None and surveys.sending:
+            result.surveys = self._apart("enqueueing surveys", lambda session: (
+                enqueue_due_surveys(session, now=now, policy=surveys.policy)))
         notified: set[int] = set()
-        result.delivered = dispatch_outbox(self.engine, self.sender, now=now, smtp=self.smtp,
+        result.delivered = dispatch_outbox(self.engine, self.sender, now=now, smtp=self.smtp, surveys=surveys,
                                            on_sent=lambda message: notified.add(message.rep.id or 0))
         changed = (reminded | notified) - {0}
         if changed and self.on_change is not None:

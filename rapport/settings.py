@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     smtp_from: str = Field("rapport@localhost", validation_alias=_env("RAPPORT_SMTP_FROM"))
     smtp_ca_file: Path | None = Field(None, validation_alias=_env("RAPPORT_SMTP_CA_FILE"))
 
+    # survey links: where `rapport serve` is reachable from the internet, and the key that signs them
+    public_url: str | None = Field(None, validation_alias=_env("RAPPORT_PUBLIC_URL"))
+    csat_secret: SecretStr | None = Field(None, validation_alias=_env("RAPPORT_CSAT_SECRET"))
+
     @property
     def folders(self) -> list[str]:
         return [f.strip() for f in self.imap_folders.split(",") if f.strip()]

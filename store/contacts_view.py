@@ -24,6 +24,7 @@ from store.models import (
     Order,
     Rep,
 )
+from store.surveys import last_answer
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class ConsentLine:
     basis: str
     granted_at: datetime | None
     withdrawn_at: datetime | None
+    source: str | None = None
 
 
 @dataclass
@@ -68,6 +70,8 @@ class ContactCard:
     lifetime_value: dict[str, Decimal] = field(default_factory=dict)  # currency -> total
     last_order_on: date | None = None
     next_followup: FollowUp | None = None
+    last_score: int | None = None  # the latest satisfaction survey answer, 1..5
+    last_score_at: datetime | None = None
 
 
 def contact_card(
@@ -80,6 +84,7 @@ def contact_card(
     company = session.get(Company, contact.company_id) if contact.company_id else None
     owner = session.get(Rep, contact.owner_id) if contact.owner_id else None
     order_count, totals, last_order = _orders(session, contact.id)
+    answer = last_answer(session, contact.id)
     return ContactCard(
         id=contact.id,
         name=contact.name,
@@ -101,6 +106,8 @@ def contact_card(
         lifetime_value=totals,
         last_order_on=last_order,
         next_followup=next_followup(session, contact.id),
+        last_score=answer.score if answer else None,
+        last_score_at=answer.answered_at if answer else None,
     )
 
 
@@ -139,7 +146,7 @@ def _consents(session: Session, contact_id: int) -> list[ConsentLine]:
     rows = session.exec(
         select(Consent).where(Consent.contact_id == contact_id).order_by(col(Consent.id))
     ).all()
-    return [ConsentLine(c.purpose, c.basis, c.granted_at, c.withdrawn_at) for c in rows]
+    return [ConsentLine(c.purpose, c.basis, c.granted_at, c.withdrawn_at, c.source) for c in rows]
 
 
 def _last_contact(session: Session, contact_id: int) -> datetime | None:

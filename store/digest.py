@@ -50,6 +50,7 @@ from store.segments import (
     table,
     top_customers,
 )
+from store.surveys import SurveyFigures, survey_figures
 from store.types import utcnow
 
 Period = Literal["day", "week"]
@@ -95,6 +96,7 @@ class RepFigures:
     other_activities: dict[str, int] = field(default_factory=dict)
     followups_done: int = 0
     followups_overdue: int = 0
+    satisfaction: SurveyFigures = field(default_factory=SurveyFigures)  # surveys of the conversations this rep owned
 
     @property
     def is_idle(self) -> bool:
@@ -148,6 +150,7 @@ class DigestFigures:
     top_customers_who_wrote: list[TopCustomer]
     lapsed_worth_a_call: list[LapsedCustomer]
     series: list[SeriesPoint]
+    satisfaction: SurveyFigures = field(default_factory=SurveyFigures)  # CSAT: store.surveys.survey_figures
 
     @property
     def local_start(self) -> datetime:
@@ -287,6 +290,9 @@ def compute_digest(
     reps = _rep_figures(
         session, team, snapshot, responses, breaches, assigned, answered, activities, done, overdue_followups
     )
+    satisfaction, satisfaction_by_rep = survey_figures(session, start=window.start, end=window.end, owner_ids=owner_ids)
+    for rep in reps:
+        rep.satisfaction = satisfaction_by_rep.get(rep.rep_id, rep.satisfaction)
     return DigestFigures(
         manager_name=manager.name,
         manager_email=manager.email,
@@ -315,6 +321,7 @@ def compute_digest(
             session, now=now, params=params, owner_ids=owner_ids, limit=params.top_n, totals=totals
         ),
         series=_series(period, window.start, window.end, tz_name, opened_at, responses),
+        satisfaction=satisfaction,
     )
 
 
