@@ -9,6 +9,7 @@ and tells the owner; the card's consent menu is for the owner and managers only.
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.error
 import urllib.request
@@ -30,8 +31,9 @@ from rapport.config import AppConfig, SurveyConfig
 from rapport.serve import Service
 from rapport.settings import load_settings
 from rapport.wiring import Runtime
-from store.consent import record_consent
+from store.consent import record_consent, withdraw_consent
 from store.db import session_scope
+from store.surveys import enqueue_due_surveys
 from store.models import (
     Activity,
     Assignment,
@@ -211,7 +213,7 @@ def test_reply_recognised_by_the_subject_token_when_threading_headers_are_lost(
 
 def test_link_click_records_once_and_a_low_score_tells_owner_and_manager(
     service: Service, engine: Engine, seeded: Seeded, smtp_server: SmtpServer, imap_account: ImapAccount,
-    fake_slack: FakeSlack, clock: Clock,
+    fake_slack: FakeSlack, clock: Clock, slash: Callable[..., tuple[int, dict[str, Any]]],
 ) -> None:
     answered_conversation(engine, imap_account)
     assert service.scheduler is not None
@@ -236,6 +238,8 @@ def test_link_click_records_once_and_a_low_score_tells_owner_and_manager(
     assert "Unhappy customer" in carol and "2/5" in carol  # the manager's DM
     alice = " ".join(str(m.get("text")) for m in fake_slack.messages("D0ALICE"))
     assert "Follow-up due" in alice  # the owner's follow-up reminds them
+    status, answer = slash(f"find {JAN}")
+    assert status == 200 and "*Satisfaction*\\n2/5" in json.dumps(answer["blocks"], ensure_ascii=False)
 
 
 def test_altered_or_expired_links_record_nothing(
@@ -271,6 +275,24 @@ def test_no_survey_to_a_contact_who_opted_out(
     assert service.scheduler.tick(START + timedelta(days=3, hours=2)).surveys == 0
     service.scheduler.tick(START + timedelta(days=8))
     assert smtp_server.messages == [] and count(engine, Survey) == 0
+
+
+def test_no_survey_mail_when_consent_is_withdrawn_after_it_was_queued(
+    service: Service, engine: Engine, seeded: Seeded, smtp_server: SmtpServer, imap_account: ImapAccount,
+) -> None:
+    answered_conversation(engine, imap_account)
+    assert service.scheduler is not None and service.scheduler.surveys is not None
+    due = START + timedelta(days=3, hours=2)
+    with session_scope(engine) as session:
+        assert enqueue_due_surveys(session, now=due, policy=service.scheduler.surveys.policy) == 1
+        jan = session.get(Contact, seeded.jan)
+        assert jan is not None
+        withdraw_consent(session, jan, "survey", source="slack", at=due)
+    service.scheduler.tick(due + timedelta(minutes=1))
+    assert smtp_server.messages == []
+    with Session(engine) as session:
+        row = session.exec(select(OutboxItem).where(OutboxItem.kind == "survey")).one()
+        assert row.status == "sent" and row.payload["result"] == {"skipped": True}
 
 
 def test_unsubscribe_mail_withdraws_marketing_consent_and_tells_the_owner(
