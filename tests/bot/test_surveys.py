@@ -33,7 +33,6 @@ from rapport.settings import load_settings
 from rapport.wiring import Runtime
 from store.consent import record_consent, withdraw_consent
 from store.db import session_scope
-from store.surveys import enqueue_due_surveys
 from store.models import (
     Activity,
     Assignment,
@@ -45,6 +44,7 @@ from store.models import (
     OutboxItem,
     Survey,
 )
+from store.surveys import enqueue_due_surveys
 from tests.bot.conftest import ALICE, BOB, CAROL, REPS, SECRET, START, Clock, Seeded, seed_contacts
 from tests.inbox.helpers import KeywordClassifier, mail, spec_for
 from tests.servers import slack_requests
