@@ -343,3 +343,23 @@ def test_consent_changed_from_the_card_by_owner_or_manager_only(
                              .order_by(col(Activity.id))).all()
     assert [n.summary.split(" (")[0] for n in notes][-2:] == ["Consent for marketing withdrawn",
                                                               "Consent for marketing given"]
+
+
+def test_socket_mode_serves_the_survey_links_on_an_http_port_of_their_own(
+    database_url: str, fake_slack: FakeSlack, fake_socket_mode: Any, clock: Clock,
+) -> None:
+    from tests.bot.conftest import make_runtime
+
+    rt = make_runtime(database_url, fake_slack, slack_app_token="xapp-test-token", slack_signing_secret=None,
+                      public_url="https://rapport.example", csat_secret=CSAT_SECRET)
+    svc = Service(rt, host="127.0.0.1", port=0, clock=clock, scheduler_interval=3600, watch_mailboxes=False)
+    svc.start()
+    try:
+        assert svc.http is not None
+        base = f"http://127.0.0.1:{svc.http.port}"
+        assert get(f"{base}/healthz")[0] == 200
+        assert get(f"{base}/slack/events")[0] == 404  # Slack comes over the websocket
+        status, page = get(f"{base}/csat/0123456789ab.9999999999.{'x' * 24}/3")
+        assert status == 404 and "not valid" in page
+    finally:
+        svc.stop()
