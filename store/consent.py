@@ -37,10 +37,10 @@ def record_consent(
     session: Session,
     contact: Contact,
     purpose: str,
-    *,
-    basis: str = "consent",
     source: str,
     at: datetime,
+    *,
+    basis: str = "consent",
     rep: Rep | None = None,
     note_activity: bool = True,
 ) -> Consent:
@@ -64,9 +64,9 @@ def withdraw_consent(
     session: Session,
     contact: Contact,
     purpose: str,
-    *,
     source: str,
     at: datetime,
+    *,
     rep: Rep | None = None,
     note_activity: bool = True,
 ) -> Consent | None:
