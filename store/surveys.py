@@ -32,9 +32,9 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from store.activities import log_activity
-from store.consent import may_contact, withdrawn_for
 from store.followups import create_followup
 from store.models import (
+    Consent,
     ConsentPurpose,
     Contact,
     ContactEmail,
@@ -95,13 +95,18 @@ def enqueue_due_surveys(session: Session, *, now: datetime, policy: SurveyPolicy
 
 
 def due_conversations(
-    session: Session, *, now: datetime, policy: SurveyPolicy, limit: int = 200
+    session: Session, *, now: datetime, policy: SurveyPolicy, limit: int = 200, page: int = 500
 ) -> list[tuple[Conversation, Contact, str]]:
-    """Answered conversations quiet long enough, with their contact and the address to write to."""
+    """Answered conversations quiet long enough, with their contact and the address to write to.
+
+    Every rule but the per-category and per-kind quiet days is SQL; those are checked
+    here, page by page, so conversations still waiting never hide the ones that are due."""
     days = [policy.quiet_days, *policy.quiet_days_by_category.values(), *policy.quiet_days_by_kind.values()]
-    shortest = min(d for d in days if d > 0) if any(d > 0 for d in days) else policy.quiet_days
+    shortest = min((d for d in days if d > 0), default=policy.quiet_days)
     longest = max(days)
     quiet_since = func.coalesce(col(Conversation.last_message_at), col(Conversation.answered_at))
+    off_categories = [c for c, d in policy.quiet_days_by_category.items() if d <= 0]
+    off_kinds = [k for k, d in policy.quiet_days_by_kind.items() if d <= 0]
     query = (
         select(Conversation, Contact)
         .join(Contact, col(Contact.id) == col(Conversation.contact_id))
@@ -111,28 +116,41 @@ def due_conversations(
             quiet_since <= now - timedelta(days=shortest),
             quiet_since >= now - timedelta(days=longest + policy.window_days),
             ~exists().where(col(Survey.conversation_id) == col(Conversation.id)),
+            ~exists().where(col(Survey.contact_id) == col(Contact.id), col(Survey.sent_at) > now - SURVEY_GAP),
+            exists().where(col(ContactEmail.contact_id) == col(Contact.id), col(ContactEmail.bouncing).is_(False)),
+            _consent_allows(policy.needs_consent),
             ~_reopened(),
         )
-        .order_by(quiet_since)
-        .limit(limit)
+        .order_by(quiet_since, col(Conversation.id))
     )
-    rows = list(session.exec(query).all())
-    contact_ids = {contact.id for _, contact in rows if contact.id is not None}
-    recent = _recently_surveyed(session, contact_ids, now)
-    opted_out = withdrawn_for(session, contact_ids, ConsentPurpose.survey)
-    addresses = _addresses(session, contact_ids)
-    due = []
-    for conversation, contact in rows:
-        quiet = policy.quiet_for(conversation.category, contact.kind)
-        since = conversation.last_message_at or conversation.answered_at
-        if quiet is None or since is None or since > now - timedelta(days=quiet):
-            continue
-        if contact.id in recent or contact.id in opted_out or contact.id not in addresses:
-            continue
-        if not may_contact(session, contact.id or 0, ConsentPurpose.survey, needs_consent=policy.needs_consent):
-            continue
-        due.append((conversation, contact, addresses[contact.id or 0]))
-    return due
+    if off_categories:
+        query = query.where(func.coalesce(col(Conversation.category), "").not_in(off_categories))
+    if off_kinds:
+        query = query.where(col(Contact.kind).not_in(off_kinds))
+    due: list[tuple[Conversation, Contact]] = []
+    offset = 0
+    while len(due) < limit:
+        rows = list(session.exec(query.offset(offset).limit(page)).all())
+        for conversation, contact in rows:
+            quiet = policy.quiet_for(conversation.category, contact.kind)
+            since = conversation.last_message_at or conversation.answered_at
+            if quiet is not None and since is not None and since <= now - timedelta(days=quiet):
+                due.append((conversation, contact))
+        if len(rows) < page:
+            break
+        offset += page
+    addresses = _addresses(session, {contact.id for _, contact in due if contact.id is not None})
+    return [(conversation, contact, addresses[contact.id or 0]) for conversation, contact in due[:limit]]
+
+
+def _consent_allows(needs_consent: bool) -> Any:
+    """SQL: the contact has not withdrawn consent for surveys and, when consent is needed, gave it."""
+    withdrawn = exists().where(col(Consent.contact_id) == col(Contact.id), col(Consent.purpose) == ConsentPurpose.survey,
+                               col(Consent.withdrawn_at).is_not(None))
+    if not needs_consent:
+        return ~withdrawn
+    return exists().where(col(Consent.contact_id) == col(Contact.id), col(Consent.purpose) == ConsentPurpose.survey,
+                          col(Consent.granted_at).is_not(None), col(Consent.withdrawn_at).is_(None))
 
 
 def _reopened() -> Any:
@@ -145,14 +163,6 @@ def _reopened() -> Any:
 
     return (exists().where(inbound(before), col(before.received_at) < col(Conversation.first_response_at))
             & exists().where(inbound(after), col(after.received_at) > col(Conversation.first_response_at)))
-
-
-def _recently_surveyed(session: Session, contact_ids: Collection[int], now: datetime) -> set[int]:
-    if not contact_ids:
-        return set()
-    query = select(Survey.contact_id).where(col(Survey.contact_id).in_(list(contact_ids)),
-                                            col(Survey.sent_at) > now - SURVEY_GAP)
-    return set(session.exec(query).all())
 
 
 def _addresses(session: Session, contact_ids: Collection[int]) -> dict[int, str]:

@@ -31,6 +31,7 @@ from store.surveys import (
     Answer,
     SurveyPolicy,
     TokenError,
+    due_conversations,
     enqueue_due_surveys,
     parse_score,
     read_token,
@@ -245,3 +246,14 @@ def test_digest_satisfaction_figures_per_rep(engine: Engine, people: dict[str, i
     assert "Satisfaction: 4.0 of 5 from 1 answers; 2 sent, 50% answered" in text
     assert "  Alice: 4.0 of 5 from 1 answers; 2 sent, 50% answered" in text
     assert figures.to_json()["satisfaction"]["average"] == 4.0
+
+
+def test_conversations_still_waiting_do_not_hide_one_that_is_due(engine: Engine, people: dict[str, int]) -> None:
+    """Regression: one page of partner conversations that wait longer must not starve a due customer one."""
+    policy = replace(POLICY, quiet_days_by_kind={"partner": 7})
+    for n in range(5):
+        answered(engine, people["pia"], people["alice"], at=T - timedelta(hours=n + 1), category=f"c{n}")
+    due = answered(engine, people["jan"], people["alice"])
+    with Session(engine) as session:
+        found = due_conversations(session, now=DUE, policy=policy, limit=1, page=2)
+    assert [conversation.id for conversation, _, _ in found] == [due]
