@@ -87,6 +87,29 @@ def withdraw_consent(
     return consent
 
 
+def withdraw_consent_many(
+    session: Session, contact_ids: Collection[int], purpose: str, source: str, at: datetime
+) -> set[int]:
+    """`withdraw_consent` for many contacts at once (an import's opt-out column), one look-up and no
+    activity per contact; returns the contacts for whom it is news."""
+    _check(purpose, "consent")
+    wanted = set(contact_ids)
+    if not wanted:
+        return set()
+    found = {c.contact_id: c for c in session.exec(
+        select(Consent).where(col(Consent.contact_id).in_(list(wanted)), Consent.purpose == purpose))}
+    changed: set[int] = set()
+    for contact_id in sorted(wanted):
+        consent = found.get(contact_id) or Consent(contact_id=contact_id, purpose=purpose, basis="consent")
+        if consent.withdrawn_at is not None:
+            continue
+        consent.withdrawn_at, consent.source = at, source
+        session.add(consent)
+        changed.add(contact_id)
+    session.flush()
+    return changed
+
+
 def may_contact(session: Session, contact_id: int, purpose: str, *, needs_consent: bool = True) -> bool:
     """Whether we may write to the contact for `purpose`: never after a withdrawal; without a
     record only when `needs_consent` is off (legitimate interest)."""
@@ -122,4 +145,4 @@ def _note(session: Session, contact: Contact, rep: Rep | None, at: datetime, sum
 
 
 __all__ = ["BASES", "PURPOSES", "ConsentError", "consent_for", "is_given", "may_change_consent", "may_contact",
-           "record_consent", "withdraw_consent", "withdrawn_for"]
+           "record_consent", "withdraw_consent", "withdraw_consent_many", "withdrawn_for"]

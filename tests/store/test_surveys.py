@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bot.digest import render_digest_text
-from store.consent import ConsentError, may_contact, record_consent, withdraw_consent
+from store.consent import ConsentError, may_contact, record_consent, withdraw_consent, withdraw_consent_many
 from store.db import session_scope
 from store.digest import compute_digest
 from store.models import (
@@ -257,3 +257,11 @@ def test_conversations_still_waiting_do_not_hide_one_that_is_due(engine: Engine,
     with Session(engine) as session:
         found = due_conversations(session, now=DUE, policy=policy, limit=1, page=2)
     assert [conversation.id for conversation, _, _ in found] == [due]
+
+
+def test_withdrawing_many_at_once_reports_what_was_news(engine: Engine, people: dict[str, int]) -> None:
+    with session_scope(engine) as session:
+        assert withdraw_consent_many(session, [people["jan"], people["pia"]], "survey", "hubspot", T) == {
+            people["jan"], people["pia"]}
+        assert withdraw_consent_many(session, [people["jan"]], "survey", "hubspot", T) == set()
+        assert not may_contact(session, people["jan"], "survey", needs_consent=False)
