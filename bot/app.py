@@ -31,6 +31,7 @@ from bot.access import audit_name, refused_targets, targets_of
 from bot.blocks import Block, Reply, context, section, split_blocks
 from bot.cards import home_view
 from bot.commands import BotOptions, Ctx, card_reply, contact_modal, run_command
+from bot.consent import CONSENT_ACTION, change_consent
 from bot.identity import can_see, rep_id_for_slack_user, unknown_user_text, visible_owner_ids
 from bot.interactions import (
     SNOOZES,
@@ -126,6 +127,9 @@ class RapportSlack:
             "conv_reassign": lambda s, rep, cid, to: reassign_conversation(
                 s, rep, cid, whole_number(to) or 0, keyword_prefix=self.prefix),
         }
+        # the card's consent menu: "<contact id>:<purpose>:<give|withdraw>", the same shape
+        conversation_actions[CONSENT_ACTION] = lambda s, rep, cid, change: (
+            change_consent(s, rep, cid, change, now=self.clock()), None)
         for action_id, act in conversation_actions.items():
             app.action(action_id)(self._on_conversation_action(act))
         app.action("followup_done")(self._on_followup_action(complete))

@@ -21,6 +21,7 @@ from bot.blocks import (
     plain,
     section,
 )
+from bot.consent import consent_select
 from bot.text import age, clip, escape, local_time, until
 from store.activities import recent_activities
 from store.contacts_view import ContactCard, OpenConversation, open_count, rep_queue
@@ -46,6 +47,7 @@ def contact_card_blocks(card: ContactCard, *, now: datetime, tz: str) -> list[Bl
             f"*Last contact*\n{age(card.last_contact_at, now) + ' ago' if card.last_contact_at else 'never'}",
             f"*Orders*\n{card.order_count}" + (f" (last {card.last_order_on})" if card.last_order_on else ""),
             f"*Lifetime value*\n{_money(card)}",
+            f"*Satisfaction*\n{_score_text(card, now)}",
         ),
     ]
     if card.open_conversations:
@@ -65,6 +67,7 @@ def contact_card_blocks(card: ContactCard, *, now: datetime, tz: str) -> list[Bl
         button("Log a call", "log_call_open", str(card.id), style="primary"),
         button("Add follow-up", "followup_open", str(card.id)),
         button("Add a note", "note_open", str(card.id)),
+        consent_select(card),
         block_id=f"card:{card.id}",
     ))
     blocks.append(move_selects(card))
@@ -96,9 +99,18 @@ def _consent_text(card: ContactCard) -> str:
         return "none recorded"
     parts = []
     for consent in card.consents:
-        state = "withdrawn" if consent.withdrawn_at else "granted"
-        parts.append(f"{escape(consent.purpose)}: {state} ({escape(consent.basis.replace('_', ' '))})")
+        state = "withdrawn" if consent.withdrawn_at else "given" if consent.granted_at else "not given"
+        when = consent.withdrawn_at or consent.granted_at
+        how = [consent.basis.replace("_", " "), *([f"via {consent.source}"] if consent.source else [])]
+        parts.append(f"{escape(consent.purpose)}: {state}" + (f" {when:%Y-%m-%d}" if when else "")
+                     + f" ({escape(', '.join(how))})")
     return "\n".join(parts)
+
+
+def _score_text(card: ContactCard, now: datetime) -> str:
+    if card.last_score is None:
+        return "no survey answer"
+    return f"{card.last_score}/5" + (f" ({age(card.last_score_at, now)} ago)" if card.last_score_at else "")
 
 
 def _money(card: ContactCard) -> str:

@@ -40,6 +40,7 @@ from store.outbox import Digest, DigestEmail, DigestSlack, Done, Handler, Job, O
 from store.reps import rep_by_email
 from store.segments import Owner, SegmentParams
 from store.stages import stage_label
+from store.surveys import SurveyFigures
 
 if TYPE_CHECKING:  # bot.notify hands Slack's sender here: only the type comes back
     from bot.notify import SlackSender
@@ -335,12 +336,33 @@ def funnel_section(figures: DigestFigures, links: DigestLinks) -> Section | None
                                              f"{became}.")
 
 
+def satisfaction_text(survey: SurveyFigures) -> str:
+    """E.g. "4.2 of 5 from 6 answers (1 low); 8 sent, 63% answered", or "no surveys"."""
+    if not survey.sent and not survey.scores:
+        return "no surveys"
+    average = f"{survey.average:.1f} of 5 from {plural(survey.scores, 'answer')}" if survey.average is not None \
+        else "no answers"
+    low = f" ({survey.low} low)" if survey.low else ""
+    rate = f", {survey.response_rate:.0%} answered" if survey.response_rate is not None else ""
+    return f"{average}{low}; {survey.sent} sent{rate}"
+
+
+def satisfaction_section(figures: DigestFigures, links: DigestLinks) -> Section | None:
+    """Satisfaction surveys: the team's answers, then each rep's."""
+    if not figures.satisfaction.sent and not figures.satisfaction.scores:
+        return None
+    items = [Item(rep.name, satisfaction_text(rep.satisfaction), links.app_home()) for rep in figures.reps
+             if rep.satisfaction.sent or rep.satisfaction.scores]
+    return Section("Satisfaction", items, note=satisfaction_text(figures.satisfaction))
+
+
 SECTIONS: list[SectionFn] = [
     waiting_section,  # what needs action now first
     due_followups_section,
     lapsed_section,
     reps_section,
     top_customers_section,
+    satisfaction_section,
     funnel_section,
     automatic_section,
 ]

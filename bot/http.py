@@ -1,4 +1,5 @@
-"""HTTP mode: Slack's requests on POST /slack/events, a health check on GET /healthz.
+"""HTTP mode: Slack's requests on POST /slack/events, a health check on GET /healthz
+(and the survey links, GET /csat/<token>/<score>, bot/surveys.py).
 
 waitress serves one WSGI app (`HttpFront`, a path -> WSGI app table, so later
 pages are one `add` each) with a bounded worker pool, a real listen backlog, a
@@ -63,12 +64,19 @@ class HttpFront:
 
     def __init__(self) -> None:
         self._routes: dict[str, WsgiApp] = {}
+        self._prefixes: dict[str, WsgiApp] = {}
 
     def add(self, path: str, app: WsgiApp) -> None:
         self._routes[path] = app
 
+    def add_prefix(self, prefix: str, app: WsgiApp) -> None:
+        """Every path under `prefix` (e.g. "/csat/"): the app reads the rest of PATH_INFO itself."""
+        self._prefixes[prefix] = app
+
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        app = self._routes.get(environ.get("PATH_INFO") or "")
+        path = environ.get("PATH_INFO") or ""
+        app = self._routes.get(path) or next(
+            (app for prefix, app in self._prefixes.items() if path.startswith(prefix)), None)
         if app is None:
             return respond(start_response, 404, "not found")
         return app(environ, start_response)

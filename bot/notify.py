@@ -41,11 +41,13 @@ from bot.digest import DigestLinks, digest_handlers
 from bot.email import SmtpOptions
 from bot.identity import active_reps, managers_of, remember_slack_id, slack_id_for_rep
 from bot.interactions import recategorise_options
+from bot.surveys import SurveyOptions, survey_mail_handler
 from bot.text import age, clip, escape, local_time
 from store.db import read_session
 from store.models import (
     Assignment,
     Company,
+    Consent,
     Contact,
     Conversation,
     ConversationStatus,
@@ -53,13 +55,16 @@ from store.models import (
     FollowUpStatus,
     Message,
     Rep,
+    Survey,
 )
 from store.outbox import (
     AssignmentDm,
     BacklogSummary,
+    ConsentWithdrawn,
     Done,
     Handler,
     Job,
+    LowScore,
     Nudge,
     Outcome,
     Reminder,
@@ -266,23 +271,27 @@ def dispatch_outbox(
     limit: int = 100,
     on_sent: Callable[[Outgoing], None] | None = None,
     digest_links: DigestLinks | None = None,
+    surveys: SurveyOptions | None = None,
 ) -> int:
     """Deliver due notification and digest rows once each; `on_sent` hears of each message (App Home refresh)."""
     return dispatch(engine, outbox_handlers(engine, sender, now=now, smtp=smtp, on_sent=on_sent,
-                                            digest_links=digest_links), now=now, limit=limit)
+                                            digest_links=digest_links, surveys=surveys), now=now, limit=limit)
 
 
 def outbox_handlers(
     engine: Engine, sender: Sender, *, now: datetime | None = None, smtp: SmtpOptions | None = None,
     on_sent: Callable[[Outgoing], None] | None = None, digest_links: DigestLinks | None = None,
+    surveys: SurveyOptions | None = None,
 ) -> list[Handler]:
-    """The Slack notifications' handler, the digests' (Slack and email), and privacy exports (Slack files)."""
+    """The Slack notifications' handler, the digests' (Slack and email), privacy exports (Slack files)
+    and survey mails (when `surveys` has SMTP; without, they wait)."""
     from bot.privacy import privacy_export_handler  # it builds on this module's SlackSender
 
     slack = sender if isinstance(sender, SlackSender) else None
     return [notification_handler(engine, sender, now=now, on_sent=on_sent),
             *digest_handlers(engine, slack=slack, smtp=smtp, links=digest_links, now=now),
-            *([privacy_export_handler(engine, slack)] if slack is not None else [])]
+            *([privacy_export_handler(engine, slack)] if slack is not None else []),
+            *([survey_mail_handler(engine, surveys)] if surveys is not None and surveys.smtp is not None else [])]
 
 
 def notification_handler(
@@ -467,11 +476,51 @@ def render_escalation(session: Session, job: Job, now: datetime) -> list[Outgoin
             for rep in recipients.values() if rep is not None]
 
 
+def render_low_score(session: Session, job: Job, now: datetime) -> list[Outgoing]:
+    """A survey answered with 1 or 2: the owner's managers hear of it (the owner has a follow-up)."""
+    assert isinstance(job.payload, LowScore)
+    survey = session.get(Survey, job.payload.survey_id)
+    if survey is None or survey.score is None:
+        return []
+    conversation = session.get(Conversation, survey.conversation_id)
+    contact = session.get(Contact, survey.contact_id)
+    owner_id = (conversation.owner_id if conversation else None) or survey.rep_id
+    owner = session.get(Rep, owner_id) if owner_id else None
+    who = escape(contact.name if contact else survey.email)
+    subject = escape(clip(conversation.subject if conversation else "", 150) or "(no subject)")
+    blocks: list[Block] = [
+        section(f":warning: *Unhappy customer:* {who} rated {subject} *{survey.score}/5*"),
+        context(f"Owner: {escape(owner.name) if owner else 'nobody'} (a follow-up is on their list)"),
+    ]
+    if survey.comment:
+        blocks.insert(1, section("> " + escape(clip(survey.comment, 500)).replace("\n", "\n> ")))
+    return [Outgoing(m, f"Unhappy customer: {who} rated {survey.score}/5", blocks, f"{job.key}#{m.id}")
+            for m in managers_of(session, owner)]
+
+
+def render_consent_withdrawn(session: Session, job: Job, now: datetime) -> list[Outgoing]:
+    """A contact asked by mail not to get marketing mail: the owner hears of it (else the managers)."""
+    assert isinstance(job.payload, ConsentWithdrawn)
+    consent = session.get(Consent, job.payload.consent_id)
+    contact = session.get(Contact, consent.contact_id) if consent else None
+    if consent is None or contact is None or consent.withdrawn_at is None:
+        return []
+    owner = session.get(Rep, contact.owner_id) if contact.owner_id else None
+    recipients = [owner] if owner is not None and owner.active else managers_of(session, None)
+    text = (f":no_entry_sign: *{escape(contact.name)}* asked by email not to get {escape(consent.purpose)} mail; "
+            f"their {escape(consent.purpose)} consent is now withdrawn.")
+    blocks = [section(text), context("Take them off any mailing list kept outside Rapport too.")]
+    return [Outgoing(rep, f"{escape(contact.name)} unsubscribed from {escape(consent.purpose)}", blocks,
+                     f"{job.key}#{rep.id}") for rep in recipients]
+
+
 RENDERERS: dict[str, Callable[[Session, Job, datetime], list[Outgoing]]] = {
     AssignmentDm.kind: render_assignment,
     BacklogSummary.kind: render_backlog,
     Reminder.kind: render_reminder,
     Nudge.kind: render_reminder,
     SlaEscalation.kind: render_escalation,
+    LowScore.kind: render_low_score,
+    ConsentWithdrawn.kind: render_consent_withdrawn,
 }
 SLACK_KINDS = tuple(RENDERERS)

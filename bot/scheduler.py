@@ -3,7 +3,8 @@
 Reminders go out at the due minute (`reminder:{followup_id}:{due_iso}`), an
 overdue follow-up is nudged once a day (`nudge:{followup_id}:{date}`), a
 conversation past its SLA and unanswered escalates once (`sla:{conversation_id}`),
-digests are enqueued by `bot.digest` when it is installed, and once a day mail
+digests are enqueued by `bot.digest` when it is installed, satisfaction surveys
+by `store.surveys` when `[survey]` is enabled and SMTP is set, and once a day mail
 older than `[privacy.retention_days]` loses its bodies and attachment list
 (store.privacy, in batches over several ticks). Each row is written
 in the same transaction as the mark that it was written (reminded_at,
@@ -26,6 +27,7 @@ from sqlmodel import Session, col, select
 
 from bot.digest import DigestOptions, enqueue_due_digests
 from bot.notify import Sender, dispatch_outbox
+from bot.surveys import SurveyOptions
 from store.db import session_scope
 from store.followups import due_for_nudge, due_for_reminder, mark_nudged, mark_reminded
 from store.models import Conversation, ConversationStatus, SlackEvent
@@ -34,6 +36,7 @@ from store.privacy import Retention, expire_old_data
 from store.search import refresh_index
 from store.segments import SegmentParams, create_post_purchase_followups
 from store.stages import advance_to_post_purchase
+from store.surveys import enqueue_due_surveys
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,7 @@ class TickResult:
     escalations: int = 0
     followups: int = 0
     digests: int = 0
+    surveys: int = 0
     delivered: int = 0
     post_purchase_moves: int = 0
     expired: int = 0
@@ -68,6 +72,7 @@ class Scheduler:
     retention: Retention | None = None  # rapport.toml [privacy.retention_days]; None: keep everything
     retention_batches: int = 20  # per tick: old mail is emptied over several ticks, in short transactions
     _retention_day: date | None = field(default=None, repr=False)  # the day retention last finished
+    surveys: SurveyOptions | None = None  # None: no satisfaction surveys
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -109,8 +114,12 @@ class Scheduler:
                 enqueue_due_digests(session, now=now, options=digests)))
         if self.retention is not None and self._retention_day != now.date():
             result.expired = self._expire(self.retention, now)
+        surveys = self.surveys
+        if surveys is not None and surveys.sending:
+            result.surveys = self._apart("enqueueing surveys", lambda session: (
+                enqueue_due_surveys(session, now=now, policy=surveys.policy)))
         notified: set[int] = set()
-        result.delivered = dispatch_outbox(self.engine, self.sender, now=now, smtp=self.smtp,
+        result.delivered = dispatch_outbox(self.engine, self.sender, now=now, smtp=self.smtp, surveys=surveys,
                                            on_sent=lambda message: notified.add(message.rep.id or 0),
                                            digest_links=digests.links if digests is not None else None)
         if self.handlers:

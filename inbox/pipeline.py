@@ -3,7 +3,9 @@
 parse → de-duplicate (mailbox position, Message-ID with content) → automatic-mail check and
 rate guard → classify (one classifier call per batch) → match the sender →
 thread → assign → outbox rows (assign-dm, imap-tag, imap-move, backlog-summary)
-→ checkpoint. The caller owns the transaction: everything a batch writes,
+→ checkpoint. A reply to a satisfaction survey with a score is recorded on the
+survey instead (inbox/surveys.py); an "unsubscribe me" withdraws marketing
+consent (inbox/consent.py). The caller owns the transaction: everything a batch writes,
 including its checkpoint and outbox rows, commits together or not at all.
 
 Speed comes from working per batch, not per message: what the batch needs
@@ -32,17 +34,21 @@ from sqlmodel import Session, col, select
 
 from inbox.assign import RuleOutcome, Team, decide
 from inbox.automatic import AutomaticVerdict, detect_automatic
+from inbox.consent import asks_to_unsubscribe
 from inbox.matching import ContactIndex, mark_bouncing
 from inbox.options import ClassificationLike, Classifier, IngestOptions
 from inbox.parse import ParsedMessage, normalize_subject, parse_message
+from inbox.surveys import SurveyReplies, survey_answer
 from inbox.threads import ThreadIndex, ThreadKey, select_in
 from inbox.urgency import Urgency, assess_urgency, more_urgent, sla_hours
 from store.assignments import AssignmentDecision, record_assignments
 from store.checkpoints import save_checkpoint
+from store.consent import withdraw_consent
 from store.conversations import customer_wrote, staff_replied
 from store.db import insert_rows, read_session
 from store.models import (
     Company,
+    ConsentPurpose,
     Contact,
     ContactEmail,
     Conversation,
@@ -50,11 +56,22 @@ from store.models import (
     Direction,
     Message,
     Rep,
+    Survey,
 )
-from store.outbox import AssignmentDm, BacklogSummary, ImapMove, ImapTag, Payload, enqueue, enqueue_many
+from store.outbox import (
+    AssignmentDm,
+    BacklogSummary,
+    ConsentWithdrawn,
+    ImapMove,
+    ImapTag,
+    Payload,
+    enqueue,
+    enqueue_many,
+)
 from store.privacy import erased_message_ids
 from store.search import refresh_index
 from store.stages import RuleMove, move_activity, sales_enquiry_stage
+from store.surveys import record_answer
 from store.tags import message_keywords
 from store.types import utcnow
 
@@ -176,6 +193,9 @@ class _Batch:
         self.bounced: list[str] = []
         self.backlog: dict[tuple[str, str], _Backlog] = defaultdict(_Backlog)
         self.moves: list[tuple[_Planned, Contact, str, RuleMove]] = []  # contacts a mail moved: (mail, contact, old stage, move)
+        self.surveys = SurveyReplies()
+        self.survey_answers: list[tuple[_Planned, Survey, int, str]] = []
+        self.unsubscribes: list[tuple[Contact, datetime]] = []  # asked by mail for no more marketing
 
     @property
     def team(self) -> Team:
@@ -428,6 +448,7 @@ def _preload(batch: _Batch, items: list[_Item]) -> None:
             addresses.add(item.parsed.from_email.lower())
     batch.people = ContactIndex.load(batch.session, addresses)
     batch.threads = ThreadIndex.load(batch.session, [i.key for i in items], batch.options.thread_window)
+    batch.surveys = SurveyReplies.load(batch.session, [i.parsed for i in items if not i.outbound], batch.threads)
 
 
 # --------------------------------------------------------------------------- planning, in memory
@@ -542,11 +563,15 @@ def _is_backlog(batch: _Batch, item: _Item) -> bool:
 
 
 def _plan_inbound(batch: _Batch, item: _Item) -> None:
+    if _plan_survey_answer(batch, item):
+        return
     parsed, result = item.parsed, item.classification
     language = result.language if result else None
     contact, company = batch.people.match(parsed.from_email, parsed.from_name, language=language)
     if contact is not None and language and not contact.language:
         contact.language = language
+    if contact is not None and asks_to_unsubscribe(parsed.subject, parsed.new_text or parsed.text):
+        batch.unsubscribes.append((contact, item.received_at))
     conversation = batch.threads.find(item.key, [parsed.from_email] if parsed.from_email else [])
     urgency = item.urgency or Urgency("normal", "not classified")
     category = result.category if result else None
@@ -598,6 +623,20 @@ def _plan_move(batch: _Batch, planned: _Planned, contact: Contact | None, catego
         return
     batch.moves.append((planned, contact, contact.stage, move))
     contact.stage = move.stage  # a new contact is inserted at its new stage; a stored one is flushed
+
+
+def _plan_survey_answer(batch: _Batch, item: _Item) -> bool:
+    """A reply to a survey with a score: stored in the survey's conversation, recorded after the
+    write, no conversation reopened, nothing assigned. Returns whether the mail was one."""
+    answer = survey_answer(batch.surveys, item.parsed)
+    if answer is None:
+        return False
+    survey, score, comment = answer
+    conversation = batch.session.get(Conversation, survey.conversation_id)
+    contact = batch.session.get(Contact, survey.contact_id)
+    planned = _plan_message(batch, item, conversation, contact)
+    batch.survey_answers.append((planned, survey, score, comment))
+    return True
 
 
 def _take(conversation: Conversation, outcome: RuleOutcome) -> None:
@@ -704,6 +743,8 @@ def _write(batch: _Batch) -> None:
     _write_assignments(batch)
     _write_moves(batch)
     _write_tags(batch)
+    _write_survey_answers(batch)
+    _write_unsubscribes(batch)
     if batch.bounced:
         mark_bouncing(session, batch.bounced)
     _record_backlog(batch)
@@ -784,6 +825,22 @@ def _write_tags(batch: _Batch) -> None:
         if options.move_to_owner_folders and owner is not None and not planned.item.verdict.is_automatic:
             rows.append(ImapMove(*position, target=f"{options.owner_folder_prefix}/{owner.email.partition('@')[0]}"))
     enqueue_many(batch.session, rows, now=batch.now)
+
+
+def _write_survey_answers(batch: _Batch) -> None:
+    for planned, survey, score, comment in batch.survey_answers:
+        record_answer(batch.session, survey, score, comment, via="reply", at=planned.item.received_at,
+                      message_id=planned.id)
+
+
+def _write_unsubscribes(batch: _Batch) -> None:
+    """Marketing consent withdrawn for each contact who asked; their owner hears of it."""
+    for contact, at in batch.unsubscribes:
+        if contact.id is None:
+            continue
+        consent = withdraw_consent(batch.session, contact, ConsentPurpose.marketing, source="email", at=at)
+        if consent is not None and consent.id is not None:
+            enqueue(batch.session, ConsentWithdrawn(consent.id, at.isoformat()), now=batch.now)
 
 
 def _record_backlog(batch: _Batch) -> None:

@@ -151,6 +151,31 @@ class ReplyConfig(_Section):
     reply_to: str | None = None  # a Reply-To header on every reply
 
 
+class SurveyConfig(_Section):
+    """Satisfaction surveys (CSAT) after an answered conversation stays quiet; off unless enabled."""
+
+    enabled: bool = False
+    quiet_days: float = Field(3.0, gt=0)  # days without a message after the answer
+    quiet_days_by_category: dict[str, float] = {}  # 0: no survey for that category
+    quiet_days_by_kind: dict[Literal["prospect", "customer", "partner"], float] = {}  # 0: none for that kind
+    needs_consent: bool = True  # false: contacts with no consent record are asked (never after an opt-out)
+    link_days: float = Field(30.0, gt=0)  # how long the one-click links work
+    reply_to: str | None = None  # where replies go; default: the mailbox in RAPPORT_IMAP_USER
+
+    @field_validator("quiet_days_by_category")
+    def _categories(cls, value: dict[str, float]) -> dict[str, float]:
+        _checked(check_categories, list(value))
+        if any(days < 0 for days in value.values()):
+            raise ValueError("days must be 0 or more")
+        return value
+
+    @field_validator("quiet_days_by_kind")
+    def _kinds(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(days < 0 for days in value.values()):
+            raise ValueError("days must be 0 or more")
+        return value
+
+
 class SlackConfig(_Section):
     command: str = "/crm"
     team_id: str | None = None  # T…: digests link into this workspace (Slack: About this workspace)
@@ -224,6 +249,7 @@ class AppConfig(_Section):
     nlp: NlpConfig = NlpConfig()
     segments: SegmentsConfig = SegmentsConfig()
     digest: DigestConfig = DigestConfig()
+    survey: SurveyConfig = SurveyConfig()
     slack: SlackConfig = SlackConfig()
     reply: ReplyConfig = ReplyConfig()
     privacy: PrivacyConfig = PrivacyConfig()

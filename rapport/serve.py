@@ -2,7 +2,9 @@
 
 Socket Mode when SLACK_APP_TOKEN is set, else HTTP on RAPPORT_HTTP_PORT
 (POST /slack/events, GET /healthz; waitress behind bot.http's guard; more
-pages are routes on `self.http.front`). SIGTERM or SIGINT stops everything in
+pages are routes on `self.http.front`). The survey links (GET /csat/...) are
+served whenever RAPPORT_PUBLIC_URL and RAPPORT_CSAT_SECRET are set, in Socket
+Mode too (then on an HTTP server of their own). SIGTERM or SIGINT stops everything in
 order: no new requests, the scheduler finishes its tick, watchers close.
 """
 
@@ -16,10 +18,11 @@ from datetime import datetime
 from typing import Any
 
 from bot.app import RapportSlack, build_app
-from bot.http import HttpLimits, HttpServer, slack_front
+from bot.http import HEALTH_PATH, HttpFront, HttpLimits, HttpServer, health, slack_front
 from bot.notify import ConsoleSender
 from bot.pages import CONVERSATION_PATH, ConversationPage, page_key
 from bot.scheduler import TICK_SECONDS, Scheduler
+from bot.surveys import CSAT_PREFIX, CsatPage
 from rapport.errors import ConfigError
 from rapport.wiring import (
     Runtime,
@@ -32,6 +35,7 @@ from rapport.wiring import (
     segment_params,
     slack_client,
     smtp_options,
+    survey_options,
 )
 from store.locks import exclusive
 from store.outbox import dispatch
@@ -84,6 +88,7 @@ class Service:
         if app_token is None and not secret:
             raise ConfigError("set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
 
+        surveys = survey_options(self.rt)
         self.slack = build_app(engine, client=client, signing_secret=secret,
                                options=bot_options(self.rt.config, settings), clock=self.clock)
         replies = reply_handler(self.rt)
@@ -92,16 +97,26 @@ class Service:
                                    digest_options=digest_options(self.rt.config, settings), smtp=smtp_options(settings),
                                    segment_params=segment_params(self.rt.config),
                                    on_change=self.slack.publish_home, handlers=[replies],
-                                   retention=retention(self.rt.config))
+                                   retention=retention(self.rt.config), surveys=surveys)
+        front: HttpFront | None = None
         if app_token is not None:
             self._start_socket_mode(app_token)
         else:
             assert secret is not None
             front = slack_front(self.slack.app, secret, self.http_limits)
             front.add(CONVERSATION_PATH, ConversationPage(engine, page_key(secret)))  # digests link here
+        if surveys.links:
+            assert surveys.secret is not None
+            if front is None:  # Socket Mode: the links need an HTTP server of their own
+                front = HttpFront()
+                front.add(HEALTH_PATH, health)
+            front.add_prefix(CSAT_PREFIX, CsatPage(engine, surveys.secret, clock=self.clock))
+        if front is not None:
             self.http = HttpServer(front, host=self.host, port=self.port, limits=self.http_limits)
             self.http.start()
-            log.info("Slack HTTP endpoint on http://%s:%d/slack/events", self.host, self.http.port)
+            log.info("HTTP endpoint on http://%s:%d (%s)", self.host, self.http.port,
+                     "Slack and survey links" if secret and app_token is None and surveys.links
+                     else "survey links" if app_token is not None else "Slack")
         self.scheduler.start()
         self._start_watchers(mailboxes)
 

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     def privacy_secret(self) -> str | None:
         return self.privacy_key.get_secret_value() if self.privacy_key else None
 
+    # the key that signs survey links (they point at RAPPORT_PUBLIC_URL)
+    csat_secret: SecretStr | None = Field(None, validation_alias=_env("RAPPORT_CSAT_SECRET"))
+
     @property
     def folders(self) -> list[str]:
         return [f.strip() for f in self.imap_folders.split(",") if f.strip()]

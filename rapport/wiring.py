@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from bot.email import SmtpOptions
     from bot.interactions import CorrectionApplier
     from bot.reply import ReplyOptions
+    from bot.surveys import SurveyOptions
     from inbox.options import IngestOptions, MailboxSpec, Route
     from nlp import Classifier
     from store.outbox import Handler
@@ -208,6 +209,25 @@ def smtp_options(settings: Settings) -> SmtpOptions | None:
         from_addr=settings.smtp_from,
         ca_file=settings.smtp_ca_file,
     )
+
+
+def survey_options(rt: Runtime) -> SurveyOptions:
+    """[survey] of rapport.toml with SMTP, RAPPORT_PUBLIC_URL and RAPPORT_CSAT_SECRET."""
+    from bot.surveys import SurveyOptions
+    from store.surveys import SurveyPolicy
+
+    section, settings = rt.config.survey, rt.settings
+    smtp = smtp_options(settings)
+    domain = settings.smtp_from.rpartition("@")[2].strip("> ") or "rapport.invalid"
+    policy = SurveyPolicy(
+        enabled=section.enabled, quiet_days=section.quiet_days,
+        quiet_days_by_category=dict(section.quiet_days_by_category),
+        quiet_days_by_kind={str(kind): days for kind, days in section.quiet_days_by_kind.items()},
+        needs_consent=section.needs_consent, link_days=section.link_days, domain=domain,
+    )
+    reply_to = section.reply_to or (settings.imap_user if settings.imap_user and "@" in settings.imap_user else None)
+    secret = settings.csat_secret.get_secret_value() if settings.csat_secret else None
+    return SurveyOptions(policy=policy, smtp=smtp, reply_to=reply_to, public_url=settings.public_url, secret=secret)
 
 
 def slack_client(settings: Settings) -> WebClient | None:

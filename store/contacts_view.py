@@ -25,6 +25,7 @@ from store.models import (
     Rep,
 )
 from store.stages import Move, stage_history
+from store.surveys import last_answer
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class ConsentLine:
     basis: str
     granted_at: datetime | None
     withdrawn_at: datetime | None
+    source: str | None = None
 
 
 @dataclass
@@ -70,6 +72,8 @@ class ContactCard:
     last_order_on: date | None = None
     next_followup: FollowUp | None = None
     moves: list[Move] = field(default_factory=list)  # kind and stage changes, newest first
+    last_score: int | None = None  # the latest satisfaction survey answer, 1..5
+    last_score_at: datetime | None = None
 
 
 def contact_card(
@@ -82,6 +86,7 @@ def contact_card(
     company = session.get(Company, contact.company_id) if contact.company_id else None
     owner = session.get(Rep, contact.owner_id) if contact.owner_id else None
     order_count, totals, last_order = _orders(session, contact.id)
+    answer = last_answer(session, contact.id)
     return ContactCard(
         id=contact.id,
         name=contact.name,
@@ -105,6 +110,8 @@ def contact_card(
         last_order_on=last_order,
         next_followup=next_followup(session, contact.id),
         moves=stage_history(session, contact.id, limit=activities),
+        last_score=answer.score if answer else None,
+        last_score_at=answer.answered_at if answer else None,
     )
 
 
@@ -143,7 +150,7 @@ def _consents(session: Session, contact_id: int) -> list[ConsentLine]:
     rows = session.exec(
         select(Consent).where(Consent.contact_id == contact_id).order_by(col(Consent.id))
     ).all()
-    return [ConsentLine(c.purpose, c.basis, c.granted_at, c.withdrawn_at) for c in rows]
+    return [ConsentLine(c.purpose, c.basis, c.granted_at, c.withdrawn_at, c.source) for c in rows]
 
 
 def _last_contact(session: Session, contact_id: int) -> datetime | None:

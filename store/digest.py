@@ -55,6 +55,7 @@ from store.segments import (
     table,
     top_customers,
 )
+from store.surveys import SurveyFigures, survey_figures
 from store.types import utcnow
 
 Period = Literal["day", "week"]
@@ -103,6 +104,7 @@ class RepFigures:
     other_activities: dict[str, int] = field(default_factory=dict)
     followups_done: int = 0
     followups_overdue: int = 0
+    satisfaction: SurveyFigures = field(default_factory=SurveyFigures)  # surveys of the conversations this rep owned
 
     @property
     def is_idle(self) -> bool:
@@ -217,7 +219,9 @@ class DigestFigures:
         """Nothing happened and nothing waits: the digest is one short line."""
         return not any((self.new_conversations, self.answered, self.first_response.count, self.sla_breaches,
                         self.open, self.followups_done, self.followups_overdue, self.lapsed_worth_a_call,
-                        self.top_customers_who_wrote, self.funnel.moved))
+                        self.top_customers_who_wrote, self.funnel.moved, self.satisfaction.sent,
+                        self.satisfaction.scores))
+    satisfaction: SurveyFigures = field(default_factory=SurveyFigures)  # CSAT: store.surveys.survey_figures
 
     @property
     def local_start(self) -> datetime:
@@ -364,6 +368,9 @@ def compute_digest(
         session, team, snapshot, responses, breaches, assigned, answered, activities, done, overdue_followups
     )
     before = _Window(session, *previous_period(period, window.start, tz_name), now, owner_ids)
+    satisfaction, satisfaction_by_rep = survey_figures(session, start=window.start, end=window.end, owner_ids=owner_ids)
+    for rep in reps:
+        rep.satisfaction = satisfaction_by_rep.get(rep.rep_id, rep.satisfaction)
     return DigestFigures(
         manager_name=manager.name,
         manager_email=manager.email,
@@ -397,6 +404,7 @@ def compute_digest(
         previous=before.headline(),
         waiting=window.waiting(),
         due_followups=window.due_followups(),
+        satisfaction=satisfaction,
     )
 
 

@@ -162,12 +162,27 @@ class ContactEmail(SQLModel, table=True):
     bounced_at: datetime | None = _time()
 
 
+class ConsentPurpose(StrEnum):
+    """What a contact's data may be used for (store/consent.py); imports may add others."""
+
+    service = "service"  # answering their mail, orders, support
+    marketing = "marketing"  # newsletters, offers
+    survey = "survey"  # satisfaction surveys (CSAT)
+
+
 class Consent(SQLModel, table=True):
-    """Why we may keep and use a contact's data, and for what."""
+    """Why we may keep and use a contact's data, and for what: one row per contact and purpose.
+
+    Given: `granted_at` set, `withdrawn_at` empty. Withdrawn: `withdrawn_at` set (an
+    opt-out recorded without an earlier grant has no `granted_at`). Changes go through
+    `store.consent.record_consent` / `withdraw_consent`, which also write an Activity.
+    """
+
+    __table_args__ = (UniqueConstraint("contact_id", "purpose", name="uq_consent_contact_purpose"),)
 
     id: int | None = Field(default=None, primary_key=True)
     contact_id: int = Field(foreign_key="contact.id", index=True)
-    purpose: str  # "marketing", "support", "sales"
+    purpose: str  # ConsentPurpose: "service", "marketing", "survey" (older rows: anything an import named)
     basis: str  # "consent", "contract", "legitimate_interest", "legal_obligation"
     granted_at: datetime | None = _time()
     withdrawn_at: datetime | None = _time()
@@ -379,6 +394,28 @@ class Deployment(SQLModel, table=True):
     created_at: datetime = _created()
 
 
+class Survey(SQLModel, table=True):
+    """A satisfaction survey (CSAT) about one conversation: sent once, answered at most once (store/surveys.py)."""
+
+    __table_args__ = (Index("ix_survey_contact_sent", "contact_id", "sent_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", unique=True)
+    contact_id: int = Field(foreign_key="contact.id")
+    rep_id: int | None = Field(default=None, foreign_key="rep.id", index=True)  # the owner when it was sent
+    email: str  # the address it went to
+    language: str = "en"
+    ref: str = Field(unique=True)  # random; in the subject and in the signed link tokens
+    message_id: str = Field(unique=True)  # the survey mail's Message-ID: replies thread on it
+    sent_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)  # when it was written to the outbox
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    score: int | None = None  # 1..5
+    comment: str | None = Field(default=None, sa_type=Text)
+    answered_at: datetime | None = _time(index=True)
+    answered_via: str | None = None  # "reply", "link"
+    reply_message_id: int | None = Field(default=None, foreign_key="message.id")
+
+
 # --------------------------------------------------------------------------- delivery
 
 
@@ -500,6 +537,7 @@ __all__ = [
     "Company",
     "CompanyDomain",
     "Consent",
+    "ConsentPurpose",
     "Contact",
     "ContactEmail",
     "ContactKind",
@@ -522,4 +560,5 @@ __all__ = [
     "SearchTerm",
     "SlackEvent",
     "Stage",
+    "Survey",
 ]

@@ -188,6 +188,34 @@ class DigestEmail(Digest):
     key_format = "digest:{manager_email}:{period}:{local_date}:email"
 
 
+@dataclass(frozen=True)
+class SurveyMail(Payload):
+    """A satisfaction survey to a contact, by email (store/surveys.py writes it; bot/surveys.py sends it)."""
+
+    kind = "survey"
+    key_format = "survey:{survey_id}"
+    survey_id: int
+
+
+@dataclass(frozen=True)
+class LowScore(Payload):
+    """A survey answered with 1 or 2: the owner's managers hear of it (the owner gets a follow-up)."""
+
+    kind = "low-score"
+    key_format = "low-score:{survey_id}"
+    survey_id: int
+
+
+@dataclass(frozen=True)
+class ConsentWithdrawn(Payload):
+    """A contact withdrew consent by mail ("unsubscribe me"): the owner hears of it."""
+
+    kind = "consent-withdrawn"
+    key_format = "consent-withdrawn:{consent_id}:{at}"
+    consent_id: int
+    at: str  # when it was withdrawn: a later withdrawal is a new row
+
+
 def payload_of(item: OutboxItem) -> Payload:
     """The row's typed payload (what a handler acts on); the stored `result` is not part of it."""
     cls = Payload.kinds[item.kind]

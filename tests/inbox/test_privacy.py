@@ -89,7 +89,7 @@ def digest_counts(engine: Engine) -> dict[str, Any]:
                                  params=SegmentParams(), now=end + timedelta(days=1))
     data = figures.to_json()
     # the stage funnel counts people by their current record: an erased person leaves it
-    for named in ("top_customers_who_wrote", "lapsed_worth_a_call", "funnel"):
+    for named in ("top_customers_who_wrote", "lapsed_worth_a_call", "waiting", "due_followups", "funnel"):
         data.pop(named)
     return data
 

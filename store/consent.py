@@ -1,0 +1,148 @@
+"""Consent per purpose (service, marketing, survey): given, withdrawn, and whether we may write.
+
+One row per contact and purpose (`Consent`, unique). `record_consent` gives it
+(with a legal basis and a source), `withdraw_consent` withdraws it; both write
+an Activity on the contact, so the card's history shows who changed what and
+when. The card (Slack), an "unsubscribe me" mail (inbox) and imports call these
+two functions; nothing else writes consent rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from store.activities import log_activity
+from store.models import Consent, ConsentPurpose, Contact, Rep, Role
+
+PURPOSES: tuple[str, ...] = tuple(ConsentPurpose)
+BASES: tuple[str, ...] = ("consent", "contract", "legitimate_interest", "legal_obligation")
+
+
+class ConsentError(ValueError):
+    """A consent change that cannot be made as asked (unknown purpose or basis); the message says why."""
+
+
+def consent_for(session: Session, contact_id: int, purpose: str) -> Consent | None:
+    return session.exec(select(Consent).where(Consent.contact_id == contact_id, Consent.purpose == purpose)).first()
+
+
+def is_given(consent: Consent | None) -> bool:
+    return consent is not None and consent.granted_at is not None and consent.withdrawn_at is None
+
+
+def record_consent(
+    session: Session,
+    contact: Contact,
+    purpose: str,
+    source: str,
+    at: datetime,
+    *,
+    basis: str = "consent",
+    rep: Rep | None = None,
+    note_activity: bool = True,
+) -> Consent:
+    """Consent for `purpose` given at `at` (a withdrawn one is given again); `source` says where
+    it came from ("slack", "import", "hubspot", ...), `rep` who recorded it."""
+    _check(purpose, basis)
+    assert contact.id is not None
+    consent = consent_for(session, contact.id, purpose) or Consent(contact_id=contact.id, purpose=purpose, basis=basis)
+    changed = not is_given(consent) or consent.basis != basis
+    consent.basis, consent.source = basis, source
+    if not is_given(consent):
+        consent.granted_at, consent.withdrawn_at = at, None
+    session.add(consent)
+    session.flush()
+    if changed and note_activity:
+        _note(session, contact, rep, at, f"Consent for {purpose} given ({basis.replace('_', ' ')}; source: {source})")
+    return consent
+
+
+def withdraw_consent(
+    session: Session,
+    contact: Contact,
+    purpose: str,
+    source: str,
+    at: datetime,
+    *,
+    rep: Rep | None = None,
+    note_activity: bool = True,
+) -> Consent | None:
+    """Consent for `purpose` withdrawn at `at`; None when it was withdrawn already (nothing changed).
+
+    Also without an earlier grant: the opt-out is recorded (basis "consent", no `granted_at`)."""
+    _check(purpose, "consent")
+    assert contact.id is not None
+    consent = consent_for(session, contact.id, purpose)
+    if consent is not None and consent.withdrawn_at is not None:
+        return None
+    consent = consent or Consent(contact_id=contact.id, purpose=purpose, basis="consent")
+    consent.withdrawn_at, consent.source = at, source
+    session.add(consent)
+    session.flush()
+    if note_activity:
+        _note(session, contact, rep, at, f"Consent for {purpose} withdrawn (source: {source})")
+    return consent
+
+
+def withdraw_consent_many(
+    session: Session, contact_ids: Collection[int], purpose: str, source: str, at: datetime
+) -> set[int]:
+    """`withdraw_consent` for many contacts at once (an import's opt-out column), one look-up and no
+    activity per contact; returns the contacts for whom it is news."""
+    _check(purpose, "consent")
+    wanted = set(contact_ids)
+    if not wanted:
+        return set()
+    found = {c.contact_id: c for c in session.exec(
+        select(Consent).where(col(Consent.contact_id).in_(list(wanted)), Consent.purpose == purpose))}
+    changed: set[int] = set()
+    for contact_id in sorted(wanted):
+        consent = found.get(contact_id) or Consent(contact_id=contact_id, purpose=purpose, basis="consent")
+        if consent.withdrawn_at is not None:
+            continue
+        consent.withdrawn_at, consent.source = at, source
+        session.add(consent)
+        changed.add(contact_id)
+    session.flush()
+    return changed
+
+
+def may_contact(session: Session, contact_id: int, purpose: str, *, needs_consent: bool = True) -> bool:
+    """Whether we may write to the contact for `purpose`: never after a withdrawal; without a
+    record only when `needs_consent` is off (legitimate interest)."""
+    consent = consent_for(session, contact_id, purpose)
+    if consent is None:
+        return not needs_consent
+    return consent.withdrawn_at is None and (consent.granted_at is not None or not needs_consent)
+
+
+def withdrawn_for(session: Session, contact_ids: Collection[int], purpose: str) -> set[int]:
+    """The contacts among `contact_ids` who withdrew consent for `purpose`."""
+    if not contact_ids:
+        return set()
+    query = select(Consent.contact_id).where(
+        Consent.purpose == purpose, col(Consent.withdrawn_at).is_not(None), col(Consent.contact_id).in_(list(contact_ids)))
+    return set(session.exec(query).all())
+
+
+def may_change_consent(rep: Rep, contact: Contact) -> bool:
+    """The contact's owner, a manager or an admin may change its consent from the card."""
+    return rep.active and (rep.role in (Role.manager, Role.admin) or (rep.id is not None and rep.id == contact.owner_id))
+
+
+def _check(purpose: str, basis: str) -> None:
+    if not purpose or len(purpose) > 60:
+        raise ConsentError(f"a consent purpose is a short word, e.g. {', '.join(PURPOSES)}")
+    if basis not in BASES:
+        raise ConsentError(f"unknown legal basis {basis!r}; use one of: {', '.join(BASES)}")
+
+
+def _note(session: Session, contact: Contact, rep: Rep | None, at: datetime, summary: str) -> None:
+    log_activity(session, contact_id=contact.id, rep_id=rep.id if rep else None, summary=summary, occurred_at=at)
+
+
+__all__ = ["BASES", "PURPOSES", "ConsentError", "consent_for", "is_given", "may_change_consent", "may_contact",
+           "record_consent", "withdraw_consent", "withdraw_consent_many", "withdrawn_for"]
