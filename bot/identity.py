@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from store.db import is_read_only, read_session, session_scope
 from store.models import Rep, Role
+from store.owners import is_visible, owner_id_of
 from store.reps import rep_by_email, rep_by_slack_id
 
 log = logging.getLogger(__name__)
@@ -101,8 +102,12 @@ def visible_owner_ids(session: Session, rep: Rep) -> set[int] | None:
 
 
 def can_see(session: Session, rep: Rep, owner_id: int | None) -> bool:
-    visible = visible_owner_ids(session, rep)
-    return visible is None or owner_id is None or owner_id in visible
+    return is_visible(owner_id, visible_owner_ids(session, rep))
+
+
+def can_see_contact(session: Session, rep: Rep, contact_id: int) -> bool:
+    """May `rep` see this contact? Decided on its effective owner (store/owners.py)."""
+    return can_see(session, rep, owner_id_of(session, contact_id))
 
 
 def managers_of(session: Session, rep: Rep | None) -> list[Rep]:
