@@ -96,6 +96,7 @@ class RapportSlack:
     def _register(self) -> None:
         app = self.app
         app.middleware(self._stamp_arrival)
+        app.middleware(self._skip_other_messages)
         app.middleware(self._dedupe_events)
         app.middleware(self._identify)
         app.command(self.options.command)(self._on_command)
@@ -121,6 +122,7 @@ class RapportSlack:
         app.view("log_message")(self._on_submission(submit_log_message))
         app.shortcut(SHORTCUT_CALLBACK)(self._on_log_shortcut)
         app.event("app_home_opened")(self._on_home_opened)
+        app.event("message")(self._on_direct_message)
         app.error(self._on_error)
 
     def close(self) -> None:
@@ -132,6 +134,15 @@ class RapportSlack:
     def _stamp_arrival(context: BoltContext, next: Callable[[], BoltResponse]) -> BoltResponse:
         """Slack's 3 s run from the request, not from when a listener thread became free."""
         context["received_at"] = time.monotonic()
+        return next()
+
+    @staticmethod
+    def _skip_other_messages(body: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse | None:
+        """Of `message` events only a person's new message in the bot's DM is a command: the bot's own
+        replies, edits, deletions and other subtypes are answered 200 before anything else runs."""
+        event = body.get("event") or {}
+        if body.get("type") == "event_callback" and event.get("type") == "message" and not is_direct_message(event):
+            return BoltResponse(status=200, body="")
         return next()
 
     def _dedupe_events(self, body: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse | None:
@@ -163,6 +174,8 @@ class RapportSlack:
             return _json_response({"options": []})
         if body.get("type") in ("block_actions", "message_action", "view_submission"):
             self._slow.submit(self.sender.tell, user_id, text, channel=_channel(body))
+        elif is_direct_message(body.get("event") or {}):
+            self._slow.submit(self.sender.post, str(body["event"].get("channel") or user_id), text, [section(text)])
         return BoltResponse(status=200, body="")
 
     # ------------------------------------------------------------------ helpers
@@ -340,6 +353,20 @@ class RapportSlack:
         if event.get("tab", "home") == "home":
             self.publish_home({context["rep_id"]})
 
+    def _on_direct_message(self, event: dict[str, Any], context: BoltContext) -> None:
+        """A message in the bot's DM runs like `/crm TEXT` (a leading `/crm` is allowed); the answer
+        is posted in that DM. A form needs a slash command or a button (Slack gives no trigger here)."""
+        text = html.unescape(str(event.get("text") or "")).strip()
+        if text.lower().split(" ", 1)[0] in (self.options.command, self.options.command.lstrip("/")):
+            text = text.split(" ", 1)[1] if " " in text else ""
+        rep_id, reply = self._run_command(context, text)
+        if reply.modal is not None:
+            hint = f"That opens a form: type `{self.options.command} {escape(clip(text, 60))}` instead."
+            reply = Reply(hint, [section(hint)])
+        self.sender.post(str(event.get("channel")), reply.text, reply.blocks)
+        if reply.changed_home:
+            self.publish_home({rep_id})
+
     def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error("Slack request failed: %s: %s", type(error).__name__, error, exc_info=error)
         user_id = _user(body) or str(body.get("user_id") or "")
@@ -348,6 +375,12 @@ class RapportSlack:
                 self.sender.tell(user_id, "Sorry, something went wrong; the error has been logged.", channel=_channel(body))
             except SlackApiError:
                 log.warning("could not tell %s about the error", user_id)
+
+
+def is_direct_message(event: dict[str, Any]) -> bool:
+    """A person's new message in a DM with the bot (`message.im`): no bot, no edit, no other subtype."""
+    return (event.get("type") == "message" and event.get("channel_type") == "im" and not event.get("subtype")
+            and not event.get("bot_id") and bool(event.get("user")))
 
 
 def _user(body: dict[str, Any]) -> str:
