@@ -48,9 +48,11 @@ from bot.interactions import (
 from bot.modals import card_modal, log_message_modal
 from bot.notify import SlackSender
 from bot.text import clip, escape, whole_number
+from bot.winback import ASSIGN_ACTION, CREATE_ACTION, assign_owners, create_followups
 from store.db import read_session, session_scope
 from store.models import Rep, SlackEvent
 from store.search import search_contacts
+from store.segments import SegmentParams
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ SHORTCUT_CALLBACK = "log_to_crm"
 Clock = Callable[[], datetime]
 ConversationAct = Callable[[Session, Rep, int, str], tuple[Outcome, Rep | None]]  # id, then what follows ":"
 FollowUpAct = Callable[[Session, Rep, int, datetime], Outcome]
+WinbackAct = Callable[[Session, Rep, SegmentParams, datetime], Outcome]
 
 
 class RapportSlack:
@@ -115,6 +118,8 @@ class RapportSlack:
         for action_id, act in conversation_actions.items():
             app.action(action_id)(self._on_conversation_action(act))
         app.action("followup_done")(self._on_followup_action(complete))
+        app.action(CREATE_ACTION)(self._on_winback_action(create_followups))
+        app.action(ASSIGN_ACTION)(self._on_winback_action(assign_owners))
         for choice in SNOOZES:
             app.action(f"followup_snooze_{choice}")(self._on_followup_action(partial(_snooze, choice)))
         app.view("log_call")(self._on_submission(submit_log_call))
@@ -320,6 +325,19 @@ class RapportSlack:
                 outcome = act(session, self._rep(session, context), whole_number(value) or 0, self.clock())
             # the buttons go, so that a reminder cannot be clicked twice by mistake
             self._show_outcome(body, outcome, keep=lambda block: block.get("type") != "actions")
+            if outcome.ok:
+                self.publish_home({context["rep_id"]})
+
+        return on_action
+
+    # ------------------------------------------------------------------ win-back buttons
+    def _on_winback_action(self, act: WinbackAct) -> Callable[..., None]:
+        def on_action(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+            ack()
+            params = self.options.segment_params or SegmentParams()
+            with session_scope(self.engine) as session:
+                outcome = act(session, self._rep(session, context), params, self.clock())
+            self._show_outcome(body, outcome, keep=lambda block: block.get("block_id") != "rapport_status")
             if outcome.ok:
                 self.publish_home({context["rep_id"]})
 

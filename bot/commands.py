@@ -257,6 +257,10 @@ def segment(ctx: Ctx, args: list[str]) -> Reply:
     from bot.segments import segment_blocks  # bot.segments renders with helpers from this module
 
     params = ctx.options.segment_params or SegmentParams()
+    if name == "lapsed":  # grouped by owner, with the win-back buttons
+        from bot.winback import lapsed_blocks
+
+        return Reply("Lapsed customers to win back", lapsed_blocks(ctx.session, ctx.rep, params, now=ctx.now))
     blocks: list[Block] = segment_blocks(ctx.session, name, params, now=ctx.now)
     return Reply(f"Segment {name}", blocks)
 

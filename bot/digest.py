@@ -122,6 +122,16 @@ def _lapsed_line(customer: LapsedCustomer) -> str:
             f"(usually every {customer.median_gap_days:g} days), {format_eur(customer.value_eur)} so far")
 
 
+def _winback_sections(figures: DigestFigures) -> list[tuple[str, list[str]]]:
+    """Win-back (plain text, unescaped): lapsed customers nobody owns, and customers won back."""
+    unowned = [_lapsed_line(c) for c in figures.lapsed_without_owner]
+    won = [f"{w.name}: ordered again on {w.ordered_on.isoformat()}" for w in figures.won_back]
+    return [
+        ("Lapsed customers without an owner (Slack: /crm segment lapsed, then Assign owners)", unowned),
+        (f"Customers won back this period: {len(figures.won_back)}", won),
+    ]
+
+
 def _summary_lines(figures: DigestFigures) -> list[str]:
     return [
         f"New conversations: {figures.new_conversations} ({_counts(figures.new_by_category)})",
@@ -160,6 +170,8 @@ def render_digest_text(figures: DigestFigures) -> str:
     lines += ["", "Lapsed customers worth a call"]
     lines += [f"  {_lapsed_line(c)} (owner {_owner_text(c.owner)})"
               for c in figures.lapsed_worth_a_call] or ["  none"]
+    for title, items in _winback_sections(figures):
+        lines += ["", title, *(f"  {item}" for item in items)] if items else []
     return "\n".join(lines) + "\n"
 
 
@@ -222,6 +234,8 @@ def render_digest_blocks(figures: DigestFigures) -> list[dict[str, Any]]:
         *_list_sections("Top customers who wrote", top),
         *_list_sections("Lapsed customers worth a call", lapsed),
     ]
+    for title, items in _winback_sections(figures):
+        blocks += _list_sections(escape(title), [escape(item) for item in items]) if items else []
     return blocks
 
 
@@ -260,7 +274,9 @@ def render_digest_html(figures: DigestFigures, *, chart_cid: str | None = None) 
         f'<h3>Per rep</h3><table style="border-collapse:collapse"><tr>{head_cells}</tr>{rows}</table>'
         f"<h3>Top customers who wrote</h3><ul>{top}</ul>"
         f"<h3>Lapsed customers worth a call</h3><ul>{lapsed}</ul>"
-        "</body></html>"
+        + "".join(f"<h3>{e(title)}</h3><ul>{''.join(f'<li>{e(item)}</li>' for item in items)}</ul>"
+                  for title, items in _winback_sections(figures) if items)
+        + "</body></html>"
     )
 
 

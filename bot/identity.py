@@ -95,6 +95,11 @@ def visible_owner_ids(session: Session, rep: Rep) -> set[int] | None:
     """Owners whose records `rep` sees: None (everyone) for managers, else the rep and their team."""
     if is_manager(rep):
         return None
+    return team_member_ids(session, rep)
+
+
+def team_member_ids(session: Session, rep: Rep) -> set[int]:
+    """The rep and the reps of their team."""
     ids = {rep.id} if rep.id is not None else set()
     if rep.team:
         ids |= {i for i in session.exec(select(Rep.id).where(Rep.team == rep.team)).all() if i is not None}

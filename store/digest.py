@@ -51,6 +51,7 @@ from store.segments import (
     top_customers,
 )
 from store.types import utcnow
+from store.winback import WonBack, won_back
 
 Period = Literal["day", "week"]
 PERIODS: tuple[Period, ...] = ("day", "week")
@@ -148,6 +149,8 @@ class DigestFigures:
     top_customers_who_wrote: list[TopCustomer]
     lapsed_worth_a_call: list[LapsedCustomer]
     series: list[SeriesPoint]
+    lapsed_without_owner: list[LapsedCustomer] = field(default_factory=list)
+    won_back: list[WonBack] = field(default_factory=list)
 
     @property
     def local_start(self) -> datetime:
@@ -284,6 +287,9 @@ def compute_digest(
     activities = window.activities()
     done, overdue_followups = window.followups()
     totals = order_totals(session, now=now, params=params)  # one pass over the orders for both segments
+    lapsed_worth_a_call, lapsed_without_owner = _lapsed(session, now=now, params=params, owner_ids=owner_ids,
+                                                        totals=totals)
+    local = zone(tz_name)
     reps = _rep_figures(
         session, team, snapshot, responses, breaches, assigned, answered, activities, done, overdue_followups
     )
@@ -311,11 +317,26 @@ def compute_digest(
         automatic_by_reason=_ranked(reasons),
         reps=reps,
         top_customers_who_wrote=window.top_customers_who_wrote(params, totals),
-        lapsed_worth_a_call=lapsed_customers(
-            session, now=now, params=params, owner_ids=owner_ids, limit=params.top_n, totals=totals
-        ),
+        lapsed_worth_a_call=lapsed_worth_a_call,
         series=_series(period, window.start, window.end, tz_name, opened_at, responses),
+        lapsed_without_owner=lapsed_without_owner,
+        won_back=won_back(session, first_day=window.start.astimezone(local).date(),
+                          after_day=window.end.astimezone(local).date(), rep_ids=owner_ids),
     )
+
+
+def _lapsed(
+    session: Session, *, now: datetime, params: SegmentParams, owner_ids: list[int] | None,
+    totals: list[ContactOrders],
+) -> tuple[list[LapsedCustomer], list[LapsedCustomer]]:
+    """Lapsed customers worth a call: the segment's customers the team owns (everyone: anyone owns),
+    best first, at most top_n; and those nobody owns (effective owner, store/owners.py), for
+    every manager to give an owner, at most top_n."""
+    everyone = lapsed_customers(session, now=now, params=params, totals=totals)
+    unowned = [c for c in everyone if c.owner.id is None][: params.top_n]
+    if owner_ids is None:
+        return [c for c in everyone if c.owner.id is not None][: params.top_n], unowned
+    return [c for c in everyone if c.owner.id in owner_ids][: params.top_n], unowned
 
 
 def _ranked(counts: dict[str, int]) -> dict[str, int]:

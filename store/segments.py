@@ -525,7 +525,7 @@ def create_post_purchase_followups(
                 rep_id=row.rep_id,
                 order_id=row.id,
                 source="post_purchase",
-                due_at=_local_time(due_day, row.timezone),
+                due_at=followup_due_at(due_day, row.timezone),
                 created_at=now,
                 note=f"Post-purchase: is the customer happy with the order of {row.ordered_on.isoformat()}?",
             )
@@ -535,7 +535,8 @@ def create_post_purchase_followups(
     return created
 
 
-def _local_time(day: date, name: str) -> datetime:
+def followup_due_at(day: date, name: str) -> datetime:
+    """09:00 on `day` in the rep's time zone `name` (an unknown zone: 09:00 UTC), in UTC."""
     try:
         tz = zone(name)
     except UnknownZone:
@@ -605,6 +606,7 @@ __all__ = [
     "create_post_purchase_followups",
     "eur_value",
     "export_segment",
+    "followup_due_at",
     "lapsed_customers",
     "months_before",
     "order_totals",
