@@ -17,7 +17,13 @@ from bot.segments import segment_line
 from bot.text import escape
 from store.models import Rep
 from store.segments import SegmentParams, lapsed_customers
-from store.winback import LapsedGroups, assign_lapsed_owners, create_winback_followups, group_lapsed
+from store.winback import (
+    LapsedGroups,
+    assign_lapsed_owners,
+    create_winback_followups,
+    former_rep_ids,
+    group_lapsed,
+)
 
 CREATE_ACTION = "winback_create"
 ASSIGN_ACTION = "winback_assign"
@@ -28,7 +34,8 @@ def lapsed_groups(session: Session, rep: Rep, params: SegmentParams, *, now: dat
     """The lapsed customers `rep` sees: theirs, their team's; for managers also the rest and the unowned."""
     assert rep.id is not None
     customers = lapsed_customers(session, now=now, params=params)
-    return group_lapsed(customers, rep_id=rep.id, team_ids=team_member_ids(session, rep), manager=is_manager(rep))
+    return group_lapsed(customers, rep_id=rep.id, team_ids=team_member_ids(session, rep), manager=is_manager(rep),
+                        former=former_rep_ids(session))
 
 
 def lapsed_blocks(session: Session, rep: Rep, params: SegmentParams, *, now: datetime) -> list[Block]:

@@ -51,7 +51,7 @@ from store.segments import (
     top_customers,
 )
 from store.types import utcnow
-from store.winback import WonBack, won_back
+from store.winback import WonBack, former_rep_ids, without_owner, won_back
 
 Period = Literal["day", "week"]
 PERIODS: tuple[Period, ...] = ("day", "week")
@@ -330,13 +330,15 @@ def _lapsed(
     totals: list[ContactOrders],
 ) -> tuple[list[LapsedCustomer], list[LapsedCustomer]]:
     """Lapsed customers worth a call: the segment's customers the team owns (everyone: anyone owns),
-    best first, at most top_n; and those nobody owns (effective owner, store/owners.py), for
-    every manager to give an owner, at most top_n."""
+    best first, at most top_n; and those without an owner (no effective owner, store/owners.py,
+    or one who left), for every manager to give an owner, at most top_n."""
     everyone = lapsed_customers(session, now=now, params=params, totals=totals)
-    unowned = [c for c in everyone if c.owner.id is None][: params.top_n]
-    if owner_ids is None:
-        return [c for c in everyone if c.owner.id is not None][: params.top_n], unowned
-    return [c for c in everyone if c.owner.id in owner_ids][: params.top_n], unowned
+    former = former_rep_ids(session)
+    unowned = [c for c in everyone if without_owner(c, former)]
+    owned = [c for c in everyone if not without_owner(c, former)]
+    if owner_ids is not None:
+        owned = [c for c in owned if c.owner.id in owner_ids]
+    return owned[: params.top_n], unowned[: params.top_n]
 
 
 def _ranked(counts: dict[str, int]) -> dict[str, int]:

@@ -45,15 +45,27 @@ class LapsedGroups:
         return [*self.mine, *self.team, *self.others, *self.unowned]
 
 
+def former_rep_ids(session: Session) -> set[int]:
+    """Reps who left (inactive): what they own has nobody to look after it."""
+    return {i for i in session.exec(select(Rep.id).where(Rep.active == False)).all() if i is not None}  # noqa: E712
+
+
+def without_owner(customer: LapsedCustomer, former: Collection[int]) -> bool:
+    """No effective owner (store/owners.py), or one who left."""
+    return customer.owner.id is None or customer.owner.id in former
+
+
 def group_lapsed(
-    customers: Sequence[LapsedCustomer], *, rep_id: int, team_ids: Collection[int], manager: bool
+    customers: Sequence[LapsedCustomer], *, rep_id: int, team_ids: Collection[int], manager: bool,
+    former: Collection[int] = (),
 ) -> LapsedGroups:
-    """Mine first, then my team's; managers also see other teams' and the unowned ones."""
-    mine = [c for c in customers if c.owner.id == rep_id]
-    team = [c for c in customers if c.owner.id is not None and c.owner.id != rep_id and c.owner.id in team_ids]
-    others = [c for c in customers if manager and c.owner.id is not None and c.owner.id not in team_ids
-              and c.owner.id != rep_id]
-    unowned = [c for c in customers if manager and c.owner.id is None]
+    """Mine first, then my team's; managers also see other teams' and those without an owner
+    (`former`: ids of reps who left, whose customers count as without an owner)."""
+    owned = [c for c in customers if not without_owner(c, former)]
+    mine = [c for c in owned if c.owner.id == rep_id]
+    team = [c for c in owned if c.owner.id != rep_id and c.owner.id in team_ids]
+    others = [c for c in owned if manager and c.owner.id not in team_ids and c.owner.id != rep_id]
+    unowned = [c for c in customers if manager and without_owner(c, former)]
     return LapsedGroups(mine, team, others, unowned)
 
 
@@ -71,11 +83,13 @@ def create_winback_followups(
     session: Session, customers: Sequence[LapsedCustomer], *, now: datetime
 ) -> WinbackFollowups:
     """One open follow-up per lapsed customer for its owner (source `winback`, due at the owner's
-    next 09:00), never two for the same lapse. Customers without an owner are skipped. The caller commits."""
-    created = already = without_owner = 0
+    next 09:00), never two for the same lapse. Customers without an owner (or whose owner left)
+    are skipped. The caller commits."""
+    created = already = unowned = 0
+    former = former_rep_ids(session)
     for customer in customers:
-        if customer.owner.id is None:
-            without_owner += 1
+        if customer.owner.id is None or without_owner(customer, former):
+            unowned += 1
             continue
         exists = session.exec(select(FollowUp.id).where(
             FollowUp.contact_id == customer.contact_id, FollowUp.lapsed_since == customer.last_order_on)).first()
@@ -95,7 +109,7 @@ def create_winback_followups(
             created += 1
         except IntegrityError:
             already += 1
-    return WinbackFollowups(created, already, without_owner)
+    return WinbackFollowups(created, already, unowned)
 
 
 def _next_nine(now: datetime, tz_name: str) -> datetime:
@@ -122,7 +136,8 @@ class OwnerChoice:
 def assign_lapsed_owners(
     session: Session, customers: Sequence[LapsedCustomer], *, by: Rep, now: datetime
 ) -> list[OwnerChoice]:
-    """Give each lapsed customer without an owner one: its company's owner (the account owner), else
+    """Give each lapsed customer without an owner (none, or one who left) one: its company's owner
+    when the contact's own owner left (the account owner), else
     the least busy sales rep (role rep, skill `sales`, active, not away) who speaks the contact's
     language, else the least busy sales rep. Busy = open conversations (`store.assignments.open_load`,
     the load inbox assignment uses) plus accounts given in this run. Reps of `by`'s team come first.
@@ -132,10 +147,11 @@ def assign_lapsed_owners(
                                          .order_by(col(Rep.id))).all()
              if SALES_SKILL in (rep.skills or []) and not (rep.away_until and rep.away_until > now)]
     in_team = [rep for rep in sales if by.team and rep.team == by.team]
+    former = former_rep_ids(session)
     choices: list[OwnerChoice] = []
     for customer in customers:
         contact = session.get(Contact, customer.contact_id)
-        if contact is None or customer.owner.id is not None or contact.owner_id is not None:
+        if contact is None or not without_owner(customer, former):
             continue
         rep, reason = _account_owner(session, contact)
         if rep is None:
@@ -215,6 +231,8 @@ __all__ = [
     "WonBack",
     "assign_lapsed_owners",
     "create_winback_followups",
+    "former_rep_ids",
     "group_lapsed",
+    "without_owner",
     "won_back",
 ]
