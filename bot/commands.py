@@ -91,7 +91,7 @@ HELP = (
     ("my", "my open conversations by SLA urgency and my due follow-ups"),
     ("away UNTIL", "mark me away (no new assignments) until a time, e.g. `away monday 9am`"),
     ("back", "I'm back: assignments resume"),
-    ("segment top|lapsed|stalled|partners", "customer segments"),
+    ("segment top|lapsed|stalled|partners", "customer segments; `lapsed` has the win-back buttons"),
     ("help", "this list"),
 )
 
@@ -100,7 +100,8 @@ def help_reply(ctx: Ctx, _args: list[str]) -> Reply:
     command = ctx.options.command
     lines = [f"`{command} {usage}` — {what}" for usage, what in HELP]
     return Reply("Rapport commands", [header("Rapport commands"), section("\n".join(lines)),
-                                      context("Times are understood in your time zone and language.")])
+                                      context("Times are understood in your time zone and language. "
+                                              "In a DM to me, type the same without the slash command.")])
 
 
 # --------------------------------------------------------------------------- contacts
