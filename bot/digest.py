@@ -123,13 +123,12 @@ def _lapsed_line(customer: LapsedCustomer) -> str:
 
 
 def _winback_sections(figures: DigestFigures) -> list[tuple[str, list[str]]]:
-    """Win-back (plain text, unescaped): lapsed customers nobody owns, and customers won back."""
+    """Win-back (plain text, unescaped): lapsed customers nobody owns (when there are any), and
+    how many customers were won back, with their names."""
     unowned = [_lapsed_line(c) for c in figures.lapsed_without_owner]
     won = [f"{w.name}: ordered again on {w.ordered_on.isoformat()}" for w in figures.won_back]
-    return [
-        ("Lapsed customers without an owner (Slack: /crm segment lapsed, then Assign owners)", unowned),
-        (f"Customers won back this period: {len(figures.won_back)}", won),
-    ]
+    sections = [("Lapsed customers without an owner (Slack: /crm segment lapsed, then Assign owners)", unowned)]
+    return [*(sections if unowned else []), (f"Customers won back this period: {len(figures.won_back)}", won)]
 
 
 def _summary_lines(figures: DigestFigures) -> list[str]:
@@ -171,7 +170,7 @@ def render_digest_text(figures: DigestFigures) -> str:
     lines += [f"  {_lapsed_line(c)} (owner {_owner_text(c.owner)})"
               for c in figures.lapsed_worth_a_call] or ["  none"]
     for title, items in _winback_sections(figures):
-        lines += ["", title, *(f"  {item}" for item in items)] if items else []
+        lines += ["", title, *(f"  {item}" for item in items)]
     return "\n".join(lines) + "\n"
 
 
@@ -235,7 +234,8 @@ def render_digest_blocks(figures: DigestFigures) -> list[dict[str, Any]]:
         *_list_sections("Lapsed customers worth a call", lapsed),
     ]
     for title, items in _winback_sections(figures):
-        blocks += _list_sections(escape(title), [escape(item) for item in items]) if items else []
+        lines = [escape(item) for item in items]
+        blocks += _list_sections(escape(title), lines) if lines else [_section(f"*{escape(title)}*")]
     return blocks
 
 
@@ -275,7 +275,7 @@ def render_digest_html(figures: DigestFigures, *, chart_cid: str | None = None) 
         f"<h3>Top customers who wrote</h3><ul>{top}</ul>"
         f"<h3>Lapsed customers worth a call</h3><ul>{lapsed}</ul>"
         + "".join(f"<h3>{e(title)}</h3><ul>{''.join(f'<li>{e(item)}</li>' for item in items)}</ul>"
-                  for title, items in _winback_sections(figures) if items)
+                  for title, items in _winback_sections(figures))
         + "</body></html>"
     )
 

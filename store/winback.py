@@ -143,6 +143,7 @@ def assign_lapsed_owners(
     the load inbox assignment uses) plus accounts given in this run. Reps of `by`'s team come first.
     Each choice is stored as the contact's owner and noted as an activity. The caller commits."""
     load = open_load(session)
+    given: dict[int, int] = {}  # lapsed accounts given in this run (also counted in `load`)
     sales = [rep for rep in session.exec(select(Rep).where(Rep.active == True, Rep.role == Role.rep)  # noqa: E712
                                          .order_by(col(Rep.id))).all()
              if SALES_SKILL in (rep.skills or []) and not (rep.away_until and rep.away_until > now)]
@@ -155,13 +156,14 @@ def assign_lapsed_owners(
             continue
         rep, reason = _account_owner(session, contact)
         if rep is None:
-            rep, reason = _least_busy(in_team or sales, load, contact.language)
+            rep, reason = _least_busy(in_team or sales, load, contact.language, given)
         if rep is None or rep.id is None:
             choices.append(OwnerChoice(customer.contact_id, customer.name, None, reason))
             continue
         contact.owner_id, contact.updated_at = rep.id, now
         session.add(contact)
         load[rep.id] = load.get(rep.id, 0) + 1
+        given[rep.id] = given.get(rep.id, 0) + 1
         log_activity(session, contact_id=contact.id, rep_id=by.id, occurred_at=now,
                      summary=f"Owner set to {rep.name} (win-back): {reason}")
         choices.append(OwnerChoice(customer.contact_id, customer.name, rep.id, reason))
@@ -177,12 +179,17 @@ def _account_owner(session: Session, contact: Contact) -> tuple[Rep | None, str]
     return rep, f"{rep.name} owns the company {company.name}"
 
 
-def _least_busy(reps: Sequence[Rep], load: dict[int, int], language: str | None) -> tuple[Rep | None, str]:
+def _least_busy(
+    reps: Sequence[Rep], load: dict[int, int], language: str | None, given: dict[int, int]
+) -> tuple[Rep | None, str]:
     speakers = [rep for rep in reps if language and language in (rep.languages or [])]
     for group, note in ((speakers, f" who speaks {language}"), (reps, "")):
         if group:
             rep = least_loaded(group, load)
-            return rep, f"least busy sales rep{note} ({load.get(rep.id or -1, 0)} open)"
+            earlier = given.get(rep.id or -1, 0)
+            busy = load.get(rep.id or -1, 0) - earlier
+            return rep, (f"least busy sales rep{note} ({busy} open conversations"
+                         + (f", {earlier} more lapsed accounts given now)" if earlier else ")"))
     return None, "no active sales rep (role rep with the skill sales) to take it"
 
 

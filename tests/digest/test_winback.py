@@ -3,6 +3,7 @@ customers won back, and what the manager's digest shows of them; on SQLite and P
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -11,8 +12,9 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from bot.digest import render_digest_blocks, render_digest_html, render_digest_text
 from store.db import session_scope
-from store.digest import compute_digest, period_bounds
+from store.digest import DigestFigures, compute_digest, period_bounds
 from store.models import Company, Contact, Conversation, FollowUp, Order, Rep
 from store.segments import SegmentParams, lapsed_customers
 from store.winback import WINBACK, assign_lapsed_owners, create_winback_followups, group_lapsed, won_back
@@ -68,7 +70,7 @@ def _lapsed(session: Session, now: datetime = NOW) -> dict[str, object]:
     return {c.name: c for c in lapsed_customers(session, now=now, params=PARAMS)}
 
 
-def _digest(engine: Engine, store: Store, local_day: date) -> object:
+def _digest(engine: Engine, store: Store, local_day: date) -> DigestFigures:
     with Session(engine) as session:
         mia = session.get(Rep, store.reps["mia"])
         assert mia is not None
@@ -143,12 +145,17 @@ def test_digest_lists_lapsed_customers_without_owner_then_their_new_owners(engin
     before = _digest(engine, store, date(2026, 11, 16))
     assert sorted(c.name for c in before.lapsed_without_owner) == ["Carl Kept", "Ulf Gone", "Una Unowned"]
     assert [c.name for c in before.lapsed_worth_a_call] == ["Lisa Lapsed"]
+    text = render_digest_text(before)
+    assert "Lapsed customers without an owner" in text and "Una Unowned" in text
+    assert "Customers won back this period: 0" in text
+    assert "Una Unowned" in json.dumps(render_digest_blocks(before)) and "Una Unowned" in render_digest_html(before)
     with session_scope(engine) as session:
         mia = session.get(Rep, store.reps["mia"])
         assert mia is not None
         assign_lapsed_owners(session, lapsed_customers(session, now=NOW, params=PARAMS), by=mia, now=NOW)
     after = _digest(engine, store, date(2026, 11, 16))
     assert after.lapsed_without_owner == []
+    assert "Lapsed customers without an owner" not in render_digest_text(after)
     assert sorted(c.name for c in after.lapsed_worth_a_call) == ["Carl Kept", "Lisa Lapsed", "Ulf Gone",
                                                                  "Una Unowned"]
 
