@@ -51,7 +51,7 @@ from store.segments import (
     top_customers,
 )
 from store.types import utcnow
-from store.winback import WonBack, former_rep_ids, without_owner, won_back
+from store.winback import WonBack, contacts_without_owner, won_back
 
 Period = Literal["day", "week"]
 PERIODS: tuple[Period, ...] = ("day", "week")
@@ -332,13 +332,12 @@ def _lapsed(
     """Lapsed customers worth a call: the segment's customers the team owns (everyone: anyone owns),
     best first, at most top_n; and those without an owner (no effective owner, store/owners.py,
     or one who left), for every manager to give an owner, at most top_n."""
-    everyone = lapsed_customers(session, now=now, params=params, totals=totals)
-    former = former_rep_ids(session)
-    unowned = [c for c in everyone if without_owner(c, former)]
-    owned = [c for c in everyone if not without_owner(c, former)]
-    if owner_ids is not None:
-        owned = [c for c in owned if c.owner.id in owner_ids]
-    return owned[: params.top_n], unowned[: params.top_n]
+    unowned_ids = contacts_without_owner(session)
+    owned = lapsed_customers(session, now=now, params=params, owner_ids=owner_ids, limit=params.top_n,
+                             totals=[t for t in totals if t.contact_id not in unowned_ids])
+    unowned = lapsed_customers(session, now=now, params=params, limit=params.top_n,
+                               totals=[t for t in totals if t.contact_id in unowned_ids])
+    return owned, unowned
 
 
 def _ranked(counts: dict[str, int]) -> dict[str, int]:

@@ -13,6 +13,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -20,6 +21,7 @@ from store.activities import log_activity
 from store.assignments import least_loaded, open_load
 from store.hours import UnknownZone, zone
 from store.models import Company, Contact, FollowUp, Order, Rep, Role
+from store.owners import effective_owner_id
 from store.segments import (
     EXCLUDED_ORDER_STATUSES,
     FOLLOWUP_LOCAL_HOUR,
@@ -53,6 +55,18 @@ def former_rep_ids(session: Session) -> set[int]:
 def without_owner(customer: LapsedCustomer, former: Collection[int]) -> bool:
     """No effective owner (store/owners.py), or one who left."""
     return customer.owner.id is None or customer.owner.id in former
+
+
+def contacts_without_owner(session: Session) -> set[int]:
+    """Contacts with no effective owner (store/owners.py), or one who left."""
+    owner = effective_owner_id(col(Contact.owner_id), col(Company.owner_id))
+    query = (
+        select(col(Contact.id))
+        .outerjoin(Company, col(Company.id) == col(Contact.company_id))
+        .outerjoin(Rep, col(Rep.id) == owner)
+        .where(or_(owner.is_(None), col(Rep.active).is_(False)))
+    )
+    return {i for i in session.exec(query).all() if i is not None}
 
 
 def group_lapsed(
@@ -237,6 +251,7 @@ __all__ = [
     "WinbackFollowups",
     "WonBack",
     "assign_lapsed_owners",
+    "contacts_without_owner",
     "create_winback_followups",
     "former_rep_ids",
     "group_lapsed",
