@@ -51,8 +51,9 @@ def run_text(
 
 
 def print_reply(console: Console, reply: Reply) -> None:
-    body = render_text(reply.blocks) or reply.text
+    read_only = reply.modal is not None and "submit" not in reply.modal  # e.g. a conversation: print it
+    body = render_text(reply.modal["blocks"] if read_only and reply.modal else reply.blocks) or reply.text
     console.print(body, markup=False, highlight=False)
-    if reply.modal is not None:
+    if reply.modal is not None and not read_only:
         console.print("(In Slack this opens a form; in the console give the details on the command line, "
                       "e.g. `log call jan Talked about pricing`.)", style="dim")

@@ -34,7 +34,7 @@ def chat(
 
     rt, clock = _demo_runtime(demo_dir) if demo else (runtime(), utcnow)
     engine = rt.engine
-    options = bot_options(rt.config)
+    options = bot_options(rt.config, rt.settings)
 
     def run_one(line: str) -> None:
         command = line.removeprefix(options.command).strip()

@@ -1,7 +1,7 @@
 """win-back follow-ups: followup.lapsed_since, one per lapse
 
 Revision ID: 256270a5afd0
-Revises: eaa763a03616
+Revises: 531a8e4ba685
 Create Date: 2026-12-06 05:16:40.543903
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '256270a5afd0'
-down_revision: str | None = 'eaa763a03616'
+down_revision: str | None = '531a8e4ba685'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
