@@ -31,6 +31,7 @@ ACTION_TARGETS = {
     "contact_kind": "contact",
     "contact_stage": "contact",
     "thread_page": "conversation",
+    "consent_change": "contact",
 }
 # what the audit log calls a button or form (one name per idea, as `rapport assign reassign` records it)
 AUDIT_NAMES = {
@@ -53,6 +54,9 @@ AUDIT_NAMES = {
     "conv_thread": "conversation.view",
     "conv_reply": "conversation.reply",
     "email_reply": "conversation.reply",
+    "consent_change": "consent.change",
+    "winback_create": "winback.followups",
+    "winback_assign": "winback.assign_owners",
 }
 SEE_ALL = "rep"  # a conversation handed to another rep: that rep must be one the actor may see
 

@@ -57,10 +57,12 @@ from bot.relationship import MOVE_FIELDS, move_from_card
 from bot.reply import reply_view, submit_reply
 from bot.text import clip, escape, whole_number
 from bot.thread import page_of, thread_view
+from bot.winback import ASSIGN_ACTION, CREATE_ACTION, assign_owners, create_followups
 from store.audit import OK, REFUSED, Actor, record_audit
 from store.db import read_session, session_scope
 from store.models import Rep, SlackEvent
 from store.search import search_companies, search_contacts
+from store.segments import SegmentParams
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,7 @@ SHORTCUT_CALLBACK = "log_to_crm"
 Clock = Callable[[], datetime]
 ConversationAct = Callable[[Session, Rep, int, str], tuple[Outcome, Rep | None]]  # id, then what follows ":"
 FollowUpAct = Callable[[Session, Rep, int, datetime], Outcome]
+WinbackAct = Callable[[Session, Rep, SegmentParams, datetime], Outcome]
 
 
 class RapportSlack:
@@ -107,6 +110,7 @@ class RapportSlack:
     def _register(self) -> None:
         app = self.app
         app.middleware(self._stamp_arrival)
+        app.middleware(self._skip_other_messages)
         app.middleware(self._dedupe_events)
         app.middleware(self._identify)
         app.middleware(self._authorise)
@@ -133,6 +137,8 @@ class RapportSlack:
         for action_id, act in conversation_actions.items():
             app.action(action_id)(self._on_conversation_action(act))
         app.action("followup_done")(self._on_followup_action(complete))
+        app.action(CREATE_ACTION)(self._on_winback_action(create_followups))
+        app.action(ASSIGN_ACTION)(self._on_winback_action(assign_owners))
         for choice in SNOOZES:
             app.action(f"followup_snooze_{choice}")(self._on_followup_action(partial(_snooze, choice)))
         app.view("log_call")(self._on_submission(submit_log_call))
@@ -148,6 +154,7 @@ class RapportSlack:
         app.view(PRIVACY_CALLBACK)(self._on_privacy_confirm)
         app.shortcut(SHORTCUT_CALLBACK)(self._on_log_shortcut)
         app.event("app_home_opened")(self._on_home_opened)
+        app.event("message")(self._on_direct_message)
         app.error(self._on_error)
 
     def close(self) -> None:
@@ -159,6 +166,15 @@ class RapportSlack:
     def _stamp_arrival(context: BoltContext, next: Callable[[], BoltResponse]) -> BoltResponse:
         """Slack's 3 s run from the request, not from when a listener thread became free."""
         context["received_at"] = time.monotonic()
+        return next()
+
+    @staticmethod
+    def _skip_other_messages(body: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse | None:
+        """Of `message` events only a person's new message in the bot's DM is a command: the bot's own
+        replies, edits, deletions and other subtypes are answered 200 before anything else runs."""
+        event = body.get("event") or {}
+        if body.get("type") == "event_callback" and event.get("type") == "message" and not is_direct_message(event):
+            return BoltResponse(status=200, body="")
         return next()
 
     def _dedupe_events(self, body: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse | None:
@@ -190,6 +206,8 @@ class RapportSlack:
             return _json_response({"options": []})
         if body.get("type") in ("block_actions", "message_action", "view_submission"):
             self._slow.submit(self.sender.tell, user_id, text, channel=_channel(body))
+        elif is_direct_message(body.get("event") or {}):
+            self._slow.submit(self.sender.post, str(body["event"].get("channel") or user_id), text, [section(text)])
         return BoltResponse(status=200, body="")
 
     def _authorise(self, body: dict[str, Any], context: BoltContext, next: Callable[[], BoltResponse]) -> Any:
@@ -422,6 +440,19 @@ class RapportSlack:
 
         return on_action
 
+    # ------------------------------------------------------------------ win-back buttons
+    def _on_winback_action(self, act: WinbackAct) -> Callable[..., None]:
+        def on_action(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+            ack()
+            params = self.options.segment_params or SegmentParams()
+            with session_scope(self.engine) as session:
+                outcome = act(session, self._rep(session, context), params, self.clock())
+            self._show_outcome(body, outcome, keep=lambda block: block.get("block_id") != "rapport_status")
+            if outcome.ok:
+                self.publish_home({context["rep_id"]})
+
+        return on_action
+
     # ------------------------------------------------------------------ modals
     def _on_submission(self, submit: Callable[[Session, Rep, dict[str, Any], datetime], Submission],
                        then: Callable[[], object] | None = None) -> Callable[..., None]:
@@ -461,6 +492,21 @@ class RapportSlack:
         if event.get("tab", "home") == "home":
             self.publish_home({context["rep_id"]})
 
+    def _on_direct_message(self, event: dict[str, Any], context: BoltContext) -> None:
+        """A message in the bot's DM runs like `/crm TEXT` (a leading `/crm` is allowed); the answer
+        is posted in that DM. A form needs a slash command or a button (Slack gives no trigger here)."""
+        text = html.unescape(str(event.get("text") or "")).strip()
+        if text.lower().split(" ", 1)[0] in (self.options.command, self.options.command.lstrip("/")):
+            text = text.split(" ", 1)[1] if " " in text else ""
+        origin = {"user_id": event.get("user"), "channel_id": event.get("channel")}
+        rep_id, reply = self._run_command(context, origin, text)
+        if reply.modal is not None:
+            hint = f"That opens a form: type `{self.options.command} {escape(clip(text, 60))}` instead."
+            reply = Reply(hint, [section(hint)])
+        self.sender.post(str(event.get("channel")), reply.text, reply.blocks)
+        if reply.changed_home:
+            self.publish_home({rep_id})
+
     def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error("Slack request failed: %s: %s", type(error).__name__, error, exc_info=error)
         user_id = _user(body) or str(body.get("user_id") or "")
@@ -469,6 +515,12 @@ class RapportSlack:
                 self.sender.tell(user_id, "Sorry, something went wrong; the error has been logged.", channel=_channel(body))
             except SlackApiError:
                 log.warning("could not tell %s about the error", user_id)
+
+
+def is_direct_message(event: dict[str, Any]) -> bool:
+    """A person's new message in a DM with the bot (`message.im`): no bot, no edit, no other subtype."""
+    return (event.get("type") == "message" and event.get("channel_type") == "im" and not event.get("subtype")
+            and not event.get("bot_id") and bool(event.get("user")))
 
 
 def _user(body: dict[str, Any]) -> str:

@@ -27,6 +27,7 @@ from store.activities import recent_activities
 from store.contacts_view import ContactCard, OpenConversation, open_count, rep_queue
 from store.followups import open_followups
 from store.models import Activity, ActivityKind, Company, Contact, FollowUp, Rep
+from store.owners import owned_contacts
 from store.search import SearchHit
 from store.stages import KINDS, STAGES, Move, move_text, stage_label
 
@@ -193,7 +194,17 @@ def my_blocks(session: Session, rep: Rep, *, now: datetime) -> list[Block]:
     blocks = [header("My open conversations"), *queue,
               header("My due follow-ups")]
     blocks += followup_blocks(session, due, now=now, tz=rep.timezone) or [section("Nothing due.")]
+    blocks.append(owned_contacts_block(session, rep.id))
     return blocks
+
+
+def owned_contacts_block(session: Session, rep_id: int) -> Block:
+    """How many contacts the rep owns, by the one owner rule (store/owners.py)."""
+    own, via_company = owned_contacts(session, rep_id)
+    total = own + via_company
+    noun = "contact" if total == 1 else "contacts"
+    return context(f"You own {total} {noun}" + (f" ({via_company} through their company)" if via_company else "")
+                   + ".")
 
 
 def home_view(session: Session, rep: Rep, *, now: datetime) -> dict[str, Any]:

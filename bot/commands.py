@@ -18,7 +18,7 @@ from sqlmodel import Session
 from bot.blocks import Block, Reply, context, header, section
 from bot.cards import contact_card_blocks, followup_blocks, my_blocks, pick_list_blocks
 from bot.dates import parse_when, split_when
-from bot.identity import visible_owner_ids
+from bot.identity import can_see, can_see_contact, visible_owner_ids
 from bot.interactions import CorrectionApplier
 from bot.modals import followup_modal, log_call_modal
 from bot.reply import ReplyOptions, reply_command
@@ -102,7 +102,7 @@ HELP = (
     ("my", "my open conversations by SLA urgency and my due follow-ups"),
     ("away UNTIL", "mark me away (no new assignments) until a time, e.g. `away monday 9am`"),
     ("back", "I'm back: assignments resume"),
-    ("segment top|lapsed|stalled|partners", "customer segments"),
+    ("segment top|lapsed|stalled|partners", "customer segments; `lapsed` has the win-back buttons"),
     ("stage CONTACT STAGE [REASON]", "move a contact to a buying stage: need, information search, evaluation, "
                                      "purchase, post purchase"),
     ("kind CONTACT KIND [REASON]", "make a contact a prospect, customer or partner"),
@@ -118,7 +118,8 @@ def help_reply(ctx: Ctx, _args: list[str]) -> Reply:
     command = ctx.options.command
     lines = [f"`{command} {usage}` — {what}" for usage, what in HELP]
     return Reply("Rapport commands", [header("Rapport commands"), section("\n".join(lines)),
-                                      context("Times are understood in your time zone and language.")])
+                                      context("Times are understood in your time zone and language. "
+                                              "In a DM to me, type the same without the slash command.")])
 
 
 # --------------------------------------------------------------------------- contacts
@@ -130,25 +131,36 @@ def find(ctx: Ctx, args: list[str]) -> Reply:
         return usage(ctx, "find QUERY", "e.g. `find acme` or `find stastny`")
     hits = search_contacts(ctx.session, query, visible_owner_ids=visible_owner_ids(ctx.session, ctx.rep))
     if not hits:
-        return Reply(f"No contact matches {escape(query)}.", [section(f"No contact matches *{escape(query)}*.")])
+        return no_match(ctx, query)
     if len(hits) == 1:
         return card_reply(ctx, hits[0].contact_id)
     return Reply(f"{len(hits)} contacts match {escape(query)}", pick_list_blocks(query, hits))
 
 
+def no_match(ctx: Ctx, query: str) -> Reply:
+    """Nothing the rep may see matches `query`: say so, or that it is another team's contact
+    (visibility hides it; "no match" would send the rep looking for a typo)."""
+    hidden = search_contacts(ctx.session, query, limit=1)
+    if not hidden:
+        text = f"No contact matches *{escape(query)}*."
+        return Reply(f"No contact matches {escape(query)}.", [section(text)])
+    owner = ctx.session.get(Rep, hidden[0].owner_id) if hidden[0].owner_id else None
+    team = f" (team {escape(owner.team)})" if owner is not None and owner.team else ""
+    text = (f"*{escape(query)}* matches a contact owned by another team{team}, so I can't show it. "
+            "Ask its owner or a manager.")
+    return Reply(f"{escape(query)} is owned by another team", [section(text)])
+
+
 def card_reply(ctx: Ctx, contact_id: int) -> Reply:
     card = contact_card(ctx.session, contact_id)
-    if card is None or not _visible(ctx, card.owner_id):
-        return Reply("That contact is not there (or not yours to see).",
-                     [section("That contact is not there (or not yours to see).")])
+    if card is None:
+        return Reply("That contact is not there.", [section("That contact is not there.")])
+    if not can_see(ctx.session, ctx.rep, card.owner_id):
+        text = "That contact is owned by another team, so I can't show it."
+        return Reply(text, [section(text)])
     record_audit(ctx.session, ctx.actor, "card.view", target_kind="contact", target_id=contact_id,
                  contact_id=contact_id, at=ctx.now)
     return Reply(f"Contact: {escape(card.name)}", contact_card_blocks(card, now=ctx.now, tz=ctx.rep.timezone))
-
-
-def _visible(ctx: Ctx, owner_id: int | None) -> bool:
-    visible = visible_owner_ids(ctx.session, ctx.rep)
-    return visible is None or owner_id is None or owner_id in visible
 
 
 def resolve_contact(ctx: Ctx, words: list[str]) -> tuple[SearchHit | None, list[str], Reply | None]:
@@ -169,8 +181,7 @@ def resolve_contact(ctx: Ctx, words: list[str]) -> tuple[SearchHit | None, list[
     if first and first[0].score >= 99 and (len(first) == 1 or first[1].score < 90):
         return first[0], words[1:], None
     if not first:
-        text = f"No contact matches *{escape(words[0])}*."
-        return None, words, Reply(text, [section(text)])
+        return None, words, no_match(ctx, words[0])
     names = "\n".join(f"• {escape(h.name)}" + (f" ({escape(h.email)})" if h.email else "") for h in first[:5])
     text = (f"Several contacts match *{escape(words[0])}*:\n{names}\n"
             'Use their email, or quote the full name: `"Jan Novák"`.')
@@ -267,6 +278,10 @@ def segment(ctx: Ctx, args: list[str]) -> Reply:
     from bot.segments import segment_blocks  # bot.segments renders with helpers from this module
 
     params = ctx.options.segment_params or SegmentParams()
+    if name == "lapsed":  # grouped by owner, with the win-back buttons
+        from bot.winback import lapsed_blocks
+
+        return Reply("Lapsed customers to win back", lapsed_blocks(ctx.session, ctx.rep, params, now=ctx.now))
     blocks: list[Block] = segment_blocks(ctx.session, name, params, now=ctx.now)
     return Reply(f"Segment {name}", blocks)
 
@@ -322,6 +337,6 @@ HANDLERS: dict[str, Handler] = {
 def contact_modal(ctx: Ctx, contact_id: int | None, kind: str) -> dict[str, Any]:
     """The log-call or follow-up modal prefilled with a contact the rep may see."""
     contact = ctx.session.get(Contact, contact_id) if contact_id else None
-    if contact is not None and not _visible(ctx, contact.owner_id):
+    if contact is not None and (contact.id is None or not can_see_contact(ctx.session, ctx.rep, contact.id)):
         contact = None
     return log_call_modal(contact) if kind == "call" else followup_modal(contact)

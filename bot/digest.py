@@ -325,6 +325,24 @@ def automatic_section(figures: DigestFigures, links: DigestLinks) -> Section | N
                    f" nobody had to read: {plain_reasons(figures.automatic_by_reason)}.")
 
 
+def lapsed_without_owner_section(figures: DigestFigures, links: DigestLinks) -> Section | None:
+    """Lapsed customers nobody owns: nobody will call them until a manager assigns an owner."""
+    if not figures.lapsed_without_owner:
+        return None
+    items = [Item(c.name, f"{format_eur(c.value_eur, cents=False)} so far · last order {c.days_since} days ago",
+                  links.customer(c.contact_id), "assign an owner", contact_id=c.contact_id)
+             for c in figures.lapsed_without_owner]
+    return Section("Lapsed customers without an owner", items,
+                   note="In Slack: /crm segment lapsed, then Assign owners.")
+
+
+def won_back_section(figures: DigestFigures, links: DigestLinks) -> Section | None:
+    """Customers who ordered again after a win-back follow-up (shown at zero too: it is the goal)."""
+    items = [Item(w.name, f"ordered again on {w.ordered_on.isoformat()}", links.customer(w.contact_id))
+             for w in figures.won_back]
+    return Section(f"Customers won back this period: {len(figures.won_back)}", items)
+
+
 def funnel_section(figures: DigestFigures, links: DigestLinks) -> Section | None:
     """The team's contacts in the buying process: how many in each stage now, and who moved."""
     funnel: Funnel = figures.funnel
@@ -360,6 +378,8 @@ SECTIONS: list[SectionFn] = [
     waiting_section,  # what needs action now first
     due_followups_section,
     lapsed_section,
+    lapsed_without_owner_section,
+    won_back_section,
     reps_section,
     top_customers_section,
     satisfaction_section,

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from store.db import is_read_only, read_session, session_scope
 from store.models import Rep, Role
+from store.owners import is_visible, owner_id_of
 from store.reps import rep_by_email, rep_by_slack_id
 
 log = logging.getLogger(__name__)
@@ -94,10 +95,11 @@ def visible_owner_ids(session: Session, rep: Rep) -> set[int] | None:
     """Owners whose records `rep` sees: None (everyone) for managers, else the rep and their team."""
     if is_manager(rep):
         return None
-    return _own_and_team(session, rep)
+    return team_member_ids(session, rep)
 
 
-def _own_and_team(session: Session, rep: Rep) -> set[int]:
+def team_member_ids(session: Session, rep: Rep) -> set[int]:
+    """The rep and the reps of their team."""
     ids = {rep.id} if rep.id is not None else set()
     if rep.team:
         ids |= {i for i in session.exec(select(Rep.id).where(Rep.team == rep.team)).all() if i is not None}
@@ -105,8 +107,12 @@ def _own_and_team(session: Session, rep: Rep) -> set[int]:
 
 
 def can_see(session: Session, rep: Rep, owner_id: int | None) -> bool:
-    visible = visible_owner_ids(session, rep)
-    return visible is None or owner_id is None or owner_id in visible
+    return is_visible(owner_id, visible_owner_ids(session, rep))
+
+
+def can_see_contact(session: Session, rep: Rep, contact_id: int) -> bool:
+    """May `rep` see this contact? Decided on its effective owner (store/owners.py)."""
+    return can_see(session, rep, owner_id_of(session, contact_id))
 
 
 def actable_owner_ids(session: Session, rep: Rep) -> set[int] | None:
@@ -114,7 +120,7 @@ def actable_owner_ids(session: Session, rep: Rep) -> set[int] | None:
     team, else the rep and their team. Managers read everyone's records but act on their team's."""
     if rep.role == Role.admin or (is_manager(rep) and not rep.team):
         return None
-    return _own_and_team(session, rep)
+    return team_member_ids(session, rep)
 
 
 def may_act_on(session: Session, rep: Rep, owner_id: int | None) -> bool:

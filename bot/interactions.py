@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from sqlmodel import Session, col, select
 
 from bot.dates import next_local, parse_when
-from bot.identity import can_see, is_manager
+from bot.identity import can_see, can_see_contact, is_manager
 from bot.modals import metadata, state_value
 from bot.text import clip, escape, local_time, whole_number
 from store.activities import log_activity
@@ -202,7 +202,7 @@ def _contact_id(session: Session, rep: Rep, view: dict[str, Any], errors: dict[s
         return None
     contact_id = whole_number(raw)
     contact = session.get(Contact, contact_id) if contact_id is not None else None
-    if contact is None or not can_see(session, rep, contact.owner_id):
+    if contact is None or contact.id is None or not can_see_contact(session, rep, contact.id):
         errors["contact"] = "That contact is not there (or not yours to see)."
         return None
     return contact.id
@@ -284,7 +284,7 @@ class NoteTarget:
 
 def contact_target(session: Session, rep: Rep, contact_id: int | None) -> NoteTarget | None:
     contact = session.get(Contact, contact_id) if contact_id is not None else None
-    if contact is None or contact.id is None or not can_see(session, rep, contact.owner_id):
+    if contact is None or contact.id is None or not can_see_contact(session, rep, contact.id):
         return None
     return NoteTarget(contact.id, None, contact.name)
 

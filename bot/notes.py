@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from bot.blocks import Reply, section
 from bot.commands import Ctx, resolve_contact
-from bot.identity import can_see
+from bot.identity import can_see_contact
 from bot.interactions import NoteTarget, add_note, company_target
 from bot.modals import note_modal
 from bot.text import escape
@@ -75,7 +75,7 @@ def _prefilled_modal(session: Session, target: NoteTarget) -> dict[str, object]:
 def card_note_modal(ctx: Ctx, contact_id: int | None) -> dict[str, object]:
     """The card's "Add a note": about the contact or its company (a contact the rep may not see: no preset)."""
     contact = ctx.session.get(Contact, contact_id) if contact_id else None
-    if contact is None or not can_see(ctx.session, ctx.rep, contact.owner_id):
+    if contact is None or contact.id is None or not can_see_contact(ctx.session, ctx.rep, contact.id):
         return note_modal()
     company = ctx.session.get(Company, contact.company_id) if contact.company_id else None
     return note_modal(contact, company)

@@ -14,7 +14,7 @@ from sqlmodel import Session
 from bot.blocks import Reply, section
 from bot.commands import Ctx, resolve_contact
 from bot.commands import usage as usage_reply
-from bot.identity import can_see
+from bot.identity import can_see_contact
 from bot.interactions import Outcome
 from bot.text import clip, escape
 from store.models import Contact, Rep
@@ -40,7 +40,7 @@ def change_contact(
     """Set a contact's kind or stage for `rep` (who must be able to see the contact); the move is
     recorded as an activity with the rep, the time and `reason`."""
     contact = session.get(Contact, contact_id)
-    if contact is None or contact.id is None or not can_see(session, rep, contact.owner_id):
+    if contact is None or contact.id is None or not can_see_contact(session, rep, contact.id):
         return Outcome("That contact is not there (or not yours to see).", ok=False)
     if field not in MOVE_FIELDS:
         return Outcome(f"I can change a contact's kind or stage, not {escape(clip(field, 40))}.", ok=False)

@@ -66,7 +66,7 @@ def segment_blocks(
                                           + (f", the first {len(shown)} shown" if len(rows) > len(shown) else "")
                                           + " · `rapport export segment " + name + "` for all"}]},
     ]
-    blocks += [_section(_line(row)) for row in shown]
+    blocks += [_section(segment_line(row)) for row in shown]
     if not rows:
         blocks.append(_section("Nobody right now."))
     return blocks
@@ -76,7 +76,8 @@ def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
 
 
-def _line(row: TopCustomer | LapsedCustomer | QuietContact) -> str:
+def segment_line(row: TopCustomer | LapsedCustomer | QuietContact) -> str:
+    """One row of a segment in mrkdwn, with its owner mentioned."""
     name = f"*{escape(row.name)}*"
     if isinstance(row, TopCustomer):
         decile = " · top 10%" if row.top_decile else ""
@@ -87,4 +88,4 @@ def _line(row: TopCustomer | LapsedCustomer | QuietContact) -> str:
     return f"{name} ({row.kind}, {row.stage}): quiet for {row.days_quiet} days · {owner_mention(row.owner)}"
 
 
-__all__ = ["segment_blocks"]
+__all__ = ["segment_blocks", "segment_line"]

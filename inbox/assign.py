@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from inbox.options import Route
-from store.assignments import assignment_history, open_load
+from store.assignments import assignment_history, least_loaded, open_load
 from store.hours import is_working
 from store.models import Company, Contact, Conversation, Rep, Role
 from store.types import utcnow
@@ -107,7 +107,7 @@ def least_busy(candidates: Sequence[Rep], team: Team) -> tuple[Rep | None, list[
             skipped.append(why)
     if not available:
         return None, skipped
-    return min(available, key=lambda r: (team.load.get(r.id or -1, 0), r.id or 0)), skipped
+    return least_loaded(available, team.load), skipped
 
 
 # --------------------------------------------------------------------------- rules

@@ -6,7 +6,7 @@ same way, so `rapport assign explain` and the Slack DM read one history.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -67,6 +67,12 @@ def open_load(session: Session) -> dict[int, int]:
         if owner_id in load:
             load[owner_id] = int(count)
     return {rep_id: count for rep_id, count in load.items() if rep_id is not None}
+
+
+def least_loaded(reps: Sequence[Rep], load: Mapping[int, int]) -> Rep:
+    """The rep with the fewest open conversations in `load` (ties: the lower id); `reps` is not empty.
+    Inbox assignment and win-back owners (store/winback.py) pick by this one rule."""
+    return min(reps, key=lambda rep: (load.get(rep.id or -1, 0), rep.id or 0))
 
 
 def assignment_history(session: Session, conversation_id: int) -> list[Assignment]:

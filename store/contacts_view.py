@@ -24,6 +24,7 @@ from store.models import (
     Order,
     Rep,
 )
+from store.owners import contact_owner
 from store.stages import Move, stage_history
 from store.surveys import last_answer
 
@@ -61,8 +62,8 @@ class ContactCard:
     emails: list[str]
     company_id: int | None
     company: str | None
-    owner_id: int | None
-    owner: str | None
+    owner_id: int | None  # the effective owner (store/owners.py): the contact's, else the company's
+    owner: str | None  # "Anna Berg" or "Anna Berg (via company Acme)"; None: no owner
     consents: list[ConsentLine]
     last_contact_at: datetime | None
     open_conversations: list[OpenConversation]
@@ -84,7 +85,7 @@ def contact_card(
     if contact is None or contact.id is None:
         return None
     company = session.get(Company, contact.company_id) if contact.company_id else None
-    owner = session.get(Rep, contact.owner_id) if contact.owner_id else None
+    owner = contact_owner(session, contact)
     order_count, totals, last_order = _orders(session, contact.id)
     answer = last_answer(session, contact.id)
     return ContactCard(
@@ -98,8 +99,8 @@ def contact_card(
         emails=_emails(session, contact.id),
         company_id=contact.company_id,
         company=company.name if company else None,
-        owner_id=contact.owner_id,
-        owner=owner.name if owner else None,
+        owner_id=owner.rep_id,
+        owner=owner.describe() if owner.rep_id is not None else None,
         consents=_consents(session, contact.id),
         last_contact_at=_last_contact(session, contact.id),
         open_conversations=_open_conversations(session, contact.id, conversations),

@@ -57,6 +57,7 @@ from store.segments import (
 )
 from store.surveys import SurveyFigures, survey_figures
 from store.types import utcnow
+from store.winback import WonBack, contacts_without_owner, won_back
 
 Period = Literal["day", "week"]
 PERIODS: tuple[Period, ...] = ("day", "week")
@@ -208,6 +209,9 @@ class DigestFigures:
     previous: Headline | None = None  # the period before, for the change in each headline figure
     waiting: list[WaitingConversation] = field(default_factory=list)  # oldest first, ACTION_LIMIT at most
     due_followups: list[DueFollowUp] = field(default_factory=list)  # longest overdue first, ACTION_LIMIT at most
+    satisfaction: SurveyFigures = field(default_factory=SurveyFigures)  # CSAT: store.surveys.survey_figures
+    lapsed_without_owner: list[LapsedCustomer] = field(default_factory=list)
+    won_back: list[WonBack] = field(default_factory=list)
 
     @property
     def headline(self) -> Headline:
@@ -219,9 +223,9 @@ class DigestFigures:
         """Nothing happened and nothing waits: the digest is one short line."""
         return not any((self.new_conversations, self.answered, self.first_response.count, self.sla_breaches,
                         self.open, self.followups_done, self.followups_overdue, self.lapsed_worth_a_call,
+                        self.lapsed_without_owner, self.won_back,
                         self.top_customers_who_wrote, self.funnel.moved, self.satisfaction.sent,
                         self.satisfaction.scores))
-    satisfaction: SurveyFigures = field(default_factory=SurveyFigures)  # CSAT: store.surveys.survey_figures
 
     @property
     def local_start(self) -> datetime:
@@ -364,6 +368,9 @@ def compute_digest(
     activities = window.activities()
     done, overdue_followups = window.followups()
     totals = order_totals(session, now=now, params=params)  # one pass over the orders for both segments
+    lapsed_worth_a_call, lapsed_without_owner = _lapsed(session, now=now, params=params, owner_ids=owner_ids,
+                                                        totals=totals)
+    local = zone(tz_name)
     reps = _rep_figures(
         session, team, snapshot, responses, breaches, assigned, answered, activities, done, overdue_followups
     )
@@ -395,9 +402,7 @@ def compute_digest(
         automatic_by_reason=_ranked(reasons),
         reps=reps,
         top_customers_who_wrote=window.top_customers_who_wrote(params, totals),
-        lapsed_worth_a_call=lapsed_customers(
-            session, now=now, params=params, owner_ids=owner_ids, limit=params.top_n, totals=totals
-        ),
+        lapsed_worth_a_call=lapsed_worth_a_call,
         series=_series(period, window.start, window.end, tz_name, opened_at, responses),
         funnel=window.funnel(),
         answered=sum(answered.values()),
@@ -405,7 +410,25 @@ def compute_digest(
         waiting=window.waiting(),
         due_followups=window.due_followups(),
         satisfaction=satisfaction,
+        lapsed_without_owner=lapsed_without_owner,
+        won_back=won_back(session, first_day=window.start.astimezone(local).date(),
+                          after_day=window.end.astimezone(local).date(), rep_ids=owner_ids),
     )
+
+
+def _lapsed(
+    session: Session, *, now: datetime, params: SegmentParams, owner_ids: list[int] | None,
+    totals: list[ContactOrders],
+) -> tuple[list[LapsedCustomer], list[LapsedCustomer]]:
+    """Lapsed customers worth a call: the segment's customers the team owns (everyone: anyone owns),
+    best first, at most top_n; and those without an owner (no effective owner, store/owners.py,
+    or one who left), for every manager to give an owner, at most top_n."""
+    unowned_ids = contacts_without_owner(session)
+    owned = lapsed_customers(session, now=now, params=params, owner_ids=owner_ids, limit=params.top_n,
+                             totals=[t for t in totals if t.contact_id not in unowned_ids])
+    unowned = lapsed_customers(session, now=now, params=params, limit=params.top_n,
+                               totals=[t for t in totals if t.contact_id in unowned_ids])
+    return owned, unowned
 
 
 def _ranked(counts: dict[str, int]) -> dict[str, int]:

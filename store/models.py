@@ -336,6 +336,8 @@ class FollowUp(SQLModel, table=True):
         Index("ix_followup_status_due", "status", "due_at"),
         # one post-purchase follow-up per order, guaranteed by the database
         Index("uq_followup_order_id", "order_id", unique=True),
+        # one win-back follow-up per lapse: a lapse is a contact and its last order date before it
+        Index("uq_followup_lapse", "contact_id", "lapsed_since", unique=True),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -344,8 +346,9 @@ class FollowUp(SQLModel, table=True):
     due_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     note: str = ""
     status: str = Field(default=FollowUpStatus.open)
-    source: str = "manual"  # "manual", "post_purchase", "slack", "call"
+    source: str = "manual"  # "manual", "post_purchase", "slack", "call", "winback"
     order_id: int | None = Field(default=None, foreign_key="order.id")
+    lapsed_since: date | None = None  # win-back: the contact's last order date when it lapsed
     reminded_at: datetime | None = _time()
     last_nudged_at: datetime | None = _time()
     done_at: datetime | None = _time()

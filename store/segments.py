@@ -5,8 +5,8 @@ Every definition is written once here and used by the digest, Slack
 The precise definitions (and the currency table) are in docs/digest.md.
 
 The unit of a segment is the *contact*: an order counts for its contact
-(orders without a contact count for nobody). A contact's owner is the contact's
-owner, else its company's owner.
+(orders without a contact count for nobody). A contact's owner is its effective
+owner (store/owners.py: the contact's owner, else its company's owner).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from store.models import (
     Rep,
     Stage,
 )
+from store.owners import effective_owner_id, owned_by
 
 
 def table(model: type[Any]) -> Table:
@@ -200,7 +201,7 @@ def _with_owner(query: Select[Any]) -> Select[Any]:
         .outerjoin(_contact_owner_table, _contact_owner.id == _contact.owner_id)
         .outerjoin(_company_owner_table, _company_owner.id == _company.owner_id)
         .add_columns(
-            func.coalesce(_contact_owner.id, _company_owner.id).label("owner_id"),
+            effective_owner_id(_contact_owner.id, _company_owner.id).label("owner_id"),
             func.coalesce(_contact_owner.name, _company_owner.name).label("owner_name"),
             func.coalesce(_contact_owner.email, _company_owner.email).label("owner_email"),
             func.coalesce(_contact_owner.slack_user_id, _company_owner.slack_user_id).label("owner_slack"),
@@ -214,9 +215,7 @@ def _owner(row: Any) -> Owner:
 
 def _owned_by(owner_ids: Collection[int] | None) -> Any:
     """SQL filter on the effective owner; None means everyone (no filter)."""
-    if owner_ids is None:
-        return literal(True)
-    return func.coalesce(_contact.owner_id, _company.owner_id).in_(list(owner_ids))
+    return owned_by(effective_owner_id(_contact.owner_id, _company.owner_id), owner_ids)
 
 
 def _money(value: Any) -> Decimal:
@@ -501,7 +500,7 @@ def create_post_purchase_followups(
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": POST_PURCHASE_LOCK})
     today = now.astimezone(UTC).date()
-    rep_id = func.coalesce(_contact.owner_id, _company.owner_id)
+    rep_id = effective_owner_id(_contact.owner_id, _company.owner_id)
     has_followup = select(_followup.id).where(_followup.order_id == _order.id).exists()
     query = (
         select(_order.id, _order.ordered_on, _order.contact_id, _rep.id.label("rep_id"), _rep.timezone)
@@ -526,7 +525,7 @@ def create_post_purchase_followups(
                 rep_id=row.rep_id,
                 order_id=row.id,
                 source="post_purchase",
-                due_at=_local_time(due_day, row.timezone),
+                due_at=followup_due_at(due_day, row.timezone),
                 created_at=now,
                 note=f"Post-purchase: is the customer happy with the order of {row.ordered_on.isoformat()}?",
             )
@@ -536,7 +535,8 @@ def create_post_purchase_followups(
     return created
 
 
-def _local_time(day: date, name: str) -> datetime:
+def followup_due_at(day: date, name: str) -> datetime:
+    """09:00 on `day` in the rep's time zone `name` (an unknown zone: 09:00 UTC), in UTC."""
     try:
         tz = zone(name)
     except UnknownZone:
@@ -606,6 +606,7 @@ __all__ = [
     "create_post_purchase_followups",
     "eur_value",
     "export_segment",
+    "followup_due_at",
     "lapsed_customers",
     "months_before",
     "order_totals",

@@ -123,3 +123,19 @@ def test_regression_no_slack_handler_calls_slack_while_holding_the_write_lock(
     assert {"chat.postMessage", "conversations.open", "chat.update", "views.open", "views.update", "views.publish",
             "chat.getPermalink", "chat.postEphemeral"} <= methods
     assert [method for method, free in probes if not free] == []
+
+
+def test_regression_win_back_buttons_and_bot_dms_call_slack_outside_the_write_lock(
+    seeded: Seeded, fake_slack: FakeSlack, events_url: str, interact: Callable[[dict[str, Any]], Any],
+    probes: list[tuple[str, bool]],
+) -> None:
+    for action_id in ("winback_create", "winback_assign"):
+        assert interact(_button(action_id, "", user=CAROL, channel="C0SALES"))[0] == 200
+    dm = {"type": "message", "channel": ALICE_DM, "channel_type": "im", "user": ALICE, "text": "find stastny",
+          "ts": "1.0"}
+    assert slack_requests.event(SECRET, slack_requests.event_payload(dm, event_id="EvDmLock")).post(events_url)[0] == 200
+    fake_slack.wait_for("chat.postEphemeral", 2)
+    fake_slack.wait_for("chat.postMessage", 1)
+    fake_slack.wait_for("views.publish", 2)
+    assert {"chat.postEphemeral", "chat.postMessage", "views.publish"} <= {method for method, _ in probes}
+    assert [method for method, free in probes if not free] == []

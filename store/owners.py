@@ -1,0 +1,103 @@
+"""Who owns a contact: the one owner rule, used by the card, `my`, visibility, segments and the digest.
+
+A contact's *effective owner* is the contact's own owner, else its company's owner
+(the account owner), else nobody. Every place that asks "whose contact is this?"
+asks here, so the card, `my`, what a rep may see, the segments and the digest
+cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, literal, select
+from sqlmodel import Session, col
+
+from store.models import Company, Contact, Rep
+
+
+def effective_owner_id(contact_owner_id: Any, company_owner_id: Any) -> Any:
+    """SQL: the effective owner's id from the contact's and the company's owner columns."""
+    return func.coalesce(contact_owner_id, company_owner_id)
+
+
+def effective_owner_sql(contact: str, company: str) -> str:
+    """The same rule for hand-written SQL: `contact` and `company` are the tables' aliases."""
+    return f"COALESCE({contact}.owner_id, {company}.owner_id)"
+
+
+def owned_by(owner: Any, owner_ids: Collection[int] | None) -> Any:
+    """SQL filter on an effective-owner expression; None means everyone (no filter)."""
+    return literal(True) if owner_ids is None else owner.in_(sorted(owner_ids))
+
+
+def is_visible(owner_id: int | None, visible_owner_ids: Collection[int] | None) -> bool:
+    """May someone who sees `visible_owner_ids` (None: everyone) see a record with this owner?
+    Unowned records are visible to all."""
+    return visible_owner_ids is None or owner_id is None or owner_id in visible_owner_ids
+
+
+@dataclass(frozen=True)
+class ContactOwner:
+    """A contact's effective owner and where it comes from."""
+
+    rep_id: int | None
+    name: str | None
+    via_company: str | None = None  # the company's name when the owner is the company's
+
+    def describe(self) -> str:
+        """`Anna Berg`, `Anna Berg (via company Acme)` or `no owner`."""
+        if self.rep_id is None:
+            return "no owner"
+        name = self.name or "a former rep"
+        return f"{name} (via company {self.via_company})" if self.via_company else name
+
+
+def contact_owner(session: Session, contact: Contact) -> ContactOwner:
+    """The effective owner of `contact`, saying whether it comes from the company."""
+    if contact.owner_id is not None:
+        rep = session.get(Rep, contact.owner_id)
+        return ContactOwner(contact.owner_id, rep.name if rep else None)
+    company = session.get(Company, contact.company_id) if contact.company_id else None
+    if company is None or company.owner_id is None:
+        return ContactOwner(None, None)
+    rep = session.get(Rep, company.owner_id)
+    return ContactOwner(company.owner_id, rep.name if rep else None, company.name)
+
+
+def owner_id_of(session: Session, contact_id: int) -> int | None:
+    """The effective owner's id of a contact (None: unowned, or no such contact)."""
+    query = (
+        select(effective_owner_id(col(Contact.owner_id), col(Company.owner_id)))
+        .select_from(Contact)
+        .outerjoin(Company, col(Company.id) == col(Contact.company_id))
+        .where(col(Contact.id) == contact_id)
+    )
+    return session.execute(query).scalar_one_or_none()
+
+
+def owned_contacts(session: Session, rep_id: int) -> tuple[int, int]:
+    """How many contacts `rep_id` owns: (their own, through the contact's company)."""
+    query = (
+        select(col(Contact.owner_id).is_(None), func.count())
+        .select_from(Contact)
+        .outerjoin(Company, col(Company.id) == col(Contact.company_id))
+        .where(effective_owner_id(col(Contact.owner_id), col(Company.owner_id)) == rep_id)
+        .group_by(col(Contact.owner_id).is_(None))
+    )
+    counts = {bool(via_company): int(n) for via_company, n in session.execute(query)}
+    return counts.get(False, 0), counts.get(True, 0)
+
+
+__all__ = [
+    "ContactOwner",
+    "contact_owner",
+    "effective_owner_id",
+    "effective_owner_sql",
+    "is_visible",
+    "owned_by",
+    "owned_contacts",
+    "owner_id_of",
+]
