@@ -4,21 +4,31 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
+from pathlib import Path
 
 import typer
 from rich.table import Table
 from sqlmodel import Session
 
-from bot.digest import DigestDeliveryError, render_digest_text, send_digest
+from bot.digest import DigestDeliveryError, digest_managers, render_digest_text, send_digest
 from bot.email import EmailError
 from bot.notify import SlackSender
-from rapport.cli.common import console, print_json, runtime
+from rapport.cli.common import (
+    AT_OPTION,
+    DEMO_DIR_OPTION,
+    DEMO_OPTION,
+    console,
+    demo_or_runtime,
+    now,
+    print_json,
+    runtime,
+)
 from rapport.errors import RapportError
 from rapport.settings import Settings
 from rapport.wiring import segment_params, slack_client, smtp_options
 from store.db import read_session
 from store.digest import DigestError, DigestFigures, compute_digest, last_complete_period, period_bounds
-from store.hours import UnknownZone
+from store.hours import UnknownZone, zone
 from store.models import Rep
 from store.reps import rep_by_email
 from store.segments import export_segment
@@ -42,28 +52,33 @@ def _parse_date(value: str | None) -> date | None:
 
 
 def digest(
-    manager: str = typer.Option(..., "--manager", help="The manager's email (a rep in rapport.toml)."),
+    manager: str | None = typer.Option(None, "--manager", help="The manager's email (a rep in rapport.toml); "
+                                       "default: the first manager who gets a digest."),
     period: PeriodChoice = typer.Option(PeriodChoice.day, "--period", help="A day, or a Monday-to-Sunday week."),
     on: str | None = typer.Option(None, "--date", help="A local date in the period (default: the last "
-                                  "complete day or week in the manager's time zone)."),
+                                  "complete day or week in the manager's time zone; with --demo, the demo's)."),
     print_: bool = typer.Option(False, "--print", help="Render to the terminal (the default)."),
     send: bool = typer.Option(False, "--send", help="Send it now, by the manager's digest_via (Slack, email)."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+    demo: bool = DEMO_OPTION,
+    demo_dir: Path = DEMO_DIR_OPTION,
+    at: str | None = AT_OPTION,
 ) -> None:
     """Compute a manager's digest: print it, send it, or print its figures as JSON."""
     if sum((print_, send, as_json)) > 1:
         raise RapportError("choose one of --print, --send and --json")
-    rt = runtime()
+    rt = demo_or_runtime(demo, demo_dir)
+    moment = now(rt, at)
     day = _parse_date(on)
     with read_session(rt.engine) as session:  # reads only: never holds SQLite's write lock
-        rep = rep_by_email(session, manager)
-        if rep is None:
-            raise RapportError(f"no rep with email {manager!r}; managers are listed under [[reps]] in rapport.toml")
+        rep = _manager(session, manager)
         try:
+            if day is None and demo:  # the period the demo showed: the one holding its clock
+                day = moment.astimezone(zone(rep.timezone)).date()
             start, end = (period_bounds(period.value, day, rep.timezone) if day is not None
-                          else last_complete_period(period.value, utcnow(), rep.timezone))
+                          else last_complete_period(period.value, moment, rep.timezone))
             figures = compute_digest(session, manager=rep, period=period.value, start=start, end=end,
-                                     params=segment_params(rt.config))
+                                     params=segment_params(rt.config), now=moment)
         except (DigestError, UnknownZone) as exc:
             raise RapportError(str(exc)) from None
         if as_json:
@@ -72,6 +87,20 @@ def digest(
             _send(session, figures, rep, rt.settings)
         else:
             console.print(render_digest_text(figures), highlight=False, markup=False)
+
+
+def _manager(session: Session, email: str | None) -> Rep:
+    """`--manager`, else the first manager who gets a digest."""
+    if email is None:
+        managers = digest_managers(session)
+        if not managers:
+            raise RapportError("no manager gets a digest (digest_via under [[reps]] in rapport.toml): "
+                               "name one with --manager")
+        return managers[0]
+    rep = rep_by_email(session, email)
+    if rep is None:
+        raise RapportError(f"no rep with email {email!r}; managers are listed under [[reps]] in rapport.toml")
+    return rep
 
 
 def _send(session: Session, figures: DigestFigures, rep: Rep, settings: Settings) -> None:
@@ -87,10 +116,12 @@ def _send(session: Session, figures: DigestFigures, rep: Rep, settings: Settings
 
 
 def _segment_command(name: str) -> None:
-    def command(as_json: bool = typer.Option(False, "--json", help="Print JSON lines-ready rows.")) -> None:
+    def command(
+        as_json: bool = typer.Option(False, "--json", help="Print JSON lines-ready rows."), at: str | None = AT_OPTION
+    ) -> None:
         rt = runtime()
         with read_session(rt.engine) as session:
-            rows = list(export_segment(session, name, now=utcnow(), params=segment_params(rt.config)))
+            rows = list(export_segment(session, name, now=now(rt, at), params=segment_params(rt.config)))
         if as_json:
             print_json(rows)
             return
