@@ -155,6 +155,16 @@ ENV_NAMES: dict[str, str] = {
 SECRETS = frozenset(name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation))
 
 
+def _masked(field: str, value: Any) -> Any:
+    """A value fit to print: a database URL without its password."""
+    if field == "database_url" and isinstance(value, str):
+        try:
+            return make_url(value).render_as_string(hide_password=True)
+        except ArgumentError:
+            return "(not a URL)"
+    return value
+
+
 def _together(settings: Settings) -> list[str]:
     """Settings that only work together: a mailbox needs its host, user and password; SMTP a user
     and a password, or neither."""
@@ -173,7 +183,7 @@ def _together(settings: Settings) -> list[str]:
                           else ("RAPPORT_SMTP_PASSWORD", "RAPPORT_SMTP_USER"))
         problems.append(f"{missing}: not set, but {given} is: SMTP needs both, or neither")
     if any(smtp.values()) and not settings.smtp_host:
-        problems.append("RAPPORT_SMTP_HOST: not set, but the SMTP user and password are")
+        problems.append("RAPPORT_SMTP_HOST: not set, but the SMTP user or password is")
     return problems
 
 
@@ -217,7 +227,7 @@ def read_settings(known_names: Iterable[str] = (), **overrides: Any) -> tuple[Se
             failed.add(field)
             env_name = ENV_NAMES.get(field, field)
             message = str(error["msg"]).removeprefix("Value error, ")
-            shown = "(hidden)" if field in SECRETS else repr(error.get("input"))
+            shown = "(hidden)" if field in SECRETS else repr(_masked(field, error.get("input")))
             problems.append(f"{env_name}: {message} (got {shown})")
         # the others, checked together with the failed ones at their defaults
         defaults = {f: Settings.model_fields[f].default for f in failed if f in Settings.model_fields}
