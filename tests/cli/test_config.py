@@ -252,3 +252,24 @@ def test_config_check_prints_every_effective_value_masked_within_80_columns(tmp_
                   "reps[0].working_hours", "Mon-Thu 08:00-16:00; Fri", "configuration OK"):
         assert shown in out, shown
     assert max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_one_clock_at_wins_over_rapport_now_which_wins_over_the_real_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from rapport.cli.common import clock, now
+    from rapport.errors import RapportError
+    from rapport.wiring import Runtime
+    from store.types import utcnow
+
+    monkeypatch.chdir(tmp_path)
+    real = Runtime.load(load_settings(config_file=tmp_path / "absent.toml"))
+    assert clock(real) is utcnow
+    monkeypatch.setenv("RAPPORT_NOW", "2026-12-04T14:00+01:00")
+    fixed = Runtime.load(load_settings(config_file=tmp_path / "absent.toml"))
+    assert now(fixed) == datetime(2026, 12, 4, 13, 0, tzinfo=UTC) == clock(fixed)()
+    assert now(fixed, "2026-12-05T08:00Z") == datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
+    with pytest.raises(RapportError, match="--at '2026-12-05 08:00': give the UTC offset"):
+        now(fixed, "2026-12-05 08:00")
