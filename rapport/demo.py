@@ -350,7 +350,7 @@ def next_steps(rt: Runtime, plan: DemoPlan) -> list[str]:
 
 def show_next_steps(console: Console, rt: Runtime, plan: DemoPlan) -> None:
     console.rule("Try next", style="bold")
-    console.print("In the demo's folder every command uses its database, rapport.toml and clock (.env):",
+    console.print("In the demo's folder, commands use its data, rapport.toml and clock (.env):",
                   highlight=False, markup=False)
     for line in next_steps(rt, plan):
         console.print(f"  {line}", highlight=False, markup=False)

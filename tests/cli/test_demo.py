@@ -132,3 +132,17 @@ def test_regression_the_demo_s_follow_up_commands_print_the_same_figures_as_the_
     assert "My open conversations" in chat
     assert "Slack DM to" not in chat and "DM to" not in chat
     assert "*" not in chat and "<@" not in chat
+
+
+def test_regression_spacy_log_lines_are_printed_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """Training printed each spaCy line twice: through spaCy's own handler and through ours."""
+    import logging
+
+    import spacy  # noqa: F401  (adds spaCy's handler)
+
+    from rapport.cli.common import setup_logging
+
+    setup_logging("INFO")
+    assert logging.getLogger("spacy").handlers == []
+    logging.getLogger("spacy").info("Created vocabulary")
+    assert capsys.readouterr().err.count("Created vocabulary") == 1
