@@ -3,12 +3,14 @@ public HTTPS address of `rapport serve`. The file stays the one source; this onl
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from urllib.parse import urlsplit
 
 PLACEHOLDER_URL = "https://rapport.example.com/slack/events"
 EVENTS_PATH = "/slack/events"
 DEFAULT_COMMAND = "/crm"
+_DEFAULT_COMMAND = re.compile(re.escape(DEFAULT_COMMAND) + r"\b")
 
 
 class ManifestError(ValueError):
@@ -39,8 +41,7 @@ def render_manifest(*, command: str = DEFAULT_COMMAND, http_url: str | None = No
             if url is None:
                 continue  # Socket Mode: Slack sends everything over the socket
             line = line.replace(PLACEHOLDER_URL, url)
-        if line.strip() == f"- command: {DEFAULT_COMMAND}":
-            line = line.replace(DEFAULT_COMMAND, command)
+        line = _DEFAULT_COMMAND.sub(command, line)  # the command, and comments that name it
         if url is None and line.strip() == "socket_mode_enabled: false":
             line = line.replace("false", "true")
         lines.append(line)
