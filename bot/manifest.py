@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 PLACEHOLDER_URL = "https://rapport.example.com/slack/events"
 EVENTS_PATH = "/slack/events"
 DEFAULT_COMMAND = "/crm"
-_DEFAULT_COMMAND = re.compile(re.escape(DEFAULT_COMMAND) + r"\b")
+_DEFAULT_COMMAND = re.compile(r"(?<![\w/])" + re.escape(DEFAULT_COMMAND) + r"(?![\w.-])")
 
 
 class ManifestError(ValueError):
@@ -37,11 +37,11 @@ def render_manifest(*, command: str = DEFAULT_COMMAND, http_url: str | None = No
     for line in manifest_source().splitlines():
         if line.startswith("#"):
             continue  # the file's note to maintainers; the header below replaces it
+        line = _DEFAULT_COMMAND.sub(command, line)  # the command, and comments that name it
         if PLACEHOLDER_URL in line:
             if url is None:
                 continue  # Socket Mode: Slack sends everything over the socket
             line = line.replace(PLACEHOLDER_URL, url)
-        line = _DEFAULT_COMMAND.sub(command, line)  # the command, and comments that name it
         if url is None and line.strip() == "socket_mode_enabled: false":
             line = line.replace("false", "true")
         lines.append(line)
