@@ -86,6 +86,20 @@ def _append_angle(out: Text, inside: str, names: Mapping[str, str]) -> None:
             out.append(f" ({url})", style="dim")
 
 
+_FIELD = re.compile(r"\*(?P<label>[^*\n]+)\*\n(?P<value>[^\n]*)")
+
+
 def terminal_blocks(blocks: list[Block], fallback: str, names: Mapping[str, str] | None = None) -> Text:
-    """A message's blocks (else its fallback text) for the terminal."""
-    return terminal_text(render_text(blocks, escaped=True) or fallback, names)
+    """A message's blocks (else its fallback text) for the terminal; a field that Slack shows as a
+    bold label over its value becomes one line, `label: value`."""
+    return terminal_text(render_text([_one_line_fields(b) for b in blocks], escaped=True) or fallback, names)
+
+
+def _one_line_fields(block: Block) -> Block:
+    if block.get("type") != "section" or not block.get("fields"):
+        return block
+    fields = []
+    for field in block["fields"]:
+        match = _FIELD.fullmatch(str(field.get("text", "")))
+        fields.append({**field, "text": f"*{match['label']}:* {match['value']}"} if match else field)
+    return {**block, "fields": fields}

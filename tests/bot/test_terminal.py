@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from bot.blocks import section
+from bot.blocks import fields, section
 from bot.notify import ConsoleSender, Outgoing
 from bot.terminal import terminal_blocks, terminal_text
 from store.models import Rep
@@ -27,6 +27,9 @@ def test_regression_bold_mentions_and_links_render_for_the_terminal() -> None:
     styles = _styles(text)
     assert "bold" in styles["Kind:"] and "bold" in styles["@Karin Lindqvist"]
     assert "link https://x.example/o/1" in styles["order 1"] and "italic" in styles["since Monday"]
+    # a field Slack shows as a label over its value: one line
+    card = terminal_blocks([fields("*Kind*\ncustomer", "*Owner*\n<@U01KARIN>")], "", {"U01KARIN": "Karin"})
+    assert card.plain == "Kind: customer\nOwner: @Karin"
 
 
 def test_text_from_mail_stays_literal() -> None:
