@@ -193,19 +193,29 @@ def env_file_of(overrides: Mapping[str, Any]) -> Path | None:
     return Path(path) if path is not None else None
 
 
-def unknown_names(names: Iterable[str], *, known: Iterable[str] = (), where: str = "the environment") -> list[str]:
-    """`RAPPORT_*` and `SLACK_*` names that are no setting, each with the nearest valid one."""
+def unknown_names(
+    names: Iterable[str], *, known: Iterable[str] = (), where: str = "the environment", present: Iterable[str] = ()
+) -> list[str]:
+    """`RAPPORT_*` and `SLACK_*` names that are no setting, each with the nearest valid one. A `SLACK_*`
+    name counts only as a near miss of one of ours that is not set (`present`): other tools use the
+    prefix too, and SLACK_API_TOKEN beside SLACK_APP_TOKEN is no typo."""
     valid = sorted({*ENV_NAMES.values(), *OTHER_NAMES, *known})
+    given = set(present)
     problems = []
     for name in sorted(set(names)):
         if not name.startswith(PREFIXES) or name in valid:
             continue
         slack = name.startswith("SLACK_")
-        close = difflib.get_close_matches(name, valid, n=1, cutoff=SLACK_TYPO_CUTOFF if slack else 0.6)
-        if close:
-            problems.append(f"{name} ({where}): not a setting; did you mean {close[0]}?")
-        elif not slack:
-            problems.append(f"{name} ({where}): not a setting (`rapport config check` lists them)")
+        prefix = "SLACK_" if slack else "RAPPORT_"
+        # compare what follows the shared prefix: RAPPORT_FOO is not "nearly" RAPPORT_NOW
+        rests = {v.removeprefix(prefix): v for v in valid if v.startswith(prefix)}
+        rest = difflib.get_close_matches(name.removeprefix(prefix), list(rests), n=1,
+                                         cutoff=SLACK_TYPO_CUTOFF if slack else 0.6)
+        close = [rests[rest[0]]] if rest else []
+        if slack and (not close or close[0] in given):
+            continue
+        hint = f"did you mean {close[0]}?" if close else "`rapport config check` lists the settings"
+        problems.append(f"{name} ({where}): not a setting; {hint}")
     return problems
 
 
@@ -236,10 +246,11 @@ def read_settings(known_names: Iterable[str] = (), **overrides: Any) -> tuple[Se
         except ValidationError:
             pass
     known = list(known_names)
-    problems += unknown_names(os.environ, known=known)
     env_file = env_file_of(overrides)
-    if env_file is not None and env_file.is_file():
-        problems += unknown_names(dotenv_values(env_file), known=known, where=str(env_file))
+    in_file = list(dotenv_values(env_file)) if env_file is not None and env_file.is_file() else []
+    present = {*os.environ, *in_file}
+    problems += unknown_names(os.environ, known=known, present=present)
+    problems += unknown_names(in_file, known=known, where=str(env_file), present=present)
     return settings, problems
 
 

@@ -273,3 +273,30 @@ def test_one_clock_at_wins_over_rapport_now_which_wins_over_the_real_time(
     assert now(fixed, "2026-12-05T08:00Z") == datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
     with pytest.raises(RapportError, match="--at '2026-12-05 08:00': give the UTC offset"):
         now(fixed, "2026-12-05 08:00")
+
+
+def test_misspelt_names_get_the_nearest_setting_and_other_tools_slack_names_pass() -> None:
+    from rapport.settings import unknown_names
+
+    problems = unknown_names(["RAPPORT_IMAP_FOLDER", "RAPPORT_LOGLEVEL", "RAPPORT_FOO", "SLACK_BOT_TOKN",
+                              "SLACK_API_TOKEN", "SLACK_CLIENT_SECRET", "SLACK_WEBHOOK_URL", "RAPPORT_SUPPORT2_PW",
+                              "PATH"], known=["RAPPORT_SUPPORT2_PW"], present=["SLACK_APP_TOKEN"])
+    assert problems == [
+        "RAPPORT_FOO (the environment): not a setting; `rapport config check` lists the settings",
+        "RAPPORT_IMAP_FOLDER (the environment): not a setting; did you mean RAPPORT_IMAP_FOLDERS?",
+        "RAPPORT_LOGLEVEL (the environment): not a setting; did you mean RAPPORT_LOG_LEVEL?",
+        "SLACK_BOT_TOKN (the environment): not a setting; did you mean SLACK_BOT_TOKEN?",
+    ]  # SLACK_API_TOKEN beside a set SLACK_APP_TOKEN is another tool's; a mailbox's password_env is known
+
+
+def test_a_mailbox_password_variable_is_not_a_typo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rapport.config import check_configuration
+
+    config = _write(tmp_path, '[[inbox.mailboxes]]\nname = "sales"\nhost = "imap.x.example"\nuser = "s@x.example"\n'
+                              'password_env = "RAPPORT_SALES_IMAP_PASSWORD"\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAPPORT_SALES_IMAP_PASSWORD", "x")
+    monkeypatch.setenv("RAPPORT_SALES_IMAP_PASWORD", "x")
+    checked = check_configuration(config_file=config)
+    assert checked.problems == ["RAPPORT_SALES_IMAP_PASWORD (the environment): not a setting; "
+                                "did you mean RAPPORT_SALES_IMAP_PASSWORD?"]
