@@ -30,7 +30,7 @@ from sqlmodel import Session
 from bot.blocks import Block, Reply, context, section, split_blocks
 from bot.cards import home_view
 from bot.commands import BotOptions, Ctx, card_reply, contact_modal, run_command
-from bot.identity import rep_id_for_slack_user, unknown_user_text, visible_owner_ids
+from bot.identity import can_see, rep_id_for_slack_user, unknown_user_text, visible_owner_ids
 from bot.interactions import (
     SNOOZES,
     Outcome,
@@ -44,13 +44,18 @@ from bot.interactions import (
     submit_followup,
     submit_log_call,
     submit_log_message,
+    submit_note,
 )
 from bot.modals import card_modal, log_message_modal
+from bot.notes import card_note_modal
 from bot.notify import SlackSender
+from bot.relationship import MOVE_FIELDS, move_from_card
+from bot.reply import reply_view, submit_reply
 from bot.text import clip, escape, whole_number
+from bot.thread import page_of, thread_view
 from store.db import read_session, session_scope
 from store.models import Rep, SlackEvent
-from store.search import search_contacts
+from store.search import search_companies, search_contacts
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -79,6 +84,7 @@ class RapportSlack:
         self.sender = SlackSender(client)
         self.options = options or BotOptions()
         self.clock = clock
+        self.after_reply: Callable[[], object] | None = None  # `serve`: deliver the reply now, not at the next tick
         self._slow = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rapport-slow")
         self._listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="rapport-listener")
         self.app = App(
@@ -103,6 +109,10 @@ class RapportSlack:
         app.action("contact_open")(self._on_contact_open)
         app.action("log_call_open")(self._on_open_modal("call"))
         app.action("followup_open")(self._on_open_modal("followup"))
+        app.action("note_open")(self._on_open_modal("note"))
+        app.options("company_picker")(self._on_company_options)
+        for field in MOVE_FIELDS:
+            app.action(f"contact_{field}")(self._on_contact_move)
         conversation_actions: dict[str, ConversationAct] = {
             "conv_claim": lambda s, rep, cid, _: (claim_conversation(s, rep, cid, keyword_prefix=self.prefix), None),
             "conv_answered": lambda s, rep, cid, _: (mark_answered(s, rep, cid, self.clock()), None),
@@ -119,6 +129,13 @@ class RapportSlack:
         app.view("log_call")(self._on_submission(submit_log_call))
         app.view("add_followup")(self._on_submission(submit_followup))
         app.view("log_message")(self._on_submission(submit_log_message))
+        app.view("add_note")(self._on_submission(submit_note))
+        app.action("conv_thread")(self._on_view_action(lambda s, rep, value: thread_view(s, rep, whole_number(value) or 0)))
+        app.action("conv_reply")(self._on_view_action(lambda s, rep, value: reply_view(
+            s, rep, whole_number(value) or 0, self.options.reply)))
+        app.action("thread_page")(self._on_thread_page)
+        app.view("email_reply")(self._on_submission(partial(submit_reply, options=self.options.reply),
+                                                    then=lambda: self.after_reply and self.after_reply()))
         app.shortcut(SHORTCUT_CALLBACK)(self._on_log_shortcut)
         app.event("app_home_opened")(self._on_home_opened)
         app.error(self._on_error)
@@ -252,16 +269,63 @@ class RapportSlack:
             reply = card_reply(ctx, whole_number(value) or 0)
         self.client.views_open(trigger_id=body["trigger_id"], view=card_modal(reply.blocks))
 
+    def _on_company_options(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+        query = str(body.get("value") or "")
+        if len(query.strip()) < 2:
+            ack(options=[])
+            return
+        with read_session(self.engine) as session:
+            rep = self._rep(session, context)
+            hits = [h for h in search_companies(session, query, limit=20) if can_see(session, rep, h.owner_id)]
+        ack(options=[{"text": {"type": "plain_text", "text": clip(h.name, 75)}, "value": str(h.company_id)}
+                     for h in hits])
+
+    def _on_contact_move(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+        """A card's kind or stage menu: move the contact, then show the card as it is now."""
+        ack()
+        contact_text, _, argument = _action_value(body).partition(":")
+        contact_id = whole_number(contact_text) or 0
+        with session_scope(self.engine) as session:
+            ctx = Ctx(session, self._rep(session, context), self.clock(), self.options)
+            outcome = move_from_card(session, ctx.rep, contact_id, argument, ctx.now)
+            card = card_reply(ctx, contact_id).blocks if outcome.ok else []
+        view = body.get("view") or {}
+        if outcome.ok and (body.get("container") or {}).get("type") == "view" and view.get("id"):
+            self.client.views_update(view_id=str(view["id"]), view=_card_with_status(card, outcome.text))
+            return
+        self._show_outcome(body, outcome, keep=lambda block: block.get("block_id") != "rapport_status",
+                           blocks=card or None)
+
     def _on_open_modal(self, kind: str) -> Callable[..., None]:
         def open_modal(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
             ack()
             value = _action_value(body)
             with session_scope(self.engine) as session:
-                view = contact_modal(Ctx(session, self._rep(session, context), self.clock(), self.options),
-                                     whole_number(value), kind)
+                ctx = Ctx(session, self._rep(session, context), self.clock(), self.options)
+                view = (card_note_modal(ctx, whole_number(value)) if kind == "note"
+                        else contact_modal(ctx, whole_number(value), kind))
             self._open_or_push(body, view)
 
         return open_modal
+
+    def _on_view_action(self, build: Callable[[Session, Rep, str], dict[str, Any]]) -> Callable[..., None]:
+        """A button that opens a read-only modal (a conversation, a reply to confirm): rendered in a
+        read session, opened (or pushed over the modal it was clicked in) after it."""
+
+        def open_view(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+            ack()
+            with read_session(self.engine) as session:
+                view = build(session, self._rep(session, context), _action_value(body))
+            self._open_or_push(body, view)
+
+        return open_view
+
+    def _on_thread_page(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+        ack()
+        conversation_id, page = page_of(_action_value(body))
+        with read_session(self.engine) as session:
+            view = thread_view(session, self._rep(session, context), conversation_id, page)
+        self.client.views_update(view_id=str((body.get("view") or {}).get("id") or ""), view=view)
 
     def _open_or_push(self, body: dict[str, Any], view: dict[str, Any]) -> None:
         if (body.get("container") or {}).get("type") == "view" and (body.get("view") or {}).get("type") == "modal":
@@ -285,13 +349,16 @@ class RapportSlack:
 
         return on_action
 
-    def _show_outcome(self, body: dict[str, Any], outcome: Outcome, keep: Callable[[Block], bool]) -> None:
-        """Success: a status line on the clicked message (with the blocks `keep` keeps); refusal: a
-        private note to the clicker. A click elsewhere (App Home) shows in the refreshed Home."""
+    def _show_outcome(self, body: dict[str, Any], outcome: Outcome, keep: Callable[[Block], bool],
+                      blocks: list[Block] | None = None) -> None:
+        """Success: a status line on the clicked message (with the blocks `keep` keeps, or `blocks`
+        instead of the message's); refusal: a private note to the clicker. A click elsewhere (App
+        Home) shows in the refreshed Home."""
         container, message = body.get("container") or {}, body.get("message") or {}
         if outcome.ok and container.get("type") == "message" and message:
             status = {**context(outcome.text), "block_id": "rapport_status"}
-            blocks = [*[b for b in message.get("blocks") or [] if keep(b)][:49], status]  # Slack allows 50
+            kept = blocks if blocks is not None else message.get("blocks") or []
+            blocks = [*[b for b in kept if keep(b)][:49], status]  # Slack allows 50
             if self.sender.update(str(container.get("channel_id") or _channel(body)), str(message.get("ts")),
                                   message.get("text") or outcome.text, blocks):
                 return
@@ -313,7 +380,8 @@ class RapportSlack:
         return on_action
 
     # ------------------------------------------------------------------ modals
-    def _on_submission(self, submit: Callable[[Session, Rep, dict[str, Any], datetime], Submission]) -> Callable[..., None]:
+    def _on_submission(self, submit: Callable[[Session, Rep, dict[str, Any], datetime], Submission],
+                       then: Callable[[], object] | None = None) -> Callable[..., None]:
         def on_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
             with session_scope(self.engine) as session:
                 result = submit(session, self._rep(session, context), view, self.clock())
@@ -323,6 +391,8 @@ class RapportSlack:
                 ack(response_action="errors", errors=result.errors)
                 return
             ack()
+            if then is not None:
+                self._slow.submit(then)
             self.sender.tell(_user(body), result.text, [section(result.text)])
             self.publish_home({context["rep_id"]})
 
@@ -370,6 +440,10 @@ def _action_value(body: dict[str, Any]) -> str:
     if isinstance(selected, dict):
         return str(selected.get("value") or "")
     return str(action.get("value") or "")
+
+
+def _card_with_status(card: list[Block], text: str) -> dict[str, Any]:
+    return card_modal([*card, context(text)])
 
 
 def _snooze(choice: str, session: Session, rep: Rep, followup_id: int, now: datetime) -> Outcome:

@@ -17,14 +17,17 @@ from bot.blocks import (
     fields,
     fit,
     header,
+    option,
+    plain,
     section,
 )
 from bot.text import age, clip, escape, local_time, until
 from store.activities import recent_activities
 from store.contacts_view import ContactCard, OpenConversation, open_count, rep_queue
 from store.followups import open_followups
-from store.models import Activity, Contact, FollowUp, Rep
+from store.models import Activity, ActivityKind, Company, Contact, FollowUp, Rep
 from store.search import SearchHit
+from store.stages import KINDS, STAGES, Move, move_text, stage_label
 
 SNOOZE_CHOICES = (("1 hour", "1h"), ("Tomorrow 9:00", "tomorrow"), ("Next week", "week"))
 
@@ -46,10 +49,13 @@ def contact_card_blocks(card: ContactCard, *, now: datetime, tz: str) -> list[Bl
         ),
     ]
     if card.open_conversations:
-        lines = [_conversation_line(c, now) for c in card.open_conversations]
-        blocks.append(section("*Open conversations*\n" + "\n".join(lines)))
+        blocks.append(section("*Open conversations*"))
+        blocks += [conversation_row(c, now) for c in card.open_conversations]
     if card.activities:
-        blocks.append(section("*Last activities*\n" + "\n".join(_activity_line(a, now) for a in card.activities)))
+        lines = [_activity_line(a, now, about=card.company if a.contact_id is None else None) for a in card.activities]
+        blocks.append(section("*Last activities*\n" + "\n".join(lines)))
+    if card.moves:
+        blocks.append(section("*Stage history*\n" + "\n".join(_move_line(m, now, tz) for m in card.moves)))
     followup = card.next_followup
     blocks.append(context(
         f"Next follow-up: {local_time(followup.due_at, tz)} ({until(followup.due_at, now)}) {escape(clip(followup.note, 80))}"
@@ -58,9 +64,31 @@ def contact_card_blocks(card: ContactCard, *, now: datetime, tz: str) -> list[Bl
     blocks.append(actions(
         button("Log a call", "log_call_open", str(card.id), style="primary"),
         button("Add follow-up", "followup_open", str(card.id)),
+        button("Add a note", "note_open", str(card.id)),
         block_id=f"card:{card.id}",
     ))
+    blocks.append(move_selects(card))
     return blocks
+
+
+def move_selects(card: ContactCard) -> Block:
+    """The card's kind and stage menus (store.stages moves the contact; the value is `ID:kind:VALUE`)."""
+    def menu(action_id: str, field: str, current: str, choices: tuple[str, ...]) -> Block:
+        options = [option(stage_label(choice), f"{card.id}:{field}:{choice}") for choice in choices]
+        element: Block = {"type": "static_select", "action_id": action_id, "placeholder": plain(field.capitalize()),
+                          "options": options}
+        element.update(("initial_option", o) for o in options if o["value"].endswith(f":{current}"))
+        return element
+
+    return actions(menu("contact_kind", "kind", card.kind, KINDS), menu("contact_stage", "stage", card.stage, STAGES),
+                   block_id=f"move:{card.id}")
+
+
+def _move_line(move: Move, now: datetime, tz: str) -> str:
+    """`• need → purchase — Mon 23 Nov 2026 10:00 CET (2h ago), by Rapport: first order ...`"""
+    activity, who = move.activity, escape(move.by) if move.by else "Rapport"
+    when = f"{local_time(activity.occurred_at, tz)} ({age(activity.occurred_at, now)} ago)"
+    return f"• {escape(move_text(activity))} — {when}, by {who}: {escape(clip(activity.summary, 120))}"
 
 
 def _consent_text(card: ContactCard) -> str:
@@ -89,9 +117,14 @@ def _conversation_line(conv: OpenConversation, now: datetime) -> str:
             f"{age(conv.opened_at, now)} old{owner}{sla}")
 
 
-def _activity_line(activity: Activity, now: datetime) -> str:
-    outcome = f" ({escape(activity.outcome)})" if activity.outcome else ""
-    return f"• {escape(activity.kind)}{outcome}, {age(activity.occurred_at, now)} ago: {escape(clip(activity.summary, 100))}"
+def _activity_line(activity: Activity, now: datetime, *, about: str | None = None) -> str:
+    """`• call (connected), 2h ago: ...`; `about` names who it concerns (a company's note on a contact's card,
+    the contact in App Home); a move shows what changed."""
+    detail = activity.outcome or (move_text(activity) if activity.kind == ActivityKind.move else None)
+    outcome = f" ({escape(detail)})" if detail else ""
+    on = f" on {escape(about)}" if about else ""
+    return (f"• {escape(activity.kind)}{on}{outcome}, {age(activity.occurred_at, now)} ago: "
+            f"{escape(clip(activity.summary, 100))}")
 
 
 def pick_list_blocks(query: str, hits: list[SearchHit]) -> list[Block]:
@@ -126,12 +159,18 @@ def reminder_actions(followup_id: int) -> Block:
     )
 
 
+def conversation_row(conv: OpenConversation, now: datetime) -> Block:
+    """One open conversation with its "Show conversation" button (card, `my`, App Home)."""
+    return section(fit(_conversation_line(conv, now), MAX_SECTION_TEXT),
+                   accessory=button("Show conversation", "conv_thread", str(conv.id)))
+
+
 def queue_blocks(queue: list[OpenConversation], *, now: datetime, total: int) -> list[Block]:
-    """The queue as one section; `total` open conversations, of which `queue` are the most urgent."""
+    """The queue, a row per conversation; `total` open conversations, of which `queue` are the most urgent."""
     if not queue:
         return [section("No open conversations. :tada:")]
-    lines = "\n".join(_conversation_line(c, now) for c in queue)
-    return [section(fit(lines, MAX_SECTION_TEXT, hidden=total - len(queue)))]
+    rows = [conversation_row(c, now) for c in queue]
+    return rows + ([context(f"…and {total - len(queue)} more")] if total > len(queue) else [])
 
 
 def my_blocks(session: Session, rep: Rep, *, now: datetime) -> list[Block]:
@@ -164,6 +203,15 @@ def home_view(session: Session, rep: Rep, *, now: datetime) -> dict[str, Any]:
         blocks += [header("Coming up"), *followup_blocks(session, upcoming, now=now, tz=rep.timezone)]
     activities = recent_activities(session, rep_id=rep.id, limit=5)
     blocks += [divider(), header("My recent activities")]
-    blocks.append(section("\n".join(_activity_line(a, now) for a in activities)) if activities
-                  else section("No activities yet."))
+    blocks.append(section("\n".join(_activity_line(a, now, about=activity_subject(session, a)) for a in activities))
+                  if activities else section("No activities yet."))
     return {"type": "home", "blocks": blocks[:100]}
+
+
+def activity_subject(session: Session, activity: Activity) -> str | None:
+    """The name of who an activity is about: its contact, else its company."""
+    if activity.contact_id is not None:
+        contact = session.get(Contact, activity.contact_id)
+        return contact.name if contact else None
+    company = session.get(Company, activity.company_id) if activity.company_id is not None else None
+    return company.name if company else None

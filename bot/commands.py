@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +21,9 @@ from bot.dates import parse_when, split_when
 from bot.identity import visible_owner_ids
 from bot.interactions import CorrectionApplier
 from bot.modals import followup_modal, log_call_modal
+from bot.reply import ReplyOptions, reply_command
 from bot.text import clip, escape, local_time
+from bot.thread import thread_command
 from store.activities import log_activity
 from store.contacts_view import contact_card
 from store.followups import create_followup, open_followups
@@ -43,6 +45,7 @@ class BotOptions:
     keyword_prefix: str = "rapport"  # rapport.toml [inbox]: IMAP keywords follow a reassignment
     # Recategorise: record the correction and re-route (rapport binds the routing rules); None: not offered.
     apply_correction: CorrectionApplier | None = None
+    reply: ReplyOptions = field(default_factory=ReplyOptions)  # rapport.toml [reply] and the reps' signatures
 
 
 @dataclass
@@ -92,6 +95,12 @@ HELP = (
     ("away UNTIL", "mark me away (no new assignments) until a time, e.g. `away monday 9am`"),
     ("back", "I'm back: assignments resume"),
     ("segment top|lapsed|stalled|partners", "customer segments"),
+    ("stage CONTACT STAGE [REASON]", "move a contact to a buying stage: need, information search, evaluation, "
+                                     "purchase, post purchase"),
+    ("kind CONTACT KIND [REASON]", "make a contact a prospect, customer or partner"),
+    ("note CONTACT|COMPANY TEXT", "add a note to a contact or a company; without text opens the note form"),
+    ("thread CONTACT|#CONVERSATION", "read a conversation's emails in order"),
+    ("reply #CONVERSATION TEXT", "answer the customer by email (you confirm before it is sent)"),
     ("help", "this list"),
 )
 
@@ -109,7 +118,7 @@ def help_reply(ctx: Ctx, _args: list[str]) -> Reply:
 def find(ctx: Ctx, args: list[str]) -> Reply:
     query = " ".join(args).strip()
     if not query:
-        return _usage(ctx, "find QUERY", "e.g. `find acme` or `find stastny`")
+        return usage(ctx, "find QUERY", "e.g. `find acme` or `find stastny`")
     hits = search_contacts(ctx.session, query, visible_owner_ids=visible_owner_ids(ctx.session, ctx.rep))
     if not hits:
         return Reply(f"No contact matches {escape(query)}.", [section(f"No contact matches *{escape(query)}*.")])
@@ -179,7 +188,7 @@ def log_call(ctx: Ctx, args: list[str]) -> Reply:
 
 def remind(ctx: Ctx, args: list[str]) -> Reply:
     if not args:
-        return _usage(ctx, "remind CONTACT WHEN NOTE", 'e.g. `remind "Jan Novák" next friday 10am send the offer` '
+        return usage(ctx, "remind CONTACT WHEN NOTE", 'e.g. `remind "Jan Novák" next friday 10am send the offer` '
                       "or `remind me in 3 days check the invoice`")
     hit: SearchHit | None = None
     rest = args[1:]
@@ -189,7 +198,7 @@ def remind(ctx: Ctx, args: list[str]) -> Reply:
             return problem
     due, note_words = split_when(rest, tz=ctx.rep.timezone, languages=ctx.languages, now=ctx.now)
     if due is None:
-        return _usage(ctx, "remind CONTACT WHEN NOTE",
+        return usage(ctx, "remind CONTACT WHEN NOTE",
                       f"I could not read a time in *{escape(' '.join(rest) or '(nothing)')}*; "
                       "try `tomorrow 9am`, `next friday 10am`, `in 3 days`.")
     if due <= ctx.now:
@@ -224,7 +233,7 @@ def away(ctx: Ctx, args: list[str]) -> Reply:
     when = " ".join(args)
     until_time = parse_when(when, tz=ctx.rep.timezone, languages=ctx.languages, now=ctx.now) if when else None
     if until_time is None or until_time <= ctx.now:
-        return _usage(ctx, "away UNTIL", "e.g. `away monday 9am` or `away in 2 days`")
+        return usage(ctx, "away UNTIL", "e.g. `away monday 9am` or `away in 2 days`")
     ctx.rep.away_until = until_time
     ctx.session.add(ctx.rep)
     text = f"You're away until {local_time(until_time, ctx.rep.timezone)}: no new assignments until then."
@@ -243,7 +252,7 @@ def back(ctx: Ctx, _args: list[str]) -> Reply:
 def segment(ctx: Ctx, args: list[str]) -> Reply:
     name = args[0].lower() if args else ""
     if name not in SEGMENTS:
-        return _usage(ctx, "segment top|lapsed|stalled|partners", "pick one of the four segments")
+        return usage(ctx, "segment top|lapsed|stalled|partners", "pick one of the four segments")
     from bot.segments import segment_blocks  # bot.segments renders with helpers from this module
 
     params = ctx.options.segment_params or SegmentParams()
@@ -251,9 +260,28 @@ def segment(ctx: Ctx, args: list[str]) -> Reply:
     return Reply(f"Segment {name}", blocks)
 
 
-def _usage(ctx: Ctx, usage: str, hint: str) -> Reply:
-    text = f"Usage: `{ctx.options.command} {usage}`\n{hint}"
-    return Reply(f"Usage: {ctx.options.command} {usage}", [section(text)])
+def usage(ctx: Ctx, form: str, hint: str) -> Reply:
+    """The one way to answer a command typed wrong: its form and a hint."""
+    text = f"Usage: `{ctx.options.command} {form}`\n{hint}"
+    return Reply(f"Usage: {ctx.options.command} {form}", [section(text)])
+
+
+def stage(ctx: Ctx, args: list[str]) -> Reply:
+    from bot.relationship import stage_command  # bot.relationship builds on this module
+
+    return stage_command(ctx, args)
+
+
+def kind(ctx: Ctx, args: list[str]) -> Reply:
+    from bot.relationship import kind_command
+
+    return kind_command(ctx, args)
+
+
+def note(ctx: Ctx, args: list[str]) -> Reply:
+    from bot.notes import note_command  # bot.notes builds on this module
+
+    return note_command(ctx, args)
 
 
 HANDLERS: dict[str, Handler] = {
@@ -266,6 +294,11 @@ HANDLERS: dict[str, Handler] = {
     "away": away,
     "back": back,
     "segment": segment,
+    "stage": stage,
+    "kind": kind,
+    "note": note,
+    "thread": thread_command,
+    "reply": reply_command,
 }
 
 

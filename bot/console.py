@@ -53,7 +53,9 @@ def run_text(
 
 def print_reply(console: Console, reply: Reply, names: Mapping[str, str] | None = None) -> None:
     """A reply as the rep would read it in Slack: bold, names for `<@U…>` (`names`), links."""
-    console.print(terminal_blocks(reply.blocks, reply.text, names), highlight=False)
-    if reply.modal is not None:
+    read_only = reply.modal is not None and "submit" not in reply.modal  # e.g. a conversation: print it
+    blocks = reply.modal["blocks"] if read_only and reply.modal else reply.blocks
+    console.print(terminal_blocks(blocks, reply.text, names), highlight=False)
+    if reply.modal is not None and not read_only:
         console.print("(In Slack this opens a form; in the console give the details on the command line, "
                       "e.g. `log call jan Talked about pricing`.)", style="dim")

@@ -27,6 +27,7 @@ from bot.email import SmtpOptions, build_message, new_cid, send_message
 from bot.text import escape
 from store.digest import (
     DigestFigures,
+    Funnel,
     Period,
     RepFigures,
     ResponseTimes,
@@ -38,6 +39,7 @@ from store.models import Rep, Role
 from store.outbox import Digest, Job, enqueue
 from store.reps import rep_by_email
 from store.segments import LapsedCustomer, Owner, SegmentParams, TopCustomer
+from store.stages import stage_label
 
 if TYPE_CHECKING:  # bot.notify hands digests here: only the type comes back
     from bot.notify import SlackSender
@@ -133,7 +135,18 @@ def _summary_lines(figures: DigestFigures) -> list[str]:
         f"First response: {_response(figures.first_response)}",
         f"Follow-ups: {figures.followups_done} done, {figures.followups_overdue} overdue",
         f"Automatic mail filtered: {figures.automatic_filtered} ({_counts(figures.automatic_by_reason)})",
+        *funnel_lines(figures.funnel),
     ]
+
+
+def funnel_lines(funnel: Funnel) -> list[str]:
+    """The buying stages in two short lines: `Stages: need 4, information search 2, ...` and
+    `Stage moves: 3 contacts moved, 1 prospect became a customer`."""
+    stages = ", ".join(f"{stage_label(stage)} {count}" for stage, count in funnel.by_stage.items()) or "none"
+    moved = "1 contact moved" if funnel.moved == 1 else f"{funnel.moved} contacts moved"
+    became = "1 prospect became a customer" if funnel.became_customers == 1 else \
+        f"{funnel.became_customers} prospects became customers"
+    return [f"Stages: {stages}", f"Stage moves: {moved}, {became}"]
 
 
 # --------------------------------------------------------------------------- plain text

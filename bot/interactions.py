@@ -23,6 +23,7 @@ from store.corrections import CorrectionApplied
 from store.followups import complete_followup, create_followup, snooze_followup
 from store.models import (
     ActivityKind,
+    Company,
     Contact,
     Conversation,
     ConversationStatus,
@@ -259,18 +260,89 @@ def submit_followup(session: Session, rep: Rep, view: dict[str, Any], now: datet
 
 
 def submit_log_message(session: Session, rep: Rep, view: dict[str, Any], now: datetime) -> Submission:
+    """The "Log to CRM" shortcut: a Slack message filed under a contact or a company, as a message or a note."""
     errors: dict[str, str] = {}
-    contact_id = _contact_id(session, rep, view, errors, required=True)
+    target = note_target(session, rep, view, errors)
     summary = state_value(view, "summary") or ""
     if not summary:
         errors["summary"] = "There is nothing to log."
-    if errors:
+    if errors or target is None:
         return Submission(errors=errors)
     link = metadata(view).get("link")
-    log_activity(session, contact_id=contact_id, rep_id=rep.id, summary=summary, kind=ActivityKind.slack,
-                 link=str(link) if link else None, occurred_at=now)
-    contact = session.get(Contact, contact_id) if contact_id else None
-    return Submission(text=f"Logged to {escape(contact.name if contact else 'the CRM')}: {escape(clip(summary, 200))}")
+    kind = ActivityKind.note if state_value(view, "log_as") == ActivityKind.note else ActivityKind.slack
+    return Submission(text=add_note(session, rep, target, summary, now, kind=kind, link=str(link) if link else None))
+
+
+@dataclass(frozen=True)
+class NoteTarget:
+    """What a note is about: a contact, or a company (contact_id None)."""
+
+    contact_id: int | None
+    company_id: int | None
+    name: str
+
+
+def contact_target(session: Session, rep: Rep, contact_id: int | None) -> NoteTarget | None:
+    contact = session.get(Contact, contact_id) if contact_id is not None else None
+    if contact is None or contact.id is None or not can_see(session, rep, contact.owner_id):
+        return None
+    return NoteTarget(contact.id, None, contact.name)
+
+
+def company_target(session: Session, rep: Rep, company_id: int | None) -> NoteTarget | None:
+    company = session.get(Company, company_id) if company_id is not None else None
+    if company is None or company.id is None or not can_see(session, rep, company.owner_id):
+        return None
+    return NoteTarget(None, company.id, company.name)
+
+
+def note_target(session: Session, rep: Rep, view: dict[str, Any], errors: dict[str, str]) -> NoteTarget | None:
+    """The contact or company a form is about: the "about" choice (`contact:ID`, `company:ID`), else
+    the contact picker, else the company picker; a missing or hidden one is a field error."""
+    about = state_value(view, "about")
+    if about is not None:
+        what, _, raw_id = about.partition(":")
+        pick = contact_target if what == "contact" else company_target
+        target = pick(session, rep, whole_number(raw_id))
+        if target is None:
+            errors["about"] = "That contact or company is not there (or not yours to see)."
+        return target
+    contact_raw, company_raw = state_value(view, "contact"), state_value(view, "company")
+    if contact_raw is not None and company_raw is not None:
+        errors["company"] = "Pick a contact or a company, not both."
+        return None
+    if contact_raw is not None:
+        target = contact_target(session, rep, whole_number(contact_raw))
+        if target is None:
+            errors["contact"] = "That contact is not there (or not yours to see)."
+        return target
+    if company_raw is not None:
+        target = company_target(session, rep, whole_number(company_raw))
+        if target is None:
+            errors["company"] = "That company is not there (or not yours to see)."
+        return target
+    errors["contact"] = "Pick a contact (or a company)."
+    return None
+
+
+def add_note(session: Session, rep: Rep, target: NoteTarget, text: str, now: datetime, *,
+             kind: str = ActivityKind.note, link: str | None = None) -> str:
+    """Write a note (or a logged Slack message) about `target`; returns the confirmation for the rep."""
+    log_activity(session, contact_id=target.contact_id, company_id=target.company_id, rep_id=rep.id,
+                 summary=text, kind=kind, link=link, occurred_at=now)
+    what = "Note added to" if kind == ActivityKind.note else "Logged to"
+    return f"{what} {escape(target.name)}: {escape(clip(text, 200))}"
+
+
+def submit_note(session: Session, rep: Rep, view: dict[str, Any], now: datetime) -> Submission:
+    errors: dict[str, str] = {}
+    target = note_target(session, rep, view, errors)
+    text = state_value(view, "note") or ""
+    if not text:
+        errors["note"] = "Write the note."
+    if errors or target is None:
+        return Submission(errors=errors)
+    return Submission(text=add_note(session, rep, target, text, now))
 
 
 def recategorise_options() -> list[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""Modals: log a call, add a follow-up, log a Slack message to the CRM, show a contact card."""
+"""Modals: log a call, add a follow-up, add a note, log a Slack message to the CRM, show a contact card."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from bot.blocks import Block, option, plain
-from store.models import Contact
+from store.models import Company, Contact
 
 OUTCOMES = (
     ("Connected", "connected"),
@@ -17,6 +17,8 @@ OUTCOMES = (
     ("Wrong number", "wrong_number"),
 )
 CONTACT_PICKER = "contact_picker"  # external_select: options come from the options listener
+COMPANY_PICKER = "company_picker"  # likewise, for companies
+LOG_AS = (("Slack message", "slack"), ("Note", "note"))  # what the "Log to CRM" shortcut files a message as
 
 
 def _modal(callback_id: str, title: str, blocks: list[Block], *, submit: str | None = "Save",
@@ -90,9 +92,42 @@ def followup_modal(contact: Contact | None = None) -> dict[str, Any]:
     ])
 
 
+def _company_input() -> Block:
+    element: Block = {"type": "external_select", "action_id": COMPANY_PICKER, "min_query_length": 2,
+                      "placeholder": plain("Type a company name")}
+    return _input("company", "Company", element, optional=True,
+                  hint="Or a company instead of a contact: the note is the company's, shown on its contacts' cards.")
+
+
+def note_modal(contact: Contact | None = None, company: Company | None = None, *,
+               about_company: bool = False) -> dict[str, Any]:
+    """A note about a contact or a company. With `contact` (a card's button) the rep picks between the
+    contact and its company; without, a contact or a company picker."""
+    blocks: list[Block] = []
+    if contact is not None:
+        choices = [option(contact.name, f"contact:{contact.id}")]
+        if company is not None:
+            choices.append(option(f"{company.name} (the company)", f"company:{company.id}"))
+        radio: Block = {"type": "radio_buttons", "action_id": "about", "options": choices,
+                        "initial_option": choices[-1] if about_company else choices[0]}
+        blocks.append(_input("about", "About", radio))
+    elif company is not None:
+        choice = option(company.name, f"company:{company.id}")
+        blocks.append(_input("about", "About", {"type": "radio_buttons", "action_id": "about", "options": [choice],
+                                                "initial_option": choice}))
+    else:
+        blocks += [_contact_input(None, optional=True), _company_input()]
+    blocks.append(_input("note", "Note", _text_input("note", multiline=True)))
+    return _modal("add_note", "Add a note", blocks)
+
+
 def log_message_modal(text: str, permalink: str | None) -> dict[str, Any]:
+    log_as = {"type": "static_select", "action_id": "log_as", "options": [option(t, v) for t, v in LOG_AS],
+              "initial_option": option(*LOG_AS[0])}
     return _modal("log_message", "Log to CRM", [
-        _contact_input(None),
+        _contact_input(None, optional=True),
+        _company_input(),
+        _input("log_as", "Log as", log_as),
         _input("summary", "Message", _text_input("summary", multiline=True, initial=text)),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Link: {permalink or 'none'}"}]},
     ], metadata={"link": permalink})
@@ -100,6 +135,10 @@ def log_message_modal(text: str, permalink: str | None) -> dict[str, Any]:
 
 def card_modal(blocks: list[Block]) -> dict[str, Any]:
     return _modal("contact_card", "Contact", blocks[:100], submit=None)
+
+
+# other modules' modals (bot/thread.py, bot/reply.py) are built the same way
+modal, input_block, text_input = _modal, _input, _text_input
 
 
 # --------------------------------------------------------------------------- reading submissions

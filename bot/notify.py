@@ -382,6 +382,8 @@ def conversation_actions(session: Session, conversation_id: int) -> Block:
     elements = [
         button("Claim", "conv_claim", value, style="primary"),
         button("Mark answered", "conv_answered", value),
+        button("Show conversation", "conv_thread", value),
+        button("Reply", "conv_reply", value),
         static_select("Recategorise…", "conv_recategorise", [(c, f"{value}:{v}") for c, v in recategorise_options()]),
     ]
     if reps:

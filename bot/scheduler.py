@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,9 +27,10 @@ from bot.notify import Sender, dispatch_outbox
 from store.db import session_scope
 from store.followups import due_for_nudge, due_for_reminder, mark_nudged, mark_reminded
 from store.models import Conversation, ConversationStatus, SlackEvent
-from store.outbox import Nudge, Reminder, SlaEscalation, enqueue
+from store.outbox import Handler, Nudge, Reminder, SlaEscalation, dispatch, enqueue
 from store.search import refresh_index
 from store.segments import SegmentParams, create_post_purchase_followups
+from store.stages import advance_to_post_purchase
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class TickResult:
     followups: int = 0
     digests: int = 0
     delivered: int = 0
+    post_purchase_moves: int = 0
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Scheduler:
     segment_params: SegmentParams = field(default_factory=SegmentParams)  # post-purchase follow-up policy
     smtp: Any = None  # bot.email.SmtpOptions for digests by email
     on_change: Callable[[set[int]], None] | None = None  # rep ids whose App Home changed
+    handlers: Sequence[Handler] = ()  # more outbox kinds to deliver each tick (replies to customers)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -92,12 +95,16 @@ class Scheduler:
         result.followups = self._apart("creating post-purchase follow-ups", lambda session: (
             create_post_purchase_followups(session, now=now, days=params.post_purchase_days,
                                            kinds=params.post_purchase_kinds)))
+        result.post_purchase_moves = self._apart("moving contacts to post_purchase", lambda session: (
+            advance_to_post_purchase(session, now=now, days=params.post_purchase_days)))
         if digests is not None:
             result.digests = self._apart("enqueueing digests", lambda session: (
                 enqueue_due_digests(session, now=now, options=digests)))
         notified: set[int] = set()
         result.delivered = dispatch_outbox(self.engine, self.sender, now=now, smtp=self.smtp,
                                            on_sent=lambda message: notified.add(message.rep.id or 0))
+        if self.handlers:
+            result.delivered += dispatch(self.engine, self.handlers, now=now)
         changed = (reminded | notified) - {0}
         if changed and self.on_change is not None:
             self.on_change(changed)

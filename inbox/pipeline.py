@@ -53,6 +53,7 @@ from store.models import (
 )
 from store.outbox import AssignmentDm, BacklogSummary, ImapMove, ImapTag, Payload, enqueue, enqueue_many
 from store.search import refresh_index
+from store.stages import RuleMove, move_activity, sales_enquiry_stage
 from store.tags import message_keywords
 from store.types import utcnow
 
@@ -173,6 +174,7 @@ class _Batch:
         self.planned: list[_Planned] = []
         self.bounced: list[str] = []
         self.backlog: dict[tuple[str, str], _Backlog] = defaultdict(_Backlog)
+        self.moves: list[tuple[_Planned, Contact, str, RuleMove]] = []  # contacts a mail moved: (mail, contact, old stage, move)
 
     @property
     def team(self) -> Team:
@@ -562,6 +564,7 @@ def _plan_inbound(batch: _Batch, item: _Item) -> None:
         needs_owner = _continue_conversation(batch, conversation, item, sla_due, urgency)
     conversation.last_inbound_at = max(conversation.last_inbound_at or item.received_at, item.received_at)
     planned = _plan_message(batch, item, conversation, contact)
+    _plan_move(batch, planned, contact, result.category if result else None)
     if not needs_owner:
         return
     if company is None and conversation.company_id:
@@ -580,6 +583,15 @@ def _plan_inbound(batch: _Batch, item: _Item) -> None:
         batch.threads.assigned.add(conversation.id)
     batch.result.assigned += 1
     _plan_notification(batch, planned)
+
+
+def _plan_move(batch: _Batch, planned: _Planned, contact: Contact | None, category: str | None) -> None:
+    """A prospect's sales enquiry moves it on (store.stages); the move is recorded by `_write_moves`."""
+    move = sales_enquiry_stage(contact, category) if contact is not None else None
+    if contact is None or move is None or move.stage is None:
+        return
+    batch.moves.append((planned, contact, contact.stage, move))
+    contact.stage = move.stage  # a new contact is inserted at its new stage; a stored one is flushed
 
 
 def _take(conversation: Conversation, outcome: RuleOutcome) -> None:
@@ -684,6 +696,7 @@ def _write(batch: _Batch) -> None:
     batch.result.message_ids.extend(ids)
     _link_shared_ids(session, [p.id for p in batch.planned if p.item.shares_id and p.id is not None])
     _write_assignments(batch)
+    _write_moves(batch)
     _write_tags(batch)
     if batch.bounced:
         mark_bouncing(session, batch.bounced)
@@ -734,6 +747,17 @@ def _write_assignments(batch: _Batch) -> None:
         for p, assignment_id in zip(decided, ids, strict=True)
         if p.notify and p.conversation is not None
     ], now=batch.now)
+
+
+def _write_moves(batch: _Batch) -> None:
+    """One `move` activity per contact a mail moved, dated when the mail arrived."""
+    for planned, contact, old_stage, move in batch.moves:
+        conversation = planned.conversation
+        subject = planned.item.parsed.subject.strip() or "(no subject)"
+        batch.session.add(move_activity(
+            contact, reason=f"{move.reason}: {subject[:200]}", at=planned.item.received_at,
+            stage_from=old_stage, stage_to=move.stage, conversation_id=conversation.id if conversation else None,
+        ))
 
 
 def _write_tags(batch: _Batch) -> None:

@@ -147,6 +147,13 @@ class DigestConfig(_Section):
         return value
 
 
+class ReplyConfig(_Section):
+    """Email replies sent from Slack."""
+
+    from_address: str | None = None  # default: the shared mailbox the customer wrote to
+    reply_to: str | None = None  # a Reply-To header on every reply
+
+
 class SlackConfig(_Section):
     command: str = "/crm"
 
@@ -171,6 +178,7 @@ class RepConfig(_Section):
     capacity: int = Field(30, ge=0)
     digest_via: list[Literal["slack", "email"]] = []
     digest_hour: int = Field(8, ge=0, le=23)
+    signature: str | None = None  # under the rep's email replies from Slack
 
     @field_validator("email")
     @classmethod
@@ -207,6 +215,7 @@ class AppConfig(_Section):
     segments: SegmentsConfig = SegmentsConfig()
     digest: DigestConfig = DigestConfig()
     slack: SlackConfig = SlackConfig()
+    reply: ReplyConfig = ReplyConfig()
     reps: list[RepConfig] = []
     source: Path | None = Field(default=None, exclude=True)
 

@@ -26,11 +26,13 @@ from rapport.wiring import (
     digest_options,
     ingest_options,
     mailbox_specs,
+    reply_handler,
     segment_params,
     slack_client,
     smtp_options,
 )
 from store.locks import exclusive
+from store.outbox import dispatch
 from store.types import utcnow
 
 log = logging.getLogger("rapport.serve")
@@ -80,12 +82,14 @@ class Service:
         if app_token is None and not secret:
             raise ConfigError("set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
 
-        self.slack = build_app(engine, client=client, signing_secret=secret, options=bot_options(self.rt.config),
-                               clock=self.clock)
+        self.slack = build_app(engine, client=client, signing_secret=secret,
+                               options=bot_options(self.rt.config, settings), clock=self.clock)
+        replies = reply_handler(self.rt)
+        self.slack.after_reply = lambda: dispatch(engine, [replies], now=self.clock())
         self.scheduler = Scheduler(engine, self.slack.sender, interval=self.scheduler_interval,
                                    digest_options=digest_options(self.rt.config), smtp=smtp_options(settings),
                                    segment_params=segment_params(self.rt.config),
-                                   on_change=self.slack.publish_home)
+                                   on_change=self.slack.publish_home, handlers=[replies])
         if app_token is not None:
             self._start_socket_mode(app_token)
         else:

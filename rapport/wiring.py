@@ -30,8 +30,10 @@ if TYPE_CHECKING:
     from bot.digest import DigestOptions
     from bot.email import SmtpOptions
     from bot.interactions import CorrectionApplier
+    from bot.reply import ReplyOptions
     from inbox.options import IngestOptions, MailboxSpec, Route
     from nlp import Classifier
+    from store.outbox import Handler
     from store.segments import SegmentParams
 
 log = logging.getLogger("rapport")
@@ -132,7 +134,7 @@ def digest_options(config: AppConfig) -> DigestOptions:
     )
 
 
-def bot_options(config: AppConfig) -> BotOptions:
+def bot_options(config: AppConfig, settings: Settings | None = None) -> BotOptions:
     from bot.commands import BotOptions
 
     return BotOptions(
@@ -140,7 +142,28 @@ def bot_options(config: AppConfig) -> BotOptions:
         segment_params=segment_params(config),
         keyword_prefix=config.inbox.keyword_prefix,
         apply_correction=correction_applier(config),
+        reply=reply_options(config, settings),
     )
+
+
+def reply_options(config: AppConfig, settings: Settings | None) -> ReplyOptions:
+    """[reply] and the reps' signatures of rapport.toml; RAPPORT_SMTP_FROM when the mailbox is unknown."""
+    from bot.reply import ReplyOptions
+
+    signatures = {rep.email.strip().lower(): rep.signature for rep in config.reps if rep.signature}
+    default_from = settings.smtp_from if settings is not None else ReplyOptions.default_from
+    return ReplyOptions(from_address=config.reply.from_address, default_from=default_from,
+                        reply_to=config.reply.reply_to, signatures=signatures,
+                        can_send=settings is None or settings.smtp_host is not None)
+
+
+def reply_handler(rt: Runtime) -> Handler:
+    """The outbox handler that sends replies from Slack: RAPPORT_SMTP_*, and the mailboxes' Sent folders."""
+    from bot.reply import reply_handler as handler
+    from inbox.sent import sent_folders
+
+    specs = mailbox_specs(rt) if rt.settings.imap_configured or rt.config.inbox.mailboxes else []
+    return handler(rt.engine, smtp=smtp_options(rt.settings), open_sent=sent_folders(specs))
 
 
 def routes(config: AppConfig) -> list[Route]:

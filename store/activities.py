@@ -1,9 +1,13 @@
-"""Activities: what happened with a contact (calls, notes, Slack messages logged to the CRM)."""
+"""Activities: what happened with a contact or a company (calls, notes, Slack messages logged to the CRM).
+
+Moves of a contact's kind and buying stage are activities too; they are written by store/stages.py.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
 from store.models import Activity, ActivityKind, Contact
@@ -16,6 +20,7 @@ def log_activity(
     contact_id: int | None,
     rep_id: int | None,
     summary: str,
+    company_id: int | None = None,
     kind: str = ActivityKind.note,
     outcome: str | None = None,
     duration_minutes: int | None = None,
@@ -24,14 +29,15 @@ def log_activity(
     conversation_id: int | None = None,
     occurred_at: datetime | None = None,
 ) -> Activity:
-    """Record an activity; its company is the contact's company at the time."""
+    """Record an activity about a contact (its company is the contact's company at the time)
+    or, without a contact, about `company_id` (a note on a company)."""
     if kind not in set(ActivityKind):
         raise ValueError(f"unknown activity kind {kind!r}; known: {', '.join(ActivityKind)}")
     contact = session.get(Contact, contact_id) if contact_id is not None else None
     activity = Activity(
         kind=kind,
         contact_id=contact_id,
-        company_id=contact.company_id if contact else None,
+        company_id=contact.company_id if contact else company_id,
         rep_id=rep_id,
         conversation_id=conversation_id,
         outcome=outcome or None,
@@ -47,12 +53,24 @@ def log_activity(
 
 
 def recent_activities(
-    session: Session, *, contact_id: int | None = None, rep_id: int | None = None, limit: int = 5
+    session: Session,
+    *,
+    contact_id: int | None = None,
+    rep_id: int | None = None,
+    company_id: int | None = None,
+    moves: bool = True,
+    limit: int = 5,
 ) -> list[Activity]:
-    """Latest activities of a contact or of a rep, newest first."""
+    """Latest activities of a contact (with `company_id`: and the notes on its company), or of a rep,
+    newest first; `moves=False` leaves out moves of kind and stage (the card lists those apart)."""
     query = select(Activity)
-    if contact_id is not None:
+    if contact_id is not None and company_id is not None:
+        query = query.where(or_(col(Activity.contact_id) == contact_id,
+                                and_(col(Activity.contact_id).is_(None), col(Activity.company_id) == company_id)))
+    elif contact_id is not None:
         query = query.where(Activity.contact_id == contact_id)
+    if not moves:
+        query = query.where(col(Activity.kind) != ActivityKind.move)
     if rep_id is not None:
         query = query.where(Activity.rep_id == rep_id)
     return list(

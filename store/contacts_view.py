@@ -24,6 +24,7 @@ from store.models import (
     Order,
     Rep,
 )
+from store.stages import Move, stage_history
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class ContactCard:
     lifetime_value: dict[str, Decimal] = field(default_factory=dict)  # currency -> total
     last_order_on: date | None = None
     next_followup: FollowUp | None = None
+    moves: list[Move] = field(default_factory=list)  # kind and stage changes, newest first
 
 
 def contact_card(
@@ -96,11 +98,13 @@ def contact_card(
         consents=_consents(session, contact.id),
         last_contact_at=_last_contact(session, contact.id),
         open_conversations=_open_conversations(session, contact.id, conversations),
-        activities=recent_activities(session, contact_id=contact.id, limit=activities),
+        activities=recent_activities(session, contact_id=contact.id, company_id=contact.company_id, moves=False,
+                                     limit=activities),
         order_count=order_count,
         lifetime_value=totals,
         last_order_on=last_order,
         next_followup=next_followup(session, contact.id),
+        moves=stage_history(session, contact.id, limit=activities),
     )
 
 

@@ -31,11 +31,15 @@ from store.models import Activity as _Activity
 from store.models import (
     ActivityKind,
     Assignment,
+    Company,
+    Contact,
+    ContactKind,
     ConversationStatus,
     Direction,
     FollowUpStatus,
     Rep,
     Role,
+    Stage,
 )
 from store.models import Conversation as _Conversation
 from store.models import FollowUp as _FollowUp
@@ -45,6 +49,7 @@ from store.segments import (
     LapsedCustomer,
     SegmentParams,
     TopCustomer,
+    _owned_by,
     lapsed_customers,
     order_totals,
     table,
@@ -64,6 +69,8 @@ _activity = table(_Activity).c
 _followup = table(_FollowUp).c
 _assignment = table(Assignment).c
 _conversation_table = table(_Conversation)
+_contact = table(Contact).c
+_company = table(Company).c
 
 
 class DigestError(ValueError):
@@ -121,6 +128,17 @@ class SeriesPoint:
     median_response_seconds: float | None
 
 
+@dataclass(frozen=True)
+class Funnel:
+    """The team's contacts in the buying process: how many are in each stage at `now`
+    (every stage, in order, zeros included), how many moved stage in the period, and
+    how many prospects became customers in the period."""
+
+    by_stage: dict[str, int]
+    moved: int
+    became_customers: int
+
+
 @dataclass
 class DigestFigures:
     manager_name: str
@@ -148,6 +166,7 @@ class DigestFigures:
     top_customers_who_wrote: list[TopCustomer]
     lapsed_worth_a_call: list[LapsedCustomer]
     series: list[SeriesPoint]
+    funnel: Funnel = field(default_factory=lambda: Funnel({}, 0, 0))
 
     @property
     def local_start(self) -> datetime:
@@ -315,6 +334,7 @@ def compute_digest(
             session, now=now, params=params, owner_ids=owner_ids, limit=params.top_n, totals=totals
         ),
         series=_series(period, window.start, window.end, tz_name, opened_at, responses),
+        funnel=window.funnel(),
     )
 
 
@@ -540,6 +560,39 @@ class _Window:
         segment = top_customers(self.session, now=self.now, params=params, contact_ids=writers, totals=totals)
         return segment.customers[: params.top_n]
 
+    def funnel(self) -> Funnel:
+        return _funnel(self)
+
+
+def _funnel(window: _Window) -> Funnel:
+    """Contacts by stage (snapshot), contacts whose stage moved in [start, end) (`move`
+    activities, each contact once), and contacts that moved from prospect to customer in
+    [start, end); each for the team's contacts (contact owner, else company owner)."""
+    contacts = table(Contact).outerjoin(table(Company), _company.id == _contact.company_id)
+    team = _owned_by(window.owner_ids)  # the contact's owner, else its company's (store.segments)
+    by_stage = dict.fromkeys((stage.value for stage in Stage), 0)
+    query = select(_contact.stage, func.count()).select_from(contacts).where(team).group_by(_contact.stage)
+    for stage, count in window.session.execute(query):
+        by_stage[stage] = by_stage.get(stage, 0) + int(count)
+    moves = contacts.join(table(_Activity), _activity.contact_id == _contact.id)
+    in_period = and_(
+        _activity.kind == ActivityKind.move,
+        _activity.occurred_at >= window.start,
+        _activity.occurred_at < window.end,
+        team,
+    )
+
+    def distinct_contacts(condition: Any) -> int:
+        statement = select(func.count(func.distinct(_contact.id))).select_from(moves).where(in_period, condition)
+        return int(window.session.execute(statement).scalar_one())
+
+    return Funnel(
+        by_stage=by_stage,
+        moved=distinct_contacts(_activity.stage_to.is_not(None)),
+        became_customers=distinct_contacts(and_(_activity.contact_kind_from == ContactKind.prospect,
+                                                _activity.contact_kind_to == ContactKind.customer)),
+    )
+
 
 def _rep_figures(
     session: Session,
@@ -624,6 +677,7 @@ __all__ = [
     "PERIODS",
     "DigestError",
     "DigestFigures",
+    "Funnel",
     "Period",
     "RepFigures",
     "ResponseTimes",

@@ -116,6 +116,10 @@ FIELDS: dict[str, list[str]] = {
         "summary",
         "next_step",
         "link",
+        "contact_kind_from",
+        "contact_kind_to",
+        "stage_from",
+        "stage_to",
     ],
     "followups": ["id", "contact_email", "rep", "due_at", "status", "note", "source", "done_at"],
     "orders": [
@@ -369,6 +373,10 @@ def _activities(session: Session) -> Iterator[dict[str, Any]]:
             "summary": act.summary,
             "next_step": act.next_step,
             "link": act.link,
+            "contact_kind_from": act.contact_kind_from,
+            "contact_kind_to": act.contact_kind_to,
+            "stage_from": act.stage_from,
+            "stage_to": act.stage_to,
         }
 
 

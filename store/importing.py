@@ -41,6 +41,7 @@ from store.models import (
 )
 from store.reps import upsert_rep
 from store.search import refresh_index
+from store.stages import apply_order
 from store.types import utcnow
 from store.validation import (
     Invalid,
@@ -471,7 +472,10 @@ def import_order(session: Session, row: dict[str, str], line: int, report: Impor
     }
     order = session.exec(select(Order).where(Order.external_id == row["order_id"])).first()
     if order is None:
-        session.add(Order(external_id=row["order_id"], **{k: v for k, v in values.items() if v is not None}))
+        order = Order(external_id=row["order_id"], **{k: v for k, v in values.items() if v is not None})
+        session.add(order)
+        session.flush()
+        apply_order(session, order, at=utcnow())  # a prospect's first order makes it a customer
         return "imported"
     return "updated" if _set(order, values) else "unchanged"
 

@@ -74,6 +74,7 @@ class ActivityKind(StrEnum):
     meeting = "meeting"
     note = "note"
     slack = "slack"
+    move = "move"  # the contact's kind or buying stage changed (store/stages.py)
 
 
 class FollowUpStatus(StrEnum):
@@ -288,9 +289,13 @@ class Assignment(SQLModel, table=True):
 
 
 class Activity(SQLModel, table=True):
-    """Something that happened with a contact: a call, an email, a meeting, a note."""
+    """Something that happened with a contact or a company: a call, an email, a meeting, a note,
+    a move of the contact's kind or buying stage (the `*_from`/`*_to` columns; `summary` is the reason)."""
 
-    __table_args__ = (Index("ix_activity_rep_time", "rep_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_activity_rep_time", "rep_id", "occurred_at"),
+        Index("ix_activity_kind_time", "kind", "occurred_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(default=ActivityKind.note)
@@ -303,6 +308,10 @@ class Activity(SQLModel, table=True):
     summary: str = _text()
     next_step: str | None = None
     link: str | None = None  # e.g. a Slack permalink
+    contact_kind_from: str | None = None  # a move: the contact's kind before and after (None: unchanged)
+    contact_kind_to: str | None = None
+    stage_from: str | None = None  # a move: the buying stage before and after (None: unchanged)
+    stage_to: str | None = None
     occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
     created_at: datetime = _created()
 

@@ -153,6 +153,16 @@ class Digest(Payload):
     params: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class EmailReply(Payload):
+    """A rep's reply to a customer, stored as an outbound message: sent over SMTP and copied to Sent once."""
+
+    kind = "email-reply"
+    key_format = "email-reply:{message_id}"
+    message_id: int  # the stored outbound message (its Message-ID was made before sending)
+    mailbox: str | None = None  # the shared mailbox whose Sent folder gets the copy
+
+
 def payload_of(item: OutboxItem) -> Payload:
     """The row's typed payload (what a handler acts on); the stored `result` is not part of it."""
     cls = Payload.kinds[item.kind]

@@ -460,12 +460,43 @@ def _prepare(query: str) -> _Query:
 
 
 __all__ = [
+    "CompanyHit",
     "SearchHit",
     "fold",
     "index_companies",
     "index_contacts",
     "rebuild_index",
     "refresh_index",
+    "search_companies",
     "search_contacts",
     "words",
 ]
+
+
+@dataclass(frozen=True)
+class CompanyHit:
+    company_id: int
+    name: str
+    owner_id: int | None
+    score: float
+
+
+def search_companies(session: Session, query: str, *, limit: int = 5) -> list[CompanyHit]:
+    """Companies whose name (or domain) best matches `query`, best first, scored on the name."""
+    query_words = _query_words(query)
+    if not query_words:
+        return []
+    pairs = _candidates(session, query_words, fuzzy=False, visible_owner_ids=None)
+    if not any(contact_id is None for contact_id, _, _ in pairs):
+        pairs = _candidates(session, query_words, fuzzy=True, visible_owner_ids=None)
+    company_ids = [company_id for contact_id, company_id, _ in pairs if contact_id is None and company_id is not None]
+    if not company_ids:
+        return []
+    rows = session.execute(
+        select(col(Company.id), col(Company.name), col(Company.owner_id)).where(col(Company.id).in_(company_ids))
+    ).all()
+    text_query = _prepare(query).text
+    hits = [CompanyHit(cid, name, owner, round(fuzz.WRatio(text_query, _plain(name)), 1)) for cid, name, owner in rows]
+    hits = [hit for hit in hits if hit.score >= MIN_SCORE]
+    hits.sort(key=lambda h: (-h.score, h.name.lower(), h.company_id))
+    return hits[:limit]

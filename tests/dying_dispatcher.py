@@ -2,6 +2,7 @@
 
     python -m tests.dying_dispatcher DATABASE_URL MARKER NOW_ISO slack SLACK_API_URL [SMTP_HOST SMTP_PORT]
     python -m tests.dying_dispatcher DATABASE_URL MARKER NOW_ISO imap HOST PORT USER PASSWORD
+    python -m tests.dying_dispatcher DATABASE_URL MARKER NOW_ISO reply SMTP_HOST SMTP_PORT HOST PORT USER PASSWORD
 
 Marking is replaced by writing MARKER and sleeping: the test kills the process with
 SIGKILL once MARKER exists, so the side effect happened and the row is still leased.
@@ -24,6 +25,9 @@ from slack_sdk import WebClient
 import store.outbox
 from bot.email import SmtpOptions
 from bot.notify import SlackSender, notification_handler
+from bot.reply import reply_handler
+from inbox.options import MailboxSpec
+from inbox.sent import sent_folders
 from inbox.tags import imap_handler
 from store.db import make_engine
 
@@ -64,6 +68,12 @@ def main() -> None:
         sender = SlackSender(WebClient(token="xoxb-test-token", base_url=rest[0]))
         smtp = SmtpOptions(host=rest[1], port=int(rest[2]), security="none") if len(rest) > 1 else None
         handler = notification_handler(engine, sender, now=now, smtp=smtp)
+    elif kind == "reply":
+        smtp_host, smtp_port, host, port, user, password = rest
+        spec = MailboxSpec(name=user, host=host, port=int(port), user=user, password=password, security="none",
+                           sent_folder="Sent")
+        handler = reply_handler(engine, smtp=SmtpOptions(host=smtp_host, port=int(smtp_port), security="none"),
+                                open_sent=sent_folders([spec]))
     else:
         host, port, user, password = rest
         client = IMAPClient(host, port=int(port), ssl=False)

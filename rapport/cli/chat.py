@@ -37,7 +37,7 @@ def chat(
     rt = demo_or_runtime(demo, demo_dir)
     clock = clock_of(rt, at)
     engine = rt.engine
-    options = bot_options(rt.config)
+    options = bot_options(rt.config, rt.settings)
 
     def run_one(line: str) -> None:
         command = line.removeprefix(options.command).strip()

@@ -68,3 +68,16 @@ def test_unknown_rep_is_a_clear_error(chat_env: str) -> None:
     result = CliRunner().invoke(chat_app, ["--as", "nobody@example.com", "help"])
     assert result.exit_code != 0
     assert "no rep with email nobody@example.com" in str(result.exception)
+
+
+def test_thread_prints_the_conversation_and_reply_says_sending_is_not_set_up(chat_env: str) -> None:
+    from tests.bot.conftest import add_assigned_email
+
+    conversation_id, _ = add_assigned_email(engine_for(chat_env), owner_email="alice@nordlys.example",
+                                            contact_id=1, subject="Toner", text="Black toner, not cyan.")
+    result = CliRunner().invoke(chat_app, ["--as", "alice@nordlys.example", f"thread #{conversation_id}"])
+    assert result.exit_code == 0, result.output
+    assert "Received from Jan Šťastný" in result.output and "Black toner, not cyan." in result.output  # bold, not *…*
+    result = CliRunner().invoke(chat_app, ["--as", "alice@nordlys.example", f"reply #{conversation_id} On its way"])
+    assert result.exit_code == 0, result.output
+    assert "Replies by email are not set up here" in result.output  # no RAPPORT_SMTP_HOST

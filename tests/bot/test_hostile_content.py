@@ -70,8 +70,10 @@ def test_a_long_queue_is_cut_at_whole_conversations(slash: Any, engine: Any, see
         add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=contact,
                            subject=f"<!everyone> {n} " + "long subject words " * 4, text="<http://x|y>")
     _, answer = slash("my")
-    queue = answer["blocks"][1]["text"]["text"]
-    assert queue.count("• ") == 15 and queue.endswith("\n…and 25 more")
+    # a row per conversation (with its "Show conversation" button), then how many more
+    rows = [b for b in answer["blocks"] if (b.get("accessory") or {}).get("action_id") == "conv_thread"]
+    assert len(rows) == 15 and all(row["text"]["text"].startswith("• ") for row in rows)
+    assert answer["blocks"][16]["elements"][0]["text"] == "…and 25 more"
     home_opened = {"type": "app_home_opened", "user": ALICE, "channel": "D0ALICE", "tab": "home"}
     slack_requests.event(SECRET, slack_requests.event_payload(home_opened, event_id="EvLong")).post(events_url)
     home = fake_slack.wait_for("views.publish")[0].params["view"]

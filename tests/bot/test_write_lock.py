@@ -16,7 +16,7 @@ from sqlalchemy import event
 from sqlmodel import Session, select
 
 from rapport.serve import Service
-from store.models import FollowUp
+from store.models import FollowUp, Message
 from tests.bot.conftest import ALICE, CAROL, SECRET, STRANGER, Clock, Seeded, add_assigned_email
 from tests.servers import slack_requests
 from tests.servers.fake_slack import FakeSlack
@@ -87,6 +87,13 @@ def test_regression_no_slack_handler_calls_slack_while_holding_the_write_lock(
         followup = session.exec(select(FollowUp)).one()
 
     value = str(conversation_id)
+    page = {**_button("thread_page", f"{value}:0"), "view": {"id": "V7", "type": "modal"}}
+    with Session(engine) as session:
+        answering = session.exec(select(Message).where(Message.conversation_id == conversation_id)).one()
+    reply = {"type": "view_submission", "team": {"id": "T0TEST"}, "user": {"id": ALICE}, "trigger_id": "1.2.3",
+             "view": {"id": "V8", "type": "modal", "callback_id": "email_reply",
+                      "private_metadata": json.dumps({"conversation_id": conversation_id, "answering": answering.id}),
+                      "state": {"values": {"text": {"text": {"type": "plain_text_input", "value": "On its way."}}}}}}
     for payload in [
         _button("conv_claim", value, dm), _button("conv_answered", value, dm),
         _select("conv_recategorise", f"{value}:refund", dm), _select("conv_reassign", f"{value}:2", dm),
@@ -103,15 +110,16 @@ def test_regression_no_slack_handler_calls_slack_while_holding_the_write_lock(
                                             "selected_option": {"value": str(seeded.jan), "text": {}}}},
              "when": {"when": {"type": "plain_text_input", "value": "tomorrow 10am"}},
              "note": {"note": {"type": "plain_text_input", "value": "send the offer"}}}}}},
+        _button("conv_thread", value, dm), _button("conv_reply", value, dm), page, reply,
     ]:
         assert interact(payload)[0] == 200
     home = slack_requests.event_payload({"type": "app_home_opened", "user": CAROL, "tab": "home"}, event_id="Ev0L")
     slack_requests.event(SECRET, home).post(events_url)
 
-    for method, count in [("chat.update", 4), ("views.open", 4), ("chat.getPermalink", 1),
+    for method, count in [("chat.update", 4), ("views.open", 6), ("views.update", 1), ("chat.getPermalink", 1),
                           ("chat.postEphemeral", 1), ("views.publish", 8)]:
         fake_slack.wait_for(method, count)
     methods = {method for method, _ in probes}
-    assert {"chat.postMessage", "conversations.open", "chat.update", "views.open", "views.publish",
+    assert {"chat.postMessage", "conversations.open", "chat.update", "views.open", "views.update", "views.publish",
             "chat.getPermalink", "chat.postEphemeral"} <= methods
     assert [method for method, free in probes if not free] == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,11 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from rapport.cli.main import app
+from store.activities import log_activity
 from store.db import make_engine, session_scope
 from store.importing import import_csv
-from store.models import Contact, ContactEmail, Conversation
+from store.models import Company, Contact, ContactEmail, Conversation
+from store.stages import move_contact
 
 HOSTILE_NAME = '=HYPERLINK("http://evil","x")'
 HOSTILE_SUBJECT = "+cmd|' /C calc'!A0"
@@ -59,3 +62,24 @@ def test_reimporting_a_csv_export_restores_the_original_values(hostile: str, tmp
     assert (report.unchanged, report.rejected) == (1, [])
     with Session(make_engine(hostile)) as session:
         assert session.exec(select(Contact.name)).all() == [HOSTILE_NAME]
+
+
+def test_activities_export_holds_company_notes_and_moves_with_formulas_neutralised(database: str) -> None:
+    engine = make_engine(database)
+    with session_scope(engine) as session:
+        company = Company(name="Acme")
+        contact = Contact(name="Pia", kind="prospect", stage="need")
+        session.add_all([company, contact])
+        session.flush()
+        log_activity(session, contact_id=None, company_id=company.id, rep_id=None, summary="=1+1 budget approved")
+        move_contact(session, contact, kind="customer", stage="purchase", reason="first order NS-1 of 2026-11-20",
+                     at=datetime(2026, 11, 23, 9, 0, tzinfo=UTC))
+    note, move = (json.loads(line) for line in _export("activities").splitlines())
+    assert (note["kind"], note["company"], note["contact_email"], note["summary"]) == (
+        "note", "Acme", None, "=1+1 budget approved")
+    assert (move["kind"], move["contact_kind_from"], move["contact_kind_to"], move["stage_from"], move["stage_to"]) == (
+        "move", "prospect", "customer", "need", "purchase")
+    csv_text = _export("activities", "--format", "csv")
+    header = csv_text.lstrip("\ufeff").splitlines()[0]
+    assert header.endswith("contact_kind_from,contact_kind_to,stage_from,stage_to")
+    assert "'=1+1 budget approved" in csv_text  # a spreadsheet shows it, never runs it

@@ -438,6 +438,7 @@ _METHODS: dict[str, Callable[[FakeSlack, JsonDict], JsonDict]] = {
     "users.info": _users_info,
     "views.open": _views_open,
     "views.update": _views_update,
+    "views.push": _views_open,  # needs a trigger_id, like views.open
     "views.publish": _views_publish,
     "files.getUploadURLExternal": _get_upload_url,
     "files.completeUploadExternal": _complete_upload,

@@ -1,0 +1,113 @@
+"""The rules that move a contact (store/stages.py): an imported order, post_purchase N days after
+an order (the scheduler's step), and the activity each move leaves with its reason."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from store.db import session_scope
+from store.importing import import_csv
+from store.models import Activity, Contact, ContactEmail, Order
+from store.stages import UnknownValue, advance_to_post_purchase, check_stage, move_contact, stage_history
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def _contact(engine: Engine, email: str, *, kind: str = "prospect", stage: str = "need") -> int:
+    with session_scope(engine) as session:
+        contact = Contact(name=email.partition("@")[0].title(), kind=kind, stage=stage)
+        session.add(contact)
+        session.flush()
+        assert contact.id is not None
+        session.add(ContactEmail(contact_id=contact.id, email=email, is_primary=True))
+        return contact.id
+
+
+def _moves(engine: Engine, contact_id: int) -> list[Activity]:
+    with Session(engine) as session:
+        query = select(Activity).where(Activity.contact_id == contact_id, Activity.kind == "move")
+        return list(session.exec(query.order_by(col(Activity.id))).all())
+
+
+def _state(engine: Engine, contact_id: int) -> tuple[str, str]:
+    with Session(engine) as session:
+        contact = session.get(Contact, contact_id)
+        assert contact is not None
+        return contact.kind, contact.stage
+
+
+def test_a_prospects_first_imported_order_makes_it_a_customer_at_purchase(engine: Engine, tmp_path: Path) -> None:
+    prospect = _contact(engine, "pia@prospect.example")
+    evaluating = _contact(engine, "eva@customer.example", kind="customer", stage="evaluation")
+    partner = _contact(engine, "pat@partner.example", kind="partner", stage="post_purchase")
+    cancelled = _contact(engine, "cal@prospect.example")
+    orders = tmp_path / "orders.csv"
+    orders.write_text(
+        "order_id,email,amount,ordered_on,status\n"
+        "NS-10,pia@prospect.example,100,2026-11-20,completed\n"
+        "NS-11,pia@prospect.example,50,2026-11-21,completed\n"  # a second order moves nothing more
+        "NS-12,eva@customer.example,70,2026-11-21,completed\n"
+        "NS-13,pat@partner.example,70,2026-11-21,completed\n"  # already past purchase, and a partner stays one
+        "NS-14,cal@prospect.example,70,2026-11-21,cancelled\n",
+        encoding="utf-8",
+    )
+    assert import_csv(engine, "orders", orders).imported == 5
+
+    assert _state(engine, prospect) == ("customer", "purchase")
+    [move] = _moves(engine, prospect)
+    assert (move.contact_kind_from, move.contact_kind_to, move.stage_from, move.stage_to) == (
+        "prospect", "customer", "need", "purchase")
+    assert move.summary == "first order NS-10 of 2026-11-20" and move.rep_id is None
+    assert _state(engine, evaluating) == ("customer", "purchase")
+    assert _moves(engine, evaluating)[0].summary == "first order NS-12 of 2026-11-21"
+    assert _state(engine, partner) == ("partner", "post_purchase") and _moves(engine, partner) == []
+    assert _state(engine, cancelled) == ("prospect", "need") and _moves(engine, cancelled) == []
+
+    assert import_csv(engine, "orders", orders).imported == 0  # a re-import moves nobody again
+    assert len(_moves(engine, prospect)) == 1
+
+
+def test_post_purchase_follows_n_days_after_the_latest_order(engine: Engine) -> None:
+    buyer = _contact(engine, "bo@customer.example", kind="customer", stage="purchase")
+    recent = _contact(engine, "ro@customer.example", kind="customer", stage="purchase")
+    no_orders = _contact(engine, "no@customer.example", kind="customer", stage="purchase")
+    with session_scope(engine) as session:
+        session.add_all([
+            Order(external_id="A-1", contact_id=buyer, amount=Decimal(10), ordered_on=date(2026, 11, 1)),
+            Order(external_id="A-2", contact_id=buyer, amount=Decimal(10), ordered_on=date(2026, 11, 9)),
+            Order(external_id="B-1", contact_id=recent, amount=Decimal(10), ordered_on=date(2026, 11, 1)),
+            Order(external_id="B-2", contact_id=recent, amount=Decimal(10), ordered_on=date(2026, 11, 10)),
+        ])
+    with session_scope(engine) as session:  # 14 days after 9 Nov is 23 Nov: due; 10 Nov is not yet
+        assert advance_to_post_purchase(session, now=NOW, days=14) == 1
+    with session_scope(engine) as session:
+        assert advance_to_post_purchase(session, now=NOW, days=14) == 0  # once
+    assert _state(engine, buyer) == ("customer", "post_purchase")
+    [move] = _moves(engine, buyer)
+    assert (move.stage_from, move.stage_to, move.summary, move.occurred_at) == (
+        "purchase", "post_purchase", "14 days after the order of 2026-11-09", NOW)
+    assert _state(engine, recent)[1] == "purchase" and _state(engine, no_orders)[1] == "purchase"
+    with session_scope(engine) as session:
+        assert advance_to_post_purchase(session, now=NOW + timedelta(days=1), days=14) == 1
+    assert _state(engine, recent)[1] == "post_purchase"
+
+
+def test_a_move_without_change_records_nothing_and_unknown_values_are_refused(engine: Engine) -> None:
+    contact_id = _contact(engine, "x@prospect.example")
+    with session_scope(engine) as session:
+        contact = session.get(Contact, contact_id)
+        assert contact is not None
+        assert move_contact(session, contact, stage="need", reason="same", at=NOW) is None
+        with pytest.raises(UnknownValue, match="choose one of: need, information_search"):
+            move_contact(session, contact, stage="negotiation", reason="?", at=NOW)
+        move_contact(session, contact, stage="Post-purchase", reason="typed loosely", at=NOW)
+    with Session(engine) as session:
+        [move] = stage_history(session, contact_id)
+    assert (move.activity.stage_to, move.by) == ("post_purchase", None)
+    assert check_stage("information search") == "information_search"
