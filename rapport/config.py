@@ -323,6 +323,12 @@ def check_configuration(**overrides: Any) -> Checked:
     if extra:  # a mailbox's password variable is a valid name, not a typo
         settings, problems = read_settings(extra, **overrides)
     config, config_problems = read_config(config_file)
+    if config is not None:  # like RAPPORT_IMAP_HOST without RAPPORT_IMAP_PASSWORD
+        config_problems += [
+            f"{config_file}: `inbox.mailboxes[{i}].password_env`: {mailbox.password_env} is not set in the "
+            "environment (the mailbox's password)"
+            for i, mailbox in enumerate(config.inbox.mailboxes) if not os.environ.get(mailbox.password_env)
+        ]
     return Checked(settings, config, problems + config_problems, config_file)
 
 

@@ -300,3 +300,7 @@ def test_a_mailbox_password_variable_is_not_a_typo(tmp_path: Path, monkeypatch: 
     checked = check_configuration(config_file=config)
     assert checked.problems == ["RAPPORT_SALES_IMAP_PASWORD (the environment): not a setting; "
                                 "did you mean RAPPORT_SALES_IMAP_PASSWORD?"]
+    monkeypatch.delenv("RAPPORT_SALES_IMAP_PASSWORD")
+    assert check_configuration(config_file=config).problems[-1] == (
+        f"{config}: `inbox.mailboxes[0].password_env`: RAPPORT_SALES_IMAP_PASSWORD is not set in the "
+        "environment (the mailbox's password)")
