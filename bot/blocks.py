@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,44 +127,48 @@ def split_blocks(blocks: list[Block], limit: int = MAX_BLOCKS) -> list[list[Bloc
 # --------------------------------------------------------------------------- console rendering
 
 
-def render_text(blocks: list[Block]) -> str:
-    """Blocks as readable plain text (the console adapter and message fallbacks)."""
+def render_text(blocks: list[Block], *, escaped: bool = False) -> str:
+    """Blocks as readable plain text (the console adapter and message fallbacks); `escaped` keeps
+    mrkdwn's escaping, for a renderer that still reads its links and mentions (bot.terminal)."""
+    text_of = _raw_text_of if escaped else _text_of
     lines: list[str] = []
     for block in blocks:
-        lines.extend(_render_block(block))
+        lines.extend(_render_block(block, text_of))
     return "\n".join(lines).rstrip()
 
 
+def _raw_text_of(obj: Any) -> str:
+    return str(obj.get("text", "")) if isinstance(obj, dict) else ""
+
+
 def _text_of(obj: Any) -> str:
-    if isinstance(obj, dict):
-        return unescape(str(obj.get("text", "")))
-    return ""
+    return unescape(_raw_text_of(obj))
 
 
-def _render_block(block: Block) -> list[str]:
+def _render_block(block: Block, text_of: Callable[[Any], str]) -> list[str]:
     kind = block.get("type")
     if kind == "header":
-        title = _text_of(block.get("text"))
+        title = text_of(block.get("text"))
         return ["", title, "=" * min(len(title), 60)]
     if kind == "divider":
         return ["-" * 40]
     if kind == "context":
-        return ["  " + "  ·  ".join(_text_of(e) for e in block.get("elements", []))]
+        return ["  " + "  ·  ".join(text_of(e) for e in block.get("elements", []))]
     if kind == "actions":
-        labels = [_element_label(e) for e in block.get("elements", [])]
+        labels = [_element_label(e, text_of) for e in block.get("elements", [])]
         return ["  " + " ".join(label for label in labels if label)]
     if kind == "section":
-        lines = [_text_of(block.get("text"))] if block.get("text") else []
-        lines += [_text_of(f) for f in block.get("fields", [])]
+        lines = [text_of(block.get("text"))] if block.get("text") else []
+        lines += [text_of(f) for f in block.get("fields", [])]
         accessory = block.get("accessory")
         if accessory:
-            lines[-1:] = [f"{lines[-1] if lines else ''}  {_element_label(accessory)}"]
+            lines[-1:] = [f"{lines[-1] if lines else ''}  {_element_label(accessory, text_of)}"]
         return lines
     if kind == "input":
-        return [f"{_text_of(block.get('label'))}: ____"]
+        return [f"{text_of(block.get('label'))}: ____"]
     return []
 
 
-def _element_label(element: Block) -> str:
-    label = _text_of(element.get("text")) or _text_of(element.get("placeholder"))
+def _element_label(element: Block, text_of: Callable[[Any], str]) -> str:
+    label = text_of(element.get("text")) or text_of(element.get("placeholder"))
     return f"[{label}]" if label else ""

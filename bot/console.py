@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from rich.console import Console
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from bot.blocks import Reply, render_text
+from bot.blocks import Reply
 from bot.commands import BotOptions, Ctx, run_command
 from bot.identity import is_manager
+from bot.terminal import terminal_blocks
 from store.db import session_scope
 from store.models import Rep
 from store.reps import rep_by_email
@@ -50,10 +51,11 @@ def run_text(
     return rep, reply
 
 
-def print_reply(console: Console, reply: Reply) -> None:
+def print_reply(console: Console, reply: Reply, names: Mapping[str, str] | None = None) -> None:
+    """A reply as the rep would read it in Slack: bold, names for `<@U…>` (`names`), links."""
     read_only = reply.modal is not None and "submit" not in reply.modal  # e.g. a conversation: print it
-    body = render_text(reply.modal["blocks"] if read_only and reply.modal else reply.blocks) or reply.text
-    console.print(body, markup=False, highlight=False)
+    blocks = reply.modal["blocks"] if read_only and reply.modal else reply.blocks
+    console.print(terminal_blocks(blocks, reply.text, names), highlight=False)
     if reply.modal is not None and not read_only:
         console.print("(In Slack this opens a form; in the console give the details on the command line, "
                       "e.g. `log call jan Talked about pricing`.)", style="dim")

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from rich.console import Console
+from rich.text import Text
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
@@ -31,7 +32,6 @@ from bot.blocks import (
     button,
     context,
     header,
-    render_text,
     section,
     split_blocks,
     static_select,
@@ -42,6 +42,7 @@ from bot.email import SmtpOptions
 from bot.identity import active_reps, managers_of, remember_slack_id, slack_id_for_rep
 from bot.interactions import recategorise_options
 from bot.surveys import SurveyOptions, survey_mail_handler
+from bot.terminal import slack_names, terminal_blocks, terminal_text
 from bot.text import age, clip, escape, local_time
 from store.db import read_session
 from store.models import (
@@ -252,10 +253,12 @@ class ConsoleSender:
         self.sent.append(message)
         if self.full is None or len(self.sent) <= self.full:
             self.console.rule(f"Slack DM to {message.rep.name}", style="cyan")
-            self.console.print(render_text(message.blocks) or message.text, markup=False, highlight=False)
+            self.console.print(terminal_blocks(message.blocks, message.text, slack_names(session)), highlight=False)
         else:
             first_line = message.text.splitlines()[0] if message.text else ""
-            self.console.print(f"DM to {message.rep.name}: {first_line}", markup=False, highlight=False)
+            line = Text(f"DM to {message.rep.name}: ")
+            line.append_text(terminal_text(first_line, slack_names(session)))
+            self.console.print(line, highlight=False)
         return {"console": True}
 
 

@@ -8,14 +8,17 @@ what was expected, and suggests the nearest valid key.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rapport.errors import ConfigError
+from rapport.settings import Settings, read_settings
 from store.hours import WEEKDAYS
 from store.validation import (
     Invalid,
@@ -296,27 +299,83 @@ def _describe(error: Any, path: Path) -> str:
     return f"{path}: `{key}`: {message} (got {error.get('input')!r})"
 
 
-def load_config(path: Path | None) -> AppConfig:
-    """Read `rapport.toml`; a missing file means all defaults."""
+def read_config(path: Path | None) -> tuple[AppConfig | None, list[str]]:
+    """`rapport.toml` and every problem in it, at once (None when there is one); a missing file
+    means all defaults."""
     if path is None or not path.exists():
-        return AppConfig()
+        return AppConfig(), []
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        return None, [f"{path}: not valid TOML: {exc}"]
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
+        return None, [f"{path}: cannot read: {exc}"]
     try:
         config = AppConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError("\n".join(_describe(e, path) for e in exc.errors())) from None
+        return None, [_describe(e, path) for e in exc.errors()]
     config.source = path
+    problems = []
     emails = [r.email for r in config.reps]
     duplicates = sorted({e for e in emails if emails.count(e) > 1})
     if duplicates:
-        raise ConfigError(f"{path}: `reps`: the same email appears twice: {', '.join(duplicates)}")
-    unknown = [f"{path}: `assignment.routes[{i}].rep`: no rep with the email {route.rep!r} under [[reps]]"
-               for i, route in enumerate(config.assignment.routes) if route.rep and route.rep.strip().lower() not in emails]
-    if unknown:
-        raise ConfigError("\n".join(unknown))
+        problems.append(f"{path}: `reps`: the same email appears twice: {', '.join(duplicates)}")
+    problems += [f"{path}: `assignment.routes[{i}].rep`: no rep with the email {route.rep!r} under [[reps]]"
+                 for i, route in enumerate(config.assignment.routes)
+                 if route.rep and route.rep.strip().lower() not in emails]
+    return (None if problems else config), problems
+
+
+def load_config(path: Path | None) -> AppConfig:
+    """Read `rapport.toml`; a missing file means all defaults. Problems raise one ConfigError naming them all."""
+    config, problems = read_config(path)
+    if config is None:
+        raise ConfigError("\n".join(problems))
     return config
+
+
+def _password_names(path: Path) -> list[str]:
+    """The `password_env` names of [[inbox.mailboxes]], read leniently (the file may have other problems)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return []
+    mailboxes = data.get("inbox", {}).get("mailboxes", []) if isinstance(data.get("inbox"), dict) else []
+    return [str(m["password_env"]) for m in mailboxes if isinstance(m, dict) and "password_env" in m]
+
+
+@dataclass
+class Checked:
+    """Everything `config check` knows: the settings and config when readable, and every problem."""
+
+    settings: Settings | None
+    config: AppConfig | None
+    problems: list[str]
+    config_file: Path
+
+
+def check_configuration(**overrides: Any) -> Checked:
+    """The environment, `.env` and `rapport.toml`, checked together: one run names every problem."""
+    settings, problems = read_settings(**overrides)
+    config_file = settings.config_file if settings else Path(overrides.get("config_file") or os.environ.get(
+        "RAPPORT_CONFIG") or "rapport.toml")
+    extra = _password_names(config_file) if config_file.exists() else []
+    if extra:  # a mailbox's password variable is a valid name, not a typo
+        settings, problems = read_settings(extra, **overrides)
+    config, config_problems = read_config(config_file)
+    if config is not None:  # like RAPPORT_IMAP_HOST without RAPPORT_IMAP_PASSWORD
+        config_problems += [
+            f"{config_file}: `inbox.mailboxes[{i}].password_env`: {mailbox.password_env} is not set in the "
+            "environment (the mailbox's password)"
+            for i, mailbox in enumerate(config.inbox.mailboxes) if not os.environ.get(mailbox.password_env)
+        ]
+    return Checked(settings, config, problems + config_problems, config_file)
+
+
+def load_configuration(**overrides: Any) -> tuple[Settings, AppConfig]:
+    """Settings and config for a command; any problem in either raises one ConfigError naming all of them."""
+    checked = check_configuration(**overrides)
+    if checked.problems or checked.settings is None or checked.config is None:
+        raise ConfigError("the configuration has problems (`rapport config check` shows them all):\n  "
+                          + "\n  ".join(checked.problems))
+    return checked.settings, checked.config

@@ -22,25 +22,29 @@ from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from importlib import resources
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from rich import box
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import update
-from sqlmodel import select
+from sqlmodel import Session, col, select
 
 from bot.digest import digest_managers, render_digest_text
-from bot.notify import ConsoleSender, dispatch_outbox
+from bot.notify import ConsoleSender, Outgoing, dispatch_outbox
+from bot.scheduler import Scheduler
 from inbox.local import sync_mailbox_directory
-from rapport.settings import load_settings
-from rapport.wiring import Runtime, ingest_options
+from rapport.config import load_configuration
+from rapport.errors import RapportError
+from rapport.wiring import Runtime, ingest_options, segment_params
 from store.db import read_session, session_scope
 from store.digest import DigestFigures, compute_digest, period_bounds
 from store.exporting import export_rows, write_csv
 from store.importing import ImportReport, import_csv
-from store.models import Company, Contact, Rep
+from store.models import Company, Contact, Conversation, Rep
 from store.segments import SegmentParams
 
 SAMPLE_MAILBOX = "support@nordlys.example"
@@ -104,7 +108,7 @@ def prepare_folder(plan: DemoPlan, *, fresh: bool = True) -> Path:
     """Copy the sample into the demo folder with its dates moved; returns the mailbox root."""
     source = sample_dir()
     if fresh and plan.folder.exists():
-        for leftover in ("rapport.db", "rapport.db-wal", "rapport.db-shm", "mailbox", "orders.csv"):
+        for leftover in ("rapport.db", "rapport.db-wal", "rapport.db-shm", "mailbox", "orders.csv", CLOCK_FILE):
             path = plan.folder / leftover
             if path.is_dir():
                 shutil.rmtree(path)
@@ -122,9 +126,35 @@ def prepare_folder(plan: DemoPlan, *, fresh: bool = True) -> Path:
     return mailbox
 
 
+CLOCK_FILE = ".env"  # in the demo folder: commands run there read the demo's clock from it
+
+
+def record_clock(plan: DemoPlan) -> None:
+    """The demo's clock in its folder's `.env`: every command run there (or with `--demo`) agrees with it."""
+    (plan.folder / CLOCK_FILE).write_text(
+        "# Written by `rapport demo`. Commands run in this folder use the demo's database\n"
+        "# (rapport.db), its rapport.toml and this clock, so they agree with the demo.\n"
+        f"RAPPORT_NOW={plan.clock.isoformat()}\n",
+        encoding="utf-8",
+    )
+
+
+def demo_overrides(folder: Path) -> dict[str, Any]:
+    return {"database_url": f"sqlite:///{folder / 'rapport.db'}", "config_file": folder / "rapport.toml",
+            "_env_file": folder / CLOCK_FILE}
+
+
 def demo_runtime(plan: DemoPlan) -> Runtime:
-    settings = load_settings(database_url=plan.database_url, config_file=plan.folder / "rapport.toml")
-    return Runtime.load(settings)
+    settings, config = load_configuration(**demo_overrides(plan.folder))
+    return Runtime(settings=settings, config=config)
+
+
+def open_demo(folder: Path) -> Runtime:
+    """The runtime of the demo `rapport demo` made in `folder`: its database, config and clock."""
+    if not (folder / "rapport.db").exists():
+        raise RapportError(f"no demo database in {folder}/: run `rapport demo` first")
+    settings, config = load_configuration(**demo_overrides(folder))
+    return Runtime(settings=settings, config=config)
 
 
 def import_sample(rt: Runtime, plan: DemoPlan) -> dict[str, ImportReport]:
@@ -153,11 +183,12 @@ def show_imports(console: Console, reports: dict[str, ImportReport]) -> None:
 
 
 def show_assignments(console: Console, rt: Runtime) -> None:
-    """Each customer conversation with its owner and the reason Rapport gave."""
-    table = Table(title="Assignments", title_justify="left")
-    for column, ratio in (("#", None), ("from", 2), ("subject", 3), ("category", 2), ("urgency", 1),
-                          ("owner", 1), ("why", 3)):
-        table.add_column(column, ratio=ratio, overflow="fold")
+    """Each customer conversation with its owner and the reason Rapport gave: two lines each, any width."""
+    table = Table(title="Assignments", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, expand=True)
+    table.add_column("#", justify="right", width=3, no_wrap=True)
+    table.add_column("from / subject", ratio=1, no_wrap=True, overflow="ellipsis")
+    table.add_column("category", width=17, no_wrap=True, overflow="ellipsis")  # "cancellation 100%"
+    table.add_column("owner / why", ratio=1, no_wrap=True, overflow="ellipsis")
     with read_session(rt.engine) as session:
         names = {rep.email: rep.name for rep in session.exec(select(Rep))}
         for row in export_rows(session, "conversations"):
@@ -166,10 +197,67 @@ def show_assignments(console: Console, rt: Runtime) -> None:
             owner = names.get(row["owner"], row["owner"]) if row["owner"] else f"queue {row['queue']}"
             confidence = row["category_confidence"]
             category = f"{row['category']} {confidence:.0%}" if confidence is not None else row["category"]
-            cells = (row["contact_name"] or row["contact_email"], row["subject"], category, row["urgency"], owner,
-                     row["reason"])
-            table.add_row(str(row["id"]), *(escape(str(cell or "")) for cell in cells))
+            why = str(row["reason"] or "").removeprefix(f"{owner} ")  # "Anna Berg owns …" under "Anna Berg"
+            table.add_row(
+                str(row["id"]),
+                _two_lines(row["contact_name"] or row["contact_email"], row["subject"]),
+                _two_lines(category, row["urgency"]),
+                _two_lines(owner, why),
+            )
     console.print(table)
+
+
+def _two_lines(first: object, second: object) -> Text:
+    """A cell of two lines (the second dim); line breaks from mail become spaces."""
+    text = Text(" ".join(str(first or "").split()))
+    text.append("\n" + " ".join(str(second or "").split()), style="dim")
+    return text
+
+
+CATCH_UP_KINDS = {  # an outbox key's prefix → what a sales rep calls it
+    "sla": "SLA missed (unanswered mail escalated)",
+    "reminder": "follow-up reminders",
+    "nudge": "nudges about overdue follow-ups",
+    "assign-dm": "new email assigned",
+}
+
+
+class CollectingSender:
+    """Keeps what the scheduler would send in Slack, to summarise it (the demo's catch-up)."""
+
+    def __init__(self) -> None:
+        self.sent: list[Outgoing] = []
+
+    def send(self, session: Session, message: Outgoing, *, since: datetime | None) -> dict[str, Any]:
+        self.sent.append(message)
+        return {"console": True}
+
+
+def show_catch_up(console: Console, rt: Runtime, plan: DemoPlan) -> None:
+    """One scheduler tick at the demo's clock (SLA escalations, reminders, post-purchase follow-ups),
+    summarised one line per kind, so the next command starts with nothing left to catch up."""
+    sender = CollectingSender()
+    scheduler = Scheduler(rt.engine, sender, segment_params=segment_params(rt.config))
+    followups = 0
+    for _ in range(3):  # a tick can make work for the next (a new follow-up already due: its reminder)
+        result = scheduler.tick(plan.clock)
+        followups += result.followups
+        if not (result.followups or result.reminders or result.nudges or result.escalations or result.delivered):
+            break
+    kinds: dict[str, list[Outgoing]] = {}
+    for message in sender.sent:
+        kinds.setdefault(message.key.split(":")[0], []).append(message)
+    lines = []
+    for kind, messages in kinds.items():
+        people = len({m.rep.email for m in messages})
+        label = CATCH_UP_KINDS.get(kind, kind)
+        lines.append(f"{label}: {len(messages)} Slack message{'s' * (len(messages) != 1)} "
+                     f"to {people} {'person' if people == 1 else 'people'}")
+    if followups:
+        lines.append(f"post-purchase follow-ups created: {followups}")
+    console.print("Catch-up (what `rapport serve` sends on its next tick):", style="bold", markup=False)
+    for line in lines or ["nothing was due"]:
+        console.print(f"  {line}", markup=False, highlight=False)
 
 
 def weekly_digest(rt: Runtime, plan: DemoPlan) -> tuple[Rep, DigestFigures] | None:
@@ -202,6 +290,7 @@ def run_demo(console: Console, folder: Path, *, full_notifications: int = 5, tod
     """Everything `rapport demo` shows, in order."""
     plan = plan_demo(folder, today)
     mailbox = prepare_folder(plan)
+    record_clock(plan)
     rt = demo_runtime(plan)
     local = plan.clock.astimezone(ZoneInfo("Europe/Stockholm"))
     console.rule("Rapport demo: Nordlys Supplies (fictional)", style="bold")
@@ -212,7 +301,7 @@ def run_demo(console: Console, folder: Path, *, full_notifications: int = 5, tod
     )
     show_imports(console, import_sample(rt, plan))
 
-    with console.status("Loading the classifier (the first run trains it: about half a minute)"):
+    with console.status("Loading the classifier (the first run trains it: a few minutes)"):
         classifier = rt.classifier
     console.print(f"classifier: {classifier.model_version}")
 
@@ -242,15 +331,37 @@ def run_demo(console: Console, folder: Path, *, full_notifications: int = 5, tod
     sender = ConsoleSender(console, full=full_notifications)
     dispatch_outbox(rt.engine, sender, now=plan.clock, limit=1000)
     console.print(f"{len(sender.sent)} notifications delivered from the outbox.")
+    show_catch_up(console, rt, plan)
 
     show_assignments(console, rt)
     show_digest(console, rt, plan)
+    show_next_steps(console, rt, plan)
+
+
+def next_steps(rt: Runtime, plan: DemoPlan) -> list[str]:
+    """Commands to try after the demo; run in its folder, they read its database, config and clock."""
+    where = "rapport-demo" if plan.folder == Path("rapport-demo").resolve() else str(plan.folder)
+    with read_session(rt.engine) as session:
+        conversation = session.exec(
+            select(Conversation.id).where(col(Conversation.owner_id).is_not(None)).order_by(col(Conversation.id))
+        ).first()
+    return [
+        f"cd {where}",
+        "rapport chat                    then: help, find stastny, my, followups",
+        'rapport chat "remind peter friday 10am ask about the audit"',
+        f"rapport digest --period week --date {plan.clock.date().isoformat()}",
+        f"rapport assign explain {conversation}",
+        "rapport segment top",
+        "rapport export segment top --format csv",
+    ]
+
+
+def show_next_steps(console: Console, rt: Runtime, plan: DemoPlan) -> None:
     console.rule("Try next", style="bold")
+    console.print("In the demo's folder, commands use its data, rapport.toml and clock (.env):",
+                  highlight=False, markup=False)
+    for line in next_steps(rt, plan):
+        console.print(f"  {line}", highlight=False, markup=False)
     hint = "" if plan.folder == Path("rapport-demo").resolve() else f" --demo-dir {plan.folder}"
-    console.print(
-        f"rapport chat --demo{hint}            then: help, find stastny, my, segment lapsed, followups\n"
-        f"rapport chat --demo{hint} \"remind peter friday 10am ask about the audit\"\n"
-        f"RAPPORT_DATABASE_URL={plan.database_url} rapport digest --manager {SAMPLE_MANAGER} --period week --print",
-        highlight=False,
-        markup=False,
-    )
+    console.print(f"From anywhere: rapport chat --demo{hint}, rapport digest --demo{hint} --period week",
+                  highlight=False, markup=False)

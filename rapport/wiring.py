@@ -10,18 +10,19 @@ import gc
 import logging
 import os
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
-from rapport.config import AppConfig, load_config
+from rapport.config import AppConfig, load_config, load_configuration
 from rapport.errors import ConfigError
-from rapport.settings import Settings, load_settings
+from rapport.settings import Settings
 from store.db import current_revision, head_revision, make_engine, session_scope, upgrade
 from store.privacy import Retention
 from store.reps import RepFields, upsert_rep
+from store.types import utcnow
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
@@ -50,8 +51,16 @@ class Runtime:
 
     @classmethod
     def load(cls, settings: Settings | None = None) -> Runtime:
-        settings = settings or load_settings()
+        """Explicit settings: their rapport.toml. None: the environment, `.env` and rapport.toml, checked
+        together (every problem in one ConfigError)."""
+        if settings is None:
+            settings, config = load_configuration()
+            return cls(settings=settings, config=config)
         return cls(settings=settings, config=load_config(settings.config_file))
+
+    def now(self) -> datetime:
+        """The clock every command reads: RAPPORT_NOW (the demo's `.env` sets it), else the real time."""
+        return self.settings.now or utcnow()
 
     @property
     def engine(self) -> Engine:

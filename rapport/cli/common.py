@@ -5,13 +5,20 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
+from datetime import datetime
 from functools import cache
+from pathlib import Path
 from typing import Any
 
+import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
+from rapport.errors import RapportError
+from rapport.settings import parse_moment
 from rapport.wiring import Runtime
+from store.types import utcnow
 
 console = Console()
 err_console = Console(stderr=True)
@@ -21,6 +28,42 @@ err_console = Console(stderr=True)
 def runtime() -> Runtime:
     """The process's runtime (settings, config, engine), built on first use."""
     return Runtime.load()
+
+
+AT_HELP = "Act as of this moment, e.g. 2026-12-04T14:00+01:00 (default: RAPPORT_NOW, else the real time)."
+AT_OPTION: Any = typer.Option(None, "--at", help=AT_HELP, metavar="MOMENT")
+
+
+def now(rt: Runtime, at: str | None = None) -> datetime:
+    """The one clock of a command: `--at`, else RAPPORT_NOW (the demo's folder sets it), else the real time."""
+    if at is None:
+        return rt.now()
+    try:
+        return parse_moment(at)
+    except ValueError as exc:
+        raise RapportError(f"--at {at!r}: {exc}") from None
+
+
+def clock(rt: Runtime, at: str | None = None) -> Callable[[], datetime]:
+    """`now` as a clock for a session of several commands: fixed with `--at` or RAPPORT_NOW, else real."""
+    if at is None and rt.settings.now is None:
+        return utcnow
+    moment = now(rt, at)
+    return lambda: moment
+
+
+DEMO_DIR = Path("rapport-demo")
+DEMO_OPTION: Any = typer.Option(False, "--demo", help="Use the database `rapport demo` made, its config and clock.")
+DEMO_DIR_OPTION: Any = typer.Option(DEMO_DIR, "--demo-dir", help="Where `rapport demo` put it.")
+
+
+def demo_or_runtime(demo: bool, demo_dir: Path) -> Runtime:
+    """The demo's runtime with `--demo`, else the process's."""
+    if not demo:
+        return runtime()
+    from rapport.demo import open_demo
+
+    return open_demo(demo_dir)
 
 
 def acting_person(by: str | None) -> str:
@@ -43,3 +86,7 @@ def setup_logging(level: str = "INFO") -> None:
     )
     # alembic narrates every migration step at INFO; a person wants one line from us
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # spaCy prints through a handler of its own as well as ours: every line twice. Ours only.
+    import spacy  # noqa: F401  (its import adds that handler; the CLI imports it anyway, for `rapport nlp`)
+
+    logging.getLogger("spacy").handlers.clear()

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from rapport.cli.common import console, err_console, print_json, runtime
+from rapport.cli.common import AT_OPTION, console, err_console, now, print_json, runtime
 from rapport.errors import RapportError
 from store.db import read_session
 from store.exporting import FIELDS, KINDS, export_rows, write_csv
@@ -138,16 +138,16 @@ def export_segment_command(
     name: str = typer.Argument(..., help="top, lapsed, stalled or partners."),
     fmt: Format = FORMAT_OPTION,
     bom: bool = BOM_OPTION,
+    at: str | None = AT_OPTION,
 ) -> None:
     """Export a customer segment (see docs/digest.md for the definitions)."""
     from rapport.wiring import segment_params
     from store.segments import UnknownSegment, export_segment
-    from store.types import utcnow
 
     rt = runtime()
     with read_session(rt.engine) as session:
         try:
-            rows = list(export_segment(session, name, now=utcnow(), params=segment_params(rt.config)))
+            rows = list(export_segment(session, name, now=now(rt, at), params=segment_params(rt.config)))
         except UnknownSegment as exc:
             raise RapportError(str(exc)) from None
     fields = list(rows[0]) if rows else []

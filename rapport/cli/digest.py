@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
+from pathlib import Path
 
 import typer
 from rich.table import Table
-from sqlmodel import select
+from sqlmodel import Session, select
 
-from bot.digest import digest_handlers, digest_payloads, render_digest_text
+from bot.digest import digest_handlers, digest_managers, digest_payloads, render_digest_text
 from bot.notify import SlackSender
-from rapport.cli.common import console, print_json, runtime
+from rapport.cli.common import (
+    AT_OPTION,
+    DEMO_DIR_OPTION,
+    DEMO_OPTION,
+    console,
+    demo_or_runtime,
+    now,
+    print_json,
+    runtime,
+)
 from rapport.errors import RapportError
 from rapport.wiring import Runtime, digest_links, segment_params, slack_client, smtp_options
 from store.db import read_session, session_scope
 from store.digest import DigestError, DigestFigures, compute_digest, last_complete_period, period_bounds
-from store.hours import UnknownZone
+from store.hours import UnknownZone, zone
 from store.models import OutboxItem, OutboxStatus, Rep
 from store.outbox import dispatch, enqueue
 from store.reps import rep_by_email
 from store.segments import export_segment
-from store.types import utcnow
 
 segment_app = typer.Typer(help="List customer segments (definitions: docs/digest.md).", no_args_is_help=True)
 
@@ -41,29 +50,34 @@ def _parse_date(value: str | None) -> date | None:
 
 
 def digest(
-    manager: str = typer.Option(..., "--manager", help="The manager's email (a rep in rapport.toml)."),
+    manager: str | None = typer.Option(None, "--manager", help="The manager's email (a rep in rapport.toml); "
+                                       "default: the first manager who gets a digest."),
     period: PeriodChoice = typer.Option(PeriodChoice.day, "--period", help="A day, or a Monday-to-Sunday week."),
     on: str | None = typer.Option(None, "--date", help="A local date in the period (default: the last "
-                                  "complete day or week in the manager's time zone)."),
+                                  "complete day or week in the manager's time zone; with --demo, the demo's)."),
     print_: bool = typer.Option(False, "--print", help="Render to the terminal (the default)."),
     send: bool = typer.Option(False, "--send", help="Send it now, by the manager's digest_via (Slack, email); "
                               "a way that fails is retried by `rapport serve`."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+    demo: bool = DEMO_OPTION,
+    demo_dir: Path = DEMO_DIR_OPTION,
+    at: str | None = AT_OPTION,
 ) -> None:
     """Compute a manager's digest: print it, send it, or print its figures as JSON."""
     if sum((print_, send, as_json)) > 1:
         raise RapportError("choose one of --print, --send and --json")
-    rt = runtime()
+    rt = demo_or_runtime(demo, demo_dir)
+    moment = now(rt, at)
     day = _parse_date(on)
     with read_session(rt.engine) as session:  # reads only: never holds SQLite's write lock
-        rep = rep_by_email(session, manager)
-        if rep is None:
-            raise RapportError(f"no rep with email {manager!r}; managers are listed under [[reps]] in rapport.toml")
+        rep = _manager(session, manager)
         try:
+            if day is None and demo:  # the period the demo showed: the one holding its clock
+                day = moment.astimezone(zone(rep.timezone)).date()
             start, end = (period_bounds(period.value, day, rep.timezone) if day is not None
-                          else last_complete_period(period.value, utcnow(), rep.timezone))
+                          else last_complete_period(period.value, moment, rep.timezone))
             figures = compute_digest(session, manager=rep, period=period.value, start=start, end=end,
-                                     params=segment_params(rt.config))
+                                     params=segment_params(rt.config), now=moment)
         except (DigestError, UnknownZone) as exc:
             raise RapportError(str(exc)) from None
         if as_json:
@@ -72,10 +86,24 @@ def digest(
             console.print(render_digest_text(figures, digest_links(rt.config, rt.settings)),
                           highlight=False, markup=False)
     if send:
-        _send(rt, figures, rep)
+        _send(rt, figures, rep, moment)
 
 
-def _send(rt: Runtime, figures: DigestFigures, rep: Rep) -> None:
+def _manager(session: Session, email: str | None) -> Rep:
+    """`--manager`, else the first manager who gets a digest."""
+    if email is None:
+        managers = digest_managers(session)
+        if not managers:
+            raise RapportError("no manager gets a digest (digest_via under [[reps]] in rapport.toml): "
+                               "name one with --manager")
+        return managers[0]
+    rep = rep_by_email(session, email)
+    if rep is None:
+        raise RapportError(f"no rep with email {email!r}; managers are listed under [[reps]] in rapport.toml")
+    return rep
+
+
+def _send(rt: Runtime, figures: DigestFigures, rep: Rep, now: datetime) -> None:
     """Through the outbox, one row per way: each is tried now; one that fails stays queued for
     `rapport serve`, and never stops the other."""
     via = rep.digest_via or ["email"]
@@ -84,7 +112,6 @@ def _send(rt: Runtime, figures: DigestFigures, rep: Rep) -> None:
         raise RapportError("the digest goes by email but SMTP is not configured (set RAPPORT_SMTP_HOST)")
     if "slack" in via and client is None:
         raise RapportError("the digest goes to Slack but no Slack client is configured (set SLACK_BOT_TOKEN)")
-    now = utcnow()
     payloads = digest_payloads(rep, period=figures.period, start=figures.start, end=figures.end,
                                local_date=now.isoformat(timespec="seconds"), via=via, channel=None,
                                params=segment_params(rt.config))
@@ -108,10 +135,12 @@ def _send(rt: Runtime, figures: DigestFigures, rep: Rep) -> None:
 
 
 def _segment_command(name: str) -> None:
-    def command(as_json: bool = typer.Option(False, "--json", help="Print JSON lines-ready rows.")) -> None:
+    def command(
+        as_json: bool = typer.Option(False, "--json", help="Print JSON lines-ready rows."), at: str | None = AT_OPTION
+    ) -> None:
         rt = runtime()
         with read_session(rt.engine) as session:
-            rows = list(export_segment(session, name, now=utcnow(), params=segment_params(rt.config)))
+            rows = list(export_segment(session, name, now=now(rt, at), params=segment_params(rt.config)))
         if as_json:
             print_json(rows)
             return

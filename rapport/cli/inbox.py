@@ -8,6 +8,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from sqlmodel import col, select
 
 from inbox.options import IngestOptions, MailboxSpec
 from inbox.pipeline import BatchResult
-from rapport.cli.common import acting_person, console, print_json, runtime
+from rapport.cli.common import AT_OPTION, acting_person, console, now, print_json, runtime
 from rapport.errors import ConfigError, RapportError
 from rapport.wiring import Runtime, ingest_options, mailbox_specs
 from store.assignments import assignment_history
@@ -87,10 +88,13 @@ def sync(
                                    exists=True, file_okay=False),
     mailbox_name: str = typer.Option("local", "--mailbox", help="With --dir: the mailbox name to record."),
     tags: bool = typer.Option(True, "--tags/--no-tags", help="Apply IMAP keywords right after the sync."),
+    at: str | None = AT_OPTION,
 ) -> None:
     """Ingest new mail. Without --once, keep polling every poll_interval_seconds (see also `watch`)."""
     rt = runtime()
     options = ingest_options(rt)
+    if at is not None or rt.settings.now is not None:  # received "now", SLA due from then: a fixed clock
+        options = replace(options, now=now(rt, at))
     show_bar = not as_json and sys.stdout.isatty()
     while True:
         with _progress(show_bar) as progress:
@@ -264,15 +268,18 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
 def explain_command(
     conversation: int = typer.Argument(..., help="Conversation id."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    at: str | None = AT_OPTION,
 ) -> None:
     """The rules tried for a conversation and why each did or did not apply, and its assignment history."""
     from inbox.assign import explain
 
     rt = runtime()
     options = ingest_options(rt)
+    moment = now(rt, at)
     with session_scope(rt.engine) as session:
         try:
-            outcomes = explain(session, conversation, routes=options.routes, fallback_queue=options.fallback_queue)
+            outcomes = explain(session, conversation, routes=options.routes, fallback_queue=options.fallback_queue,
+                               now=moment)
         except LookupError as exc:
             raise RapportError(str(exc)) from None
         history = []
@@ -286,14 +293,16 @@ def explain_command(
         print_json({"conversation": conversation, "rules": rules, "history": history})
         return
     winner = next((r for r in rules if r["applied"]), None)
-    table = Table("rule", "applies", "why", title=f"Conversation {conversation}: rules, in order, as of now")
+    table = Table("rule", "applies", "why", title=f"Conversation {conversation}: rules, in order, as of {moment:%Y-%m-%d %H:%M} UTC")
     for r in rules:
         mark = "[green]yes ← wins[/]" if r is winner else ("yes" if r["applied"] else "no")
         table.add_row(str(r["rule"]), mark, str(r["reason"]))
     console.print(table)
     past = Table("when", "rule", "owner / queue", "by", "reason", title="Assignment history")
+    for column in past.columns[:2]:
+        column.no_wrap = True
     for h in history:
-        past.add_row(str(h["at"])[:16], str(h["rule"]), str(h["owner"] or f"queue {h['queue']}"), str(h["by"]),
+        past.add_row(str(h["at"])[:16].replace("T", " "), str(h["rule"]), str(h["owner"] or f"queue {h['queue']}"), str(h["by"]),
                      str(h["reason"]))
     console.print(past)
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
 import typer
 from rich.markup import escape
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
+from typer.core import TyperGroup
 
 from rapport import __version__
 from rapport.cli import data as data_cli
@@ -20,12 +22,24 @@ from rapport.cli import nlp as nlp_cli
 from rapport.cli import privacy as privacy_cli
 from rapport.cli import setup as setup_cli
 from rapport.cli.chat import chat_app
-from rapport.cli.common import err_console, setup_logging
+from rapport.cli.common import err_console, runtime, setup_logging
 from rapport.cli.serve import serve_app
+from rapport.cli.slack import slack_app
 from rapport.errors import RapportError
 from store.db import DEFAULT_DATABASE_URL
 
+
+class RootGroup(TyperGroup):
+    """Keeps the subcommand's arguments for the root callback (it checks the configuration unless
+    they ask for --help)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta["rapport.arguments"] = list(args)
+        return super().parse_args(ctx, args)
+
+
 app = typer.Typer(
+    cls=RootGroup,
     name="rapport",
     help="Rapport: the CRM assistant in your shared inbox and in Slack.",
     no_args_is_help=True,
@@ -46,6 +60,7 @@ app.add_typer(serve_app, name="serve")
 app.add_typer(digest_cli.segment_app, name="segment")
 app.add_typer(privacy_cli.privacy_app, name="privacy")
 app.command("audit")(privacy_cli.audit)
+app.add_typer(slack_app, name="slack")
 
 
 def _version(value: bool) -> None:
@@ -54,8 +69,13 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+# `config check` reports every problem itself; the others refuse to start on any of them.
+CHECKS_ITSELF = {"config"}
+
+
 @app.callback()
 def root(
+    ctx: typer.Context,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details."),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
@@ -64,7 +84,13 @@ def root(
     """Rapport files each email of the shared mailbox against its contact, assigns an
     owner and tells them in Slack; reps log calls and follow-ups from Slack; managers
     get digests. Settings come from the environment (.env) and rapport.toml."""
-    setup_logging("DEBUG" if verbose else os.environ.get("RAPPORT_LOG_LEVEL", "INFO"))
+    setup_logging("DEBUG" if verbose else "INFO")
+    asks_help = any(arg in ctx.help_option_names for arg in ctx.meta.get("rapport.arguments", []))
+    if ctx.invoked_subcommand in CHECKS_ITSELF or asks_help or ctx.resilient_parsing:
+        return
+    settings = runtime().settings  # a configuration problem ends here, with every problem named
+    if not verbose:
+        setup_logging(settings.log_level)
 
 
 def main() -> None:

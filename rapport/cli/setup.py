@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import typer
+from rich import box
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.engine import make_url
 
-from rapport.cli.common import console, print_json, runtime
-from rapport.settings import ENV_NAMES
+from rapport.cli.common import console, err_console, print_json, runtime
+from rapport.config import check_configuration
+from rapport.settings import ENV_NAMES, Settings
 from store.db import current_revision, head_revision, make_engine, upgrade
 
 db_app = typer.Typer(help="Create, migrate and inspect the database.", no_args_is_help=True)
@@ -37,33 +44,64 @@ def db_status() -> None:
     console.print(f"{engine.url.render_as_string(hide_password=True)}: revision {current} ({state})")
 
 
+def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """A config value as (dotted key, text) rows: nested sections by key, lists of sections by index."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _flatten(item, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(value, list) and any(isinstance(item, dict) for item in value):
+        for index, item in enumerate(value):
+            yield from _flatten(item, f"{prefix}[{index}]")
+    elif isinstance(value, list):
+        yield prefix, ", ".join(str(item) for item in value) or "(none)"
+    else:
+        yield prefix, "(not set)" if value is None else str(value)
+
+
+def effective_environment(settings: Settings) -> dict[str, Any]:
+    """Every setting by its variable name, defaults included; secrets and the database password masked."""
+    values = settings.model_dump(mode="json")  # SecretStr fields dump as '**********'
+    environment = {ENV_NAMES[k]: v for k, v in values.items()}
+    # the URL is a plain string, but may hold a password
+    environment["RAPPORT_DATABASE_URL"] = make_url(settings.database_url).render_as_string(hide_password=True)
+    return environment
+
+
 @config_app.command("check")
 def config_check(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Validate the environment and rapport.toml; print the effective configuration, secrets masked."""
-    rt = runtime()
-    settings = rt.settings.model_dump(mode="json")  # SecretStr fields dump as '**********'
-    environment = {ENV_NAMES[k]: v for k, v in settings.items()}
-    # the URL is a plain string, but may hold a password
-    environment["RAPPORT_DATABASE_URL"] = make_url(rt.settings.database_url).render_as_string(hide_password=True)
-    effective = {
-        "environment": environment,
-        "config_file": str(rt.config.source) if rt.config.source else None,
-        "config": rt.config.model_dump(mode="json"),
-    }
+    """Check the environment, .env and rapport.toml together: every problem in one run (exit code 2),
+    else every effective value, defaults included, secrets masked."""
+    checked = check_configuration()
+    if checked.problems:
+        if as_json:
+            print_json({"problems": checked.problems})
+        else:
+            err_console.print(f"[bold red]{len(checked.problems)} configuration "
+                              f"problem{'s' if len(checked.problems) > 1 else ''}:[/]")
+            for problem in checked.problems:
+                err_console.print(Padding(Text(problem), (0, 0, 0, 2)), highlight=False)
+        raise typer.Exit(2)
+    settings, config = checked.settings, checked.config
+    assert settings is not None and config is not None
+    environment = effective_environment(settings)
+    set_names = {ENV_NAMES[k] for k in settings.model_fields_set}
+    config_values = config.model_dump(mode="json")
     if as_json:
-        print_json(effective)
+        print_json({"environment": environment, "config_file": str(config.source) if config.source else None,
+                    "config": config_values})
         return
-    table = Table(title="Environment", show_header=True)
-    table.add_column("variable")
-    table.add_column("value")
+    table = Table("variable", "value", title="Environment (.env)", title_justify="left", box=box.SIMPLE)
+    table.columns[0].no_wrap = True
+    table.columns[1].overflow = "fold"
     for key, value in environment.items():
-        table.add_row(key, "" if value is None else str(value))
+        shown = "(not set)" if value is None else str(value)
+        table.add_row(key, Text(shown, style="" if key in set_names else "dim"))
     console.print(table)
-    source = str(rt.config.source) if rt.config.source else f"{rt.settings.config_file} (not found: defaults)"
-    console.print(f"[bold]Config file:[/] {source}")
-    config = rt.config
-    console.print(
-        f"reps: {len(config.reps)}  routes: {len(config.assignment.routes)}  "
-        f"folders: {config.inbox.folders or rt.settings.folders}  slack command: {config.slack.command}"
-    )
-    console.print("[green]configuration OK[/]")
+    source = str(config.source) if config.source else f"{settings.config_file} (not found: defaults)"
+    values = Table("key", "value", title=f"Config file: {source}", title_justify="left", box=box.SIMPLE)
+    values.columns[0].no_wrap = True
+    values.columns[1].overflow = "fold"
+    for key, text in _flatten(config_values):
+        values.add_row(key, text)
+    console.print(values)
+    console.print("Dim values are defaults. [green]configuration OK[/]")

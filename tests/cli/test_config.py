@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,3 +104,203 @@ def test_regression_a_route_to_a_rep_that_does_not_exist_is_rejected(tmp_path: P
     message = str(info.value)
     assert str(path) in message and "assignment.routes[1].rep" in message and "ghost@x.example" in message
     assert "routes[0]" not in message
+
+
+# --------------------------------------------------------------------------- every problem, every command
+
+REPO = Path(__file__).parents[2]
+DRIVER = '''
+import contextlib, io, json, sys, traceback
+from rapport.cli.common import runtime
+from rapport.cli.main import main
+results = []
+for argv in json.loads(sys.argv[1]):
+    runtime.cache_clear()
+    sys.argv = ["rapport", *argv]
+    err, out, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            traceback.print_exc(file=err)
+            code = -1
+    results.append({"argv": argv, "code": code, "stderr": err.getvalue(), "stdout": out.getvalue()})
+print(json.dumps(results))
+'''
+
+# (variable or file, value, what the message must name)
+BAD_SETTINGS = [
+    ("RAPPORT_LOG_LEVEL", "LOUD", "RAPPORT_LOG_LEVEL"),
+    ("RAPPORT_DATABASE_URL", "mysql://u:p@db.example/crm", "SQLite and PostgreSQL only"),
+    ("RAPPORT_IMAP_PORT", "imaps", "RAPPORT_IMAP_PORT"),
+    ("RAPPORT_SMTP_PORT", "99999", "RAPPORT_SMTP_PORT"),
+    ("RAPPORT_SMTP_SECURITY", "tls", "RAPPORT_SMTP_SECURITY"),
+    ("RAPPORT_IMAP_HOST", "imap.example.com", "RAPPORT_IMAP_USER: not set"),
+    ("RAPPORT_SMTP_USER", "robot", "RAPPORT_SMTP_PASSWORD: not set"),
+    ("RAPPORT_IMAP_CA_FILE", "/nonexistent/ca.pem", "RAPPORT_IMAP_CA_FILE: no such file"),
+    ("RAPPORT_NOW", "tomorrow", "RAPPORT_NOW"),
+    ("RAPPORT_IMAP_FOLDER", "INBOX,Sales", "did you mean RAPPORT_IMAP_FOLDERS"),
+    ("SLACK_BOT_TOKN", "xoxb-1", "did you mean SLACK_BOT_TOKEN"),
+    (".env", "RAPPORT_SMPT_HOST=mail.example.com\n", "did you mean RAPPORT_SMTP_HOST"),
+    ("rapport.toml", "[assignment]\nsla_hour = 4\n", "did you mean `sla_hours`"),
+]
+
+
+def _invocations() -> list[list[str]]:
+    """Every command of the CLI, with made-up values for its required arguments."""
+    import typer
+
+    from rapport.cli.main import app
+
+    def walk(group: Any, prefix: list[str]) -> list[list[str]]:
+        found: list[list[str]] = []
+        for name, command in group.commands.items():
+            if hasattr(command, "commands"):
+                found += walk(command, [*prefix, name])
+                if getattr(command, "invoke_without_command", False):
+                    found.append([*prefix, name])
+                continue
+            argv = [*prefix, name]
+            for param in command.params:
+                if not param.required:
+                    continue
+                value = "1"  # an id, a file name: the configuration is refused before either is read
+                argv += [param.opts[0], value] if param.param_type_name == "option" else [value]
+            found.append(argv)
+        return found
+
+    return walk(typer.main.get_command(app), [])
+
+
+def _clean_env(tmp_path: Path) -> dict[str, str]:
+    return {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(tmp_path), "COLUMNS": "80",
+            "RAPPORT_DATABASE_URL": f"sqlite:///{tmp_path / 'r.db'}"}
+
+
+@pytest.mark.parametrize("name, value, named", BAD_SETTINGS, ids=[b[0] for b in BAD_SETTINGS])
+def test_regression_no_command_prints_a_traceback_for_a_bad_setting(
+    name: str, value: str, named: str, tmp_path: Path
+) -> None:
+    """`RAPPORT_LOG_LEVEL=LOUD` printed a traceback from every command; now each command, run with
+    each bad setting, ends with exit code 2 and a message naming the setting."""
+    import json
+    import subprocess
+    import sys
+
+    env = _clean_env(tmp_path)
+    if name in (".env", "rapport.toml"):
+        (tmp_path / name).write_text(value, encoding="utf-8")
+    else:
+        env[name] = value
+    invocations = _invocations()
+    assert len(invocations) > 30 and ["config", "check"] in invocations and ["serve"] in invocations
+    run = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(invocations)], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    for result in json.loads(run.stdout):
+        where = " ".join(result["argv"])
+        assert "Traceback" not in result["stderr"], (where, result["stderr"])
+        assert result["code"] == 2, (where, result)
+        assert named in " ".join(result["stderr"].split()), (where, result["stderr"])
+    assert not (tmp_path / "r.db").exists()  # refused before touching the database
+
+
+def test_config_check_reports_the_environment_env_file_and_rapport_toml_together(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = _clean_env(tmp_path)
+    for name, value, _ in BAD_SETTINGS:
+        if name not in (".env", "rapport.toml"):
+            env[name] = value
+    (tmp_path / ".env").write_text("RAPPORT_SMPT_HOST=mail.example.com\n", encoding="utf-8")
+    (tmp_path / "rapport.toml").write_text('[assignment]\nsla_hour = 4\n\n[[reps]]\nname = "A"\n'
+                                           'email = "a@x.example"\ncapacity = "lots"\n', encoding="utf-8")
+    checked = subprocess.run([sys.executable, "-m", "rapport.cli.main", "config", "check"],
+                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 2
+    report = " ".join(checked.stderr.split())
+    for _, _, named in BAD_SETTINGS:
+        assert named in report, named
+    assert "rapport.toml: unknown key `assignment.sla_hour`" in report
+    assert "rapport.toml: `reps[0].capacity`" in report
+    assert ".env): not a setting; did you mean RAPPORT_SMTP_HOST" in report
+    assert "p@db.example" not in report  # nothing secret echoed
+    assert all(len(line) <= 80 for line in checked.stderr.splitlines())
+
+
+def test_config_check_prints_every_effective_value_masked_within_80_columns(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {**_clean_env(tmp_path), "SLACK_BOT_TOKEN": "xoxb-TOPSECRET", "RAPPORT_SMTP_HOST": "mail.example.com",
+           "RAPPORT_SMTP_USER": "robot", "RAPPORT_SMTP_PASSWORD": "HUNTER2",
+           "RAPPORT_DATABASE_URL": "postgresql://rapport:PGSECRET@db.example/crm"}
+    (tmp_path / "rapport.toml").write_text('[[reps]]\nname = "Anna Berg"\nemail = "anna@x.example"\n'
+                                           'working_hours = "Mon-Thu 08:00-16:00; Fri 08:00-12:00"\n')
+    checked = subprocess.run([sys.executable, "-m", "rapport.cli.main", "config", "check"],
+                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stderr
+    out = checked.stdout
+    for secret in ("TOPSECRET", "HUNTER2", "PGSECRET"):
+        assert secret not in out
+    assert "**********" in out and "rapport:***@db.example" in out
+    # defaults included, from both sources
+    for shown in ("RAPPORT_SMTP_PORT", "587", "RAPPORT_IMAP_SECURITY", "inbox.batch_size", "200",
+                  "reps[0].working_hours", "Mon-Thu 08:00-16:00; Fri", "configuration OK"):
+        assert shown in out, shown
+    assert max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_one_clock_at_wins_over_rapport_now_which_wins_over_the_real_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from rapport.cli.common import clock, now
+    from rapport.errors import RapportError
+    from rapport.wiring import Runtime
+    from store.types import utcnow
+
+    monkeypatch.chdir(tmp_path)
+    real = Runtime.load(load_settings(config_file=tmp_path / "absent.toml"))
+    assert clock(real) is utcnow
+    monkeypatch.setenv("RAPPORT_NOW", "2026-12-04T14:00+01:00")
+    fixed = Runtime.load(load_settings(config_file=tmp_path / "absent.toml"))
+    assert now(fixed) == datetime(2026, 12, 4, 13, 0, tzinfo=UTC) == clock(fixed)()
+    assert now(fixed, "2026-12-05T08:00Z") == datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
+    with pytest.raises(RapportError, match="--at '2026-12-05 08:00': give the UTC offset"):
+        now(fixed, "2026-12-05 08:00")
+
+
+def test_misspelt_names_get_the_nearest_setting_and_other_tools_slack_names_pass() -> None:
+    from rapport.settings import unknown_names
+
+    problems = unknown_names(["RAPPORT_IMAP_FOLDER", "RAPPORT_LOGLEVEL", "RAPPORT_FOO", "SLACK_BOT_TOKN",
+                              "SLACK_API_TOKEN", "SLACK_CLIENT_SECRET", "SLACK_WEBHOOK_URL", "RAPPORT_SUPPORT2_PW",
+                              "PATH"], known=["RAPPORT_SUPPORT2_PW"], present=["SLACK_APP_TOKEN"])
+    assert problems == [
+        "RAPPORT_FOO (the environment): not a setting; `rapport config check` lists the settings",
+        "RAPPORT_IMAP_FOLDER (the environment): not a setting; did you mean RAPPORT_IMAP_FOLDERS?",
+        "RAPPORT_LOGLEVEL (the environment): not a setting; did you mean RAPPORT_LOG_LEVEL?",
+        "SLACK_BOT_TOKN (the environment): not a setting; did you mean SLACK_BOT_TOKEN?",
+    ]  # SLACK_API_TOKEN beside a set SLACK_APP_TOKEN is another tool's; a mailbox's password_env is known
+
+
+def test_a_mailbox_password_variable_is_not_a_typo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rapport.config import check_configuration
+
+    config = _write(tmp_path, '[[inbox.mailboxes]]\nname = "sales"\nhost = "imap.x.example"\nuser = "s@x.example"\n'
+                              'password_env = "RAPPORT_SALES_IMAP_PASSWORD"\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAPPORT_SALES_IMAP_PASSWORD", "x")
+    monkeypatch.setenv("RAPPORT_SALES_IMAP_PASWORD", "x")
+    checked = check_configuration(config_file=config)
+    assert checked.problems == ["RAPPORT_SALES_IMAP_PASWORD (the environment): not a setting; "
+                                "did you mean RAPPORT_SALES_IMAP_PASSWORD?"]
+    monkeypatch.delenv("RAPPORT_SALES_IMAP_PASSWORD")
+    assert check_configuration(config_file=config).problems[-1] == (
+        f"{config}: `inbox.mailboxes[0].password_env`: RAPPORT_SALES_IMAP_PASSWORD is not set in the "
+        "environment (the mailbox's password)")

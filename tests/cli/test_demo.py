@@ -3,6 +3,7 @@ everything the demo promises shows up in the terminal and in the store."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
@@ -54,3 +55,95 @@ def test_the_sample_dates_move_by_whole_weeks_to_the_latest_friday() -> None:
     raw = b"From: a@b.example\r\nDate: Fri, 20 Nov 2026 10:30:19 +0100\r\nSubject: x\r\n\r\nbody\r\n"
     assert b"Date: Fri, 27 Nov 2026 10:30:19 +0100\r\n" in shift_mail(raw, plan.shift)
     assert shift_mail(b"no date header\r\n\r\n", plan.shift) == b"no date header\r\n\r\n"
+
+
+def _run(args: list[str], cwd: Path, model_dir: Path) -> str:
+    import subprocess
+    import sys
+
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[2]), "HOME": str(cwd),
+           "COLUMNS": "80", "RAPPORT_MODEL_DIR": str(model_dir)}
+    done = subprocess.run([sys.executable, "-m", "rapport.cli.main", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (args, done.stderr)
+    assert "Traceback" not in done.stderr
+    return done.stdout
+
+
+def _between(lines: list[str], start: str, end: str) -> list[str]:
+    first = next(i for i, line in enumerate(lines) if start in line) + 1
+    last = next(i for i, line in enumerate(lines) if end in line and i >= first)
+    return [line.rstrip() for line in lines[first:last] if line.strip()]
+
+
+def test_regression_the_demo_s_follow_up_commands_print_the_same_figures_as_the_demo(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo's own "try next" digest said "New conversations: 0" and `assign explain` named the
+    fallback queue for an assigned mail (they read the real clock, the demo its own); the first
+    `chat` after the demo printed about fifty "SLA missed" DMs; the assignment table wrapped to
+    5-9 lines per row at 80 columns."""
+    import json
+
+    from rapport.demo import next_steps, open_demo
+
+    monkeypatch.setenv("RAPPORT_MODEL_DIR", str(model_dir))
+    console = Console(record=True, width=80)
+    folder = tmp_path / "demo"
+    run_demo(console, folder, full_notifications=2, today=date(2026, 11, 25))
+    output = console.export_text()
+    lines = output.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    # the catch-up ran inside the demo, one line per kind
+    catch_up = _between(lines, "Catch-up (what `rapport serve` sends", "Assignments")
+    assert any(line.startswith("  SLA missed") for line in catch_up) and len(catch_up) <= 4
+    # two lines per conversation
+    rows = _between(lines, "from / subject", "Weekly digest for")
+    engine = make_engine(f"sqlite:///{folder / 'rapport.db'}")
+    with Session(engine) as session:
+        human = session.exec(select(Conversation).where(~col(Conversation.is_automatic))).all()
+    assert len(rows) == 2 * len(human) + 1  # and the rule under the header
+
+    steps = next_steps(open_demo(folder), plan_demo(folder, today=date(2026, 11, 25)))
+    assert steps[0] == f"cd {folder}" and all(len(step) + 2 <= 80 for step in steps)
+    digest_step = next(step for step in steps if step.startswith("rapport digest"))
+    demo_digest = _between(lines, "Weekly digest for", "Try next")
+    # in the demo's folder, the same digest, without a clock flag
+    assert [line.rstrip() for line in _run(digest_step.split()[1:], folder, model_dir).splitlines()
+            if line.strip()] == demo_digest
+    # and from anywhere with --demo
+    assert [line.rstrip() for line in _run(["digest", "--demo", "--demo-dir", str(folder), "--period", "week"],
+                                            tmp_path, model_dir).splitlines() if line.strip()] == demo_digest
+    # assign explain agrees with the assignment the demo made
+    explain_step = next(step for step in steps if step.startswith("rapport assign explain"))
+    conversation = int(explain_step.split()[-1])
+    explained = json.loads(_run(["assign", "explain", str(conversation), "--json"], folder, model_dir))
+    winner = next(rule for rule in explained["rules"] if rule["applied"])
+    assert winner["rule"] != "fallback" and winner["owner"] == explained["history"][-1]["owner"]
+    # segments: the terminal, the export and the store agree at the demo's clock
+    shown = json.loads(_run(["segment", "top", "--json"], folder, model_dir))
+    exported = [json.loads(line) for line in _run(["export", "segment", "top"], folder, model_dir).splitlines()]
+    assert shown and [r["name"] for r in shown] == [r["name"] for r in exported]
+    top_in_digest = [line for line in _between(lines, "Top customers who wrote", "Try next")
+                     if re.match(r"- \d+\. ", line)]
+    names = [r["name"] for r in shown]
+    assert top_in_digest and all(line.split(". ", 1)[1] in names for line in top_in_digest)
+    # the first chat after the demo answers, with nothing left to catch up
+    chat = _run(["chat", "my"], folder, model_dir)
+    assert "My open conversations" in chat
+    assert "Slack DM to" not in chat and "DM to" not in chat
+    assert "*" not in chat and "<@" not in chat
+
+
+def test_regression_spacy_log_lines_are_printed_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """Training printed each spaCy line twice: through spaCy's own handler and through ours."""
+    import logging
+
+    import spacy  # noqa: F401  (adds spaCy's handler)
+
+    from rapport.cli.common import setup_logging
+
+    setup_logging("INFO")
+    assert logging.getLogger("spacy").handlers == []
+    logging.getLogger("spacy").info("Created vocabulary")
+    assert capsys.readouterr().err.count("Created vocabulary") == 1
