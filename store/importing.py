@@ -1,13 +1,17 @@
-"""CSV imports of contacts, companies, reps and orders.
+"""CSV imports of contacts, companies, reps and orders (docs/imports.md).
 
-Accepts our own column names and those of common CRM exports (HubSpot,
-Salesforce, Pipedrive style). UTF-8 with or without BOM, `,` or `;`
-separated. Re-importing a file updates instead of duplicating: contacts are
-keyed by email address, companies by domain, reps by email, orders by order id.
-A bad row never stops an import: it is reported with its line number and
-reason and the good rows land. Each row is written in its own savepoint and
-rows are committed in chunks, so a killed import leaves every row either fully
-in or fully out; running it again finishes the job.
+Accepts our own column names and those of real CRM exports (HubSpot, Salesforce
+labels and API names, Pipedrive, Zoho) as they are; their stage, status and type
+values map to our kind and stage through the tables below (an unknown value
+warns, the row lands). UTF-8 with or without BOM, `,` or `;` separated.
+Re-importing updates instead of duplicating: contacts are keyed by email
+address, companies by domain (else name), reps by email, orders by order id. A
+column the file leaves out changes nothing; rows of one record merge. A bad row
+never stops an import: it is reported with its line number and reason and the
+good rows land. Rows are committed in batches, one transaction each (contacts in
+a few multi-row statements; when the database refuses a batch, row by row in
+savepoints), so a killed import leaves every row either fully in or fully out;
+running it again finishes the job.
 """
 
 from __future__ import annotations
