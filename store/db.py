@@ -100,9 +100,14 @@ def insert_rows(session: Session, model: type[SQLModel], rows: Sequence[Mapping[
         return []
     table: Table = model.__table__  # type: ignore[attr-defined]
     if session.get_bind().dialect.name != "sqlite":
-        # Core, not ORM: the ORM's bulk insert ran one statement per contact row on PostgreSQL.
-        result = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
-        return [int(row[0]) for row in result]
+        # Core, not ORM (whose bulk insert ran one statement per row for an import's contacts),
+        # one statement per run of rows with the same columns.
+        statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return [
+            int(row[0])
+            for _, group in groupby(rows, key=_column_names)
+            for row in session.execute(statement, list(group))
+        ]
     first = (session.execute(select(func.max(table.c.id))).scalar() or 0) + 1
     with_ids = [{**row, "id": first + index} for index, row in enumerate(rows)]
     for _, group in groupby(with_ids, key=_column_names):
@@ -110,7 +115,7 @@ def insert_rows(session: Session, model: type[SQLModel], rows: Sequence[Mapping[
     return [row["id"] for row in with_ids]
 
 
-def _column_names(row: dict[str, Any]) -> frozenset[str]:
+def _column_names(row: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(row)
 
 

@@ -22,6 +22,7 @@ import itertools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +151,7 @@ USED: dict[str, frozenset[str]] = {
 PHONE_SEPARATOR = ", "
 
 
+@lru_cache(maxsize=4096)
 def _value_key(value: str) -> str:
     """`Customer - Direct`, `customer_direct` and `customerdirect` are one value."""
     return re.sub(r"[^a-z0-9]+", "", value.lower())
@@ -635,12 +637,12 @@ def write_contacts(session: Session, rows: list[ContactIn]) -> list[str]:
     if updates:
         session.execute(update(Contact), updates)
     if new_rows:
+        defaults = {**dict.fromkeys(_CONTACT_FIELDS), "kind": ContactKind.prospect.value, "stage": Stage.need.value,
+                    "post_purchase_followup": True, "source": "import", "created_at": now, "updated_at": now}
         ids = insert_rows(
             session,
             Contact,
-            [{**dict.fromkeys(_CONTACT_FIELDS), "kind": ContactKind.prospect.value, "stage": Stage.need.value,
-              "post_purchase_followup": True, "source": "import", "created_at": now, "updated_at": now, **wanted}
-             for _, wanted in new_rows],
+            [{**defaults, **wanted} for _, wanted in new_rows],
         )
         for (row, _), contact_id in zip(new_rows, ids, strict=True):
             owner_of[row.email] = contact_id

@@ -104,12 +104,14 @@ def fuzzy_keys(word: str) -> set[str]:
     return keys
 
 
-def _word_terms(value: str) -> set[str]:
+@lru_cache(maxsize=65536)
+def _word_terms(value: str) -> frozenset[str]:
+    """Cached: an import meets the same first names, companies and domains again and again."""
     terms: set[str] = set()
     for word in words(value):
         terms.add(word[:64])
         terms.update(fuzzy_keys(word))
-    return terms
+    return frozenset(terms)
 
 
 def _email_terms(email: str) -> set[str]:
@@ -132,14 +134,14 @@ def _phone_terms(phone: str | None) -> set[str]:
 
 
 def contact_terms(name: str, emails: Iterable[str], phone: str | None) -> set[str]:
-    terms = _word_terms(name) | _phone_terms(phone)
+    terms = _phone_terms(phone) | _word_terms(name)
     for email in emails:
         terms |= _email_terms(email)
     return terms
 
 
 def company_terms(name: str, domains: Iterable[str], phone: str | None) -> set[str]:
-    terms = _word_terms(name) | _phone_terms(phone)
+    terms = _phone_terms(phone) | _word_terms(name)
     for domain in domains:
         terms |= _word_terms(domain.rsplit(".", 1)[0])
     return terms
