@@ -1,7 +1,7 @@
 """`rapport import contacts` speed on a HubSpot-shaped export, on SQLite and PostgreSQL.
 
-    python bench/bench_import.py                      # 100,000 contacts, both databases
-    python bench/bench_import.py --rows 20000 --db sqlite
+    python -m bench.bench_import                      # 100,000 contacts, both databases
+    python -m bench.bench_import --rows 20000 --db sqlite
 
 Generates one contacts export with HubSpot's column labels (every lifecycle stage and
 lead status, owners by full name, ~10,000 companies, a few opt-outs), then times, on an
@@ -17,20 +17,17 @@ import argparse
 import csv
 import os
 import random
-import secrets
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
+from bench.processes import postgres_schema
 from store.db import make_engine, session_scope, upgrade
 from store.importing import import_csv
 from store.reps import upsert_rep
 
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 HEADER = ["Record ID", "First Name", "Last Name", "Email", "Phone Number", "Mobile Phone Number", "Company Name",
           "Job Title", "Lifecycle Stage", "Lead Status", "Contact owner", "Create Date", "Last Activity Date",
           "City", "Country/Region", "Unsubscribed from all email"]
@@ -70,25 +67,6 @@ def baseline(path: Path) -> float:
     return time.perf_counter() - started
 
 
-@contextmanager
-def postgres_engine(url: str) -> Iterator[Engine]:
-    import psycopg
-
-    schema = f"bench_import_{secrets.token_hex(4)}"
-    parsed = make_url(url)
-    admin = dict(host=parsed.host, port=parsed.port, user=parsed.username, password=parsed.password,
-                 dbname=parsed.database, autocommit=True)
-    with psycopg.connect(**admin) as connection:  # type: ignore[arg-type]
-        connection.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        engine = make_engine(parsed.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False))
-        yield engine
-        engine.dispose()
-    finally:
-        with psycopg.connect(**admin) as connection:  # type: ignore[arg-type]
-            connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
 def measure(engine: Engine, label: str, path: Path, rows: int, csv_seconds: float) -> None:
     upgrade(engine)
     with session_scope(engine) as session:
@@ -108,7 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
-    parser.add_argument("--postgres-url", default=PG_URL)
+    parser.add_argument("--postgres-url", help="default: 127.0.0.1:5432/test, else a private cluster")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "hubspot-contacts.csv"
@@ -122,8 +100,10 @@ def main() -> None:
             measure(engine, "SQLite", path, args.rows, csv_seconds)
             engine.dispose()
         if args.db in ("postgres", "both"):
-            with postgres_engine(args.postgres_url) as engine:
+            with postgres_schema(args.postgres_url) as url:
+                engine = make_engine(url)
                 measure(engine, "PostgreSQL", path, args.rows, csv_seconds)
+                engine.dispose()
 
 
 if __name__ == "__main__":

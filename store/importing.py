@@ -67,6 +67,7 @@ from store.validation import (
 
 ENTITIES = ("contacts", "companies", "reps", "orders")
 CHUNK = 1000
+IMPORT_CACHE_KIB = 64 * 1024  # SQLite's page cache while importing (its default is 2 MB)
 
 # Our name <- the names CRMs use, labels and API names (compared lower-cased, letters and digits only).
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -968,6 +969,8 @@ def _write_contacts(
             outcomes.append((line, f"!{exc}"))
     try:
         with session_scope(engine) as session:
+            if engine.dialect.name == "sqlite":  # the indexes of a large import's batch stay in memory
+                session.connection().exec_driver_sql(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
             written = write_contacts(session, checked) if checked else []
             _finish(session, dry_run)
         return outcomes + [(r.line, outcome) for r, outcome in zip(checked, written, strict=True)]
