@@ -407,6 +407,7 @@ class Owners:
 
     def __init__(self, session: Session) -> None:
         self.by_key: dict[str, int] = {}
+        self.unknown: set[str] = set()
         for rep_id, email, name in session.execute(select(col(Rep.id), col(Rep.email), col(Rep.name))):
             self.by_key.setdefault(name.strip().lower(), rep_id)
             self.by_key[email.lower()] = rep_id
@@ -415,9 +416,13 @@ class Owners:
         """The rep `ref` names; an unknown one is a warning and no owner."""
         if not ref or not ref.strip():
             return None
-        rep_id = self.by_key.get(ref.strip().lower())
-        if rep_id is None:
-            report.warnings.append(Rejected(line, f"owner {ref.strip()!r} is not a known rep; imported without owner"))
+        key = ref.strip().lower()
+        rep_id = self.by_key.get(key)
+        if rep_id is None and key not in self.unknown:  # once per owner, not once per row
+            self.unknown.add(key)
+            report.warnings.append(
+                Rejected(line, f"owner {ref.strip()!r} is not a known rep; their rows are imported without owner")
+            )
         return rep_id
 
 
@@ -837,9 +842,12 @@ def merge_rows(earlier: dict[str, str], later: dict[str, str]) -> dict[str, str]
 
 
 def count_rows(path: Path) -> int:
-    """Rows in a CSV file (for a progress bar); cheap enough to run before an import."""
-    _, _, rows = read_rows(path)
-    return sum(1 for _ in rows)
+    """Rows in a CSV file (for a progress bar): one pass of the csv module, a fraction of an import."""
+    lines, delimiter = _lines(path)
+    try:
+        return sum(1 for values in csv.reader(lines[1:], delimiter=delimiter) if any(v.strip() for v in values))
+    except csv.Error:
+        return len(lines) - 1
 
 
 def import_csv(

@@ -27,7 +27,9 @@ def test_rejected_rows_exit_2_and_the_good_rows_still_land(database: str) -> Non
     report = json.loads(result.stdout)
     assert report["imported"] == 11
     assert [r["line"] for r in report["rejected"]] == [14]
-    # no reps in this store: every owner named is a warning too
+    # no reps in this store: each owner named is a warning too, once, on their first row
+    owners = [w["line"] for w in report["warnings"] if "known rep" in w["warning"]]
+    assert owners == [2, 4, 10]  # Alice Andersson, Bob Berg, Carl Nobody
     assert {w["line"] for w in report["warnings"] if "known rep" not in w["warning"]} == {12, 13}
     assert report["ignored_columns"] == ["Create Date", "Last Activity Date", "City", "Country/Region"]
 
