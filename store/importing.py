@@ -26,7 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, func, select
@@ -578,9 +578,8 @@ class _Companies:
             for company, company_id in zip(self.new, ids, strict=True):
                 company.id = company_id
         if self.new_domains:
-            session.execute(
-                insert(CompanyDomain.__table__),  # type: ignore[attr-defined]
-                [{"domain": d, "company_id": _company_id(ref)} for d, ref in self.new_domains],
+            insert_rows(
+                session, CompanyDomain, [{"domain": d, "company_id": _company_id(ref)} for d, ref in self.new_domains]
             )
 
 
@@ -652,8 +651,9 @@ def write_contacts(session: Session, rows: list[ContactIn]) -> list[str]:
         )
         for (row, _), contact_id in zip(new_rows, ids, strict=True):
             owner_of[row.email] = contact_id
-        session.execute(
-            insert(ContactEmail.__table__),  # type: ignore[attr-defined]
+        insert_rows(
+            session,
+            ContactEmail,
             [{"contact_id": owner_of[row.email], "email": row.email, "is_primary": True, "bouncing": False}
              for row, _ in new_rows],
         )
@@ -673,7 +673,7 @@ def write_contacts(session: Session, rows: list[ContactIn]) -> list[str]:
         if outcomes[i] == "unchanged" and owner_of[row.email] in withdrawn:
             outcomes[i] = "updated"
     if extra:
-        session.execute(insert(ContactEmail.__table__), extra)  # type: ignore[attr-defined]
+        insert_rows(session, ContactEmail, extra)
     if updates:  # new contacts are indexed by refresh_index; changed names, phones and companies here
         index_contacts(session, [u["id"] for u in updates])
     return outcomes
