@@ -32,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, func, select
 
 from store.consents import withdraw_consent
-from store.db import insert_rows, session_scope
+from store.db import insert_rows, read_session, session_scope
 from store.exporting import restore_cell
 from store.models import (
     Company,
@@ -870,7 +870,7 @@ def import_csv(
         )
     report = ImportReport()
     report.ignored = [label for label, name in zip(header, columns, strict=True) if name not in USED[entity]]
-    with Session(engine) as session:
+    with read_session(engine) as session:
         ctx = Context(report, Owners(session))
     pending: dict[str, tuple[int, dict[str, str]]] = {}  # by the row's key: duplicates merge here
     read = 0
