@@ -21,11 +21,13 @@ from rapport.errors import ConfigError
 from rapport.settings import Settings, read_settings
 from store.hours import WEEKDAYS
 from store.validation import (
+    SKILLS_KNOWN,
     Invalid,
     check_categories,
     check_email,
     check_timezone,
     check_working_hours,
+    read_skills,
 )
 
 
@@ -225,7 +227,10 @@ class RepConfig(_Section):
     @field_validator("skills")
     @classmethod
     def _skills(cls, value: list[str]) -> list[str]:
-        return _checked(check_categories, value)
+        skills, unknown = read_skills(value)  # the import's reading: invoice, payment -> billing
+        if unknown:
+            raise ValueError(f"unknown skills {', '.join(unknown)}; {SKILLS_KNOWN}")
+        return skills
 
 
 def _checked(check: Any, value: Any) -> Any:

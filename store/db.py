@@ -8,7 +8,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, event, func, insert, select
+from sqlalchemy import JSON, Table, event, func, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -100,8 +100,16 @@ def insert_rows(session: Session, model: type[SQLModel], rows: Sequence[Mapping[
         return []
     table: Table = model.__table__  # type: ignore[attr-defined]
     if session.get_bind().dialect.name != "sqlite":
-        result = session.execute(insert(model).returning(table.c.id, sort_by_parameter_order=True), rows)
-        return [int(row[0]) for row in result]
+        if len(rows) >= COPY_FROM and not any(isinstance(c.type, JSON) for c in table.c):
+            return _copy_rows(session, table, rows)
+        # Core, not ORM (whose bulk insert ran one statement per row for an import's contacts),
+        # one statement per run of rows with the same columns.
+        statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return [
+            int(row[0])
+            for _, group in groupby(rows, key=_column_names)
+            for row in session.execute(statement, list(group))
+        ]
     first = (session.execute(select(func.max(table.c.id))).scalar() or 0) + 1
     with_ids = [{**row, "id": first + index} for index, row in enumerate(rows)]
     for _, group in groupby(with_ids, key=_column_names):
@@ -109,7 +117,33 @@ def insert_rows(session: Session, model: type[SQLModel], rows: Sequence[Mapping[
     return [row["id"] for row in with_ids]
 
 
-def _column_names(row: dict[str, Any]) -> frozenset[str]:
+COPY_FROM = 100  # rows from which PostgreSQL gets them by COPY (a multi-row INSERT is parsed client-side)
+
+
+def _copy_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """PostgreSQL: ids drawn from the table's sequence, then the rows by COPY, in the session's transaction."""
+    connection = session.connection()
+    ids = [
+        int(new_id)
+        for (new_id,) in connection.execute(
+            text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"),
+            {"table": table.name, "n": len(rows)},
+        )
+    ]
+    with connection.connection.cursor() as cursor:  # type: ignore[attr-defined]
+        start = 0
+        for names, group in groupby(rows, key=_column_names):
+            batch = list(group)
+            columns = ["id", *sorted(names)]
+            quoted = ", ".join(f'"{name}"' for name in columns)
+            with cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
+                for new_id, row in zip(ids[start : start + len(batch)], batch, strict=True):
+                    copy.write_row([new_id, *(row[name] for name in columns[1:])])
+            start += len(batch)
+    return ids
+
+
+def _column_names(row: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(row)
 
 

@@ -1,13 +1,17 @@
-"""CSV imports of contacts, companies, reps and orders.
+"""CSV imports of contacts, companies, reps and orders (docs/imports.md).
 
-Accepts our own column names and those of common CRM exports (HubSpot,
-Salesforce, Pipedrive style). UTF-8 with or without BOM, `,` or `;`
-separated. Re-importing a file updates instead of duplicating: contacts are
-keyed by email address, companies by domain, reps by email, orders by order id.
-A bad row never stops an import: it is reported with its line number and
-reason and the good rows land. Each row is written in its own savepoint and
-rows are committed in chunks, so a killed import leaves every row either fully
-in or fully out; running it again finishes the job.
+Accepts our own column names and those of real CRM exports (HubSpot, Salesforce
+labels and API names, Pipedrive, Zoho) as they are; their stage, status and type
+values map to our kind and stage through the tables below (an unknown value
+warns, the row lands). UTF-8 with or without BOM, `,` or `;` separated.
+Re-importing updates instead of duplicating: contacts are keyed by email
+address, companies by domain (else name), reps by email, orders by order id. A
+column the file leaves out changes nothing; rows of one record merge. A bad row
+never stops an import: it is reported with its line number and reason and the
+good rows land. Rows are committed in batches, one transaction each (contacts in
+a few multi-row statements; when the database refuses a batch, row by row in
+savepoints), so a killed import leaves every row either fully in or fully out;
+running it again finishes the job.
 """
 
 from __future__ import annotations
@@ -18,14 +22,17 @@ import itertools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, func, select
 
-from store.db import session_scope
+from store.consent import withdraw_consent_many
+from store.db import insert_rows, read_session, session_scope
 from store.exporting import restore_cell
 from store.models import (
     Company,
@@ -39,14 +46,14 @@ from store.models import (
     Role,
     Stage,
 )
-from store.privacy import is_erased_address
+from store.privacy import erased_addresses
 from store.reps import upsert_rep
-from store.search import refresh_index
+from store.search import index_contacts, refresh_index
 from store.stages import apply_order
 from store.types import utcnow
 from store.validation import (
+    SKILLS_KNOWN,
     Invalid,
-    check_categories,
     check_choice,
     check_domain,
     check_email,
@@ -56,38 +63,61 @@ from store.validation import (
     is_free_mail,
     parse_amount,
     parse_date,
+    read_skills,
     split_list,
 )
 
 ENTITIES = ("contacts", "companies", "reps", "orders")
-CHUNK = 500
+CHUNK = 1000
+IMPORT_CACHE_KIB = 64 * 1024  # SQLite's page cache while importing (its default is 2 MB)
 
-# Our name <- the names CRMs use (compared after lower-casing and dropping punctuation).
+# Our name <- the names CRMs use, labels and API names (compared lower-cased, letters and digits only).
 ALIASES: dict[str, tuple[str, ...]] = {
     "first_name": ("first name", "firstname", "given name"),
     "last_name": ("last name", "lastname", "surname", "family name"),
     "name": ("name", "full name", "contact name", "contact", "person"),
     "email": ("email", "email address", "e mail", "primary email", "work email", "emails"),
     "other_emails": ("additional email addresses", "secondary email", "other emails", "alternate email"),
-    "phone": ("phone", "phone number", "mobile phone number", "mobile", "mobile phone", "business phone"),
+    "phone": (
+        "phone",
+        "phone number",
+        "mobile phone number",
+        "mobile",
+        "mobile phone",
+        "mobilephone",
+        "business phone",
+    ),
     "company_name": (
         "company name",
         "company",
         "account name",
+        "account.name",
         "associated company",
         "organization",
         "organisation",
     ),
     "company_domain": ("company domain", "company domain name", "domain", "website", "account website"),
     "kind": ("kind", "type", "contact type", "account type", "relationship"),
-    "stage": ("stage", "lifecycle stage", "buying stage", "lead status"),
-    "owner_email": ("owner email", "owner", "contact owner", "account owner", "company owner", "owner name"),
+    "stage": ("stage", "lifecycle stage", "buying stage"),
+    "lead_status": ("lead status",),
+    "owner_email": (
+        "owner email",
+        "owner",
+        "contact owner",
+        "account owner",
+        "company owner",
+        "lead owner",
+        "owner name",
+        "owner.name",
+    ),
     "language": ("language", "preferred language"),
     "title": ("title", "job title", "position"),
     "consent_purpose": ("consent purpose", "consent"),
     "consent_basis": ("consent basis", "legal basis", "legal basis for processing"),
+    "email_opt_out": ("email opt out", "hasoptedoutofemail", "unsubscribed from all email", "opted out of email"),
+    "external_id": ("record id", "contact id", "lead id", "account id", "company id"),
     "industry": ("industry",),
-    "country": ("country", "country region", "billing country"),
+    "country": ("country", "country region", "billing country", "mailing country"),
     "slack_user_id": ("slack user id", "slack id", "slack"),
     "role": ("role",),
     "team": ("team",),
@@ -103,25 +133,82 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "product_category": ("product category", "category", "product"),
     "status": ("status", "order status"),
 }
-_LOOKUP = {
-    re.sub(r"[^a-z0-9]+", " ", alias).strip(): ours
-    for ours, names in ALIASES.items()
-    for alias in (ours.replace("_", " "), *names)
+# A column name that means something else in one kind of file (a Salesforce lead's `Status`).
+ENTITY_ALIASES: dict[str, dict[str, str]] = {"contacts": {"status": "lead_status"}}
+# The columns each import reads; any other column is reported once as ignored.
+USED: dict[str, frozenset[str]] = {
+    "contacts": frozenset(
+        "email other_emails first_name last_name name phone company_name company_domain kind stage lead_status "
+        "owner_email language title consent_purpose consent_basis email_opt_out external_id".split()
+    ),
+    "companies": frozenset(
+        "company_domain company_name name kind stage owner_email industry country phone external_id".split()
+    ),
+    "reps": frozenset(
+        "email name first_name last_name slack_user_id role team skills languages timezone working_hours "
+        "capacity".split()
+    ),
+    "orders": frozenset("order_id email company_domain amount currency ordered_on product_category status".split()),
 }
+# Columns whose values add up instead of replacing each other (Phone and Mobile; a merged duplicate).
+PHONE_SEPARATOR = ", "
 
-# HubSpot lifecycle stages -> (kind, stage in the buying process)
-LIFECYCLE: dict[str, tuple[str, str]] = {
+
+@lru_cache(maxsize=4096)
+def _value_key(value: str) -> str:
+    """`Customer - Direct`, `customer_direct` and `customerdirect` are one value."""
+    return re.sub(r"[^a-z0-9]+", "", value.lower())
+
+
+_LOOKUP = {_value_key(alias): ours for ours, names in ALIASES.items() for alias in (ours, *names)}
+
+# What the stage and type values of CRM exports mean for us: (kind, stage in the buying process).
+# None keeps what the contact already has (a new contact: prospect, need). docs/imports.md shows the table.
+STAGE_VALUES: dict[str, tuple[str | None, str | None]] = {
+    # HubSpot lifecycle stages (labels and internal names)
     "subscriber": ("prospect", "need"),
     "lead": ("prospect", "need"),
     "marketingqualifiedlead": ("prospect", "information_search"),
-    "marketing qualified lead": ("prospect", "information_search"),
     "salesqualifiedlead": ("prospect", "evaluation"),
-    "sales qualified lead": ("prospect", "evaluation"),
-    "opportunity": ("prospect", "evaluation"),
+    "opportunity": ("prospect", "purchase"),
     "customer": ("customer", "post_purchase"),
     "evangelist": ("customer", "post_purchase"),
+    "other": (None, None),
     "partner": ("partner", "post_purchase"),
+    # our own stages
+    **{_value_key(stage): (None, stage.value) for stage in Stage},
 }
+LEAD_STATUS_VALUES: dict[str, tuple[str | None, str | None]] = {
+    # HubSpot lead status
+    "new": (None, "need"),
+    "open": (None, "need"),
+    "attemptedtocontact": (None, "need"),
+    "connected": (None, "information_search"),
+    "inprogress": (None, "information_search"),
+    "opendeal": (None, "purchase"),
+    "unqualified": (None, None),
+    "badtiming": (None, None),
+    # Salesforce lead status
+    "opennotcontacted": ("prospect", "need"),
+    "workingcontacted": ("prospect", "information_search"),
+    "closedconverted": ("customer", "purchase"),
+    "closednotconverted": ("prospect", None),
+}
+KIND_VALUES: dict[str, str | None] = {
+    **{kind.value: kind.value for kind in ContactKind},
+    # Salesforce account types
+    "customerdirect": "customer",
+    "customerchannel": "customer",
+    "channelpartnerreseller": "partner",
+    "installationpartner": "partner",
+    "technologypartner": "partner",
+    # HubSpot company types
+    "reseller": "partner",
+    "vendor": "partner",
+    "other": None,
+}
+OPT_OUT_VALUES = {"true": True, "1": True, "yes": True, "y": True, "x": True,
+                  "false": False, "0": False, "no": False, "n": False}
 
 
 class ImportFileError(Exception):
@@ -141,6 +228,12 @@ class ImportReport:
     unchanged: int = 0
     rejected: list[Rejected] = field(default_factory=list)
     warnings: list[Rejected] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # columns of the file that no field takes
+
+    @property
+    def complete(self) -> bool:
+        """Every row landed (warnings allowed)."""
+        return not self.rejected
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -149,24 +242,21 @@ class ImportReport:
             "unchanged": self.unchanged,
             "rejected": [{"line": r.line, "reason": r.reason} for r in self.rejected],
             "warnings": [{"line": w.line, "warning": w.reason} for w in self.warnings],
+            "ignored_columns": self.ignored,
         }
 
 
 # --------------------------------------------------------------------------- reading
 
 
-def _header_key(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", " ", name.lower()).strip()
+def column_name(label: str, entity: str | None = None) -> str:
+    """Our name for a column labelled `label` in an export (unknown labels keep a name of their own)."""
+    key = _value_key(label)
+    return ENTITY_ALIASES.get(entity or "", {}).get(key) or _LOOKUP.get(key) or f"?{label.strip()}"
 
 
-def read_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
-    """The canonical column names found, and (line number, row) pairs.
-
-    Line numbers are those a person sees in an editor (the header is line 1),
-    also when a quoted field spans lines. Every physical line is accounted for:
-    a quote left open swallows the lines after it, so such a row is rejected
-    (naming the lines it swallowed) and those lines are read again as rows.
-    """
+def _lines(path: Path) -> tuple[list[str], str]:
+    """The file's physical lines, exactly as the csv module counts them (\\n, \\r\\n or \\r), and its separator."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -175,14 +265,45 @@ def read_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]
     text = data.decode("utf-8-sig", errors="surrogateescape")
     if not text.strip():
         raise ImportFileError(f"{path} is empty")
-    # Physical lines exactly as the csv module counts them (\n, \r\n or \r).
     lines = io.StringIO(text, newline="").readlines()
     first_line = lines[0]
     delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
     if "\t" in first_line and first_line.count("\t") > first_line.count(delimiter):
         delimiter = "\t"
+    return lines, delimiter
+
+
+def repeated_keys(path: Path, entity: str) -> set[str]:
+    """Keys (emails, domains, ...) on more than one row: a quick first pass, so that the rows of
+    one record are merged before any of them is written."""
+    lines, delimiter = _lines(path)
+    reader = csv.reader(lines, delimiter=delimiter)
+    columns = [column_name(label, entity) for label in next(reader)]
+    seen: set[str] = set()
+    repeated: set[str] = set()
+    try:
+        for values in reader:
+            key = _row_key(entity, dict(zip(columns, values, strict=False)))
+            if key is not None:
+                (repeated if key in seen else seen).add(key)
+    except csv.Error:
+        pass  # the rows after it still merge as they are written (later values win)
+    return repeated
+
+
+def read_rows(
+    path: Path, entity: str | None = None
+) -> tuple[list[str], list[str], Iterator[tuple[int, dict[str, str]]]]:
+    """The header as written, our names for its columns, and (line number, row) pairs.
+
+    Line numbers are those a person sees in an editor (the header is line 1),
+    also when a quoted field spans lines. Every physical line is accounted for:
+    a quote left open swallows the lines after it, so such a row is rejected
+    (naming the lines it swallowed) and those lines are read again as rows.
+    """
+    lines, delimiter = _lines(path)
     header = next(csv.reader(lines, delimiter=delimiter))
-    columns = [_LOOKUP.get(_header_key(h), _header_key(h).replace(" ", "_")) for h in header]
+    columns = [column_name(label, entity) for label in header]
 
     def swallowed(values: list[str], first: int, last: int) -> bool:
         """Whether a row spanning lines first..last is an open quote eating the rows after it."""
@@ -213,7 +334,7 @@ def read_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]
             else:
                 return
 
-    return columns, rows()
+    return header, columns, rows()
 
 
 def _records(reader: Any, start: int) -> Iterator[tuple[int, int, list[str] | str]]:
@@ -233,16 +354,84 @@ def _records(reader: Any, start: int) -> Iterator[tuple[int, int, list[str] | st
 def _row(columns: list[str], values: list[str]) -> dict[str, str]:
     row: dict[str, str] = {}
     for column, value in zip(columns, values, strict=False):
-        if column not in row or not row[column]:
+        if column == "phone" and row.get(column):
+            row[column] = join_phones(row[column], restore_cell(value))
+        elif column not in row or not row[column]:
             row[column] = restore_cell(value).strip()
     if len(values) > len(columns):
         row["__error__"] = f"{len(values)} fields but the header has {len(columns)}"
-    if any("\udc80" <= ch <= "\udcff" for v in values for ch in v):
+    if any(_UNDECODABLE.search(value) for value in values):
         row["__error__"] = "not valid UTF-8 (save the file as UTF-8)"
     return row
 
 
-# --------------------------------------------------------------------------- upserts
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, kept by surrogateescape
+
+
+# --------------------------------------------------------------------------- shared rules
+
+
+def join_phones(*values: str | None) -> str:
+    """Every distinct number of `values` (each may already hold several), in order of appearance."""
+    numbers: list[str] = []
+    for value in values:
+        for number in (value or "").split(","):
+            if number.strip() and number.strip() not in numbers:
+                numbers.append(number.strip())
+    return PHONE_SEPARATOR.join(numbers)
+
+
+def kind_and_stage(row: dict[str, str]) -> tuple[str | None, str | None, list[str]]:
+    """(kind, stage, warnings) a row's kind, lifecycle stage and lead status say; None: keep what is there.
+
+    The kind column wins for the kind, then the lifecycle stage, then the lead status; the lifecycle
+    stage wins for the stage. A value no table knows is a warning, never a rejected row.
+    """
+    warnings: list[str] = []
+
+    def look_up(column: str, table: dict[str, Any], what: str) -> Any:
+        text = (row.get(column) or "").strip()
+        if not text:
+            return None
+        if _value_key(text) not in table:
+            warnings.append(f"{what} {text!r} is not one we know; the row is kept without it (docs/imports.md)")
+            return None
+        return table[_value_key(text)]
+
+    kind = look_up("kind", KIND_VALUES, "type")
+    stage_kind, stage = look_up("stage", STAGE_VALUES, "lifecycle stage") or (None, None)
+    status_kind, status_stage = look_up("lead_status", LEAD_STATUS_VALUES, "lead status") or (None, None)
+    return kind or stage_kind or status_kind, stage or status_stage, warnings
+
+
+class Owners:
+    """Reps by email and by full name (exports name owners either way), read once per import."""
+
+    def __init__(self, session: Session) -> None:
+        self.by_key: dict[str, int] = {}
+        self.unknown: set[str] = set()
+        for rep_id, email, name in session.execute(select(col(Rep.id), col(Rep.email), col(Rep.name))):
+            self.by_key.setdefault(name.strip().lower(), rep_id)
+            self.by_key[email.lower()] = rep_id
+
+    def find(self, ref: str | None, report: ImportReport, line: int) -> int | None:
+        """The rep `ref` names; an unknown one is a warning and no owner."""
+        if not ref or not ref.strip():
+            return None
+        key = ref.strip().lower()
+        rep_id = self.by_key.get(key)
+        if rep_id is None and key not in self.unknown:  # once per owner, not once per row
+            self.unknown.add(key)
+            report.warnings.append(
+                Rejected(line, f"owner {ref.strip()!r} is not a known rep; their rows are imported without owner")
+            )
+        return rep_id
+
+
+@dataclass
+class Context:
+    report: ImportReport
+    owners: Owners
 
 
 def _set(obj: Any, values: dict[str, Any]) -> bool:
@@ -254,23 +443,6 @@ def _set(obj: Any, values: dict[str, Any]) -> bool:
     return changed
 
 
-def _resolve_rep(session: Session, ref: str | None, report: ImportReport, line: int) -> int | None:
-    """A rep by email or by name (HubSpot exports owner names); unknown -> warning, no owner."""
-    if not ref:
-        return None
-    ref = ref.strip()
-    query = (
-        select(Rep).where(Rep.email == ref.lower())
-        if "@" in ref
-        else select(Rep).where(func.lower(Rep.name) == ref.lower())
-    )
-    rep = session.exec(query).first()
-    if rep is None:
-        report.warnings.append(Rejected(line, f"owner {ref!r} is not a known rep; imported without owner"))
-        return None
-    return rep.id
-
-
 def _company_by_domain(session: Session, domain: str) -> Company | None:
     return session.exec(
         select(Company)
@@ -279,138 +451,294 @@ def _company_by_domain(session: Session, domain: str) -> Company | None:
     ).first()
 
 
-def _ensure_company(session: Session, name: str | None, domain: str | None) -> Company | None:
-    company = _company_by_domain(session, domain) if domain else None
-    if company is None and name:
-        company = session.exec(select(Company).where(func.lower(Company.name) == name.lower())).first()
-    if company is None and (name or domain):
-        company = Company(name=name or (domain or "").split(".")[0].title())
-        session.add(company)
-        session.flush()
-    if company is not None and domain and _company_by_domain(session, domain) is None:
-        session.add(CompanyDomain(company_id=company.id, domain=domain))  # type: ignore[arg-type]
-    return company
+# --------------------------------------------------------------------------- contacts
 
 
-def _contact_name(row: dict[str, str], email: str) -> str:
-    name = row.get("name") or " ".join(p for p in (row.get("first_name"), row.get("last_name")) if p)
-    return name.strip() or email.split("@")[0]
+@dataclass
+class ContactIn:
+    """A contact row, checked: what the file says, and nothing for the columns it leaves out."""
+
+    line: int
+    email: str
+    others: list[str]
+    fields: dict[str, Any]  # Contact fields the file gives (name, kind, stage, phone, ...)
+    company_name: str | None
+    domain: str | None  # the company's domain as the file gives it
+    work_domain: str | None  # the address's domain when it is not free mail
+    opt_out: bool
+    consent: tuple[str, str] | None  # (purpose, basis)
+    again: bool = False  # the file had this address in an earlier batch: add phones, do not replace
 
 
-def _kind_and_stage(row: dict[str, str]) -> tuple[str | None, str | None]:
-    kind = check_choice(row["kind"], ContactKind, "kind") if row.get("kind") else None
-    stage_text = (row.get("stage") or "").strip()
-    stage = None
-    if stage_text:
-        mapped = LIFECYCLE.get(stage_text.lower())
-        if mapped:
-            kind = kind or mapped[0]
-            stage = mapped[1]
-        else:
-            stage = check_choice(stage_text, Stage, "stage")
-    return kind, stage
-
-
-def import_contact(session: Session, row: dict[str, str], line: int, report: ImportReport) -> str:
+def check_contact(row: dict[str, str], line: int, ctx: Context) -> ContactIn:
+    """A row as a ContactIn; Invalid when it cannot land. Warnings go to the report."""
     if not row.get("email"):
         raise Invalid("no email address")
     email = check_email(row["email"])
     others = [check_email(e) for e in split_list(row.get("other_emails"))]
-    kind, stage = _kind_and_stage(row)
-    domain = check_domain(row["company_domain"]) if row.get("company_domain") else None
-    if domain is None and not is_free_mail(email_domain(email)):
-        # A work address tells the company, as CRMs associate by domain; a free-mail one never does.
-        derived = email_domain(email)
-        if row.get("company_name") or _company_by_domain(session, derived) is not None:
-            domain = derived
-    owner_id = _resolve_rep(session, row.get("owner_email"), report, line)
-    company = _ensure_company(session, row.get("company_name") or None, domain)
-    address = session.exec(select(ContactEmail).where(ContactEmail.email == email)).first()
-    values: dict[str, Any] = {
-        "name": _contact_name(row, email),
+    kind, stage, warnings = kind_and_stage(row)
+    opt_out = False
+    if row.get("email_opt_out"):
+        answer = OPT_OUT_VALUES.get(row["email_opt_out"].strip().lower())
+        if answer is None:
+            warnings.append(f"email opt-out {row['email_opt_out']!r} is neither true nor false; ignored")
+        opt_out = bool(answer)
+    ctx.report.warnings.extend(Rejected(line, warning) for warning in warnings)
+    name = row.get("name") or " ".join(p for p in (row.get("first_name"), row.get("last_name")) if p)
+    fields = {
+        "name": name.strip() or None,
         "kind": kind,
         "stage": stage,
-        "company_id": company.id if company else None,
-        "owner_id": owner_id,
+        "owner_id": ctx.owners.find(row.get("owner_email"), ctx.report, line),
         "phone": row.get("phone") or None,
         "title": row.get("title") or None,
         "language": (row.get("language") or "").lower() or None,
+        "external_id": row.get("external_id") or None,
     }
-    if address is None:
-        contact = Contact(**{k: v for k, v in values.items() if v is not None}, source="import")
-        session.add(contact)
-        session.flush()
-        session.add(ContactEmail(contact_id=contact.id, email=email, is_primary=True))  # type: ignore[arg-type]
-        outcome = "imported"
-    else:
-        contact = session.get(Contact, address.contact_id)  # type: ignore[assignment]
-        outcome = "updated" if _set(contact, values) else "unchanged"
-        if outcome == "updated":
-            contact.updated_at = utcnow()
-            session.add(contact)
-    for other in others:
-        if session.exec(select(ContactEmail).where(ContactEmail.email == other)).first() is None:
-            session.add(ContactEmail(contact_id=contact.id, email=other))  # type: ignore[arg-type]
-            outcome = "updated" if outcome == "unchanged" else outcome
+    work = email_domain(email)
+    consent = None
     if row.get("consent_purpose"):
-        outcome = _record_consent(session, contact, row, outcome)
-    return outcome
+        basis = (row.get("consent_basis") or "consent").strip().lower().replace(" ", "_")
+        consent = (row["consent_purpose"].strip().lower(), basis)
+    return ContactIn(
+        line=line,
+        email=email,
+        others=others,
+        fields={k: v for k, v in fields.items() if v is not None},
+        company_name=row.get("company_name") or None,
+        domain=check_domain(row["company_domain"]) if row.get("company_domain") else None,
+        work_domain=None if is_free_mail(work) else work,
+        opt_out=opt_out,
+        consent=consent,
+        again=AGAIN in row,
+    )
 
 
-def _record_consent(session: Session, contact: Contact, row: dict[str, str], outcome: str) -> str:
-    purpose = row["consent_purpose"].strip().lower()
-    basis = (row.get("consent_basis") or "consent").strip().lower().replace(" ", "_")
+@dataclass
+class _NewCompany:
+    name: str
+    id: int | None = None
+
+
+CompanyRef = int | _NewCompany
+
+
+class _Companies:
+    """Companies of one batch by domain and by name: one look-up each, new ones inserted together."""
+
+    def __init__(self, session: Session, rows: list[ContactIn]) -> None:
+        domains = {d for r in rows for d in (r.domain, r.work_domain) if d}
+        names = {r.company_name.lower() for r in rows if r.company_name}
+        self.by_domain: dict[str, CompanyRef] = {}
+        self.by_name: dict[str, CompanyRef] = {}
+        if domains:
+            for domain, company_id in session.execute(
+                select(col(CompanyDomain.domain), col(CompanyDomain.company_id)).where(
+                    col(CompanyDomain.domain).in_(domains)
+                )
+            ).all():
+                self.by_domain[domain] = company_id
+        if names:
+            for company_id, name in session.execute(
+                select(col(Company.id), func.lower(Company.name))
+                .where(func.lower(Company.name).in_(names))
+                .order_by(col(Company.id))
+            ).all():
+                self.by_name.setdefault(name, company_id)
+        self.new: list[_NewCompany] = []
+        self.new_domains: list[tuple[str, CompanyRef]] = []
+
+    def resolve(self, row: ContactIn) -> CompanyRef | None:
+        """The row's company (found, or new): by the given domain, the name, then the work address."""
+        domain = row.domain
+        if domain is None and row.work_domain and (row.company_name or row.work_domain in self.by_domain):
+            # A work address tells the company, as CRMs associate by domain; a free-mail one never does.
+            domain = row.work_domain
+        company = self.by_domain.get(domain) if domain else None
+        name = row.company_name
+        if company is None and name:
+            company = self.by_name.get(name.lower())
+        if company is None and (name or domain):
+            company = _NewCompany(name or (domain or "").split(".")[0].title())
+            self.new.append(company)
+            if name:
+                self.by_name[name.lower()] = company
+        if company is not None and domain and domain not in self.by_domain:
+            self.by_domain[domain] = company
+            self.new_domains.append((domain, company))
+        return company
+
+    def insert(self, session: Session) -> None:
+        now = utcnow()
+        if self.new:
+            ids = insert_rows(
+                session,
+                Company,
+                [{"name": c.name, "kind": ContactKind.customer.value, "created_at": now, "updated_at": now}
+                 for c in self.new],
+            )
+            for company, company_id in zip(self.new, ids, strict=True):
+                company.id = company_id
+        if self.new_domains:
+            insert_rows(
+                session, CompanyDomain, [{"domain": d, "company_id": _company_id(ref)} for d, ref in self.new_domains]
+            )
+
+
+def _company_id(ref: CompanyRef | None) -> int | None:
+    return ref.id if isinstance(ref, _NewCompany) else ref
+
+
+_CONTACT_FIELDS = ("name", "kind", "stage", "company_id", "owner_id", "phone", "title", "language", "external_id")
+
+
+def write_contacts(session: Session, rows: list[ContactIn]) -> list[str]:
+    """Insert or update these contacts (distinct addresses) with a few statements; their outcomes.
+
+    Fields the rows do not give are left as they are; a new contact without a name is
+    called by its address's local part, an existing one keeps its name.
+    """
+    addresses = {e for r in rows for e in (r.email, *r.others)}
+    owner_of: dict[str, int] = {
+        email: contact_id
+        for email, contact_id in session.execute(
+            select(col(ContactEmail.email), col(ContactEmail.contact_id)).where(
+                col(ContactEmail.email).in_(addresses)
+            )
+        ).all()
+    }
+    known_ids = {owner_of[r.email] for r in rows if r.email in owner_of}
+    current: dict[int, dict[str, Any]] = {}
+    if known_ids:
+        columns = [getattr(Contact, name) for name in ("id", *_CONTACT_FIELDS)]
+        for values in session.execute(select(*columns).where(col(Contact.id).in_(known_ids))):
+            current[values[0]] = dict(zip(_CONTACT_FIELDS, values[1:], strict=True))
+    companies = _Companies(session, rows)
+    refs = [companies.resolve(r) for r in rows]
+    companies.insert(session)
+
+    now = utcnow()
+    outcomes: list[str] = []
+    new_rows: list[tuple[ContactIn, dict[str, Any]]] = []
+    updates: list[dict[str, Any]] = []
+    for row, ref in zip(rows, refs, strict=True):
+        wanted = dict(row.fields)
+        contact_id = owner_of.get(row.email)
+        if contact_id is None:
+            wanted.setdefault("name", row.email.split("@")[0])
+            if ref is not None:
+                wanted["company_id"] = _company_id(ref)
+            new_rows.append((row, wanted))
+            outcomes.append("imported")
+            continue
+        have = current[contact_id]
+        if ref is not None and (row.company_name or row.domain or have["company_id"] is None):
+            wanted["company_id"] = _company_id(ref)  # a file without a company column keeps the company
+        if row.again and "phone" in wanted:
+            wanted["phone"] = join_phones(have["phone"], wanted["phone"])
+        changed = {k: v for k, v in wanted.items() if have[k] != v}
+        if changed:
+            updates.append({"id": contact_id, **changed, "updated_at": now})
+            have.update(changed)
+        outcomes.append("updated" if changed else "unchanged")
+    if updates:
+        session.execute(update(Contact), updates)
+    if new_rows:
+        defaults = {**dict.fromkeys(_CONTACT_FIELDS), "kind": ContactKind.prospect.value, "stage": Stage.need.value,
+                    "post_purchase_followup": True, "source": "import", "created_at": now, "updated_at": now}
+        ids = insert_rows(
+            session,
+            Contact,
+            [{**defaults, **wanted} for _, wanted in new_rows],
+        )
+        for (row, _), contact_id in zip(new_rows, ids, strict=True):
+            owner_of[row.email] = contact_id
+        insert_rows(
+            session,
+            ContactEmail,
+            [{"contact_id": owner_of[row.email], "email": row.email, "is_primary": True, "bouncing": False}
+             for row, _ in new_rows],
+        )
+    extra = []
+    for i, row in enumerate(rows):
+        for other in row.others:
+            if other not in owner_of:
+                owner_of[other] = owner_of[row.email]
+                extra.append({"contact_id": owner_of[row.email], "email": other, "is_primary": False,
+                              "bouncing": False})
+                outcomes[i] = "updated" if outcomes[i] == "unchanged" else outcomes[i]
+        if row.consent is not None and _record_consent(session, owner_of[row.email], *row.consent):
+            outcomes[i] = "updated" if outcomes[i] == "unchanged" else outcomes[i]
+    opted_out = [owner_of[row.email] for row in rows if row.opt_out]
+    withdrawn = withdraw_consent_many(session, opted_out, "marketing", "import", now)
+    for i, row in enumerate(rows):
+        if outcomes[i] == "unchanged" and owner_of[row.email] in withdrawn:
+            outcomes[i] = "updated"
+    if extra:
+        insert_rows(session, ContactEmail, extra)
+    if updates:  # new contacts are indexed by refresh_index; changed names, phones and companies here
+        index_contacts(session, [u["id"] for u in updates])
+    return outcomes
+
+
+def _record_consent(session: Session, contact_id: int, purpose: str, basis: str) -> bool:
+    """A consent with this basis for `purpose`; whether anything changed."""
     existing = session.exec(
-        select(Consent).where(Consent.contact_id == contact.id, Consent.purpose == purpose)
+        select(Consent).where(Consent.contact_id == contact_id, Consent.purpose == purpose)
     ).first()
     if existing is None:
-        consent = Consent(contact_id=contact.id or 0, purpose=purpose, basis=basis, granted_at=utcnow(), source="import")
-        session.add(consent)
-        return "updated" if outcome == "unchanged" else outcome
+        session.add(Consent(contact_id=contact_id, purpose=purpose, basis=basis, granted_at=utcnow(), source="import"))
+        return True
     if existing.basis != basis:
         existing.basis = basis
         session.add(existing)
-        return "updated" if outcome == "unchanged" else outcome
-    return outcome
+        return True
+    return False
 
 
-def import_company(session: Session, row: dict[str, str], line: int, report: ImportReport) -> str:
-    if not row.get("company_domain"):
-        raise Invalid("no domain (companies are matched by their mail domain)")
-    domain = check_domain(row["company_domain"])
+def import_company(session: Session, row: dict[str, str], line: int, ctx: Context) -> str:
+    """A company keyed by its mail domain (by its name when the file has no domain)."""
+    domain = check_domain(row["company_domain"]) if row.get("company_domain") else None
     name = row.get("company_name") or row.get("name")
     if not name:
         raise Invalid("no company name")
-    kind = check_choice(row["kind"], ContactKind, "kind") if row.get("kind") else None
+    kind, _, warnings = kind_and_stage(row)
+    ctx.report.warnings.extend(Rejected(line, warning) for warning in warnings)
     values: dict[str, Any] = {
         "name": name,
         "kind": kind,
-        "owner_id": _resolve_rep(session, row.get("owner_email"), report, line),
+        "owner_id": ctx.owners.find(row.get("owner_email"), ctx.report, line),
         "industry": row.get("industry") or None,
         "country": row.get("country") or None,
         "phone": row.get("phone") or None,
+        "external_id": row.get("external_id") or None,
     }
-    company = _company_by_domain(session, domain)
+    company = _company_by_domain(session, domain) if domain else None
+    if company is None:
+        company = session.exec(
+            select(Company).where(func.lower(Company.name) == name.lower()).order_by(col(Company.id))
+        ).first()
+    outcome = "unchanged"
     if company is None:
         company = Company(**{k: v for k, v in values.items() if v is not None})
         session.add(company)
         session.flush()
-        session.add(CompanyDomain(company_id=company.id, domain=domain))  # type: ignore[arg-type]
-        return "imported"
-    if _set(company, values):
+        outcome = "imported"
+    elif _set(company, values):
         company.updated_at = utcnow()
         session.add(company)
-        return "updated"
-    return "unchanged"
+        outcome = "updated"
+    if domain and _company_by_domain(session, domain) is None:
+        session.add(CompanyDomain(company_id=company.id, domain=domain))  # type: ignore[arg-type]
+        outcome = "updated" if outcome == "unchanged" else outcome
+    return outcome
 
 
-def import_rep(session: Session, row: dict[str, str], line: int, report: ImportReport) -> str:
+def import_rep(session: Session, row: dict[str, str], line: int, ctx: Context) -> str:
     if not row.get("email"):
         raise Invalid("no email address")
-    fields: dict[str, Any] = {
-        "email": check_email(row["email"]),
-        "name": row.get("name") or _contact_name(row, row["email"]),
-    }
+    name = row.get("name") or " ".join(p for p in (row.get("first_name"), row.get("last_name")) if p)
+    fields: dict[str, Any] = {"email": check_email(row["email"]), "name": name.strip() or row["email"].split("@")[0]}
     if row.get("slack_user_id"):
         fields["slack_user_id"] = row["slack_user_id"]
     if row.get("role"):
@@ -418,7 +746,9 @@ def import_rep(session: Session, row: dict[str, str], line: int, report: ImportR
     if row.get("team"):
         fields["team"] = row["team"]
     if row.get("skills"):
-        fields["skills"] = check_categories(split_list(row["skills"]))
+        fields["skills"], unknown = read_skills(split_list(row["skills"]))
+        if unknown:
+            ctx.report.warnings.append(Rejected(line, f"unknown skills {', '.join(unknown)} left out; {SKILLS_KNOWN}"))
     if row.get("languages"):
         fields["languages"] = [lang.lower() for lang in split_list(row["languages"])]
     if row.get("timezone"):
@@ -434,7 +764,7 @@ def import_rep(session: Session, row: dict[str, str], line: int, report: ImportR
     return "imported" if not existed else ("updated" if changed else "unchanged")
 
 
-def import_order(session: Session, row: dict[str, str], line: int, report: ImportReport) -> str:
+def import_order(session: Session, row: dict[str, str], line: int, ctx: Context) -> str:
     if not row.get("order_id"):
         raise Invalid("no order id")
     if not row.get("amount"):
@@ -481,8 +811,7 @@ def import_order(session: Session, row: dict[str, str], line: int, report: Impor
     return "updated" if _set(order, values) else "unchanged"
 
 
-IMPORTERS: dict[str, Callable[[Session, dict[str, str], int, ImportReport], str]] = {
-    "contacts": import_contact,
+IMPORTERS: dict[str, Callable[[Session, dict[str, str], int, Context], str]] = {
     "companies": import_company,
     "reps": import_rep,
     "orders": import_order,
@@ -492,7 +821,10 @@ KEYS = {"contacts": "email", "companies": "company_domain", "reps": "email", "or
 
 def _row_key(entity: str, row: dict[str, str]) -> str | None:
     value = (row.get(KEYS[entity]) or "").strip().lower()
-    if entity == "companies" and value:
+    if entity == "companies":
+        if not value:  # a company without a domain is known by its name
+            name = (row.get("company_name") or row.get("name") or "").strip().lower()
+            return f"name {name}" if name else None
         try:
             return check_domain(value)
         except Invalid:
@@ -500,10 +832,27 @@ def _row_key(entity: str, row: dict[str, str]) -> str | None:
     return value or None
 
 
+AGAIN = "__again__"  # a row whose record an earlier batch of the same file wrote
+
+
+def merge_rows(earlier: dict[str, str], later: dict[str, str]) -> dict[str, str]:
+    """One row from two of the same record: later non-empty values win, every phone is kept."""
+    merged = dict(earlier)
+    for column, value in later.items():
+        if column == "phone":
+            merged[column] = join_phones(merged.get(column), value)
+        elif value:
+            merged[column] = value
+    return merged
+
+
 def count_rows(path: Path) -> int:
-    """Rows in a CSV file (for a progress bar); cheap enough to run before an import."""
-    _, rows = read_rows(path)
-    return sum(1 for _ in rows)
+    """Rows in a CSV file (for a progress bar): one pass of the csv module, a fraction of an import."""
+    lines, delimiter = _lines(path)
+    try:
+        return sum(1 for values in csv.reader(lines[1:], delimiter=delimiter) if any(v.strip() for v in values))
+    except csv.Error:
+        return len(lines) - 1
 
 
 def import_csv(
@@ -518,63 +867,145 @@ def import_csv(
     """Import `path` as `entity` (contacts, companies, reps, orders); see the module doc.
 
     A contact whose address was erased on request (store.privacy) is not imported again."""
-    if entity not in IMPORTERS:
+    if entity not in ENTITIES:
         raise ImportFileError(f"cannot import {entity!r}; choose one of {', '.join(ENTITIES)}")
-    importer = IMPORTERS[entity]
-    columns, rows = read_rows(path)
-    needed = {"contacts": "email", "companies": "company_domain", "reps": "email", "orders": "order_id"}[
-        entity
-    ]
-    if needed not in columns:
+    header, columns, rows = read_rows(path, entity)
+    needed = {"companies": ("company_domain", "company_name", "name")}.get(entity, (KEYS[entity],))
+    if not set(needed) & set(columns):
         raise ImportFileError(
-            f"{path}: no {needed.replace('_', ' ')} column among {', '.join(columns)} "
-            f"(accepted names: {', '.join(ALIASES[needed])})"
+            f"{path}: no {needed[0].replace('_', ' ')} column among {', '.join(header)} "
+            f"(accepted names: {', '.join(ALIASES[needed[0]])})"
         )
     report = ImportReport()
-    seen: dict[str, int] = {}
-    pending: list[tuple[int, dict[str, str]]] = []
+    report.ignored = [label for label, name in zip(header, columns, strict=True) if name not in USED[entity]]
+    with read_session(engine) as session:
+        ctx = Context(report, Owners(session))
+    pending: dict[str, tuple[int, dict[str, str]]] = {}  # by the row's key: duplicates merge here
+    read = 0
 
     def flush() -> None:
-        with session_scope(engine) as session:
-            for line, row in pending:
-                if entity == "contacts" and is_erased_address(session, row.get("email") or "", privacy_key):
-                    report.rejected.append(Rejected(line, "erased on request (GDPR): not imported again"))
-                    continue
-                try:
-                    with session.begin_nested():
-                        outcome = importer(session, row, line, report)
-                except Invalid as exc:
-                    report.rejected.append(Rejected(line, str(exc)))
-                    continue
-                except SQLAlchemyError as exc:
-                    report.rejected.append(
-                        Rejected(line, f"database refused the row: {exc.__class__.__name__}")
-                    )
-                    continue
+        nonlocal read
+        rows = list(pending.values())
+        if entity == "contacts":
+            with read_session(engine) as session:
+                erased = erased_addresses(session, (row.get("email") or "" for _, row in rows), privacy_key)
+            if erased:
+                report.rejected += [Rejected(line, "erased on request (GDPR): not imported again")
+                                    for line, row in rows if row.get("email") in erased]
+                rows = [(line, row) for line, row in rows if row.get("email") not in erased]
+        write = _write_contacts if entity == "contacts" else _write_rows
+        for line, outcome in write(engine, entity, rows, ctx, dry_run):
+            if outcome.startswith("!"):
+                report.rejected.append(Rejected(line, outcome[1:]))
+            else:
                 setattr(report, outcome, getattr(report, outcome) + 1)
-            if dry_run:
-                session.rollback()
-            else:  # the writer indexes what it added: a search never writes
-                refresh_index(session)
         if progress:
-            progress(len(pending))
+            progress(read)
         pending.clear()
+        read = 0
 
+    repeated = repeated_keys(path, entity)
+    held: dict[str, tuple[int, dict[str, str]]] = {}
+    seen: dict[str, int] = {}
+    what = KEYS[entity].replace("_", " ")
     for line, row in rows:
+        read += 1
         if "__error__" in row:
             report.rejected.append(Rejected(line, row["__error__"]))
             continue
         key = _row_key(entity, row)
-        if key and key in seen:
-            report.rejected.append(
-                Rejected(line, f"duplicate of line {seen[key]} ({KEYS[entity].replace('_', ' ')} {key})")
+        if key is not None and key in seen:
+            report.warnings.append(
+                Rejected(
+                    line,
+                    f"line {line} has the same {'name' if key.startswith('name ') else what} as line "
+                    f"{seen[key]} ({key.removeprefix('name ')}); merged into one (later values win, phones kept)",
+                )
             )
+            for queue in (held, pending):
+                if key in queue:
+                    first, earlier = queue[key]
+                    queue[key] = (first, merge_rows(earlier, row))
+                    break
+            else:
+                row[AGAIN] = "yes"  # the earlier row has landed already: this one adds to it
+                pending[key] = (line, row)
             continue
-        if key:
+        if key is not None:
             seen[key] = line
-        pending.append((line, row))
+            if key in repeated:  # held back until the file's end, when all its rows are merged
+                held[key] = (line, row)
+                continue
+        pending[key or f"line {line}"] = (line, row)
+        if len(pending) >= CHUNK:
+            flush()
+    for key, merged in held.items():
+        pending[key] = merged
         if len(pending) >= CHUNK:
             flush()
     flush()
     report.rejected.sort(key=lambda r: r.line)
+    report.warnings.sort(key=lambda r: r.line)
     return report
+
+
+def _refused(exc: SQLAlchemyError) -> str:
+    return f"!database refused the row: {exc.__class__.__name__}"
+
+
+def _finish(session: Session, dry_run: bool) -> None:
+    if dry_run:
+        session.rollback()
+    else:  # the writer indexes what it added: a search never writes
+        refresh_index(session)
+
+
+def _write_rows(
+    engine: Engine, entity: str, rows: list[tuple[int, dict[str, str]]], ctx: Context, dry_run: bool
+) -> list[tuple[int, str]]:
+    """Rows one by one, each in a savepoint of one transaction; (line, outcome or "!reason")."""
+    importer = IMPORTERS[entity]
+    outcomes: list[tuple[int, str]] = []
+    with session_scope(engine) as session:
+        for line, row in rows:
+            try:
+                with session.begin_nested():
+                    outcomes.append((line, importer(session, row, line, ctx)))
+            except Invalid as exc:
+                outcomes.append((line, f"!{exc}"))
+            except SQLAlchemyError as exc:
+                outcomes.append((line, _refused(exc)))
+        _finish(session, dry_run)
+    return outcomes
+
+
+def _write_contacts(
+    engine: Engine, entity: str, rows: list[tuple[int, dict[str, str]]], ctx: Context, dry_run: bool
+) -> list[tuple[int, str]]:
+    """A batch of contacts in a few statements and one transaction. When the database refuses
+    the batch, it is written again row by row, each in a savepoint, to find the row it refuses."""
+    outcomes: list[tuple[int, str]] = []
+    checked: list[ContactIn] = []
+    for line, row in rows:
+        try:
+            checked.append(check_contact(row, line, ctx))
+        except Invalid as exc:
+            outcomes.append((line, f"!{exc}"))
+    try:
+        with session_scope(engine) as session:
+            if engine.dialect.name == "sqlite":  # the indexes of a large import's batch stay in memory
+                session.connection().exec_driver_sql(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
+            written = write_contacts(session, checked) if checked else []
+            _finish(session, dry_run)
+        return outcomes + [(r.line, outcome) for r, outcome in zip(checked, written, strict=True)]
+    except SQLAlchemyError:
+        pass
+    with session_scope(engine) as session:
+        for contact in checked:
+            try:
+                with session.begin_nested():
+                    outcomes.extend((contact.line, o) for o in write_contacts(session, [contact]))
+            except SQLAlchemyError as exc:
+                outcomes.append((contact.line, _refused(exc)))
+        _finish(session, dry_run)
+    return outcomes

@@ -139,12 +139,13 @@ def erased_message_ids(session: Session, message_ids: Iterable[str], configured_
     return set() if key is None else _erased(session, MESSAGE, {m: message_digest(key, m) for m in ids})
 
 
-def is_erased_address(session: Session, email: str, configured_key: str | None) -> bool:
-    """Whether this address was erased (the importer skips it)."""
-    if not _anything_erased(session):
-        return False
+def erased_addresses(session: Session, emails: Iterable[str], configured_key: str | None) -> set[str]:
+    """Which of these addresses were erased (the importer skips them)."""
+    wanted = {e for e in emails if e}
+    if not wanted or not _anything_erased(session):
+        return set()
     key = privacy_key(session, configured_key)
-    return key is not None and bool(_erased(session, ADDRESS, {email: address_digest(key, email)}))
+    return set() if key is None else _erased(session, ADDRESS, {e: address_digest(key, e) for e in wanted})
 
 
 # --------------------------------------------------------------------------- the person

@@ -80,6 +80,39 @@ def check_working_hours(value: str) -> str:
     return value.strip()
 
 
+# Words people write for a skill -> the category it means.
+SKILL_SYNONYMS = {
+    "invoice": "billing",
+    "invoices": "billing",
+    "invoicing": "billing",
+    "payment": "billing",
+    "payments": "billing",
+    "shipping": "delivery",
+    "returns": "refund",
+    "refunds": "refund",
+    "orders": "order",
+    "complaints": "complaint",
+    "partners": "partnership",
+    "partner": "partnership",
+    "support": "general",
+}
+SKILLS_KNOWN = f"known skills: {', '.join(CATEGORIES)}"
+
+
+def read_skills(values: list[str]) -> tuple[list[str], list[str]]:
+    """(skills as categories, words that are none): `invoice|payment` is `billing`, once."""
+    known: list[str] = []
+    unknown: list[str] = []
+    for value in values:
+        word = value.strip().lower()
+        category = SKILL_SYNONYMS.get(word, word)
+        if category not in CATEGORIES:
+            unknown.append(value.strip())
+        elif category not in known:
+            known.append(category)
+    return known, unknown
+
+
 def check_categories(values: list[str]) -> list[str]:
     unknown = [v for v in values if v not in CATEGORIES]
     if unknown:
@@ -100,12 +133,14 @@ MAX_AMOUNT = Decimal(10) ** 12
 
 
 def parse_amount(value: str) -> Decimal:
-    """Amounts as CRMs, spreadsheets and mail write them: `1200.50`, `1 200,50`, `1,200.50`, `1.200,50`.
+    """Amounts as CRMs, spreadsheets and mail write them: `1200.50`, `1 200,50`, `1,200.50`, `1.200,50`,
+    also with the currency written beside them (`1.200 Kč`, `1.200,50 €`).
 
     The same reading as the mail entity extractor's (`nlp.entities.parse_amount`; tests/test_contract.py
     holds them to the same answers): a lone separator before three digits groups thousands (`1.200`).
     """
-    digits = re.sub(r"[\s'’]", "", value)
+    # A currency before or after the number (`1.200 Kč`, `€ 1,200.50`, `1.200,-`) is not part of it.
+    digits = re.sub(r"^[^\d+-]+|[^\d]+$", "", re.sub(r"[\s'’]", "", value))
     last = max(digits.rfind("."), digits.rfind(","))
     if last >= 0:
         decimals = len(digits) - last - 1

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import nlp
+from nlp.entities import find_amounts
 from nlp.entities import parse_amount as nlp_amount
 from store.validation import CATEGORIES as ROUTABLE
 from store.validation import parse_amount as store_amount
@@ -34,3 +35,15 @@ def test_amounts_written_any_usual_way_read_alike(whole: int, cents: int, style:
     group, point = style
     text = f"{whole:,}".replace(",", group) + f"{point}{cents:02d}"
     assert store_amount(text) == nlp_amount(text) == Decimal(f"{whole}.{cents:02d}")
+
+
+@pytest.mark.parametrize(
+    ("text", "amount"),
+    [("1.200 Kč", "1200.00"), ("1.200,50 €", "1200.50"), ("€1,200.50", "1200.50"), ("EUR 1 200,50", "1200.50"),
+     ("1 200,50 Kč", "1200.50"), ("$1,200", "1200.00")],
+)
+def test_an_amount_with_its_currency_reads_alike_in_an_import_and_in_a_mail(text: str, amount: str) -> None:
+    # regression: `1.200` was 1.20 for the order importer and 1200 for the mail entity extractor
+    found = find_amounts(f"The total is {text} as agreed.")
+    assert [value.split()[1] for *_, value in found] == [amount]
+    assert store_amount(text) == Decimal(amount)

@@ -95,6 +95,15 @@ def test_working_hours_in_every_documented_form_are_accepted(tmp_path: Path) -> 
     assert len(load_config(_write(tmp_path, reps)).reps) == 3
 
 
+def test_skills_read_as_the_import_reads_them(tmp_path: Path) -> None:
+    # regression: `invoice|payment` was refused; the config and a reps CSV share one reading
+    config = load_config(_write(tmp_path, '[[reps]]\nname = "A"\nemail = "a@x.example"\n'
+                                          'skills = ["invoice", "payment", "Shipping"]\n'))
+    assert config.reps[0].skills == ["billing", "delivery"]
+    with pytest.raises(ConfigError, match=r"reps\[0\]\.skills.*unknown skills juggling; known skills: order"):
+        load_config(_write(tmp_path, '[[reps]]\nname = "A"\nemail = "a@x.example"\nskills = ["juggling"]\n'))
+
+
 def test_regression_a_route_to_a_rep_that_does_not_exist_is_rejected(tmp_path: Path) -> None:
     path = _write(tmp_path, '[[reps]]\nname = "A"\nemail = "a@x.example"\n\n'
                             '[[assignment.routes]]\ncategory = "billing"\nrep = "A@x.example"\n\n'

@@ -33,15 +33,16 @@ def test_messy_hubspot_export_lands_good_rows_and_rejects_bad_ones(engine: Engin
     report = import_csv(engine, "contacts", MESSY)
 
     assert report.imported == 5
-    assert {(r.line, r.reason.split(" (")[0]) for r in report.rejected} == {
-        (5, "duplicate of line 2"),
+    assert {(r.line, r.reason) for r in report.rejected} == {
         (6, "no email address"),
         (7, "invalid email address 'broken@@nordiclab.example'"),
     }
-    assert [w.line for w in report.warnings] == [8]  # unknown owner: imported, without owner
+    # the same address on lines 2 and 5 merges (later names win, the phone stays); unknown owner: no owner
+    assert [w.line for w in report.warnings] == [5, 8]
+    assert "line 5 has the same email as line 2" in report.warnings[0].reason and "peter.stastny@tatra-tools.example" in report.warnings[0].reason
     with Session(engine) as session:
         names = set(session.exec(select(Contact.name)).all())
-        assert {"Peter Šťastný", "Åsa Öberg", "Jürgen Weiß", "Kovács Júlia", "Mojca Novak, PhD"} == names
+        assert {"Duplicate Peter", "Åsa Öberg", "Jürgen Weiß", "Kovács Júlia", "Mojca Novak, PhD"} == names
         peter = session.exec(
             select(Contact)
             .join(ContactEmail)
@@ -92,13 +93,20 @@ def test_orders_reps_and_companies_import_with_their_keys(engine: Engine, tmp_pa
         "name,email,slack_user_id,role,team,skills,languages,timezone,working_hours,capacity\n"
         "Anna Lind,anna@nordlys.example,U1,manager,sales,sales|partnership,en|sv,Europe/Stockholm,Mon-Fri 08:00-16:00,20\n"
         "Bad Zone,bz@nordlys.example,U2,rep,sales,order,en,Mars/Olympus,Mon-Fri 08:00-16:00,20\n"
-        "Bad Skill,bs@nordlys.example,U3,rep,sales,juggling,en,UTC,Mon-Fri 08:00-16:00,20\n",
+        "Bad Skill,bs@nordlys.example,U3,rep,sales,juggling|order,en,UTC,Mon-Fri 08:00-16:00,20\n"
+        "Hand Typed,ht@nordlys.example,U4,rep,sales,invoice|payment,en,UTC,08:00-17:00,20\n",
         encoding="utf-8",
     )
     report = import_csv(engine, "reps", reps)
-    assert report.imported == 1
-    assert [r.line for r in report.rejected] == [3, 4]
-    assert "Mars/Olympus" in report.rejected[0].reason and "juggling" in report.rejected[1].reason
+    assert report.imported == 3
+    assert [r.line for r in report.rejected] == [3]
+    assert "Mars/Olympus" in report.rejected[0].reason
+    # regression: an unknown skill dropped the whole rep; now it is left out with a warning
+    assert [(w.line, "juggling" in w.reason) for w in report.warnings] == [(4, True)]
+    with Session(engine) as session:
+        skills = {r.email: r.skills for r in session.exec(select(Rep)).all()}
+    assert skills["bs@nordlys.example"] == ["order"]
+    assert skills["ht@nordlys.example"] == ["billing"]  # invoice and payment are billing, once
 
     companies = tmp_path / "companies.csv"
     companies.write_text(
