@@ -60,6 +60,19 @@ class MailboxSpec:
     timeout_seconds: float = 30.0
 
 
+class EntityLike(Protocol):
+    """What inbox reads from nlp's `Entity`."""
+
+    @property
+    def label(self) -> str: ...
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+    @property
+    def value(self) -> str: ...
+
+
 class ClassificationLike(Protocol):
     """What inbox reads from nlp's `Classification`."""
 
@@ -70,7 +83,7 @@ class ClassificationLike(Protocol):
     @property
     def language(self) -> str | None: ...
     @property
-    def entities(self) -> Sequence[object]: ...
+    def entities(self) -> Sequence[EntityLike]: ...
     @property
     def model_version(self) -> str: ...
 

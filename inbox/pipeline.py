@@ -36,11 +36,11 @@ from inbox.assign import RuleOutcome, Team, decide
 from inbox.automatic import AutomaticVerdict, detect_automatic
 from inbox.consent import asks_to_unsubscribe
 from inbox.matching import ContactIndex, mark_bouncing
-from inbox.options import ClassificationLike, Classifier, IngestOptions
+from inbox.options import ClassificationLike, Classifier, EntityLike, IngestOptions
 from inbox.parse import ParsedMessage, normalize_subject, parse_message
 from inbox.surveys import SurveyReplies, survey_answer
 from inbox.threads import ThreadIndex, ThreadKey, select_in
-from inbox.urgency import Urgency, assess_urgency, more_urgent, sla_hours
+from inbox.urgency import DateMention, Urgency, assess_urgency, more_urgent, sla_hours
 from store.assignments import AssignmentDecision, record_assignments
 from store.checkpoints import save_checkpoint
 from store.consent import withdraw_consent
@@ -416,7 +416,7 @@ def _classify(items: list[_Item], classifier: Classifier) -> None:
     results = classifier.classify(texts)
     for item, text, result in zip(wanted, texts, results, strict=True):
         item.classification = result
-        dates = [str(getattr(e, "value", "")) for e in result.entities if getattr(e, "label", None) == "DATE"]
+        dates = [DateMention(e.value, e.start, e.end) for e in result.entities if e.label == "DATE"]
         item.urgency = assess_urgency(
             item.parsed.headers, text, category=result.category, received_at=item.received_at, dates=dates
         )
@@ -510,7 +510,7 @@ def _message_row(item: _Item) -> dict[str, Any]:
     }
 
 
-def _entity(entity: object) -> dict[str, Any]:
+def _entity(entity: EntityLike) -> dict[str, Any]:
     if dataclasses.is_dataclass(entity) and not isinstance(entity, type):
         return dataclasses.asdict(entity)
     return {k: getattr(entity, k, None) for k in ("label", "text", "start", "end", "value")}

@@ -26,6 +26,15 @@ class Urgency:
     reason: str
 
 
+@dataclass(frozen=True)
+class DateMention:
+    """A date found in the text: its ISO value (``2026-11-23``) and where it stands."""
+
+    value: str
+    start: int
+    end: int
+
+
 def _words(*alternatives: str) -> re.Pattern[str]:
     """One pattern over folded text; each alternative starts at a word boundary and may be a stem."""
     return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + ")")
@@ -132,6 +141,12 @@ _NO_HURRY = _words(
     r"(?:ni|ne) (?:treba|potrebno) odgovori", r"nie (?:trzeba|musicie|musza panstwo) odpowiada",
 )
 _LOW_CATEGORIES = frozenset({"feedback"})
+# "From <date>" in the ten languages: the date starts something, it is not a deadline.
+_FROM_BEFORE = re.compile(
+    r"(?<!\w)(?:from|starting|as of|effective|ab|vom|a partir d\w*|des de|desde|fran(?: och med)?|"
+    r"fr o m|od|od dne|z dniem|ode dne|s ucinnostou od|s platnostou od)\s*(?:the |dem |den |le |el )?$"
+)
+_FROM_AFTER = re.compile(r"\s*-?(?:tol|tol|atol|etol)\b")  # Hungarian "december 1-től"
 
 
 def assess_urgency(
@@ -140,12 +155,12 @@ def assess_urgency(
     *,
     category: str | None,
     received_at: datetime,
-    dates: Iterable[str] = (),
+    dates: Iterable[DateMention] = (),
 ) -> Urgency:
     """The mail's urgency and the strongest reason for it.
 
     ``headers`` are the mail's (lower-case names), ``text`` what the classifier read
-    (subject and new text), ``dates`` the ISO dates found in it (``2026-11-23``)."""
+    (subject and new text), ``dates`` the dates found in it."""
     folded = fold(text)
     calm = _NO_HURRY.search(folded)
     if calm:
@@ -164,7 +179,7 @@ def assess_urgency(
         found.append(Urgency("high", f"asks for speed (“{match.group(0)}”)"))
     if match := _DEADLINE.search(folded):
         found.append(Urgency("high", f"deadline (“{match.group(0)}”)"))
-    if (deadline := _near_deadline(dates, received_at.date())) is not None:
+    if (deadline := _near_deadline(text, dates, received_at.date())) is not None:
         found.append(Urgency("high", f"deadline {deadline.isoformat()} within two working days"))
     if match := _REMINDER.search(folded):
         found.append(Urgency("high", f"still waiting (“{match.group(0)}”)"))
@@ -193,17 +208,23 @@ def _priority_header(headers: Mapping[str, str]) -> Urgency | None:
     return None
 
 
-def _near_deadline(dates: Iterable[str], received: date) -> date | None:
-    """The first date in the text that falls after the mail came and within two working days of it."""
+def _near_deadline(text: str, dates: Iterable[DateMention], received: date) -> date | None:
+    """The first date in the text that falls after the mail came and within two working days
+    of it, and is not the start of something ("new address from 1 December" asks for no hurry)."""
     limit = _add_working_days(received, 2)
-    for value in dates:
+    for mention in dates:
         try:
-            day = date.fromisoformat(value)
+            day = date.fromisoformat(mention.value)
         except ValueError:  # "--03-05": a day without a year
             continue
-        if received < day <= limit:
+        if received < day <= limit and not _starts_then(text, mention):
             return day
     return None
+
+
+def _starts_then(text: str, mention: DateMention) -> bool:
+    before, after = fold(text[max(0, mention.start - 24) : mention.start]), fold(text[mention.end : mention.end + 6])
+    return bool(_FROM_BEFORE.search(before) or _FROM_AFTER.match(after))
 
 
 def _add_working_days(day: date, n: int) -> date:

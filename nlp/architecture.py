@@ -359,6 +359,10 @@ def fit_row_weights(model: Model, docs: list[Doc], batch_size: int = 512) -> Non
     for node, df in zip(tables, counts, strict=True):
         idf = np.log((1.0 + len(docs)) / (1.0 + df)) + 1.0
         idf /= (idf * df).sum() / max(df.sum(), 1.0)
+        # A row no training text reaches holds only its random start: an n-gram that lands
+        # there at inference is noise, so it counts for nothing (as TF-IDF ignores words
+        # outside its vocabulary).
+        idf[df == 0] = 0.0
         node.set_param("W", cast(Floats2d, idf.astype("float32")))
         cast(WordSums, node.attrs["word_sums"]).forget()
 

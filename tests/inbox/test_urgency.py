@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 import pytest
 
 from inbox.options import IngestOptions
-from inbox.urgency import assess_urgency, sla_hours
+from inbox.urgency import DateMention, assess_urgency, sla_hours
 
 FRIDAY = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 
 def level(text: str, *, headers: dict[str, str] | None = None, category: str = "order",
-          dates: tuple[str, ...] = ()) -> str:
+          dates: tuple[DateMention, ...] = ()) -> str:
     return assess_urgency(headers or {}, text, category=category, received_at=FRIDAY, dates=dates).level
 
 
@@ -87,11 +87,30 @@ def test_a_second_request_is_high() -> None:
     assert level("Re: order\n\nWe still have no answer to our question from Monday.") == "high"
 
 
+def mention(text: str, written: str, value: str) -> DateMention:
+    start = text.index(written)
+    return DateMention(value, start, start + len(written))
+
+
 def test_a_deadline_within_two_working_days_is_high_and_a_later_or_past_one_is_not() -> None:
     text = "Delivery\n\nPlease deliver by 23.11.2026."
-    assert level(text, dates=("2026-11-23",)) == "high"  # Monday, the next working day
-    assert level(text, dates=("2026-11-26",)) == "normal"  # four working days away
-    assert level(text, dates=("2026-11-18",)) == "normal"  # already past: a reference, not a deadline
+    assert level(text, dates=(mention(text, "23.11.2026", "2026-11-23"),)) == "high"  # Monday, the next working day
+    assert level(text, dates=(mention(text, "23.11.2026", "2026-11-26"),)) == "normal"  # four working days away
+    assert level(text, dates=(mention(text, "23.11.2026", "2026-11-18"),)) == "normal"  # past: a reference
+
+
+@pytest.mark.parametrize(
+    ("text", "written"),
+    [
+        ("Neue Lieferadresse ab 1. Dezember\n\nBitte liefern Sie ab dem 23.11. an unsere neue Adresse.", "23.11."),
+        ("New address\n\nFrom 23 November our office moves to Main Street 5.", "23 November"),
+        ("Nová adresa\n\nOd 23. 11. máme novou adresu skladu.", "23. 11."),
+        ("Új cím\n\nNovember 23-tól új címre kérjük a szállítást.", "November 23"),
+    ],
+)
+def test_a_date_that_starts_something_is_not_a_deadline(text: str, written: str) -> None:
+    """Regression: "Neue Lieferadresse ab 1. Dezember" in the sample mailbox came out high."""
+    assert level(text, dates=(mention(text, written, "2026-11-23"),)) == "normal"
 
 
 def test_a_thank_you_is_low_even_when_it_recalls_an_urgent_order() -> None:
