@@ -31,7 +31,7 @@ from nlp.language import DEFAULT_LANGUAGES, LanguageDetectorComponent, UnknownLa
 from nlp.training import TEXTCAT_MODEL, EvalResult, TrainSettings, evaluate_pipeline, train
 
 # Bump when a code change alters what the default model learns or outputs.
-CODE_VERSION = "5"
+CODE_VERSION = "6"
 DEFAULT_EPOCHS = TrainSettings.epochs
 CURRENT_MODEL = "current"  # a retrained model's folder: current-{deployment id}
 _DEPLOYMENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -224,9 +224,16 @@ def active_model_path(
     """The model ``load_classifier(None)`` uses: the deployment's retrained model, else the default one."""
     if deployment is not None:
         retrained = retrained_model_path(cache_dir, deployment)
-        if (retrained / "meta.json").is_file():
+        if (retrained / "meta.json").is_file() and has_current_architecture(retrained):
             return retrained
     return ensure_default_model(cache_dir, progress=progress)
+
+
+def has_current_architecture(path: Path) -> bool:
+    """Whether the saved model was built with today's architecture (an older one cannot be loaded:
+    `rapport nlp retrain` makes it again)."""
+    config = path / "config.cfg"
+    return config.is_file() and TEXTCAT_MODEL["@architectures"] in config.read_text(encoding="utf-8")
 
 
 def load_classifier(

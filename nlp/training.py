@@ -29,13 +29,10 @@ Progress = Callable[[str], None]
 
 # The architecture's settings; the default model and the benchmarks use these.
 TEXTCAT_MODEL: dict[str, Any] = {
-    "@architectures": "rapport.NgramBagTextcat.v1",
-    "width": 64,
-    "hidden": 256,
+    "@architectures": "rapport.NgramBagTextcat.v2",
     "n_buckets": 262144,  # ten languages of character n-grams: fewer collisions than 65,536 (dev 0.884 -> 0.907 on mail)
     "char_min": 2,
     "char_max": 5,
-    "dropout": 0.2,
 }
 
 
@@ -48,11 +45,10 @@ class TrainSettings:
     """Optimiser settings, chosen on the dev part of our own mail (not on the evaluation mail).
     No gradient clipping: the hashed tables get sparse, small gradients."""
 
-    epochs: int = 8
+    epochs: int = 12  # the dev part levels off from about 6 epochs (0.926-0.928 from 9 on)
     batch_size: int = 64
     learn_rate: float = 0.002
     l2: float = 0.0
-    dropout: float = 0.2
     seed: int = 0
     textcat_model: dict[str, Any] = field(default_factory=lambda: dict(TEXTCAT_MODEL))
 
@@ -116,7 +112,7 @@ def train(
         rng.shuffle(train_examples)
         losses: dict[str, float] = {}
         for batch in minibatch(train_examples, settings.batch_size):
-            nlp.update(batch, sgd=optimizer, losses=losses, drop=settings.dropout)
+            nlp.update(batch, sgd=optimizer, losses=losses)
         line = f"epoch {epoch}/{settings.epochs}  loss {losses.get('textcat', 0.0):.3f}"
         if dev:
             with nlp.use_params(optimizer.averages):

@@ -40,7 +40,7 @@ TEXTS = [
 
 
 def small_pipeline(**model: object) -> tuple[Language, list[SpacyExample]]:
-    nlp = blank_textcat_pipeline({**TEXTCAT_MODEL, "n_buckets": 4096, "dropout": 0.0, **model})
+    nlp = blank_textcat_pipeline({**TEXTCAT_MODEL, "n_buckets": 4096, **model})
     labels = sorted({label for _, label in TRAIN})
     examples = [
         SpacyExample.from_dict(nlp.make_doc(text), {"cats": {name: float(name == label) for name in labels}})
@@ -60,7 +60,7 @@ def test_inference_shortcut_equals_the_training_computation() -> None:
     model = nlp.get_pipe("textcat").model
     docs = [nlp.make_doc(t) for t in TEXTS]
     inferred = np.asarray(model.predict(docs))
-    # The training pass sums every word's n-gram rows afresh (no cache); no dropout here.
+    # The training pass sums every word's n-gram rows afresh (no cache).
     computed = np.asarray(model(docs, is_train=True)[0])
     assert np.allclose(inferred, computed, atol=1e-5)
 

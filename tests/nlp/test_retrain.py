@@ -78,3 +78,16 @@ def test_retrain_without_corrections_is_a_clear_error(private_cache: Path) -> No
 def test_a_deployment_id_cannot_leave_the_cache(tmp_path: Path) -> None:
     with pytest.raises(nlp.ModelError, match="deployment id"):
         nlp.retrained_model_path(tmp_path, "../elsewhere")
+
+
+def test_regression_a_model_retrained_with_an_older_architecture_is_set_aside(private_cache: Path) -> None:
+    """After the architecture changed, a deployment's model retrained before could not be loaded
+    and stopped every command: the default model is used until `rapport nlp retrain`."""
+    default = nlp.active_model_path(private_cache)
+    old = nlp.retrained_model_path(private_cache, "db1")
+    shutil.copytree(default, old)
+    config = old / "config.cfg"
+    config.write_text(config.read_text().replace("rapport.NgramBagTextcat.v2", "rapport.NgramBagTextcat.v1"))
+    assert nlp.active_model_path(private_cache, deployment="db1") == default
+    shutil.copy(default / "config.cfg", config)
+    assert nlp.active_model_path(private_cache, deployment="db1") == old
