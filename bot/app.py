@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from slack_bolt import Ack, App, BoltContext, BoltResponse
 from slack_sdk import WebClient
@@ -75,6 +75,13 @@ FollowUpAct = Callable[[Session, Rep, int, datetime], Outcome]
 WinbackAct = Callable[[Session, Rep, SegmentParams, datetime], Outcome]
 
 
+class CardAct(Protocol):
+    """A card menu's change: the contact, what follows ":" in the value, the time and the actor."""
+
+    def __call__(self, session: Session, rep: Rep, contact_id: int, argument: str, *, now: datetime,
+                 actor: Actor) -> Outcome: ...
+
+
 class RapportSlack:
     """The listeners and what they share (engine, clock, options); `app` is the Bolt app."""
 
@@ -122,7 +129,8 @@ class RapportSlack:
         app.action("note_open")(self._on_open_modal("note"))
         app.options("company_picker")(self._on_company_options)
         for field in MOVE_FIELDS:
-            app.action(f"contact_{field}")(self._on_contact_move)
+            app.action(f"contact_{field}")(self._on_card_menu(move_from_card))
+        app.action(CONSENT_ACTION)(self._on_card_menu(change_consent))
         conversation_actions: dict[str, ConversationAct] = {
             "conv_claim": lambda s, rep, cid, _: (claim_conversation(s, rep, cid, keyword_prefix=self.prefix), None),
             "conv_answered": lambda s, rep, cid, _: (mark_answered(s, rep, cid, self.clock()), None),
@@ -131,9 +139,6 @@ class RapportSlack:
             "conv_reassign": lambda s, rep, cid, to: reassign_conversation(
                 s, rep, cid, whole_number(to) or 0, keyword_prefix=self.prefix),
         }
-        # the card's consent menu: "<contact id>:<purpose>:<give|withdraw>", the same shape
-        conversation_actions[CONSENT_ACTION] = lambda s, rep, cid, change: (
-            change_consent(s, rep, cid, change, now=self.clock()), None)
         for action_id, act in conversation_actions.items():
             app.action(action_id)(self._on_conversation_action(act))
         app.action("followup_done")(self._on_followup_action(complete))
@@ -337,21 +342,26 @@ class RapportSlack:
         ack(options=[{"text": {"type": "plain_text", "text": clip(h.name, 75)}, "value": str(h.company_id)}
                      for h in hits])
 
-    def _on_contact_move(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
-        """A card's kind or stage menu: move the contact, then show the card as it is now."""
-        ack()
-        contact_text, _, argument = _action_value(body).partition(":")
-        contact_id = whole_number(contact_text) or 0
-        with session_scope(self.engine) as session:
-            ctx = self._ctx(session, context, body)
-            outcome = move_from_card(session, ctx.rep, contact_id, argument, ctx.now)
-            card = card_reply(ctx, contact_id).blocks if outcome.ok else []
-        view = body.get("view") or {}
-        if outcome.ok and (body.get("container") or {}).get("type") == "view" and view.get("id"):
-            self.client.views_update(view_id=str(view["id"]), view=_card_with_status(card, outcome.text))
-            return
-        self._show_outcome(body, outcome, keep=lambda block: block.get("block_id") != "rapport_status",
-                           blocks=card or None)
+    def _on_card_menu(self, act: CardAct) -> Callable[..., None]:
+        """A card's menu (kind, stage, consent; value `<contact id>:<argument>`): act, then show the
+        card as it is now. The act audits what it changed or refused."""
+
+        def on_choice(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+            ack()
+            contact_text, _, argument = _action_value(body).partition(":")
+            contact_id = whole_number(contact_text) or 0
+            with session_scope(self.engine) as session:
+                ctx = self._ctx(session, context, body)
+                outcome = act(session, ctx.rep, contact_id, argument, now=ctx.now, actor=ctx.actor)
+                card = card_reply(ctx, contact_id).blocks if outcome.ok else []
+            view = body.get("view") or {}
+            if outcome.ok and (body.get("container") or {}).get("type") == "view" and view.get("id"):
+                self.client.views_update(view_id=str(view["id"]), view=_card_with_status(card, outcome.text))
+                return
+            self._show_outcome(body, outcome, keep=lambda block: block.get("block_id") != "rapport_status",
+                               blocks=card or None)
+
+        return on_choice
 
     def _on_open_modal(self, kind: str) -> Callable[..., None]:
         def open_modal(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
