@@ -237,8 +237,11 @@ class RapportSlack:
         log.warning("refused %s by %s on %s", what, actor.name, ", ".join(f"{t.kind} {t.id}" for t in refused))
         text = "That is not yours to see or change."
         view_state = ((body.get("view") or {}).get("state") or {}).get("values") or {}
-        if body.get("type") == "view_submission" and "contact" in view_state:
-            return _json_response({"response_action": "errors", "errors": {"contact": text}})
+        # a form stays open with the refusal under the field that named the record (else its first field)
+        named = [name for name in ("contact", "company", "about") if name in view_state] + list(view_state)
+        field = named[0] if named else None  # (`next` is the middleware's here)
+        if body.get("type") == "view_submission" and field is not None:
+            return _json_response({"response_action": "errors", "errors": {field: text}})
         self._slow.submit(self.sender.tell, _user(body), text, [section(text)], channel=_channel(body))
         return BoltResponse(status=200, body="")
 
