@@ -253,6 +253,12 @@ class Section:
 
 
 SectionFn = Callable[[DigestFigures, DigestLinks], Section | None]
+# What "waiting" and "open" count, said where they are shown (docs/digest.md defines them once):
+# waiting for OUR reply only (store.conversations.waiting_on_us); answered ones wait on the customer.
+WAITING_MEANS = ("Now: the customer wrote last and has no reply from us yet. Answered conversations, "
+                 "waiting on the customer, are not counted.")
+TEAM_MEANS = ("Open: waiting for our reply now (answered ones, waiting on the customer, are not counted); "
+              "past due: open past the reply time. The rest: this period.")
 
 
 def _owner_name(owner: Owner) -> str | None:
@@ -269,7 +275,7 @@ def waiting_section(figures: DigestFigures, links: DigestLinks) -> Section | Non
                   links.conversation(w.id), "past due" if w.overdue else "", conversation_id=w.id)
              for w in figures.waiting]
     late = f", {figures.overdue} past due" if figures.overdue else ""
-    return Section(f"Waiting for a reply ({figures.open}{late})", items, figures.open - len(items))
+    return Section(f"Waiting for a reply ({figures.open}{late})", items, figures.open - len(items), note=WAITING_MEANS)
 
 
 def due_followups_section(figures: DigestFigures, links: DigestLinks) -> Section | None:
@@ -304,7 +310,7 @@ def reps_section(figures: DigestFigures, links: DigestLinks) -> Section | None:
                   f"{r.sla_breaches} missed reply time",
                   links.app_home())
              for r in figures.reps]
-    return Section("Team", items, note="Open and past due: now. The rest: this period.") if items else None
+    return Section("Team", items, note=TEAM_MEANS) if items else None
 
 
 def top_customers_section(figures: DigestFigures, links: DigestLinks) -> Section | None:
