@@ -50,7 +50,7 @@ from bot.interactions import (
 )
 from bot.modals import card_modal, log_message_modal
 from bot.notes import card_note_modal
-from bot.notify import SlackSender
+from bot.notify import RateLimited, SlackSender
 from bot.privacy import CALLBACK as PRIVACY_CALLBACK
 from bot.privacy import submit_privacy
 from bot.relationship import MOVE_FIELDS, move_from_card
@@ -69,6 +69,7 @@ log = logging.getLogger(__name__)
 ACK_BUDGET_SECONDS = 2.0  # from the request's arrival: answer in the ack if the handler is done by then (Slack allows 3 s)
 LISTENER_THREADS = 16  # Bolt's default of 5 let listeners queue behind slow ones past Slack's 3 s under load
 SHORTCUT_CALLBACK = "log_to_crm"
+BUSY_TEXT = "Slack is busy right now and I could not look you up; try again in a minute."
 Clock = Callable[[], datetime]
 ConversationAct = Callable[[Session, Rep, int, str], tuple[Outcome, Rep | None]]  # id, then what follows ":"
 FollowUpAct = Callable[[Session, Rep, int, datetime], Outcome]
@@ -200,11 +201,15 @@ class RapportSlack:
         user_id = _user(body) or str((body.get("event") or {}).get("user") or "")
         if not user_id:
             return next()
-        rep_id = rep_id_for_slack_user(self.engine, user_id, self.client)
+        try:
+            rep_id = rep_id_for_slack_user(self.engine, user_id, self.sender.user_email)
+        except RateLimited:
+            rep_id, text = None, BUSY_TEXT
+        else:
+            text = unknown_user_text(self.options.command)
         if rep_id is not None:
             context["rep_id"] = rep_id
             return next()
-        text = unknown_user_text(self.options.command)
         if body.get("command"):
             return _json_response({"response_type": "ephemeral", "text": text, "blocks": [section(text)]})
         if body.get("type") == "block_suggestion":
