@@ -1,10 +1,17 @@
 """What a person may act on, checked once for every button press and form (bot.app's middleware).
 
 A block action or a view submission names records by id (a conversation in a button's
-value, a contact in a picker or in the modal's metadata). Slack signs the request, not
-its content: a crafted payload can carry any id. `refused_targets` finds every id the
-payload names and keeps those the rep may not act on (bot.identity.may_act_on: own and
-team for reps and support, the team for managers, everything for admins).
+value, a contact or company in a picker, a note's "about" choice or the modal's
+metadata). Slack signs the request, not its content: a crafted payload can carry any
+id. `refused_targets` finds every id the payload names and keeps those the rep may not
+act on (bot.identity.may_act_on on the record's owner, a contact's being the one owner
+rule of store/owners.py: own and team for reps and support, the team for managers,
+everything for admins). Buttons that only show something (READ_ACTIONS: open a card,
+show a conversation) are checked with the reading rule instead (bot.identity.can_see:
+managers read every team's records, as `find` shows them).
+
+Buttons that act on a list (the win-back buttons) name no record: what they touch is
+chosen by the handler from what the rep may act on (bot/winback.py).
 """
 
 from __future__ import annotations
@@ -14,10 +21,11 @@ from typing import Any
 
 from sqlmodel import Session
 
-from bot.identity import may_act_on
+from bot.identity import can_see, may_act_on
 from bot.modals import metadata, state_value
 from bot.text import whole_number
-from store.models import Contact, Conversation, FollowUp, Rep
+from store.models import Company, Conversation, FollowUp, Rep
+from store.owners import owner_id_of
 
 # action_id (or its prefix) -> what its value names before ":"
 ACTION_TARGETS = {
@@ -33,6 +41,7 @@ ACTION_TARGETS = {
     "thread_page": "conversation",
     "consent_change": "contact",
 }
+READ_ACTIONS = ("contact_open", "conv_thread", "thread_page")  # they show, they change nothing
 # what the audit log calls a button or form (one name per idea, as `rapport assign reassign` records it)
 AUDIT_NAMES = {
     "conv_claim": "conversation.claim",
@@ -63,8 +72,9 @@ SEE_ALL = "rep"  # a conversation handed to another rep: that rep must be one th
 
 @dataclass(frozen=True)
 class Target:
-    kind: str  # "conversation", "followup", "contact", "rep"
+    kind: str  # "conversation", "followup", "contact", "company", "rep"
     id: int
+    read_only: bool = False  # a button that only shows the record
 
 
 def audit_name(action_or_callback: str) -> str:
@@ -94,15 +104,18 @@ def targets_of(body: dict[str, Any]) -> tuple[str, list[Target]]:
                 continue
             first, _, rest = _action_value(action).partition(":")
             if (number := whole_number(first)) is not None:
-                targets.append(Target(kind, number))
+                targets.append(Target(kind, number, read_only=action_id in READ_ACTIONS))
             if action_id == "conv_reassign" and (new_owner := whole_number(rest)) is not None:
                 targets.append(Target(SEE_ALL, new_owner))
         return ",".join(map(audit_name, names)) or "action", targets
     if body.get("type") == "view_submission":
         view = body.get("view") or {}
-        picked = whole_number(state_value(view, "contact") or "")
-        if picked is not None:
-            targets.append(Target("contact", picked))
+        for block, kind in (("contact", "contact"), ("company", "company")):  # the pickers
+            if (picked := whole_number(state_value(view, block) or "")) is not None:
+                targets.append(Target(kind, picked))
+        about_kind, _, about_id = (state_value(view, "about") or "").partition(":")  # a note's "About"
+        if about_kind in ("contact", "company") and (number := whole_number(about_id)) is not None:
+            targets.append(Target(about_kind, number))
         for key, kind in (("contact_id", "contact"), ("conversation_id", "conversation")):
             meta = metadata(view).get(key)
             if isinstance(meta, int | str) and (number := whole_number(str(meta))) is not None:
@@ -125,13 +138,15 @@ def may_act(session: Session, rep: Rep, target: Target) -> bool:
             return True
         owner = followup.rep_id
     elif target.kind == "contact":
-        contact = session.get(Contact, target.id)
-        if contact is None:
+        owner = owner_id_of(session, target.id)  # the contact's owner, else its company's
+    elif target.kind == "company":
+        company = session.get(Company, target.id)
+        if company is None:
             return True
-        owner = contact.owner_id
+        owner = company.owner_id
     else:
         owner = target.id
-    return may_act_on(session, rep, owner)
+    return can_see(session, rep, owner) if target.read_only else may_act_on(session, rep, owner)
 
 
 def refused_targets(session: Session, rep: Rep, targets: list[Target]) -> list[Target]:

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from slack_bolt import Ack, App, BoltContext, BoltResponse
 from slack_sdk import WebClient
@@ -50,7 +50,7 @@ from bot.interactions import (
 )
 from bot.modals import card_modal, log_message_modal
 from bot.notes import card_note_modal
-from bot.notify import SlackSender
+from bot.notify import RateLimited, SlackSender
 from bot.privacy import CALLBACK as PRIVACY_CALLBACK
 from bot.privacy import submit_privacy
 from bot.relationship import MOVE_FIELDS, move_from_card
@@ -69,10 +69,18 @@ log = logging.getLogger(__name__)
 ACK_BUDGET_SECONDS = 2.0  # from the request's arrival: answer in the ack if the handler is done by then (Slack allows 3 s)
 LISTENER_THREADS = 16  # Bolt's default of 5 let listeners queue behind slow ones past Slack's 3 s under load
 SHORTCUT_CALLBACK = "log_to_crm"
+BUSY_TEXT = "Slack is busy right now and I could not look you up; try again in a minute."
 Clock = Callable[[], datetime]
 ConversationAct = Callable[[Session, Rep, int, str], tuple[Outcome, Rep | None]]  # id, then what follows ":"
 FollowUpAct = Callable[[Session, Rep, int, datetime], Outcome]
 WinbackAct = Callable[[Session, Rep, SegmentParams, datetime], Outcome]
+
+
+class CardAct(Protocol):
+    """A card menu's change: the contact, what follows ":" in the value, the time and the actor."""
+
+    def __call__(self, session: Session, rep: Rep, contact_id: int, argument: str, *, now: datetime,
+                 actor: Actor) -> Outcome: ...
 
 
 class RapportSlack:
@@ -122,7 +130,8 @@ class RapportSlack:
         app.action("note_open")(self._on_open_modal("note"))
         app.options("company_picker")(self._on_company_options)
         for field in MOVE_FIELDS:
-            app.action(f"contact_{field}")(self._on_contact_move)
+            app.action(f"contact_{field}")(self._on_card_menu(move_from_card))
+        app.action(CONSENT_ACTION)(self._on_card_menu(change_consent))
         conversation_actions: dict[str, ConversationAct] = {
             "conv_claim": lambda s, rep, cid, _: (claim_conversation(s, rep, cid, keyword_prefix=self.prefix), None),
             "conv_answered": lambda s, rep, cid, _: (mark_answered(s, rep, cid, self.clock()), None),
@@ -131,9 +140,6 @@ class RapportSlack:
             "conv_reassign": lambda s, rep, cid, to: reassign_conversation(
                 s, rep, cid, whole_number(to) or 0, keyword_prefix=self.prefix),
         }
-        # the card's consent menu: "<contact id>:<purpose>:<give|withdraw>", the same shape
-        conversation_actions[CONSENT_ACTION] = lambda s, rep, cid, change: (
-            change_consent(s, rep, cid, change, now=self.clock()), None)
         for action_id, act in conversation_actions.items():
             app.action(action_id)(self._on_conversation_action(act))
         app.action("followup_done")(self._on_followup_action(complete))
@@ -195,11 +201,15 @@ class RapportSlack:
         user_id = _user(body) or str((body.get("event") or {}).get("user") or "")
         if not user_id:
             return next()
-        rep_id = rep_id_for_slack_user(self.engine, user_id, self.client)
+        try:
+            rep_id = rep_id_for_slack_user(self.engine, user_id, self.sender.user_email)
+        except RateLimited:
+            rep_id, text = None, BUSY_TEXT
+        else:
+            text = unknown_user_text(self.options.command)
         if rep_id is not None:
             context["rep_id"] = rep_id
             return next()
-        text = unknown_user_text(self.options.command)
         if body.get("command"):
             return _json_response({"response_type": "ephemeral", "text": text, "blocks": [section(text)]})
         if body.get("type") == "block_suggestion":
@@ -232,8 +242,11 @@ class RapportSlack:
         log.warning("refused %s by %s on %s", what, actor.name, ", ".join(f"{t.kind} {t.id}" for t in refused))
         text = "That is not yours to see or change."
         view_state = ((body.get("view") or {}).get("state") or {}).get("values") or {}
-        if body.get("type") == "view_submission" and "contact" in view_state:
-            return _json_response({"response_action": "errors", "errors": {"contact": text}})
+        # a form stays open with the refusal under the field that named the record (else its first field)
+        named = [name for name in ("contact", "company", "about") if name in view_state] + list(view_state)
+        field = named[0] if named else None  # (`next` is the middleware's here)
+        if body.get("type") == "view_submission" and field is not None:
+            return _json_response({"response_action": "errors", "errors": {field: text}})
         self._slow.submit(self.sender.tell, _user(body), text, [section(text)], channel=_channel(body))
         return BoltResponse(status=200, body="")
 
@@ -337,21 +350,26 @@ class RapportSlack:
         ack(options=[{"text": {"type": "plain_text", "text": clip(h.name, 75)}, "value": str(h.company_id)}
                      for h in hits])
 
-    def _on_contact_move(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
-        """A card's kind or stage menu: move the contact, then show the card as it is now."""
-        ack()
-        contact_text, _, argument = _action_value(body).partition(":")
-        contact_id = whole_number(contact_text) or 0
-        with session_scope(self.engine) as session:
-            ctx = self._ctx(session, context, body)
-            outcome = move_from_card(session, ctx.rep, contact_id, argument, ctx.now)
-            card = card_reply(ctx, contact_id).blocks if outcome.ok else []
-        view = body.get("view") or {}
-        if outcome.ok and (body.get("container") or {}).get("type") == "view" and view.get("id"):
-            self.client.views_update(view_id=str(view["id"]), view=_card_with_status(card, outcome.text))
-            return
-        self._show_outcome(body, outcome, keep=lambda block: block.get("block_id") != "rapport_status",
-                           blocks=card or None)
+    def _on_card_menu(self, act: CardAct) -> Callable[..., None]:
+        """A card's menu (kind, stage, consent; value `<contact id>:<argument>`): act, then show the
+        card as it is now. The act audits what it changed or refused."""
+
+        def on_choice(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+            ack()
+            contact_text, _, argument = _action_value(body).partition(":")
+            contact_id = whole_number(contact_text) or 0
+            with session_scope(self.engine) as session:
+                ctx = self._ctx(session, context, body)
+                outcome = act(session, ctx.rep, contact_id, argument, now=ctx.now, actor=ctx.actor)
+                card = card_reply(ctx, contact_id).blocks if outcome.ok else []
+            view = body.get("view") or {}
+            if outcome.ok and (body.get("container") or {}).get("type") == "view" and view.get("id"):
+                self.client.views_update(view_id=str(view["id"]), view=_card_with_status(card, outcome.text))
+                return
+            self._show_outcome(body, outcome, keep=lambda block: block.get("block_id") != "rapport_status",
+                               blocks=card or None)
+
+        return on_choice
 
     def _on_open_modal(self, kind: str) -> Callable[..., None]:
         def open_modal(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:

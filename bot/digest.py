@@ -52,6 +52,7 @@ SUBJECT_MAX = 70
 TEXT_WIDTH = 72
 CHART_WIDTH = 400  # px shown in the email, drawn at twice that; a phone shows >= 340 px of it
 NO_MAIL = "No mail this period"
+NO_CONTACTS = "No contacts in the buying stages"
 MAX_OPTIONS = 100  # Slack's limit for a select's options
 
 
@@ -252,6 +253,12 @@ class Section:
 
 
 SectionFn = Callable[[DigestFigures, DigestLinks], Section | None]
+# What "waiting" and "open" count, said where they are shown (docs/digest.md defines them once):
+# waiting for OUR reply only (store.conversations.waiting_on_us); answered ones wait on the customer.
+WAITING_MEANS = ("Now: the customer wrote last and has no reply from us yet. Answered conversations, "
+                 "waiting on the customer, are not counted.")
+TEAM_MEANS = ("Open: waiting for our reply now (answered ones, waiting on the customer, are not counted); "
+              "past due: open past the reply time. The rest: this period.")
 
 
 def _owner_name(owner: Owner) -> str | None:
@@ -268,7 +275,7 @@ def waiting_section(figures: DigestFigures, links: DigestLinks) -> Section | Non
                   links.conversation(w.id), "past due" if w.overdue else "", conversation_id=w.id)
              for w in figures.waiting]
     late = f", {figures.overdue} past due" if figures.overdue else ""
-    return Section(f"Waiting for a reply ({figures.open}{late})", items, figures.open - len(items))
+    return Section(f"Waiting for a reply ({figures.open}{late})", items, figures.open - len(items), note=WAITING_MEANS)
 
 
 def due_followups_section(figures: DigestFigures, links: DigestLinks) -> Section | None:
@@ -303,7 +310,7 @@ def reps_section(figures: DigestFigures, links: DigestLinks) -> Section | None:
                   f"{r.sla_breaches} missed reply time",
                   links.app_home())
              for r in figures.reps]
-    return Section("Team", items, note="Open and past due: now. The rest: this period.") if items else None
+    return Section("Team", items, note=TEAM_MEANS) if items else None
 
 
 def top_customers_section(figures: DigestFigures, links: DigestLinks) -> Section | None:
@@ -502,7 +509,7 @@ def render_digest_html(figures: DigestFigures, links: DigestLinks | None = None,
     else:
         chart = (f'<img src="cid:{e(chart_cid)}" width="{CHART_WIDTH}" alt="{e(chart_alt(figures))}" '
                  f'style="display:block;width:100%;max-width:{CHART_WIDTH}px;height:auto;margin:12px 0">'
-                 if chart_cid else f'<p style="{_MUTED}">{NO_MAIL}.</p>' if not _has_series(figures) else "")
+                 if chart_cid else f'<p style="{_MUTED}">{NO_MAIL}.</p>' if not _has_chart(figures) else "")
         body = _headline_html(figures) + chart + "".join(_section_html(s) for s in sections(figures, links))
     footer = "".join(f'<p style="margin:0 0 6px">{e(line)}</p>' for line in footer_lines(figures, via))
     return (
@@ -526,12 +533,18 @@ def render_digest_html(figures: DigestFigures, links: DigestLinks | None = None,
 
 @dataclass(frozen=True)
 class Panel:
-    """One chart, one measure: bars with their values; `values` None draws the "no data" state."""
+    """One chart, one measure: bars with their values; `values` None draws the "no data" state
+    (`empty` says what is missing). `across`: bars run left to right, a label before each (the
+    funnel, top stage first); `alt` describes the chart in words (None: its highest bar)."""
 
     title: str
     labels: list[str]
     values: list[float] | None
     value_text: Callable[[float], str]
+    empty: str = NO_MAIL
+    color: str = "#4c78a8"
+    across: bool = False
+    alt: str | None = None
 
 
 def _has_series(figures: DigestFigures) -> bool:
@@ -539,8 +552,24 @@ def _has_series(figures: DigestFigures) -> bool:
         p.median_response_seconds is not None for p in figures.series)
 
 
+def _has_chart(figures: DigestFigures) -> bool:
+    """Whether the digest shows its charts: mail in the period, or contacts in the buying stages."""
+    return not figures.is_empty and (_has_series(figures) or any(figures.funnel.by_stage.values()))
+
+
+def funnel_panel(funnel: Funnel) -> Panel:
+    """Contacts per buying stage now, need at the top (a funnel); the same figures as `funnel_section`."""
+    stages = list(funnel.by_stage)
+    counts = [float(funnel.by_stage[stage]) for stage in stages]
+    labels = [stage_label(stage) for stage in stages]
+    words = ", ".join(f"{label} {count:.0f}" for label, count in zip(labels, counts, strict=True))
+    return Panel("Contacts per buying stage", labels, counts if any(counts) else None, lambda v: f"{v:.0f}",
+                 empty=NO_CONTACTS, color="#54a24b", across=True,
+                 alt=f"Contacts per buying stage: {words}" if any(counts) else None)
+
+
 def chart_panels(figures: DigestFigures) -> list[Panel]:
-    """Volume, then first-reply time: two small charts, never sharing an axis."""
+    """Volume, first-reply time, then the buying-stage funnel: small charts, never sharing an axis."""
     points = figures.series
     if figures.period == "day":
         labels = [f"{p.start:%H}" if p.start.hour % 6 == 0 else "" for p in points]
@@ -553,7 +582,9 @@ def chart_panels(figures: DigestFigures) -> list[Panel]:
     return [
         Panel(f"New conversations per {per}", labels, volume if any(volume) else None, lambda v: f"{v:.0f}"),
         Panel(f"Median first reply per {per}, hours", labels, hours if has_replies else None,
-              lambda v: f"{v:.1f}" if v < 10 else f"{v:.0f}"),
+              lambda v: f"{v:.1f}" if v < 10 else f"{v:.0f}", empty="No first replies this period",
+              color="#e07b39"),
+        funnel_panel(figures.funnel),
     ]
 
 
@@ -562,8 +593,8 @@ def chart_alt(figures: DigestFigures) -> str:
     panels = chart_panels(figures)
     parts = []
     for panel in panels:
-        if panel.values is None:
-            parts.append(f"{panel.title}: none")
+        if panel.alt is not None or panel.values is None:
+            parts.append(panel.alt or f"{panel.title}: none")
             continue
         peak = max(range(len(panel.values)), key=lambda i: panel.values[i])  # type: ignore[index]
         when = f"{figures.series[peak].start:%a %H:00}" if figures.period == "day" else \
@@ -592,11 +623,14 @@ def render_chart(figures: DigestFigures) -> bytes:
 
     panels = chart_panels(figures)
     dpi = 144  # drawn at 2x: 1 pt is 2 px drawn, 1 px shown, so a font of 15 pt reads as 15 px
-    figure = MplFigure(figsize=(2 * CHART_WIDTH / dpi, 2.2 * len(panels)), dpi=dpi)
-    grey, blue = "#8a8a8a", "#4c78a8"
+    heights = [0.7 + 0.7 * len(panel.labels) if panel.across and panel.values is not None else 2.2
+               for panel in panels]
+    figure = MplFigure(figsize=(2 * CHART_WIDTH / dpi, sum(heights)), dpi=dpi)
+    grid = figure.add_gridspec(len(panels), 1, height_ratios=heights)
+    grey = "#8a8a8a"
     font = 15.0  # >= 12 px still where a phone narrows the chart to 340 px
     for i, panel in enumerate(panels):
-        ax = figure.add_subplot(len(panels), 1, i + 1)
+        ax = figure.add_subplot(grid[i])
         ax.set_facecolor("none")
         for spine in ("top", "right", "left"):
             ax.spines[spine].set_visible(False)
@@ -606,17 +640,25 @@ def render_chart(figures: DigestFigures) -> bytes:
             ax.set_xticks([])
             ax.set_yticks([])
             ax.spines["bottom"].set_visible(False)
-            ax.text(0.5, 0.5, NO_MAIL if i == 0 else "No first replies this period", ha="center", va="center",
+            ax.text(0.5, 0.5, panel.empty, ha="center", va="center",
                     fontsize=font * 1.1, color=grey, transform=ax.transAxes)
             continue
         positions = list(range(len(panel.values)))
-        bars = ax.bar(positions, panel.values, color=blue if i == 0 else "#e07b39", width=0.7)
-        ax.bar_label(bars, labels=bar_labels(panel), fontsize=font,
-                     color=grey, padding=2)
-        ax.set_xticks(positions, panel.labels, fontsize=font, color=grey)
-        ax.tick_params(axis="x", colors=grey, length=0)
-        ax.set_yticks([])
-        ax.set_ylim(0, max(panel.values) * 1.3 or 1)
+        if panel.across:  # the first stage on top, each name above its bar: no margin that narrows the others
+            bars = ax.barh(positions, panel.values, color=panel.color, height=0.4)
+            for position, label in zip(positions, panel.labels, strict=True):
+                ax.text(0, position - 0.28, label, fontsize=font, color=grey, va="bottom")
+            ax.set_ylim(len(positions) - 0.6, -1.0)  # inverted: the first stage on top, room for its name
+            ax.set_yticks([])
+            ax.set_xticks([])
+            ax.set_xlim(0, max(panel.values) * 1.2 or 1)
+        else:
+            bars = ax.bar(positions, panel.values, color=panel.color, width=0.7)
+            ax.set_xticks(positions, panel.labels, fontsize=font, color=grey)
+            ax.tick_params(axis="x", colors=grey, length=0)
+            ax.set_yticks([])
+            ax.set_ylim(0, max(panel.values) * 1.3 or 1)
+        ax.bar_label(bars, labels=bar_labels(panel), fontsize=font, color=grey, padding=2)
     figure.tight_layout(h_pad=1.5)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", transparent=True)
@@ -770,7 +812,7 @@ def send_digest_slack(
     targets = [slack.dm_channel(session, manager)] if dm else []
     targets += [channel] if channel else []
     blocks = render_digest_blocks(figures, links, via=manager.digest_via or ["slack"])
-    chart = None if figures.is_empty or not _has_series(figures) else render_chart(figures)
+    chart = render_chart(figures) if _has_chart(figures) else None
     for target in targets:
         stamps, already = slack.post(target, clip(subject(figures), 3000), blocks, key=key, since=since)
         if chart is not None and already < len(stamps):  # a retry whose messages all went out uploaded it too
@@ -780,7 +822,7 @@ def send_digest_slack(
 
 def send_digest_email(smtp: SmtpOptions, figures: DigestFigures, *, to: str, links: DigestLinks,
                       via: Sequence[str] = ("email",), unsubscribe: str | None = None) -> None:
-    chart = None if figures.is_empty or not _has_series(figures) else render_chart(figures)
+    chart = render_chart(figures) if _has_chart(figures) else None
     cid = new_cid() if chart is not None else None
     message = build_message(
         from_addr=smtp.from_addr, to=to, subject=subject(figures), text=render_digest_text(figures, links, via=via),

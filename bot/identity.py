@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -27,14 +28,16 @@ def unknown_user_text(command: str = "/crm") -> str:
     )
 
 
-def rep_id_for_slack_user(engine: Engine, user_id: str, client: WebClient | None = None) -> int | None:
+def rep_id_for_slack_user(engine: Engine, user_id: str, email_of: Callable[[str], str | None] | None = None
+                          ) -> int | None:
     """The active rep behind a Slack user: by stored Slack id, else by the email Slack has for
-    them (remembered). Slack is asked outside any transaction."""
+    them (`email_of`: `SlackSender.user_email`, users.info through the one sender), remembered.
+    Slack is asked outside any transaction; a rate limit (notify.RateLimited) reaches the caller."""
     with read_session(engine) as session:
         rep = rep_by_slack_id(session, user_id)
-    if rep is not None or client is None:
+    if rep is not None or email_of is None:
         return rep.id if rep is not None and rep.active else None
-    email = _slack_email(client, user_id)
+    email = email_of(user_id)
     if not email:
         return None
     with session_scope(engine) as session:
@@ -74,17 +77,6 @@ def remember_slack_id(session: Session, rep_id: int, user_id: str) -> None:
     rep.slack_user_id = user_id
     session.add(rep)
     session.flush()
-
-
-def _slack_email(client: WebClient, user_id: str) -> str | None:
-    try:
-        answer = client.users_info(user=user_id)
-    except SlackApiError as exc:
-        log.info("users.info %s failed: %s", user_id, exc.response.get("error"))
-        return None
-    profile = (answer.get("user") or {}).get("profile") or {}
-    email = profile.get("email")
-    return str(email).lower() if email else None
 
 
 def is_manager(rep: Rep) -> bool:

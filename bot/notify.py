@@ -78,6 +78,7 @@ from store.types import utcnow
 log = logging.getLogger(__name__)
 METADATA_EVENT = "rapport_outbox"
 HISTORY_PAGE = 200  # messages per page of a channel's history searched for an earlier attempt
+USERS_INFO = "users.info"  # rate-limited like a channel: look-ups wait together after a 429
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,20 @@ class SlackSender:
             log.info("chat.update failed: %s", exc.response.get("error"))
             return False
         return True
+
+    def user_email(self, user_id: str) -> str | None:
+        """The email Slack has for a user (users.info), lower case; None when Slack has none or
+        refuses. A 429 after the client's retries blocks further look-ups until Retry-After has
+        passed, like a channel (RateLimited)."""
+        self._wait_if_blocked(USERS_INFO)
+        try:
+            answer = self._client.users_info(user=user_id)
+        except SlackApiError as exc:
+            self._raise_rate_limited(exc, USERS_INFO)
+            log.info("users.info %s failed: %s", user_id, exc.response.get("error"))
+            return None
+        email = ((answer.get("user") or {}).get("profile") or {}).get("email")
+        return str(email).lower() if email else None
 
     def permalink(self, channel: str, ts: str) -> str | None:
         try:

@@ -17,6 +17,7 @@ from bot.commands import usage as usage_reply
 from bot.identity import can_see_contact
 from bot.interactions import Outcome
 from bot.text import clip, escape
+from store.audit import Actor
 from store.models import Contact, Rep
 from store.stages import (
     KINDS,
@@ -35,17 +36,17 @@ MOVE_FIELDS = ("kind", "stage")
 
 
 def change_contact(
-    session: Session, rep: Rep, contact_id: int, *, field: str, value: str, reason: str, now: datetime
+    session: Session, rep: Rep, contact_id: int, *, field: str, value: str, reason: str, now: datetime, actor: Actor
 ) -> Outcome:
     """Set a contact's kind or stage for `rep` (who must be able to see the contact); the move is
-    recorded as an activity with the rep, the time and `reason`."""
+    recorded as an activity with the rep, the time and `reason`, and audited as done by `actor`."""
     contact = session.get(Contact, contact_id)
     if contact is None or contact.id is None or not can_see_contact(session, rep, contact.id):
         return Outcome("That contact is not there (or not yours to see).", ok=False)
     if field not in MOVE_FIELDS:
         return Outcome(f"I can change a contact's kind or stage, not {escape(clip(field, 40))}.", ok=False)
     try:
-        activity = move_contact(session, contact, reason=reason, at=now, rep_id=rep.id,
+        activity = move_contact(session, contact, reason=reason, at=now, rep_id=rep.id, actor=actor,
                                 kind=value if field == "kind" else None, stage=value if field == "stage" else None)
     except UnknownValue as exc:
         return Outcome(escape(str(exc)), ok=False)
@@ -80,7 +81,7 @@ def _move_command(ctx: Ctx, args: list[str], field: str, check: Callable[[str], 
         return usage_reply(ctx, usage, f"Which {field} for *{escape(hit.name)}*? {hint}")
     reason = " ".join(reason_words).strip() or COMMAND_REASON.format(command=f"{ctx.options.command} {field}")
     outcome = change_contact(ctx.session, ctx.rep, hit.contact_id, field=field, value=value, reason=reason,
-                             now=ctx.now)
+                             now=ctx.now, actor=ctx.actor)
     return Reply(outcome.text, [section(outcome.text)])
 
 
@@ -95,7 +96,9 @@ def _leading_value(words: list[str], check: Callable[[str], str]) -> tuple[str |
     return None, words
 
 
-def move_from_card(session: Session, rep: Rep, contact_id: int, argument: str, now: datetime) -> Outcome:
+def move_from_card(session: Session, rep: Rep, contact_id: int, argument: str, *, now: datetime,
+                   actor: Actor) -> Outcome:
     """A card's menu: `argument` is `kind:VALUE` or `stage:VALUE`."""
     field, _, value = argument.partition(":")
-    return change_contact(session, rep, contact_id, field=field, value=value, reason=CARD_REASON, now=now)
+    return change_contact(session, rep, contact_id, field=field, value=value, reason=CARD_REASON, now=now,
+                          actor=actor)

@@ -29,6 +29,7 @@ from bot.interactions import Submission
 from bot.modals import input_block, metadata, modal, state_value, text_input
 from bot.text import clip, escape, local_time, whole_number
 from bot.thread import conversation_ref, notice_view, visible_conversation
+from store.audit import Actor
 from store.db import read_session
 from store.models import Message, Rep
 from store.outbox import Done, EmailReply, Failed, Handler, Job, Outcome
@@ -110,7 +111,7 @@ def submit_reply(session: Session, rep: Rep, view: dict[str, Any], now: datetime
     signature = state_value(view, "signature")
     body = text + (SIGNATURE_SEPARATOR + signature if signature else "")
     record_reply(session, draft, text=body, from_email=options.sender(draft), from_name=rep.name,
-                 reply_to=options.reply_to, now=now)
+                 reply_to=options.reply_to, now=now, actor=Actor.slack(rep.email, rep.slack_user_id or ""))
     return Submission(text=f"Sending your reply to {escape(', '.join(draft.to))}: "
                            f"“{escape(clip(draft.subject, 120))}”")
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from bot.blocks import MAX_BLOCKS, Block, actions, button, context, header, section
-from bot.identity import is_manager, team_member_ids
+from bot.identity import actable_owner_ids, is_manager, team_member_ids
 from bot.interactions import Outcome
 from bot.segments import segment_line
 from bot.text import escape
@@ -67,23 +67,31 @@ def lapsed_blocks(session: Session, rep: Rep, params: SegmentParams, *, now: dat
 
 
 def create_followups(session: Session, rep: Rep, params: SegmentParams, now: datetime) -> Outcome:
-    """"Create win-back follow-ups": one per owned lapsed customer the rep sees, for its owner, once per lapse."""
+    """"Create win-back follow-ups": one per owned lapsed customer the rep may act on (a manager:
+    their team's; other teams' are shown, not touched), for its owner, once per lapse."""
     groups = lapsed_groups(session, rep, params, now=now)
-    result = create_winback_followups(session, [*groups.mine, *groups.team, *groups.others], now=now)
+    actable = actable_owner_ids(session, rep)
+    owned = [*groups.mine, *groups.team, *groups.others]
+    mine = [c for c in owned if actable is None or c.owner.id in actable]
+    result = create_winback_followups(session, mine, now=now)
     parts = [f"Created {result.created} win-back follow-up{'s' if result.created != 1 else ''} for the owners"]
     if result.already:
         parts.append(f"{result.already} already had one for this lapse")
+    if len(owned) > len(mine):
+        parts.append(f"{len(owned) - len(mine)} of other teams' left to their managers")
     if groups.unowned:
         parts.append(f"{len(groups.unowned)} without an owner: *Assign owners* first")
     return Outcome("; ".join(parts) + ".")
 
 
 def assign_owners(session: Session, rep: Rep, params: SegmentParams, now: datetime) -> Outcome:
-    """"Assign owners" (managers): the account owner, else the least busy sales rep with the language."""
+    """"Assign owners" (managers): the account owner, else the least busy sales rep with the language;
+    only reps the manager may act on (their team's; all for admins and managers without a team)."""
     if not is_manager(rep):
         return Outcome("Only managers can assign owners.", ok=False)
     groups = lapsed_groups(session, rep, params, now=now)
-    choices = assign_lapsed_owners(session, groups.unowned, by=rep, now=now)
+    choices = assign_lapsed_owners(session, groups.unowned, by=rep, now=now,
+                                   owner_ids=actable_owner_ids(session, rep))
     if not choices:
         return Outcome("Every lapsed customer has an owner already.")
     names = {r.id: r.name for r in (session.get(Rep, c.rep_id) for c in choices if c.rep_id) if r is not None}

@@ -42,6 +42,7 @@ from inbox.surveys import SurveyReplies, survey_answer
 from inbox.threads import ThreadIndex, ThreadKey, select_in
 from inbox.urgency import DateMention, Urgency, assess_urgency, more_urgent, sla_hours
 from store.assignments import AssignmentDecision, record_assignments
+from store.audit import INBOX
 from store.checkpoints import save_checkpoint
 from store.consent import withdraw_consent
 from store.conversations import customer_wrote, staff_replied
@@ -70,7 +71,7 @@ from store.outbox import (
 )
 from store.privacy import erased_message_ids
 from store.search import refresh_index
-from store.stages import RuleMove, move_activity, sales_enquiry_stage
+from store.stages import RuleMove, audit_move, move_activity, sales_enquiry_stage
 from store.surveys import record_answer
 from store.tags import message_keywords
 from store.types import utcnow
@@ -801,10 +802,12 @@ def _write_moves(batch: _Batch) -> None:
     for planned, contact, old_stage, move in batch.moves:
         conversation = planned.conversation
         subject = planned.item.parsed.subject.strip() or "(no subject)"
-        batch.session.add(move_activity(
+        activity = move_activity(
             contact, reason=f"{move.reason}: {subject[:200]}", at=planned.item.received_at,
             stage_from=old_stage, stage_to=move.stage, conversation_id=conversation.id if conversation else None,
-        ))
+        )
+        batch.session.add(activity)
+        audit_move(batch.session, INBOX, activity, at=planned.item.received_at)
 
 
 def _write_tags(batch: _Batch) -> None:
@@ -838,7 +841,8 @@ def _write_unsubscribes(batch: _Batch) -> None:
     for contact, at in batch.unsubscribes:
         if contact.id is None:
             continue
-        consent = withdraw_consent(batch.session, contact, ConsentPurpose.marketing, source="email", at=at)
+        consent = withdraw_consent(batch.session, contact, ConsentPurpose.marketing, source="email", at=at,
+                                   actor=INBOX)
         if consent is not None and consent.id is not None:
             enqueue(batch.session, ConsentWithdrawn(consent.id, at.isoformat()), now=batch.now)
 

@@ -57,6 +57,7 @@ class Actor:
 
 
 SCHEDULER = Actor("rapport", "scheduler")
+INBOX = Actor("rapport", "inbox")  # what a mail makes Rapport do (an unsubscribe, a sales enquiry's move)
 
 
 def _login() -> str:

@@ -3,8 +3,10 @@
 One row per contact and purpose (`Consent`, unique). `record_consent` gives it
 (with a legal basis and a source), `withdraw_consent` withdraws it; both write
 an Activity on the contact, so the card's history shows who changed what and
-when. The card (Slack), an "unsubscribe me" mail (inbox) and imports call these
-two functions; nothing else writes consent rows.
+when. The card (Slack), an "unsubscribe me" mail (inbox) and imports
+(`import_consent`, `withdraw_consent_many`) call these functions; nothing else
+writes consent rows. Every change is also an audit entry `consent.change`
+(store.audit) naming the actor, the purpose, give or withdraw, and the source.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from store.activities import log_activity
+from store.audit import Actor, record_audit
 from store.models import Consent, ConsentPurpose, Contact, Rep, Role
 
 PURPOSES: tuple[str, ...] = tuple(ConsentPurpose)
@@ -41,11 +44,13 @@ def record_consent(
     at: datetime,
     *,
     basis: str = "consent",
+    actor: Actor,
     rep: Rep | None = None,
     note_activity: bool = True,
 ) -> Consent:
     """Consent for `purpose` given at `at` (a withdrawn one is given again); `source` says where
-    it came from ("slack", "import", "hubspot", ...), `rep` who recorded it."""
+    it came from ("slack", "import", "hubspot", ...), `rep` who recorded it, `actor` who did it
+    and from where (the audit log)."""
     _check(purpose, basis)
     assert contact.id is not None
     consent = consent_for(session, contact.id, purpose) or Consent(contact_id=contact.id, purpose=purpose, basis=basis)
@@ -55,6 +60,8 @@ def record_consent(
         consent.granted_at, consent.withdrawn_at = at, None
     session.add(consent)
     session.flush()
+    if changed:
+        _audit(session, actor, contact.id, purpose, "give", source, at, basis=basis)
     if changed and note_activity:
         _note(session, contact, rep, at, f"Consent for {purpose} given ({basis.replace('_', ' ')}; source: {source})")
     return consent
@@ -67,6 +74,7 @@ def withdraw_consent(
     source: str,
     at: datetime,
     *,
+    actor: Actor,
     rep: Rep | None = None,
     note_activity: bool = True,
 ) -> Consent | None:
@@ -82,13 +90,14 @@ def withdraw_consent(
     consent.withdrawn_at, consent.source = at, source
     session.add(consent)
     session.flush()
+    _audit(session, actor, contact.id, purpose, "withdraw", source, at)
     if note_activity:
         _note(session, contact, rep, at, f"Consent for {purpose} withdrawn (source: {source})")
     return consent
 
 
 def withdraw_consent_many(
-    session: Session, contact_ids: Collection[int], purpose: str, source: str, at: datetime
+    session: Session, contact_ids: Collection[int], purpose: str, source: str, at: datetime, *, actor: Actor
 ) -> set[int]:
     """`withdraw_consent` for many contacts at once (an import's opt-out column), one look-up and no
     activity per contact; returns the contacts for whom it is news."""
@@ -105,9 +114,28 @@ def withdraw_consent_many(
             continue
         consent.withdrawn_at, consent.source = at, source
         session.add(consent)
+        _audit(session, actor, contact_id, purpose, "withdraw", source, at)
         changed.add(contact_id)
     session.flush()
     return changed
+
+
+def import_consent(
+    session: Session, contact_id: int, purpose: str, basis: str, source: str, at: datetime, *, actor: Actor
+) -> bool:
+    """A consent a file states (an import's consent columns): recorded when there is none, its basis
+    updated when it differs; a withdrawal stays (an old file does not give consent back). Whether
+    anything changed."""
+    _check(purpose, basis)
+    existing = consent_for(session, contact_id, purpose)
+    if existing is not None and existing.basis == basis:
+        return False
+    if existing is None:
+        existing = Consent(contact_id=contact_id, purpose=purpose, basis=basis, granted_at=at, source=source)
+    existing.basis = basis
+    session.add(existing)
+    _audit(session, actor, contact_id, purpose, "give", source, at, basis=basis)
+    return True
 
 
 def may_contact(session: Session, contact_id: int, purpose: str, *, needs_consent: bool = True) -> bool:
@@ -140,9 +168,16 @@ def _check(purpose: str, basis: str) -> None:
         raise ConsentError(f"unknown legal basis {basis!r}; use one of: {', '.join(BASES)}")
 
 
+def _audit(session: Session, actor: Actor, contact_id: int | None, purpose: str, change: str, source: str,
+           at: datetime, *, basis: str | None = None) -> None:
+    detail = {"purpose": purpose, "change": change, "source": source} | ({"basis": basis} if basis else {})
+    record_audit(session, actor, "consent.change", target_kind="contact", target_id=contact_id,
+                 contact_id=contact_id, detail=detail, at=at)
+
+
 def _note(session: Session, contact: Contact, rep: Rep | None, at: datetime, summary: str) -> None:
     log_activity(session, contact_id=contact.id, rep_id=rep.id if rep else None, summary=summary, occurred_at=at)
 
 
-__all__ = ["BASES", "PURPOSES", "ConsentError", "consent_for", "is_given", "may_change_consent", "may_contact",
-           "record_consent", "withdraw_consent", "withdraw_consent_many", "withdrawn_for"]
+__all__ = ["BASES", "PURPOSES", "ConsentError", "consent_for", "import_consent", "is_given", "may_change_consent",
+           "may_contact", "record_consent", "withdraw_consent", "withdraw_consent_many", "withdrawn_for"]

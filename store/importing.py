@@ -31,13 +31,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, func, select
 
-from store.consent import withdraw_consent_many
+from store.audit import Actor
+from store.consent import import_consent, withdraw_consent_many
 from store.db import insert_rows, read_session, session_scope
 from store.exporting import restore_cell
 from store.models import (
     Company,
     CompanyDomain,
-    Consent,
     Contact,
     ContactEmail,
     ContactKind,
@@ -432,6 +432,7 @@ class Owners:
 class Context:
     report: ImportReport
     owners: Owners
+    actor: Actor  # who runs the import: the audit log names them for every consent and stage it changes
 
 
 def _set(obj: Any, values: dict[str, Any]) -> bool:
@@ -592,7 +593,7 @@ def _company_id(ref: CompanyRef | None) -> int | None:
 _CONTACT_FIELDS = ("name", "kind", "stage", "company_id", "owner_id", "phone", "title", "language", "external_id")
 
 
-def write_contacts(session: Session, rows: list[ContactIn]) -> list[str]:
+def write_contacts(session: Session, rows: list[ContactIn], *, actor: Actor) -> list[str]:
     """Insert or update these contacts (distinct addresses) with a few statements; their outcomes.
 
     Fields the rows do not give are left as they are; a new contact without a name is
@@ -667,10 +668,11 @@ def write_contacts(session: Session, rows: list[ContactIn]) -> list[str]:
                 extra.append({"contact_id": owner_of[row.email], "email": other, "is_primary": False,
                               "bouncing": False})
                 outcomes[i] = "updated" if outcomes[i] == "unchanged" else outcomes[i]
-        if row.consent is not None and _record_consent(session, owner_of[row.email], *row.consent):
+        if row.consent is not None and import_consent(session, owner_of[row.email], *row.consent, "import", now,
+                                                      actor=actor):
             outcomes[i] = "updated" if outcomes[i] == "unchanged" else outcomes[i]
     opted_out = [owner_of[row.email] for row in rows if row.opt_out]
-    withdrawn = withdraw_consent_many(session, opted_out, "marketing", "import", now)
+    withdrawn = withdraw_consent_many(session, opted_out, "marketing", "import", now, actor=actor)
     for i, row in enumerate(rows):
         if outcomes[i] == "unchanged" and owner_of[row.email] in withdrawn:
             outcomes[i] = "updated"
@@ -679,21 +681,6 @@ def write_contacts(session: Session, rows: list[ContactIn]) -> list[str]:
     if updates:  # new contacts are indexed by refresh_index; changed names, phones and companies here
         index_contacts(session, [u["id"] for u in updates])
     return outcomes
-
-
-def _record_consent(session: Session, contact_id: int, purpose: str, basis: str) -> bool:
-    """A consent with this basis for `purpose`; whether anything changed."""
-    existing = session.exec(
-        select(Consent).where(Consent.contact_id == contact_id, Consent.purpose == purpose)
-    ).first()
-    if existing is None:
-        session.add(Consent(contact_id=contact_id, purpose=purpose, basis=basis, granted_at=utcnow(), source="import"))
-        return True
-    if existing.basis != basis:
-        existing.basis = basis
-        session.add(existing)
-        return True
-    return False
 
 
 def import_company(session: Session, row: dict[str, str], line: int, ctx: Context) -> str:
@@ -806,7 +793,7 @@ def import_order(session: Session, row: dict[str, str], line: int, ctx: Context)
         order = Order(external_id=row["order_id"], **{k: v for k, v in values.items() if v is not None})
         session.add(order)
         session.flush()
-        apply_order(session, order, at=utcnow())  # a prospect's first order makes it a customer
+        apply_order(session, order, at=utcnow(), actor=ctx.actor)  # a prospect's first order makes it a customer
         return "imported"
     return "updated" if _set(order, values) else "unchanged"
 
@@ -863,10 +850,12 @@ def import_csv(
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
     privacy_key: str | None = None,
+    actor: Actor | None = None,
 ) -> ImportReport:
     """Import `path` as `entity` (contacts, companies, reps, orders); see the module doc.
 
-    A contact whose address was erased on request (store.privacy) is not imported again."""
+    A contact whose address was erased on request (store.privacy) is not imported again.
+    `actor` (default: the person at this command line) is who the audit log names."""
     if entity not in ENTITIES:
         raise ImportFileError(f"cannot import {entity!r}; choose one of {', '.join(ENTITIES)}")
     header, columns, rows = read_rows(path, entity)
@@ -879,7 +868,7 @@ def import_csv(
     report = ImportReport()
     report.ignored = [label for label, name in zip(header, columns, strict=True) if name not in USED[entity]]
     with read_session(engine) as session:
-        ctx = Context(report, Owners(session))
+        ctx = Context(report, Owners(session), actor or Actor.cli())
     pending: dict[str, tuple[int, dict[str, str]]] = {}  # by the row's key: duplicates merge here
     read = 0
 
@@ -995,7 +984,7 @@ def _write_contacts(
         with session_scope(engine) as session:
             if engine.dialect.name == "sqlite":  # the indexes of a large import's batch stay in memory
                 session.connection().exec_driver_sql(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
-            written = write_contacts(session, checked) if checked else []
+            written = write_contacts(session, checked, actor=ctx.actor) if checked else []
             _finish(session, dry_run)
         return outcomes + [(r.line, outcome) for r, outcome in zip(checked, written, strict=True)]
     except SQLAlchemyError:
@@ -1004,7 +993,7 @@ def _write_contacts(
         for contact in checked:
             try:
                 with session.begin_nested():
-                    outcomes.extend((contact.line, o) for o in write_contacts(session, [contact]))
+                    outcomes.extend((contact.line, o) for o in write_contacts(session, [contact], actor=ctx.actor))
             except SQLAlchemyError as exc:
                 outcomes.append((contact.line, _refused(exc)))
         _finish(session, dry_run)

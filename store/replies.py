@@ -4,8 +4,8 @@
 (refusing automatic mail and bouncing addresses, with the reason);
 `record_reply` stores the outbound message with its Message-ID made here,
 before anything is sent, marks the conversation answered (the one rule,
-`store.conversations.staff_replied`) and enqueues the `EmailReply` outbox row
-in the same transaction. The send itself is the row's handler (bot/reply.py).
+`store.conversations.staff_replied`), enqueues the `EmailReply` outbox row and
+appends the audit entry `conversation.reply` in the same transaction. The send itself is the row's handler (bot/reply.py).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from email.utils import make_msgid
 
 from sqlmodel import Session, col, select
 
+from store.audit import Actor, record_audit
 from store.conversations import staff_replied
 from store.models import ContactEmail, Conversation, Direction, Message
 from store.outbox import EmailReply, enqueue
@@ -89,9 +90,10 @@ def record_reply(
     from_name: str | None,
     reply_to: str | None,
     now: datetime,
+    actor: Actor,
 ) -> Message:
-    """Store the outbound message (its Message-ID made now, before sending), answer the conversation
-    and enqueue the send, all in the caller's transaction."""
+    """Store the outbound message (its Message-ID made now, before sending), answer the conversation,
+    enqueue the send and record who sent it (`actor`), all in the caller's transaction."""
     conversation = draft.conversation
     assert conversation.id is not None
     message_id = make_msgid(domain=from_email.rpartition("@")[2] or "rapport.invalid")
@@ -110,4 +112,6 @@ def record_reply(
     staff_replied(conversation, now)
     session.add(conversation)
     enqueue(session, EmailReply(message.id, draft.mailbox), now=now)
+    record_audit(session, actor, "conversation.reply", target_kind="conversation", target_id=conversation.id,
+                 contact_id=conversation.contact_id, detail={"message_id": message.id}, at=now)
     return message

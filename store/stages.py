@@ -1,7 +1,9 @@
 """The relationship moves: a contact's kind and buying stage, and the rules that change them.
 
 Every change is one `Activity` of kind `move` carrying the kind and stage before and
-after, who made it (`rep_id`; None: Rapport, by a rule), when, and why (`summary`).
+after, who made it (`rep_id`; None: Rapport, by a rule), when, and why (`summary`),
+and an audit entry per field (`contact.kind`, `contact.stage`: `audit_move`) naming
+the actor and where they acted from.
 People move contacts from Slack (`/crm stage`, `/crm kind`, the card's menus); the
 rules, each defined once here, move them too:
 
@@ -24,6 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
+from store.audit import SCHEDULER, Actor, record_audit
 from store.models import Activity, ActivityKind, Contact, ContactKind, Order, Rep, Stage
 from store.segments import EXCLUDED_ORDER_STATUSES
 
@@ -96,10 +99,12 @@ def move_contact(
     at: datetime,
     kind: str | None = None,
     stage: str | None = None,
+    actor: Actor,
     rep_id: int | None = None,
     conversation_id: int | None = None,
 ) -> Activity | None:
-    """Set the contact's kind and/or stage and record the move; None when nothing changes.
+    """Set the contact's kind and/or stage and record the move (an activity and its audit entries,
+    by `actor`); None when nothing changes.
 
     Raises UnknownValue for a kind or stage that does not exist.
     """
@@ -122,7 +127,17 @@ def move_contact(
     session.add(contact)
     session.add(activity)
     session.flush()
+    audit_move(session, actor, activity, at=at)
     return activity
+
+
+def audit_move(session: Session, actor: Actor, activity: Activity, *, at: datetime) -> None:
+    """The audit entries of a move: `contact.kind` and/or `contact.stage`, from and to."""
+    for field, before, after in (("kind", activity.contact_kind_from, activity.contact_kind_to),
+                                 ("stage", activity.stage_from, activity.stage_to)):
+        if after is not None:
+            record_audit(session, actor, f"contact.{field}", target_kind="contact", target_id=activity.contact_id,
+                         contact_id=activity.contact_id, detail={"from": before, "to": after}, at=at)
 
 
 def move_text(activity: Activity) -> str:
@@ -182,7 +197,7 @@ def order_move(contact: Contact, order: Order, *, first: bool) -> RuleMove | Non
     return RuleMove(kind, stage, f"{which} {order.external_id} of {order.ordered_on.isoformat()}")
 
 
-def apply_order(session: Session, order: Order, *, at: datetime) -> Activity | None:
+def apply_order(session: Session, order: Order, *, at: datetime, actor: Actor) -> Activity | None:
     """Move the order's contact as `order_move` says (an order without a contact moves nobody)."""
     if order.contact_id is None:
         return None
@@ -199,7 +214,7 @@ def apply_order(session: Session, order: Order, *, at: datetime) -> Activity | N
     move = order_move(contact, order, first=not earlier)
     if move is None:
         return None
-    return move_contact(session, contact, kind=move.kind, stage=move.stage, reason=move.reason, at=at)
+    return move_contact(session, contact, kind=move.kind, stage=move.stage, reason=move.reason, at=at, actor=actor)
 
 
 def sales_enquiry_stage(contact: Contact, category: str | None) -> RuleMove | None:
@@ -210,7 +225,8 @@ def sales_enquiry_stage(contact: Contact, category: str | None) -> RuleMove | No
 
 
 def advance_to_post_purchase(
-    session: Session, *, now: datetime, days: int, contact_ids: Collection[int] | None = None, limit: int = 500
+    session: Session, *, now: datetime, days: int, contact_ids: Collection[int] | None = None, limit: int = 500,
+    actor: Actor = SCHEDULER,
 ) -> int:
     """Contacts at `purchase` whose latest counted order is `days` days old or more move to
     `post_purchase` (a contact at `purchase` without orders stays). Returns how many moved.
@@ -233,7 +249,8 @@ def advance_to_post_purchase(
     for contact_id, last_day in due:
         contact = session.get(Contact, contact_id)
         reason = f"{days} days after the order of {_day(last_day)}"
-        if contact is not None and move_contact(session, contact, stage=Stage.post_purchase.value, reason=reason, at=now):
+        if contact is not None and move_contact(session, contact, stage=Stage.post_purchase.value, reason=reason,
+                                                at=now, actor=actor):
             moved += 1
     return moved
 
@@ -251,6 +268,7 @@ __all__ = [
     "UnknownValue",
     "advance_to_post_purchase",
     "apply_order",
+    "audit_move",
     "check_kind",
     "check_stage",
     "move_activity",

@@ -148,19 +148,22 @@ class OwnerChoice:
 
 
 def assign_lapsed_owners(
-    session: Session, customers: Sequence[LapsedCustomer], *, by: Rep, now: datetime
+    session: Session, customers: Sequence[LapsedCustomer], *, by: Rep, now: datetime,
+    owner_ids: Collection[int] | None = None,
 ) -> list[OwnerChoice]:
     """Give each lapsed customer without an owner (none, or one who left) one: its company's owner
     when the contact's own owner left (the account owner), else
     the least busy sales rep (role rep, skill `sales`, active, not away) who speaks the contact's
     language, else the least busy sales rep. Busy = open conversations (`store.assignments.open_load`,
     the load inbox assignment uses) plus accounts given in this run. Reps of `by`'s team come first.
+    Only reps among `owner_ids` (None: any) are chosen, the account owner too.
     Each choice is stored as the contact's owner and noted as an activity. The caller commits."""
     load = open_load(session)
     given: dict[int, int] = {}  # lapsed accounts given in this run (also counted in `load`)
     sales = [rep for rep in session.exec(select(Rep).where(Rep.active == True, Rep.role == Role.rep)  # noqa: E712
                                          .order_by(col(Rep.id))).all()
-             if SALES_SKILL in (rep.skills or []) and not (rep.away_until and rep.away_until > now)]
+             if SALES_SKILL in (rep.skills or []) and not (rep.away_until and rep.away_until > now)
+             and (owner_ids is None or rep.id in owner_ids)]
     in_team = [rep for rep in sales if by.team and rep.team == by.team]
     former = former_rep_ids(session)
     choices: list[OwnerChoice] = []
@@ -169,6 +172,9 @@ def assign_lapsed_owners(
         if contact is None or not without_owner(customer, former):
             continue
         rep, reason = _account_owner(session, contact)
+        if rep is not None and owner_ids is not None and rep.id not in owner_ids:
+            reason = f"{rep.name} owns the company, in another team"
+            rep = None
         if rep is None:
             rep, reason = _least_busy(in_team or sales, load, contact.language, given)
         if rep is None or rep.id is None:

@@ -150,7 +150,7 @@ def audit(
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """Who did what, when and from where: card views, exports, erasures, reassignments,
-    refused actions."""
+    consent and stage changes, replies sent, refused actions."""
     rt = runtime()
     start = None
     if since:

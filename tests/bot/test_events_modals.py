@@ -6,10 +6,13 @@ import json
 from typing import Any
 
 import pytest
+from slack_sdk import WebClient
 from sqlmodel import Session, select
 
-from store.models import Activity, FollowUp
-from tests.bot.conftest import ALICE, SECRET, STRANGER, Seeded, all_text
+from bot.app import BUSY_TEXT
+from bot.notify import RateLimited, SlackSender
+from store.models import Activity, FollowUp, Rep
+from tests.bot.conftest import ALICE, DAVE, SECRET, STRANGER, Seeded, all_text, rep_id
 from tests.servers import slack_requests
 from tests.servers.fake_slack import FakeSlack
 
@@ -17,6 +20,11 @@ from tests.servers.fake_slack import FakeSlack
 def _view(call: Any) -> dict[str, Any]:
     view = call.params["view"]
     return json.loads(view) if isinstance(view, str) else view
+
+
+def rep_id_of_slack_user(engine: Any, user_id: str) -> int | None:
+    with Session(engine) as session:
+        return session.exec(select(Rep.id).where(Rep.slack_user_id == user_id)).first()
 
 
 def _home_opened(event_id: str, user: str = ALICE) -> dict[str, Any]:
@@ -142,3 +150,31 @@ def test_card_buttons_open_prefilled_modals(interact: Any, seeded: Seeded, fake_
     assert view["callback_id"] == "add_followup"
     picker = view["blocks"][0]["element"]
     assert picker["initial_option"]["value"] == str(seeded.jan)
+
+
+def test_slack_user_lookup_goes_through_the_sender_and_a_rate_limit_says_so(
+    slash: Any, seeded: Seeded, fake_slack: FakeSlack, engine: Any
+) -> None:
+    """Dave has no Slack id in the config: the first request looks him up (users.info, through
+    SlackSender.user_email). Slack still answering 429 after the client's retries is not "I don't
+    know you": he is told to try again, and the next request finds and remembers him."""
+    fake_slack.fail_next("users.info", 429, retry_after=0, times=3)  # the client retries twice
+    status, answer = slash("my", user=DAVE)
+    assert status == 200 and answer["text"] == BUSY_TEXT
+    assert len(fake_slack.calls("users.info")) == 3
+    assert rep_id_of_slack_user(engine, DAVE) is None
+    status, answer = slash("my", user=DAVE)
+    assert status == 200 and "I don't know you" not in json.dumps(answer) and answer["text"] != BUSY_TEXT
+    assert rep_id_of_slack_user(engine, DAVE) == rep_id(engine, "dave@nordlys.example")
+
+
+def test_the_sender_holds_user_lookups_after_a_429_like_a_channel(fake_slack: FakeSlack) -> None:
+    sender = SlackSender(WebClient(token="xoxb-test", base_url=fake_slack.base_url), max_rate_limit_retries=0)
+    fake_slack.add_user("eve@nordlys.example", "U0EVE")
+    assert sender.user_email("U0EVE") == "eve@nordlys.example"
+    fake_slack.fail_next("users.info", 429, retry_after=60)
+    with pytest.raises(RateLimited):
+        sender.user_email("U0EVE")
+    with pytest.raises(RateLimited):  # held: Slack is not asked again before Retry-After has passed
+        sender.user_email("U0EVE")
+    assert len(fake_slack.calls("users.info")) == 2

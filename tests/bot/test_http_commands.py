@@ -57,7 +57,7 @@ def test_find_tolerates_accents_and_shows_the_card(slash: Any, seeded: Seeded) -
     assert status == 200
     text = all_text(answer["blocks"])
     assert answer["response_type"] == "ephemeral"
-    for expected in ("Jan Šťastný", "Acme Corporation", "evaluation", "Alice Berg", "marketing: granted",
+    for expected in ("Jan Šťastný", "Acme Corporation", "evaluation", "Alice Berg", "marketing: given",
                      "1,300.00 EUR", "log_call_open", "followup_open"):
         assert expected in text, expected
 

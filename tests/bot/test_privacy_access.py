@@ -10,7 +10,8 @@ import pytest
 from sqlmodel import Session, col, select
 
 from rapport.serve import Service
-from store.models import AuditEntry, Contact, Conversation, OutboxItem
+from store.db import session_scope
+from store.models import Activity, AuditEntry, Contact, Conversation, Message, OutboxItem
 from tests.bot.conftest import ALICE, CAROL, DAVE, Seeded, add_assigned_email, rep_id
 from tests.servers import slack_requests
 from tests.servers.fake_slack import FakeSlack
@@ -150,3 +151,69 @@ def test_a_manager_cannot_erase_another_teams_contact(
     with Session(engine) as session:
         assert session.get(Contact, seeded.john) is not None  # John belongs to Dave's support team
     assert audit(engine) == [("carol@nordlys.example", "privacy.confirm", "refused", "contact", seeded.john)]
+
+
+def test_crafted_stage_change_and_reply_on_another_teams_records_are_refused_and_audited(
+    service: Service, engine: Any, seeded: Seeded, fake_slack: FakeSlack, interact: Any
+) -> None:
+    """Carol manages sales: she reads the support team's records but may not change them. A stage
+    menu and a "Send to customer" form crafted with their ids are refused before any listener."""
+    support, _ = add_assigned_email(engine, owner_email="dave@nordlys.example", contact_id=seeded.john,
+                                    subject="Login broken", text="Cannot log in.", from_email="john@smith.example",
+                                    from_name="John Smith")
+    press(interact, "contact_stage", f"{seeded.john}:stage:purchase", CAROL, select_menu=True)
+    fake_slack.wait_for("chat.postMessage")
+    reply = {"type": "view_submission", "team": {"id": "T0TEST"}, "user": {"id": CAROL}, "trigger_id": "1.2.3",
+             "view": {"id": "V7", "type": "modal", "callback_id": "email_reply",
+                      "private_metadata": json.dumps({"conversation_id": support, "answering": 1}),
+                      "state": {"values": {"text": {"text": {"type": "plain_text_input", "value": "Fixed!"}}}}}}
+    status, body = interact(reply)
+    assert status == 200  # the form stays open, saying why
+    assert json.loads(body) == {"response_action": "errors", "errors": {"text": "That is not yours to see or change."}}
+    with Session(engine) as session:
+        john = session.get(Contact, seeded.john)
+        assert john is not None and john.stage == "need"
+        assert session.exec(select(OutboxItem).where(OutboxItem.kind == "email-reply")).all() == []
+        assert session.exec(select(Message).where(Message.direction == "outbound")).all() == []
+    assert audit(engine) == [
+        ("carol@nordlys.example", "contact.stage", "refused", "contact", seeded.john),
+        ("carol@nordlys.example", "conversation.reply", "refused", "conversation", support),
+    ]
+
+
+def test_a_note_about_another_teams_company_is_refused_and_audited(
+    service: Service, engine: Any, seeded: Seeded, interact: Any
+) -> None:
+    """The note form's "About" choice and company picker name a company: Acme is Alice's (sales)."""
+    for values in ({"about": {"about": {"type": "radio_buttons", "selected_option": {"value": f"company:{seeded.acme}"}}}},
+                   {"company": {"company_picker": {"type": "external_select",
+                                                   "selected_option": {"value": str(seeded.acme), "text": {}}}}}):
+        note = {"type": "view_submission", "team": {"id": "T0TEST"}, "user": {"id": DAVE}, "trigger_id": "1.2.3",
+                "view": {"id": "V8", "type": "modal", "callback_id": "add_note", "state": {"values": {
+                    **values, "note": {"note": {"type": "plain_text_input", "value": "Renewal talks"}}}}}}
+        status, body = interact(note)
+        field = next(iter(values))
+        assert status == 200 and json.loads(body)["errors"] == {field: "That is not yours to see or change."}
+    with Session(engine) as session:
+        assert session.exec(select(Activity).where(Activity.company_id == seeded.acme,
+                                                   Activity.kind == "note")).all() == []
+    assert audit(engine) == [("dave@nordlys.example", "activity.note", "refused", "company", seeded.acme)] * 2
+
+
+def test_a_manager_opens_another_teams_card_from_find_but_cannot_change_it(
+    service: Service, engine: Any, seeded: Seeded, fake_slack: FakeSlack, interact: Any
+) -> None:
+    """"Open" only shows: managers read every team's cards (the reading rule), as `find` lists them."""
+    press(interact, "contact_open", str(seeded.john), CAROL)
+    opened = fake_slack.wait_for("views.open")[0]
+    assert "John Smith" in json.dumps(opened.params["view"], ensure_ascii=False)
+    assert audit(engine) == [("carol@nordlys.example", "card.view", "ok", "contact", seeded.john)]
+    # the contact's owner is the company's when it has none of its own (the one owner rule)
+    with session_scope(engine) as session:
+        jan = session.get(Contact, seeded.jan)
+        assert jan is not None
+        jan.owner_id = None  # Acme stays Alice's: Jan is still hers, so Dave (support) may not move him
+        session.add(jan)
+    press(interact, "contact_stage", f"{seeded.jan}:stage:purchase", DAVE, select_menu=True)
+    fake_slack.wait_for("chat.postMessage")
+    assert audit(engine)[-1] == ("dave@nordlys.example", "contact.stage", "refused", "contact", seeded.jan)

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from store.audit import audit_entries
 from store.models import Activity, Contact
 from tests.bot.conftest import ALICE, SECRET, START, Seeded, all_text, rep_id
 from tests.servers import slack_requests
@@ -64,6 +65,12 @@ def test_stage_change_from_the_card_moves_the_contact_with_an_activity(
     assert move.rep_id == rep_id(engine, "alice@nordlys.example")
     assert move.summary == "changed on the contact card"
     assert move.occurred_at == START
+    with Session(engine) as session:  # the audit log: who, from where, what changed (the card view too)
+        entries = [e for e in audit_entries(session, contact_ids=[seeded.jan]) if e.action.startswith("contact.")]
+    assert [(e.action, e.actor, e.via, e.origin, e.detail) for e in entries] == [
+        ("contact.stage", "alice@nordlys.example", "slack", f"slack:{ALICE} in C0GENERAL",
+         {"from": "evaluation", "to": "purchase"}),
+    ]
 
 
 def test_kind_change_in_the_card_modal_updates_the_modal(interact: Any, seeded: Seeded, engine: Any,

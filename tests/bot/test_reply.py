@@ -29,6 +29,7 @@ from rapport.config import AppConfig, InboxConfig, RepConfig, ReplyConfig
 from rapport.serve import Service
 from rapport.settings import load_settings
 from rapport.wiring import Runtime, mailbox_specs, smtp_options
+from store.audit import audit_entries
 from store.db import session_scope
 from store.models import (
     ContactEmail,
@@ -202,6 +203,13 @@ def test_reply_from_modal_reaches_smtp_once_lands_in_sent_and_answers(
     assert sent_copies(imap_account, reply.message_id) == 1
     assert answered is not None and answered.status == ConversationStatus.answered
     assert answered.first_response_at == clock.now
+    with Session(engine) as session:  # the audit log: who sent which reply, from where
+        [entry] = [e for e in audit_entries(session) if e.action == "conversation.reply"]
+    assert (entry.actor, entry.via, entry.origin, entry.outcome) == ("alice@nordlys.example", "slack", "slack:U0ALICE",
+                                                                     "ok")
+    assert (entry.target_kind, entry.target_id, entry.contact_id) == ("conversation", conversation.id,
+                                                                      conversation.contact_id)
+    assert entry.detail == {"message_id": reply.id} and entry.at == clock.now
 
     # the watcher reads the Sent copy back: the stored reply, not a second message
     ingest(service)

@@ -31,6 +31,7 @@ from rapport.config import AppConfig, SurveyConfig
 from rapport.serve import Service
 from rapport.settings import load_settings
 from rapport.wiring import Runtime
+from store.audit import SCHEDULER, audit_entries
 from store.consent import record_consent, withdraw_consent
 from store.db import session_scope
 from store.models import (
@@ -102,7 +103,8 @@ def seeded(engine: Engine) -> Seeded:
     with session_scope(engine) as session:
         jan = session.get(Contact, seeded.jan)
         assert jan is not None
-        record_consent(session, jan, "survey", source="import", at=START - timedelta(days=60), note_activity=False)
+        record_consent(session, jan, "survey", source="import", at=START - timedelta(days=60), note_activity=False,
+                       actor=SCHEDULER)
     return seeded
 
 
@@ -287,7 +289,7 @@ def test_no_survey_mail_when_consent_is_withdrawn_after_it_was_queued(
         assert enqueue_due_surveys(session, now=due, policy=service.scheduler.surveys.policy) == 1
         jan = session.get(Contact, seeded.jan)
         assert jan is not None
-        withdraw_consent(session, jan, "survey", source="slack", at=due)
+        withdraw_consent(session, jan, "survey", source="slack", at=due, actor=SCHEDULER)
     service.scheduler.tick(due + timedelta(minutes=1))
     assert smtp_server.messages == []
     with Session(engine) as session:
@@ -308,6 +310,10 @@ def test_unsubscribe_mail_withdraws_marketing_consent_and_tells_the_owner(
         assert consent.withdrawn_at == START and consent.source == "email"
         notes = session.exec(select(Activity.summary).where(Activity.contact_id == seeded.jan)).all()
         assert "Consent for marketing withdrawn (source: email)" in notes
+        [entry] = [e for e in audit_entries(session, contact_ids=[seeded.jan])  # Rapport's inbox, for the mail
+                   if e.action == "consent.change" and e.via != "scheduler"]  # not the setup's
+    assert (entry.action, entry.actor, entry.via, entry.detail) == (
+        "consent.change", "rapport", "inbox", {"purpose": "marketing", "change": "withdraw", "source": "email"})
     assert service.scheduler is not None
     service.scheduler.tick(START + timedelta(minutes=1))
     alice = " ".join(str(m.get("text")) for m in fake_slack.messages("D0ALICE"))
@@ -343,6 +349,14 @@ def test_consent_changed_from_the_card_by_owner_or_manager_only(
                              .order_by(col(Activity.id))).all()
     assert [n.summary.split(" (")[0] for n in notes][-2:] == ["Consent for marketing withdrawn",
                                                               "Consent for marketing given"]
+    with Session(engine) as session:  # each change and the refusal are in the audit log, by whom and from where
+        entries = [e for e in audit_entries(session, contact_ids=[seeded.jan])
+                   if e.action == "consent.change" and e.via == "slack"]
+    assert [(e.actor, e.origin, e.outcome, e.detail["change"]) for e in entries] == [
+        ("bob@nordlys.example", f"slack:{BOB} in C0GENERAL", "refused", "withdraw"),
+        ("alice@nordlys.example", f"slack:{ALICE} in C0GENERAL", "ok", "withdraw"),
+        ("carol@nordlys.example", f"slack:{CAROL} in C0GENERAL", "ok", "give"),
+    ]
 
 
 def test_socket_mode_serves_the_survey_links_on_an_http_port_of_their_own(

@@ -70,14 +70,15 @@ def test_winback_followups_once_per_lapse_and_assigned_owners_in_the_digest(
     _click(interact, "winback_create", CAROL)
     _click(interact, "winback_create", CAROL)  # a second click: nothing new
     answers = fake_slack.wait_for("chat.postEphemeral", 2)
-    assert "Created 2 win-back follow-ups" in all_text(answers[0].params["blocks"])
-    assert "Created 0 win-back follow-ups for the owners; 2 already had one" in all_text(answers[1].params["blocks"])
-    assert "1 without an owner" in all_text(answers[1].params["blocks"])
+    # Carol manages sales: John (Dave's, support) is shown to her but is the support team's to act on
+    texts = sorted(all_text(answer.params["blocks"]) for answer in answers)  # in either order
+    assert "Created 0 win-back follow-ups for the owners; 1 already had one" in texts[0]
+    assert "Created 1 win-back follow-up for the owners; 1 of other teams' left to their managers" in texts[1]
+    assert "1 without an owner" in texts[0] and "1 without an owner" in texts[1]
     with Session(engine) as session:
         followups = {f.contact_id: f for f in session.exec(select(FollowUp)).all()}
-    assert set(followups) == {lars, seeded.john}
+    assert set(followups) == {lars}
     assert followups[lars].rep_id == rep_id(engine, "alice@nordlys.example")
-    assert followups[seeded.john].rep_id == rep_id(engine, "dave@nordlys.example")
 
     _click(interact, "winback_assign", ALICE)  # not a manager
     refused = fake_slack.wait_for("chat.postEphemeral", 3)[-1]

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from rapport.cli.main import app
 from store.activities import log_activity
+from store.audit import SCHEDULER
 from store.db import make_engine, session_scope
 from store.importing import import_csv
 from store.models import Company, Contact, ContactEmail, Conversation
@@ -73,7 +74,7 @@ def test_activities_export_holds_company_notes_and_moves_with_formulas_neutralis
         session.flush()
         log_activity(session, contact_id=None, company_id=company.id, rep_id=None, summary="=1+1 budget approved")
         move_contact(session, contact, kind="customer", stage="purchase", reason="first order NS-1 of 2026-11-20",
-                     at=datetime(2026, 11, 23, 9, 0, tzinfo=UTC))
+                     at=datetime(2026, 11, 23, 9, 0, tzinfo=UTC), actor=SCHEDULER)
     note, move = (json.loads(line) for line in _export("activities").splitlines())
     assert (note["kind"], note["company"], note["contact_email"], note["summary"]) == (
         "note", "Acme", None, "=1+1 budget approved")

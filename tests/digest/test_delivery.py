@@ -108,6 +108,20 @@ def test_email_digest_arrives_as_valid_mime(engine: Engine, known: Known, smtp_s
     assert "First reply (median): 2h 00m" in text
     assert "Alice Andersson" in html and "Alice Andersson" in text
     assert "RFC" not in text and "auto_reply" not in text
+    # what "waiting" and "open" count is said under the sections that show them (issue 14 point 7:
+    # open is waiting for OUR reply; answered conversations wait on the customer and are not counted)
+    flat_text, flat_html = " ".join(text.split()), " ".join(html.split())
+    waiting = flat_text.index("Waiting for a reply (2, 1 past due)")
+    assert flat_text.index("Now: the customer wrote last and has no reply from us yet. Answered conversations, "
+                           "waiting on the customer, are not counted.") - waiting < 100  # right under the title
+    assert "Open: waiting for our reply now (answered ones, waiting on the customer, are not counted); past due: " \
+           "open past the reply time. The rest: this period." in flat_text
+    assert "has no reply from us yet" in flat_html and "Open: waiting for our reply now" in flat_html
+    with Session(engine) as session:
+        figures = compute_digest(session, manager=_maja(session, known), period="day", start=S, end=E,
+                                 params=OPTIONS.params, now=NOW)
+    blocks = json.dumps(render_digest_blocks(figures, LINKS), ensure_ascii=False)
+    assert "has no reply from us yet" in blocks and "Open: waiting for our reply now" in blocks
     assert "1 out-of-office replies" in text or "out-of-office" in text
     related = next(part for part in message.iter_parts() if part.get_content_type() == "multipart/related")
     images = [part for part in related.iter_parts() if part.get_content_type() == "image/png"]

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.digest import DigestLinks, funnel_section, render_digest_text
+from store.audit import SCHEDULER
 from store.db import session_scope
 from store.digest import Funnel, compute_digest
 from store.models import Activity, Company, Contact, Rep
@@ -53,7 +54,7 @@ def _build(session: Session) -> dict[str, int]:
     contact("U1", "prospect", "need", None)  # nobody's: only the admin's digest counts it
 
     def move(row: Contact, at: datetime, **change: str) -> None:
-        assert move_contact(session, row, reason="test", at=at, **change) is not None
+        assert move_contact(session, row, reason="test", at=at, actor=SCHEDULER, **change) is not None
 
     move(a2, S + timedelta(hours=2), stage="information_search")  # moved in the period
     move(a2, S + timedelta(hours=3), stage="evaluation")  # ... twice: counted once

@@ -13,13 +13,17 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bot.digest import (
+    NO_CONTACTS,
+    NO_MAIL,
     DigestLinks,
     Panel,
     bar_labels,
+    chart_alt,
     chart_panels,
     digest_handlers,
     enqueue_due_digests,
     render_chart,
+    send_digest_email,
     subject,
 )
 from bot.email import SmtpOptions
@@ -106,7 +110,9 @@ def test_the_chart_says_no_mail_instead_of_drawing_empty_axes(engine: Engine) ->
         figures = compute_digest(session, manager=nina, period="week", start=S - timedelta(days=6), end=E,
                                  params=OPTIONS.params, now=NOW)
     panels = chart_panels(figures)
-    assert [p.values for p in panels] == [None, None]  # the "no data" state, not axes from -0.045 to 0.045
+    assert [p.values for p in panels] == [None, None, None]  # the "no data" state, not axes from -0.045 to 0.045
+    assert [p.empty for p in panels] == [NO_MAIL, "No first replies this period", NO_CONTACTS]
+    assert "Contacts per buying stage: none" in chart_alt(figures)
     assert render_chart(figures).startswith(PNG)
     assert "no mail" in subject(figures)
 
@@ -119,10 +125,42 @@ def test_the_chart_has_one_measure_per_panel(engine: Engine, known: Known, perio
         figures = compute_digest(session, manager=maja, period=period,  # type: ignore[arg-type]
                                  start=S - timedelta(days=6 if period == "week" else 0), end=E,
                                  params=OPTIONS.params, now=NOW)
-    volume, replies = chart_panels(figures)
+    volume, replies, funnel = chart_panels(figures)
     assert volume.values is not None and sum(volume.values) == figures.new_conversations
     assert replies.values is not None and len(replies.values) == len(volume.values)
     assert render_chart(figures).startswith(PNG)
+    # the third chart: contacts per buying stage, the funnel section's figures, need at the top
+    assert funnel.labels == ["need", "information search", "evaluation", "purchase", "post purchase"]
+    assert funnel.values == [float(n) for n in figures.funnel.by_stage.values()] and any(funnel.values)
+    assert bar_labels(funnel) == [f"{n}" if n else "" for n in figures.funnel.by_stage.values()]
+    words = ", ".join(f"{stage.replace('_', ' ')} {n}" for stage, n in figures.funnel.by_stage.items())
+    assert f"Contacts per buying stage: {words}" in chart_alt(figures)
+
+
+def test_a_period_without_mail_still_shows_the_funnel_chart(engine: Engine, known: Known,
+                                                           smtp_server: SmtpServer) -> None:
+    """The funnel is about contacts, not mail: with no mail in the period its chart still shows
+    (beside the volume chart's "no mail" state), in the email with its alt text."""
+    with Session(engine) as session:
+        maja = session.get(Rep, known.reps["maja"].id)
+        assert maja is not None
+        figures = compute_digest(session, manager=maja, period="week", start=S - timedelta(days=6), end=E,
+                                 params=OPTIONS.params, now=NOW)
+    quiet = replace(figures, series=[replace(p, new_conversations=0, median_response_seconds=None)
+                                     for p in figures.series])
+    volume, replies, funnel = chart_panels(quiet)
+    assert (volume.values, replies.values) == (None, None) and funnel.values is not None
+    assert render_chart(quiet).startswith(PNG)
+    send_digest_email(SmtpOptions(host=smtp_server.host, port=smtp_server.port, security="none"), quiet,
+                      to="maja@rapport.example", links=LINKS)
+    raw = smtp_server.wait_for(1)[0].data
+    assert b"image/png" in raw  # the chart goes with the mail although no mail came in
+    html_part = parse_mail(raw).get_body(preferencelist=("html",))
+    assert html_part is not None
+    page = html_part.get_content()
+    alt = re.search(r'<img src="cid:[^"]+" width="400" alt="([^"]+)"', page)
+    assert alt is not None and "Contacts per buying stage: need" in alt.group(1)
+    assert "New conversations per day: none" in alt.group(1)
 
 
 def test_the_subject_stays_one_short_line(engine: Engine, known: Known) -> None:

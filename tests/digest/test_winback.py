@@ -139,6 +139,20 @@ def test_assign_owners_account_owner_else_least_busy_sales_rep_with_the_language
         assert una is not None and una.owner_id == store.reps["pia"]
 
 
+def test_assign_owners_chooses_only_reps_the_manager_may_act_on(engine: Engine) -> None:
+    """A manager hands lapsed customers only to reps of their team (bot.identity.actable_owner_ids):
+    not even to the account owner when that owner is in another team."""
+    store = _build(engine)
+    allowed = {store.reps["pia"], store.reps["dora"], store.reps["mia"]}  # Sam is not among them
+    with session_scope(engine) as session:
+        mia = session.get(Rep, store.reps["mia"])
+        assert mia is not None
+        choices = assign_lapsed_owners(session, lapsed_customers(session, now=NOW, params=PARAMS), by=mia, now=NOW,
+                                       owner_ids=allowed)
+    got = {c.name: c.rep_id for c in choices}
+    assert got["Carl Kept"] in allowed and got["Ulf Gone"] in allowed and got["Una Unowned"] in allowed
+
+
 def test_digest_lists_lapsed_customers_without_owner_then_their_new_owners(engine: Engine) -> None:
     """Regression: the manager read "Lapsed customers worth a call: none" while three had no owner."""
     store = _build(engine)

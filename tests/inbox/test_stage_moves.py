@@ -6,6 +6,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from inbox.options import IngestOptions
+from store.audit import audit_entries
 from store.db import session_scope
 from store.models import Activity, Contact, ContactEmail, Conversation
 from tests.inbox.helpers import NOW, KeywordClassifier, mail
@@ -56,3 +57,7 @@ def test_sales_enquiries_move_prospects_at_need_with_the_reason(
         lead.id, "need", "information_search", None)
     assert move.summary == "wrote a sales enquiry: Pricing for 50 seats"
     assert move.occurred_at == NOW
+    with Session(engine) as session:  # the audit log names Rapport's inbox as who moved the lead
+        [entry] = audit_entries(session, contact_ids=[lead.id] if lead.id else [])
+    assert (entry.action, entry.actor, entry.via, entry.detail) == (
+        "contact.stage", "rapport", "inbox", {"from": "need", "to": "information_search"})

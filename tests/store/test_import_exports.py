@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from store import importing
+from store.audit import audit_entries
 from store.db import session_scope
 from store.importing import (
     KIND_VALUES,
@@ -122,8 +123,15 @@ def test_hubspot_contacts_export_lands_every_good_row_once(engine: Engine) -> No
     assert contacts["sofie@fjordtech.example"].company_id == fjordtech.id
     assert contacts["otto@gmail.com"].company_id is None
     assert _withdrawn(engine) == {"marta@brnomachines.example"}  # "Unsubscribed from all email" = true
+    with Session(engine) as session:  # the opt-out is in the audit log, by whoever ran the import
+        [entry] = audit_entries(session, contact_ids=[_contacts(engine)["marta@brnomachines.example"].id or 0])
+    assert (entry.action, entry.via, entry.detail) == (
+        "consent.change", "cli", {"purpose": "marketing", "change": "withdraw", "source": "import"})
+    assert entry.actor.startswith("cli:")
 
     _reimport_changes_nothing(engine, "contacts", FIXTURES / "hubspot_contacts.csv", report)
+    with Session(engine) as session:
+        assert len(audit_entries(session, actor=entry.actor)) == 1  # a re-import records nothing new
 
 
 def test_salesforce_contacts_export_keeps_opt_outs_and_names_dropped_columns(engine: Engine) -> None:

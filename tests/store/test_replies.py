@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from store.audit import SCHEDULER
 from store.db import session_scope
 from store.models import (
     Contact,
@@ -54,7 +55,7 @@ def test_a_reply_answers_the_latest_mail_is_stored_first_and_enqueued_once(engin
         assert (draft.to, draft.subject, draft.in_reply_to) == (["jan@acme.example"], "RE: Toner", "<second@acme>")
         assert draft.references == ["<first@acme>", "<second@acme>"]
         stored = record_reply(session, draft, text="On its way", from_email="support@shop.example",
-                              from_name="Alice", reply_to=None, now=at)
+                              from_name="Alice", reply_to=None, now=at, actor=SCHEDULER)
         message_id = stored.message_id
     with Session(engine) as session:
         conversation = session.get(Conversation, conversation_id)

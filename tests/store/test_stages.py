@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from store.audit import SCHEDULER, audit_entries
 from store.db import session_scope
 from store.importing import import_csv
-from store.models import Activity, Contact, ContactEmail, Order
+from store.models import Activity, AuditEntry, Contact, ContactEmail, Order
 from store.stages import UnknownValue, advance_to_post_purchase, check_stage, move_contact, stage_history
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -40,6 +41,11 @@ def _state(engine: Engine, contact_id: int) -> tuple[str, str]:
         contact = session.get(Contact, contact_id)
         assert contact is not None
         return contact.kind, contact.stage
+
+
+def _audit(engine: Engine, contact_id: int) -> list[AuditEntry]:
+    with Session(engine) as session:
+        return audit_entries(session, contact_ids=[contact_id])
 
 
 def test_a_prospects_first_imported_order_makes_it_a_customer_at_purchase(engine: Engine, tmp_path: Path) -> None:
@@ -71,6 +77,12 @@ def test_a_prospects_first_imported_order_makes_it_a_customer_at_purchase(engine
 
     assert import_csv(engine, "orders", orders).imported == 0  # a re-import moves nobody again
     assert len(_moves(engine, prospect)) == 1
+    # the audit log: each field the import changed, by the person who ran it, once
+    assert [(e.action, e.via, e.detail) for e in _audit(engine, prospect)] == [
+        ("contact.kind", "cli", {"from": "prospect", "to": "customer"}),
+        ("contact.stage", "cli", {"from": "need", "to": "purchase"})]
+    assert all(e.actor.startswith("cli:") for e in _audit(engine, prospect))
+    assert _audit(engine, cancelled) == []
 
 
 def test_post_purchase_follows_n_days_after_the_latest_order(engine: Engine) -> None:
@@ -93,6 +105,8 @@ def test_post_purchase_follows_n_days_after_the_latest_order(engine: Engine) -> 
     assert (move.stage_from, move.stage_to, move.summary, move.occurred_at) == (
         "purchase", "post_purchase", "14 days after the order of 2026-11-09", NOW)
     assert _state(engine, recent)[1] == "purchase" and _state(engine, no_orders)[1] == "purchase"
+    assert [(e.action, e.actor, e.via, e.at) for e in _audit(engine, buyer)] == [
+        ("contact.stage", "rapport", "scheduler", NOW)]
     with session_scope(engine) as session:
         assert advance_to_post_purchase(session, now=NOW + timedelta(days=1), days=14) == 1
     assert _state(engine, recent)[1] == "post_purchase"
@@ -103,10 +117,10 @@ def test_a_move_without_change_records_nothing_and_unknown_values_are_refused(en
     with session_scope(engine) as session:
         contact = session.get(Contact, contact_id)
         assert contact is not None
-        assert move_contact(session, contact, stage="need", reason="same", at=NOW) is None
+        assert move_contact(session, contact, stage="need", reason="same", at=NOW, actor=SCHEDULER) is None
         with pytest.raises(UnknownValue, match="choose one of: need, information_search"):
-            move_contact(session, contact, stage="negotiation", reason="?", at=NOW)
-        move_contact(session, contact, stage="Post-purchase", reason="typed loosely", at=NOW)
+            move_contact(session, contact, stage="negotiation", reason="?", at=NOW, actor=SCHEDULER)
+        move_contact(session, contact, stage="Post-purchase", reason="typed loosely", at=NOW, actor=SCHEDULER)
     with Session(engine) as session:
         [move] = stage_history(session, contact_id)
     assert (move.activity.stage_to, move.by) == ("post_purchase", None)

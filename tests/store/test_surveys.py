@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bot.digest import render_digest_text
+from store.audit import SCHEDULER
 from store.consent import ConsentError, may_contact, record_consent, withdraw_consent, withdraw_consent_many
 from store.db import session_scope
 from store.digest import compute_digest
@@ -58,7 +59,7 @@ def people(engine: Engine) -> dict[str, int]:
         session.add_all([ContactEmail(contact_id=jan.id, email="jan@acme.example", is_primary=True),  # type: ignore[arg-type]
                          ContactEmail(contact_id=pia.id, email="pia@partner.example", is_primary=True)])  # type: ignore[arg-type]
         for contact in (jan, pia):
-            record_consent(session, contact, "survey", source="import", at=T - timedelta(days=90))
+            record_consent(session, contact, "survey", source="import", at=T - timedelta(days=90), actor=SCHEDULER)
         ids = {"alice": alice.id, "carol": carol.id, "jan": jan.id, "pia": pia.id}
         return {k: v for k, v in ids.items() if v is not None}
 
@@ -134,7 +135,7 @@ def test_consent_opt_out_and_contacts_without_a_record(engine: Engine, people: d
         nobody_id = nobody.id
         jan = session.get(Contact, people["jan"])
         assert jan is not None and nobody_id is not None
-        withdraw_consent(session, jan, "survey", source="slack", at=T)
+        withdraw_consent(session, jan, "survey", source="slack", at=T, actor=SCHEDULER)
     answered(engine, people["jan"], people["alice"])
     answered(engine, nobody_id, people["alice"])
     assert run(engine, DUE) == 0  # Jan opted out; no record and consent needed
@@ -208,15 +209,15 @@ def test_consent_given_withdrawn_and_given_again(engine: Engine, people: dict[st
         assert jan is not None
         assert not may_contact(session, people["jan"], "marketing")
         assert may_contact(session, people["jan"], "marketing", needs_consent=False)
-        record_consent(session, jan, "marketing", basis="consent", source="slack", at=T)
+        record_consent(session, jan, "marketing", basis="consent", source="slack", at=T, actor=SCHEDULER)
         assert may_contact(session, people["jan"], "marketing")
-        assert withdraw_consent(session, jan, "marketing", source="email", at=T + timedelta(days=1)) is not None
-        assert withdraw_consent(session, jan, "marketing", source="email", at=T + timedelta(days=2)) is None
+        assert withdraw_consent(session, jan, "marketing", source="email", at=T + timedelta(days=1), actor=SCHEDULER) is not None
+        assert withdraw_consent(session, jan, "marketing", source="email", at=T + timedelta(days=2), actor=SCHEDULER) is None
         assert not may_contact(session, people["jan"], "marketing", needs_consent=False)
-        consent = record_consent(session, jan, "marketing", source="slack", at=T + timedelta(days=3))
+        consent = record_consent(session, jan, "marketing", source="slack", at=T + timedelta(days=3), actor=SCHEDULER)
         assert (consent.granted_at, consent.withdrawn_at) == (T + timedelta(days=3), None)
         with pytest.raises(ConsentError):
-            record_consent(session, jan, "marketing", basis="because", source="slack", at=T)
+            record_consent(session, jan, "marketing", basis="because", source="slack", at=T, actor=SCHEDULER)
         notes = session.exec(select(Activity.summary).where(Activity.contact_id == people["jan"])
                              .order_by(col(Activity.id))).all()
     assert [n.split(" (")[0] for n in notes][-3:] == ["Consent for marketing given", "Consent for marketing withdrawn",
@@ -261,7 +262,7 @@ def test_conversations_still_waiting_do_not_hide_one_that_is_due(engine: Engine,
 
 def test_withdrawing_many_at_once_reports_what_was_news(engine: Engine, people: dict[str, int]) -> None:
     with session_scope(engine) as session:
-        assert withdraw_consent_many(session, [people["jan"], people["pia"]], "survey", "hubspot", T) == {
+        assert withdraw_consent_many(session, [people["jan"], people["pia"]], "survey", "hubspot", T, actor=SCHEDULER) == {
             people["jan"], people["pia"]}
-        assert withdraw_consent_many(session, [people["jan"]], "survey", "hubspot", T) == set()
+        assert withdraw_consent_many(session, [people["jan"]], "survey", "hubspot", T, actor=SCHEDULER) == set()
         assert not may_contact(session, people["jan"], "survey", needs_consent=False)
