@@ -41,8 +41,10 @@ def export(
                                     "privacy-export-<contact id> in this folder)."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON on stdout instead of writing files."),
 ) -> None:
-    """Everything held on a person (contact, company, mail with headers and text, calls,
-    follow-ups, orders, consents, corrections, assignments) as JSON plus a readable summary."""
+    """Everything held on a person, as JSON plus a readable summary.
+
+    The contact, company, mail with headers and text, calls, follow-ups, orders,
+    consents, corrections and assignments."""
     rt = runtime()
     try:
         with read_session(rt.engine) as session:
@@ -71,9 +73,10 @@ def erase(
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
     as_json: bool = typer.Option(False, "--json", help="Print what was erased as JSON."),
 ) -> None:
-    """Erase a person everywhere in one transaction. Counts for past digests stay; a keyed
-    hash of the address and of the mail's Message-IDs keeps a re-sync or re-import from
-    bringing them back. This cannot be undone."""
+    """Erase a person everywhere, in one transaction. This cannot be undone.
+
+    Counts for past digests stay; a keyed hash of the address and of the mail's
+    Message-IDs keeps a re-sync or re-import from bringing them back."""
     rt = runtime()
     with read_session(rt.engine) as session:
         contact = find_person(session, email)
@@ -133,12 +136,14 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
 
 @privacy_app.command("expire")
 def expire() -> None:
-    """Apply [privacy.retention_days] now (the scheduler does it once a day)."""
+    """Apply the retention of rapport.toml now (the scheduler does it once a day).
+
+    Empties message bodies and attachment lists older than privacy.retention_days."""
     rt = runtime()
     policy = retention(rt.config)
     done, _ = expire_old_data(rt.engine, policy, now=utcnow())
     if not done:
-        console.print("Nothing to do: rapport.toml sets no [privacy.retention_days].")
+        console.print("Nothing to do: rapport.toml sets no \\[privacy.retention_days].")
     for kind, count in done.items():
         console.print(f"{kind.replace('_', ' ')}: emptied on {count} messages older than {policy.days(kind)} days.")
 
@@ -149,8 +154,10 @@ def audit(
     since: str | None = typer.Option(None, "--since", help="From this date on, e.g. 2026-11-01."),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
-    """Who did what, when and from where: card views, exports, erasures, reassignments,
-    refused actions."""
+    """Who did what, when and from where.
+
+    Card views, exports, erasures, reassignments, claims, recategorisations and
+    refused actions, newest last."""
     rt = runtime()
     start = None
     if since:

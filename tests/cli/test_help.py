@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytest
@@ -36,3 +37,37 @@ def test_help(path: tuple[str, ...], tmp_path, monkeypatch) -> None:  # type: ig
 def test_the_top_level_lists_the_command_groups() -> None:
     names = {p[0] for p in ALL if p}
     assert {"db", "config", "import", "export", "inbox", "assign", "nlp", "chat", "serve", "digest", "segment", "demo"} <= names
+
+
+def _help_of(path: tuple[str, ...]) -> str:
+    command: Any = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]
+    return inspect.cleandoc(command.help or "")
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: " ".join(p) or "rapport")
+def test_help_fits_80_columns_and_shows_every_word(path: tuple[str, ...]) -> None:
+    """Regression: `privacy expire --help` read "Apply  now": Rich took [privacy.retention_days]
+    for markup and dropped it. Every word of a command's description must reach the screen."""
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 80, result.output
+    shown = " ".join(line.strip("│ ") for line in lines)
+    for word in _help_of(path).split():
+        assert word.strip("`") in shown, f"{word!r} missing from the help of {' '.join(path)}"
+
+
+@pytest.mark.parametrize("path", [p for p in ALL if p], ids=" ".join)
+def test_a_command_summary_is_one_line(path: tuple[str, ...]) -> None:
+    """Regression: the list of commands showed a description's hard line breaks (`rapport --help`
+    cut `demo`, `audit` and `privacy erase` mid-sentence). The first paragraph is the summary the
+    parent's list shows: one line, the details after a blank line."""
+    summary = _help_of(path).split("\n\n")[0]
+    assert "\n" not in summary, summary
+
+
+def test_the_top_level_lists_demo_first() -> None:
+    """A newcomer's first command is the first one `rapport --help` lists."""
+    assert next(iter(typer.main.get_command(app).commands)) == "demo"  # type: ignore[attr-defined]
