@@ -160,7 +160,7 @@ def open_demo(folder: Path) -> Runtime:
 def import_sample(rt: Runtime, plan: DemoPlan) -> dict[str, ImportReport]:
     """The sample's CSV files through the importer, then the CRM's history put in the past."""
     reports = {
-        entity: import_csv(rt.engine, entity, plan.folder / f"{entity}.csv")
+        entity: import_csv(rt.engine, entity, plan.folder / f"{entity}.csv", now=plan.clock)
         for entity in ("reps", "companies", "contacts", "orders")
     }
     # Imported rows are stamped "now"; the sample's customers have been in the CRM

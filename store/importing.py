@@ -22,6 +22,7 @@ import itertools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -432,6 +433,7 @@ class Owners:
 class Context:
     report: ImportReport
     owners: Owners
+    now: datetime  # the import's clock: what it stamps (consents, moves, updates)
 
 
 def _set(obj: Any, values: dict[str, Any]) -> bool:
@@ -568,8 +570,7 @@ class _Companies:
             self.new_domains.append((domain, company))
         return company
 
-    def insert(self, session: Session) -> None:
-        now = utcnow()
+    def insert(self, session: Session, now: datetime) -> None:
         if self.new:
             ids = insert_rows(
                 session,
@@ -592,7 +593,7 @@ def _company_id(ref: CompanyRef | None) -> int | None:
 _CONTACT_FIELDS = ("name", "kind", "stage", "company_id", "owner_id", "phone", "title", "language", "external_id")
 
 
-def write_contacts(session: Session, rows: list[ContactIn]) -> list[str]:
+def write_contacts(session: Session, rows: list[ContactIn], now: datetime | None = None) -> list[str]:
     """Insert or update these contacts (distinct addresses) with a few statements; their outcomes.
 
     Fields the rows do not give are left as they are; a new contact without a name is
@@ -615,9 +616,9 @@ def write_contacts(session: Session, rows: list[ContactIn]) -> list[str]:
             current[values[0]] = dict(zip(_CONTACT_FIELDS, values[1:], strict=True))
     companies = _Companies(session, rows)
     refs = [companies.resolve(r) for r in rows]
-    companies.insert(session)
+    now = now or utcnow()
+    companies.insert(session, now)
 
-    now = utcnow()
     outcomes: list[str] = []
     new_rows: list[tuple[ContactIn, dict[str, Any]]] = []
     updates: list[dict[str, Any]] = []
@@ -667,7 +668,7 @@ def write_contacts(session: Session, rows: list[ContactIn]) -> list[str]:
                 extra.append({"contact_id": owner_of[row.email], "email": other, "is_primary": False,
                               "bouncing": False})
                 outcomes[i] = "updated" if outcomes[i] == "unchanged" else outcomes[i]
-        if row.consent is not None and _record_consent(session, owner_of[row.email], *row.consent):
+        if row.consent is not None and _record_consent(session, owner_of[row.email], *row.consent, at=now):
             outcomes[i] = "updated" if outcomes[i] == "unchanged" else outcomes[i]
     opted_out = [owner_of[row.email] for row in rows if row.opt_out]
     withdrawn = withdraw_consent_many(session, opted_out, "marketing", "import", now)
@@ -681,13 +682,13 @@ def write_contacts(session: Session, rows: list[ContactIn]) -> list[str]:
     return outcomes
 
 
-def _record_consent(session: Session, contact_id: int, purpose: str, basis: str) -> bool:
+def _record_consent(session: Session, contact_id: int, purpose: str, basis: str, *, at: datetime) -> bool:
     """A consent with this basis for `purpose`; whether anything changed."""
     existing = session.exec(
         select(Consent).where(Consent.contact_id == contact_id, Consent.purpose == purpose)
     ).first()
     if existing is None:
-        session.add(Consent(contact_id=contact_id, purpose=purpose, basis=basis, granted_at=utcnow(), source="import"))
+        session.add(Consent(contact_id=contact_id, purpose=purpose, basis=basis, granted_at=at, source="import"))
         return True
     if existing.basis != basis:
         existing.basis = basis
@@ -720,12 +721,12 @@ def import_company(session: Session, row: dict[str, str], line: int, ctx: Contex
         ).first()
     outcome = "unchanged"
     if company is None:
-        company = Company(**{k: v for k, v in values.items() if v is not None})
+        company = Company(**{k: v for k, v in values.items() if v is not None}, created_at=ctx.now, updated_at=ctx.now)
         session.add(company)
         session.flush()
         outcome = "imported"
     elif _set(company, values):
-        company.updated_at = utcnow()
+        company.updated_at = ctx.now
         session.add(company)
         outcome = "updated"
     if domain and _company_by_domain(session, domain) is None:
@@ -806,7 +807,7 @@ def import_order(session: Session, row: dict[str, str], line: int, ctx: Context)
         order = Order(external_id=row["order_id"], **{k: v for k, v in values.items() if v is not None})
         session.add(order)
         session.flush()
-        apply_order(session, order, at=utcnow())  # a prospect's first order makes it a customer
+        apply_order(session, order, at=ctx.now)  # a prospect's first order makes it a customer
         return "imported"
     return "updated" if _set(order, values) else "unchanged"
 
@@ -863,8 +864,11 @@ def import_csv(
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
     privacy_key: str | None = None,
+    now: datetime | None = None,
 ) -> ImportReport:
     """Import `path` as `entity` (contacts, companies, reps, orders); see the module doc.
+
+    `now` is the import's clock (default: the real time): consents, moves and updates carry it.
 
     A contact whose address was erased on request (store.privacy) is not imported again."""
     if entity not in ENTITIES:
@@ -879,7 +883,7 @@ def import_csv(
     report = ImportReport()
     report.ignored = [label for label, name in zip(header, columns, strict=True) if name not in USED[entity]]
     with read_session(engine) as session:
-        ctx = Context(report, Owners(session))
+        ctx = Context(report, Owners(session), now or utcnow())
     pending: dict[str, tuple[int, dict[str, str]]] = {}  # by the row's key: duplicates merge here
     read = 0
 
@@ -995,7 +999,7 @@ def _write_contacts(
         with session_scope(engine) as session:
             if engine.dialect.name == "sqlite":  # the indexes of a large import's batch stay in memory
                 session.connection().exec_driver_sql(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
-            written = write_contacts(session, checked) if checked else []
+            written = write_contacts(session, checked, ctx.now) if checked else []
             _finish(session, dry_run)
         return outcomes + [(r.line, outcome) for r, outcome in zip(checked, written, strict=True)]
     except SQLAlchemyError:
@@ -1004,7 +1008,7 @@ def _write_contacts(
         for contact in checked:
             try:
                 with session.begin_nested():
-                    outcomes.extend((contact.line, o) for o in write_contacts(session, [contact]))
+                    outcomes.extend((contact.line, o) for o in write_contacts(session, [contact], ctx.now))
             except SQLAlchemyError as exc:
                 outcomes.append((contact.line, _refused(exc)))
         _finish(session, dry_run)

@@ -68,7 +68,7 @@ def run_import(entity: str, path: Path, *, dry_run: bool, as_json: bool) -> Impo
             task = progress.add_task(entity, total=total)
             return import_csv(
                 engine, entity, path, dry_run=dry_run, progress=lambda n: progress.advance(task, n),
-                privacy_key=runtime().settings.privacy_secret,
+                privacy_key=runtime().settings.privacy_secret, now=runtime().now(),
             )
     except ImportFileError as exc:
         raise RapportError(str(exc)) from None
