@@ -28,7 +28,6 @@ from store.privacy import (
     privacy_status,
 )
 from store.reps import rep_by_email
-from store.types import utcnow
 
 privacy_app = typer.Typer(help="What Rapport holds on a person: export it, erase it, and how long mail is kept.",
                           no_args_is_help=True)
@@ -48,13 +47,13 @@ def export(
     rt = runtime()
     try:
         with read_session(rt.engine) as session:
-            data = export_person(session, email)
+            data = export_person(session, email, now=rt.now())
     except PrivacyError as exc:
         raise RapportError(str(exc)) from None
     contact_id = int(data["contact"]["id"])
     with session_scope(rt.engine) as session:
         record_audit(session, Actor.cli(), "privacy.export", target_kind="contact", target_id=contact_id,
-                     contact_id=contact_id, detail={"messages": len(data["messages"])})
+                     contact_id=contact_id, detail={"messages": len(data["messages"])}, at=rt.now())
     if as_json:
         print_json(data)
         return
@@ -87,7 +86,8 @@ def erase(
         raise typer.Exit(1)
     try:
         with session_scope(rt.engine) as session:
-            report = erase_person(session, email, actor=Actor.cli(), configured_key=rt.settings.privacy_secret)
+            report = erase_person(session, email, actor=Actor.cli(), configured_key=rt.settings.privacy_secret,
+                                  now=rt.now())
     except PrivacyError as exc:
         raise RapportError(str(exc)) from None
     if as_json:
@@ -141,7 +141,7 @@ def expire() -> None:
     Empties message bodies and attachment lists older than privacy.retention_days."""
     rt = runtime()
     policy = retention(rt.config)
-    done, _ = expire_old_data(rt.engine, policy, now=utcnow())
+    done, _ = expire_old_data(rt.engine, policy, now=rt.now())
     if not done:
         console.print("Nothing to do: rapport.toml sets no \\[privacy.retention_days].")
     for kind, count in done.items():
