@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -71,3 +73,35 @@ def test_a_command_summary_is_one_line(path: tuple[str, ...]) -> None:
 def test_the_top_level_lists_demo_first() -> None:
     """A newcomer's first command is the first one `rapport --help` lists."""
     assert next(iter(typer.main.get_command(app).commands)) == "demo"  # type: ignore[attr-defined]
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _readme_commands() -> list[str]:
+    """Each `rapport …` (or `privacy …` after a slash) in the first cell of the README's command table."""
+    spans = []
+    for line in README.read_text(encoding="utf-8").splitlines():
+        if line.startswith("| `rapport "):
+            first_cell = re.split(r"(?<!\\)\|", line)[1]
+            spans += [s.removeprefix("rapport ") for s in re.findall(r"`([^`]+)`", first_cell)]
+    return spans
+
+
+@pytest.mark.parametrize("span", _readme_commands())
+def test_the_readme_names_real_commands_and_options(span: str) -> None:
+    """Regression guard for a README written while the commands moved: every command and option
+    its table names exists, spelt the same."""
+    root: Any = typer.main.get_command(app)
+    leaves = [root]
+    for word in span.replace("\\|", "|").split():
+        if word.startswith(("-", "[")) or not hasattr(leaves[0], "commands"):
+            break
+        if word.isupper():  # `export KIND`: any of the group's commands
+            leaves = [command for leaf in leaves for command in leaf.commands.values()]
+        else:
+            leaves = [leaf.commands[name] for leaf in leaves for name in word.split("|")]
+    for leaf in leaves:
+        options = {opt for param in leaf.params for opt in (*param.opts, *param.secondary_opts)}
+        for option in re.findall(r"--[a-z][a-z-]*", span):
+            assert option in options, f"{span}: {leaf.name} has no {option}"
