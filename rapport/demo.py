@@ -363,5 +363,6 @@ def show_next_steps(console: Console, rt: Runtime, plan: DemoPlan) -> None:
     for line in next_steps(rt, plan):
         console.print(f"  {line}", highlight=False, markup=False)
     hint = "" if plan.folder == Path("rapport-demo").resolve() else f" --demo-dir {plan.folder}"
-    console.print(f"From anywhere: rapport chat --demo{hint}, rapport digest --demo{hint} --period week",
-                  highlight=False, markup=False)
+    console.print("From anywhere:", highlight=False, markup=False)
+    for line in (f"rapport chat --demo{hint}", f"rapport digest --demo{hint} --period week"):
+        console.print(f"  {line}", highlight=False, markup=False)

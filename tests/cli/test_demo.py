@@ -64,6 +64,8 @@ def test_the_demo_files_assigns_notifies_and_digests(
     assert "Slack DM to" in output
     assert "Weekly digest for" in output
     assert "notifications delivered from the outbox" in output
+    # Regression: both "from anywhere" commands shared a line, which an 80-column terminal cut mid-command.
+    assert f"  rapport chat --demo --demo-dir {folder}" in output.splitlines()
 
 
 def test_the_sample_dates_move_by_whole_weeks_to_the_latest_friday() -> None:
