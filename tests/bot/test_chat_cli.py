@@ -102,3 +102,10 @@ def test_a_form_the_terminal_cannot_fill_says_what_to_do_instead(chat_env: str) 
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "rapport privacy export EMAIL" in text and "log call" not in text
+
+
+def test_a_conversation_number_that_does_not_exist_is_called_so(chat_env: str) -> None:
+    """Regression: `thread #999` said "That conversation no longer exists" of one that never did."""
+    result = CliRunner().invoke(chat_app, ["--as", "alice@nordlys.example", "thread #999"])
+    assert result.exit_code == 0, result.output
+    assert "There is no conversation #999." in result.output
