@@ -58,6 +58,7 @@ from store.models import (
     Rep,
     SearchTerm,
 )
+from store.owners import contact_owner
 from store.types import utcnow
 
 ADDRESS, MESSAGE = "address", "message"
@@ -260,7 +261,8 @@ def export_contact(session: Session, contact: Contact, *, now: datetime | None =
     assert contact.id is not None
     return {
         "exported_at": (now or utcnow()).isoformat(),
-        "contact": {**_row(contact), "owner": reps.get(contact.owner_id)},
+        "contact": {**_row(contact), "owner": reps.get(contact.owner_id),
+                    "effective_owner": contact_owner(session, contact).describe()},
         "emails": [_row(e) for e in held.emails],
         "company": None if company is None else {
             "id": company.id, "name": company.name,
@@ -288,7 +290,7 @@ def export_summary(export: dict[str, Any]) -> str:
         f"What Rapport holds on {contact['name']} (exported {export['exported_at'][:16].replace('T', ' ')} UTC)",
         "",
         f"Addresses: {', '.join(e['email'] for e in export['emails'])}",
-        f"Kind: {contact['kind']}, stage: {contact['stage']}, owner: {contact.get('owner') or 'nobody'}",
+        f"Kind: {contact['kind']}, stage: {contact['stage']}, owner: {contact.get('effective_owner') or 'no owner'}",
         f"Company: {company['name'] if company else 'none'}",
         f"Phone: {contact.get('phone') or 'none'}",
         "",
