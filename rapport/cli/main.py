@@ -46,7 +46,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
 )
-# In the order a newcomer meets them (`rapport --help` lists them so): try, set up, run, use.
+# In the order a newcomer meets them: try, set up, run, use (`rapport --help` lists the single
+# commands first, then the groups, each in this order).
 app.command("demo")(demo_cli.demo)
 app.add_typer(setup_cli.config_app, name="config")
 app.add_typer(setup_cli.db_app, name="db")
