@@ -6,6 +6,7 @@ the same way; nothing here talks to Slack.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 from collections.abc import Callable
@@ -81,8 +82,10 @@ def run_command(ctx: Ctx, text: str) -> Reply:
         name, rest = "log call", rest[1:]
     handler = HANDLERS.get(name)
     if handler is None:
-        return Reply(f"I don't know `{escape(clip(name, 40))}`.",
-                     [section(f"I don't know `{escape(clip(name, 40))}`. Try `{ctx.options.command} help`.")])
+        close = difflib.get_close_matches(name, HANDLERS, n=1, cutoff=0.6)
+        hint = f" Did you mean `{close[0]}`?" if close else ""
+        return Reply(f"I don't know `{escape(clip(name, 40))}`.{hint}",
+                     [section(f"I don't know `{escape(clip(name, 40))}`.{hint} Try `{ctx.options.command} help`.")])
     return handler(ctx, rest)
 
 

@@ -57,5 +57,14 @@ def print_reply(console: Console, reply: Reply, names: Mapping[str, str] | None 
     blocks = reply.modal["blocks"] if read_only and reply.modal else reply.blocks
     console.print(terminal_blocks(blocks, reply.text, names), highlight=False)
     if reply.modal is not None and not read_only:
-        console.print("(In Slack this opens a form; in the console give the details on the command line, "
-                      "e.g. `log call jan Talked about pricing`.)", style="dim")
+        hint = FORM_HINTS.get(reply.modal.get("callback_id", ""), FORM_HINT)
+        console.print(f"(In Slack this opens a form; {hint})", style="dim", highlight=False)
+
+
+FORM_HINT = "in the terminal give the details on the command line, e.g. `log call jan Talked about pricing`."
+# Forms the terminal cannot stand in for: what to do instead.
+FORM_HINTS = {
+    "add_note": "in the terminal give the text on the command line, e.g. `note jan Sent the offer`.",
+    "email_reply": "the terminal sends nothing to customers: confirm the reply in Slack.",
+    "privacy_confirm": "in the terminal use `rapport privacy export EMAIL` or `rapport privacy erase EMAIL`.",
+}

@@ -187,10 +187,3 @@ def reply_handler(engine: Engine, *, smtp: SmtpOptions | None, open_sent: OpenSe
         return {job.id: Done({"sent": True, "copied_to_sent": sent is not None})}
 
     return Handler((EmailReply.kind,), act, lease=timedelta(minutes=5))
-
-
-def no_sent_folder(_mailbox: str | None) -> AbstractContextManager[SentFolder | None]:
-    """For processes without IMAP: replies are sent, not copied (a crash may then repeat one)."""
-    from contextlib import nullcontext
-
-    return nullcontext(None)

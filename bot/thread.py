@@ -36,8 +36,8 @@ def conversation_ref(conversation_id: int) -> str:
 def visible_conversation(session: Session, rep: Rep, conversation_id: int) -> Conversation | str:
     """The conversation if the rep may see it, else why not."""
     conversation = session.get(Conversation, conversation_id) if conversation_id else None
-    if conversation is None:
-        return "That conversation no longer exists."
+    if conversation is None:  # conversations are never deleted (an erasure empties them): a wrong number
+        return f"There is no conversation #{conversation_id}." if conversation_id else "There is no such conversation."
     if not can_see(session, rep, conversation.owner_id):
         return "That conversation is not yours to see."
     return conversation

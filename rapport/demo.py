@@ -160,7 +160,7 @@ def open_demo(folder: Path) -> Runtime:
 def import_sample(rt: Runtime, plan: DemoPlan) -> dict[str, ImportReport]:
     """The sample's CSV files through the importer, then the CRM's history put in the past."""
     reports = {
-        entity: import_csv(rt.engine, entity, plan.folder / f"{entity}.csv")
+        entity: import_csv(rt.engine, entity, plan.folder / f"{entity}.csv", now=plan.clock)
         for entity in ("reps", "companies", "contacts", "orders")
     }
     # Imported rows are stamped "now"; the sample's customers have been in the CRM
@@ -363,5 +363,6 @@ def show_next_steps(console: Console, rt: Runtime, plan: DemoPlan) -> None:
     for line in next_steps(rt, plan):
         console.print(f"  {line}", highlight=False, markup=False)
     hint = "" if plan.folder == Path("rapport-demo").resolve() else f" --demo-dir {plan.folder}"
-    console.print(f"From anywhere: rapport chat --demo{hint}, rapport digest --demo{hint} --period week",
-                  highlight=False, markup=False)
+    console.print("From anywhere:", highlight=False, markup=False)
+    for line in (f"rapport chat --demo{hint}", f"rapport digest --demo{hint} --period week"):
+        console.print(f"  {line}", highlight=False, markup=False)

@@ -82,7 +82,8 @@ class Service:
         client = slack_client(settings)
         if client is None:
             raise ConfigError("SLACK_BOT_TOKEN is not set: `rapport serve` needs a Slack app "
-                              "(see README: create it from bot/manifest.yaml). Without Slack, use `rapport chat`.")
+                              "(create it from `rapport slack manifest`; bot/README.md has the steps). "
+                              "Without Slack, use `rapport chat`.")
         app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
         secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
         if app_token is None and not secret:

@@ -147,15 +147,6 @@ def may_contact(session: Session, contact_id: int, purpose: str, *, needs_consen
     return consent.withdrawn_at is None and (consent.granted_at is not None or not needs_consent)
 
 
-def withdrawn_for(session: Session, contact_ids: Collection[int], purpose: str) -> set[int]:
-    """The contacts among `contact_ids` who withdrew consent for `purpose`."""
-    if not contact_ids:
-        return set()
-    query = select(Consent.contact_id).where(
-        Consent.purpose == purpose, col(Consent.withdrawn_at).is_not(None), col(Consent.contact_id).in_(list(contact_ids)))
-    return set(session.exec(query).all())
-
-
 def may_change_consent(rep: Rep, contact: Contact) -> bool:
     """The contact's owner, a manager or an admin may change its consent from the card."""
     return rep.active and (rep.role in (Role.manager, Role.admin) or (rep.id is not None and rep.id == contact.owner_id))
@@ -180,4 +171,4 @@ def _note(session: Session, contact: Contact, rep: Rep | None, at: datetime, sum
 
 
 __all__ = ["BASES", "PURPOSES", "ConsentError", "consent_for", "import_consent", "is_given", "may_change_consent",
-           "may_contact", "record_consent", "withdraw_consent", "withdraw_consent_many", "withdrawn_for"]
+           "may_contact", "record_consent", "withdraw_consent", "withdraw_consent_many"]

@@ -60,10 +60,6 @@ def is_read_only(session: Session) -> bool:
     return bool(session.get_bind().get_execution_options().get("rapport_readonly", False))
 
 
-def is_postgres(engine: Engine) -> bool:
-    return engine.dialect.name == "postgresql"
-
-
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """One transaction: commits on success, rolls back on any error."""

@@ -22,6 +22,7 @@ import itertools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -433,6 +434,7 @@ class Context:
     report: ImportReport
     owners: Owners
     actor: Actor  # who runs the import: the audit log names them for every consent and stage it changes
+    now: datetime  # the import's clock: what it stamps (consents, moves, updates)
 
 
 def _set(obj: Any, values: dict[str, Any]) -> bool:
@@ -569,8 +571,7 @@ class _Companies:
             self.new_domains.append((domain, company))
         return company
 
-    def insert(self, session: Session) -> None:
-        now = utcnow()
+    def insert(self, session: Session, now: datetime) -> None:
         if self.new:
             ids = insert_rows(
                 session,
@@ -593,7 +594,7 @@ def _company_id(ref: CompanyRef | None) -> int | None:
 _CONTACT_FIELDS = ("name", "kind", "stage", "company_id", "owner_id", "phone", "title", "language", "external_id")
 
 
-def write_contacts(session: Session, rows: list[ContactIn], *, actor: Actor) -> list[str]:
+def write_contacts(session: Session, rows: list[ContactIn], *, actor: Actor, now: datetime | None = None) -> list[str]:
     """Insert or update these contacts (distinct addresses) with a few statements; their outcomes.
 
     Fields the rows do not give are left as they are; a new contact without a name is
@@ -616,9 +617,9 @@ def write_contacts(session: Session, rows: list[ContactIn], *, actor: Actor) -> 
             current[values[0]] = dict(zip(_CONTACT_FIELDS, values[1:], strict=True))
     companies = _Companies(session, rows)
     refs = [companies.resolve(r) for r in rows]
-    companies.insert(session)
+    now = now or utcnow()
+    companies.insert(session, now)
 
-    now = utcnow()
     outcomes: list[str] = []
     new_rows: list[tuple[ContactIn, dict[str, Any]]] = []
     updates: list[dict[str, Any]] = []
@@ -707,12 +708,12 @@ def import_company(session: Session, row: dict[str, str], line: int, ctx: Contex
         ).first()
     outcome = "unchanged"
     if company is None:
-        company = Company(**{k: v for k, v in values.items() if v is not None})
+        company = Company(**{k: v for k, v in values.items() if v is not None}, created_at=ctx.now, updated_at=ctx.now)
         session.add(company)
         session.flush()
         outcome = "imported"
     elif _set(company, values):
-        company.updated_at = utcnow()
+        company.updated_at = ctx.now
         session.add(company)
         outcome = "updated"
     if domain and _company_by_domain(session, domain) is None:
@@ -793,7 +794,7 @@ def import_order(session: Session, row: dict[str, str], line: int, ctx: Context)
         order = Order(external_id=row["order_id"], **{k: v for k, v in values.items() if v is not None})
         session.add(order)
         session.flush()
-        apply_order(session, order, at=utcnow(), actor=ctx.actor)  # a prospect's first order makes it a customer
+        apply_order(session, order, at=ctx.now, actor=ctx.actor)  # a prospect's first order makes it a customer
         return "imported"
     return "updated" if _set(order, values) else "unchanged"
 
@@ -851,11 +852,13 @@ def import_csv(
     progress: Callable[[int], None] | None = None,
     privacy_key: str | None = None,
     actor: Actor | None = None,
+    now: datetime | None = None,
 ) -> ImportReport:
     """Import `path` as `entity` (contacts, companies, reps, orders); see the module doc.
 
     A contact whose address was erased on request (store.privacy) is not imported again.
-    `actor` (default: the person at this command line) is who the audit log names."""
+    `actor` (default: the person at this command line) is who the audit log names; `now` is
+    the import's clock (default: the real time): consents, moves and updates carry it."""
     if entity not in ENTITIES:
         raise ImportFileError(f"cannot import {entity!r}; choose one of {', '.join(ENTITIES)}")
     header, columns, rows = read_rows(path, entity)
@@ -868,7 +871,7 @@ def import_csv(
     report = ImportReport()
     report.ignored = [label for label, name in zip(header, columns, strict=True) if name not in USED[entity]]
     with read_session(engine) as session:
-        ctx = Context(report, Owners(session), actor or Actor.cli())
+        ctx = Context(report, Owners(session), actor or Actor.cli(), now or utcnow())
     pending: dict[str, tuple[int, dict[str, str]]] = {}  # by the row's key: duplicates merge here
     read = 0
 
@@ -984,7 +987,7 @@ def _write_contacts(
         with session_scope(engine) as session:
             if engine.dialect.name == "sqlite":  # the indexes of a large import's batch stay in memory
                 session.connection().exec_driver_sql(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
-            written = write_contacts(session, checked, actor=ctx.actor) if checked else []
+            written = write_contacts(session, checked, actor=ctx.actor, now=ctx.now) if checked else []
             _finish(session, dry_run)
         return outcomes + [(r.line, outcome) for r, outcome in zip(checked, written, strict=True)]
     except SQLAlchemyError:
@@ -993,7 +996,8 @@ def _write_contacts(
         for contact in checked:
             try:
                 with session.begin_nested():
-                    outcomes.extend((contact.line, o) for o in write_contacts(session, [contact], actor=ctx.actor))
+                    written = write_contacts(session, [contact], actor=ctx.actor, now=ctx.now)
+                    outcomes.extend((contact.line, o) for o in written)
             except SQLAlchemyError as exc:
                 outcomes.append((contact.line, _refused(exc)))
         _finish(session, dry_run)

@@ -58,6 +58,7 @@ from store.models import (
     Rep,
     SearchTerm,
 )
+from store.owners import contact_owner
 from store.types import utcnow
 
 ADDRESS, MESSAGE = "address", "message"
@@ -238,12 +239,12 @@ def _row(obj: SQLModel, *, leave_out: Sequence[str] = ()) -> dict[str, Any]:
     return {k: _plain(v) for k, v in obj.model_dump().items() if k not in leave_out}
 
 
-def export_person(session: Session, email: str) -> dict[str, Any]:
+def export_person(session: Session, email: str, *, now: datetime | None = None) -> dict[str, Any]:
     """Everything Rapport holds on the person with this address, as JSON-ready data."""
     contact = find_person(session, email)
     if contact is None:
         raise PrivacyError(f"No contact has the address {email}.")
-    return export_contact(session, contact)
+    return export_contact(session, contact, now=now)
 
 
 def primary_address(session: Session, contact_id: int) -> str | None:
@@ -252,15 +253,16 @@ def primary_address(session: Session, contact_id: int) -> str | None:
     return session.exec(query).first()
 
 
-def export_contact(session: Session, contact: Contact) -> dict[str, Any]:
-    """Everything Rapport holds on this contact, as JSON-ready data."""
+def export_contact(session: Session, contact: Contact, *, now: datetime | None = None) -> dict[str, Any]:
+    """Everything Rapport holds on this contact, as JSON-ready data, exported at `now`."""
     held = _holdings(session, contact)
     company = session.get(Company, contact.company_id) if contact.company_id else None
     reps = {rep.id: rep.email for rep in session.exec(select(Rep)).all()}
     assert contact.id is not None
     return {
-        "exported_at": utcnow().isoformat(),
-        "contact": {**_row(contact), "owner": reps.get(contact.owner_id)},
+        "exported_at": (now or utcnow()).isoformat(),
+        "contact": {**_row(contact), "owner": reps.get(contact.owner_id),
+                    "effective_owner": contact_owner(session, contact).describe()},
         "emails": [_row(e) for e in held.emails],
         "company": None if company is None else {
             "id": company.id, "name": company.name,
@@ -288,14 +290,15 @@ def export_summary(export: dict[str, Any]) -> str:
         f"What Rapport holds on {contact['name']} (exported {export['exported_at'][:16].replace('T', ' ')} UTC)",
         "",
         f"Addresses: {', '.join(e['email'] for e in export['emails'])}",
-        f"Kind: {contact['kind']}, stage: {contact['stage']}, owner: {contact.get('owner') or 'nobody'}",
+        f"Kind: {contact['kind']}, stage: {contact['stage']}, owner: {contact.get('effective_owner') or 'no owner'}",
         f"Company: {company['name'] if company else 'none'}",
         f"Phone: {contact.get('phone') or 'none'}",
         "",
     ]
     counts = [("conversations", "Conversations"), ("messages", "Messages"), ("assignments", "Assignments"),
               ("activities", "Calls, meetings and notes"), ("followups", "Follow-ups"), ("orders", "Orders"),
-              ("consents", "Consents"), ("corrections", "Category corrections"), ("audit", "Audit log entries")]
+              ("consents", "Consents"), ("corrections", "Category corrections"), ("survey", "Satisfaction surveys"),
+              ("audit", "Audit log entries")]
     lines += [f"{label}: {len(export.get(name) or [])}" for name, label in counts]
     extra = [name for name in export if name not in {n for n, _ in counts} | {"exported_at", "contact", "emails",
                                                                                 "company"}]

@@ -21,13 +21,20 @@ from store.exporting import FIELDS, KINDS, export_rows, write_csv
 from store.importing import ENTITIES, ImportFileError, ImportReport, count_rows, import_csv
 
 import_app = typer.Typer(
-    help="Import contacts, companies, reps or orders from CSV (HubSpot, Salesforce, Pipedrive, Zoho exports "
-    "as they are). Exit status 0 when every row landed, 2 when some rows were rejected (the good rows "
-    "still land; each rejected line is listed with its reason) or the file could not be read.",
+    help="Import or update contacts, companies, reps or orders from CSV.\n\n"
+    "HubSpot, Salesforce, Pipedrive and Zoho exports are taken as they are. Exit status 0 when every row "
+    "landed, 2 when some rows were rejected (the good rows still land; each rejected line is listed with "
+    "its reason) or the file could not be read.",
     no_args_is_help=True,
 )
 export_app = typer.Typer(help="Export records as JSON lines or CSV to stdout.", no_args_is_help=True)
 
+IMPORT_SUMMARY = {
+    "contacts": "Import or update contacts (keyed by email).",
+    "companies": "Import or update companies (keyed by domain, else name).",
+    "reps": "Import or update reps (keyed by email).",
+    "orders": "Import or update orders (keyed by order id).",
+}
 IMPORT_HELP = {
     "contacts": "Contacts keyed by email (HubSpot/Salesforce columns such as First Name, Last Name, Email, "
     "Company Name, Lifecycle Stage, Lead Status, Contact owner, Phone Number, Email Opt Out are understood; "
@@ -61,7 +68,7 @@ def run_import(entity: str, path: Path, *, dry_run: bool, as_json: bool) -> Impo
             task = progress.add_task(entity, total=total)
             return import_csv(
                 engine, entity, path, dry_run=dry_run, progress=lambda n: progress.advance(task, n),
-                privacy_key=runtime().settings.privacy_secret,
+                privacy_key=runtime().settings.privacy_secret, now=runtime().now(),
             )
     except ImportFileError as exc:
         raise RapportError(str(exc)) from None
@@ -99,7 +106,7 @@ def _import_command(entity: str) -> Callable[..., None]:
         if not report.complete:
             raise typer.Exit(PARTIAL_IMPORT)
 
-    command.__doc__ = IMPORT_HELP[entity] + (
+    command.__doc__ = IMPORT_SUMMARY[entity] + "\n\n" + IMPORT_HELP[entity] + (
         " Exit status 0 when every row landed, 2 when some were rejected (the good rows still land)."
     )
     return command
@@ -141,7 +148,7 @@ def _export_command(kind: str) -> Callable[..., None]:
             count = write_rows(export_rows(session, kind), FIELDS[kind], fmt, bom=bom)
         err_console.print(f"exported {count} {kind}", style="dim")
 
-    command.__doc__ = f"Export {kind}; fields: {', '.join(FIELDS[kind])}."
+    command.__doc__ = f"Export {kind}.\n\nFields: {', '.join(FIELDS[kind])}."
     return command
 
 

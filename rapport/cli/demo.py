@@ -13,8 +13,9 @@ def demo(
     folder: Path = typer.Option(Path("rapport-demo"), "--dir", help="Where the demo database and mailbox go."),
     full: int = typer.Option(5, "--full", min=0, help="Notifications shown in full (the rest: one line each)."),
 ) -> None:
-    """Run Rapport on the bundled sample: import, classify, assign, notify, digest. No servers needed.
-    The folder then holds the demo's database, rapport.toml and clock (.env): commands run there
+    """Run Rapport on the bundled sample: import, classify, assign, notify, digest.
+
+    No servers needed. The folder then holds the demo's database, rapport.toml and clock (.env): commands run there
     (or with --demo) agree with what the demo showed."""
     from rapport.demo import run_demo
 

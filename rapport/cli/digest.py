@@ -7,6 +7,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from sqlmodel import Session, select
 
@@ -163,12 +164,35 @@ COLUMNS = {
 }
 
 
+HEADINGS = {"value_eur": "value (EUR)", "top_decile": "top 10 %", "last_order_on": "last order",
+            "days_since": "days since", "median_gap_days": "usual gap", "last_touch_at": "last touch",
+            "owner_name": "owner"}
+
+
+def _cell(column: str, value: object) -> str:
+    """A segment value as a person reads it (the JSON keeps the raw one)."""
+    if value is None or value == "":
+        return "no owner" if column == "owner_name" else ""
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, datetime | date):
+        return value.strftime("%Y-%m-%d")
+    if column.endswith("_at"):  # an ISO time: its date is what a person compares
+        return str(value)[:10]
+    if column == "value_eur":
+        return f"{float(str(value)):,.0f}"
+    if column == "median_gap_days":
+        return f"{float(str(value)):g} days"
+    return str(value)
+
+
 def _show_rows(name: str, rows: list[dict[str, object]]) -> None:
     table = Table(title=f"segment {name}: {len(rows)}")
     for column in COLUMNS[name]:
-        table.add_column(column.replace("_", " "))
+        table.add_column(HEADINGS.get(column, column.replace("_", " ")),
+                         justify="right" if column in ("value_eur", "orders", "rank") else "left")
     for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in COLUMNS[name]))
+        table.add_row(*(escape(_cell(c, row.get(c))) for c in COLUMNS[name]))
     console.print(table)
 
 

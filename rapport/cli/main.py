@@ -46,21 +46,23 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
 )
-app.add_typer(setup_cli.db_app, name="db")
+# In the order a newcomer meets them: try, set up, run, use (`rapport --help` lists the single
+# commands first, then the groups, each in this order).
+app.command("demo")(demo_cli.demo)
 app.add_typer(setup_cli.config_app, name="config")
+app.add_typer(setup_cli.db_app, name="db")
+app.add_typer(slack_app, name="slack")
 app.add_typer(data_cli.import_app, name="import")
+app.add_typer(serve_app, name="serve")
+app.add_typer(inbox_cli.inbox_app, name="inbox")
+app.add_typer(chat_app, name="chat")
+app.command("digest")(digest_cli.digest)
+app.add_typer(digest_cli.segment_app, name="segment")
+app.add_typer(inbox_cli.assign_app, name="assign")
 app.add_typer(data_cli.export_app, name="export")
 app.add_typer(nlp_cli.app, name="nlp")
-app.command("digest")(digest_cli.digest)
-app.command("demo")(demo_cli.demo)
-app.add_typer(inbox_cli.inbox_app, name="inbox")
-app.add_typer(inbox_cli.assign_app, name="assign")
-app.add_typer(chat_app, name="chat")
-app.add_typer(serve_app, name="serve")
-app.add_typer(digest_cli.segment_app, name="segment")
 app.add_typer(privacy_cli.privacy_app, name="privacy")
 app.command("audit")(privacy_cli.audit)
-app.add_typer(slack_app, name="slack")
 
 
 def _version(value: bool) -> None:

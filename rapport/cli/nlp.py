@@ -59,8 +59,10 @@ def train(
         nlp.TrainSettings.epochs, "--epochs", min=1, help="Passes over the training data."
     ),
 ) -> None:
-    """Train a category model on a CSV; an eighth of the rows (by a stable hash) is held out to
-    score the model and calibrate its confidence."""
+    """Train a category model on a CSV.
+
+    An eighth of the rows (by a stable hash) is held out to score the model and
+    calibrate its confidence."""
     with user_errors():
         examples = nlp.read_examples(data, text_column, label_column)
         out_dir = out or nlp.default_cache_dir() / f"trained-{data.stem}"
@@ -134,8 +136,10 @@ def correct(
     category: str = typer.Argument(..., help=f"The right category: {', '.join(nlp.CATEGORIES)}."),
     by: str | None = typer.Option(None, "--by", help="The rep making the correction (email)."),
 ) -> None:
-    """Fix a message's category: kept as training data for `rapport nlp retrain`, and the
-    conversation is re-routed when its owner came from category or language routing."""
+    """Fix a message's category; the conversation may get a new owner.
+
+    The fix is kept as training data for `rapport nlp retrain`, and the conversation
+    is re-routed when its owner came from category or language routing."""
     from inbox.corrections import apply_correction
     from rapport.cli.common import acting_person, runtime
     from rapport.errors import RapportError
@@ -168,8 +172,10 @@ def correct(
 
 @app.command()
 def retrain(as_json: bool = JSON) -> None:
-    """Train on the shipped data plus this database's corrections; keep the new model (for this
-    database only) if it is not worse."""
+    """Retrain this database's model from its corrections; keep it only if not worse.
+
+    Trains on the shipped data plus this database's corrections; the new model is
+    used for this database only."""
     from rapport.cli.common import runtime
     from rapport.retraining import retrain_database
 
@@ -196,8 +202,10 @@ def retrain(as_json: bool = JSON) -> None:
 
 @app.command()
 def status(as_json: bool = JSON) -> None:
-    """The model this database uses (default or retrained), its dev scores, when it was trained,
-    and the corrections it has not learned yet, per language and category."""
+    """The model this database uses, its scores, and corrections not yet learned.
+
+    Default or retrained, its dev scores, when it was trained, and the corrections it
+    has not learned yet, per language and category."""
     from rapport.cli.common import runtime
     from rapport.retraining import model_status
 

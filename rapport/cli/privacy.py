@@ -28,7 +28,6 @@ from store.privacy import (
     privacy_status,
 )
 from store.reps import rep_by_email
-from store.types import utcnow
 
 privacy_app = typer.Typer(help="What Rapport holds on a person: export it, erase it, and how long mail is kept.",
                           no_args_is_help=True)
@@ -41,18 +40,20 @@ def export(
                                     "privacy-export-<contact id> in this folder)."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON on stdout instead of writing files."),
 ) -> None:
-    """Everything held on a person (contact, company, mail with headers and text, calls,
-    follow-ups, orders, consents, corrections, assignments) as JSON plus a readable summary."""
+    """Everything held on a person, as JSON plus a readable summary.
+
+    The contact, company, mail with headers and text, calls, follow-ups, orders,
+    consents, corrections and assignments."""
     rt = runtime()
     try:
         with read_session(rt.engine) as session:
-            data = export_person(session, email)
+            data = export_person(session, email, now=rt.now())
     except PrivacyError as exc:
         raise RapportError(str(exc)) from None
     contact_id = int(data["contact"]["id"])
     with session_scope(rt.engine) as session:
         record_audit(session, Actor.cli(), "privacy.export", target_kind="contact", target_id=contact_id,
-                     contact_id=contact_id, detail={"messages": len(data["messages"])})
+                     contact_id=contact_id, detail={"messages": len(data["messages"])}, at=rt.now())
     if as_json:
         print_json(data)
         return
@@ -71,9 +72,10 @@ def erase(
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
     as_json: bool = typer.Option(False, "--json", help="Print what was erased as JSON."),
 ) -> None:
-    """Erase a person everywhere in one transaction. Counts for past digests stay; a keyed
-    hash of the address and of the mail's Message-IDs keeps a re-sync or re-import from
-    bringing them back. This cannot be undone."""
+    """Erase a person everywhere, in one transaction. This cannot be undone.
+
+    Counts for past digests stay; a keyed hash of the address and of the mail's
+    Message-IDs keeps a re-sync or re-import from bringing them back."""
     rt = runtime()
     with read_session(rt.engine) as session:
         contact = find_person(session, email)
@@ -84,7 +86,8 @@ def erase(
         raise typer.Exit(1)
     try:
         with session_scope(rt.engine) as session:
-            report = erase_person(session, email, actor=Actor.cli(), configured_key=rt.settings.privacy_secret)
+            report = erase_person(session, email, actor=Actor.cli(), configured_key=rt.settings.privacy_secret,
+                                  now=rt.now())
     except PrivacyError as exc:
         raise RapportError(str(exc)) from None
     if as_json:
@@ -133,12 +136,14 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
 
 @privacy_app.command("expire")
 def expire() -> None:
-    """Apply [privacy.retention_days] now (the scheduler does it once a day)."""
+    """Apply the retention of rapport.toml now (the scheduler does it once a day).
+
+    Empties message bodies and attachment lists older than privacy.retention_days."""
     rt = runtime()
     policy = retention(rt.config)
-    done, _ = expire_old_data(rt.engine, policy, now=utcnow())
+    done, _ = expire_old_data(rt.engine, policy, now=rt.now())
     if not done:
-        console.print("Nothing to do: rapport.toml sets no [privacy.retention_days].")
+        console.print("Nothing to do: rapport.toml sets no \\[privacy.retention_days].")
     for kind, count in done.items():
         console.print(f"{kind.replace('_', ' ')}: emptied on {count} messages older than {policy.days(kind)} days.")
 
@@ -149,8 +154,10 @@ def audit(
     since: str | None = typer.Option(None, "--since", help="From this date on, e.g. 2026-11-01."),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
-    """Who did what, when and from where: card views, exports, erasures, reassignments,
-    consent and stage changes, replies sent, refused actions."""
+    """Who did what, when and from where.
+
+    Card views, exports, erasures, reassignments, claims, recategorisations,
+    consent and stage changes, replies sent and refused actions, newest last."""
     rt = runtime()
     start = None
     if since:

@@ -69,8 +69,10 @@ def effective_environment(settings: Settings) -> dict[str, Any]:
 
 @config_app.command("check")
 def config_check(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Check the environment, .env and rapport.toml together: every problem in one run (exit code 2),
-    else every effective value, defaults included, secrets masked."""
+    """Check the environment, .env and rapport.toml together.
+
+    Names every problem in one run (exit code 2), else prints every effective value,
+    defaults included, secrets masked."""
     checked = check_configuration()
     if checked.problems:
         if as_json:

@@ -16,8 +16,10 @@ def manifest(
     http_url: str | None = typer.Option(None, "--http-url", metavar="URL",
                                         help="HTTP mode: the public https:// address of `rapport serve`."),
 ) -> None:
-    """Print the Slack app manifest for this configuration's slash command (`command` in the slack
-    section of rapport.toml): paste it at https://api.slack.com/apps -> Create New App -> From an
+    """Print the Slack app's manifest, ready to paste.
+
+    Made for this configuration's slash command (`command` in the slack section of
+    rapport.toml): paste it at https://api.slack.com/apps -> Create New App -> From an
     app manifest. Then see bot/README.md for the tokens."""
     from bot.manifest import ManifestError, render_manifest
 

@@ -23,6 +23,12 @@ timezone = "Europe/Stockholm"
 name = "Dave Support"
 email = "dave@nordlys.example"
 team = "support"
+
+[[reps]]
+name = "Mia Manager"
+email = "mia@nordlys.example"
+role = "manager"
+team = "sales"
 """
 
 
@@ -81,3 +87,25 @@ def test_thread_prints_the_conversation_and_reply_says_sending_is_not_set_up(cha
     result = CliRunner().invoke(chat_app, ["--as", "alice@nordlys.example", f"reply #{conversation_id} On its way"])
     assert result.exit_code == 0, result.output
     assert "Replies by email are not set up here" in result.output  # no RAPPORT_SMTP_HOST
+
+
+def test_a_mistyped_command_suggests_the_nearest(chat_env: str) -> None:
+    result = CliRunner().invoke(chat_app, ["--as", "alice@nordlys.example", "fnd stastny"])
+    assert result.exit_code == 0, result.output
+    assert "I don't know fnd. Did you mean find?" in " ".join(result.output.split())
+
+
+def test_a_form_the_terminal_cannot_fill_says_what_to_do_instead(chat_env: str) -> None:
+    """Regression: `privacy export jan` in the terminal said "Opening the confirmation…" and then
+    suggested `log call jan …`."""
+    result = CliRunner().invoke(chat_app, ["--as", "mia@nordlys.example", "privacy export stastny"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "rapport privacy export EMAIL" in text and "log call" not in text
+
+
+def test_a_conversation_number_that_does_not_exist_is_called_so(chat_env: str) -> None:
+    """Regression: `thread #999` said "That conversation no longer exists" of one that never did."""
+    result = CliRunner().invoke(chat_app, ["--as", "alice@nordlys.example", "thread #999"])
+    assert result.exit_code == 0, result.output
+    assert "There is no conversation #999." in result.output

@@ -313,3 +313,18 @@ def test_a_mailbox_password_variable_is_not_a_typo(tmp_path: Path, monkeypatch: 
     assert check_configuration(config_file=config).problems[-1] == (
         f"{config}: `inbox.mailboxes[0].password_env`: RAPPORT_SALES_IMAP_PASSWORD is not set in the "
         "environment (the mailbox's password)")
+
+
+def test_serve_without_slack_names_the_command_that_makes_the_app(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: it pointed at bot/manifest.yaml, a template the README no longer tells anyone to paste."""
+    from typer.testing import CliRunner
+
+    from rapport.cli.main import app
+
+    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(app, ["serve", "--no-watch"])
+    assert result.exit_code != 0
+    assert "rapport slack manifest" in str(result.exception) and "rapport chat" in str(result.exception)

@@ -12,8 +12,18 @@ from rich.console import Console
 from sqlmodel import Session, col, func, select
 
 from rapport.demo import plan_demo, run_demo, shift_mail
+from store.consent import PURPOSES
 from store.db import make_engine
-from store.models import Assignment, Contact, Conversation, Message, OutboxItem, OutboxStatus
+from store.models import (
+    Activity,
+    Assignment,
+    Consent,
+    Contact,
+    Conversation,
+    Message,
+    OutboxItem,
+    OutboxStatus,
+)
 
 
 def test_the_demo_files_assigns_notifies_and_digests(
@@ -44,9 +54,18 @@ def test_the_demo_files_assigns_notifies_and_digests(
             )
         ).one()
         assert undelivered == 0
+        # Regression: the import stamped consents and order moves with the real time, after the
+        # demo's clock (the card said "given" on a later day; the stage history ran backwards).
+        clock = plan_demo(folder, date(2026, 11, 25)).clock
+        stamps = [*session.exec(select(Consent.granted_at)).all(), *session.exec(select(Activity.occurred_at)).all()]
+        assert stamps and max(s for s in stamps if s is not None) <= clock
+        # The sample speaks Rapport's consent purposes (service, marketing, survey), not its own.
+        assert set(session.exec(select(Consent.purpose)).all()) <= set(PURPOSES)
     assert "Slack DM to" in output
     assert "Weekly digest for" in output
     assert "notifications delivered from the outbox" in output
+    # Regression: both "from anywhere" commands shared a line, which an 80-column terminal cut mid-command.
+    assert f"  rapport chat --demo --demo-dir {folder}" in output.splitlines()
 
 
 def test_the_sample_dates_move_by_whole_weeks_to_the_latest_friday() -> None:

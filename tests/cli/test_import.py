@@ -4,11 +4,16 @@ every row landed (0) or some were rejected (2, the good rows still land)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+from sqlmodel import select
 from typer.testing import CliRunner
 
 from rapport.cli.main import app
+from store.db import make_engine, read_session
+from store.models import Activity, ActivityKind, Consent
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "csv"
 
@@ -40,3 +45,24 @@ def test_help_says_what_the_exit_status_means() -> None:
         assert result.exit_code == 0
         text = " ".join(result.stdout.replace("│", " ").split())
         assert "0 when every row landed, 2 when some" in text
+
+
+def test_an_import_stamps_what_it_records_with_the_commands_clock(
+    database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: the demo (clock Friday 14:00) showed "Consent: … given" two days later and
+    stage moves after the scheduler's, because the importer stamped them with the real time."""
+    monkeypatch.setenv("RAPPORT_NOW", "2026-12-04T13:00Z")
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("name,email,kind,stage,consent_purpose,consent_basis\n"
+                        "Jan Novák,jan@kunde.example,prospect,need,service,contract\n", encoding="utf-8")
+    orders = tmp_path / "orders.csv"
+    orders.write_text("order_id,email,amount,ordered_on\nNS-1,jan@kunde.example,100,2026-11-20\n", encoding="utf-8")
+    for kind, path in (("contacts", contacts), ("orders", orders)):
+        result = CliRunner().invoke(app, ["import", kind, str(path)])
+        assert result.exit_code == 0, result.output
+    with read_session(make_engine(database)) as session:
+        consent = session.exec(select(Consent)).one()
+        move = session.exec(select(Activity).where(Activity.kind == ActivityKind.move)).one()
+    clock = datetime(2026, 12, 4, 13, 0, tzinfo=UTC)
+    assert (consent.granted_at, move.occurred_at, move.stage_to) == (clock, clock, "purchase")

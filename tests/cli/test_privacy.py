@@ -7,11 +7,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlmodel import select
 from typer.testing import CliRunner
 
 from rapport.cli.main import app
 from store.db import make_engine, session_scope
-from store.models import Contact, ContactEmail, Message
+from store.models import Company, Contact, ContactEmail, Message, Rep
 from store.types import utcnow
 
 ADDRESS = "ola.nordmann@kunde.example"
@@ -59,3 +60,39 @@ def test_export_erase_status_and_audit(person: str, tmp_path: Path) -> None:
     assert (status["erased_addresses"], status["erased_messages"]) == (1, 1)
     result = CliRunner().invoke(app, ["privacy", "export", ADDRESS])
     assert result.exit_code != 0
+
+
+def test_privacy_commands_run_on_the_commands_clock(person: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: in the demo's folder (RAPPORT_NOW: its Friday) an export said "exported" on the
+    real date and its audit entry came after everything else the demo had done."""
+    monkeypatch.setenv("RAPPORT_NOW", "2026-12-04T13:00Z")
+    run("privacy", "export", ADDRESS, "--out", str(tmp_path / "ola"))
+    exported = json.loads((tmp_path / "ola.json").read_text(encoding="utf-8"))
+    assert exported["exported_at"] == "2026-12-04T13:00:00+00:00"
+    assert "(exported 2026-12-04 13:00 UTC)" in (tmp_path / "ola.txt").read_text(encoding="utf-8")
+    [entry] = json.loads(run("audit", "--contact", ADDRESS, "--json"))
+    assert entry["at"].startswith("2026-12-04T13:00")
+
+
+def test_expire_without_retention_names_the_section(database: str) -> None:
+    """Regression: Rich took the section's name for markup: "rapport.toml sets no ."."""
+    assert "rapport.toml sets no [privacy.retention_days]." in run("privacy", "expire")
+
+
+def test_the_export_names_the_owner_by_the_one_owner_rule(person: str, tmp_path: Path) -> None:
+    """Regression: the card said "Owner: Martin Horváth (via company …)" and the export "owner: nobody"."""
+    engine = make_engine(person)
+    with session_scope(engine) as session:
+        rep = Rep(name="Martin Horváth", email="martin@nordlys.example")
+        session.add(rep)
+        session.flush()
+        company = Company(name="Kunde AS", owner_id=rep.id)
+        session.add(company)
+        session.flush()
+        contact = session.exec(select(Contact)).one()
+        contact.company_id = company.id
+        session.add(contact)
+    out = run("privacy", "export", ADDRESS, "--out", str(tmp_path / "ola"))
+    assert "owner: Martin Horváth (via company Kunde AS)" in out
+    exported = json.loads((tmp_path / "ola.json").read_text(encoding="utf-8"))
+    assert exported["contact"]["owner"] is None  # what the contact row holds, beside the rule's answer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,3 +120,12 @@ def test_segment_commands(cli_env: dict[str, str]) -> None:
     assert [row["name"] for row in rows] == ["Ada Big", "Ben Mid", "Cleo Small"]
     table = _run("segment", "partners")
     assert "Rolf AtPartner" in table
+
+
+def test_segment_tables_read_as_words_and_dates(cli_env: dict[str, str]) -> None:
+    """Regression: the tables printed Python's values: True/False, 37177.82, 37.0 and times such as
+    2026-06-07T13:00:…; the JSON keeps them, a person reads yes, 37,178, 37 days and a date."""
+    top = _run("segment", "top")
+    assert "True" not in top and "False" not in top and "yes" in top and "value (EUR)" in top
+    partners = _run("segment", "partners")
+    assert re.search(r"\d{4}-\d\d-\d\d", partners) and not re.search(r"\d{4}-\d\d-\d\dT", partners)
