@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 Security = Literal["starttls", "ssl", "none"]
 # CRLF line ends; a header (a subject of at most 70 characters) is never folded in the middle
@@ -87,6 +89,30 @@ def new_cid(domain: str = "rapport") -> str:
 
 def _tls_context(options: SmtpOptions) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(options.ca_file) if options.ca_file else None)
+
+
+class SentFolder(Protocol):
+    """The shared mailbox's Sent folder, as senders need it (inbox/sent.py over IMAP)."""
+
+    def contains(self, message_id: str) -> bool: ...
+
+    def append(self, raw: bytes, at: datetime) -> None: ...
+
+
+# mailbox name (None: the default one) -> its Sent folder, or None when no mailbox is configured
+OpenSent = Callable[[str | None], AbstractContextManager[SentFolder | None]]
+
+
+def send_once(options: SmtpOptions, message: EmailMessage, sent: SentFolder | None, at: datetime) -> bool:
+    """Send a mail to a customer exactly once: SMTP gives no receipt, so a copy in the shared
+    mailbox's Sent folder is the record. A retry after a crash finds its Message-ID there and
+    sends nothing (returns False). Without a Sent folder: at least once."""
+    if sent is not None and sent.contains(str(message["Message-ID"])):
+        return False
+    send_message(options, message)
+    if sent is not None:
+        sent.append(message.as_bytes(), at)
+    return True
 
 
 def send_message(options: SmtpOptions, message: EmailMessage) -> None:

@@ -12,19 +12,18 @@ for the Message-ID in Sent, so a crash after the send does not send it again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.blocks import Block, Reply, context, section
-from bot.email import SmtpOptions, send_message
+from bot.email import OpenSent, SmtpOptions, send_once
 from bot.interactions import Submission
 from bot.modals import input_block, metadata, modal, state_value, text_input
 from bot.text import clip, escape, local_time, whole_number
@@ -131,18 +130,6 @@ def reply_command(ctx: Ctx, args: list[str]) -> Reply:
 # --------------------------------------------------------------------------- sending (the outbox handler)
 
 
-class SentFolder(Protocol):
-    """The shared mailbox's Sent folder, as the handler needs it (inbox/sent.py over IMAP)."""
-
-    def contains(self, message_id: str) -> bool: ...
-
-    def append(self, raw: bytes, at: datetime) -> None: ...
-
-
-# mailbox name (None: the default one) -> its Sent folder, or None when no mailbox is configured
-OpenSent = Callable[[str | None], AbstractContextManager[SentFolder | None]]
-
-
 def reply_mail(message: Message) -> EmailMessage:
     """The email for a stored outbound message: the same Message-ID and date on every attempt."""
     mail = EmailMessage()
@@ -179,11 +166,8 @@ def reply_handler(engine: Engine, *, smtp: SmtpOptions | None, open_sent: OpenSe
         if smtp is None:
             return {job.id: Failed("RAPPORT_SMTP_HOST is not set: replies cannot be sent")}
         with open_sent(payload.mailbox) as sent:
-            if sent is not None and sent.contains(str(mail["Message-ID"])):
+            if not send_once(smtp, mail, sent, at):
                 return {job.id: Done({"already_sent": True})}
-            send_message(smtp, mail)
-            if sent is not None:
-                sent.append(mail.as_bytes(), at)
         return {job.id: Done({"sent": True, "copied_to_sent": sent is not None})}
 
     return Handler((EmailReply.kind,), act, lease=timedelta(minutes=5))

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
-from bot.email import SmtpOptions, build_message, send_message
+from bot.email import OpenSent, SmtpOptions, build_message, send_message, send_once
 from store.consent import may_contact
 from store.db import read_session, session_scope
 from store.models import ConsentPurpose, Contact, Conversation, Survey
@@ -151,6 +151,7 @@ class SurveyOptions:
     reply_to: str | None = None  # the shared mailbox the inbox reads, so replies come back
     public_url: str | None = None  # where `rapport serve` is reachable; no links without it
     secret: str | None = None  # RAPPORT_CSAT_SECRET: signs the link tokens
+    open_sent: OpenSent | None = None  # the shared mailbox's Sent folder: each survey goes out once
 
     @property
     def links(self) -> bool:
@@ -206,8 +207,8 @@ def build_survey_mail(options: SurveyOptions, survey: Survey, contact: Contact |
 def survey_mail_handler(engine: Engine, options: SurveyOptions) -> Handler:
     """Sends `SurveyMail` rows; skips one whose contact withdrew consent since it was written.
 
-    SMTP offers no way to ask whether a mail arrived: a crash between sending and
-    marking the row sends it again (as for a digest's email)."""
+    Each goes out once (`bot.email.send_once`): a copy is kept in the shared mailbox's
+    Sent folder, where support staff see it too, and a retry after a crash finds it there."""
 
     def act(jobs: list[Job]) -> dict[int, Outcome]:
         [job] = jobs
@@ -220,8 +221,13 @@ def survey_mail_handler(engine: Engine, options: SurveyOptions) -> Handler:
             message = build_survey_mail(options, survey, session.get(Contact, survey.contact_id),
                                         session.get(Conversation, survey.conversation_id))
         assert options.smtp is not None
-        send_message(options.smtp, message)  # no transaction open
-        return {job.id: Done({"sent": survey.email})}
+        if options.open_sent is None:  # no mailbox configured: at least once
+            send_message(options.smtp, message)  # no transaction open
+            return {job.id: Done({"sent": survey.email})}
+        with options.open_sent(None) as sent:
+            if not send_once(options.smtp, message, sent, survey.sent_at or utcnow()):
+                return {job.id: Done({"already_sent": survey.email})}
+        return {job.id: Done({"sent": survey.email, "copied_to_sent": sent is not None})}
 
     return Handler((SurveyMail.kind,), act)
 

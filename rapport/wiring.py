@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from bot.commands import BotOptions
     from bot.digest import DigestLinks, DigestOptions
-    from bot.email import SmtpOptions
+    from bot.email import OpenSent, SmtpOptions
     from bot.interactions import CorrectionApplier
     from bot.reply import ReplyOptions
     from bot.surveys import SurveyOptions
@@ -183,10 +183,16 @@ def reply_options(config: AppConfig, settings: Settings | None) -> ReplyOptions:
 def reply_handler(rt: Runtime) -> Handler:
     """The outbox handler that sends replies from Slack: RAPPORT_SMTP_*, and the mailboxes' Sent folders."""
     from bot.reply import reply_handler as handler
+
+    return handler(rt.engine, smtp=smtp_options(rt.settings), open_sent=sent_folders_of(rt))
+
+
+def sent_folders_of(rt: Runtime) -> OpenSent:
+    """The configured mailboxes' Sent folders over IMAP, where mail to customers is kept (and
+    looked for before sending again); yields None when no mailbox is configured."""
     from inbox.sent import sent_folders
 
-    specs = mailbox_specs(rt) if rt.settings.imap_configured or rt.config.inbox.mailboxes else []
-    return handler(rt.engine, smtp=smtp_options(rt.settings), open_sent=sent_folders(specs))
+    return sent_folders(mailbox_specs(rt) if rt.settings.imap_configured or rt.config.inbox.mailboxes else [])
 
 
 def routes(config: AppConfig) -> list[Route]:
@@ -236,7 +242,8 @@ def survey_options(rt: Runtime) -> SurveyOptions:
     )
     reply_to = section.reply_to or (settings.imap_user if settings.imap_user and "@" in settings.imap_user else None)
     secret = settings.csat_secret.get_secret_value() if settings.csat_secret else None
-    return SurveyOptions(policy=policy, smtp=smtp, reply_to=reply_to, public_url=settings.public_url, secret=secret)
+    return SurveyOptions(policy=policy, smtp=smtp, reply_to=reply_to, public_url=settings.public_url, secret=secret,
+                         open_sent=sent_folders_of(rt))
 
 
 def slack_client(settings: Settings) -> WebClient | None:
