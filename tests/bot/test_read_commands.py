@@ -16,7 +16,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from bot.commands import COMMANDS, BotOptions, Ctx, command_writes, run_command
-from store.db import ChangedWhileReading, read_and_append, read_session
+from bot.identity import RepIds
+from store.db import ChangedWhileReading, read_and_append, read_session, session_scope
 from store.models import AuditEntry, Rep
 from tests.bot.conftest import ALICE, CAROL, Clock, Seeded, all_text, rep_id
 
@@ -82,3 +83,18 @@ def test_regression_read_only_commands_answer_while_the_write_lock_is_held(
     _, card = slash("find stastny", user=ALICE)  # one hit: the card, and its view audited after the read
     assert "Jan Šťastný" in all_text(card["blocks"])
     assert [entry.target_id for entry in _audited_views(engine)] == [seeded.jan]
+
+
+def test_rep_ids_remember_a_known_user_for_their_ttl_only(engine: Engine, seeded: Seeded) -> None:
+    """`_identify` asks RepIds on every request: a rep deactivated elsewhere is refused once the TTL is over."""
+    alice = rep_id(engine, "alice@nordlys.example")
+    remembering, asking = RepIds(engine, None, ttl=3600), RepIds(engine, None, ttl=0)
+    assert remembering(ALICE) == asking(ALICE) == alice
+    assert remembering("U0NOBODY") is None
+    with session_scope(engine) as session:
+        rep = session.get(Rep, alice)
+        assert rep is not None
+        rep.active = False
+        session.add(rep)
+    assert remembering(ALICE) == alice  # within its TTL
+    assert asking(ALICE) is None
