@@ -11,8 +11,10 @@ a generated backlog per copy, and `rapport serve`'s Service on loopback:
 2. load: the second copy ingests the same backlog while CLIENTS clients in
    another process send signed `/crm find NAME`, `/crm my` and a contact
    button click for SECONDS, each on a new connection as Slack does.
-Prints acks p50/p95/max, errors (non-200, resets, timeouts, acks over 3 s) and
-the ingest rate beside the baseline's. Target: p95 <= 300 ms, zero errors.
+Prints acks p50/p95/max, errors (non-200, resets, timeouts, acks over 3 s), the
+ingest rate beside the baseline's, and the service's CPU time per request (one
+client alone), which bounds what one process can answer. Target: p95 <= 300 ms,
+zero errors.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import multiprocessing
+import os
 import random
 import statistics
 import sys
@@ -280,11 +283,18 @@ def run_database(label: str, urls: list[str], args: argparse.Namespace, classifi
         watch.wait(timeout=max(600.0, 10 * args.seconds))
         base_rate, base_note = watch.rate(time.monotonic())
         target = target_for(copies[0], service.http.port)
+        cpu_before = _cpu_seconds()
         alone = load(target, 1, min(10.0, args.seconds))
+        cpu_per_request = (_cpu_seconds() - cpu_before) / max(1, len(alone))
         refusals = unsigned_megabyte(service.http.port)
         service.stop()
         print(f"  baseline ingest, no requests: {base_rate:6.0f} msg/s ({base_note})")
-        print(f"  one client alone, no ingest: {latency_line(alone)}")
+        print(f"  one client alone, no ingest: {latency_line(alone)}; server CPU "
+              f"{ms(cpu_per_request)} per request")
+        # One process answers under one GIL: at best 1/cpu_per_request requests a second, so CLIENTS
+        # clients that send again as soon as answered wait CLIENTS * cpu_per_request on average.
+        print(f"    so at most {1 / cpu_per_request:.0f} requests/s on one core; {args.clients} clients "
+              f"then wait {ms(args.clients * cpu_per_request)} on average (Little's law)")
         print(f"  unsigned 1 MB POST -> 401: median {ms(statistics.median(refusals))}, "
               f"max {ms(max(refusals))}")
 
@@ -307,6 +317,12 @@ def run_database(label: str, urls: list[str], args: argparse.Namespace, classifi
         print(f"    while ingesting ({len(during)} requests): {latency_line(during)}")
         print(f"  ingest under load: {load_rate:6.0f} msg/s ({load_note}); "
               f"{load_rate / base_rate:.2f} of the baseline")
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process (the service; the clients run in another)."""
+    times = os.times()
+    return times.user + times.system
 
 
 def free_port() -> int:

@@ -30,9 +30,9 @@ from sqlmodel import Session
 from bot.access import audit_name, refused_targets, targets_of
 from bot.blocks import Block, Reply, context, section, split_blocks
 from bot.cards import home_view
-from bot.commands import BotOptions, Ctx, card_reply, contact_modal, run_command
+from bot.commands import BotOptions, Ctx, card_reply, command_writes, contact_modal, run_command
 from bot.consent import CONSENT_ACTION, change_consent
-from bot.identity import can_see, rep_id_for_slack_user, unknown_user_text, visible_owner_ids
+from bot.identity import RepIds, can_see, unknown_user_text, visible_owner_ids
 from bot.interactions import (
     SNOOZES,
     Outcome,
@@ -59,7 +59,7 @@ from bot.text import clip, escape, whole_number
 from bot.thread import page_of, thread_view
 from bot.winback import ASSIGN_ACTION, CREATE_ACTION, assign_owners, create_followups
 from store.audit import OK, REFUSED, Actor, record_audit
-from store.db import read_session, session_scope
+from store.db import read_and_append, read_session, session_scope
 from store.models import Rep, SlackEvent
 from store.search import search_companies, search_contacts
 from store.segments import SegmentParams
@@ -100,6 +100,7 @@ class RapportSlack:
         self.sender = SlackSender(client)
         self.options = options or BotOptions()
         self.clock = clock
+        self.rep_ids = RepIds(engine, self.sender.user_email)  # Slack user -> rep, for `_identify`
         self.after_reply: Callable[[], object] | None = None  # `serve`: deliver the reply now, not at the next tick
         self._slow = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rapport-slow")
         self._listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="rapport-listener")
@@ -202,7 +203,7 @@ class RapportSlack:
         if not user_id:
             return next()
         try:
-            rep_id = rep_id_for_slack_user(self.engine, user_id, self.sender.user_email)
+            rep_id = self.rep_ids(user_id)
         except RateLimited:
             rep_id, text = None, BUSY_TEXT
         else:
@@ -294,7 +295,7 @@ class RapportSlack:
         self._answer(ack, body, rep_id, reply)
 
     def _run_command(self, context: BoltContext, body: dict[str, Any], text: str) -> tuple[int, Reply]:
-        with session_scope(self.engine) as session:
+        with (session_scope if command_writes(text) else read_and_append)(self.engine) as session:
             return context["rep_id"], run_command(self._ctx(session, context, body), text)
 
     def _answer(self, ack: Ack, body: dict[str, Any], rep_id: int, reply: Reply) -> None:
@@ -326,7 +327,7 @@ class RapportSlack:
         if len(query.strip()) < 2:
             ack(options=[])
             return
-        with session_scope(self.engine) as session:
+        with read_session(self.engine) as session:
             visible = visible_owner_ids(session, self._rep(session, context))
             hits = search_contacts(session, query, limit=20, visible_owner_ids=visible)
         ack(options=[{"text": {"type": "plain_text", "text": clip(h.name + (f" ({h.company})" if h.company else ""), 75)},
@@ -335,7 +336,7 @@ class RapportSlack:
     def _on_contact_open(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
         ack()
         value = _action_value(body)
-        with session_scope(self.engine) as session:
+        with read_and_append(self.engine) as session:  # the view's audit entry is written after the read
             reply = card_reply(self._ctx(session, context, body), whole_number(value) or 0)
         self.client.views_open(trigger_id=body["trigger_id"], view=card_modal(reply.blocks))
 
@@ -375,7 +376,7 @@ class RapportSlack:
         def open_modal(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
             ack()
             value = _action_value(body)
-            with session_scope(self.engine) as session:
+            with read_session(self.engine) as session:
                 ctx = self._ctx(session, context, body)
                 view = (card_note_modal(ctx, whole_number(value)) if kind == "note"
                         else contact_modal(ctx, whole_number(value), kind))

@@ -74,19 +74,25 @@ Handler = Callable[[Ctx, list[str]], Reply]
 
 def run_command(ctx: Ctx, text: str) -> Reply:
     """Answer one `/crm ...` text; user mistakes give a helpful reply, never an exception."""
-    words = tokens(text)
-    if not words:
-        return help_reply(ctx, [])
-    name, rest = words[0].lower(), words[1:]
-    if name == "log" and rest and rest[0].lower() == "call":
-        name, rest = "log call", rest[1:]
-    handler = HANDLERS.get(name)
-    if handler is None:
-        close = difflib.get_close_matches(name, HANDLERS, n=1, cutoff=0.6)
+    name, rest = command_name(text)
+    command = COMMANDS.get(name)
+    if command is None:
+        close = difflib.get_close_matches(name, COMMANDS, n=1, cutoff=0.6)
         hint = f" Did you mean `{close[0]}`?" if close else ""
         return Reply(f"I don't know `{escape(clip(name, 40))}`.{hint}",
                      [section(f"I don't know `{escape(clip(name, 40))}`.{hint} Try `{ctx.options.command} help`.")])
-    return handler(ctx, rest)
+    return command.handler(ctx, rest)
+
+
+def command_name(text: str) -> tuple[str, list[str]]:
+    """The command word of `/crm text` ("help" for nothing, "log call" as one) and its arguments."""
+    words = tokens(text)
+    if not words:
+        return "help", []
+    name, rest = words[0].lower(), words[1:]
+    if name == "log" and rest and rest[0].lower() == "call":
+        name, rest = "log call", rest[1:]
+    return name, rest
 
 
 def tokens(text: str) -> list[str]:
@@ -311,30 +317,48 @@ def note(ctx: Ctx, args: list[str]) -> Reply:
     from bot.notes import note_command  # bot.notes builds on this module
 
     return note_command(ctx, args)
+
+
 def privacy(ctx: Ctx, args: list[str]) -> Reply:
     from bot.privacy import privacy_command  # bot.privacy builds on this module's Ctx and resolve_contact
 
     return privacy_command(ctx, args)
 
 
+@dataclass(frozen=True)
+class Command:
+    """A `/crm` word's handler, and whether it changes data. One that does not runs in a read
+    session (`store.db.read_and_append`: its audit entries are appended after the read), so under
+    load it never queues for the write lock behind the inbox or another rep's change."""
 
-HANDLERS: dict[str, Handler] = {
-    "help": help_reply,
-    "find": find,
-    "log call": log_call,
-    "remind": remind,
-    "followups": followups,
-    "my": my,
-    "away": away,
-    "back": back,
-    "segment": segment,
-    "stage": stage,
-    "kind": kind,
-    "note": note,
-    "thread": thread_command,
-    "reply": reply_command,
-    "privacy": privacy,
+    handler: Handler
+    writes: bool
+
+
+COMMANDS: dict[str, Command] = {
+    "help": Command(help_reply, writes=False),
+    "find": Command(find, writes=False),  # a card shown is audited: an entry appended after the read
+    "log call": Command(log_call, writes=True),
+    "remind": Command(remind, writes=True),
+    "followups": Command(followups, writes=False),
+    "my": Command(my, writes=False),
+    "away": Command(away, writes=True),
+    "back": Command(back, writes=True),
+    "segment": Command(segment, writes=False),
+    "stage": Command(stage, writes=True),
+    "kind": Command(kind, writes=True),
+    "note": Command(note, writes=True),
+    "thread": Command(thread_command, writes=False),
+    "reply": Command(reply_command, writes=False),  # opens the confirmation; the send is the modal's submit
+    "privacy": Command(privacy, writes=True),
 }
+
+
+def command_writes(text: str) -> bool:
+    """Whether `/crm text` may change data (an unknown word: it answers with a hint, and reads only)."""
+    name, _ = command_name(text)
+    command = COMMANDS.get(name)
+    return command is not None and command.writes
 
 
 def contact_modal(ctx: Ctx, contact_id: int | None, kind: str) -> dict[str, Any]:

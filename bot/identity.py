@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from slack_sdk import WebClient
@@ -46,6 +47,28 @@ def rep_id_for_slack_user(engine: Engine, user_id: str, email_of: Callable[[str]
             return None
         remember_slack_id(session, rep.id, user_id)
         return rep.id
+
+
+class RepIds:
+    """`rep_id_for_slack_user` for every request from a person, remembered for `ttl` seconds: a
+    burst of clicks asks the database once. A rep deactivated (or re-linked) elsewhere is
+    refused within `ttl`; an unknown user is never remembered (they may be added any moment)."""
+
+    def __init__(self, engine: Engine, email_of: Callable[[str], str | None] | None, *, ttl: float = 30.0) -> None:
+        self.engine, self.email_of, self.ttl = engine, email_of, ttl
+        self._known: dict[str, tuple[int, float]] = {}  # Slack user -> (rep id, when looked up); GIL-atomic ops
+
+    def __call__(self, user_id: str) -> int | None:
+        now = time.monotonic()
+        known = self._known.get(user_id)
+        if known is not None and now - known[1] < self.ttl:
+            return known[0]
+        rep_id = rep_id_for_slack_user(self.engine, user_id, self.email_of)
+        if rep_id is None:
+            self._known.pop(user_id, None)
+        else:
+            self._known[user_id] = (rep_id, now)
+        return rep_id
 
 
 def slack_id_for_rep(session: Session, rep: Rep, client: WebClient | None) -> str | None:

@@ -84,6 +84,32 @@ def read_session(engine: Engine) -> Iterator[Session]:
         session.close()
 
 
+class ChangedWhileReading(Exception):
+    """Code run in `read_and_append` changed or deleted a row: it belongs in `session_scope`."""
+
+
+@contextmanager
+def read_and_append(engine: Engine) -> Iterator[Session]:
+    """A read session whose new rows (the audit entry of a card viewed) are inserted after the
+    read, in a short transaction of their own: on SQLite the write lock is held for those
+    inserts only, not while the answer is rendered. Changing or deleting a row read is a bug
+    (`ChangedWhileReading`); nothing is flushed in the read (no autoflush).
+    """
+    with read_session(engine) as session:
+        session.autoflush = False
+        yield session
+        changed = [obj for obj in (*session.dirty, *session.deleted)
+                   if obj in session.deleted or session.is_modified(obj)]
+        if changed:
+            raise ChangedWhileReading(", ".join(sorted({type(obj).__name__ for obj in changed})))
+        appended = list(session.new)
+        for obj in appended:
+            session.expunge(obj)
+    if appended:
+        with session_scope(engine) as writer:
+            writer.add_all(appended)
+
+
 def insert_rows(session: Session, model: type[SQLModel], rows: Sequence[Mapping[str, Any]]) -> list[int]:
     """INSERT many rows into a table with an integer ``id``; returns the new ids in row order.
 

@@ -1,0 +1,100 @@
+"""Commands that only read run in a read session: under load they never queue for the write lock.
+
+`bot.commands.COMMANDS` says which commands change data; the others run in
+`store.db.read_and_append`, where a card shown is still audited (the entry is inserted
+after the read) and any other change is refused, so a wrong declaration fails here.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from bot.commands import COMMANDS, BotOptions, Ctx, command_writes, run_command
+from bot.identity import RepIds
+from store.db import ChangedWhileReading, read_and_append, read_session, session_scope
+from store.models import AuditEntry, Rep
+from tests.bot.conftest import ALICE, CAROL, Clock, Seeded, all_text, rep_id
+
+READING = ["", "help", "find stastny", "find smiht", "followups", "my", "segment top", "segment lapsed",
+           "segment stalled", "segment partners", "thread stastny", "thread #1", "reply #1 On its way.",
+           "nonsense words"]
+
+
+def _audited_views(engine: Engine) -> list[AuditEntry]:
+    with read_session(engine) as session:
+        return list(session.exec(select(AuditEntry).where(AuditEntry.action == "card.view")).all())
+
+
+def test_regression_commands_declared_read_only_change_nothing_but_append_the_audit(
+    engine: Engine, seeded: Seeded, clock: Clock,
+) -> None:
+    assert {name for name, command in COMMANDS.items() if not command.writes} == {
+        "help", "find", "followups", "my", "segment", "thread", "reply"}
+    for text in READING:
+        assert not command_writes(text), text
+        for email in ("alice@nordlys.example", "carol@nordlys.example"):  # a rep and a manager
+            with read_and_append(engine) as session:  # raises ChangedWhileReading on any other change
+                rep = session.get(Rep, rep_id(engine, email))
+                assert rep is not None
+                run_command(Ctx(session, rep, clock(), BotOptions()), text)
+    views = [entry.target_id for entry in _audited_views(engine)]  # `find` with one hit shows a card
+    assert views.count(seeded.jan) == 2 and all(entry.actor.endswith("@nordlys.example")
+                                                for entry in _audited_views(engine))
+
+
+@pytest.mark.parametrize("text", ["away monday 9am", "back", 'remind "Jan Šťastný" tomorrow 9am call',
+                                  "log call stastny talked about the offer", "stage stastny purchase"])
+def test_a_command_that_writes_is_declared_so_and_refused_in_a_read(
+    engine: Engine, seeded: Seeded, clock: Clock, text: str,
+) -> None:
+    assert command_writes(text)
+    with pytest.raises(ChangedWhileReading), read_and_append(engine) as session:
+        rep = session.get(Rep, rep_id(engine, "alice@nordlys.example"))
+        assert rep is not None
+        reply = run_command(Ctx(session, rep, clock(), BotOptions()), text)
+        assert "Usage" not in all_text(reply.blocks), "the command did not run: the test proves nothing"
+        session.add(rep)  # `away`/`back` change the rep; the others add rows and touch nothing read
+        if not session.is_modified(rep):  # an insert alone is what a read may append: show it is not all
+            rep.away_until = clock()
+
+
+def test_regression_read_only_commands_answer_while_the_write_lock_is_held(
+    engine: Engine, seeded: Seeded, slash: Callable[..., tuple[int, dict[str, Any]]],
+) -> None:
+    """The inbox commits a batch, another rep logs a call: `my` and a pick list do not wait for it
+    (they used to begin IMMEDIATE and queue; past 2 s Slack got "Working on…")."""
+    holder = sqlite3.connect(str(engine.url.database), isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # SQLite's one write lock, held by "another writer"
+        _, mine = slash("my", user=ALICE)
+        assert "Working on" not in mine["text"] and mine["text"] == "My work"
+        _, picks = slash("find smiht", user=CAROL)
+        assert "John Smith" in all_text(picks["blocks"])
+        assert _audited_views(engine) == []
+    finally:
+        holder.rollback()
+        holder.close()
+    _, card = slash("find stastny", user=ALICE)  # one hit: the card, and its view audited after the read
+    assert "Jan Šťastný" in all_text(card["blocks"])
+    assert [entry.target_id for entry in _audited_views(engine)] == [seeded.jan]
+
+
+def test_rep_ids_remember_a_known_user_for_their_ttl_only(engine: Engine, seeded: Seeded) -> None:
+    """`_identify` asks RepIds on every request: a rep deactivated elsewhere is refused once the TTL is over."""
+    alice = rep_id(engine, "alice@nordlys.example")
+    remembering, asking = RepIds(engine, None, ttl=3600), RepIds(engine, None, ttl=0)
+    assert remembering(ALICE) == asking(ALICE) == alice
+    assert remembering("U0NOBODY") is None
+    with session_scope(engine) as session:
+        rep = session.get(Rep, alice)
+        assert rep is not None
+        rep.active = False
+        session.add(rep)
+    assert remembering(ALICE) == alice  # within its TTL
+    assert asking(ALICE) is None
