@@ -20,19 +20,21 @@ import csv
 import io
 import itertools
 import re
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, func, select
 
 from store.consent import withdraw_consent_many
-from store.db import insert_rows, read_session, session_scope
+from store.db import any_of, insert_rows, read_session, session_scope
 from store.exporting import restore_cell
 from store.models import (
     Company,
@@ -48,7 +50,7 @@ from store.models import (
 )
 from store.privacy import erased_addresses
 from store.reps import upsert_rep
-from store.search import index_contacts, refresh_index
+from store.search import index_contacts, index_new_contacts, refresh_index
 from store.stages import apply_order
 from store.types import utcnow
 from store.validation import (
@@ -534,14 +536,14 @@ class _Companies:
         if domains:
             for domain, company_id in session.execute(
                 select(col(CompanyDomain.domain), col(CompanyDomain.company_id)).where(
-                    col(CompanyDomain.domain).in_(domains)
+                    any_of(session, col(CompanyDomain.domain), domains)
                 )
             ).all():
                 self.by_domain[domain] = company_id
         if names:
             for company_id, name in session.execute(
                 select(col(Company.id), func.lower(Company.name))
-                .where(func.lower(Company.name).in_(names))
+                .where(any_of(session, func.lower(Company.name), names))
                 .order_by(col(Company.id))
             ).all():
                 self.by_name.setdefault(name, company_id)
@@ -592,18 +594,19 @@ def _company_id(ref: CompanyRef | None) -> int | None:
 _CONTACT_FIELDS = ("name", "kind", "stage", "company_id", "owner_id", "phone", "title", "language", "external_id")
 
 
-def write_contacts(session: Session, rows: list[ContactIn]) -> list[str]:
+def write_contacts(session: Session, rows: list[ContactIn], indexed: set[int]) -> list[str]:
     """Insert or update these contacts (distinct addresses) with a few statements; their outcomes.
 
     Fields the rows do not give are left as they are; a new contact without a name is
-    called by its address's local part, an existing one keeps its name.
+    called by its address's local part, an existing one keeps its name. The contacts it
+    creates or changes are indexed for search, and their ids added to `indexed`.
     """
     addresses = {e for r in rows for e in (r.email, *r.others)}
     owner_of: dict[str, int] = {
         email: contact_id
         for email, contact_id in session.execute(
             select(col(ContactEmail.email), col(ContactEmail.contact_id)).where(
-                col(ContactEmail.email).in_(addresses)
+                any_of(session, col(ContactEmail.email), addresses)
             )
         ).all()
     }
@@ -611,7 +614,7 @@ def write_contacts(session: Session, rows: list[ContactIn]) -> list[str]:
     current: dict[int, dict[str, Any]] = {}
     if known_ids:
         columns = [getattr(Contact, name) for name in ("id", *_CONTACT_FIELDS)]
-        for values in session.execute(select(*columns).where(col(Contact.id).in_(known_ids))):
+        for values in session.execute(select(*columns).where(any_of(session, col(Contact.id), known_ids))):
             current[values[0]] = dict(zip(_CONTACT_FIELDS, values[1:], strict=True))
     companies = _Companies(session, rows)
     refs = [companies.resolve(r) for r in rows]
@@ -659,7 +662,7 @@ def write_contacts(session: Session, rows: list[ContactIn]) -> list[str]:
             [{"contact_id": owner_of[row.email], "email": row.email, "is_primary": True, "bouncing": False}
              for row, _ in new_rows],
         )
-    extra = []
+    extra: list[dict[str, Any]] = []
     for i, row in enumerate(rows):
         for other in row.others:
             if other not in owner_of:
@@ -676,7 +679,17 @@ def write_contacts(session: Session, rows: list[ContactIn]) -> list[str]:
             outcomes[i] = "updated"
     if extra:
         insert_rows(session, ContactEmail, extra)
-    if updates:  # new contacts are indexed by refresh_index; changed names, phones and companies here
+    addresses_of: dict[int, list[str]] = {}
+    for address in extra:
+        addresses_of.setdefault(address["contact_id"], []).append(address["email"])
+    indexed |= index_new_contacts(session, [
+        (contact_id, wanted["name"], [row.email, *addresses_of.get(contact_id, [])], wanted.get("phone"),
+         wanted.get("company_id"))
+        for row, wanted in new_rows
+        for contact_id in (owner_of[row.email],)
+    ])
+    if updates:  # changed names, phones and companies
+        indexed.update(u["id"] for u in updates)
         index_contacts(session, [u["id"] for u in updates])
     return outcomes
 
@@ -882,6 +895,16 @@ def import_csv(
         ctx = Context(report, Owners(session))
     pending: dict[str, tuple[int, dict[str, str]]] = {}  # by the row's key: duplicates merge here
     read = 0
+    writing: deque[tuple[Future[list[tuple[int, str]]], int]] = deque()
+
+    def record(done: Future[list[tuple[int, str]]], rows_read: int) -> None:
+        for line, outcome in done.result():
+            if outcome.startswith("!"):
+                report.rejected.append(Rejected(line, outcome[1:]))
+            else:
+                setattr(report, outcome, getattr(report, outcome) + 1)
+        if progress:
+            progress(rows_read)
 
     def flush() -> None:
         nonlocal read
@@ -893,14 +916,14 @@ def import_csv(
                 report.rejected += [Rejected(line, "erased on request (GDPR): not imported again")
                                     for line, row in rows if row.get("email") in erased]
                 rows = [(line, row) for line, row in rows if row.get("email") not in erased]
-        write = _write_contacts if entity == "contacts" else _write_rows
-        for line, outcome in write(engine, entity, rows, ctx, dry_run):
-            if outcome.startswith("!"):
-                report.rejected.append(Rejected(line, outcome[1:]))
-            else:
-                setattr(report, outcome, getattr(report, outcome) + 1)
-        if progress:
-            progress(read)
+            checked, refused = check_contacts(rows, ctx)
+            report.rejected += refused
+            job = writer.submit(_write_contacts, connection, checked, dry_run)
+        else:
+            job = writer.submit(_write_rows, connection, entity, rows, ctx, dry_run)
+        writing.append((job, read))
+        while len(writing) > 1:  # one batch written while the next is read
+            record(*writing.popleft())
         pending.clear()
         read = 0
 
@@ -908,42 +931,52 @@ def import_csv(
     held: dict[str, tuple[int, dict[str, str]]] = {}
     seen: dict[str, int] = {}
     what = KEYS[entity].replace("_", " ")
-    for line, row in rows:
-        read += 1
-        if "__error__" in row:
-            report.rejected.append(Rejected(line, row["__error__"]))
-            continue
-        key = _row_key(entity, row)
-        if key is not None and key in seen:
-            report.warnings.append(
-                Rejected(
-                    line,
-                    f"line {line} has the same {'name' if key.startswith('name ') else what} as line "
-                    f"{seen[key]} ({key.removeprefix('name ')}); merged into one (later values win, phones kept)",
-                )
-            )
-            for queue in (held, pending):
-                if key in queue:
-                    first, earlier = queue[key]
-                    queue[key] = (first, merge_rows(earlier, row))
-                    break
-            else:
-                row[AGAIN] = "yes"  # the earlier row has landed already: this one adds to it
-                pending[key] = (line, row)
-            continue
-        if key is not None:
-            seen[key] = line
-            if key in repeated:  # held back until the file's end, when all its rows are merged
-                held[key] = (line, row)
+    # One thread writes a batch while this one reads and checks the next: the database's work
+    # (SQLite's own code, or PostgreSQL's server) overlaps ours. Batches are written in file order.
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-writer")
+    connection = engine.connect()  # the writer's, for every batch: SQLite's page cache stays warm
+    try:
+        for line, row in rows:
+            read += 1
+            if "__error__" in row:
+                report.rejected.append(Rejected(line, row["__error__"]))
                 continue
-        pending[key or f"line {line}"] = (line, row)
-        if len(pending) >= CHUNK:
-            flush()
-    for key, merged in held.items():
-        pending[key] = merged
-        if len(pending) >= CHUNK:
-            flush()
-    flush()
+            key = _row_key(entity, row)
+            if key is not None and key in seen:
+                report.warnings.append(
+                    Rejected(
+                        line,
+                        f"line {line} has the same {'name' if key.startswith('name ') else what} as line "
+                        f"{seen[key]} ({key.removeprefix('name ')}); merged into one (later values win, phones kept)",
+                    )
+                )
+                for queue in (held, pending):
+                    if key in queue:
+                        first, earlier = queue[key]
+                        queue[key] = (first, merge_rows(earlier, row))
+                        break
+                else:
+                    row[AGAIN] = "yes"  # the earlier row has landed already: this one adds to it
+                    pending[key] = (line, row)
+                continue
+            if key is not None:
+                seen[key] = line
+                if key in repeated:  # held back until the file's end, when all its rows are merged
+                    held[key] = (line, row)
+                    continue
+            pending[key or f"line {line}"] = (line, row)
+            if len(pending) >= CHUNK:
+                flush()
+        for key, merged in held.items():
+            pending[key] = merged
+            if len(pending) >= CHUNK:
+                flush()
+        flush()
+        while writing:
+            record(*writing.popleft())
+    finally:  # on an error, the batch being written still commits or rolls back whole
+        writer.shutdown(wait=True, cancel_futures=True)
+        connection.close()
     report.rejected.sort(key=lambda r: r.line)
     report.warnings.sort(key=lambda r: r.line)
     return report
@@ -953,20 +986,20 @@ def _refused(exc: SQLAlchemyError) -> str:
     return f"!database refused the row: {exc.__class__.__name__}"
 
 
-def _finish(session: Session, dry_run: bool) -> None:
+def _finish(session: Session, dry_run: bool, indexed: set[int] | None = None) -> None:
     if dry_run:
         session.rollback()
     else:  # the writer indexes what it added: a search never writes
-        refresh_index(session)
+        refresh_index(session, indexed=indexed or ())
 
 
 def _write_rows(
-    engine: Engine, entity: str, rows: list[tuple[int, dict[str, str]]], ctx: Context, dry_run: bool
+    bind: Connection, entity: str, rows: list[tuple[int, dict[str, str]]], ctx: Context, dry_run: bool
 ) -> list[tuple[int, str]]:
     """Rows one by one, each in a savepoint of one transaction; (line, outcome or "!reason")."""
     importer = IMPORTERS[entity]
     outcomes: list[tuple[int, str]] = []
-    with session_scope(engine) as session:
+    with session_scope(bind) as session:
         for line, row in rows:
             try:
                 with session.begin_nested():
@@ -979,33 +1012,41 @@ def _write_rows(
     return outcomes
 
 
-def _write_contacts(
-    engine: Engine, entity: str, rows: list[tuple[int, dict[str, str]]], ctx: Context, dry_run: bool
-) -> list[tuple[int, str]]:
-    """A batch of contacts in a few statements and one transaction. When the database refuses
-    the batch, it is written again row by row, each in a savepoint, to find the row it refuses."""
-    outcomes: list[tuple[int, str]] = []
+def check_contacts(rows: list[tuple[int, dict[str, str]]], ctx: Context) -> tuple[list[ContactIn], list[Rejected]]:
+    """The rows that can land, checked, and those that cannot, with the reason."""
     checked: list[ContactIn] = []
+    refused: list[Rejected] = []
     for line, row in rows:
         try:
             checked.append(check_contact(row, line, ctx))
         except Invalid as exc:
-            outcomes.append((line, f"!{exc}"))
+            refused.append(Rejected(line, str(exc)))
+    return checked, refused
+
+
+def _write_contacts(bind: Connection, checked: list[ContactIn], dry_run: bool) -> list[tuple[int, str]]:
+    """A batch of checked contacts in a few statements and one transaction. When the database
+    refuses the batch, it is written again row by row, each in a savepoint, to find the row it refuses."""
     try:
-        with session_scope(engine) as session:
-            if engine.dialect.name == "sqlite":  # the indexes of a large import's batch stay in memory
+        with session_scope(bind) as session:
+            if bind.dialect.name == "sqlite":  # the indexes of a large import's batch stay in memory
                 session.connection().exec_driver_sql(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
-            written = write_contacts(session, checked) if checked else []
-            _finish(session, dry_run)
-        return outcomes + [(r.line, outcome) for r, outcome in zip(checked, written, strict=True)]
+            indexed: set[int] = set()
+            written = write_contacts(session, checked, indexed) if checked else []
+            _finish(session, dry_run, indexed)
+        return [(r.line, outcome) for r, outcome in zip(checked, written, strict=True)]
     except SQLAlchemyError:
         pass
-    with session_scope(engine) as session:
+    outcomes: list[tuple[int, str]] = []
+    indexed = set()
+    with session_scope(bind) as session:
         for contact in checked:
+            indexed_here: set[int] = set()
             try:
                 with session.begin_nested():
-                    outcomes.extend((contact.line, o) for o in write_contacts(session, [contact]))
+                    outcomes.extend((contact.line, o) for o in write_contacts(session, [contact], indexed_here))
+                indexed |= indexed_here
             except SQLAlchemyError as exc:
                 outcomes.append((contact.line, _refused(exc)))
-        _finish(session, dry_run)
+        _finish(session, dry_run, indexed)
     return outcomes

@@ -22,16 +22,18 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import cast
 
 from rapidfuzz import fuzz
 from sqlalchemy import ColumnElement, delete, or_, select, text
 from sqlalchemy.orm import Mapped
 from sqlmodel import Session, col
 
+from store.db import any_of
 from store.models import Company, CompanyDomain, Contact, ContactEmail, SearchKey, SearchState, SearchTerm
 from store.owners import effective_owner_id, effective_owner_sql, is_visible
 from store.types import utcnow
@@ -170,34 +172,46 @@ def index_contacts(session: Session, contact_ids: Sequence[int]) -> int:
     ids = sorted(set(contact_ids))
     for start in range(0, len(ids), INDEX_CHUNK):
         chunk = ids[start : start + INDEX_CHUNK]
-        session.execute(delete(SearchTerm).where(_among(col(SearchTerm.contact_id), chunk)))
+        session.execute(delete(SearchTerm).where(_in_runs(col(SearchTerm.contact_id), chunk)))
         contacts = session.execute(
             select(col(Contact.id), col(Contact.name), col(Contact.phone), col(Contact.company_id)).where(
-                _among(col(Contact.id), chunk)
+                _in_runs(col(Contact.id), chunk)
             )
         ).all()
         emails: dict[int, list[str]] = {}
         for contact_id, email in session.execute(
             select(col(ContactEmail.contact_id), col(ContactEmail.email)).where(
-                _among(col(ContactEmail.contact_id), chunk)
+                _in_runs(col(ContactEmail.contact_id), chunk)
             )
         ):
             emails.setdefault(contact_id, []).append(email)
-        insert_terms(
-            session,
-            [
-                (term, cid, company_id)
-                for cid, name, phone, company_id in contacts
-                for term in contact_terms(name, emails.get(cid, []), phone)
-            ],
+        index_new_contacts(
+            session, [(cid, name, emails.get(cid, []), phone, company_id) for cid, name, phone, company_id in contacts]
         )
     return len(ids)
+
+
+ContactText = tuple[int, str, Sequence[str], str | None, int | None]  # id, name, addresses, phone, company id
+
+
+def index_new_contacts(session: Session, contacts: Sequence[ContactText]) -> set[int]:
+    """Index contacts that have no terms yet from the values their writer holds (no reading back);
+    returns their ids, for `refresh_index(indexed=...)` in the same transaction."""
+    insert_terms(
+        session,
+        [
+            (term, cid, company_id)
+            for cid, name, emails, phone, company_id in contacts
+            for term in contact_terms(name, emails, phone)
+        ],
+    )
+    return {contact[0] for contact in contacts}
 
 
 INDEX_CHUNK = 1000  # contacts or companies (re)indexed per round of statements
 
 
-def _among(column: Mapped[int] | Mapped[int | None], ids: list[int]) -> ColumnElement[bool]:
+def _in_runs(column: Mapped[int] | Mapped[int | None], ids: list[int]) -> ColumnElement[bool]:
     """`column` is one of `ids` (sorted, distinct): a range per run of consecutive ids (a batch of
     new contacts is one run), the rest as a list, so that the statement stays short."""
     runs: list[list[int]] = []
@@ -241,7 +255,9 @@ def _insert_keys(session: Session, heads: set[str]) -> None:
         known.update(
             head
             for key, head in session.execute(
-                select(col(SearchKey.key), col(SearchKey.head)).where(col(SearchKey.key).in_(["~" + h for h in chunk]))
+                select(col(SearchKey.key), col(SearchKey.head)).where(
+                    any_of(session, col(SearchKey.key), ["~" + h for h in chunk])
+                )
             )
             if key == "~" + head
         )
@@ -257,18 +273,18 @@ def index_companies(session: Session, company_ids: Sequence[int]) -> int:
         chunk = ids[start : start + INDEX_CHUNK]
         session.execute(
             delete(SearchTerm).where(
-                col(SearchTerm.contact_id).is_(None), _among(col(SearchTerm.company_id), chunk)
+                col(SearchTerm.contact_id).is_(None), _in_runs(col(SearchTerm.company_id), chunk)
             )
         )
         domains: dict[int, list[str]] = {}
         for company_id, domain in session.execute(
             select(col(CompanyDomain.company_id), col(CompanyDomain.domain)).where(
-                _among(col(CompanyDomain.company_id), chunk)
+                _in_runs(col(CompanyDomain.company_id), chunk)
             )
         ):
             domains.setdefault(company_id, []).append(domain)
         companies = session.execute(
-            select(col(Company.id), col(Company.name), col(Company.phone)).where(_among(col(Company.id), chunk))
+            select(col(Company.id), col(Company.name), col(Company.phone)).where(_in_runs(col(Company.id), chunk))
         ).all()
         insert_terms(
             session,
@@ -289,32 +305,33 @@ def _state(session: Session, source: str) -> SearchState:
     return state
 
 
-def refresh_index(session: Session, *, changed: bool = False) -> int:
+def refresh_index(session: Session, *, changed: bool = False, indexed: Collection[int] = ()) -> int:
     """Index what was added since the last refresh; with `changed`, also rows updated since.
 
     The id check is a few primary-key look-ups (writers run it: the inbox per batch, the
     importer per chunk; a search never writes); the
     `changed` scan reads `updated_at` of every row, so the scheduler runs it.
+    `indexed`: contacts the caller has (re)indexed in this transaction already.
     Returns how many contacts and companies were (re)indexed.
     """
     now = utcnow()
     done = 0
+    session.flush()  # the reads below go past the ORM (thousands of ids after an import's batch)
     contact_state, company_state, email_state = (
         _state(session, s) for s in ("contact", "company", "contactemail")
     )
     since = contact_state.refreshed_at
     new_contacts = _ids_after(session, Contact, contact_state.last_id)
-    new_emails = session.execute(
-        select(col(ContactEmail.id), col(ContactEmail.contact_id)).where(
-            col(ContactEmail.id) > email_state.last_id
-        )
-    ).all()
+    new_emails = cast(list[tuple[int, int]], session.connection().execute(
+        select(col(ContactEmail.id), col(ContactEmail.contact_id)).where(col(ContactEmail.id) > email_state.last_id)
+    ).all())
     contact_ids = set(new_contacts) | {cid for _, cid in new_emails}
     added_companies = _ids_after(session, Company, company_state.last_id)
     new_companies = set(added_companies)
     if changed:
         contact_ids |= _ids_updated_since(session, Contact, since)
         new_companies |= _ids_updated_since(session, Company, since)
+    contact_ids -= set(indexed)
     if contact_ids:
         done += index_contacts(session, sorted(contact_ids))
     if new_companies:
@@ -339,7 +356,8 @@ def rebuild_index(session: Session) -> int:
 
 
 def _ids_after(session: Session, model: type[Contact] | type[Company], last_id: int) -> list[int]:
-    return list(session.execute(select(col(model.id)).where(col(model.id) > last_id)).scalars())
+    statement = select(col(model.id)).where(col(model.id) > last_id)
+    return cast(list[int], list(session.connection().execute(statement).scalars()))
 
 
 def _ids_updated_since(session: Session, model: type[Contact] | type[Company], since: datetime) -> set[int]:
@@ -552,6 +570,7 @@ __all__ = [
     "fold",
     "index_companies",
     "index_contacts",
+    "index_new_contacts",
     "rebuild_index",
     "refresh_index",
     "search_companies",
