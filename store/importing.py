@@ -20,9 +20,7 @@ import csv
 import io
 import itertools
 import re
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -895,16 +893,6 @@ def import_csv(
         ctx = Context(report, Owners(session))
     pending: dict[str, tuple[int, dict[str, str]]] = {}  # by the row's key: duplicates merge here
     read = 0
-    writing: deque[tuple[Future[list[tuple[int, str]]], int]] = deque()
-
-    def record(done: Future[list[tuple[int, str]]], rows_read: int) -> None:
-        for line, outcome in done.result():
-            if outcome.startswith("!"):
-                report.rejected.append(Rejected(line, outcome[1:]))
-            else:
-                setattr(report, outcome, getattr(report, outcome) + 1)
-        if progress:
-            progress(rows_read)
 
     def flush() -> None:
         nonlocal read
@@ -918,12 +906,16 @@ def import_csv(
                 rows = [(line, row) for line, row in rows if row.get("email") not in erased]
             checked, refused = check_contacts(rows, ctx)
             report.rejected += refused
-            job = writer.submit(_write_contacts, connection, checked, dry_run)
+            written = _write_contacts(connection, checked, dry_run)
         else:
-            job = writer.submit(_write_rows, connection, entity, rows, ctx, dry_run)
-        writing.append((job, read))
-        while len(writing) > 1:  # one batch written while the next is read
-            record(*writing.popleft())
+            written = _write_rows(connection, entity, rows, ctx, dry_run)
+        for line, outcome in written:
+            if outcome.startswith("!"):
+                report.rejected.append(Rejected(line, outcome[1:]))
+            else:
+                setattr(report, outcome, getattr(report, outcome) + 1)
+        if progress:
+            progress(read)
         pending.clear()
         read = 0
 
@@ -931,10 +923,9 @@ def import_csv(
     held: dict[str, tuple[int, dict[str, str]]] = {}
     seen: dict[str, int] = {}
     what = KEYS[entity].replace("_", " ")
-    # One thread writes a batch while this one reads and checks the next: the database's work
-    # (SQLite's own code, or PostgreSQL's server) overlaps ours. Batches are written in file order.
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-writer")
-    connection = engine.connect()  # the writer's, for every batch: SQLite's page cache stays warm
+    # One connection writes every batch: SQLite's page cache stays warm (from the pool, each
+    # batch got another connection, whose first read re-read the pages the last batch changed).
+    connection = engine.connect()
     try:
         for line, row in rows:
             read += 1
@@ -972,10 +963,7 @@ def import_csv(
             if len(pending) >= CHUNK:
                 flush()
         flush()
-        while writing:
-            record(*writing.popleft())
-    finally:  # on an error, the batch being written still commits or rolls back whole
-        writer.shutdown(wait=True, cancel_futures=True)
+    finally:
         connection.close()
     report.rejected.sort(key=lambda r: r.line)
     report.warnings.sort(key=lambda r: r.line)

@@ -12,7 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Numeric, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from store.types import UTCDateTime, utcnow
@@ -114,6 +114,9 @@ class Rep(SQLModel, table=True):
 
 
 class Company(SQLModel, table=True):
+    # imports match companies by name whatever its case: an index, not a scan per batch
+    __table_args__ = (Index("ix_company_name_lower", text("lower(name)")),)
+
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True)
     kind: str = Field(default=ContactKind.customer, index=True)

@@ -262,7 +262,15 @@ def _insert_keys(session: Session, heads: set[str]) -> None:
             if key == "~" + head
         )
     rows = [{"key": key, "head": head} for head in ordered if head not in known for key in sorted(fuzzy_keys(head))]
-    if rows:
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":  # one statement, not one per row
+        session.execute(
+            text("INSERT INTO search_key (key, head) SELECT * FROM unnest(CAST(:keys AS text[]), "
+                 "CAST(:heads AS text[])) ON CONFLICT DO NOTHING"),
+            {"keys": [row["key"] for row in rows], "heads": [row["head"] for row in rows]},
+        )
+    else:
         session.execute(text("INSERT INTO search_key (key, head) VALUES (:key, :head) ON CONFLICT DO NOTHING"), rows)
 
 

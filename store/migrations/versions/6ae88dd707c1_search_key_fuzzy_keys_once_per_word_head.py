@@ -1,4 +1,5 @@
-"""search_key: fuzzy keys once per word head, not per contact; one index for search_term's owners
+"""search_key: fuzzy keys once per word head, not per contact; one index for search_term's owners;
+company names by lower case
 
 Revision ID: 6ae88dd707c1
 Revises: 256270a5afd0
@@ -44,9 +45,11 @@ def upgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_search_term_company_id'))
         batch_op.drop_index(batch_op.f('ix_search_term_contact_id'))
         batch_op.create_index('ix_search_term_owner', ['contact_id', 'company_id'], unique=False)
+    op.create_index('ix_company_name_lower', 'company', [sa.text('lower(name)')], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_company_name_lower', table_name='company')
     with op.batch_alter_table('search_term', schema=None) as batch_op:
         batch_op.drop_index('ix_search_term_owner')
         batch_op.create_index(batch_op.f('ix_search_term_contact_id'), ['contact_id'], unique=False)
