@@ -304,6 +304,7 @@ def read_rows(
     lines, delimiter = _lines(path)
     header = next(csv.reader(lines, delimiter=delimiter))
     columns = [column_name(label, entity) for label in header]
+    undecodable = any(map(_UNDECODABLE.search, lines))  # rows are searched only when the file has such bytes
 
     def swallowed(values: list[str], first: int, last: int) -> bool:
         """Whether a row spanning lines first..last is an open quote eating the rows after it."""
@@ -330,7 +331,7 @@ def read_rows(
                     start = first + 1
                     break
                 if any(v.strip() for v in values):
-                    yield first, _row(columns, values)
+                    yield first, _row(columns, values, undecodable)
             else:
                 return
 
@@ -351,7 +352,7 @@ def _records(reader: Any, start: int) -> Iterator[tuple[int, int, list[str] | st
         yield first, start + reader.line_num - 1, values
 
 
-def _row(columns: list[str], values: list[str]) -> dict[str, str]:
+def _row(columns: list[str], values: list[str], undecodable: bool = True) -> dict[str, str]:
     row: dict[str, str] = {}
     for column, value in zip(columns, values, strict=False):
         if column == "phone" and row.get(column):
@@ -360,7 +361,7 @@ def _row(columns: list[str], values: list[str]) -> dict[str, str]:
             row[column] = restore_cell(value).strip()
     if len(values) > len(columns):
         row["__error__"] = f"{len(values)} fields but the header has {len(columns)}"
-    if any(_UNDECODABLE.search(value) for value in values):
+    if undecodable and any(_UNDECODABLE.search(value) for value in values):
         row["__error__"] = "not valid UTF-8 (save the file as UTF-8)"
     return row
 

@@ -315,3 +315,12 @@ def test_imported_contacts_are_indexed_as_a_rebuild_would_index_them(
     with session_scope(engine) as session:
         rebuild_index(session)
     assert built == _index(engine)
+
+
+def test_a_row_with_bytes_that_are_not_utf8_is_rejected_alone(engine: Engine, tmp_path: Path) -> None:
+    """Guards the per-file check for undecodable bytes: only the rows holding them are searched."""
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"email,name\na@x.example,Ann\nb@x.example,J\xfcrgen\nc@x.example,Cy\n")
+    report = import_csv(engine, "contacts", path)
+    assert report.imported == 2
+    assert [(r.line, r.reason) for r in report.rejected] == [(3, "not valid UTF-8 (save the file as UTF-8)")]
