@@ -136,13 +136,10 @@ COPY_FROM = 100  # rows from which PostgreSQL gets them by COPY (a multi-row INS
 def _copy_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> list[int]:
     """PostgreSQL: ids drawn from the table's sequence, then the rows by COPY, in the session's transaction."""
     connection = session.connection()
-    ids = [
-        int(new_id)
-        for (new_id,) in connection.execute(
-            text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"),
-            {"table": table.name, "n": len(rows)},
-        )
-    ]
+    ids: list[int] = connection.execute(  # one row holding them all, not a row per id
+        text("SELECT array_agg(nextval(pg_get_serial_sequence(:table, 'id'))) FROM generate_series(1, :n)"),
+        {"table": table.name, "n": len(rows)},
+    ).scalar_one()
     with connection.connection.cursor() as cursor:  # type: ignore[attr-defined]
         start = 0
         for names, group in groupby(rows, key=_column_names):
