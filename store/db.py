@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import groupby
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Table, event, func, insert, select, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import JSON, ColumnElement, String, Table, any_, bindparam, event, func, insert, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.types import NullType
 from sqlmodel import Session, SQLModel, create_engine
 
 DEFAULT_DATABASE_URL = "sqlite:///rapport.db"
@@ -61,9 +63,10 @@ def is_read_only(session: Session) -> bool:
 
 
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """One transaction: commits on success, rolls back on any error."""
-    with Session(engine, expire_on_commit=False) as session:
+def session_scope(bind: Engine | Connection) -> Iterator[Session]:
+    """One transaction: commits on success, rolls back on any error. `bind` is usually the engine;
+    a connection held across many transactions keeps its SQLite page cache (an import's writer)."""
+    with Session(bind, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
@@ -139,19 +142,26 @@ def insert_rows(session: Session, model: type[SQLModel], rows: Sequence[Mapping[
     return [row["id"] for row in with_ids]
 
 
+def any_of(session: Session, column: Any, values: Collection[Any]) -> ColumnElement[bool]:
+    """`column IN values` for a batch's hundreds of values. On PostgreSQL one array parameter
+    (`= ANY(...)`): a list of a thousand parameters cost the driver and the server more than
+    the look-up itself."""
+    if session.get_bind().dialect.name != "postgresql":
+        return column.in_(values)
+    element = String() if isinstance(column.type, NullType) else column.type
+    return column == any_(bindparam(None, list(values), type_=ARRAY(element)))
+
+
 COPY_FROM = 100  # rows from which PostgreSQL gets them by COPY (a multi-row INSERT is parsed client-side)
 
 
 def _copy_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> list[int]:
     """PostgreSQL: ids drawn from the table's sequence, then the rows by COPY, in the session's transaction."""
     connection = session.connection()
-    ids = [
-        int(new_id)
-        for (new_id,) in connection.execute(
-            text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"),
-            {"table": table.name, "n": len(rows)},
-        )
-    ]
+    ids: list[int] = connection.execute(  # one row holding them all, not a row per id
+        text("SELECT array_agg(nextval(pg_get_serial_sequence(:table, 'id'))) FROM generate_series(1, :n)"),
+        {"table": table.name, "n": len(rows)},
+    ).scalar_one()
     with connection.connection.cursor() as cursor:  # type: ignore[attr-defined]
         start = 0
         for names, group in groupby(rows, key=_column_names):

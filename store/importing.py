@@ -28,13 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, func, select
 
 from store.audit import Actor
 from store.consent import import_consent, withdraw_consent_many
-from store.db import insert_rows, read_session, session_scope
+from store.db import any_of, insert_rows, read_session, session_scope
 from store.exporting import restore_cell
 from store.models import (
     Company,
@@ -49,7 +49,7 @@ from store.models import (
 )
 from store.privacy import erased_addresses
 from store.reps import upsert_rep
-from store.search import index_contacts, refresh_index
+from store.search import index_contacts, index_new_contacts, refresh_index
 from store.stages import apply_order
 from store.types import utcnow
 from store.validation import (
@@ -305,6 +305,7 @@ def read_rows(
     lines, delimiter = _lines(path)
     header = next(csv.reader(lines, delimiter=delimiter))
     columns = [column_name(label, entity) for label in header]
+    undecodable = any(map(_UNDECODABLE.search, lines))  # rows are searched only when the file has such bytes
 
     def swallowed(values: list[str], first: int, last: int) -> bool:
         """Whether a row spanning lines first..last is an open quote eating the rows after it."""
@@ -331,7 +332,7 @@ def read_rows(
                     start = first + 1
                     break
                 if any(v.strip() for v in values):
-                    yield first, _row(columns, values)
+                    yield first, _row(columns, values, undecodable)
             else:
                 return
 
@@ -352,7 +353,7 @@ def _records(reader: Any, start: int) -> Iterator[tuple[int, int, list[str] | st
         yield first, start + reader.line_num - 1, values
 
 
-def _row(columns: list[str], values: list[str]) -> dict[str, str]:
+def _row(columns: list[str], values: list[str], undecodable: bool = True) -> dict[str, str]:
     row: dict[str, str] = {}
     for column, value in zip(columns, values, strict=False):
         if column == "phone" and row.get(column):
@@ -361,7 +362,7 @@ def _row(columns: list[str], values: list[str]) -> dict[str, str]:
             row[column] = restore_cell(value).strip()
     if len(values) > len(columns):
         row["__error__"] = f"{len(values)} fields but the header has {len(columns)}"
-    if any(_UNDECODABLE.search(value) for value in values):
+    if undecodable and any(_UNDECODABLE.search(value) for value in values):
         row["__error__"] = "not valid UTF-8 (save the file as UTF-8)"
     return row
 
@@ -537,14 +538,14 @@ class _Companies:
         if domains:
             for domain, company_id in session.execute(
                 select(col(CompanyDomain.domain), col(CompanyDomain.company_id)).where(
-                    col(CompanyDomain.domain).in_(domains)
+                    any_of(session, col(CompanyDomain.domain), domains)
                 )
             ).all():
                 self.by_domain[domain] = company_id
         if names:
             for company_id, name in session.execute(
                 select(col(Company.id), func.lower(Company.name))
-                .where(func.lower(Company.name).in_(names))
+                .where(any_of(session, func.lower(Company.name), names))
                 .order_by(col(Company.id))
             ).all():
                 self.by_name.setdefault(name, company_id)
@@ -594,18 +595,21 @@ def _company_id(ref: CompanyRef | None) -> int | None:
 _CONTACT_FIELDS = ("name", "kind", "stage", "company_id", "owner_id", "phone", "title", "language", "external_id")
 
 
-def write_contacts(session: Session, rows: list[ContactIn], *, actor: Actor, now: datetime | None = None) -> list[str]:
+def write_contacts(
+    session: Session, rows: list[ContactIn], indexed: set[int], *, actor: Actor, now: datetime | None = None
+) -> list[str]:
     """Insert or update these contacts (distinct addresses) with a few statements; their outcomes.
 
     Fields the rows do not give are left as they are; a new contact without a name is
-    called by its address's local part, an existing one keeps its name.
+    called by its address's local part, an existing one keeps its name. The contacts it
+    creates or changes are indexed for search, and their ids added to `indexed`.
     """
     addresses = {e for r in rows for e in (r.email, *r.others)}
     owner_of: dict[str, int] = {
         email: contact_id
         for email, contact_id in session.execute(
             select(col(ContactEmail.email), col(ContactEmail.contact_id)).where(
-                col(ContactEmail.email).in_(addresses)
+                any_of(session, col(ContactEmail.email), addresses)
             )
         ).all()
     }
@@ -613,7 +617,7 @@ def write_contacts(session: Session, rows: list[ContactIn], *, actor: Actor, now
     current: dict[int, dict[str, Any]] = {}
     if known_ids:
         columns = [getattr(Contact, name) for name in ("id", *_CONTACT_FIELDS)]
-        for values in session.execute(select(*columns).where(col(Contact.id).in_(known_ids))):
+        for values in session.execute(select(*columns).where(any_of(session, col(Contact.id), known_ids))):
             current[values[0]] = dict(zip(_CONTACT_FIELDS, values[1:], strict=True))
     companies = _Companies(session, rows)
     refs = [companies.resolve(r) for r in rows]
@@ -661,7 +665,7 @@ def write_contacts(session: Session, rows: list[ContactIn], *, actor: Actor, now
             [{"contact_id": owner_of[row.email], "email": row.email, "is_primary": True, "bouncing": False}
              for row, _ in new_rows],
         )
-    extra = []
+    extra: list[dict[str, Any]] = []
     for i, row in enumerate(rows):
         for other in row.others:
             if other not in owner_of:
@@ -679,7 +683,17 @@ def write_contacts(session: Session, rows: list[ContactIn], *, actor: Actor, now
             outcomes[i] = "updated"
     if extra:
         insert_rows(session, ContactEmail, extra)
-    if updates:  # new contacts are indexed by refresh_index; changed names, phones and companies here
+    addresses_of: dict[int, list[str]] = {}
+    for address in extra:
+        addresses_of.setdefault(address["contact_id"], []).append(address["email"])
+    indexed |= index_new_contacts(session, [
+        (contact_id, wanted["name"], [row.email, *addresses_of.get(contact_id, [])], wanted.get("phone"),
+         wanted.get("company_id"))
+        for row, wanted in new_rows
+        for contact_id in (owner_of[row.email],)
+    ])
+    if updates:  # changed names, phones and companies
+        indexed.update(u["id"] for u in updates)
         index_contacts(session, [u["id"] for u in updates])
     return outcomes
 
@@ -885,8 +899,12 @@ def import_csv(
                 report.rejected += [Rejected(line, "erased on request (GDPR): not imported again")
                                     for line, row in rows if row.get("email") in erased]
                 rows = [(line, row) for line, row in rows if row.get("email") not in erased]
-        write = _write_contacts if entity == "contacts" else _write_rows
-        for line, outcome in write(engine, entity, rows, ctx, dry_run):
+            checked, refused = check_contacts(rows, ctx)
+            report.rejected += refused
+            written = _write_contacts(connection, checked, ctx, dry_run)
+        else:
+            written = _write_rows(connection, entity, rows, ctx, dry_run)
+        for line, outcome in written:
             if outcome.startswith("!"):
                 report.rejected.append(Rejected(line, outcome[1:]))
             else:
@@ -900,42 +918,48 @@ def import_csv(
     held: dict[str, tuple[int, dict[str, str]]] = {}
     seen: dict[str, int] = {}
     what = KEYS[entity].replace("_", " ")
-    for line, row in rows:
-        read += 1
-        if "__error__" in row:
-            report.rejected.append(Rejected(line, row["__error__"]))
-            continue
-        key = _row_key(entity, row)
-        if key is not None and key in seen:
-            report.warnings.append(
-                Rejected(
-                    line,
-                    f"line {line} has the same {'name' if key.startswith('name ') else what} as line "
-                    f"{seen[key]} ({key.removeprefix('name ')}); merged into one (later values win, phones kept)",
-                )
-            )
-            for queue in (held, pending):
-                if key in queue:
-                    first, earlier = queue[key]
-                    queue[key] = (first, merge_rows(earlier, row))
-                    break
-            else:
-                row[AGAIN] = "yes"  # the earlier row has landed already: this one adds to it
-                pending[key] = (line, row)
-            continue
-        if key is not None:
-            seen[key] = line
-            if key in repeated:  # held back until the file's end, when all its rows are merged
-                held[key] = (line, row)
+    # One connection writes every batch: SQLite's page cache stays warm (from the pool, each
+    # batch got another connection, whose first read re-read the pages the last batch changed).
+    connection = engine.connect()
+    try:
+        for line, row in rows:
+            read += 1
+            if "__error__" in row:
+                report.rejected.append(Rejected(line, row["__error__"]))
                 continue
-        pending[key or f"line {line}"] = (line, row)
-        if len(pending) >= CHUNK:
-            flush()
-    for key, merged in held.items():
-        pending[key] = merged
-        if len(pending) >= CHUNK:
-            flush()
-    flush()
+            key = _row_key(entity, row)
+            if key is not None and key in seen:
+                report.warnings.append(
+                    Rejected(
+                        line,
+                        f"line {line} has the same {'name' if key.startswith('name ') else what} as line "
+                        f"{seen[key]} ({key.removeprefix('name ')}); merged into one (later values win, phones kept)",
+                    )
+                )
+                for queue in (held, pending):
+                    if key in queue:
+                        first, earlier = queue[key]
+                        queue[key] = (first, merge_rows(earlier, row))
+                        break
+                else:
+                    row[AGAIN] = "yes"  # the earlier row has landed already: this one adds to it
+                    pending[key] = (line, row)
+                continue
+            if key is not None:
+                seen[key] = line
+                if key in repeated:  # held back until the file's end, when all its rows are merged
+                    held[key] = (line, row)
+                    continue
+            pending[key or f"line {line}"] = (line, row)
+            if len(pending) >= CHUNK:
+                flush()
+        for key, merged in held.items():
+            pending[key] = merged
+            if len(pending) >= CHUNK:
+                flush()
+        flush()
+    finally:
+        connection.close()
     report.rejected.sort(key=lambda r: r.line)
     report.warnings.sort(key=lambda r: r.line)
     return report
@@ -945,20 +969,20 @@ def _refused(exc: SQLAlchemyError) -> str:
     return f"!database refused the row: {exc.__class__.__name__}"
 
 
-def _finish(session: Session, dry_run: bool) -> None:
+def _finish(session: Session, dry_run: bool, indexed: set[int] | None = None) -> None:
     if dry_run:
         session.rollback()
     else:  # the writer indexes what it added: a search never writes
-        refresh_index(session)
+        refresh_index(session, indexed=indexed or ())
 
 
 def _write_rows(
-    engine: Engine, entity: str, rows: list[tuple[int, dict[str, str]]], ctx: Context, dry_run: bool
+    bind: Connection, entity: str, rows: list[tuple[int, dict[str, str]]], ctx: Context, dry_run: bool
 ) -> list[tuple[int, str]]:
     """Rows one by one, each in a savepoint of one transaction; (line, outcome or "!reason")."""
     importer = IMPORTERS[entity]
     outcomes: list[tuple[int, str]] = []
-    with session_scope(engine) as session:
+    with session_scope(bind) as session:
         for line, row in rows:
             try:
                 with session.begin_nested():
@@ -971,34 +995,44 @@ def _write_rows(
     return outcomes
 
 
-def _write_contacts(
-    engine: Engine, entity: str, rows: list[tuple[int, dict[str, str]]], ctx: Context, dry_run: bool
-) -> list[tuple[int, str]]:
-    """A batch of contacts in a few statements and one transaction. When the database refuses
-    the batch, it is written again row by row, each in a savepoint, to find the row it refuses."""
-    outcomes: list[tuple[int, str]] = []
+def check_contacts(rows: list[tuple[int, dict[str, str]]], ctx: Context) -> tuple[list[ContactIn], list[Rejected]]:
+    """The rows that can land, checked, and those that cannot, with the reason."""
     checked: list[ContactIn] = []
+    refused: list[Rejected] = []
     for line, row in rows:
         try:
             checked.append(check_contact(row, line, ctx))
         except Invalid as exc:
-            outcomes.append((line, f"!{exc}"))
+            refused.append(Rejected(line, str(exc)))
+    return checked, refused
+
+
+def _write_contacts(
+    bind: Connection, checked: list[ContactIn], ctx: Context, dry_run: bool
+) -> list[tuple[int, str]]:
+    """A batch of checked contacts in a few statements and one transaction. When the database
+    refuses the batch, it is written again row by row, each in a savepoint, to find the row it refuses."""
     try:
-        with session_scope(engine) as session:
-            if engine.dialect.name == "sqlite":  # the indexes of a large import's batch stay in memory
+        with session_scope(bind) as session:
+            if bind.dialect.name == "sqlite":  # the indexes of a large import's batch stay in memory
                 session.connection().exec_driver_sql(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
-            written = write_contacts(session, checked, actor=ctx.actor, now=ctx.now) if checked else []
-            _finish(session, dry_run)
-        return outcomes + [(r.line, outcome) for r, outcome in zip(checked, written, strict=True)]
+            indexed: set[int] = set()
+            written = write_contacts(session, checked, indexed, actor=ctx.actor, now=ctx.now) if checked else []
+            _finish(session, dry_run, indexed)
+        return [(r.line, outcome) for r, outcome in zip(checked, written, strict=True)]
     except SQLAlchemyError:
         pass
-    with session_scope(engine) as session:
+    outcomes: list[tuple[int, str]] = []
+    indexed = set()
+    with session_scope(bind) as session:
         for contact in checked:
+            indexed_here: set[int] = set()
             try:
                 with session.begin_nested():
-                    written = write_contacts(session, [contact], actor=ctx.actor, now=ctx.now)
+                    written = write_contacts(session, [contact], indexed_here, actor=ctx.actor, now=ctx.now)
                     outcomes.extend((contact.line, o) for o in written)
+                indexed |= indexed_here
             except SQLAlchemyError as exc:
                 outcomes.append((contact.line, _refused(exc)))
-        _finish(session, dry_run)
+        _finish(session, dry_run, indexed)
     return outcomes

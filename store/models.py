@@ -12,7 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Numeric, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from store.types import UTCDateTime, utcnow
@@ -114,6 +114,9 @@ class Rep(SQLModel, table=True):
 
 
 class Company(SQLModel, table=True):
+    # imports match companies by name whatever its case: an index, not a scan per batch
+    __table_args__ = (Index("ix_company_name_lower", text("lower(name)")),)
+
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True)
     kind: str = Field(default=ContactKind.customer, index=True)
@@ -507,19 +510,36 @@ TermType = String(64).with_variant(String(64, collation="C"), "postgresql")
 
 
 class SearchTerm(SQLModel, table=True):
-    """One normalised word or fuzzy key of a contact (contact_id set) or a company (contact_id NULL).
+    """One normalised word, address or phone number of a contact (contact_id set) or a company
+    (contact_id NULL).
 
     Derived data behind fuzzy search (store/search.py), rebuilt from the contacts
     at any time, hence no foreign keys.
     """
 
     __tablename__ = "search_term"
-    __table_args__ = (Index("ix_search_term_lookup", "term", "contact_id", "company_id"),)
+    __table_args__ = (
+        Index("ix_search_term_lookup", "term", "contact_id", "company_id"),
+        Index("ix_search_term_owner", "contact_id", "company_id"),  # (re)indexing and erasure delete by these
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     term: str = Field(sa_type=TermType, nullable=False)
-    contact_id: int | None = Field(default=None, index=True)
-    company_id: int | None = Field(default=None, index=True)
+    contact_id: int | None = None
+    company_id: int | None = None
+
+
+class SearchKey(SQLModel, table=True):
+    """A fuzzy key of a word head (a word's first four letters; a three-letter word whole) in the
+    search index: a typed word's keys lead here to the heads, then to every term starting with one.
+
+    One row per distinct head and key, whoever's words they came from (store/search.py).
+    """
+
+    __tablename__ = "search_key"
+
+    key: str = Field(sa_type=TermType, primary_key=True)
+    head: str = Field(sa_type=TermType, primary_key=True)
 
 
 class SearchState(SQLModel, table=True):
@@ -559,6 +579,7 @@ __all__ = [
     "OutboxStatus",
     "Rep",
     "Role",
+    "SearchKey",
     "SearchState",
     "SearchTerm",
     "SlackEvent",

@@ -4,12 +4,17 @@ Accents and small typos are tolerated (`stastny` finds `Šťastný`, `jhon` find
 `John`) and a search stays a few index look-ups however many contacts there are:
 
 1. every contact and company is broken into normalised terms (ASCII-folded,
-   lower case) stored in `search_term` with short fuzzy keys: the first four
-   letters of a word and the four ways of deleting one of them, so one typo in
-   a word's beginning still shares a key with the right word;
-2. a query looks its words up by prefix range and by fuzzy key (one indexed
-   query), keeps the few hundred contacts matching the most words;
-3. rapidfuzz ranks that small candidate set against the real fields.
+   lower case: words, whole addresses, phone digits) stored in `search_term`;
+2. fuzzy keys make typos findable: a word's head (its first four letters) and
+   the four ways of deleting one of them, so one typo in a word's beginning
+   still shares a key with the right word. Keys depend on the head alone, so
+   they are stored once per head (`search_key`: key -> head), not per contact:
+   an index of 100,000 contacts holds a few thousand heads;
+3. a query looks its words up by prefix range and, when the words as typed
+   match nothing whole, by fuzzy key (key -> heads -> terms starting with a
+   head), all in one indexed statement, and keeps the few hundred contacts
+   matching the most words;
+4. rapidfuzz ranks that small candidate set against the real fields.
 """
 
 from __future__ import annotations
@@ -17,16 +22,19 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import cast
 
 from rapidfuzz import fuzz
-from sqlalchemy import delete, or_, select, text
+from sqlalchemy import ColumnElement, delete, or_, select, text
+from sqlalchemy.orm import Mapped
 from sqlmodel import Session, col
 
-from store.models import Company, CompanyDomain, Contact, ContactEmail, SearchState, SearchTerm
+from store.db import any_of
+from store.models import Company, CompanyDomain, Contact, ContactEmail, SearchKey, SearchState, SearchTerm
 from store.owners import effective_owner_id, effective_owner_sql, is_visible
 from store.types import utcnow
 
@@ -97,25 +105,30 @@ def _plain(value: str) -> str:
     return " ".join(words(value))
 
 
-def fuzzy_keys(word: str) -> set[str]:
-    """The first four letters and their one-letter deletions (shared by words one typo apart)."""
-    if len(word) < 3:
-        return set()
-    head = word[:4]
+def word_head(term: str) -> str | None:
+    """What a word's fuzzy keys are made of: its first four letters, a three-letter word whole;
+    None for shorter words, addresses (`@...`) and phone numbers (`#...`)."""
+    if len(term) < 3 or not term[0].isalnum():
+        return None
+    return term[:4]
+
+
+@lru_cache(maxsize=65536)
+def fuzzy_keys(word: str) -> frozenset[str]:
+    """The head and its one-letter deletions (shared by words one typo apart); none below three letters."""
+    head = word_head(word)
+    if head is None:
+        return frozenset()
     keys = {"~" + head}
     if len(head) == 4:
         keys.update("~" + head[:i] + head[i + 1 :] for i in range(4))
-    return keys
+    return frozenset(keys)
 
 
 @lru_cache(maxsize=65536)
 def _word_terms(value: str) -> frozenset[str]:
     """Cached: an import meets the same first names, companies and domains again and again."""
-    terms: set[str] = set()
-    for word in words(value):
-        terms.add(word[:64])
-        terms.update(fuzzy_keys(word))
-    return frozenset(terms)
+    return frozenset(word[:64] for word in words(value))
 
 
 def _email_terms(email: str) -> set[str]:
@@ -157,37 +170,68 @@ def company_terms(name: str, domains: Iterable[str], phone: str | None) -> set[s
 def index_contacts(session: Session, contact_ids: Sequence[int]) -> int:
     """(Re)build the terms of these contacts; call after creating or changing contacts."""
     ids = sorted(set(contact_ids))
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        session.execute(delete(SearchTerm).where(col(SearchTerm.contact_id).in_(chunk)))
+    for start in range(0, len(ids), INDEX_CHUNK):
+        chunk = ids[start : start + INDEX_CHUNK]
+        session.execute(delete(SearchTerm).where(_in_runs(col(SearchTerm.contact_id), chunk)))
         contacts = session.execute(
             select(col(Contact.id), col(Contact.name), col(Contact.phone), col(Contact.company_id)).where(
-                col(Contact.id).in_(chunk)
+                _in_runs(col(Contact.id), chunk)
             )
         ).all()
         emails: dict[int, list[str]] = {}
         for contact_id, email in session.execute(
             select(col(ContactEmail.contact_id), col(ContactEmail.email)).where(
-                col(ContactEmail.contact_id).in_(chunk)
+                _in_runs(col(ContactEmail.contact_id), chunk)
             )
         ):
             emails.setdefault(contact_id, []).append(email)
-        insert_terms(
-            session,
-            [
-                (term, cid, company_id)
-                for cid, name, phone, company_id in contacts
-                for term in contact_terms(name, emails.get(cid, []), phone)
-            ],
+        index_new_contacts(
+            session, [(cid, name, emails.get(cid, []), phone, company_id) for cid, name, phone, company_id in contacts]
         )
     return len(ids)
 
 
+ContactText = tuple[int, str, Sequence[str], str | None, int | None]  # id, name, addresses, phone, company id
+
+
+def index_new_contacts(session: Session, contacts: Sequence[ContactText]) -> set[int]:
+    """Index contacts that have no terms yet from the values their writer holds (no reading back);
+    returns their ids, for `refresh_index(indexed=...)` in the same transaction."""
+    insert_terms(
+        session,
+        [
+            (term, cid, company_id)
+            for cid, name, emails, phone, company_id in contacts
+            for term in contact_terms(name, emails, phone)
+        ],
+    )
+    return {contact[0] for contact in contacts}
+
+
+INDEX_CHUNK = 1000  # contacts or companies (re)indexed per round of statements
+
+
+def _in_runs(column: Mapped[int] | Mapped[int | None], ids: list[int]) -> ColumnElement[bool]:
+    """`column` is one of `ids` (sorted, distinct): a range per run of consecutive ids (a batch of
+    new contacts is one run), the rest as a list, so that the statement stays short."""
+    runs: list[list[int]] = []
+    for i in ids:
+        if runs and runs[-1][1] == i - 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    ranges = [column.between(first, last) for first, last in runs if last - first >= 2]
+    single = [i for first, last in runs if last - first < 2 for i in range(first, last + 1)]
+    return or_(*ranges, *([column.in_(single)] if single else []))
+
+
 def insert_terms(session: Session, rows: list[tuple[str, int | None, int | None]]) -> None:
     """(term, contact id, company id) rows, handed to the driver as they are: tens of terms per
-    contact made SQLAlchemy's per-row parameter handling the slowest part of an import."""
+    contact made SQLAlchemy's per-row parameter handling the slowest part of an import.
+    The fuzzy keys of heads the index does not know yet go to `search_key`."""
     if not rows:
         return
+    _insert_keys(session, {head for term, _, _ in rows if (head := word_head(term)) is not None})
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         with connection.connection.cursor() as cursor, cursor.copy(  # type: ignore[attr-defined]
@@ -199,25 +243,56 @@ def insert_terms(session: Session, rows: list[tuple[str, int | None, int | None]
         connection.exec_driver_sql("INSERT INTO search_term (term, contact_id, company_id) VALUES (?, ?, ?)", rows)
 
 
+def _insert_keys(session: Session, heads: set[str]) -> None:
+    """The fuzzy keys of those of `heads` the index does not know yet (a head is known when its
+    own key `~head` leads to it). A writer running alongside may add the same keys: not an error."""
+    if not heads:
+        return
+    known: set[str] = set()
+    ordered = sorted(heads)
+    for start in range(0, len(ordered), INDEX_CHUNK):
+        chunk = ordered[start : start + INDEX_CHUNK]
+        known.update(
+            head
+            for key, head in session.execute(
+                select(col(SearchKey.key), col(SearchKey.head)).where(
+                    any_of(session, col(SearchKey.key), ["~" + h for h in chunk])
+                )
+            )
+            if key == "~" + head
+        )
+    rows = [{"key": key, "head": head} for head in ordered if head not in known for key in sorted(fuzzy_keys(head))]
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":  # one statement, not one per row
+        session.execute(
+            text("INSERT INTO search_key (key, head) SELECT * FROM unnest(CAST(:keys AS text[]), "
+                 "CAST(:heads AS text[])) ON CONFLICT DO NOTHING"),
+            {"keys": [row["key"] for row in rows], "heads": [row["head"] for row in rows]},
+        )
+    else:
+        session.execute(text("INSERT INTO search_key (key, head) VALUES (:key, :head) ON CONFLICT DO NOTHING"), rows)
+
+
 def index_companies(session: Session, company_ids: Sequence[int]) -> int:
     """(Re)build the terms of these companies."""
     ids = sorted(set(company_ids))
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
+    for start in range(0, len(ids), INDEX_CHUNK):
+        chunk = ids[start : start + INDEX_CHUNK]
         session.execute(
             delete(SearchTerm).where(
-                col(SearchTerm.company_id).in_(chunk), col(SearchTerm.contact_id).is_(None)
+                col(SearchTerm.contact_id).is_(None), _in_runs(col(SearchTerm.company_id), chunk)
             )
         )
         domains: dict[int, list[str]] = {}
         for company_id, domain in session.execute(
             select(col(CompanyDomain.company_id), col(CompanyDomain.domain)).where(
-                col(CompanyDomain.company_id).in_(chunk)
+                _in_runs(col(CompanyDomain.company_id), chunk)
             )
         ):
             domains.setdefault(company_id, []).append(domain)
         companies = session.execute(
-            select(col(Company.id), col(Company.name), col(Company.phone)).where(col(Company.id).in_(chunk))
+            select(col(Company.id), col(Company.name), col(Company.phone)).where(_in_runs(col(Company.id), chunk))
         ).all()
         insert_terms(
             session,
@@ -238,32 +313,33 @@ def _state(session: Session, source: str) -> SearchState:
     return state
 
 
-def refresh_index(session: Session, *, changed: bool = False) -> int:
+def refresh_index(session: Session, *, changed: bool = False, indexed: Collection[int] = ()) -> int:
     """Index what was added since the last refresh; with `changed`, also rows updated since.
 
     The id check is a few primary-key look-ups (writers run it: the inbox per batch, the
     importer per chunk; a search never writes); the
     `changed` scan reads `updated_at` of every row, so the scheduler runs it.
+    `indexed`: contacts the caller has (re)indexed in this transaction already.
     Returns how many contacts and companies were (re)indexed.
     """
     now = utcnow()
     done = 0
+    session.flush()  # the reads below go past the ORM (thousands of ids after an import's batch)
     contact_state, company_state, email_state = (
         _state(session, s) for s in ("contact", "company", "contactemail")
     )
     since = contact_state.refreshed_at
     new_contacts = _ids_after(session, Contact, contact_state.last_id)
-    new_emails = session.execute(
-        select(col(ContactEmail.id), col(ContactEmail.contact_id)).where(
-            col(ContactEmail.id) > email_state.last_id
-        )
-    ).all()
+    new_emails = cast(list[tuple[int, int]], session.connection().execute(
+        select(col(ContactEmail.id), col(ContactEmail.contact_id)).where(col(ContactEmail.id) > email_state.last_id)
+    ).all())
     contact_ids = set(new_contacts) | {cid for _, cid in new_emails}
     added_companies = _ids_after(session, Company, company_state.last_id)
     new_companies = set(added_companies)
     if changed:
         contact_ids |= _ids_updated_since(session, Contact, since)
         new_companies |= _ids_updated_since(session, Company, since)
+    contact_ids -= set(indexed)
     if contact_ids:
         done += index_contacts(session, sorted(contact_ids))
     if new_companies:
@@ -281,13 +357,15 @@ def refresh_index(session: Session, *, changed: bool = False) -> int:
 def rebuild_index(session: Session) -> int:
     """Throw the terms away and index every contact and company again."""
     session.execute(delete(SearchTerm))
+    session.execute(delete(SearchKey))
     session.execute(delete(SearchState))
     session.flush()
     return refresh_index(session)
 
 
 def _ids_after(session: Session, model: type[Contact] | type[Company], last_id: int) -> list[int]:
-    return list(session.execute(select(col(model.id)).where(col(model.id) > last_id)).scalars())
+    statement = select(col(model.id)).where(col(model.id) > last_id)
+    return cast(list[int], list(session.connection().execute(statement).scalars()))
 
 
 def _ids_updated_since(session: Session, model: type[Contact] | type[Company], since: datetime) -> set[int]:
@@ -301,15 +379,15 @@ def _ids_updated_since(session: Session, model: type[Contact] | type[Company], s
 class _QueryWord:
     exact: str
     prefix: str | None  # range-scanned when long enough to be selective
-    keys: frozenset[str]
+    keys: frozenset[str]  # fuzzy keys (search_key), looked up when the words as typed match nothing whole
+    other: str | None = None  # another spelling looked up then (a phone number's last seven digits)
 
 
 def _query_words(query: str) -> list[_QueryWord]:
     digits = _NON_DIGIT.sub("", query)
     looks_like_phone = len(digits) >= 4 and len(digits) >= len(re.sub(r"[\s+()./-]", "", query)) - 1
     if looks_like_phone:
-        keys = frozenset({"#" + digits[-7:]}) if len(digits) > 7 else frozenset()
-        return [_QueryWord("#" + digits, "#" + digits, keys)]
+        return [_QueryWord("#" + digits, "#" + digits, frozenset(), "#" + digits[-7:] if len(digits) > 7 else None)]
     found: list[str] = []
     for token in query.split():
         if "@" in token:  # an address: its local part and its domain without the TLD
@@ -334,27 +412,34 @@ def _candidates(
     """(contact_id, company_id, words matched) sharing the most query words, best first.
 
     One statement: per query word an indexed look-up (exact term, prefix range,
-    and with `fuzzy` the typo keys), then a count of distinct words matched per
-    contact or company. Contacts the searcher may not see are left out before the
-    cut to `CANDIDATES`, so they cannot crowd out visible ones.
+    and with `fuzzy` the terms starting with a head that shares a typo key with
+    the word), then a count of distinct words matched per contact or company.
+    Contacts the searcher may not see are left out before the cut to
+    `CANDIDATES`, so they cannot crowd out visible ones.
     """
     selects: list[str] = []
-    params: dict[str, object] = {}
+    params: dict[str, object] = {"end": _PREFIX_END}
     for i, qw in enumerate(query_words):
         conditions = [f"term = :e{i}"]
         params[f"e{i}"] = qw.exact
         if qw.prefix:
             conditions.append(f"(term >= :lo{i} AND term < :hi{i})")
             params[f"lo{i}"], params[f"hi{i}"] = qw.prefix, qw.prefix + _PREFIX_END
-        if fuzzy and qw.keys:
-            names = [f"k{i}_{j}" for j in range(len(qw.keys))]
-            conditions.append(f"term IN ({', '.join(':' + n for n in names)})")
-            params.update(zip(names, sorted(qw.keys), strict=True))
-        closeness = f"CASE WHEN term = :e{i} THEN 2 WHEN term LIKE '~%' THEN 0 ELSE 1 END"
+        if fuzzy and qw.other:
+            conditions.append(f"term = :o{i}")
+            params[f"o{i}"] = qw.other
         selects.append(
-            f"SELECT {i} AS word, contact_id, company_id, {closeness} AS closeness "
+            f"SELECT {i} AS word, contact_id, company_id, CASE WHEN term = :e{i} THEN 2 ELSE 1 END AS closeness "
             f"FROM search_term WHERE {' OR '.join(conditions)}"
         )
+        if fuzzy and qw.keys:
+            names = [f"k{i}_{j}" for j in range(len(qw.keys))]
+            params.update(zip(names, sorted(qw.keys), strict=True))
+            selects.append(
+                f"SELECT {i} AS word, t.contact_id, t.company_id, 0 AS closeness "
+                f"FROM (SELECT DISTINCT head FROM search_key WHERE key IN ({', '.join(':' + n for n in names)})) "
+                "AS h JOIN search_term AS t ON t.term >= h.head AND t.term < h.head || :end"
+            )
     visibility = ""
     if visible_owner_ids is not None:
         names = [f"v{j}" for j in range(len(visible_owner_ids))]
@@ -493,6 +578,7 @@ __all__ = [
     "fold",
     "index_companies",
     "index_contacts",
+    "index_new_contacts",
     "rebuild_index",
     "refresh_index",
     "search_companies",

@@ -10,14 +10,17 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from store import importing
 from store.db import make_engine, read_session, session_scope, upgrade
 from store.importing import import_csv
-from store.models import Company, CompanyDomain, Contact, ContactEmail, Order, Rep
+from store.models import Company, CompanyDomain, Contact, ContactEmail, Order, Rep, SearchTerm
 from store.reps import upsert_rep
+from store.search import rebuild_index, search_contacts
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "csv"
 MESSY = FIXTURES / "hubspot_contacts_messy.csv"
@@ -263,3 +266,61 @@ def test_a_row_the_database_refuses_does_not_abort_the_file(engine: Engine, tmp_
     assert {"a@x.example", "c@x.example"} <= landed
     assert report.imported == len(landed)
     assert [r.line for r in report.rejected] == ([] if "b@x.example" in landed else [3])
+
+
+def _index(engine: Engine) -> set[tuple[str, int | None, int | None]]:
+    with read_session(engine) as session:
+        return {(t.term, t.contact_id, t.company_id) for t in session.exec(select(SearchTerm))}
+
+
+def test_imported_contacts_are_indexed_as_a_rebuild_would_index_them(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guards the importer's own indexing (new contacts from the values it wrote, no read-back):
+    the index it leaves is the one rebuilt from the database, also for a contact another
+    writer added without indexing it."""
+    monkeypatch.setattr(importing, "CHUNK", 2)  # several batches on one connection
+    with session_scope(engine) as session:
+        other = Contact(name="Zdeněk Outsider")  # added by someone else, not indexed yet
+        session.add(other)
+        session.flush()
+        session.add(ContactEmail(contact_id=other.id, email="zdenek@outside.example", is_primary=True))
+    first = tmp_path / "first.csv"
+    first.write_text(
+        "Email,First Name,Last Name,Phone Number,Company Name,Additional email addresses\n"
+        "jan.stastny@tatra.example,Jan,Šťastný,+420 601 123 456,Tatra Tools,jan@home.example\n"
+        "asa@oberg.example,Åsa,Öberg,,,\n"
+        "anon@gmail.com,,,070-123 45 67,,\n"
+        "petr@tatra.example,Petr,Novák,,Tatra Tools,\n"
+        "jan.stastny@tatra.example,,,+420 777 000 111,,\n",  # merges into line 2: phones kept
+        encoding="utf-8",
+    )
+    second = tmp_path / "second.csv"
+    second.write_text(
+        "Email,First Name,Last Name,Additional email addresses\n"
+        "asa@oberg.example,Åsa,Öberg-Lind,asa.lind@oberg.example\n"  # a changed name, a new address
+        "new@fresh.example,Fresh,Person,\n",
+        encoding="utf-8",
+    )
+    assert import_csv(engine, "contacts", first).imported == 4
+    report = import_csv(engine, "contacts", second)
+    assert (report.imported, report.updated) == (1, 1)
+    built = _index(engine)
+    with Session(engine) as session:
+        for query, name in [("stastny", "Jan Šťastný"), ("tsastny", "Jan Šťastný"), ("jan@home.example", "Jan Šťastný"),
+                            ("777 000 111", "Jan Šťastný"), ("tatra tools", "Jan Šťastný"), ("oberg lind", "Åsa Öberg-Lind"),
+                            ("asa.lind@oberg.example", "Åsa Öberg-Lind"), ("+46 70 123 45 67", "anon"),
+                            ("outsider", "Zdeněk Outsider"), ("fresh persn", "Fresh Person")]:
+            assert name in [hit.name for hit in search_contacts(session, query)], query
+    with session_scope(engine) as session:
+        rebuild_index(session)
+    assert built == _index(engine)
+
+
+def test_a_row_with_bytes_that_are_not_utf8_is_rejected_alone(engine: Engine, tmp_path: Path) -> None:
+    """Guards the per-file check for undecodable bytes: only the rows holding them are searched."""
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"email,name\na@x.example,Ann\nb@x.example,J\xfcrgen\nc@x.example,Cy\n")
+    report = import_csv(engine, "contacts", path)
+    assert report.imported == 2
+    assert [(r.line, r.reason) for r in report.rejected] == [(3, "not valid UTF-8 (save the file as UTF-8)")]
