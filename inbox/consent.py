@@ -1,7 +1,8 @@
 """A person asking by mail to get no more marketing ("unsubscribe me"), in the ten languages.
 
-`asks_to_unsubscribe` reads the subject and the new text (quoted replies and
-signatures removed), words joined across line breaks. The pipeline then
+`asks_to_unsubscribe` reads what the classifier reads (the subject and the start
+of the new text, quoted replies and signatures removed: where the ask is), words
+joined across line breaks. The pipeline then
 withdraws the contact's marketing consent (`store.consent.withdraw_consent`) and
 the owner hears of it (a `ConsentWithdrawn` DM through the outbox). Phrases,
 not single words: "how do I cancel my subscription?" is a cancellation, not an
@@ -32,13 +33,13 @@ UNSUBSCRIBE_PATTERNS: dict[str, tuple[str, ...]] = {
     "pl": (r"\bwypisz(?:cie)? mnie\b", r"\bpro[sś]z[eę] o wypisanie\b", r"\brezygnuj[eę] z (?:subskrypcji|newslettera)\b",
            r"\busu[nń](?:cie)? mnie z (?:listy|bazy)", r"\bnie chc[eę] otrzymywa[cć] (?:wi[eę]cej )?(?:newslettera|reklam|ofert)"),
 }
-_UNSUBSCRIBE = re.compile("|".join(p for group in UNSUBSCRIBE_PATTERNS.values() for p in group), re.I)
+# Matched on lower-cased text: re.IGNORECASE made the search three times slower.
+_UNSUBSCRIBE = re.compile("|".join(p for group in UNSUBSCRIBE_PATTERNS.values() for p in group))
 
 
-def asks_to_unsubscribe(subject: str, text: str) -> bool:
-    """Whether a person's mail asks to get no more marketing mail."""
-    words = " ".join(f"{subject}\n{text[:3000]}".split())
-    return _UNSUBSCRIBE.search(words) is not None
+def asks_to_unsubscribe(text: str) -> bool:
+    """Whether a person's mail (subject and new text) asks to get no more marketing mail."""
+    return _UNSUBSCRIBE.search(" ".join(text.lower().split())) is not None
 
 
 __all__ = ["UNSUBSCRIBE_PATTERNS", "asks_to_unsubscribe"]

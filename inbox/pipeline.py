@@ -571,7 +571,7 @@ def _plan_inbound(batch: _Batch, item: _Item) -> None:
     contact, company = batch.people.match(parsed.from_email, parsed.from_name, language=language)
     if contact is not None and language and not contact.language:
         contact.language = language
-    if contact is not None and asks_to_unsubscribe(parsed.subject, parsed.new_text or parsed.text):
+    if contact is not None and asks_to_unsubscribe(classification_text(parsed)):
         batch.unsubscribes.append((contact, item.received_at))
     conversation = batch.threads.find(item.key, [parsed.from_email] if parsed.from_email else [])
     urgency = item.urgency or Urgency("normal", "not classified")
