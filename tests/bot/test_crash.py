@@ -17,8 +17,8 @@ from bot.digest import DigestOptions, enqueue_due_digests
 from bot.notify import SlackSender, dispatch_outbox
 from bot.scheduler import enqueue_reminders
 from store.db import session_scope
-from store.models import FollowUp, OutboxItem, Rep
-from store.outbox import BacklogSummary, Nudge, SlaEscalation, enqueue, mark_sent
+from store.models import Consent, FollowUp, OutboxItem, Rep, Survey
+from store.outbox import BacklogSummary, ConsentWithdrawn, LowScore, Nudge, SlaEscalation, enqueue, mark_sent
 from tests.bot.conftest import START, Seeded, add_assigned_email, rep_id
 from tests.dying_dispatcher import run_until_acted
 from tests.servers.fake_slack import FakeSlack
@@ -70,14 +70,44 @@ def _digest(engine: Engine, seeded: Seeded) -> None:
         assert enqueue_due_digests(session, now=START, options=DigestOptions(), managers=[carol]) == 1
 
 
+def _consent_withdrawn(engine: Engine, seeded: Seeded) -> None:
+    with session_scope(engine) as session:
+        consent = session.exec(select(Consent).where(Consent.contact_id == seeded.jan,
+                                                     Consent.purpose == "marketing")).first()
+        consent = consent or Consent(contact_id=seeded.jan, purpose="marketing", basis="consent")
+        consent.withdrawn_at = START
+        session.add(consent)
+        session.flush()
+        assert consent.id is not None
+        enqueue(session, ConsentWithdrawn(consent.id, START.isoformat()), now=START)
+
+
+def _low_score(engine: Engine, seeded: Seeded) -> None:
+    conversation_id, key = add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=seeded.jan,
+                                              subject="Toner", text="Thanks.", at=START - timedelta(days=4))
+    alice = rep_id(engine, "alice@nordlys.example")
+    with session_scope(engine) as session:
+        mark_sent(session, session.exec(select(OutboxItem).where(OutboxItem.key == key)).one())
+        survey = Survey(conversation_id=conversation_id, contact_id=seeded.jan,
+                        rep_id=alice, email="jan.stastny@acme.example",
+                        ref="crashref0001", message_id="<csat.crashref0001@nordlys.example>",
+                        sent_at=START - timedelta(days=1), expires_at=START + timedelta(days=29), score=2,
+                        answered_at=START, answered_via="link")
+        session.add(survey)
+        session.flush()
+        assert survey.id is not None
+        enqueue(session, LowScore(survey.id), now=START)
+
+
 def _effects(slack: FakeSlack, key: str) -> list[Any]:
     """Every post and upload this row caused (a row with several recipients suffixes its key)."""
     posts = [c for c in slack.calls("chat.postMessage") if f'"{key}' in json.dumps(c.params.get("metadata"))]
     return posts + slack.calls("files.completeUploadExternal")
 
 
-@pytest.mark.parametrize("write", [_backlog, _reminder, _nudge, _escalation, _digest],
-                         ids=["backlog-summary", "reminder", "nudge", "sla-escalation", "digest"])
+@pytest.mark.parametrize("write", [_backlog, _reminder, _nudge, _escalation, _digest, _consent_withdrawn, _low_score],
+                         ids=["backlog-summary", "reminder", "nudge", "sla-escalation", "digest", "consent-withdrawn",
+                              "low-score"])
 def test_killed_between_act_and_mark_each_kind_is_done_once(
     engine: Engine, seeded: Seeded, fake_slack: FakeSlack, database_url: str, tmp_path: Path,
     write: Callable[[Engine, Seeded], None],
