@@ -352,7 +352,7 @@ def won_back_section(figures: DigestFigures, links: DigestLinks) -> Section | No
 
 def funnel_section(figures: DigestFigures, links: DigestLinks) -> Section | None:
     """The team's contacts in the buying process: how many in each stage now, and who moved."""
-    funnel: Funnel = figures.funnel
+    funnel = figures.funnel
     if not any(funnel.by_stage.values()):
         return None
     stages = ", ".join(f"{stage_label(stage)} {count}" for stage, count in funnel.by_stage.items())

@@ -391,9 +391,5 @@ def _init_softmax(model: Model, X: Bag | None = None, Y: Floats2d | None = None)
 
 
 def _softmax_forward(model: Model, bag: Bag, is_train: bool) -> tuple[Floats2d, Callable]:
-    logits, backprop_layer = model.layers[0](bag, is_train)
-
-    def backprop(d_scores: Floats2d) -> Bag:
-        return backprop_layer(d_scores)
-
+    logits, backprop = model.layers[0](bag, is_train)  # d_scores is already the logits' gradient
     return model.ops.softmax(logits, inplace=False), backprop
