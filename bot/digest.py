@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bot.blocks import Block, button, context, divider, fields, header, section, static_select
-from bot.email import SmtpOptions, build_message, new_cid, send_message
+from bot.email import SmtpOptions, build_message, new_cid, outbox_message_id, send_message
 from bot.pages import conversation_url
 from bot.segments import format_eur
 from bot.text import age, clip, escape
@@ -808,26 +808,32 @@ def send_digest_slack(
     session: Session, slack: SlackSender, manager: Rep, figures: DigestFigures, *, key: str,
     channel: str | None, dm: bool, links: DigestLinks, since: datetime | None,
 ) -> dict[str, Any]:
-    """Post the digest to the manager's DM (and `channel`), the chart after it; a retry skips what was posted."""
+    """Post the digest to the manager's DM (and `channel`), the chart after it; a retry (`since`)
+    skips what was posted and the chart when it was shared."""
+    from bot.notify import FileUpload  # bot.notify imports this module
+
     targets = [slack.dm_channel(session, manager)] if dm else []
     targets += [channel] if channel else []
     blocks = render_digest_blocks(figures, links, via=manager.digest_via or ["slack"])
     chart = render_chart(figures) if _has_chart(figures) else None
     for target in targets:
-        stamps, already = slack.post(target, clip(subject(figures), 3000), blocks, key=key, since=since)
-        if chart is not None and already < len(stamps):  # a retry whose messages all went out uploaded it too
-            slack.upload(target, chart, filename="digest.png", title=chart_alt(figures))
+        slack.post(target, clip(subject(figures), 3000), blocks, key=key, since=since)
+        if chart is not None:
+            slack.upload(target, [FileUpload(chart, "digest.png", f"{audience(figures)}, {period_name(figures)}")],
+                         escape(chart_alt(figures)), key=f"{key}#chart", since=since)
     return {"channels": targets}
 
 
 def send_digest_email(smtp: SmtpOptions, figures: DigestFigures, *, to: str, links: DigestLinks,
-                      via: Sequence[str] = ("email",), unsubscribe: str | None = None) -> None:
+                      via: Sequence[str] = ("email",), unsubscribe: str | None = None,
+                      message_id: str | None = None) -> None:
     chart = render_chart(figures) if _has_chart(figures) else None
     cid = new_cid() if chart is not None else None
     message = build_message(
         from_addr=smtp.from_addr, to=to, subject=subject(figures), text=render_digest_text(figures, links, via=via),
         html=render_digest_html(figures, links, chart_cid=cid, via=via), image=chart, image_cid=cid,
         automatic=True, unsubscribe=unsubscribe or f"mailto:{smtp.from_addr}?subject=Change%20my%20digest",
+        message_id=message_id,
     )
     send_message(smtp, message)
 
@@ -837,44 +843,48 @@ def _admin_address(session: Session) -> str | None:
     return f"mailto:{admin.email}?subject=Change%20my%20Rapport%20digest" if admin else None
 
 
+Send = Callable[[Session, Job, Rep, DigestFigures], dict[str, Any]]
+
+
 def digest_handlers(
     engine: Engine, *, slack: SlackSender | None, smtp: SmtpOptions | None,
     links: DigestLinks | None = None, now: datetime | None = None,
 ) -> list[Handler]:
     """The outbox handlers of `DigestSlack` and `DigestEmail` rows: each computes the figures in a
-    read session and sends by its own way; a failure leaves the other way untouched."""
-    links = links or DigestLinks()
+    read session and sends them its own way; a failure leaves the other way untouched."""
+    digest_links = links or DigestLinks()
 
-    def act_slack(jobs: list[Job]) -> dict[int, Outcome]:
-        [job] = jobs
-        payload = job.payload
-        assert isinstance(payload, DigestSlack)
-        if slack is None:
-            raise DigestDeliveryError("a digest goes to Slack but no Slack client is configured (SLACK_BOT_TOKEN)")
-        with read_session(engine) as session:
-            found = digest_figures(session, payload, now=now)
-            if found is None:
-                return {job.id: Done({"skipped": "no such manager"})}
-            manager, figures = found
-            result = send_digest_slack(session, slack, manager, figures, key=job.key, channel=payload.channel,
-                                       dm="slack" in manager.digest_via, links=links,
-                                       since=job.created_at if job.attempts > 1 else None)
-        return {job.id: Done(result)}
+    def handler(kind: type[Digest], send: Send, missing: str | None) -> Handler:
+        def act(jobs: list[Job]) -> dict[int, Outcome]:
+            [job] = jobs
+            assert isinstance(job.payload, kind)
+            if missing is not None:
+                raise DigestDeliveryError(missing)
+            with read_session(engine) as session:
+                found = digest_figures(session, job.payload, now=now)
+                if found is None:
+                    return {job.id: Done({"skipped": "no such manager"})}
+                return {job.id: Done(send(session, job, *found))}
 
-    def act_email(jobs: list[Job]) -> dict[int, Outcome]:
-        [job] = jobs
-        payload = job.payload
-        assert isinstance(payload, DigestEmail)
-        if smtp is None:
-            raise DigestDeliveryError("a digest goes by email but SMTP is not configured (RAPPORT_SMTP_HOST)")
-        with read_session(engine) as session:
-            found = digest_figures(session, payload, now=now)
-            if found is None:
-                return {job.id: Done({"skipped": "no such manager"})}
-            manager, figures = found
-            unsubscribe = _admin_address(session)
-        send_digest_email(smtp, figures, to=manager.email, links=links, via=manager.digest_via or ["email"],
-                          unsubscribe=unsubscribe)
-        return {job.id: Done({"to": manager.email})}
+        return Handler((kind.kind,), act)
 
-    return [Handler((DigestSlack.kind,), act_slack), Handler((DigestEmail.kind,), act_email)]
+    def to_slack(session: Session, job: Job, manager: Rep, figures: DigestFigures) -> dict[str, Any]:
+        assert slack is not None and isinstance(job.payload, DigestSlack)
+        return send_digest_slack(session, slack, manager, figures, key=job.key, channel=job.payload.channel,
+                                 dm="slack" in manager.digest_via, links=digest_links,
+                                 since=job.created_at if job.attempts > 1 else None)
+
+    def by_email(session: Session, job: Job, manager: Rep, figures: DigestFigures) -> dict[str, Any]:
+        # SMTP gives no receipt: a repeat after a crash is the same mail (its Message-ID is the row's)
+        assert smtp is not None
+        message_id = outbox_message_id(job.key, smtp.from_addr)
+        send_digest_email(smtp, figures, to=manager.email, links=digest_links, via=manager.digest_via or ["email"],
+                          unsubscribe=_admin_address(session), message_id=message_id)
+        return {"to": manager.email, "message_id": message_id}
+
+    return [
+        handler(DigestSlack, to_slack,
+                None if slack else "a digest goes to Slack but no Slack client is configured (SLACK_BOT_TOKEN)"),
+        handler(DigestEmail, by_email,
+                None if smtp else "a digest goes by email but SMTP is not configured (RAPPORT_SMTP_HOST)"),
+    ]

@@ -7,6 +7,7 @@ multipart/related holding the HTML part and the chart it shows inline
 
 from __future__ import annotations
 
+import hashlib
 import smtplib
 import ssl
 from collections.abc import Callable
@@ -53,17 +54,18 @@ def build_message(
     image_cid: str | None = None,
     automatic: bool = False,
     unsubscribe: str | None = None,
+    message_id: str | None = None,
 ) -> EmailMessage:
     """A text + HTML mail; `image` (PNG) is attached inline under `image_cid`, which the
     HTML references as `cid:<image_cid>` (without angle brackets). `automatic` mail says so
     (`Auto-Submitted: auto-generated`, RFC 3834), so out-of-office replies leave it alone;
-    `unsubscribe` (a mailto: or https: URI) becomes `List-Unsubscribe`."""
+    `unsubscribe` (a mailto: or https: URI) becomes `List-Unsubscribe`; without `message_id`, a new one."""
     message = EmailMessage(policy=POLICY)
     message["From"] = from_addr
     message["To"] = to
     message["Subject"] = subject
     message["Date"] = format_datetime(datetime.now(UTC))  # +0000: the time is known to be UTC
-    message["Message-ID"] = make_msgid(domain=from_addr.rpartition("@")[2] or "localhost")
+    message["Message-ID"] = message_id or make_msgid(domain=_domain(from_addr))
     if automatic:
         message["Auto-Submitted"] = "auto-generated"
         message["X-Auto-Response-Suppress"] = "All"  # Exchange and Outlook: no out-of-office replies
@@ -80,6 +82,15 @@ def build_message(
         html_part.add_related(image, maintype="image", subtype="png", cid=f"<{image_cid}>",
                               filename="chart.png", disposition="inline")
     return message
+
+
+def outbox_message_id(key: str, from_addr: str) -> str:
+    """The Message-ID of an outbox row's mail: the same on every attempt, so a repeat is the same mail."""
+    return f"<outbox.{hashlib.sha256(key.encode()).hexdigest()[:32]}@{_domain(from_addr)}>"
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].strip("> ") or "localhost"
 
 
 def new_cid(domain: str = "rapport") -> str:
@@ -134,4 +145,4 @@ def send_message(options: SmtpOptions, message: EmailMessage) -> None:
                          f"({options.security}): {exc}") from exc
 
 
-__all__ = ["EmailError", "SmtpOptions", "build_message", "new_cid", "send_message"]
+__all__ = ["EmailError", "SmtpOptions", "build_message", "new_cid", "outbox_message_id", "send_message"]

@@ -10,10 +10,12 @@ first looks for that key in the channel's history since the row was written.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -78,6 +80,7 @@ from store.types import utcnow
 log = logging.getLogger(__name__)
 METADATA_EVENT = "rapport_outbox"
 HISTORY_PAGE = 200  # messages per page of a channel's history searched for an earlier attempt
+MAX_BLOCK_ID = 255
 USERS_INFO = "users.info"  # rate-limited like a channel: look-ups wait together after a 429
 
 
@@ -100,6 +103,15 @@ class RateLimited(RetryLater):
 
 class DeliveryError(Exception):
     """A notification cannot be delivered now (e.g. no Slack user for the rep)."""
+
+
+@dataclass(frozen=True)
+class FileUpload:
+    """One file of a share (`SlackSender.upload`)."""
+
+    content: bytes
+    filename: str
+    title: str
 
 
 class Sender(Protocol):
@@ -191,14 +203,26 @@ class SlackSender:
             log.info("no permalink for the message: %s", exc.response.get("error"))
             return None
 
-    def upload(self, channel: str, content: bytes, *, filename: str, title: str) -> None:
+    def upload(
+        self, channel: str, files: Sequence[FileUpload], text: str, *, key: str | None = None,
+        since: datetime | None = None,
+    ) -> bool:
+        """Share `files` in one message introduced by `text`. A file share takes no metadata, so the
+        text's block carries the key as its block_id, and a retry (`since`) that finds that tag in
+        the channel's history uploads nothing; returns whether it uploaded."""
+        blocks = [section(text, block_id=upload_tag(key) if key is not None else None)]
         with self._channel_lock(channel):
             self._wait_if_blocked(channel)
+            if key is not None and since is not None and self.posted_parts(channel, key, since):
+                return False
             try:
-                self._client.files_upload_v2(channel=channel, content=content, filename=filename, title=title)
+                self._client.files_upload_v2(
+                    channel=channel, blocks=json.dumps(blocks),
+                    file_uploads=[{"content": f.content, "filename": f.filename, "title": f.title} for f in files])
             except SlackApiError as exc:
                 self._raise_rate_limited(exc, channel)
                 raise
+        return True
 
     def _post_one(self, channel: str, text: str, blocks: list[Block], *, key: str | None, part: int) -> str:
         extra: dict[str, Any] = {}
@@ -213,8 +237,9 @@ class SlackSender:
         return str(answer.get("ts") or "")
 
     def posted_parts(self, channel: str, key: str, since: datetime) -> dict[int, str]:
-        """Parts of the message with `key` posted to the channel since `since` (part -> ts), every page
-        of the history; empty when the history cannot be read (no scope): then a repeat is accepted."""
+        """Parts of the message with `key` posted (or files shared, as part 0) to the channel since
+        `since` (part -> ts), every page of the history; empty when the history cannot be read (no
+        scope): then a repeat is accepted."""
         found: dict[int, str] = {}
         cursor = None
         while True:
@@ -227,10 +252,9 @@ class SlackSender:
                 log.info("cannot read %s history to skip posted parts: %s", channel, exc.response.get("error"))
                 return found
             for message in answer.get("messages") or []:
-                meta = message.get("metadata") or {}
-                event = meta.get("event_payload") or {}
-                if meta.get("event_type") == METADATA_EVENT and event.get("key") == key:
-                    found[int(event.get("part") or 0)] = str(message.get("ts") or "")
+                part = _part_of(message, key)
+                if part is not None:
+                    found[part] = str(message.get("ts") or "")
             cursor = (answer.get("response_metadata") or {}).get("next_cursor")
             if not answer.get("has_more") or not cursor:
                 return found
@@ -250,6 +274,23 @@ class SlackSender:
         retry_after = float(exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after") or 30)
         self._blocked_until[channel] = time.monotonic() + retry_after
         raise RateLimited(retry_after) from None
+
+
+def upload_tag(key: str) -> str:
+    """The block_id that marks a file share with its outbox key (a block_id holds 255 characters)."""
+    tag = f"{METADATA_EVENT}:{key}"
+    return tag if len(tag) <= MAX_BLOCK_ID else f"{METADATA_EVENT}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def _part_of(message: dict[str, Any], key: str) -> int | None:
+    """Which part of the outbox row `key` this history message is: metadata on a post, a block_id on
+    a file share; None when it is no part of it."""
+    meta = message.get("metadata") or {}
+    event = meta.get("event_payload") or {}
+    if meta.get("event_type") == METADATA_EVENT and event.get("key") == key:
+        return int(event.get("part") or 0)
+    tag = upload_tag(key)
+    return 0 if any(block.get("block_id") == tag for block in message.get("blocks") or []) else None
 
 
 class ConsoleSender:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -20,15 +20,13 @@ from bot.commands import Ctx, resolve_contact
 from bot.identity import is_manager, may_act_on
 from bot.interactions import Submission
 from bot.modals import _modal, metadata
+from bot.notify import FileUpload, SlackSender
 from bot.text import escape
 from store.audit import Actor, record_audit
 from store.db import read_session
 from store.models import Contact, Rep
 from store.outbox import Done, Handler, Job, Outcome, PrivacyExport, enqueue
 from store.privacy import erase_person, export_contact, export_summary, primary_address
-
-if TYPE_CHECKING:
-    from bot.notify import SlackSender
 
 CALLBACK = "privacy_confirm"
 ACTIONS = ("export", "erase")
@@ -93,12 +91,14 @@ def submit_privacy(session: Session, rep: Rep, view: dict[str, Any], now: dateti
 
 
 def privacy_export_handler(engine: Engine, slack: SlackSender) -> Handler:
-    """Builds the export when it is sent (nothing personal waits in the outbox) and uploads it."""
+    """Builds the export when it is sent (nothing personal waits in the outbox) and shares it: the
+    JSON and a readable summary in one message, which a retry finds by the row's key and never repeats."""
 
     def act(jobs: list[Job]) -> dict[int, Outcome]:
         [job] = jobs
         payload = job.payload
         assert isinstance(payload, PrivacyExport)
+        since = job.created_at if job.attempts > 1 else None  # a second attempt: the first may have sent it
         with read_session(engine) as session:
             contact, rep = session.get(Contact, payload.contact_id), session.get(Rep, payload.rep_id)
             if rep is None:
@@ -107,13 +107,14 @@ def privacy_export_handler(engine: Engine, slack: SlackSender) -> Handler:
             if contact is None:  # erased in between: nothing to send
                 slack.post(channel, "That contact was erased before the export was ready.",
                            [section("That contact was erased before the export was ready.")], key=job.key,
-                           since=None)
+                           since=since)
                 return {job.id: Done({"skipped": "erased"})}
             data = export_contact(session, contact)
         name = f"privacy-export-{payload.contact_id}"
-        slack.upload(channel, json.dumps(data, ensure_ascii=False, indent=2).encode(), filename=f"{name}.json",
-                     title="Export (JSON)")
-        slack.upload(channel, export_summary(data).encode(), filename=f"{name}.txt", title="Export (summary)")
-        return {job.id: Done({"uploaded": 2})}
+        files = [FileUpload(json.dumps(data, ensure_ascii=False, indent=2).encode(), f"{name}.json", "Export (JSON)"),
+                 FileUpload(export_summary(data).encode(), f"{name}.txt", "Export (summary)")]
+        uploaded = slack.upload(channel, files, f"What Rapport holds on *{escape(contact.name)}*: the data as "
+                                "JSON and a readable summary.", key=job.key, since=since)
+        return {job.id: Done({"uploaded": len(files) if uploaded else 0})}
 
     return Handler((PrivacyExport.kind,), act)

@@ -195,9 +195,7 @@ def build_survey_mail(options: SurveyOptions, survey: Survey, contact: Contact |
     assert options.smtp is not None
     message = build_message(from_addr=options.smtp.from_addr, to=survey.email,
                             subject=f"{words.subject} [{subject_token(survey)}]", text="\n".join(lines) + "\n",
-                            html=f"<!doctype html><html><body>{body}</body></html>")
-    del message["Message-ID"]
-    message["Message-ID"] = survey.message_id
+                            html=f"<!doctype html><html><body>{body}</body></html>", message_id=survey.message_id)
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: auto-responders do not answer it
     if options.reply_to:
         message["Reply-To"] = options.reply_to

@@ -302,6 +302,8 @@ def test_files_upload_v2_completes_end_to_end(fake_slack: FakeSlack) -> None:
     assert response["file"]["title"] == "Weekly digest"
     assert [call.method for call in fake_slack.calls()] == [
         "files.getUploadURLExternal", "files.completeUploadExternal"]
+    [shared] = fake_slack.messages("C0SALES")  # as in Slack: the share is a message in the channel
+    assert [f["id"] for f in shared["files"]] == [file_id]
 
 
 def test_rate_limit_is_retried_by_the_sdk(fake_slack: FakeSlack) -> None:

@@ -117,10 +117,11 @@ def test_privacy_export_and_erase_from_slack(
         assert "Šťastný" not in json.dumps(row.payload)  # built when sent: nothing personal waits in the outbox
     assert service.scheduler is not None
     service.scheduler.tick()
-    [upload] = fake_slack.wait_for("files.completeUploadExternal", 2)[:1]
+    [upload] = fake_slack.wait_for("files.completeUploadExternal")  # the JSON and the summary, in one share
     files = upload.params["files"]
-    file_id = (json.loads(files) if isinstance(files, str) else files)[0]["id"]
-    export = json.loads(fake_slack.uploaded(file_id))
+    json_file, summary = (json.loads(files) if isinstance(files, str) else files)
+    export = json.loads(fake_slack.uploaded(json_file["id"]))
+    assert fake_slack.uploaded(summary["id"]).decode().startswith("What Rapport holds on Jan Šťastný")
     assert export["contact"]["name"] == "Jan Šťastný" and "NS-480744" in export["messages"][0]["text"]
     assert len(export["orders"]) == 2 and export["consents"][0]["purpose"] == "marketing"
 

@@ -72,7 +72,7 @@ def test_digest_send(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, f
 
     assert "Slack: digest for maja@rapport.example sent" in output
     assert "email: digest for maja@rapport.example sent" in output
-    assert len(fake_slack.messages("DMAJA")) == 1
+    assert len(fake_slack.posts("DMAJA")) == 1
     assert smtp_server.wait_for(1)[0].rcpt_tos == ["maja@rapport.example"]
 
 

@@ -162,7 +162,7 @@ def test_slack_unreachable_the_email_still_arrives_and_slack_is_retried_later(
 
     client = SlackSender(WebClient(token="xoxb-test", base_url=fake_slack.base_url))
     assert _deliver(engine, slack=client, smtp=smtp, now=NOW + timedelta(minutes=1)) == 1
-    [message] = fake_slack.messages("DMAJA")
+    [message] = fake_slack.posts("DMAJA")
     assert message["metadata"]["event_payload"]["key"] == slack_row.key
     assert any("Alice Andersson" in json.dumps(block) for block in message["blocks"])
     # a manager acts from the digest: assign a waiting conversation, open a follow-up for a customer
@@ -190,9 +190,11 @@ def test_a_slack_retry_after_a_crash_does_not_post_twice(
     client = SlackSender(WebClient(token="xoxb-test", base_url=fake_slack.base_url))
     fake_slack.fail_next("files.getUploadURLExternal", status=500)  # posted, then the upload fails
     assert _deliver(engine, slack=client) == 0
-    assert len(fake_slack.messages("DMAJA")) == 1
+    assert (len(fake_slack.posts("DMAJA")), len(fake_slack.shares("DMAJA"))) == (1, 0)
     assert _deliver(engine, slack=client, now=NOW + timedelta(hours=1)) == 1
-    assert len(fake_slack.messages("DMAJA")) == 1  # the message was found in the history, not posted again
+    # the message was found in the history, not posted again; the chart it lacked was shared
+    assert (len(fake_slack.posts("DMAJA")), len(fake_slack.shares("DMAJA"))) == (1, 1)
+    assert _deliver(engine, slack=client, now=NOW + timedelta(hours=2)) == 0  # done: nothing more
 
 
 def _big_team(engine: Engine, known: Known, size: int) -> None:
@@ -216,7 +218,7 @@ def test_a_large_team_is_split_over_messages_within_slack_limits(
     _enqueue(engine, known, ["slack"])
     assert _deliver(engine, slack=SlackSender(WebClient(token="xoxb-test", base_url=fake_slack.base_url))) == 1
 
-    messages = fake_slack.messages("DMAJA")
+    messages = fake_slack.posts("DMAJA")
     assert len(messages) == len(split_blocks(blocks)) == 2
     assert [len(m["blocks"]) for m in messages] == [50, len(blocks) - 50]
     posted = [block for m in messages for block in m["blocks"]]
@@ -286,7 +288,7 @@ def test_a_restart_around_the_send_time_sends_once(
     scheduler_tick(second, NOW + timedelta(hours=2))
     second.dispose()
 
-    assert len(fake_slack.messages("DMAJA")) == 1  # Maja: Slack and email
+    assert len(fake_slack.posts("DMAJA")) == len(fake_slack.shares("DMAJA")) == 1  # Maja: Slack and email
     assert sorted(m.rcpt_tos[0] for m in smtp_server.wait_for(2)) == ["ada@rapport.example",
                                                                        "maja@rapport.example"]
     assert len(smtp_server.messages) == 2

@@ -237,6 +237,14 @@ class FakeSlack:
         with self._lock:
             return [dict(message) for message in self._state.messages.get(channel, [])]
 
+    def posts(self, channel: str) -> list[JsonDict]:
+        """The channel's messages that are posts, not file shares."""
+        return [message for message in self.messages(channel) if not message.get("upload")]
+
+    def shares(self, channel: str) -> list[JsonDict]:
+        """The channel's file shares (a message each, holding its files)."""
+        return [message for message in self.messages(channel) if message.get("upload")]
+
     def uploaded(self, file_id: str) -> bytes:
         with self._lock:
             return self._state.uploads[file_id]
@@ -417,6 +425,13 @@ def _complete_upload(fake: FakeSlack, params: JsonDict) -> JsonDict:
         answered.append({"id": file_id, "name": name, "title": entry.get("title") or name,
                          "size": len(fake._state.uploads[file_id]),
                          "permalink": f"https://{TEAM_DOMAIN}.slack.com/files/{BOT_USER_ID}/{file_id}/{name}"})
+    channel = str(params.get("channel_id") or "")
+    if channel:  # shared: one message in the channel's history holds the files (and the blocks given)
+        message: JsonDict = {"type": "message", "ts": fake._new_ts(), "user": BOT_USER_ID, "upload": True,
+                             "text": params.get("initial_comment") or "", "files": answered}
+        if params.get("blocks") and not params.get("initial_comment"):  # Slack ignores blocks beside a comment
+            message["blocks"] = as_json(params["blocks"])
+        fake._state.messages.setdefault(channel, []).append(message)
     return {"ok": True, "files": answered}
 
 

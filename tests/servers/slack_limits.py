@@ -58,6 +58,8 @@ def payload_problems(method: str, params: dict[str, Any]) -> list[str]:
             problems += block_problems(as_json(params["blocks"]), MESSAGE_BLOCKS)
     elif method in VIEW_METHODS:
         problems += view_problems(as_json(params.get("view")))
+    elif method == "files.completeUploadExternal" and params.get("blocks") is not None:
+        problems += block_problems(as_json(params["blocks"]), MESSAGE_BLOCKS)
     return problems
 
 
