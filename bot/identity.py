@@ -6,8 +6,6 @@ import logging
 import time
 from collections.abc import Callable
 
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
@@ -71,25 +69,16 @@ class RepIds:
         return rep_id
 
 
-def slack_id_for_rep(session: Session, rep: Rep, client: WebClient | None) -> str | None:
-    """The rep's Slack user id: stored, else users.lookupByEmail (remembered).
-
-    In a read-only session (the outbox dispatcher sends outside the write lock) the id
-    found is only set on `rep`; the caller saves it later with `remember_slack_id`.
-    """
-    if rep.slack_user_id or client is None:
-        return rep.slack_user_id
-    try:
-        answer = client.users_lookupByEmail(email=rep.email)
-    except SlackApiError as exc:
-        log.warning("no Slack user for %s: %s", rep.email, exc.response.get("error"))
-        return None
-    user_id = str((answer.get("user") or {}).get("id") or "") or None
-    if user_id and is_read_only(session):
+def note_slack_id(session: Session, rep: Rep, user_id: str) -> None:
+    """A Slack id Slack gave for a rep that has none (users.lookupByEmail). In a read-only session
+    (the outbox dispatcher sends outside the write lock) it is only set on `rep`; the caller saves
+    it later with `remember_slack_id`."""
+    if rep.slack_user_id:
+        return
+    if is_read_only(session):
         set_committed_value(rep, "slack_user_id", user_id)  # not a pending change: nothing to flush
-    elif user_id and rep.id is not None:
+    elif rep.id is not None:
         remember_slack_id(session, rep.id, user_id)
-    return user_id
 
 
 def remember_slack_id(session: Session, rep_id: int, user_id: str) -> None:

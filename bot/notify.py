@@ -4,8 +4,9 @@
 from the database (assignment DMs, backlog summaries, reminders, nudges, SLA
 escalations) and hands it to a sender; `dispatch_outbox` adds the digests'
 handlers (`bot.digest.digest_handlers`, Slack and email apart). Exactly
-once: every Slack message carries the row's key in its metadata, and a retry
-first looks for that key in the channel's history since the row was written.
+once: every Slack message carries the row's key in its metadata (a file share in
+a block_id), and a retry first looks for that key in the channel's history since
+the row was written.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from rich.text import Text
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.web import SlackResponse
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -41,7 +43,7 @@ from bot.blocks import (
 from bot.cards import reminder_actions
 from bot.digest import DigestLinks, digest_handlers
 from bot.email import SmtpOptions
-from bot.identity import active_reps, managers_of, remember_slack_id, slack_id_for_rep
+from bot.identity import active_reps, managers_of, note_slack_id, remember_slack_id
 from bot.interactions import recategorise_options
 from bot.surveys import SurveyOptions, survey_mail_handler
 from bot.terminal import slack_names, terminal_blocks, terminal_text
@@ -82,6 +84,7 @@ METADATA_EVENT = "rapport_outbox"
 HISTORY_PAGE = 200  # messages per page of a channel's history searched for an earlier attempt
 MAX_BLOCK_ID = 255
 USERS_INFO = "users.info"  # rate-limited like a channel: look-ups wait together after a 429
+USERS_LOOKUP = "users.lookupByEmail"
 
 
 @dataclass(frozen=True)
@@ -142,9 +145,10 @@ class SlackSender:
         return {"channel": channel, "ts": stamps, "already_posted": already}
 
     def dm_channel(self, session: Session, rep: Rep) -> str:
-        user_id = slack_id_for_rep(session, rep, self._client)
+        user_id = rep.slack_user_id or self._user_id_by_email(rep.email)
         if not user_id:
             raise DeliveryError(f"no Slack user for {rep.email} (set slack_user_id in rapport.toml)")
+        note_slack_id(session, rep, user_id)
         try:
             return str(self._client.conversations_open(users=user_id)["channel"]["id"])
         except SlackApiError as exc:
@@ -183,18 +187,24 @@ class SlackSender:
         return True
 
     def user_email(self, user_id: str) -> str | None:
-        """The email Slack has for a user (users.info), lower case; None when Slack has none or
-        refuses. A 429 after the client's retries blocks further look-ups until Retry-After has
-        passed, like a channel (RateLimited)."""
-        self._wait_if_blocked(USERS_INFO)
-        try:
-            answer = self._client.users_info(user=user_id)
-        except SlackApiError as exc:
-            self._raise_rate_limited(exc, USERS_INFO)
-            log.info("users.info %s failed: %s", user_id, exc.response.get("error"))
-            return None
-        email = ((answer.get("user") or {}).get("profile") or {}).get("email")
+        """The email Slack has for a user (users.info), lower case; None when Slack has none or refuses."""
+        email = (self._user(USERS_INFO, lambda: self._client.users_info(user=user_id)).get("profile") or {}).get("email")
         return str(email).lower() if email else None
+
+    def _user_id_by_email(self, email: str) -> str | None:
+        user = self._user(USERS_LOOKUP, lambda: self._client.users_lookupByEmail(email=email))
+        return str(user.get("id") or "") or None
+
+    def _user(self, method: str, call: Callable[[], SlackResponse]) -> dict[str, Any]:
+        """The user a look-up answers (empty when Slack has none or refuses). A 429 after the client's
+        retries blocks further look-ups of `method` until Retry-After has passed, like a channel (RateLimited)."""
+        self._wait_if_blocked(method)
+        try:
+            return dict(call().get("user") or {})
+        except SlackApiError as exc:
+            self._raise_rate_limited(exc, method)
+            log.info("%s failed: %s", method, exc.response.get("error"))
+            return {}
 
     def permalink(self, channel: str, ts: str) -> str | None:
         try:

@@ -1,10 +1,12 @@
-"""Killed between the side effect and the mark, each Slack kind is done once: the retry finds its post."""
+"""Killed between the side effect and the mark, each kind is done as promised: a Slack kind once (the
+retry finds its post or file share by the row's key), a digest email at most twice, as one mail."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from datetime import timedelta
+from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +16,25 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bot.digest import DigestOptions, enqueue_due_digests
+from bot.email import SmtpOptions, outbox_message_id
 from bot.notify import SlackSender, dispatch_outbox
 from bot.scheduler import enqueue_reminders
 from store.db import session_scope
 from store.models import Consent, FollowUp, OutboxItem, Rep, Survey
-from store.outbox import BacklogSummary, ConsentWithdrawn, LowScore, Nudge, SlaEscalation, enqueue, mark_sent
+from store.outbox import (
+    BacklogSummary,
+    ConsentWithdrawn,
+    LowScore,
+    Nudge,
+    PrivacyExport,
+    SlaEscalation,
+    enqueue,
+    mark_sent,
+)
 from tests.bot.conftest import START, Seeded, add_assigned_email, rep_id
 from tests.dying_dispatcher import run_until_acted
 from tests.servers.fake_slack import FakeSlack
+from tests.servers.smtp import SmtpServer
 
 
 def _backlog(engine: Engine, seeded: Seeded) -> None:
@@ -62,10 +75,10 @@ def _escalation(engine: Engine, seeded: Seeded) -> None:
         enqueue(session, SlaEscalation(conversation_id), now=START)
 
 
-def _digest(engine: Engine, seeded: Seeded) -> None:
+def _digest(engine: Engine, seeded: Seeded, via: str = "slack") -> None:
     with session_scope(engine) as session:
         carol = session.exec(select(Rep).where(Rep.email == "carol@nordlys.example")).one()
-        carol.digest_via = ["slack"]
+        carol.digest_via = [via]
         session.add(carol)
         assert enqueue_due_digests(session, now=START, options=DigestOptions(), managers=[carol]) == 1
 
@@ -99,15 +112,21 @@ def _low_score(engine: Engine, seeded: Seeded) -> None:
         enqueue(session, LowScore(survey.id), now=START)
 
 
+def _privacy_export(engine: Engine, seeded: Seeded) -> None:
+    with session_scope(engine) as session:
+        enqueue(session, PrivacyExport("crashrequest", seeded.jan, rep_id(engine, "carol@nordlys.example")), now=START)
+
+
 def _effects(slack: FakeSlack, key: str) -> list[Any]:
     """Every post and upload this row caused (a row with several recipients suffixes its key)."""
     posts = [c for c in slack.calls("chat.postMessage") if f'"{key}' in json.dumps(c.params.get("metadata"))]
     return posts + slack.calls("files.completeUploadExternal")
 
 
-@pytest.mark.parametrize("write", [_backlog, _reminder, _nudge, _escalation, _digest, _consent_withdrawn, _low_score],
+@pytest.mark.parametrize("write", [_backlog, _reminder, _nudge, _escalation, _digest, _consent_withdrawn, _low_score,
+                                   _privacy_export],
                          ids=["backlog-summary", "reminder", "nudge", "sla-escalation", "digest", "consent-withdrawn",
-                              "low-score"])
+                              "low-score", "privacy-export"])
 def test_killed_between_act_and_mark_each_kind_is_done_once(
     engine: Engine, seeded: Seeded, fake_slack: FakeSlack, database_url: str, tmp_path: Path,
     write: Callable[[Engine, Seeded], None],
@@ -122,6 +141,33 @@ def test_killed_between_act_and_mark_each_kind_is_done_once(
     sender = SlackSender(WebClient(token="xoxb-test-token", base_url=fake_slack.base_url))
     assert dispatch_outbox(engine, sender, now=START + timedelta(minutes=3)) == 1
     assert len(_effects(fake_slack, row.key)) == len(effects)
+    with Session(engine) as session:
+        again = session.get(OutboxItem, row.id)
+        assert again is not None and again.status == "sent" and again.attempts == 2
+
+
+def test_killed_between_sending_a_digest_email_and_the_mark_it_repeats_once_as_the_same_mail(
+    engine: Engine, seeded: Seeded, fake_slack: FakeSlack, smtp_server: SmtpServer, database_url: str,
+    tmp_path: Path,
+) -> None:
+    """SMTP gives no receipt and no Sent folder keeps Rapport's digests (docs/architecture.md), so the
+    retry sends again: the same mail (one Message-ID, from the row's key), and then the row is done."""
+    _digest(engine, seeded, via="email")
+    with Session(engine) as session:
+        [row] = session.exec(select(OutboxItem).where(OutboxItem.status == "pending")).all()
+    run_until_acted(tmp_path / "acted", database_url, START, "slack", fake_slack.base_url, smtp_server.host,
+                    smtp_server.port)
+    assert len(smtp_server.wait_for(1)) == 1, "the dispatcher sent the digest before it was killed"
+
+    smtp = SmtpOptions(host=smtp_server.host, port=smtp_server.port, security="none")
+    sender = SlackSender(WebClient(token="xoxb-test-token", base_url=fake_slack.base_url))
+    assert dispatch_outbox(engine, sender, smtp=smtp, now=START + timedelta(minutes=3)) == 1
+    mails = smtp_server.wait_for(2)
+    assert [mail.rcpt_tos for mail in mails] == [["carol@nordlys.example"]] * 2
+    assert {message_from_bytes(mail.data)["Message-ID"] for mail in mails} == {
+        outbox_message_id(row.key, smtp.from_addr)}
+    assert dispatch_outbox(engine, sender, smtp=smtp, now=START + timedelta(hours=1)) == 0
+    assert len(smtp_server.messages) == 2
     with Session(engine) as session:
         again = session.get(OutboxItem, row.id)
         assert again is not None and again.status == "sent" and again.attempts == 2
