@@ -2,8 +2,9 @@
 
     python -m tests.dying_dispatcher DATABASE_URL MARKER NOW_ISO slack SLACK_API_URL [SMTP_HOST SMTP_PORT]
     python -m tests.dying_dispatcher DATABASE_URL MARKER NOW_ISO imap HOST PORT USER PASSWORD
-    python -m tests.dying_dispatcher DATABASE_URL MARKER NOW_ISO reply SMTP_HOST SMTP_PORT HOST PORT USER PASSWORD
+    python -m tests.dying_dispatcher DATABASE_URL MARKER NOW_ISO mail SMTP_HOST SMTP_PORT HOST PORT USER PASSWORD
 
+`mail` is the mail to customers (replies and surveys, the mailbox's Sent folder on HOST).
 Marking is replaced by writing MARKER and sleeping: the test kills the process with
 SIGKILL once MARKER exists, so the side effect happened and the row is still leased.
 """
@@ -26,6 +27,7 @@ import store.outbox
 from bot.email import SmtpOptions
 from bot.notify import SlackSender, outbox_handlers
 from bot.reply import reply_handler
+from bot.surveys import SurveyOptions, survey_mail_handler
 from inbox.options import MailboxSpec
 from inbox.sent import sent_folders
 from inbox.tags import imap_handler
@@ -68,12 +70,13 @@ def main() -> None:
         sender = SlackSender(WebClient(token="xoxb-test-token", base_url=rest[0]))
         smtp = SmtpOptions(host=rest[1], port=int(rest[2]), security="none") if len(rest) > 1 else None
         handlers = outbox_handlers(engine, sender, now=now, smtp=smtp)
-    elif kind == "reply":
+    elif kind == "mail":
         smtp_host, smtp_port, host, port, user, password = rest
         spec = MailboxSpec(name=user, host=host, port=int(port), user=user, password=password, security="none",
                            sent_folder="Sent")
-        handlers = [reply_handler(engine, smtp=SmtpOptions(host=smtp_host, port=int(smtp_port), security="none"),
-                                  open_sent=sent_folders([spec]))]
+        smtp, open_sent = SmtpOptions(host=smtp_host, port=int(smtp_port), security="none"), sent_folders([spec])
+        handlers = [reply_handler(engine, smtp=smtp, open_sent=open_sent),
+                    survey_mail_handler(engine, SurveyOptions(smtp=smtp, open_sent=open_sent))]
     else:
         host, port, user, password = rest
         client = IMAPClient(host, port=int(port), ssl=False)

@@ -242,7 +242,7 @@ def test_sigkill_between_send_and_mark_then_a_restart_sends_nothing_twice(
     fake_slack.wait_for("chat.postMessage")
     [row] = reply_rows(engine)
 
-    run_until_acted(tmp_path / "acted", service.rt.settings.database_url, clock.now, "reply", smtp_server.host,
+    run_until_acted(tmp_path / "acted", service.rt.settings.database_url, clock.now, "mail", smtp_server.host,
                     smtp_server.port, imap_account.host, imap_account.port, imap_account.user, imap_account.password)
     assert len(smtp_server.wait_for(1)) == 1
     assert reply_rows(engine)[0].status == OutboxStatus.pending  # killed before the mark
