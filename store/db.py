@@ -136,7 +136,7 @@ class _Appender:
     IDLE_SECONDS = 1.0
 
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+        self._engine = weakref.ref(engine)  # a strong one would keep every engine (and its pool) alive
         self._pending: list[_Rows] = []
         self._wake = threading.Condition()
         self._running = False
@@ -167,8 +167,10 @@ class _Appender:
             self._write(batch)
 
     def _write(self, batch: list[_Rows]) -> None:
+        engine = self._engine()
+        assert engine is not None  # the callers waiting hold it
         try:
-            with session_scope(self._engine) as writer:
+            with session_scope(engine) as writer:
                 for rows in batch:
                     writer.add_all(rows.objects)
         except BaseException as error:
@@ -177,7 +179,7 @@ class _Appender:
             else:  # one caller's bad row must not fail the others: each on its own
                 for rows in batch:
                     try:
-                        with session_scope(self._engine) as writer:
+                        with session_scope(engine) as writer:
                             writer.add_all(rows.objects)
                     except BaseException as own:
                         rows.error = own
