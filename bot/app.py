@@ -229,17 +229,16 @@ class RapportSlack:
         what, targets = targets_of(body)
         if not targets:
             return next()
-        with read_session(self.engine) as session:
+        with read_and_append(self.engine) as session:  # a refusal's audit entries are written after the read
             rep = self._rep(session, context)
             refused = refused_targets(session, rep, targets)
             actor = Actor.slack(rep.email, _user(body), _channel(body))
-        if not refused:
-            return next()
-        with session_scope(self.engine) as session:
             for target in refused:
                 record_audit(session, actor, what, target_kind=target.kind, target_id=target.id,
                              contact_id=target.id if target.kind == "contact" else None, outcome=REFUSED,
                              at=self.clock())
+        if not refused:
+            return next()
         log.warning("refused %s by %s on %s", what, actor.name, ", ".join(f"{t.kind} {t.id}" for t in refused))
         text = "That is not yours to see or change."
         view_state = ((body.get("view") or {}).get("state") or {}).get("values") or {}

@@ -103,10 +103,15 @@ def visible_owner_ids(session: Session, rep: Rep) -> set[int] | None:
 
 
 def team_member_ids(session: Session, rep: Rep) -> set[int]:
-    """The rep and the reps of their team."""
+    """The rep and the reps of their team. A team's members are read once per session: one
+    request asks several times (the middleware's check, the search, the card's)."""
     ids = {rep.id} if rep.id is not None else set()
     if rep.team:
-        ids |= {i for i in session.exec(select(Rep.id).where(Rep.team == rep.team)).all() if i is not None}
+        teams: dict[str, frozenset[int]] = session.info.setdefault("rapport_teams", {})
+        if rep.team not in teams:
+            teams[rep.team] = frozenset(
+                i for i in session.exec(select(Rep.id).where(Rep.team == rep.team)) if i is not None)
+        ids |= teams[rep.team]
     return ids
 
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from store.audit import Actor, record_audit
-from store.db import ChangedWhileReading, read_and_append, read_session, session_scope
+from store.db import ChangedWhileReading, make_engine, read_and_append, read_session, session_scope, upgrade
 from store.models import AuditEntry, Rep
 
 AT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -40,3 +47,56 @@ def test_a_change_to_a_row_read_is_refused_and_nothing_is_written(engine: Engine
     with read_session(engine) as session:
         assert session.exec(select(Rep.team)).one() is None
     assert _entries(engine) == []
+
+
+def _append_in_threads(engine: Engine, rows: list[Callable[[], object]]) -> list[BaseException | None]:
+    """Each row made and appended by a thread of its own while SQLite's write lock is held, then freed."""
+    outcomes: list[BaseException | None] = [None] * len(rows)
+
+    def append(index: int) -> None:
+        try:
+            with read_and_append(engine) as session:
+                session.add(rows[index]())
+        except BaseException as error:
+            outcomes[index] = error
+
+    threads = [threading.Thread(target=append, args=(i,)) for i in range(len(rows))]
+    with session_scope(engine) as holder:
+        holder.add(Rep(name="Lock Holder", email="holder@nordlys.example"))
+        holder.flush()  # BEGIN IMMEDIATE: the appends queue behind this transaction
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)
+    for thread in threads:
+        thread.join(timeout=30)
+    return outcomes
+
+
+def test_rows_appended_while_a_writer_holds_sqlite_go_in_together_once_it_is_done(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'append.db'}")
+    upgrade(engine)
+    commits: list[str] = []
+    event.listen(engine, "commit", lambda _conn: commits.append(threading.current_thread().name))
+    outcomes = _append_in_threads(engine, [
+        partial(AuditEntry, at=AT, actor=ANNA.name, via="slack", action="card.view", outcome="ok",
+                target_kind="contact", target_id=i)
+        for i in range(10)
+    ])
+    assert outcomes == [None] * 10
+    assert sorted(e.target_id or 0 for e in _entries(engine)) == list(range(10))
+    assert 1 <= commits.count("rapport-append") < 10  # one asker for the lock, not ten
+
+
+def test_a_bad_row_fails_its_own_caller_only_when_it_shares_a_commit(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'append.db'}")
+    upgrade(engine)
+    with session_scope(engine) as session:
+        session.add(Rep(name="Anna Berg", email="anna@nordlys.example"))
+    outcomes = _append_in_threads(engine, [
+        lambda: AuditEntry(at=AT, actor=ANNA.name, via="slack", action="card.view", outcome="ok"),
+        lambda: Rep(name="Anna Again", email="anna@nordlys.example"),  # the address is taken
+        lambda: AuditEntry(at=AT, actor=ANNA.name, via="slack", action="card.view", outcome="ok"),
+    ])
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], IntegrityError)
+    assert len(_entries(engine)) == 2

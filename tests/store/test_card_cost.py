@@ -1,0 +1,102 @@
+"""What a contact card costs: a fixed number of statements, however much the contact has.
+
+Regression guard for issue 15 (`rapport serve` under load): every request's statements are
+CPU under the GIL, and a statement per row (N+1) would grow with a busy contact's history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from store.contacts_view import contact_card
+from store.db import read_session, session_scope
+from store.models import (
+    Activity,
+    ActivityKind,
+    Company,
+    Consent,
+    Contact,
+    ContactEmail,
+    Conversation,
+    FollowUp,
+    Order,
+    Rep,
+    Survey,
+)
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+CARD_STATEMENTS = 10  # the contact with its company and owner, then one per part of the card
+
+
+def _contact_with_history(engine: Engine, n: int) -> int:
+    """A contact at a company whose owner is a rep, with `n` of everything the card shows."""
+    with session_scope(engine) as session:
+        rep = Rep(name="Anna Berg", email=f"anna{n}@nordlys.example", team="sales")
+        session.add(rep)
+        session.flush()
+        company = Company(name=f"Acme {n}", owner_id=rep.id)
+        session.add(company)
+        session.flush()
+        contact = Contact(name=f"Jan Novák {n}", company_id=company.id)
+        session.add(contact)
+        session.flush()
+        cid = contact.id
+        for i in range(n):
+            at = NOW - timedelta(days=i + 1)
+            conversation = Conversation(subject=f"Order {i}", contact_id=cid, owner_id=rep.id, opened_at=at)
+            session.add_all([
+                ContactEmail(contact_id=cid, email=f"jan{n}.{i}@acme.example", is_primary=i == 0),
+                Consent(contact_id=cid, purpose=f"purpose-{i}", basis="consent", granted_at=at),
+                Order(external_id=f"O-{n}-{i}", contact_id=cid, amount=Decimal(100), currency=("EUR", "CZK")[i % 2],
+                      ordered_on=date(2026, 1, 1) + timedelta(days=i)),
+                conversation,
+                Activity(kind=ActivityKind.call, contact_id=cid, rep_id=rep.id, summary=f"call {i}", occurred_at=at),
+                Activity(kind=ActivityKind.note, company_id=company.id, rep_id=rep.id, summary=f"note {i}",
+                         occurred_at=at),
+                Activity(kind=ActivityKind.move, contact_id=cid, rep_id=rep.id, summary=f"move {i}", occurred_at=at),
+                FollowUp(contact_id=cid, rep_id=rep.id, due_at=NOW + timedelta(days=i + 1), note=f"call back {i}"),
+            ])
+            session.flush()
+            session.add(Survey(conversation_id=conversation.id, contact_id=cid, email=f"jan{n}.{i}@acme.example",
+                               ref=f"ref-{n}-{i}", message_id=f"<survey-{n}-{i}@rapport>", sent_at=at,
+                               expires_at=NOW + timedelta(days=30), answered_at=at, score=4))
+        assert cid is not None
+        return cid
+
+
+@contextmanager
+def _counting(engine: Engine) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def test_a_card_costs_the_same_few_statements_for_a_busy_contact_as_for_a_quiet_one(engine: Engine) -> None:
+    quiet, busy = _contact_with_history(engine, 1), _contact_with_history(engine, 8)
+    costs = {}
+    for contact_id in (quiet, busy):
+        with read_session(engine) as session, _counting(engine) as statements:
+            card = contact_card(session, contact_id)
+        assert card is not None and card.owner is not None and card.owner.endswith("(via company Acme 1)"
+                                                                                  if contact_id == quiet
+                                                                                  else "(via company Acme 8)")
+        costs[contact_id] = len([s for s in statements if s.lstrip().upper().startswith("SELECT")])
+    assert costs == {quiet: CARD_STATEMENTS, busy: CARD_STATEMENTS}
+    with read_session(engine) as session:
+        card = contact_card(session, busy)
+    assert card is not None
+    assert (len(card.emails), len(card.consents), card.order_count, len(card.open_conversations)) == (8, 8, 8, 5)
+    assert card.last_score == 4 and card.last_contact_at is not None and card.next_followup is not None
