@@ -2,7 +2,7 @@
 
 A linear model over a bag of hashed n-grams, as TF-IDF with logistic regression:
 every doc becomes a bag of word unigrams, word bigrams and character n-grams of
-each word (with word-boundary markers, so sub-words such as "refund" in
+each word (words and numbers; punctuation and whitespace are left out) (with word-boundary markers, so sub-words such as "refund" in
 "refunded" are shared), weighted by inverse document frequency; a hashed linear
 layer maps the bag to class logits, soft-maxed. It is registered as a spaCy
 architecture, so it is trained by spaCy (``nlp.update``) like any textcat model.
@@ -173,14 +173,18 @@ def ngram_bag(char_min: int, char_max: int) -> Model[list[Doc], Bag]:
 def _ngram_bag_forward(model: Model, docs: list[Doc], is_train: bool) -> tuple[Bag, Callable]:
     n_docs = len(docs)
     tokens = batch_tokens(docs)
-    words, n_words, word_doc = tokens.lower, tokens.lengths, tokens.doc_of
+    # Words only, as TF-IDF's token pattern: punctuation and line breaks told our own training
+    # mail's templates apart and realistic mail's categories not (realistic 0.955 -> 0.991).
+    is_word = tokens.word
+    words, word_doc = tokens.lower[is_word], tokens.doc_of[is_word]
+    n_words = np.bincount(word_doc, minlength=n_docs)
     # Bigrams over the whole batch, minus the pairs that straddle two docs.
     same_doc = word_doc[:-1] == word_doc[1:]
     bigrams = ((words[:-1] * _BIGRAM_MIX) ^ words[1:])[same_doc]
     bigram_doc = word_doc[:-1][same_doc]
     strings = docs[0].vocab.strings if docs else StringStore()
     unique_ids, grams = cast(WordTable, model.attrs["words"]).lookup(tokens.unique, strings)
-    word_ids = unique_ids[tokens.inverse]
+    word_ids = unique_ids[tokens.inverse[is_word]]
     n_grams = np.diff(grams.offsets)[word_ids]
     # Each group is scaled like an L2-normalised count vector, so long mails
     # and short ones give features of the same magnitude.

@@ -14,13 +14,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, cast
 
 import numpy as np
-from spacy.attrs import IS_ALPHA, LOWER
+from spacy.attrs import IS_ALPHA, IS_PUNCT, IS_SPACE, LOWER
 from spacy.tokens import Doc
 
 TEXT_KEY = "rapport_text"
 BATCH_KEY = "rapport_batch"
 TOKENS_KEY = "rapport_tokens"
-_ATTRS = [LOWER, IS_ALPHA]
+_ATTRS = [LOWER, IS_ALPHA, IS_PUNCT, IS_SPACE]
 _NO_ATTRS = np.zeros((0, len(_ATTRS)), dtype="uint64")
 _batch_numbers = itertools.count(1)
 
@@ -54,6 +54,7 @@ class BatchTokens(NamedTuple):
 
     lower: np.ndarray  # uint64 lower-case string id of each token
     alpha: np.ndarray  # bool: the token is alphabetic
+    word: np.ndarray  # bool: the token is a word or a number, not punctuation or whitespace
     lengths: np.ndarray  # int64 tokens per doc
     doc_of: np.ndarray  # int64 index (in the batch) of each token's doc
     # The batch's distinct lower-case ids (sorted), and each token's place among them:
@@ -83,6 +84,7 @@ def batch_tokens(docs: Sequence[Doc]) -> BatchTokens:
     tokens = BatchTokens(
         lower=lower,
         alpha=attrs[:, 1] == 1,
+        word=(attrs[:, 2] == 0) & (attrs[:, 3] == 0),
         lengths=lengths,
         doc_of=np.repeat(np.arange(len(docs)), lengths),
         unique=unique,

@@ -31,7 +31,7 @@ from nlp.language import DEFAULT_LANGUAGES, LanguageDetectorComponent, UnknownLa
 from nlp.training import TEXTCAT_MODEL, EvalResult, TrainSettings, evaluate_pipeline, train
 
 # Bump when a code change alters what the default model learns or outputs.
-CODE_VERSION = "6"
+CODE_VERSION = "7"
 DEFAULT_EPOCHS = TrainSettings.epochs
 CURRENT_MODEL = "current"  # a retrained model's folder: current-{deployment id}
 _DEPLOYMENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
