@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from nlp.data import is_held_out
 from rapport.cli.nlp import app
 
 runner = CliRunner()
@@ -166,3 +167,23 @@ def test_missing_model_directory_is_a_clear_error(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     assert "not a saved spaCy pipeline" in result.output
+
+
+def test_train_keeps_the_held_out_scores_and_then_learns_from_every_row(tmp_path: Path) -> None:
+    """`rapport nlp train` scores on the held-out eighth, then the saved model trains on all rows:
+    a label seen only in held-out rows is still learnt."""
+    rows = [(f"where is my parcel number {i}", "delivery") for i in range(40)]
+    rows += [(f"please send the invoice number {i}", "billing") for i in range(40)]
+    only_held_out = [t for i in range(400) if is_held_out(t := f"give my money back for order {i}")][:12]
+    data = write_csv(tmp_path / "train.csv", ["text", "label"], rows + [(t, "refund") for t in only_held_out])
+
+    result = runner.invoke(app, ["train", "--data", str(data), "--text-column", "text", "--label-column",
+                                 "label", "--out", str(tmp_path / "model"), "--epochs", "3"])
+
+    assert result.exit_code == 0, result.output
+    assert "final model: training on all 92 rows" in result.output
+    meta = json.loads((tmp_path / "model" / "meta.json").read_text())["rapport"]
+    assert "refund" in meta["labels"] and meta["dev"]["n"] >= 12
+    classified = runner.invoke(app, ["classify", "give my money back for order 7", "--model",
+                                     str(tmp_path / "model"), "--json"])
+    assert json.loads(classified.stdout)["category"] == "refund"
