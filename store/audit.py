@@ -13,7 +13,7 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import event, insert, or_, update
 from sqlalchemy.orm import Session as OrmSession
@@ -67,38 +67,26 @@ def _login() -> str:
         return "unknown"
 
 
-def audit_values(
-    actor: Actor,
-    action: str,
-    *,
-    target_kind: str | None = None,
-    target_id: int | None = None,
-    contact_id: int | None = None,
-    outcome: str = OK,
-    detail: dict[str, Any] | None = None,
-    at: datetime | None = None,
-) -> dict[str, Any]:
+class AuditFields(TypedDict, total=False):
+    target_kind: str | None
+    target_id: int | None
+    contact_id: int | None
+    outcome: str
+    detail: dict[str, Any] | None
+    at: datetime | None
+
+
+def audit_values(actor: Actor, action: str, **fields: Unpack[AuditFields]) -> dict[str, Any]:
     """One entry's columns; `detail` holds ids, categories and counts, never personal data."""
-    return {"at": at or utcnow(), "actor": actor.name, "via": actor.via, "origin": actor.origin, "action": action,
-            "outcome": outcome, "target_kind": target_kind, "target_id": target_id, "contact_id": contact_id,
-            "detail": detail or {}}
+    return {"at": fields.get("at") or utcnow(), "actor": actor.name, "via": actor.via, "origin": actor.origin,
+            "action": action, "outcome": fields.get("outcome", OK), "target_kind": fields.get("target_kind"),
+            "target_id": fields.get("target_id"), "contact_id": fields.get("contact_id"),
+            "detail": fields.get("detail") or {}}
 
 
-def record_audit(
-    session: Session,
-    actor: Actor,
-    action: str,
-    *,
-    target_kind: str | None = None,
-    target_id: int | None = None,
-    contact_id: int | None = None,
-    outcome: str = OK,
-    detail: dict[str, Any] | None = None,
-    at: datetime | None = None,
-) -> AuditEntry:
+def record_audit(session: Session, actor: Actor, action: str, **fields: Unpack[AuditFields]) -> AuditEntry:
     """Append one entry (see `audit_values`)."""
-    entry = AuditEntry(**audit_values(actor, action, target_kind=target_kind, target_id=target_id,
-                                      contact_id=contact_id, outcome=outcome, detail=detail, at=at))
+    entry = AuditEntry(**audit_values(actor, action, **fields))
     session.add(entry)
     return entry
 
