@@ -1,6 +1,6 @@
 """The audit log: who did what, when, to what and from where (an append-only table).
 
-`record_audit` is the one writer, called in the same transaction as the act it
+`record_audit` is the one writer (`record_audits` for many entries at once), called in the same transaction as the act it
 records (a refusal is recorded in a transaction of its own). Rows name people by
 id, never by name, address or mail text; an erasure replaces the person's id with
 their keyed hash (`pseudonymise`), so the history is kept and points at no one.
@@ -13,9 +13,9 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
-from sqlalchemy import event, or_, update
+from sqlalchemy import event, insert, or_, update
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
@@ -67,24 +67,35 @@ def _login() -> str:
         return "unknown"
 
 
-def record_audit(
-    session: Session,
-    actor: Actor,
-    action: str,
-    *,
-    target_kind: str | None = None,
-    target_id: int | None = None,
-    contact_id: int | None = None,
-    outcome: str = OK,
-    detail: dict[str, Any] | None = None,
-    at: datetime | None = None,
-) -> AuditEntry:
-    """Append one entry; `detail` holds ids, categories and counts, never personal data."""
-    entry = AuditEntry(at=at or utcnow(), actor=actor.name, via=actor.via, origin=actor.origin, action=action,
-                       outcome=outcome, target_kind=target_kind, target_id=target_id, contact_id=contact_id,
-                       detail=detail or {})
+class AuditFields(TypedDict, total=False):
+    target_kind: str | None
+    target_id: int | None
+    contact_id: int | None
+    outcome: str
+    detail: dict[str, Any] | None
+    at: datetime | None
+
+
+def audit_values(actor: Actor, action: str, **fields: Unpack[AuditFields]) -> dict[str, Any]:
+    """One entry's columns; `detail` holds ids, categories and counts, never personal data."""
+    return {"at": fields.get("at") or utcnow(), "actor": actor.name, "via": actor.via, "origin": actor.origin,
+            "action": action, "outcome": fields.get("outcome", OK), "target_kind": fields.get("target_kind"),
+            "target_id": fields.get("target_id"), "contact_id": fields.get("contact_id"),
+            "detail": fields.get("detail") or {}}
+
+
+def record_audit(session: Session, actor: Actor, action: str, **fields: Unpack[AuditFields]) -> AuditEntry:
+    """Append one entry (see `audit_values`)."""
+    entry = AuditEntry(**audit_values(actor, action, **fields))
     session.add(entry)
     return entry
+
+
+def record_audits(session: Session, entries: Sequence[dict[str, Any]]) -> None:
+    """Append many entries (`audit_values`) in one statement, without an object each: an import's
+    opt-outs are thousands of consent changes, and an ORM object per entry cost more than the rows."""
+    if entries:
+        session.execute(insert(AuditEntry), list(entries))
 
 
 def pseudonymise(session: Session, contact_id: int, person_hash: str) -> int:

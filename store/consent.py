@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from store.activities import log_activity
-from store.audit import Actor, record_audit
+from store.audit import Actor, audit_values, record_audits
 from store.models import Consent, ConsentPurpose, Contact, Rep, Role
 
 PURPOSES: tuple[str, ...] = tuple(ConsentPurpose)
@@ -107,17 +109,24 @@ def withdraw_consent_many(
         return set()
     found = {c.contact_id: c for c in session.exec(
         select(Consent).where(col(Consent.contact_id).in_(list(wanted)), Consent.purpose == purpose))}
-    changed: set[int] = set()
+    added: list[dict[str, Any]] = []  # rows, not objects: an import withdraws thousands at once
+    entries: list[dict[str, Any]] = []
     for contact_id in sorted(wanted):
-        consent = found.get(contact_id) or Consent(contact_id=contact_id, purpose=purpose, basis="consent")
-        if consent.withdrawn_at is not None:
+        consent = found.get(contact_id)
+        if consent is None:
+            added.append({"contact_id": contact_id, "purpose": purpose, "basis": "consent", "granted_at": None,
+                          "withdrawn_at": at, "source": source})
+        elif consent.withdrawn_at is not None:
             continue
-        consent.withdrawn_at, consent.source = at, source
-        session.add(consent)
-        _audit(session, actor, contact_id, purpose, "withdraw", source, at)
-        changed.add(contact_id)
+        else:
+            consent.withdrawn_at, consent.source = at, source
+            session.add(consent)
+        entries.append(_change(actor, contact_id, purpose, "withdraw", source, at))
     session.flush()
-    return changed
+    if added:
+        session.execute(insert(Consent), added)
+    record_audits(session, entries)
+    return {entry["contact_id"] for entry in entries}
 
 
 def import_consent(
@@ -159,11 +168,16 @@ def _check(purpose: str, basis: str) -> None:
         raise ConsentError(f"unknown legal basis {basis!r}; use one of: {', '.join(BASES)}")
 
 
+def _change(actor: Actor, contact_id: int | None, purpose: str, change: str, source: str, at: datetime, *,
+            basis: str | None = None) -> dict[str, Any]:
+    detail = {"purpose": purpose, "change": change, "source": source} | ({"basis": basis} if basis else {})
+    return audit_values(actor, "consent.change", target_kind="contact", target_id=contact_id,
+                        contact_id=contact_id, detail=detail, at=at)
+
+
 def _audit(session: Session, actor: Actor, contact_id: int | None, purpose: str, change: str, source: str,
            at: datetime, *, basis: str | None = None) -> None:
-    detail = {"purpose": purpose, "change": change, "source": source} | ({"basis": basis} if basis else {})
-    record_audit(session, actor, "consent.change", target_kind="contact", target_id=contact_id,
-                 contact_id=contact_id, detail=detail, at=at)
+    record_audits(session, [_change(actor, contact_id, purpose, change, source, at, basis=basis)])
 
 
 def _note(session: Session, contact: Contact, rep: Rep | None, at: datetime, summary: str) -> None:

@@ -244,8 +244,11 @@ COPY_FROM = 100  # rows from which PostgreSQL gets them by COPY (a multi-row INS
 def _copy_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> list[int]:
     """PostgreSQL: ids drawn from the table's sequence, then the rows by COPY, in the session's transaction."""
     connection = session.connection()
-    ids: list[int] = connection.execute(  # one row holding them all, not a row per id
-        text("SELECT array_agg(nextval(pg_get_serial_sequence(:table, 'id'))) FROM generate_series(1, :n)"),
+    # One row holding them all, not a row per id. The sequence is named once (the CTE): as
+    # nextval's text argument it was looked up again for every id, six times the cost of the ids.
+    ids: list[int] = connection.execute(
+        text("WITH s AS MATERIALIZED (SELECT CAST(pg_get_serial_sequence(:table, 'id') AS regclass) AS seq) "
+             "SELECT array_agg(nextval(s.seq)) FROM s, generate_series(1, :n)"),
         {"table": table.name, "n": len(rows)},
     ).scalar_one()
     with connection.connection.cursor() as cursor:  # type: ignore[attr-defined]

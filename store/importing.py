@@ -49,7 +49,7 @@ from store.models import (
 )
 from store.privacy import erased_addresses
 from store.reps import upsert_rep
-from store.search import index_contacts, index_new_contacts, refresh_index
+from store.search import Indexed, index_contacts, index_new_companies, index_new_contacts, refresh_index
 from store.stages import apply_order
 from store.types import utcnow
 from store.validation import (
@@ -588,6 +588,15 @@ class _Companies:
             )
 
 
+    def new_texts(self) -> list[tuple[int, str, list[str], None]]:
+        """The companies `insert` added, as the search index takes them (no phone from a contacts file)."""
+        domains: dict[int | None, list[str]] = {}
+        for domain, ref in self.new_domains:
+            if isinstance(ref, _NewCompany):
+                domains.setdefault(ref.id, []).append(domain)
+        return [(c.id, c.name, domains.get(c.id, []), None) for c in self.new if c.id is not None]
+
+
 def _company_id(ref: CompanyRef | None) -> int | None:
     return ref.id if isinstance(ref, _NewCompany) else ref
 
@@ -596,13 +605,13 @@ _CONTACT_FIELDS = ("name", "kind", "stage", "company_id", "owner_id", "phone", "
 
 
 def write_contacts(
-    session: Session, rows: list[ContactIn], indexed: set[int], *, actor: Actor, now: datetime | None = None
+    session: Session, rows: list[ContactIn], indexed: Indexed, *, actor: Actor, now: datetime | None = None
 ) -> list[str]:
     """Insert or update these contacts (distinct addresses) with a few statements; their outcomes.
 
     Fields the rows do not give are left as they are; a new contact without a name is
     called by its address's local part, an existing one keeps its name. The contacts it
-    creates or changes are indexed for search, and their ids added to `indexed`.
+    creates or changes, and the companies it creates, are indexed for search and added to `indexed`.
     """
     addresses = {e for r in rows for e in (r.email, *r.others)}
     owner_of: dict[str, int] = {
@@ -686,14 +695,15 @@ def write_contacts(
     addresses_of: dict[int, list[str]] = {}
     for address in extra:
         addresses_of.setdefault(address["contact_id"], []).append(address["email"])
-    indexed |= index_new_contacts(session, [
+    indexed.companies |= index_new_companies(session, companies.new_texts())
+    indexed.contacts |= index_new_contacts(session, [
         (contact_id, wanted["name"], [row.email, *addresses_of.get(contact_id, [])], wanted.get("phone"),
          wanted.get("company_id"))
         for row, wanted in new_rows
         for contact_id in (owner_of[row.email],)
     ])
     if updates:  # changed names, phones and companies
-        indexed.update(u["id"] for u in updates)
+        indexed.contacts.update(u["id"] for u in updates)
         index_contacts(session, [u["id"] for u in updates])
     return outcomes
 
@@ -969,11 +979,11 @@ def _refused(exc: SQLAlchemyError) -> str:
     return f"!database refused the row: {exc.__class__.__name__}"
 
 
-def _finish(session: Session, dry_run: bool, indexed: set[int] | None = None) -> None:
+def _finish(session: Session, dry_run: bool, indexed: Indexed | None = None) -> None:
     if dry_run:
         session.rollback()
     else:  # the writer indexes what it added: a search never writes
-        refresh_index(session, indexed=indexed or ())
+        refresh_index(session, indexed=indexed)
 
 
 def _write_rows(
@@ -1016,22 +1026,22 @@ def _write_contacts(
         with session_scope(bind) as session:
             if bind.dialect.name == "sqlite":  # the indexes of a large import's batch stay in memory
                 session.connection().exec_driver_sql(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
-            indexed: set[int] = set()
+            indexed = Indexed()
             written = write_contacts(session, checked, indexed, actor=ctx.actor, now=ctx.now) if checked else []
             _finish(session, dry_run, indexed)
         return [(r.line, outcome) for r, outcome in zip(checked, written, strict=True)]
     except SQLAlchemyError:
         pass
     outcomes: list[tuple[int, str]] = []
-    indexed = set()
+    indexed = Indexed()
     with session_scope(bind) as session:
         for contact in checked:
-            indexed_here: set[int] = set()
+            indexed_here = Indexed()
             try:
                 with session.begin_nested():
                     written = write_contacts(session, [contact], indexed_here, actor=ctx.actor, now=ctx.now)
                     outcomes.extend((contact.line, o) for o in written)
-                indexed |= indexed_here
+                indexed.add(indexed_here)
             except SQLAlchemyError as exc:
                 outcomes.append((contact.line, _refused(exc)))
         _finish(session, dry_run, indexed)

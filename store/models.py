@@ -522,8 +522,11 @@ class SearchTerm(SQLModel, table=True):
         Index("ix_search_term_lookup", "term", "contact_id", "company_id"),
         Index("ix_search_term_owner", "contact_id", "company_id"),  # (re)indexing and erasure delete by these
     )
+    # No id column: nothing looks a term up by one, and an import's hundreds of thousands of terms
+    # paid for its sequence and its index (a quarter of the server's work on them). The ORM,
+    # which wants a key, reads a row by what it holds.
+    __mapper_args__ = {"primary_key": ["term", "contact_id", "company_id"]}
 
-    id: int | None = Field(default=None, primary_key=True)
     term: str = Field(sa_type=TermType, nullable=False)
     contact_id: int | None = None
     company_id: int | None = None

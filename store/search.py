@@ -22,14 +22,14 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import cast
 
 from rapidfuzz import fuzz
-from sqlalchemy import ColumnElement, delete, or_, select, text
+from sqlalchemy import ColumnElement, delete, func, or_, select, text
 from sqlalchemy.orm import Mapped
 from sqlmodel import Session, col
 
@@ -196,7 +196,7 @@ ContactText = tuple[int, str, Sequence[str], str | None, int | None]  # id, name
 
 def index_new_contacts(session: Session, contacts: Sequence[ContactText]) -> set[int]:
     """Index contacts that have no terms yet from the values their writer holds (no reading back);
-    returns their ids, for `refresh_index(indexed=...)` in the same transaction."""
+    returns their ids, for `Indexed.contacts` (`refresh_index` in the same transaction)."""
     insert_terms(
         session,
         [
@@ -206,6 +206,31 @@ def index_new_contacts(session: Session, contacts: Sequence[ContactText]) -> set
         ],
     )
     return {contact[0] for contact in contacts}
+
+
+CompanyText = tuple[int, str, Sequence[str], str | None]  # id, name, domains, phone
+
+
+def index_new_companies(session: Session, companies: Sequence[CompanyText]) -> set[int]:
+    """`index_new_contacts` for companies: their ids, for `Indexed.companies`."""
+    insert_terms(
+        session,
+        [(term, None, cid) for cid, name, domains, phone in companies for term in company_terms(name, domains, phone)],
+    )
+    return {company[0] for company in companies}
+
+
+@dataclass
+class Indexed:
+    """What a writer indexed itself in its transaction, from the values it wrote: `refresh_index`
+    leaves these out instead of reading them back."""
+
+    contacts: set[int] = field(default_factory=set)
+    companies: set[int] = field(default_factory=set)
+
+    def add(self, other: Indexed) -> None:
+        self.contacts |= other.contacts
+        self.companies |= other.companies
 
 
 INDEX_CHUNK = 1000  # contacts or companies (re)indexed per round of statements
@@ -294,14 +319,7 @@ def index_companies(session: Session, company_ids: Sequence[int]) -> int:
         companies = session.execute(
             select(col(Company.id), col(Company.name), col(Company.phone)).where(_in_runs(col(Company.id), chunk))
         ).all()
-        insert_terms(
-            session,
-            [
-                (term, None, cid)
-                for cid, name, phone in companies
-                for term in company_terms(name, domains.get(cid, []), phone)
-            ],
-        )
+        index_new_companies(session, [(cid, name, domains.get(cid, []), phone) for cid, name, phone in companies])
     return len(ids)
 
 
@@ -313,13 +331,13 @@ def _state(session: Session, source: str) -> SearchState:
     return state
 
 
-def refresh_index(session: Session, *, changed: bool = False, indexed: Collection[int] = ()) -> int:
+def refresh_index(session: Session, *, changed: bool = False, indexed: Indexed | None = None) -> int:
     """Index what was added since the last refresh; with `changed`, also rows updated since.
 
     The id check is a few primary-key look-ups (writers run it: the inbox per batch, the
     importer per chunk; a search never writes); the
     `changed` scan reads `updated_at` of every row, so the scheduler runs it.
-    `indexed`: contacts the caller has (re)indexed in this transaction already.
+    `indexed`: contacts and companies the caller has (re)indexed in this transaction already.
     Returns how many contacts and companies were (re)indexed.
     """
     now = utcnow()
@@ -339,7 +357,9 @@ def refresh_index(session: Session, *, changed: bool = False, indexed: Collectio
     if changed:
         contact_ids |= _ids_updated_since(session, Contact, since)
         new_companies |= _ids_updated_since(session, Company, since)
-    contact_ids -= set(indexed)
+    if indexed is not None:
+        contact_ids -= indexed.contacts
+        new_companies -= indexed.companies
     if contact_ids:
         done += index_contacts(session, sorted(contact_ids))
     if new_companies:
@@ -364,7 +384,11 @@ def rebuild_index(session: Session) -> int:
 
 
 def _ids_after(session: Session, model: type[Contact] | type[Company], last_id: int) -> list[int]:
-    statement = select(col(model.id)).where(col(model.id) > last_id)
+    # Bounded by the newest id on both sides, PostgreSQL reads the ids from the primary key. `id > n`
+    # alone, on a table without statistics yet (a first import), was guessed at a third of the rows
+    # and scanned the whole table, batch after batch.
+    newest = select(func.max(model.id)).scalar_subquery()
+    statement = select(col(model.id)).where(col(model.id) > last_id, col(model.id) <= newest)
     return cast(list[int], list(session.connection().execute(statement).scalars()))
 
 
@@ -574,10 +598,12 @@ def _prepare(query: str) -> _Query:
 
 __all__ = [
     "CompanyHit",
+    "Indexed",
     "SearchHit",
     "fold",
     "index_companies",
     "index_contacts",
+    "index_new_companies",
     "index_new_contacts",
     "rebuild_index",
     "refresh_index",

@@ -276,7 +276,7 @@ def _index(engine: Engine) -> set[tuple[str, int | None, int | None]]:
 def test_imported_contacts_are_indexed_as_a_rebuild_would_index_them(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Guards the importer's own indexing (new contacts from the values it wrote, no read-back):
+    """Guards the importer's own indexing (new contacts and companies from the values it wrote, no read-back):
     the index it leaves is the one rebuilt from the database, also for a contact another
     writer added without indexing it."""
     monkeypatch.setattr(importing, "CHUNK", 2)  # several batches on one connection
