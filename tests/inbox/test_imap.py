@@ -234,7 +234,12 @@ def test_kill_9_at_random_points_then_restart_stores_every_message_exactly_once(
         child = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         assert child.stdout is not None
         child.stdout.readline()  # "syncing": the model is loaded
-        time.sleep(rng.uniform(0.0, 0.8))
+        # Kill once a random number of mails is stored, plus a moment: a sleep alone could let a
+        # whole (fast) sync finish before the first mid-way kill.
+        target, deadline = rng.randrange(1, total), time.monotonic() + 60
+        while child.poll() is None and count(engine, Message) < target and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.05))
         if child.poll() is None:
             child.send_signal(signal.SIGKILL)
             child.wait()
