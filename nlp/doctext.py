@@ -14,13 +14,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, cast
 
 import numpy as np
-from spacy.attrs import IS_ALPHA, IS_PUNCT, IS_SPACE, LOWER
+from spacy.attrs import IS_ALPHA, LOWER
+from spacy.strings import StringStore
 from spacy.tokens import Doc
 
 TEXT_KEY = "rapport_text"
 BATCH_KEY = "rapport_batch"
 TOKENS_KEY = "rapport_tokens"
-_ATTRS = [LOWER, IS_ALPHA, IS_PUNCT, IS_SPACE]
+_ATTRS = [LOWER, IS_ALPHA]
 _NO_ATTRS = np.zeros((0, len(_ATTRS)), dtype="uint64")
 _batch_numbers = itertools.count(1)
 
@@ -54,7 +55,7 @@ class BatchTokens(NamedTuple):
 
     lower: np.ndarray  # uint64 lower-case string id of each token
     alpha: np.ndarray  # bool: the token is alphabetic
-    word: np.ndarray  # bool: the token is a word or a number, not punctuation or whitespace
+    word: np.ndarray  # bool: the token has a letter or a digit (not punctuation, a symbol or space)
     lengths: np.ndarray  # int64 tokens per doc
     doc_of: np.ndarray  # int64 index (in the batch) of each token's doc
     # The batch's distinct lower-case ids (sorted), and each token's place among them:
@@ -81,10 +82,12 @@ def batch_tokens(docs: Sequence[Doc]) -> BatchTokens:
     attrs = np.concatenate(arrays) if arrays else _NO_ATTRS
     lower = np.ascontiguousarray(attrs[:, 0])
     unique, inverse = unique_inverse(lower)
+    strings = docs[0].vocab.strings if docs else None
+    is_word = np.fromiter((_is_word(key, strings) for key in unique.tolist()), dtype=bool, count=len(unique))
     tokens = BatchTokens(
         lower=lower,
         alpha=attrs[:, 1] == 1,
-        word=(attrs[:, 2] == 0) & (attrs[:, 3] == 0),
+        word=is_word[inverse],
         lengths=lengths,
         doc_of=np.repeat(np.arange(len(docs)), lengths),
         unique=unique,
@@ -97,6 +100,18 @@ def batch_tokens(docs: Sequence[Doc]) -> BatchTokens:
     if docs:
         docs[0].user_data[TOKENS_KEY] = tokens
     return tokens
+
+
+_WORDS: dict[int, bool] = {}  # lower-case string id -> has a letter or digit; a cache, cleared when large
+
+
+def _is_word(key: int, strings: StringStore | None) -> bool:
+    known = _WORDS.get(key)
+    if known is None:
+        if len(_WORDS) > 500_000:
+            _WORDS.clear()
+        known = _WORDS[key] = strings is not None and any(c.isalnum() for c in strings[key])
+    return known
 
 
 def unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -236,7 +236,8 @@ def test_kill_9_at_random_points_then_restart_stores_every_message_exactly_once(
         child.stdout.readline()  # "syncing": the model is loaded
         # Kill once a random number of mails is stored, plus a moment: a sleep alone could let a
         # whole (fast) sync finish before the first mid-way kill.
-        target, deadline = rng.randrange(1, total), time.monotonic() + 60
+        stored = count(engine, Message)
+        target, deadline = rng.randrange(min(stored + 1, total), total + 1), time.monotonic() + 60
         while child.poll() is None and count(engine, Message) < target and time.monotonic() < deadline:
             time.sleep(0.005)
         time.sleep(rng.uniform(0.0, 0.05))

@@ -91,7 +91,7 @@ def test_punctuation_and_line_breaks_are_not_features() -> None:
     nlp, examples = small_pipeline()
     train_step(nlp, examples, SGD(TrainSettings().learn_rate))
     model = nlp.get_pipe("textcat").model
-    plain, dressed = (nlp.make_doc(t) for t in ("my invoice 4411 is wrong", "My invoice (4411) is wrong!!\n\n--"))
+    plain, dressed = (nlp.make_doc(t) for t in ("my invoice 4411 is wrong", "> My invoice (4411) is $ wrong!!\n\n--"))
     scores = np.asarray(model.predict([plain, dressed]))
     assert np.allclose(scores[0], scores[1], atol=1e-6)
     assert not np.allclose(scores[0], np.asarray(model.predict([nlp.make_doc("my refund 4411 is late")]))[0])

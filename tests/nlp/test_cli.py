@@ -183,7 +183,9 @@ def test_train_keeps_the_held_out_scores_and_then_learns_from_every_row(tmp_path
     assert result.exit_code == 0, result.output
     assert "final model: training on all 92 rows" in result.output
     meta = json.loads((tmp_path / "model" / "meta.json").read_text())["rapport"]
-    assert "refund" in meta["labels"] and meta["dev"]["n"] >= 12
+    assert "refund" in meta["labels"] and meta["dev"]["n"] >= 12 and meta["dev_of"]
+    textcat_cfg = json.loads((tmp_path / "model" / "textcat" / "cfg").read_text())
+    assert "temperature" in textcat_cfg  # the scoring run's calibration, carried over
     classified = runner.invoke(app, ["classify", "give my money back for order 7", "--model",
                                      str(tmp_path / "model"), "--json"])
     assert json.loads(classified.stdout)["category"] == "refund"

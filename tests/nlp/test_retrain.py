@@ -10,6 +10,7 @@ import pytest
 import nlp
 from nlp.data import shipped_examples
 from nlp.retrain import RETRAIN_TOLERANCE
+from nlp.training import TEXTCAT_MODEL
 
 
 @pytest.fixture()
@@ -87,7 +88,7 @@ def test_regression_a_model_retrained_with_an_older_architecture_is_set_aside(pr
     old = nlp.retrained_model_path(private_cache, "db1")
     shutil.copytree(default, old)
     config = old / "config.cfg"
-    config.write_text(config.read_text().replace("rapport.NgramBagTextcat.v2", "rapport.NgramBagTextcat.v1"))
+    config.write_text(config.read_text().replace(TEXTCAT_MODEL["@architectures"], "rapport.NgramBagTextcat.v2"))
     assert nlp.active_model_path(private_cache, deployment="db1") == default
     shutil.copy(default / "config.cfg", config)
     assert nlp.active_model_path(private_cache, deployment="db1") == old
