@@ -357,6 +357,22 @@ class Checked:
     config: AppConfig | None
     problems: list[str]
     config_file: Path
+    warnings: list[str]  # valid, but a feature that is switched on cannot work: nothing stops
+
+
+def _warnings(settings: Settings, config: AppConfig, config_file: Path) -> list[str]:
+    """Settings that are each valid but together leave a feature unable to do its work."""
+    if settings.smtp_host:
+        return []
+    found = []
+    if config.survey.enabled:
+        found.append(f"{config_file}: `survey.enabled` is true, but RAPPORT_SMTP_HOST is not set: "
+                     "no survey can be sent")
+    by_email = [rep.email for rep in config.reps if "email" in rep.digest_via]
+    if by_email:
+        found.append(f"{config_file}: `digest_via` has \"email\" for {', '.join(by_email)}, but "
+                     "RAPPORT_SMTP_HOST is not set: those digests go unsent")
+    return found
 
 
 def check_configuration(**overrides: Any) -> Checked:
@@ -374,7 +390,8 @@ def check_configuration(**overrides: Any) -> Checked:
             "environment (the mailbox's password)"
             for i, mailbox in enumerate(config.inbox.mailboxes) if not os.environ.get(mailbox.password_env)
         ]
-    return Checked(settings, config, problems + config_problems, config_file)
+    warnings = _warnings(settings, config, config_file) if settings and config else []
+    return Checked(settings, config, problems + config_problems, config_file, warnings)
 
 
 def load_configuration(**overrides: Any) -> tuple[Settings, AppConfig]:

@@ -72,11 +72,15 @@ def config_check(as_json: bool = typer.Option(False, "--json", help="Print JSON.
     """Check the environment, .env and rapport.toml together.
 
     Names every problem in one run (exit code 2), else prints every effective value,
-    defaults included, secrets masked."""
+    defaults included, secrets masked. Warnings (a feature switched on that cannot
+    work, e.g. surveys without SMTP) are printed and do not change the exit code."""
     checked = check_configuration()
+    if not as_json:
+        for warning in checked.warnings:
+            err_console.print(Text(f"warning: {warning}", style="yellow"), highlight=False)
     if checked.problems:
         if as_json:
-            print_json({"problems": checked.problems})
+            print_json({"problems": checked.problems, "warnings": checked.warnings})
         else:
             err_console.print(f"[bold red]{len(checked.problems)} configuration "
                               f"problem{'s' if len(checked.problems) > 1 else ''}:[/]")
@@ -90,7 +94,7 @@ def config_check(as_json: bool = typer.Option(False, "--json", help="Print JSON.
     config_values = config.model_dump(mode="json")
     if as_json:
         print_json({"environment": environment, "config_file": str(config.source) if config.source else None,
-                    "config": config_values})
+                    "config": config_values, "warnings": checked.warnings})
         return
     table = Table("variable", "value", title="Environment (.env)", title_justify="left", box=box.SIMPLE)
     table.columns[0].no_wrap = True

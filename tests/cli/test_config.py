@@ -328,3 +328,25 @@ def test_serve_without_slack_names_the_command_that_makes_the_app(
     result = CliRunner().invoke(app, ["serve", "--no-watch"])
     assert result.exit_code != 0
     assert "rapport slack manifest" in str(result.exception) and "rapport chat" in str(result.exception)
+
+
+def test_surveys_or_email_digests_without_smtp_are_a_warning_not_an_error(tmp_path: Path) -> None:
+    """Surveys switched on, or a manager's digest by email, with no SMTP server: valid settings that
+    silently sent nothing. `config check` now warns, names the keys, and still exits 0."""
+    import subprocess
+    import sys
+
+    (tmp_path / "rapport.toml").write_text('[survey]\nenabled = true\n\n[[reps]]\nname = "Mia"\n'
+                                           'email = "mia@x.example"\nrole = "manager"\n'
+                                           'digest_via = ["slack", "email"]\n', encoding="utf-8")
+    checked = subprocess.run([sys.executable, "-m", "rapport.cli.main", "config", "check"],
+                             env=_clean_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stderr
+    warned = " ".join(checked.stderr.split())
+    assert "warning: rapport.toml: `survey.enabled` is true, but RAPPORT_SMTP_HOST is not set" in warned
+    assert '`digest_via` has "email" for mia@x.example' in warned
+    assert all(len(line) <= 80 for line in checked.stderr.splitlines())
+    with_smtp = subprocess.run([sys.executable, "-m", "rapport.cli.main", "config", "check"],
+                               env={**_clean_env(tmp_path), "RAPPORT_SMTP_HOST": "mail.example.com"},
+                               cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert with_smtp.returncode == 0 and "warning" not in with_smtp.stderr
