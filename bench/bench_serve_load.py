@@ -1,7 +1,7 @@
 """Load on `rapport serve` (HTTP mode): signed Slack requests while the watcher ingests a backlog.
 
     python bench/bench_serve_load.py [--seconds 60] [--clients 50] [--messages 5000]
-        [--only sqlite|postgres] [--postgres-url URL] [--no-nlp]
+        [--only sqlite|postgres] [--postgres-url URL] [--no-nlp] [--clicks visible|any]
 
 Per database, two copies of the demo's data (rapport/demo.py: the sample
 imported, its mailbox ingested), a fake Slack Web API, a private Dovecot with
@@ -10,7 +10,10 @@ a generated backlog per copy, and `rapport serve`'s Service on loopback:
    then one client alone (ack latency) and unsigned 1 MB POSTs (time to 401);
 2. load: the second copy ingests the same backlog while CLIENTS clients in
    another process send signed `/crm find NAME`, `/crm my` and a contact
-   button click for SECONDS, each on a new connection as Slack does.
+   button click for SECONDS, each on a new connection as Slack does. A click
+   opens a contact the clicking rep may see (`--clicks visible`: Slack shows a
+   rep buttons only on cards it showed them) or any contact (`--clicks any`:
+   about 40 % are refused, as a crafted payload would be).
 Prints acks p50/p95/max, errors (non-200, resets, timeouts, acks over 3 s), the
 ingest rate beside the baseline's, and the service's CPU time per request (one
 client alone), which bounds what one process can answer. Target: p95 <= 300 ms,
@@ -55,7 +58,7 @@ class Target:
     command: str
     users: list[str]
     names: list[str]
-    contact_ids: list[int]
+    contact_ids: dict[str, list[int]]  # Slack user -> the contacts a click may name
 
 
 Sample = tuple[float, float, str, str]  # started (monotonic), seconds, kind, outcome ("ok" or why not)
@@ -68,7 +71,8 @@ def _request(target: Target, kind: str, rng: random.Random) -> slack_requests.Si
         return slack_requests.slash_command(SECRET, target.command, f"find {rng.choice(target.names)}", user_id=user)
     if kind == "my":
         return slack_requests.slash_command(SECRET, target.command, "my", user_id=user)
-    payload = slack_requests.block_action_payload("contact_open", str(rng.choice(target.contact_ids)), user_id=user)
+    payload = slack_requests.block_action_payload("contact_open", str(rng.choice(target.contact_ids[user])),
+                                                  user_id=user)
     return slack_requests.interaction(SECRET, payload)
 
 
@@ -153,19 +157,27 @@ def demo_runtime(url: str, folder: Path, *, slack_url: str, mailbox: Any, user: 
     return rt
 
 
-def target_for(rt: Any, port: int) -> Target:
+def target_for(rt: Any, port: int, clicks: str = "visible") -> Target:
     from sqlmodel import col, select
 
+    from bot.identity import can_see
     from rapport.wiring import bot_options
     from store.db import read_session
-    from store.models import Contact, Rep
+    from store.models import Company, Contact, Rep
+    from store.owners import effective_owner_id
 
     with read_session(rt.engine) as session:
-        users = [u for u in session.exec(select(Rep.slack_user_id).where(col(Rep.slack_user_id).is_not(None))) if u]
-        contacts = session.exec(select(Contact.id, Contact.name)).all()
-    names = [name.split()[-1] for _, name in contacts if name]
-    return Target(port=port, command=bot_options(rt.config).command, users=users, names=names,
-                  contact_ids=[cid for cid, _ in contacts if cid is not None])
+        reps = session.exec(select(Rep).where(col(Rep.slack_user_id).is_not(None))).all()
+        contacts = session.exec(
+            select(Contact.id, Contact.name, effective_owner_id(col(Contact.owner_id), col(Company.owner_id)))
+            .outerjoin(Company, col(Company.id) == col(Contact.company_id))).all()
+        every = [cid for cid, _, _ in contacts if cid is not None]
+        clickable = {str(rep.slack_user_id): every if clicks == "any" else
+                     [cid for cid, _, owner in contacts if cid is not None and can_see(session, rep, owner)]
+                     for rep in reps}
+    names = [name.split()[-1] for _, name, _ in contacts if name]
+    return Target(port=port, command=bot_options(rt.config).command, users=[user for user, ids in clickable.items() if ids], names=names,
+                  contact_ids=clickable)
 
 
 def message_count(engine: Any) -> int:
@@ -282,7 +294,7 @@ def run_database(label: str, urls: list[str], args: argparse.Namespace, classifi
         watch = IngestWatch(copies[0].engine, len(backlog))
         watch.wait(timeout=max(600.0, 10 * args.seconds))
         base_rate, base_note = watch.rate(time.monotonic())
-        target = target_for(copies[0], service.http.port)
+        target = target_for(copies[0], service.http.port, args.clicks)
         cpu_before = _cpu_seconds()
         alone = load(target, 1, min(10.0, args.seconds))
         cpu_per_request = (_cpu_seconds() - cpu_before) / max(1, len(alone))
@@ -306,7 +318,7 @@ def run_database(label: str, urls: list[str], args: argparse.Namespace, classifi
             holder["service"] = start_service(copies[1], port)
             holder["watch"] = IngestWatch(copies[1].engine, len(backlog))
 
-        samples = load(target_for(copies[1], port), args.clients, args.seconds, on_go=go)
+        samples = load(target_for(copies[1], port, args.clicks), args.clients, args.seconds, on_go=go)
         window_end = time.monotonic()
         load_rate, load_note = holder["watch"].rate(window_end)
         holder["watch"].wait(timeout=0)
@@ -350,6 +362,8 @@ def main() -> None:
     parser.add_argument("--only", choices=["sqlite", "postgres"], help="run one database only")
     parser.add_argument("--postgres-url", default=POSTGRES_URL)
     parser.add_argument("--no-nlp", action="store_true", help="a classifier that answers at once")
+    parser.add_argument("--clicks", choices=["visible", "any"], default="visible",
+                        help="a click names a contact the rep may see (default), or any contact")
     args = parser.parse_args()
     if not 0 < args.seconds <= 600 or not 0 < args.clients <= 200:
         parser.error("--seconds must be in (0, 600] and --clients in (0, 200]")
@@ -366,7 +380,7 @@ def main() -> None:
     freeze_long_lived()
     backlog = generate(args.messages)
     print(f"{args.clients} clients for {args.seconds:.0f} s; backlog of {len(backlog)} generated mails; "
-          f"classifier: {'none' if args.no_nlp else 'spaCy'}")
+          f"classifier: {'none' if args.no_nlp else 'spaCy'}; clicks on {args.clicks} contacts")
     if args.only != "postgres":
         with tempfile.TemporaryDirectory() as tmp:
             run_database("SQLite", [f"sqlite:///{tmp}/base.db", f"sqlite:///{tmp}/load.db"], args, classifier,

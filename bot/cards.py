@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
+from sqlalchemy import bindparam
+from sqlmodel import Session, col, select
 
 from bot.blocks import (
     MAX_SECTION_TEXT,
@@ -157,11 +158,16 @@ def followup_line(followup: FollowUp, contact: Contact | None, *, now: datetime,
 
 def followup_blocks(session: Session, followups: list[FollowUp], *, now: datetime, tz: str) -> list[Block]:
     blocks: list[Block] = []
+    ids = sorted({followup.contact_id for followup in followups if followup.contact_id is not None})
+    contacts = {c.id: c for c in session.exec(_CONTACTS, params={"ids": ids})} if ids else {}  # one read for all
     for followup in followups:
-        contact = session.get(Contact, followup.contact_id) if followup.contact_id else None
+        contact = contacts.get(followup.contact_id)
         blocks.append(section(followup_line(followup, contact, now=now, tz=tz),
                               accessory=button("Done", "followup_done", str(followup.id))))
     return blocks
+
+
+_CONTACTS = select(Contact).where(col(Contact.id).in_(bindparam("ids", expanding=True)))  # built once (issue 15)
 
 
 def reminder_actions(followup_id: int) -> Block:

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
@@ -110,9 +111,12 @@ def team_member_ids(session: Session, rep: Rep) -> set[int]:
         teams: dict[str, frozenset[int]] = session.info.setdefault("rapport_teams", {})
         if rep.team not in teams:
             teams[rep.team] = frozenset(
-                i for i in session.exec(select(Rep.id).where(Rep.team == rep.team)) if i is not None)
+                i for i in session.exec(_TEAM_MEMBERS, params={"team": rep.team}) if i is not None)
         ids |= teams[rep.team]
     return ids
+
+
+_TEAM_MEMBERS = select(Rep.id).where(col(Rep.team) == bindparam("team"))  # built once (issue 15)
 
 
 def can_see(session: Session, rep: Rep, owner_id: int | None) -> bool:

@@ -6,9 +6,11 @@ Moves of a contact's kind and buying stage are activities too; they are written 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import and_, or_
+from sqlalchemy import BindParameter, and_, bindparam, or_
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from store.models import Activity, ActivityKind, Contact
 from store.types import utcnow
@@ -63,18 +65,25 @@ def recent_activities(
 ) -> list[Activity]:
     """Latest activities of a contact (with `company_id`: and the notes on its company), or of a rep,
     newest first; `moves=False` leaves out moves of kind and stage (the card lists those apart)."""
+    query = _recent_query(contact_id is not None, company_id is not None, rep_id is not None, moves)
+    params = {"contact_id": contact_id, "company_id": company_id, "rep_id": rep_id, "limit": limit}
+    return list(session.exec(query, params=params).all())
+
+
+@cache
+def _recent_query(by_contact: bool, with_company: bool, by_rep: bool, moves: bool) -> SelectOfScalar[Activity]:
+    """`recent_activities`' statement for one shape of question, built once (issue 15: building
+    a statement per request cost more CPU than running it); the values are bound parameters."""
     query = select(Activity)
-    if contact_id is not None and company_id is not None:
+    contact_id: BindParameter[int] = bindparam("contact_id")
+    if by_contact and with_company:
         query = query.where(or_(col(Activity.contact_id) == contact_id,
-                                and_(col(Activity.contact_id).is_(None), col(Activity.company_id) == company_id)))
-    elif contact_id is not None:
-        query = query.where(Activity.contact_id == contact_id)
+                                and_(col(Activity.contact_id).is_(None),
+                                     col(Activity.company_id) == bindparam("company_id"))))
+    elif by_contact:
+        query = query.where(col(Activity.contact_id) == contact_id)
     if not moves:
         query = query.where(col(Activity.kind) != ActivityKind.move)
-    if rep_id is not None:
-        query = query.where(Activity.rep_id == rep_id)
-    return list(
-        session.exec(
-            query.order_by(col(Activity.occurred_at).desc(), col(Activity.id).desc()).limit(limit)
-        ).all()
-    )
+    if by_rep:
+        query = query.where(col(Activity.rep_id) == bindparam("rep_id"))
+    return query.order_by(col(Activity.occurred_at).desc(), col(Activity.id).desc()).limit(bindparam("limit"))

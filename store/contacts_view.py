@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import func
+from sqlalchemy import BindParameter, bindparam, func
 from sqlmodel import Session, col, select
 
 from store.activities import recent_activities
@@ -77,18 +77,48 @@ class ContactCard:
     last_score_at: datetime | None = None
 
 
+# The card's statements are built once (a `select()` built per request cost more CPU than the
+# look-up itself, issue 15): the values come as bound parameters, and each statement's cache key
+# is computed once.
+_CONTACT_ID: BindParameter[int] = bindparam("contact_id")
+_LIMIT: BindParameter[int] = bindparam("limit")
+# the contact, its company and its effective owner in one statement: `contact_owner` then finds
+# them in the session (a card costs a statement per part: tests/store/test_card_cost.py)
+_CONTACT = (
+    select(Contact, Company, Rep)
+    .outerjoin(Company, col(Company.id) == col(Contact.company_id))
+    .outerjoin(Rep, col(Rep.id) == effective_owner_id(col(Contact.owner_id), col(Company.owner_id)))
+    .where(col(Contact.id) == _CONTACT_ID)
+)
+_EMAILS = (
+    select(ContactEmail.email)
+    .where(col(ContactEmail.contact_id) == _CONTACT_ID)
+    .order_by(col(ContactEmail.is_primary).desc(), col(ContactEmail.id))
+)
+_CONSENTS = select(Consent).where(col(Consent.contact_id) == _CONTACT_ID).order_by(col(Consent.id))
+_LAST_CONTACT = select(
+    select(func.max(Message.received_at)).where(col(Message.contact_id) == _CONTACT_ID).scalar_subquery(),
+    select(func.max(Activity.occurred_at)).where(col(Activity.contact_id) == _CONTACT_ID).scalar_subquery(),
+)
+_OPEN_CONVERSATIONS = (
+    select(Conversation, Rep.name)
+    .outerjoin(Rep, col(Rep.id) == col(Conversation.owner_id))
+    .where(col(Conversation.contact_id) == _CONTACT_ID, Conversation.status == ConversationStatus.open)
+    .order_by(col(Conversation.opened_at).desc())
+    .limit(_LIMIT)
+)
+_ORDERS = (
+    select(Order.currency, func.count(), func.sum(Order.amount), func.max(Order.ordered_on))
+    .where(col(Order.contact_id) == _CONTACT_ID, Order.status != "cancelled")
+    .group_by(Order.currency)
+)
+
+
 def contact_card(
     session: Session, contact_id: int, *, conversations: int = 5, activities: int = 5
 ) -> ContactCard | None:
     """Everything a rep wants to see about a contact, or None if there is no such contact."""
-    # the contact, its company and its effective owner in one statement: `contact_owner`
-    # then finds them in the session (a card costs a statement per part: tests/store/test_card_cost.py)
-    row = session.exec(
-        select(Contact, Company, Rep)
-        .outerjoin(Company, col(Company.id) == col(Contact.company_id))
-        .outerjoin(Rep, col(Rep.id) == effective_owner_id(col(Contact.owner_id), col(Company.owner_id)))
-        .where(col(Contact.id) == contact_id)
-    ).first()
+    row = session.exec(_CONTACT, params={"contact_id": contact_id}).first()
     if row is None:
         return None
     contact, company, _ = row
@@ -127,59 +157,45 @@ def contact_card(
 
 def rep_queue(session: Session, rep_id: int, *, limit: int = 15) -> list[OpenConversation]:
     """A rep's open conversations, most urgent first (earliest SLA due; none last)."""
-    query = (
-        select(Conversation, Contact.name)
-        .outerjoin(Contact, col(Contact.id) == col(Conversation.contact_id))
-        .where(Conversation.owner_id == rep_id, Conversation.status == ConversationStatus.open)
-        .order_by(
-            col(Conversation.sla_due_at).is_(None), col(Conversation.sla_due_at), col(Conversation.opened_at)
-        )
-        .limit(limit)
-    )
-    return [_open_conversation(conv, None, name) for conv, name in session.exec(query).all()]
+    rows = session.exec(_QUEUE, params={"rep_id": rep_id, "limit": limit}).all()
+    return [_open_conversation(conv, None, name) for conv, name in rows]
 
 
 def open_count(session: Session, rep_id: int) -> int:
     """How many open conversations a rep owns (the queue shows the most urgent of them)."""
-    query = select(func.count()).where(
-        Conversation.owner_id == rep_id, Conversation.status == ConversationStatus.open
-    )
-    return int(session.exec(query).one())
+    return int(session.exec(_OPEN_COUNT, params={"rep_id": rep_id}).one())
+
+
+_REP_ID: BindParameter[int] = bindparam("rep_id")
+_QUEUE = (
+    select(Conversation, Contact.name)
+    .outerjoin(Contact, col(Contact.id) == col(Conversation.contact_id))
+    .where(col(Conversation.owner_id) == _REP_ID, Conversation.status == ConversationStatus.open)
+    .order_by(col(Conversation.sla_due_at).is_(None), col(Conversation.sla_due_at), col(Conversation.opened_at))
+    .limit(_LIMIT)
+)
+_OPEN_COUNT = select(func.count()).where(
+    col(Conversation.owner_id) == _REP_ID, Conversation.status == ConversationStatus.open
+)
 
 
 def _emails(session: Session, contact_id: int) -> list[str]:
-    query = (
-        select(ContactEmail.email)
-        .where(ContactEmail.contact_id == contact_id)
-        .order_by(col(ContactEmail.is_primary).desc(), col(ContactEmail.id))
-    )
-    return list(session.exec(query).all())
+    return list(session.exec(_EMAILS, params={"contact_id": contact_id}).all())
 
 
 def _consents(session: Session, contact_id: int) -> list[ConsentLine]:
-    rows = session.exec(
-        select(Consent).where(Consent.contact_id == contact_id).order_by(col(Consent.id))
-    ).all()
+    rows = session.exec(_CONSENTS, params={"contact_id": contact_id}).all()
     return [ConsentLine(c.purpose, c.basis, c.granted_at, c.withdrawn_at, c.source) for c in rows]
 
 
 def _last_contact(session: Session, contact_id: int) -> datetime | None:
-    last_message = select(func.max(Message.received_at)).where(Message.contact_id == contact_id)
-    last_activity = select(func.max(Activity.occurred_at)).where(Activity.contact_id == contact_id)
-    times = [t for t in session.exec(select(last_message.scalar_subquery(), last_activity.scalar_subquery())).one()
-             if t is not None]
+    times = [t for t in session.exec(_LAST_CONTACT, params={"contact_id": contact_id}).one() if t is not None]
     return max(times) if times else None
 
 
 def _open_conversations(session: Session, contact_id: int, limit: int) -> list[OpenConversation]:
-    query = (
-        select(Conversation, Rep.name)
-        .outerjoin(Rep, col(Rep.id) == col(Conversation.owner_id))
-        .where(Conversation.contact_id == contact_id, Conversation.status == ConversationStatus.open)
-        .order_by(col(Conversation.opened_at).desc())
-        .limit(limit)
-    )
-    return [_open_conversation(conv, owner, None) for conv, owner in session.exec(query).all()]
+    rows = session.exec(_OPEN_CONVERSATIONS, params={"contact_id": contact_id, "limit": limit}).all()
+    return [_open_conversation(conv, owner, None) for conv, owner in rows]
 
 
 def _open_conversation(conv: Conversation, owner: str | None, contact: str | None) -> OpenConversation:
@@ -196,11 +212,7 @@ def _open_conversation(conv: Conversation, owner: str | None, contact: str | Non
 
 
 def _orders(session: Session, contact_id: int) -> tuple[int, dict[str, Decimal], date | None]:
-    rows = session.exec(
-        select(Order.currency, func.count(), func.sum(Order.amount), func.max(Order.ordered_on))
-        .where(Order.contact_id == contact_id, Order.status != "cancelled")
-        .group_by(Order.currency)
-    ).all()
+    rows = session.exec(_ORDERS, params={"contact_id": contact_id}).all()
     count = sum(int(n) for _, n, _, _ in rows)
     totals = {currency: Decimal(total or 0) for currency, _, total, _ in rows}
     last = max((day for _, _, _, day in rows if day is not None), default=None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_
+from sqlalchemy import bindparam, or_
 from sqlmodel import Session, col, select
 
 from store.models import FollowUp, FollowUpStatus
@@ -32,20 +32,29 @@ def open_followups(
     session: Session, rep_id: int, *, limit: int = 20, due_before: datetime | None = None
 ) -> list[FollowUp]:
     """A rep's open follow-ups, soonest first (only those due before `due_before` if given)."""
-    query = select(FollowUp).where(FollowUp.rep_id == rep_id, FollowUp.status == FollowUpStatus.open)
-    if due_before is not None:
-        query = query.where(col(FollowUp.due_at) <= due_before)
-    return list(session.exec(query.order_by(col(FollowUp.due_at), col(FollowUp.id)).limit(limit)).all())
+    query = _OPEN_DUE_BEFORE if due_before is not None else _OPEN
+    params = {"rep_id": rep_id, "due_before": due_before, "limit": limit}
+    return list(session.exec(query, params=params).all())
 
 
 def next_followup(session: Session, contact_id: int) -> FollowUp | None:
-    query = (
-        select(FollowUp)
-        .where(FollowUp.contact_id == contact_id, FollowUp.status == FollowUpStatus.open)
-        .order_by(col(FollowUp.due_at))
-        .limit(1)
-    )
-    return session.exec(query).first()
+    return session.exec(_NEXT, params={"contact_id": contact_id}).first()
+
+
+# Built once, values bound at execution (issue 15: `my` and the card run these on every request).
+_OPEN = (
+    select(FollowUp)
+    .where(col(FollowUp.rep_id) == bindparam("rep_id"), FollowUp.status == FollowUpStatus.open)
+    .order_by(col(FollowUp.due_at), col(FollowUp.id))
+    .limit(bindparam("limit"))
+)
+_OPEN_DUE_BEFORE = _OPEN.where(col(FollowUp.due_at) <= bindparam("due_before"))
+_NEXT = (
+    select(FollowUp)
+    .where(col(FollowUp.contact_id) == bindparam("contact_id"), FollowUp.status == FollowUpStatus.open)
+    .order_by(col(FollowUp.due_at))
+    .limit(1)
+)
 
 
 def due_for_reminder(session: Session, now: datetime, *, limit: int = 200) -> list[FollowUp]:

@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import bindparam, func, literal, select
 from sqlmodel import Session, col
 
 from store.models import Company, Contact, Rep
@@ -69,26 +69,29 @@ def contact_owner(session: Session, contact: Contact) -> ContactOwner:
 
 def owner_id_of(session: Session, contact_id: int) -> int | None:
     """The effective owner's id of a contact (None: unowned, or no such contact)."""
-    query = (
-        select(effective_owner_id(col(Contact.owner_id), col(Company.owner_id)))
-        .select_from(Contact)
-        .outerjoin(Company, col(Company.id) == col(Contact.company_id))
-        .where(col(Contact.id) == contact_id)
-    )
-    return session.execute(query).scalar_one_or_none()
+    return session.execute(_OWNER_ID, {"contact_id": contact_id}).scalar_one_or_none()
 
 
 def owned_contacts(session: Session, rep_id: int) -> tuple[int, int]:
     """How many contacts `rep_id` owns: (their own, through the contact's company)."""
-    query = (
-        select(col(Contact.owner_id).is_(None), func.count())
-        .select_from(Contact)
-        .outerjoin(Company, col(Company.id) == col(Contact.company_id))
-        .where(effective_owner_id(col(Contact.owner_id), col(Company.owner_id)) == rep_id)
-        .group_by(col(Contact.owner_id).is_(None))
-    )
-    counts = {bool(via_company): int(n) for via_company, n in session.execute(query)}
+    counts = {bool(via_company): int(n) for via_company, n in session.execute(_OWNED, {"rep_id": rep_id})}
     return counts.get(False, 0), counts.get(True, 0)
+
+
+# Built once, values bound at execution: every button press and `my` ask (issue 15).
+_OWNER_ID = (
+    select(effective_owner_id(col(Contact.owner_id), col(Company.owner_id)))
+    .select_from(Contact)
+    .outerjoin(Company, col(Company.id) == col(Contact.company_id))
+    .where(col(Contact.id) == bindparam("contact_id"))
+)
+_OWNED = (
+    select(col(Contact.owner_id).is_(None), func.count())
+    .select_from(Contact)
+    .outerjoin(Company, col(Company.id) == col(Contact.company_id))
+    .where(effective_owner_id(col(Contact.owner_id), col(Company.owner_id)) == bindparam("rep_id"))
+    .group_by(col(Contact.owner_id).is_(None))
+)
 
 
 __all__ = [

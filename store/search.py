@@ -29,7 +29,7 @@ from functools import lru_cache
 from typing import cast
 
 from rapidfuzz import fuzz
-from sqlalchemy import ColumnElement, delete, func, or_, select, text
+from sqlalchemy import ColumnElement, bindparam, delete, func, or_, select, text
 from sqlalchemy.orm import Mapped
 from sqlmodel import Session, col
 
@@ -548,26 +548,31 @@ class _Row:
 def _candidate_rows(session: Session, contact_ids: list[int]) -> list[_Row]:
     if not contact_ids:
         return []
-    contacts = session.execute(
-        select(
-            col(Contact.id), col(Contact.name), col(Contact.phone),
-            effective_owner_id(col(Contact.owner_id), col(Company.owner_id)), col(Company.name),
-        )
-        .select_from(Contact)
-        .outerjoin(Company, col(Company.id) == col(Contact.company_id))
-        .where(col(Contact.id).in_(contact_ids))
-    ).all()
+    contacts = session.execute(_CANDIDATE_CONTACTS, {"ids": contact_ids}).all()
     emails: dict[int, list[str]] = {}
-    for contact_id, email in session.execute(
-        select(col(ContactEmail.contact_id), col(ContactEmail.email))
-        .where(col(ContactEmail.contact_id).in_(contact_ids))
-        .order_by(col(ContactEmail.is_primary).desc(), col(ContactEmail.id))
-    ):
+    for contact_id, email in session.execute(_CANDIDATE_EMAILS, {"ids": contact_ids}):
         emails.setdefault(contact_id, []).append(email)
     return [
         _Row(cid, name, phone, owner, company, tuple(emails.get(cid, ())))
         for cid, name, phone, owner, company in contacts
     ]
+
+
+# Built once, the ids bound at execution (issue 15: every `find` runs both)
+_CANDIDATE_CONTACTS = (
+    select(
+        col(Contact.id), col(Contact.name), col(Contact.phone),
+        effective_owner_id(col(Contact.owner_id), col(Company.owner_id)), col(Company.name),
+    )
+    .select_from(Contact)
+    .outerjoin(Company, col(Company.id) == col(Contact.company_id))
+    .where(col(Contact.id).in_(bindparam("ids", expanding=True)))
+)
+_CANDIDATE_EMAILS = (
+    select(col(ContactEmail.contact_id), col(ContactEmail.email))
+    .where(col(ContactEmail.contact_id).in_(bindparam("ids", expanding=True)))
+    .order_by(col(ContactEmail.is_primary).desc(), col(ContactEmail.id))
+)
 
 
 def _score(query: _Query, row: _Row) -> SearchHit:

@@ -23,7 +23,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlmodel import Session, col
 
 from store.audit import SCHEDULER, Actor, record_audit
@@ -160,14 +160,17 @@ class Move:
 
 def stage_history(session: Session, contact_id: int, *, limit: int = 10) -> list[Move]:
     """The contact's moves, newest first."""
-    query = (
-        select(Activity, col(Rep.name))
-        .outerjoin(Rep, col(Rep.id) == col(Activity.rep_id))
-        .where(col(Activity.contact_id) == contact_id, col(Activity.kind) == ActivityKind.move)
-        .order_by(col(Activity.occurred_at).desc(), col(Activity.id).desc())
-        .limit(limit)
-    )
-    return [Move(activity, name) for activity, name in session.execute(query).all()]
+    rows = session.execute(_STAGE_HISTORY, {"contact_id": contact_id, "limit": limit}).all()
+    return [Move(activity, name) for activity, name in rows]
+
+
+_STAGE_HISTORY = (  # built once: every card asks (issue 15)
+    select(Activity, col(Rep.name))
+    .outerjoin(Rep, col(Rep.id) == col(Activity.rep_id))
+    .where(col(Activity.contact_id) == bindparam("contact_id"), col(Activity.kind) == ActivityKind.move)
+    .order_by(col(Activity.occurred_at).desc(), col(Activity.id).desc())
+    .limit(bindparam("limit"))
+)
 
 
 # --------------------------------------------------------------------------- rules

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import exists, func
+from sqlalchemy import bindparam, exists, func
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -300,9 +300,15 @@ def record_answer(
 
 def last_answer(session: Session, contact_id: int) -> Survey | None:
     """The contact's latest answered survey (the card shows its score)."""
-    query = (select(Survey).where(Survey.contact_id == contact_id, col(Survey.score).is_not(None))
-             .order_by(col(Survey.answered_at).desc(), col(Survey.id).desc()).limit(1))
-    return session.exec(query).first()
+    return session.exec(_LAST_ANSWER, params={"contact_id": contact_id}).first()
+
+
+_LAST_ANSWER = (  # built once: every card asks (issue 15)
+    select(Survey)
+    .where(col(Survey.contact_id) == bindparam("contact_id"), col(Survey.score).is_not(None))
+    .order_by(col(Survey.answered_at).desc(), col(Survey.id).desc())
+    .limit(1)
+)
 
 
 # --------------------------------------------------------------------------- figures

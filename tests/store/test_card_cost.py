@@ -71,7 +71,8 @@ def _contact_with_history(engine: Engine, n: int) -> int:
 
 
 @contextmanager
-def _counting(engine: Engine) -> Iterator[list[str]]:
+def counting_statements(engine: Engine) -> Iterator[list[str]]:
+    """The SQL run on `engine` inside the block (every statement is CPU under the GIL)."""
     statements: list[str] = []
 
     def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
@@ -88,7 +89,7 @@ def test_a_card_costs_the_same_few_statements_for_a_busy_contact_as_for_a_quiet_
     quiet, busy = _contact_with_history(engine, 1), _contact_with_history(engine, 8)
     costs = {}
     for contact_id in (quiet, busy):
-        with read_session(engine) as session, _counting(engine) as statements:
+        with read_session(engine) as session, counting_statements(engine) as statements:
             card = contact_card(session, contact_id)
         assert card is not None and card.owner is not None and card.owner.endswith("(via company Acme 1)"
                                                                                   if contact_id == quiet
