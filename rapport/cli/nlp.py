@@ -61,9 +61,9 @@ def train(
 ) -> None:
     """Train a category model on a CSV.
 
-    An eighth of the rows (by a stable hash) is held out to score the model and
-    calibrate its confidence; the saved model then trains on every row (so training
-    takes twice as long)."""
+    An eighth of the rows (by a stable hash) is held out to score the model
+    and calibrate its confidence; the saved model then trains on every row
+    (so training takes twice as long)."""
     with user_errors():
         examples = nlp.read_examples(data, text_column, label_column)
         out_dir = out or nlp.default_cache_dir() / f"trained-{data.stem}"

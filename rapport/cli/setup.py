@@ -71,9 +71,9 @@ def effective_environment(settings: Settings) -> dict[str, Any]:
 def config_check(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Check the environment, .env and rapport.toml together.
 
-    Names every problem in one run (exit code 2), else prints every effective value,
-    defaults included, secrets masked. Warnings (a feature switched on that cannot
-    work, e.g. surveys without SMTP) are printed and do not change the exit code."""
+    Names every problem in one run (exit code 2), else prints every effective
+    value, defaults included, secrets masked. Warnings (a feature switched on
+    that cannot work, e.g. surveys without SMTP) do not change the exit code."""
     checked = check_configuration()
     if not as_json:
         for warning in checked.warnings:
