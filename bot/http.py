@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -190,15 +191,22 @@ def slack_front(app: App, signing_secret: str, limits: HttpLimits) -> HttpFront:
     return front
 
 
+def listening_socket(host: str, port: int, limits: HttpLimits = HttpLimits()) -> socket.socket:
+    """A bound, listening TCP socket that several processes' `HttpServer`s can accept on."""
+    return socket.create_server((host, port), backlog=limits.backlog)
+
+
 class HttpServer:
-    """waitress serving `front` on `host:port` from a background thread (port 0 picks a free one)."""
+    """waitress serving `front` on `host:port` from a background thread (port 0 picks a free one),
+    or on `listener`, a socket bound elsewhere (`rapport serve`'s HTTP workers share one)."""
 
     def __init__(self, front: HttpFront, *, host: str = "0.0.0.0", port: int = 3000,
-                 limits: HttpLimits = HttpLimits()) -> None:
+                 limits: HttpLimits = HttpLimits(), listener: socket.socket | None = None) -> None:
         self.front = front
         self._map: dict[int, Any] = {}
+        where: dict[str, Any] = {"sockets": [listener]} if listener is not None else {"host": host, "port": port}
         self._server = waitress.create_server(
-            front, map=self._map, host=host, port=port, ident="Rapport",
+            front, map=self._map, **where, ident="Rapport",
             threads=limits.threads, backlog=limits.backlog, connection_limit=limits.connection_limit,
             max_request_body_size=limits.max_body_bytes + 1,  # waitress refuses a length >= this
             channel_timeout=limits.channel_timeout, cleanup_interval=max(1, limits.channel_timeout // 2),

@@ -1,16 +1,20 @@
-"""`rapport serve`: the Slack app, the scheduler and the mailbox watchers in one process.
+"""`rapport serve`: the Slack app, the scheduler and the mailbox watchers (HTTP workers: rapport.workers).
 
 Socket Mode when SLACK_APP_TOKEN is set, else HTTP on RAPPORT_HTTP_PORT
 (POST /slack/events, GET /healthz; waitress behind bot.http's guard; more
-pages are routes on `self.http.front`). The survey links (GET /csat/...) are
+pages are routes of the front `http_front` builds). The survey links (GET /csat/...) are
 served whenever RAPPORT_PUBLIC_URL and RAPPORT_CSAT_SECRET are set, in Socket
-Mode too (then on an HTTP server of their own). SIGTERM or SIGINT stops everything in
+Mode too (then on an HTTP server of their own). In HTTP mode with more than one
+HTTP worker (`--workers`, RAPPORT_HTTP_WORKERS; one per CPU by default), worker
+processes answer on one shared socket (rapport.workers) and this process keeps
+the watchers, the scheduler and the outbox. SIGTERM or SIGINT stops everything in
 order: no new requests, the scheduler finishes its tick, watchers close.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -22,8 +26,9 @@ from bot.http import HEALTH_PATH, HttpFront, HttpLimits, HttpServer, health, sla
 from bot.notify import ConsoleSender
 from bot.pages import CONVERSATION_PATH, ConversationPage, page_key
 from bot.scheduler import TICK_SECONDS, Scheduler
-from bot.surveys import CSAT_PREFIX, CsatPage
+from bot.surveys import CSAT_PREFIX, CsatPage, SurveyOptions
 from rapport.errors import ConfigError
+from rapport.settings import Settings
 from rapport.wiring import (
     Runtime,
     bot_options,
@@ -37,14 +42,18 @@ from rapport.wiring import (
     smtp_options,
     survey_options,
 )
+from rapport.workers import HttpWorkers
 from store.locks import exclusive
-from store.outbox import dispatch
+from store.outbox import Handler, dispatch
 from store.types import utcnow
 
 log = logging.getLogger("rapport.serve")
 # How often a standby asks for a mailbox's lock: a failover takes about this long plus a catch-up
 # sync (a killed holder's lock goes with its connection). One cheap query per mailbox and period.
 LOCK_RETRY_SECONDS = 1.0
+# How much the mailbox watchers yield to the HTTP workers when both want a CPU (nice 5: about a
+# third of the share of a thread at nice 0).
+WATCHER_NICENESS = 5
 
 
 class Service:
@@ -60,6 +69,7 @@ class Service:
         scheduler_interval: float = TICK_SECONDS,
         watch_mailboxes: bool = True,
         http_limits: HttpLimits = HttpLimits(),
+        http_workers: int = 1,
     ) -> None:
         self.rt = rt
         self.host = host
@@ -68,9 +78,10 @@ class Service:
         self.scheduler_interval = scheduler_interval
         self.watch_mailboxes = watch_mailboxes
         self.http_limits = http_limits
+        self.http_workers = http_workers  # > 1 (HTTP mode): worker processes answer, rapport.workers
         self.stopping = threading.Event()
         self.slack: RapportSlack | None = None
-        self.http: HttpServer | None = None
+        self.http: HttpServer | HttpWorkers | None = None
         self.scheduler: Scheduler | None = None
         self._socket_mode: Any = None
         self._watchers: list[threading.Thread] = []
@@ -79,45 +90,32 @@ class Service:
         settings = self.rt.settings
         engine = self.rt.engine
         mailboxes = self._mailboxes()
-        client = slack_client(settings)
-        if client is None:
-            raise ConfigError("SLACK_BOT_TOKEN is not set: `rapport serve` needs a Slack app "
-                              "(create it from `rapport slack manifest`; bot/README.md has the steps). "
-                              "Without Slack, use `rapport chat`.")
-        app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
-        secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
-        if app_token is None and not secret:
-            raise ConfigError("set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
-
+        secret, app_token = slack_credentials(settings)
         surveys = survey_options(self.rt)
-        self.slack = build_app(engine, client=client, signing_secret=secret,
-                               options=bot_options(self.rt.config, settings), clock=self.clock)
         replies = reply_handler(self.rt)
-        self.slack.after_reply = lambda: dispatch(engine, [replies], now=self.clock())
+        self.slack = slack_app(self.rt, secret, replies, self.clock)
         self.scheduler = Scheduler(engine, self.slack.sender, interval=self.scheduler_interval,
                                    digest_options=digest_options(self.rt.config, settings), smtp=smtp_options(settings),
                                    segment_params=segment_params(self.rt.config),
                                    on_change=self.slack.publish_home, handlers=[replies],
                                    retention=retention(self.rt.config), surveys=surveys)
-        front: HttpFront | None = None
         if app_token is not None:
             self._start_socket_mode(app_token)
+        http_mode = app_token is None
+        if http_mode and self.http_workers > 1:
+            self.http = HttpWorkers(settings, host=self.host, port=self.port, limits=self.http_limits,
+                                    count=self.http_workers)
         else:
-            assert secret is not None
-            front = slack_front(self.slack.app, secret, self.http_limits)
-            front.add(CONVERSATION_PATH, ConversationPage(engine, page_key(secret)))  # digests link here
-        if surveys.links:
-            assert surveys.secret is not None
-            if front is None:  # Socket Mode: the links need an HTTP server of their own
-                front = HttpFront()
-                front.add(HEALTH_PATH, health)
-            front.add_prefix(CSAT_PREFIX, CsatPage(engine, surveys.secret, clock=self.clock))
-        if front is not None:
-            self.http = HttpServer(front, host=self.host, port=self.port, limits=self.http_limits)
+            front = http_front(self.rt, self.slack, secret=secret if http_mode else None, surveys=surveys,
+                               limits=self.http_limits, clock=self.clock)
+            if front is not None:
+                self.http = HttpServer(front, host=self.host, port=self.port, limits=self.http_limits)
+        if self.http is not None:
             self.http.start()
-            log.info("HTTP endpoint on http://%s:%d (%s)", self.host, self.http.port,
-                     "Slack and survey links" if secret and app_token is None and surveys.links
-                     else "survey links" if app_token is not None else "Slack")
+            log.info("HTTP endpoint on http://%s:%d (%s%s)", self.host, self.http.port,
+                     "Slack and survey links" if http_mode and surveys.links
+                     else "Slack" if http_mode else "survey links",
+                     f"; {self.http_workers} worker processes" if isinstance(self.http, HttpWorkers) else "")
         self.scheduler.start()
         self._start_watchers(mailboxes)
 
@@ -167,6 +165,7 @@ class Service:
         PostgreSQL database share the mailboxes, and one takes over when another stops."""
         from inbox.imap import watch
 
+        yield_to_requests()
         standing_by = False
         while not self.stopping.is_set():
             with exclusive(self.rt.engine, f"mailbox:{spec.name}") as held:
@@ -202,6 +201,56 @@ class Service:
         finally:
             log.info("shutting down")
             self.stop()
+
+
+def yield_to_requests() -> None:
+    """Lower the calling thread's CPU priority (on Linux a thread has its own nice value): a
+    backlog being parsed and classified must not hold Slack's requests past their 3 s."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + WATCHER_NICENESS))
+    except OSError:  # not allowed here: the watcher runs at the process's priority
+        log.debug("could not lower the watcher's priority")
+
+
+def slack_credentials(settings: Settings) -> tuple[str | None, str | None]:
+    """(signing secret, app token): one of them is needed, and a bot token."""
+    if settings.slack_bot_token is None:
+        raise ConfigError("SLACK_BOT_TOKEN is not set: `rapport serve` needs a Slack app "
+                          "(create it from `rapport slack manifest`; bot/README.md has the steps). "
+                          "Without Slack, use `rapport chat`.")
+    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    if app_token is None and not secret:
+        raise ConfigError("set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
+    return secret or None, app_token
+
+
+def slack_app(rt: Runtime, secret: str | None, replies: Handler, clock: Callable[[], datetime]) -> RapportSlack:
+    """The Slack app of `serve` (and of each HTTP worker): a reply confirmed in Slack is sent at once."""
+    client = slack_client(rt.settings)
+    assert client is not None  # slack_credentials checked the token
+    slack = build_app(rt.engine, client=client, signing_secret=secret, options=bot_options(rt.config, rt.settings),
+                      clock=clock)
+    slack.after_reply = lambda: dispatch(rt.engine, [replies], now=clock())
+    return slack
+
+
+def http_front(rt: Runtime, slack: RapportSlack, *, secret: str | None, surveys: SurveyOptions,
+               limits: HttpLimits, clock: Callable[[], datetime]) -> HttpFront | None:
+    """The routes `serve` answers: Slack and the conversation pages in HTTP mode (`secret`), the
+    survey links when configured (in Socket Mode too); None when there is nothing to serve."""
+    front: HttpFront | None = None
+    if secret is not None:
+        front = slack_front(slack.app, secret, limits)
+        front.add(CONVERSATION_PATH, ConversationPage(rt.engine, page_key(secret)))  # digests link here
+    if surveys.links:
+        assert surveys.secret is not None
+        if front is None:  # Socket Mode: the links need an HTTP server of their own
+            front = HttpFront()
+            front.add(HEALTH_PATH, health)
+        front.add_prefix(CSAT_PREFIX, CsatPage(rt.engine, surveys.secret, clock=clock))
+    return front
 
 
 def console_sender(full: int | None = 3) -> ConsoleSender:

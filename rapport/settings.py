@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     # 0: any free port (tests)
     http_port: int = Field(3000, ge=0, le=65535, validation_alias=_env("RAPPORT_HTTP_PORT"))
     public_url: str | None = Field(None, validation_alias=_env("RAPPORT_PUBLIC_URL"))  # where `serve` answers
+    # `serve`'s HTTP worker processes (rapport/workers.py); 0: one per CPU, at most 8
+    http_workers: int = Field(0, ge=0, le=64, validation_alias=_env("RAPPORT_HTTP_WORKERS"))
 
     smtp_host: str | None = Field(None, validation_alias=_env("RAPPORT_SMTP_HOST"))
     smtp_port: int = Field(587, ge=1, le=65535, validation_alias=_env("RAPPORT_SMTP_PORT"))
@@ -101,6 +103,10 @@ class Settings(BaseSettings):
 
     # HMAC key for erasure hashes (store/privacy.py); set it before the first erasure, never change it
     privacy_key: SecretStr | None = Field(None, validation_alias=_env("RAPPORT_PRIVACY_KEY"))
+
+    @property
+    def http_worker_count(self) -> int:
+        return self.http_workers or min(8, os.cpu_count() or 1)
 
     @property
     def privacy_secret(self) -> str | None:

@@ -1,0 +1,101 @@
+"""`rapport serve --workers N`: worker processes answer Slack on one port; one that dies is replaced."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.bot.conftest import ALICE, COMMAND, SECRET
+from tests.bot.test_serve_process import CONFIG, LAUNCH, ROOT, TOKEN, _wait_healthy
+from tests.servers import slack_requests
+from tests.servers.fake_slack import FakeSlack
+from tests.servers.ports import free_port
+
+
+def _children(pid: int) -> set[int]:
+    """The live processes whose parent is `pid` (Linux /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(entry.name))
+    return found
+
+
+def _workers(pid: int, count: int) -> set[int]:
+    """Waits until `pid` has `count` worker processes (multiprocessing's resource tracker aside)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        workers = {child for child in _children(pid)
+                   if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes()}
+        if len(workers) == count:
+            return workers
+        time.sleep(0.1)
+    raise AssertionError(f"expected {count} HTTP workers under {pid}, found {_children(pid)}")
+
+
+def _help(port: int) -> None:
+    status, body = slack_requests.slash_command(SECRET, COMMAND, "help", user_id=ALICE).post(
+        f"http://127.0.0.1:{port}/slack/events")
+    assert status == 200
+    assert "remind CONTACT WHEN NOTE" in json.dumps(json.loads(body)["blocks"])
+
+
+def test_workers_answer_on_one_port_and_a_killed_one_is_replaced(tmp_path: Path, fake_slack: FakeSlack) -> None:
+    config = tmp_path / "rapport.toml"
+    config.write_text(CONFIG)
+    port = free_port()
+    env = {
+        **os.environ, "PYTHONPATH": str(ROOT), "RAPPORT_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        "RAPPORT_CONFIG": str(config), "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": fake_slack.base_url, "RAPPORT_HTTP_PORT": str(port),
+    }
+    env.pop("SLACK_APP_TOKEN", None)
+    log = (tmp_path / "serve.log").open("wb")  # a file, not a pipe: DEBUG lines of many requests would fill it
+    process = subprocess.Popen([sys.executable, "-c", LAUNCH, "--host", "127.0.0.1", "--no-watch", "--workers", "2"],
+                               cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)  # a failed test kills the workers too
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}/healthz", process)
+        first = _workers(process.pid, 2)
+        for _ in range(10):
+            _help(port)
+        forged = slack_requests.slash_command("wrong", COMMAND, "help", user_id=ALICE)
+        assert forged.post(f"http://127.0.0.1:{port}/slack/events")[0] == 401
+
+        killed = min(first)
+        os.kill(killed, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while killed in _children(process.pid) or len(_workers(process.pid, 2) - first) != 1:
+            assert time.monotonic() < deadline, "the killed worker was not replaced"
+            time.sleep(0.1)
+        for _ in range(10):
+            _help(port)
+        workers = _workers(process.pid, 2)
+
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+    text = (tmp_path / "serve.log").read_text(errors="replace")
+    words = " ".join(text.split())  # Rich wraps log lines at the terminal's width
+    assert process.returncode == 0, text
+    assert "2 worker processes" in words
+    assert f"HTTP worker {killed} exited" in words
+    assert TOKEN not in text  # the workers log at the same (DEBUG) level as the main process
+    assert "shutting down" in text
+    assert not {pid for pid in workers if Path(f"/proc/{pid}").exists()}, "a worker outlived `rapport serve`"
