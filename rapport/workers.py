@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import threading
@@ -27,6 +28,7 @@ from rapport.settings import Settings
 log = logging.getLogger("rapport.serve")
 START_SECONDS = 60.0  # a worker imports the app and opens the database; then it says it is ready
 STOP_SECONDS = 10.0  # requests in progress finish (HttpServer.stop waits 5 s for them)
+ORPHAN_CHECK_SECONDS = 0.5
 
 
 class HttpWorkers:
@@ -144,6 +146,17 @@ def run_worker(settings: Settings, listener: socket.socket, limits: HttpLimits, 
         return
     ready.send("")
     ready.close()
+    threading.Thread(target=_stop_when_orphaned, args=(stop,), name="parent-watch", daemon=True).start()
     stop.wait()
     server.stop()
     slack.close()
+
+
+def _stop_when_orphaned(stop: threading.Event) -> None:
+    """A main process killed with -9 cannot stop its workers: each stops once its parent is gone,
+    so none keeps the port (and database connections) from the `serve` started next."""
+    parent = os.getppid()
+    while not stop.wait(ORPHAN_CHECK_SECONDS):
+        if os.getppid() != parent:
+            log.warning("the main `rapport serve` process is gone; this HTTP worker stops")
+            stop.set()

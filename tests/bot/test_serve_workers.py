@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 from tests.bot.conftest import ALICE, COMMAND, SECRET
 from tests.bot.test_serve_process import CONFIG, LAUNCH, ROOT, TOKEN, _wait_healthy
@@ -52,20 +54,31 @@ def _help(port: int) -> None:
     assert "remind CONTACT WHEN NOTE" in json.dumps(json.loads(body)["blocks"])
 
 
-def test_workers_answer_on_one_port_and_a_killed_one_is_replaced(tmp_path: Path, fake_slack: FakeSlack) -> None:
+def _launch(tmp_path: Path, fake_slack: FakeSlack, port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
     config = tmp_path / "rapport.toml"
     config.write_text(CONFIG)
-    port = free_port()
     env = {
         **os.environ, "PYTHONPATH": str(ROOT), "RAPPORT_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
         "RAPPORT_CONFIG": str(config), "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET,
         "SLACK_API_URL": fake_slack.base_url, "RAPPORT_HTTP_PORT": str(port),
     }
     env.pop("SLACK_APP_TOKEN", None)
-    log = (tmp_path / "serve.log").open("wb")  # a file, not a pipe: DEBUG lines of many requests would fill it
-    process = subprocess.Popen([sys.executable, "-c", LAUNCH, "--host", "127.0.0.1", "--no-watch", "--workers", "2"],
-                               cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)  # a failed test kills the workers too
+    # output to a file, not a pipe: the DEBUG lines of many requests would fill a pipe and block
+    # the processes; a session of its own, so a failed test can kill the workers too
+    return subprocess.Popen([sys.executable, "-c", LAUNCH, "--host", "127.0.0.1", "--no-watch", "--workers", "2"],
+                            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def test_workers_answer_on_one_port_and_a_killed_one_is_replaced(tmp_path: Path, fake_slack: FakeSlack) -> None:
+    port = free_port()
+    log = (tmp_path / "serve.log").open("wb")
+    process = _launch(tmp_path, fake_slack, port, log)
     try:
         _wait_healthy(f"http://127.0.0.1:{port}/healthz", process)
         first = _workers(process.pid, 2)
@@ -87,9 +100,7 @@ def test_workers_answer_on_one_port_and_a_killed_one_is_replaced(tmp_path: Path,
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        _end(process)
         log.close()
     text = (tmp_path / "serve.log").read_text(errors="replace")
     words = " ".join(text.split())  # Rich wraps log lines at the terminal's width
@@ -99,3 +110,31 @@ def test_workers_answer_on_one_port_and_a_killed_one_is_replaced(tmp_path: Path,
     assert TOKEN not in text  # the workers log at the same (DEBUG) level as the main process
     assert "shutting down" in text
     assert not {pid for pid in workers if Path(f"/proc/{pid}").exists()}, "a worker outlived `rapport serve`"
+
+
+def test_workers_stop_when_the_main_process_is_killed(tmp_path: Path, fake_slack: FakeSlack) -> None:
+    """Regression: workers of a `serve` killed with -9 kept the port, so the next `serve` could not start."""
+    port = free_port()
+    with (tmp_path / "serve.log").open("wb") as log:
+        process = _launch(tmp_path, fake_slack, port, log)
+        try:
+            _wait_healthy(f"http://127.0.0.1:{port}/healthz", process)
+            workers = _workers(process.pid, 2)
+            process.kill()
+            process.wait()
+            deadline = time.monotonic() + 30
+            while any(_alive(pid) for pid in workers):
+                assert time.monotonic() < deadline, "a worker outlived its killed main process"
+                time.sleep(0.1)
+        finally:
+            _end(process)
+    with socket.create_server(("127.0.0.1", port)):  # the port is free for the next `rapport serve`
+        pass
+
+
+def _alive(pid: int) -> bool:
+    """`pid` runs and is not a zombie (an orphan's zombie is reaped by init, not by us)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
