@@ -251,6 +251,7 @@ def fake_slack_process() -> Iterator[str]:
     here, there = context.Pipe()
     process = context.Process(target=_run_fake_slack, args=(there,), daemon=True)
     process.start()
+    there.close()  # so a child that dies before answering ends recv() with EOFError, not a hang
     try:
         yield here.recv()
     finally:

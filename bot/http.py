@@ -191,9 +191,19 @@ def slack_front(app: App, signing_secret: str, limits: HttpLimits) -> HttpFront:
     return front
 
 
-def listening_socket(host: str, port: int, limits: HttpLimits = HttpLimits()) -> socket.socket:
-    """A bound, listening TCP socket that several processes' `HttpServer`s can accept on."""
-    return socket.create_server((host, port), backlog=limits.backlog)
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to `host:port` that several processes' `HttpServer`s accept on. It is not
+    listening yet: connections are refused until the first server listens, not left waiting."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                         flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class HttpServer:

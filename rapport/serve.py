@@ -103,8 +103,8 @@ class Service:
             self._start_socket_mode(app_token)
         http_mode = app_token is None
         if http_mode and self.http_workers > 1:
-            self.http = HttpWorkers(settings, host=self.host, port=self.port, limits=self.http_limits,
-                                    count=self.http_workers)
+            self.http = HttpWorkers(settings, self.rt.config, host=self.host, port=self.port,
+                                    limits=self.http_limits, count=self.http_workers)
         else:
             front = http_front(self.rt, self.slack, secret=secret if http_mode else None, surveys=surveys,
                                limits=self.http_limits, clock=self.clock)

@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     # 0: any free port (tests)
     http_port: int = Field(3000, ge=0, le=65535, validation_alias=_env("RAPPORT_HTTP_PORT"))
     public_url: str | None = Field(None, validation_alias=_env("RAPPORT_PUBLIC_URL"))  # where `serve` answers
-    # `serve`'s HTTP worker processes (rapport/workers.py); 0: one per CPU, at most 8
+    # `serve`'s HTTP worker processes (rapport/workers.py); 0: one per CPU, at most 4
     http_workers: int = Field(0, ge=0, le=64, validation_alias=_env("RAPPORT_HTTP_WORKERS"))
 
     smtp_host: str | None = Field(None, validation_alias=_env("RAPPORT_SMTP_HOST"))
@@ -106,7 +106,10 @@ class Settings(BaseSettings):
 
     @property
     def http_worker_count(self) -> int:
-        return self.http_workers or min(8, os.cpu_count() or 1)
+        """RAPPORT_HTTP_WORKERS, else one per CPU this process may use, at most 4: each worker is a
+        process of ~100 MB and, on PostgreSQL, a pool of up to 15 connections (the server's
+        max_connections is 100 by default)."""
+        return self.http_workers or max(1, min(4, len(os.sched_getaffinity(0))))
 
     @property
     def privacy_secret(self) -> str | None:

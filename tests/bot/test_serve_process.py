@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
 from pathlib import Path
 
 from tests.bot.conftest import ALICE, COMMAND, SECRET, get
@@ -38,7 +37,7 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
         try:
             if get(url)[0] == 200:
                 return
-        except (urllib.error.URLError, ConnectionError):
+        except OSError:  # refused, reset or timed out while it starts (URLError is an OSError)
             time.sleep(0.1)
     raise AssertionError("rapport serve did not become healthy")
 
@@ -53,7 +52,9 @@ def test_serve_process_answers_and_stops_on_sigterm(tmp_path: Path, fake_slack: 
         "SLACK_API_URL": fake_slack.base_url, "RAPPORT_HTTP_PORT": str(port),
     }
     env.pop("SLACK_APP_TOKEN", None)
-    process = subprocess.Popen([sys.executable, "-c", LAUNCH, "--host", "127.0.0.1", "--no-watch"], cwd=tmp_path,
+    # one process: tests/bot/test_serve_workers.py covers worker processes
+    process = subprocess.Popen([sys.executable, "-c", LAUNCH, "--host", "127.0.0.1", "--no-watch", "--workers", "1"],
+                               cwd=tmp_path,
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         _wait_healthy(f"http://127.0.0.1:{port}/healthz", process)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO
 
 from tests.bot.conftest import ALICE, COMMAND, SECRET
-from tests.bot.test_serve_process import CONFIG, LAUNCH, ROOT, TOKEN, _wait_healthy
+from tests.bot.test_serve_process import CONFIG, LAUNCH, ROOT, TOKEN
 from tests.servers import slack_requests
 from tests.servers.fake_slack import FakeSlack
 from tests.servers.ports import free_port
@@ -39,12 +39,27 @@ def _workers(pid: int, count: int) -> set[int]:
     """Waits until `pid` has `count` worker processes (multiprocessing's resource tracker aside)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        workers = {child for child in _children(pid)
-                   if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes()}
+        workers = {child for child in _children(pid) if b"resource_tracker" not in _cmdline(child)}
         if len(workers) == count:
             return workers
         time.sleep(0.1)
     raise AssertionError(f"expected {count} HTTP workers under {pid}, found {_children(pid)}")
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # it ended meanwhile
+        return b""
+
+
+def _wait_started(process: subprocess.Popen[bytes], log_file: Path) -> None:
+    """Until `serve` logs that its workers are up (/healthz answers as soon as the first one is)."""
+    deadline = time.monotonic() + 90
+    while "worker processes" not in " ".join(log_file.read_text(errors="replace").split()):
+        assert process.poll() is None, "rapport serve exited early"
+        assert time.monotonic() < deadline, "rapport serve did not say its workers were up"
+        time.sleep(0.1)
 
 
 def _help(port: int) -> None:
@@ -80,7 +95,7 @@ def test_workers_answer_on_one_port_and_a_killed_one_is_replaced(tmp_path: Path,
     log = (tmp_path / "serve.log").open("wb")
     process = _launch(tmp_path, fake_slack, port, log)
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}/healthz", process)
+        _wait_started(process, tmp_path / "serve.log")
         first = _workers(process.pid, 2)
         for _ in range(10):
             _help(port)
@@ -118,7 +133,7 @@ def test_workers_stop_when_the_main_process_is_killed(tmp_path: Path, fake_slack
     with (tmp_path / "serve.log").open("wb") as log:
         process = _launch(tmp_path, fake_slack, port, log)
         try:
-            _wait_healthy(f"http://127.0.0.1:{port}/healthz", process)
+            _wait_started(process, tmp_path / "serve.log")
             workers = _workers(process.pid, 2)
             process.kill()
             process.wait()
@@ -138,3 +153,23 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_a_worker_killed_while_starting_is_replaced(tmp_path: Path, fake_slack: FakeSlack) -> None:
+    """Regression: a worker killed before it was ready (the OOM killer, a stray signal) stopped the
+    whole `serve` with "could not start", as if the configuration were wrong."""
+    port = free_port()
+    with (tmp_path / "serve.log").open("wb") as log:
+        process = _launch(tmp_path, fake_slack, port, log)
+        try:
+            starting = _workers(process.pid, 2)  # spawned; importing the app takes them a second or more
+            killed = min(starting)
+            os.kill(killed, signal.SIGKILL)
+            _wait_started(process, tmp_path / "serve.log")
+            assert killed not in _workers(process.pid, 2)
+            _help(port)
+        finally:
+            _end(process)
+    words = " ".join((tmp_path / "serve.log").read_text(errors="replace").split())
+    assert f"HTTP worker {killed} exited (code -9) while starting; starting another" in words
+    assert "could not start" not in words
