@@ -78,7 +78,7 @@ class Service:
         self.scheduler_interval = scheduler_interval
         self.watch_mailboxes = watch_mailboxes
         self.http_limits = http_limits
-        self.http_workers = http_workers  # > 1 (HTTP mode): worker processes answer, rapport.workers
+        self.http_workers = http_workers  # > 1 (HTTP mode): worker processes answer (on the real clock)
         self.stopping = threading.Event()
         self.slack: RapportSlack | None = None
         self.http: HttpServer | HttpWorkers | None = None

@@ -5,9 +5,11 @@ classifying. Measured under load (issue 15, bench/bench_serve_load.py), Slack's
 requests then waited on each other and on the ingest, not on the CPUs. So in HTTP
 mode `serve` binds the port itself and starts worker processes that each accept on
 it (the kernel hands each connection to one of them); each worker is the Slack app
-and its HTTP front on the same database, nothing else. The main process keeps the
-watchers, the scheduler and the outbox, so a mail is still ingested, and a DM still
-sent, exactly once. A worker that dies is started again.
+and its HTTP front on the same database, nothing else (a reply confirmed in Slack is
+sent by the worker that took it, through the outbox's claim like any sender). The main
+process keeps the watchers, the scheduler and the outbox's dispatcher, so a mail is
+still ingested, and a DM still sent, exactly once. A worker that dies is started again.
+Workers read the real clock: a `Service` with another clock keeps one process.
 """
 
 from __future__ import annotations
