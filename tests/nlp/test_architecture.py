@@ -58,12 +58,17 @@ def train_step(nlp: Language, examples: list[SpacyExample], optimizer: Optimizer
     nlp.update(examples, sgd=optimizer, drop=0.0)
 
 
-# The linear model, and the linear model averaged with a hidden part (without dropout, so
-# a training pass computes what inference does).
-SHAPES = [{}, {"hidden_width": 8, "hidden_buckets": 512, "hidden_dropout": 0.0}]
+# The linear model, the linear model averaged with a hidden part, and with a hidden part and
+# spaCy's CNN (without dropout, so that a training pass computes what inference does).
+SHAPES = [
+    {},
+    {"hidden_width": 8, "hidden_buckets": 512, "hidden_dropout": 0.0},
+    {"hidden_width": 8, "hidden_buckets": 512, "hidden_dropout": 0.0, "cnn_width": 8, "cnn_embed_size": 100},
+]
+SHAPE_IDS = ["linear", "hidden", "hidden-cnn"]
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=["linear", "hidden"])
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
 def test_inference_shortcut_equals_the_training_computation(shape: dict[str, object]) -> None:
     nlp, examples = small_pipeline(**shape)
     train_step(nlp, examples, SGD(TrainSettings().learn_rate))
@@ -127,7 +132,7 @@ def test_punctuation_and_line_breaks_are_not_features() -> None:
     assert not np.allclose(scores[0], np.asarray(model.predict([nlp.make_doc("my refund 4411 is late")]))[0])
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=["linear", "hidden"])
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
 def test_saved_model_holds_weights_not_caches(shape: dict[str, object]) -> None:
     nlp, _ = small_pipeline(**shape)
     model = nlp.get_pipe("textcat").model
