@@ -125,11 +125,15 @@ class RowwiseAveragedSGD(Optimizer):
     A row's weights stay put between its updates, so its average, an exponential moving
     average with thinc's decay ``d_t = min((1 + t) / (10 + t), 0.9999)``, moves towards them
     by the product of the decays meanwhile: that product is applied when the row next
-    changes, or when the averages are read (``averages``)."""
+    changes, or when the averages are read (``averages``).
+
+    The parameters of the model nodes in ``adam_nodes`` (spaCy's CNN: dense layers, for which
+    plain SGD at the linear rows' rate is far too large) go to thinc's ``Adam()`` instead,
+    spaCy's default optimiser, also with averages."""
 
     def __init__(self, learn_rate: float, *, adam_nodes: frozenset[int] = frozenset()) -> None:
-        self._adam_nodes = adam_nodes
-        self._adam = Adam(use_averages=True)
+        self._dense_nodes = adam_nodes
+        self._dense = Adam(use_averages=True)
         self._kept: dict[Any, np.ndarray] = {}
         self._weights: dict[Any, np.ndarray] = {}
         self._synced: dict[Any, np.ndarray] = {}  # per row: the step its average is up to date with
@@ -141,7 +145,7 @@ class RowwiseAveragedSGD(Optimizer):
         for key, synced in self._synced.items():
             rows = np.flatnonzero(synced < self.nr_update[key])
             self._catch_up(key, rows, self.nr_update[key])
-        return {**self._kept, **cast(dict[Any, np.ndarray], self._adam.averages)}
+        return {**self._kept, **cast(dict[Any, np.ndarray], self._dense.averages)}
 
     @averages.setter
     def averages(self, value: dict[tuple[int, str], FloatsXd] | None) -> None:
@@ -165,8 +169,8 @@ class RowwiseAveragedSGD(Optimizer):
     def __call__(
         self, key: Any, weights: FloatsXd, gradient: FloatsXd, *, lr_scale: float = 1.0
     ) -> tuple[FloatsXd, FloatsXd]:
-        if key[0] in self._adam_nodes:
-            return cast(tuple[FloatsXd, FloatsXd], self._adam(key, weights, gradient, lr_scale=lr_scale))
+        if key[0] in self._dense_nodes:
+            return cast(tuple[FloatsXd, FloatsXd], self._dense(key, weights, gradient, lr_scale=lr_scale))
         if len(gradient) < 1:
             return weights, gradient
         self.nr_update[key] += 1
