@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import nlp
 from nlp.data import is_held_out
-from nlp.training import ENSEMBLE_PARTS, TEXTCAT_MODEL, TrainSettings
+from nlp.training import HIDDEN_PART, TEXTCAT_MODEL, TrainSettings
 from rapport.cli.nlp import app
 
 runner = CliRunner()
@@ -194,9 +194,7 @@ def test_train_keeps_the_held_out_scores_and_then_learns_from_every_row(tmp_path
 
 
 SMALL = {**TEXTCAT_MODEL, "n_buckets": 4096}
-SMALL_ENSEMBLE = TrainSettings(
-    epochs=3, dropout=0.2, textcat_model={**SMALL, **ENSEMBLE_PARTS, "hidden_buckets": 1024, "cnn_embed_size": 500}
-)
+SMALL_HIDDEN = TrainSettings(epochs=3, textcat_model={**SMALL, **HIDDEN_PART, "hidden_buckets": 1024})
 
 
 def three_topics() -> list[tuple[str, str]]:
@@ -211,17 +209,16 @@ def three_topics() -> list[tuple[str, str]]:
 def test_train_saves_the_candidate_that_scores_best_on_the_held_out_rows(tmp_path: Path) -> None:
     hopeless = TrainSettings(epochs=1, learn_rate=1e-9, textcat_model=SMALL)  # learns nothing
 
-    result = nlp.train_held_out(three_topics(), out_dir=tmp_path / "model", candidates=[hopeless, SMALL_ENSEMBLE])
+    result = nlp.train_held_out(three_topics(), out_dir=tmp_path / "model", candidates=[hopeless, SMALL_HIDDEN])
 
     assert result.dev is not None and result.dev.accuracy == 1.0
-    config = (tmp_path / "model" / "config.cfg").read_text()
-    assert "hidden_width = 64" in config and "cnn_width = 96" in config
+    assert "hidden_width = 64" in (tmp_path / "model" / "config.cfg").read_text()
 
 
 def test_train_keeps_the_first_candidate_on_a_tie(tmp_path: Path) -> None:
     linear = TrainSettings(epochs=3, textcat_model=SMALL)
 
-    result = nlp.train_held_out(three_topics(), out_dir=tmp_path / "model", candidates=[linear, SMALL_ENSEMBLE])
+    result = nlp.train_held_out(three_topics(), out_dir=tmp_path / "model", candidates=[linear, SMALL_HIDDEN])
 
     assert result.dev is not None and result.dev.accuracy == 1.0
     assert "hidden_width = 0" in (tmp_path / "model" / "config.cfg").read_text()
