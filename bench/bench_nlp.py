@@ -7,8 +7,13 @@ default model (as `rapport demo` and `serve` train it) and a TF-IDF (word 1-2 + 
 n-grams) logistic regression trained on exactly the same rows, scored on the realistic
 evaluation mail (tests/fixtures/eval/, never trained on), the demo's sample mailbox with gold
 labels, and Bitext's dev part; Banking77 is trained with `rapport nlp train`'s defaults on
-bench/data/banking77/train.csv and scored on dev.csv (the official test part is kept apart).
-Training is CPU only, with no pretrained weights.
+bench/data/banking77/train.csv and scored on dev.csv (the official test part is kept apart):
+those defaults choose, on a held-out eighth of train.csv, between the linear model and the
+linear model averaged with a hidden part (Banking77 gets the second; its settings were
+chosen on eighths of train.csv, never on dev.csv). Training is CPU only, with no pretrained
+weights. Last figures (2026-12-06, machine shared): realistic mail 0.986 vs 0.977, sample
+0.911 vs 0.889, Bitext 1.000 vs 1.000, Banking77 dev 0.922 vs 0.917 (training 161-191 s;
+the target 0.93 is not reached), throughput 25.7-26.6 % of the bare tokenizer, +57 MB.
 """
 
 from __future__ import annotations

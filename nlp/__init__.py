@@ -19,9 +19,10 @@ from nlp.pipeline import (
     retrained_model_path,
 )
 from nlp.retrain import ModelInfo, RetrainResult, model_info, retrain
-from nlp.training import EvalResult, TrainResult, TrainSettings, train, train_held_out
+from nlp.training import CANDIDATES, EvalResult, TrainResult, TrainSettings, train, train_held_out
 
 __all__ = [
+    "CANDIDATES",
     "CATEGORIES",
     "DEFAULT_LANGUAGES",
     "NEEDS_TRIAGE",

@@ -19,8 +19,8 @@ from spacy.pipeline import TextCategorizer
 from spacy.tokens import Doc
 from spacy.training import Example as SpacyExample
 from spacy.util import fix_random_seed, minibatch
-from thinc.api import SGD, Model
-from thinc.types import Floats2d
+from thinc.api import Model, Optimizer
+from thinc.types import Floats2d, FloatsXd
 
 from nlp.architecture import fit_row_weights  # also registers rapport.NgramBagTextcat.v3
 from nlp.data import DataError, Example, labels_of, split_held_out
@@ -49,14 +49,31 @@ class TrainSettings:
     on; more epochs or weight decay did not help), while SGD reaches it (dev 0.944, as
     scikit-learn's solver on the same features: 0.941) in a third of the time; these three
     figures are with punctuation among the features (words only: 0.930-0.931). No gradient
-    clipping: the hashed tables get sparse, small gradients."""
+    clipping: the hashed tables get sparse, small gradients. No weight decay: on every row
+    each step it only lost accuracy (0.1: -0.01, 1: -0.02)."""
 
     epochs: int = 6  # dev 0.930 at 6, 0.931 at 12: half the training for the same model
     batch_size: int = 64  # dev 0.931; 128: 0.924; 256: 0.922-0.926
     learn_rate: float = 2.0  # dev 0.939-0.947 from 1 to 3 (with punctuation tokens)
-    l2: float = 0.0  # weight decay on every row each step only lost accuracy (0.1: -0.01, 1: -0.02)
     seed: int = 0
     textcat_model: dict[str, Any] = field(default_factory=lambda: dict(TEXTCAT_MODEL))
+
+
+# The hidden part's settings, chosen on Banking77 trained on 7/8 of its train.csv and scored
+# on the other eighth (the split `train_held_out` makes), never on its dev.csv: held-out
+# accuracy 0.900 linear, 0.913 with the hidden part (nlp/README.md has the figures).
+HIDDEN_PART: dict[str, Any] = {"hidden_width": 64, "hidden_buckets": 65536, "hidden_dropout": 0.5,
+                               "hidden_learn_rate": 0.02}
+
+# What `rapport nlp train` tries on the held-out eighth of a file: the linear model (first, so
+# it wins a tie), and the linear model averaged with a hidden part. The hidden part learns
+# combinations beyond single n-grams (Banking77's 77 close intents) and fits templated mail
+# too closely (the default model is linear: on the dev part of our own data it scores 0.931,
+# with the hidden part 0.908); the held-out rows decide per data set.
+CANDIDATES: tuple[TrainSettings, ...] = (
+    TrainSettings(),
+    TrainSettings(textcat_model={**TEXTCAT_MODEL, **HIDDEN_PART}),
+)
 
 
 @dataclass(frozen=True)
@@ -98,6 +115,74 @@ class HeldOutScores:
     temperature: float
 
 
+class RowwiseAveragedSGD(Optimizer):
+    """thinc's ``SGD(learn_rate, use_averages=True)``, with the same weights and averages, but
+    a step only touches the rows of a table that have a gradient (a batch reaches a few
+    thousand of the 262,144 hashed rows): updating every row's moving average each step
+    took two thirds of the training time.
+
+    A row's weights stay put between its updates, so its average, an exponential moving
+    average with thinc's decay ``d_t = min((1 + t) / (10 + t), 0.9999)``, moves towards them
+    by the product of the decays meanwhile: that product is applied when the row next
+    changes, or when the averages are read (``averages``)."""
+
+    def __init__(self, learn_rate: float) -> None:
+        self._kept: dict[Any, np.ndarray] = {}
+        self._weights: dict[Any, np.ndarray] = {}
+        self._synced: dict[Any, np.ndarray] = {}  # per row: the step its average is up to date with
+        self._log_decay = np.zeros(1)  # cumulated log decay: entry t sums steps 1..t
+        super().__init__(learn_rate, L2=0.0, beta1=0.0, beta2=0.0, grad_clip=0.0, use_averages=True)
+
+    @property  # type: ignore[override]
+    def averages(self) -> dict[Any, np.ndarray]:
+        for key, synced in self._synced.items():
+            rows = np.flatnonzero(synced < self.nr_update[key])
+            self._catch_up(key, rows, self.nr_update[key])
+        return self._kept
+
+    @averages.setter
+    def averages(self, value: dict[tuple[int, str], FloatsXd] | None) -> None:
+        self._kept = cast(dict[Any, np.ndarray], value) if value is not None else {}
+
+    def _decay_until(self, t: int) -> np.ndarray:
+        if len(self._log_decay) <= t:
+            steps = np.arange(len(self._log_decay), 2 * t + 2)
+            more = np.log(np.minimum((1.0 + steps) / (10.0 + steps), 0.9999))
+            self._log_decay = np.concatenate([self._log_decay, self._log_decay[-1] + np.cumsum(more)])
+        return self._log_decay
+
+    def _catch_up(self, key: Any, rows: np.ndarray, t: int) -> None:
+        """Bring the rows' averages up to step ``t``; their weights have not changed since."""
+        synced, weights, kept = self._synced[key], self._weights[key], self._kept[key]
+        factor = np.exp(self._decay_until(t)[t] - self._log_decay[synced[rows]])
+        factor = factor.reshape(-1, *[1] * (weights.ndim - 1))
+        kept[rows] = weights[rows] + (kept[rows] - weights[rows]) * factor
+        synced[rows] = t
+
+    def __call__(
+        self, key: Any, weights: FloatsXd, gradient: FloatsXd, *, lr_scale: float = 1.0
+    ) -> tuple[FloatsXd, FloatsXd]:
+        if len(gradient) < 1:
+            return weights, gradient
+        self.nr_update[key] += 1
+        t = self.nr_update[key]
+        rate = lr_scale * self.learn_rate
+        if key not in self._kept:
+            self._kept[key] = np.zeros(weights.shape, dtype="float32")
+            self._synced[key] = np.zeros(len(weights), dtype="int64")
+        self._weights[key] = weights_array = np.asarray(weights)
+        grad = np.asarray(gradient)
+        rows = np.flatnonzero(grad.reshape(len(grad), -1).any(axis=1))
+        self._catch_up(key, rows, t - 1)
+        weights_array[rows] -= rate * grad[rows]
+        grad[rows] = 0
+        decay = min((1.0 + t) / (10.0 + t), 0.9999)
+        kept = self._kept[key]
+        kept[rows] -= (1 - decay) * (kept[rows] - weights_array[rows])
+        self._synced[key][rows] = t
+        return weights, gradient
+
+
 def train(
     examples: Sequence[Example],
     *,
@@ -125,8 +210,9 @@ def train(
     nlp = blank_textcat_pipeline(settings.textcat_model)
     train_examples = _to_spacy_examples(nlp, examples, labels)
     nlp.initialize(lambda: train_examples)
-    fit_row_weights(cast(TextCategorizer, nlp.get_pipe("textcat")).model, [eg.reference for eg in train_examples])
-    optimizer = SGD(settings.learn_rate, L2=settings.l2, grad_clip=0.0, use_averages=True)
+    textcat_model = cast(TextCategorizer, nlp.get_pipe("textcat")).model
+    fit_row_weights(textcat_model, [eg.reference for eg in train_examples])
+    optimizer = RowwiseAveragedSGD(settings.learn_rate)
     rng = random.Random(settings.seed)
     dev_result = held_out.dev if held_out else None
     for epoch in range(1, settings.epochs + 1):
@@ -175,28 +261,47 @@ def train_held_out(
     examples: Sequence[Example],
     *,
     out_dir: Path,
-    settings: TrainSettings | None = None,
+    candidates: Sequence[TrainSettings] | None = None,
     progress: Progress | None = None,
 ) -> TrainResult:
     """What ``rapport nlp train`` does with a labelled file: an eighth of the rows (by a stable
-    hash) is held out to score the model and calibrate its confidence; then, those settled,
-    the model that is saved trains on every row: the held-out eighth is data it should learn
-    from too. Twice the training time."""
+    hash) is held out; each candidate setting (``CANDIDATES`` by default) trains on the rest
+    and is scored there; the best one (the first on a tie) keeps its scores and calibration,
+    and the model that is saved trains with it on every row: the held-out eighth is data it
+    should learn from too. One training per candidate, plus the final one."""
+    candidates = list(candidates or CANDIDATES)
     train_part, dev_part = split_held_out(examples)
     if not dev_part:
-        return train(train_part, dev=None, out_dir=out_dir, settings=settings, progress=progress)
+        return train(train_part, dev=None, out_dir=out_dir, settings=candidates[0], progress=progress)
+    best: tuple[TrainSettings, TrainResult] | None = None
+    seconds = 0.0
+    for number, settings in enumerate(candidates, start=1):
+        if progress:
+            progress(f"candidate {number}/{len(candidates)}: {describe(settings)}")
+            progress(f"training on {len(train_part)} rows, scoring on the {len(dev_part)} held out")
+        with tempfile.TemporaryDirectory(prefix="rapport-scoring-") as scoring_dir:  # out_dir keeps its model meanwhile
+            scored = train(train_part, dev=dev_part, out_dir=Path(scoring_dir), settings=settings, progress=progress)
+        assert scored.dev is not None  # scored on dev_part
+        seconds += scored.seconds
+        if best is None or scored.dev.accuracy > cast(EvalResult, best[1].dev).accuracy:
+            best = (settings, scored)
+    assert best is not None
+    settings, first = best
     if progress:
-        progress(f"scoring: training on {len(train_part)} rows, holding out {len(dev_part)}")
-    with tempfile.TemporaryDirectory(prefix="rapport-scoring-") as scoring_dir:  # out_dir keeps its model meanwhile
-        first = train(train_part, dev=dev_part, out_dir=Path(scoring_dir), settings=settings, progress=progress)
-    assert first.dev is not None  # scored on dev_part
-    if progress:
+        progress(f"chosen: {describe(settings)} (held-out accuracy {cast(EvalResult, first.dev).accuracy:.4f})")
         progress(f"final model: training on all {len(examples)} rows (keeps the scores and calibration above)")
     final = train(
         examples, dev=None, out_dir=out_dir, settings=settings, progress=progress,
-        model_version=first.model_version, held_out=HeldOutScores(first.dev, first.temperature),
+        model_version=first.model_version, held_out=HeldOutScores(cast(EvalResult, first.dev), first.temperature),
     )
-    return replace(final, seconds=first.seconds + final.seconds)
+    return replace(final, seconds=seconds + final.seconds)
+
+
+def describe(settings: TrainSettings) -> str:
+    """A candidate's shape in a few words, for progress lines."""
+    width = settings.textcat_model.get("hidden_width", 0)
+    shape = f"linear + hidden part ({width})" if width else "linear"
+    return f"{shape}, {settings.epochs} epochs"
 
 
 class RapportTextCategorizer(TextCategorizer):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -55,20 +56,22 @@ def train(
     out: Path | None = typer.Option(
         None, "--out", help="Where to save the model (default: the model cache)."
     ),
-    epochs: int = typer.Option(
-        nlp.TrainSettings.epochs, "--epochs", min=1, help="Passes over the training data."
+    epochs: int | None = typer.Option(
+        None, "--epochs", min=1, help="Passes over the training data (default: each candidate's)."
     ),
 ) -> None:
     """Train a category model on a CSV.
 
-    An eighth of the rows (by a stable hash) is held out to score the model
-    and calibrate its confidence; the saved model then trains on every row
-    (so training takes twice as long)."""
+    An eighth of the rows (by a stable hash) is held out: each candidate model
+    (linear; linear with a hidden part) trains on the rest and is scored there,
+    and the best calibrates its confidence; the saved model then trains with
+    the best's settings on every row (one training per candidate, plus one)."""
     with user_errors():
         examples = nlp.read_examples(data, text_column, label_column)
         out_dir = out or nlp.default_cache_dir() / f"trained-{data.stem}"
+        candidates = [replace(c, epochs=epochs or c.epochs) for c in nlp.CANDIDATES]
         result = nlp.train_held_out(
-            examples, out_dir=out_dir, settings=nlp.TrainSettings(epochs=epochs), progress=progress
+            examples, out_dir=out_dir, candidates=candidates, progress=progress
         )
     console.print(
         f"saved {result.model_version} to {result.out_dir} ({result.seconds:.1f} s)", highlight=False

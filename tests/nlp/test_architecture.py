@@ -4,18 +4,21 @@ must give exactly what a plain computation from the current weights gives."""
 from __future__ import annotations
 
 import pickle
+from typing import cast
 
 import numpy as np
 import pytest
 import spacy
 from spacy.language import Language
 from spacy.training import Example as SpacyExample
+from spacy.util import fix_random_seed
 from thinc.api import SGD, Optimizer
 
 from nlp.architecture import WordTable
 from nlp.doctext import batch_tokens
 from nlp.training import (
     TEXTCAT_MODEL,
+    RowwiseAveragedSGD,
     TrainSettings,
     blank_textcat_pipeline,
     calibrate,
@@ -55,8 +58,15 @@ def train_step(nlp: Language, examples: list[SpacyExample], optimizer: Optimizer
     nlp.update(examples, sgd=optimizer, drop=0.0)
 
 
-def test_inference_shortcut_equals_the_training_computation() -> None:
-    nlp, examples = small_pipeline()
+# The linear model, and the linear model averaged with a hidden part (without dropout, so
+# that a training pass computes what inference does).
+SHAPES = [{}, {"hidden_width": 8, "hidden_buckets": 512, "hidden_dropout": 0.0}]
+SHAPE_IDS = ["linear", "hidden"]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_inference_shortcut_equals_the_training_computation(shape: dict[str, object]) -> None:
+    nlp, examples = small_pipeline(**shape)
     train_step(nlp, examples, SGD(TrainSettings().learn_rate))
     model = nlp.get_pipe("textcat").model
     docs = [nlp.make_doc(t) for t in TEXTS]
@@ -85,6 +95,27 @@ def test_regression_cached_word_rows_follow_weight_updates() -> None:
     assert np.allclose(after, computed, atol=1e-5)
 
 
+def test_rowwise_averaged_sgd_gives_thincs_weights_and_averages() -> None:
+    """It skips the rows without a gradient and catches their averages up later: the result
+    must be thinc's SGD with averages, for tables, the hidden layer and biases alike."""
+    results = []
+    for optimizer in (SGD(2.0, grad_clip=0.0, use_averages=True), RowwiseAveragedSGD(2.0)):
+        fix_random_seed(0)
+        nlp, examples = small_pipeline(**SHAPES[1])
+        for step in range(12):  # batches of two: most rows go untouched for several steps
+            train_step(nlp, examples[step % 3 * 2 : step % 3 * 2 + 2], optimizer)
+        model = nlp.get_pipe("textcat").model
+        weights = [np.array(node.get_param(name)) for node in model.walk() for name in node.param_names
+                   if node.has_grad(name)]
+        averages = cast(dict, optimizer.averages)
+        results.append((weights, [np.array(averages[key]) for key in sorted(averages)]))
+    (thinc_weights, thinc_averages), (weights, averages) = results
+    assert len(averages) == len(thinc_averages) == len(weights) == 4  # two tables, a bias, a layer
+    for ours, theirs in zip(weights + averages, thinc_weights + thinc_averages, strict=True):
+        assert np.allclose(ours, theirs, atol=1e-6)
+    assert any(np.abs(average).max() > 0.01 for average in averages)
+
+
 def test_punctuation_and_line_breaks_are_not_features() -> None:
     """Regression: our templated training mail told categories apart by punctuation and
     blank lines, which realistic mail does not share; only words and numbers count."""
@@ -97,8 +128,9 @@ def test_punctuation_and_line_breaks_are_not_features() -> None:
     assert not np.allclose(scores[0], np.asarray(model.predict([nlp.make_doc("my refund 4411 is late")]))[0])
 
 
-def test_saved_model_holds_weights_not_caches() -> None:
-    nlp, _ = small_pipeline()
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_saved_model_holds_weights_not_caches(shape: dict[str, object]) -> None:
+    nlp, _ = small_pipeline(**shape)
     model = nlp.get_pipe("textcat").model
     size_before = len(model.to_bytes())
     model.predict([nlp.make_doc(t) for t in TEXTS * 20])  # fills word table and row caches

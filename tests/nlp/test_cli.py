@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import nlp
 from nlp.data import is_held_out
+from nlp.training import HIDDEN_PART, TEXTCAT_MODEL, TrainSettings
 from rapport.cli.nlp import app
 
 runner = CliRunner()
@@ -189,3 +191,34 @@ def test_train_keeps_the_held_out_scores_and_then_learns_from_every_row(tmp_path
     classified = runner.invoke(app, ["classify", "give my money back for order 7", "--model",
                                      str(tmp_path / "model"), "--json"])
     assert json.loads(classified.stdout)["category"] == "refund"
+
+
+SMALL = {**TEXTCAT_MODEL, "n_buckets": 4096}
+SMALL_HIDDEN = TrainSettings(epochs=3, textcat_model={**SMALL, **HIDDEN_PART, "hidden_buckets": 1024})
+
+
+def three_topics() -> list[tuple[str, str]]:
+    return [
+        (f"{ask} number {i}", label)
+        for i in range(30)
+        for ask, label in (("where is my parcel", "delivery"), ("please send the invoice", "billing"),
+                           ("give my money back for order", "refund"))
+    ]
+
+
+def test_train_saves_the_candidate_that_scores_best_on_the_held_out_rows(tmp_path: Path) -> None:
+    hopeless = TrainSettings(epochs=1, learn_rate=1e-9, textcat_model=SMALL)  # learns nothing
+
+    result = nlp.train_held_out(three_topics(), out_dir=tmp_path / "model", candidates=[hopeless, SMALL_HIDDEN])
+
+    assert result.dev is not None and result.dev.accuracy == 1.0
+    assert "hidden_width = 64" in (tmp_path / "model" / "config.cfg").read_text()
+
+
+def test_train_keeps_the_first_candidate_on_a_tie(tmp_path: Path) -> None:
+    linear = TrainSettings(epochs=3, textcat_model=SMALL)
+
+    result = nlp.train_held_out(three_topics(), out_dir=tmp_path / "model", candidates=[linear, SMALL_HIDDEN])
+
+    assert result.dev is not None and result.dev.accuracy == 1.0
+    assert "hidden_width = 0" in (tmp_path / "model" / "config.cfg").read_text()
