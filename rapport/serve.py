@@ -14,7 +14,6 @@ order: no new requests, the scheduler finishes its tick, watchers close.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 from collections.abc import Callable
@@ -51,9 +50,6 @@ log = logging.getLogger("rapport.serve")
 # How often a standby asks for a mailbox's lock: a failover takes about this long plus a catch-up
 # sync (a killed holder's lock goes with its connection). One cheap query per mailbox and period.
 LOCK_RETRY_SECONDS = 1.0
-# How much the mailbox watchers yield to the HTTP workers when both want a CPU (nice 5: about a
-# third of the share of a thread at nice 0).
-WATCHER_NICENESS = 5
 
 
 class Service:
@@ -165,7 +161,6 @@ class Service:
         PostgreSQL database share the mailboxes, and one takes over when another stops."""
         from inbox.imap import watch
 
-        yield_to_requests()
         standing_by = False
         while not self.stopping.is_set():
             with exclusive(self.rt.engine, f"mailbox:{spec.name}") as held:
@@ -201,16 +196,6 @@ class Service:
         finally:
             log.info("shutting down")
             self.stop()
-
-
-def yield_to_requests() -> None:
-    """Lower the calling thread's CPU priority (on Linux a thread has its own nice value): a
-    backlog being parsed and classified must not hold Slack's requests past their 3 s."""
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + WATCHER_NICENESS))
-    except OSError:  # not allowed here: the watcher runs at the process's priority
-        log.debug("could not lower the watcher's priority")
 
 
 def slack_credentials(settings: Settings) -> tuple[str | None, str | None]:
