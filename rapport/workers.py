@@ -9,7 +9,7 @@ and its HTTP front on the same database, nothing else (a reply confirmed in Slac
 sent by the worker that took it, through the outbox's claim like any sender). The main
 process keeps the watchers, the scheduler and the outbox's dispatcher, so a mail is
 still ingested, and a DM still sent, exactly once. A worker that dies is started again.
-Workers read the real clock: a `Service` with another clock keeps one process.
+Workers read the real clock, whatever clock the `Service` was given.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def run_worker(settings: Settings, config: AppConfig, listener: socket.socket, l
     from store.db import make_engine
     from store.types import utcnow
 
-    setup_logging(logging.getLevelName(log_level), quiet_spacy=False)  # a worker never loads spaCy
+    setup_logging(logging.getLevelName(log_level))
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -187,17 +187,12 @@ def run_worker(settings: Settings, config: AppConfig, listener: socket.socket, l
         return
     ready.send("")
     ready.close()
-    threading.Thread(target=_stop_when_orphaned, args=(stop,), name="parent-watch", daemon=True).start()
-    stop.wait()
-    server.stop()
-    slack.close()
-
-
-def _stop_when_orphaned(stop: threading.Event) -> None:
-    """A main process killed with -9 cannot stop its workers: each stops once its parent is gone,
-    so none keeps the port (and database connections) from the `serve` started next."""
+    # A main process killed with -9 cannot stop its workers: each stops once its parent is gone,
+    # so none keeps the port (and database connections) from the `serve` started next.
     parent = os.getppid()
     while not stop.wait(ORPHAN_CHECK_SECONDS):
         if os.getppid() != parent:
             log.warning("the main `rapport serve` process is gone; this HTTP worker stops")
-            stop.set()
+            break
+    server.stop()
+    slack.close()

@@ -76,7 +76,7 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
-def setup_logging(level: str = "INFO", *, quiet_spacy: bool = True) -> None:
+def setup_logging(level: str = "INFO") -> None:
     logging.basicConfig(
         level=level.upper(),
         format="%(message)s",
@@ -86,8 +86,7 @@ def setup_logging(level: str = "INFO", *, quiet_spacy: bool = True) -> None:
     )
     # alembic narrates every migration step at INFO; a person wants one line from us
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    if quiet_spacy:  # a process that never loads spaCy (an HTTP worker) need not import it here
-        # spaCy prints through a handler of its own as well as ours: every line twice. Ours only.
-        import spacy  # noqa: F401  (its import adds that handler; the CLI imports it anyway, for `rapport nlp`)
+    # spaCy prints through a handler of its own as well as ours: every line twice. Ours only.
+    import spacy  # noqa: F401  (its import adds that handler; the CLI imports it anyway, for `rapport nlp`)
 
-        logging.getLogger("spacy").handlers.clear()
+    logging.getLogger("spacy").handlers.clear()

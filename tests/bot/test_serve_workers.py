@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import IO
 
+import psutil
+
 from tests.bot.conftest import ALICE, COMMAND, SECRET
 from tests.bot.test_serve_process import CONFIG, LAUNCH, ROOT, TOKEN
 from tests.servers import slack_requests
@@ -20,37 +22,26 @@ from tests.servers.ports import free_port
 
 
 def _children(pid: int) -> set[int]:
-    """The live processes whose parent is `pid` (Linux /proc)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.add(int(entry.name))
-    return found
+    """The live processes whose parent is `pid`."""
+    return {child.pid for child in psutil.Process(pid).children() if _alive(child.pid)}
 
 
 def _workers(pid: int, count: int) -> set[int]:
     """Waits until `pid` has `count` worker processes (multiprocessing's resource tracker aside)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        workers = {child for child in _children(pid) if b"resource_tracker" not in _cmdline(child)}
+        workers = {child for child in _children(pid) if "resource_tracker" not in _cmdline(child)}
         if len(workers) == count:
             return workers
         time.sleep(0.1)
     raise AssertionError(f"expected {count} HTTP workers under {pid}, found {_children(pid)}")
 
 
-def _cmdline(pid: int) -> bytes:
+def _cmdline(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:  # it ended meanwhile
-        return b""
+        return " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:  # it ended meanwhile
+        return ""
 
 
 def _wait_started(process: subprocess.Popen[bytes], log_file: Path) -> None:
@@ -124,7 +115,7 @@ def test_workers_answer_on_one_port_and_a_killed_one_is_replaced(tmp_path: Path,
     assert f"HTTP worker {killed} exited" in words
     assert TOKEN not in text  # the workers log at the same (DEBUG) level as the main process
     assert "shutting down" in text
-    assert not {pid for pid in workers if Path(f"/proc/{pid}").exists()}, "a worker outlived `rapport serve`"
+    assert not {pid for pid in workers if psutil.pid_exists(pid)}, "a worker outlived `rapport serve`"
 
 
 def test_workers_stop_when_the_main_process_is_killed(tmp_path: Path, fake_slack: FakeSlack) -> None:
@@ -150,8 +141,8 @@ def test_workers_stop_when_the_main_process_is_killed(tmp_path: Path, fake_slack
 def _alive(pid: int) -> bool:
     """`pid` runs and is not a zombie (an orphan's zombie is reaped by init, not by us)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
         return False
 
 
