@@ -56,7 +56,9 @@ def make_engine(url: str = DEFAULT_DATABASE_URL, *, echo: bool = False) -> Engin
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True)
+    # 10 kept, not the default 5: a worker's request threads use more at once under load, and each
+    # connection beyond the kept ones is opened and closed again per use (a new PostgreSQL backend)
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=5)
 
 
 def is_read_only(session: Session) -> bool:
