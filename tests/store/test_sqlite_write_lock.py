@@ -3,9 +3,11 @@ SQLite's busy handler (up to 100 ms between tries); the busy timeout and its err
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -68,3 +70,27 @@ def test_a_writer_still_locked_out_after_the_busy_timeout_gets_the_database_is_l
     assert _busy_timeout(engine) == 200
     with read_session(engine) as session:
         assert session.exec(select(Rep.name)).all() == ["Anna Holder"]
+
+
+class _RecoveringOnce(sqlite3.Connection):
+    """A connection whose first BEGIN IMMEDIATE meets SQLITE_BUSY_RECOVERY: another connection is
+    rebuilding the WAL index (the first opener after a crash) and holds the write lock meanwhile."""
+
+    refused = False
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "BEGIN IMMEDIATE" and not self.refused:
+            self.refused = True
+            error = sqlite3.OperationalError("database is locked")
+            error.sqlite_errorcode = 261  # SQLITE_BUSY_RECOVERY
+            error.sqlite_errorname = "SQLITE_BUSY_RECOVERY"
+            raise error
+        return super().execute(sql, *args)
+
+
+def test_a_writer_waits_while_another_connection_recovers_the_wal(tmp_path: Path) -> None:
+    """SQLite reports a busy lock with an extended code (SQLITE_BUSY_RECOVERY, _SNAPSHOT, ...) that
+    its own busy handler retries like SQLITE_BUSY."""
+    driver = sqlite3.connect(tmp_path / "recovering.db", isolation_level=None, factory=_RecoveringOnce)
+    assert store.db._begin_immediate(driver)
+    assert driver.in_transaction
