@@ -379,7 +379,7 @@ def run_database(label: str, urls: list[str], args: argparse.Namespace, classifi
         ingest_end = holder["watch"].done_at or window_end
         during = [s for s in samples if s[0] < ingest_end]
         print(f"    while ingesting ({len(during)} requests): {latency_line(during)}")
-        for kind in ("find", "my", "click"):
+        for kind in KINDS:
             print(f"      {kind:5} {latency_line([s for s in during if s[2] == kind])}")
         print(f"  ingest under load: {load_rate:6.0f} msg/s ({load_note}); "
               f"{load_rate / base_rate:.2f} of the baseline")

@@ -63,7 +63,9 @@ def _begin_immediate(driver: sqlite3.Connection) -> bool:
             driver.execute("BEGIN IMMEDIATE")
             return True
         except sqlite3.OperationalError as error:
-            if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+            # the whole BUSY family, as SQLite's busy handler: SQLITE_BUSY_RECOVERY while another
+            # connection rebuilds the WAL index after a crash
+            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
                 return False
         time.sleep(WRITE_LOCK_RETRY_SECONDS)
 
