@@ -343,6 +343,7 @@ def run_database(label: str, urls: list[str], args: argparse.Namespace, classifi
         cpu_before = _cpu_seconds(service)
         alone = load(target, 1, min(10.0, args.seconds))
         cpu_per_request = (_cpu_seconds(service) - cpu_before) / max(1, len(alone))
+        worker_mb = _worker_megabytes(service)
         refusals = unsigned_megabyte(service.http.port)
         service.stop()
         print(f"  baseline ingest, no requests: {base_rate:6.0f} msg/s ({base_note})")
@@ -350,6 +351,8 @@ def run_database(label: str, urls: list[str], args: argparse.Namespace, classifi
         cores = min(workers, os.cpu_count() or 1)
         print(f"  one client alone, no ingest: {latency_line(alone)}; server CPU "
               f"{ms(cpu_per_request)} per request ({workers} HTTP worker{'s' if workers > 1 else ''})")
+        if worker_mb:
+            print(f"    memory of each HTTP worker: {', '.join(f'{mb:.0f} MB' for mb in worker_mb)} (RSS)")
         # Each worker answers under its own GIL: at best cores/cpu_per_request requests a second (less the
         # clients' and the ingest's share of the CPUs), so CLIENTS clients that send again as soon as
         # answered wait at least CLIENTS * cpu_per_request / cores on average.
@@ -376,6 +379,8 @@ def run_database(label: str, urls: list[str], args: argparse.Namespace, classifi
         ingest_end = holder["watch"].done_at or window_end
         during = [s for s in samples if s[0] < ingest_end]
         print(f"    while ingesting ({len(during)} requests): {latency_line(during)}")
+        for kind in KINDS:
+            print(f"      {kind:5} {latency_line([s for s in during if s[2] == kind])}")
         print(f"  ingest under load: {load_rate:6.0f} msg/s ({load_note}); "
               f"{load_rate / base_rate:.2f} of the baseline")
 
@@ -389,6 +394,13 @@ def _cpu_seconds(service: Any) -> float:
     pids = getattr(service.http, "pids", None)
     processes = [psutil.Process(pid) for pid in pids] if pids else [psutil.Process()]
     return sum(times.user + times.system for times in (process.cpu_times() for process in processes))
+
+
+def _worker_megabytes(service: Any) -> list[float]:
+    """Resident memory of each HTTP worker process (none when the service answers itself)."""
+    import psutil
+
+    return [psutil.Process(pid).memory_info().rss / 2**20 for pid in getattr(service.http, "pids", None) or []]
 
 
 def free_port() -> int:

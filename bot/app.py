@@ -103,6 +103,12 @@ class RapportSlack:
         self.rep_ids = RepIds(engine, self.sender.user_email)  # Slack user -> rep, for `_identify`
         self.after_reply: Callable[[], object] | None = None  # `serve`: deliver the reply now, not at the next tick
         self._slow = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rapport-slow")
+        # A command holds its listener thread while it runs here: fewer threads than listeners made
+        # reading commands queue behind each other (issue 15's load bench, 20 s runs: p95
+        # 306-331 ms with 4 threads, 277-295 ms with 16). Writing ones keep 4: they queue for the one write lock anyway on SQLite, and
+        # sixteen waiting for it would hold every connection of the pool (15), reads included.
+        self._commands = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="rapport-command")
+        self._writing_commands = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rapport-write-command")
         self._listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="rapport-listener")
         self.app = App(
             client=client,
@@ -166,6 +172,8 @@ class RapportSlack:
 
     def close(self) -> None:
         self._slow.shutdown(wait=False, cancel_futures=True)
+        self._commands.shutdown(wait=False, cancel_futures=True)
+        self._writing_commands.shutdown(wait=False, cancel_futures=True)
         self._listeners.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ middleware
@@ -279,7 +287,8 @@ class RapportSlack:
     def _on_command(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
         # Slack sends &, < and > escaped: undo it, so `find AT&T` searches for AT&T
         user_id, text = str(body.get("user_id") or ""), html.unescape(str(body.get("text") or ""))
-        future = self._slow.submit(self._run_command, context, body, text)
+        pool = self._writing_commands if command_writes(text) else self._commands
+        future = pool.submit(self._run_command, context, body, text)
         try:
             waited = time.monotonic() - context.get("received_at", time.monotonic())
             rep_id, reply = future.result(timeout=max(0.0, ACK_BUDGET_SECONDS - waited))

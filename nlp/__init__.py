@@ -3,6 +3,8 @@
 Imports nothing of Rapport's other packages.
 """
 
+import logging
+
 from nlp.data import CATEGORIES, NEEDS_TRIAGE, DataError, read_examples, shipped_examples, split_held_out
 from nlp.entities import EntityPattern, EntityPatternError
 from nlp.language import DEFAULT_LANGUAGES, UnknownLanguageError
@@ -20,6 +22,10 @@ from nlp.pipeline import (
 )
 from nlp.retrain import ModelInfo, RetrainResult, model_info, retrain
 from nlp.training import CANDIDATES, EvalResult, TrainResult, TrainSettings, train, train_held_out
+
+# spaCy's import adds a stream handler of its own: beside the application's, every spaCy log line
+# came out twice. Its records still reach the application's handlers.
+logging.getLogger("spacy").handlers.clear()
 
 __all__ = [
     "CANDIDATES",

@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     @property
     def http_worker_count(self) -> int:
         """RAPPORT_HTTP_WORKERS, else one per CPU this process may use, at most 4: each worker is a
-        process of ~160 MB and, on PostgreSQL, a pool of up to 15 connections (the server's
+        process of ~90 MB and, on PostgreSQL, a pool of up to 15 connections (the server's
         max_connections is 100 by default)."""
         return self.http_workers or max(1, min(4, len(os.sched_getaffinity(0))))
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,6 +22,10 @@ DEFAULT_DATABASE_URL = "sqlite:///rapport.db"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
+BUSY_MILLISECONDS = 10_000  # how long a writer waits for SQLite's write lock before "database is locked"
+WRITE_LOCK_RETRY_SECONDS = 0.001
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers (Slack handlers) run while the watcher writes; foreign
     # keys are off by default in SQLite; the busy timeout turns lock clashes
@@ -27,15 +33,41 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_MILLISECONDS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
 def _sqlite_begin(connection: Any) -> None:
     # Readers stay deferred: under WAL they never wait for a writer.
-    readonly = connection.get_execution_options().get("rapport_readonly", False)
-    connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+    if connection.get_execution_options().get("rapport_readonly", False):
+        connection.exec_driver_sql("BEGIN")
+        return
+    driver: sqlite3.Connection = connection.connection.driver_connection
+    driver.execute("PRAGMA busy_timeout=0")
+    try:
+        if not _begin_immediate(driver):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")  # fails at once: the error as SQLAlchemy raises it
+    finally:
+        driver.execute(f"PRAGMA busy_timeout={BUSY_MILLISECONDS}")
+
+
+def _begin_immediate(driver: sqlite3.Connection) -> bool:
+    """BEGIN IMMEDIATE, tried every millisecond while another writer holds the lock; False after
+    the busy timeout or on another error. SQLite's own busy handler sleeps up to 100 ms between
+    tries: under load a request's audit row waited long after the inbox's batch had committed,
+    and often lost the lock to the next batch (issue 15)."""
+    deadline = time.monotonic() + BUSY_MILLISECONDS / 1000
+    while True:
+        try:
+            driver.execute("BEGIN IMMEDIATE")
+            return True
+        except sqlite3.OperationalError as error:
+            # the whole BUSY family, as SQLite's busy handler: SQLITE_BUSY_RECOVERY while another
+            # connection rebuilds the WAL index after a crash
+            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                return False
+        time.sleep(WRITE_LOCK_RETRY_SECONDS)
 
 
 def make_engine(url: str = DEFAULT_DATABASE_URL, *, echo: bool = False) -> Engine:
@@ -56,7 +88,9 @@ def make_engine(url: str = DEFAULT_DATABASE_URL, *, echo: bool = False) -> Engin
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True)
+    # 10 kept, not the default 5: a worker's request threads use more at once under load, and each
+    # connection beyond the kept ones is opened and closed again per use (a new PostgreSQL backend)
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=5)
 
 
 def is_read_only(session: Session) -> bool:

@@ -86,7 +86,3 @@ def setup_logging(level: str = "INFO") -> None:
     )
     # alembic narrates every migration step at INFO; a person wants one line from us
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    # spaCy prints through a handler of its own as well as ours: every line twice. Ours only.
-    import spacy  # noqa: F401  (its import adds that handler; the CLI imports it anyway, for `rapport nlp`)
-
-    logging.getLogger("spacy").handlers.clear()

@@ -6,13 +6,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-import nlp
 from rapport.cli.common import console, err_console, print_json
+from store.validation import CATEGORIES
+
+if TYPE_CHECKING:
+    import nlp
+
+# `nlp` (spaCy) is imported by the commands that use it: at module level it cost every `rapport`
+# command half a second, and every HTTP worker of `serve` 55 MB.
 
 app = typer.Typer(
     help="Train, evaluate and try the mail classifier (category, language, entities).", no_args_is_help=True
@@ -31,6 +38,8 @@ JSON = typer.Option(False, "--json", help="Print JSON on stdout.")
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Bad input ends the command with one clear line on stderr, exit code 2."""
+    import nlp
+
     try:
         yield
     except (nlp.DataError, nlp.ModelError, nlp.EntityPatternError, nlp.UnknownLanguageError) as exc:
@@ -43,6 +52,8 @@ def progress(line: str) -> None:
 
 
 def load(model: Path | None, threshold: float = 0.5) -> nlp.Classifier:
+    import nlp
+
     return nlp.load_classifier(
         model, cache_dir=nlp.default_cache_dir(), threshold=threshold, progress=progress
     )
@@ -66,6 +77,8 @@ def train(
     (linear; linear with a hidden part) trains on the rest and is scored there,
     and the best calibrates its confidence; the saved model then trains with
     the best's settings on every row (one training per candidate, plus one)."""
+    import nlp
+
     with user_errors():
         examples = nlp.read_examples(data, text_column, label_column)
         out_dir = out or nlp.default_cache_dir() / f"trained-{data.stem}"
@@ -87,6 +100,8 @@ def evaluate(
     as_json: bool = JSON,
 ) -> None:
     """Score a model on a labelled CSV: accuracy, macro-F1, per class, docs/s."""
+    import nlp
+
     with user_errors():
         examples = nlp.read_examples(data, text_column, label_column)
         result = nlp.evaluate(load(model), examples)
@@ -137,7 +152,7 @@ def correct(
     message: str = typer.Argument(
         ..., help="The message: its number in `rapport export messages`, or its Message-ID."
     ),
-    category: str = typer.Argument(..., help=f"The right category: {', '.join(nlp.CATEGORIES)}."),
+    category: str = typer.Argument(..., help=f"The right category: {', '.join(CATEGORIES)}."),
     by: str | None = typer.Option(None, "--by", help="The rep making the correction (email)."),
 ) -> None:
     """Fix a message's category; the conversation may get a new owner.
@@ -152,8 +167,8 @@ def correct(
     from store.db import session_scope
     from store.reps import rep_by_email
 
-    if category not in nlp.CATEGORIES:
-        raise RapportError(f"unknown category {category!r}; choose one of {', '.join(nlp.CATEGORIES)}")
+    if category not in CATEGORIES:
+        raise RapportError(f"unknown category {category!r}; choose one of {', '.join(CATEGORIES)}")
     rt = runtime()
     with session_scope(rt.engine) as session:
         found = find_message(session, message)

@@ -8,7 +8,9 @@ after the read) and any other change is refused, so a wrong declaration fails he
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ from bot.identity import RepIds
 from store.db import ChangedWhileReading, read_and_append, read_session, session_scope
 from store.models import AuditEntry, Rep
 from tests.bot.conftest import ALICE, CAROL, Clock, Seeded, all_text, rep_id
+from tests.servers.fake_slack import FakeSlack
 
 READING = ["", "help", "find stastny", "find smiht", "followups", "my", "segment top", "segment lapsed",
            "segment stalled", "segment partners", "thread stastny", "thread #1", "reply #1 On its way.",
@@ -83,6 +86,29 @@ def test_regression_read_only_commands_answer_while_the_write_lock_is_held(
     _, card = slash("find stastny", user=ALICE)  # one hit: the card, and its view audited after the read
     assert "Jan Šťastný" in all_text(card["blocks"])
     assert [entry.target_id for entry in _audited_views(engine)] == [seeded.jan]
+
+
+def test_regression_writing_commands_waiting_for_the_lock_leave_connections_for_reads(
+    engine: Engine, seeded: Seeded, slash: Callable[..., tuple[int, dict[str, Any]]], fake_slack: FakeSlack,
+) -> None:
+    """Sixteen writing commands waiting for SQLite's write lock (the inbox committing) held every
+    connection of the pool when commands ran on threads as many as the listeners: `my` then waited
+    for a connection, and Slack got "Working on…" for a command that only reads."""
+    holder = sqlite3.connect(str(engine.url.database), isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        with ThreadPoolExecutor(max_workers=16) as reps:
+            acks = list(reps.map(lambda _: slash("back", user=ALICE)[1], range(16)))
+        assert all("Working on" in ack["text"] for ack in acks)  # past the ack budget, still waiting
+        _, mine = slash("my", user=ALICE)
+        assert mine["text"] == "My work"
+    finally:
+        holder.rollback()
+        holder.close()
+    deadline = time.monotonic() + 30  # each `back` then runs and answers late, before the service stops
+    while len(fake_slack.calls("chat.postEphemeral") + fake_slack.calls("chat.postMessage")) < 16:
+        assert time.monotonic() < deadline, "the writing commands did not all answer"
+        time.sleep(0.05)
 
 
 def test_rep_ids_remember_a_known_user_for_their_ttl_only(engine: Engine, seeded: Seeded) -> None:

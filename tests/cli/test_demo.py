@@ -4,6 +4,8 @@ everything the demo promises shows up in the terminal and in the store."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -154,15 +156,19 @@ def test_regression_the_demo_s_follow_up_commands_print_the_same_figures_as_the_
     assert "*" not in chat and "<@" not in chat
 
 
-def test_regression_spacy_log_lines_are_printed_once(capsys: pytest.CaptureFixture[str]) -> None:
+def test_regression_spacy_log_lines_are_printed_once() -> None:
     """Training printed each spaCy line twice: through spaCy's own handler and through ours."""
-    import logging
+    code = ("import logging, nlp; from rapport.cli.common import setup_logging; setup_logging('INFO'); "
+            "logging.getLogger('spacy').info('Created vocabulary')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stderr.count("Created vocabulary") == 1
 
-    import spacy  # noqa: F401  (adds spaCy's handler)
 
-    from rapport.cli.common import setup_logging
-
-    setup_logging("INFO")
-    assert logging.getLogger("spacy").handlers == []
-    logging.getLogger("spacy").info("Created vocabulary")
-    assert capsys.readouterr().err.count("Created vocabulary") == 1
+def test_regression_cli_and_http_workers_load_no_spacy() -> None:
+    """Every `rapport` command and every HTTP worker of `serve` imported spaCy (half a second, 55 MB
+    each) for a help text; only the commands that classify need it."""
+    code = ("import sys, rapport.cli.main, rapport.workers, rapport.serve; "
+            "from rapport.cli.common import setup_logging; setup_logging('INFO'); "
+            "print(sorted(m for m in ('nlp', 'spacy') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]"

@@ -87,13 +87,13 @@ class FakeSlack:
         self._custom: dict[str, MethodHandler] = {}
         self._ids = itertools.count(1)
         self._own_mentions: set[str] = set()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.socket_mode_url: str | None = None  # what apps.connections.open answers
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        self._server = ThreadingHTTPServer((LOOPBACK, 0), _Handler)
+        self._server = _Server((LOOPBACK, 0), _Handler)
         self._server.daemon_threads = True
         self._server.fake = self  # type: ignore[attr-defined]
         # a short poll interval keeps stop() (called once per test) quick
@@ -462,6 +462,12 @@ _METHODS: dict[str, Callable[[FakeSlack, JsonDict], JsonDict]] = {
 
 
 # ---------------------------------------------------------------- HTTP
+class _Server(ThreadingHTTPServer):
+    # Slack does not reset connections: the standard listen backlog of 5 did, under the load bench's
+    # bursts of DMs and views (an outbox error that real Slack would not cause)
+    request_queue_size = 128
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_version = "FakeSlack/1.0"
 
