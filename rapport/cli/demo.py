@@ -15,8 +15,9 @@ def demo(
 ) -> None:
     """Run Rapport on the bundled sample: import, classify, assign, notify, digest.
 
-    No servers needed. The folder then holds the demo's database, rapport.toml and clock (.env): commands run there
-    (or with --demo) agree with what the demo showed."""
+    No servers needed. The folder then holds the demo's database, rapport.toml
+    and clock (.env): commands run there (or with --demo) agree with what the
+    demo showed."""
     from rapport.demo import run_demo
 
     run_demo(console, folder.resolve(), full_notifications=full)

@@ -157,8 +157,9 @@ def correct(
 ) -> None:
     """Fix a message's category; the conversation may get a new owner.
 
-    The fix is kept as training data for `rapport nlp retrain`, and the conversation
-    is re-routed when its owner came from category or language routing."""
+    The fix is kept as training data for `rapport nlp retrain`, and the
+    conversation is re-routed when its owner came from category or language
+    routing."""
     from inbox.corrections import apply_correction
     from rapport.cli.common import acting_person, runtime
     from rapport.errors import RapportError
@@ -223,8 +224,8 @@ def retrain(as_json: bool = JSON) -> None:
 def status(as_json: bool = JSON) -> None:
     """The model this database uses, its scores, and corrections not yet learned.
 
-    Default or retrained, its dev scores, when it was trained, and the corrections it
-    has not learned yet, per language and category."""
+    Default or retrained, its dev scores, when it was trained, and the
+    corrections it has not learned yet, per language and category."""
     from rapport.cli.common import runtime
     from rapport.retraining import model_status
 

@@ -18,9 +18,9 @@ def manifest(
 ) -> None:
     """Print the Slack app's manifest, ready to paste.
 
-    Made for this configuration's slash command (`command` in the slack section of
-    rapport.toml): paste it at https://api.slack.com/apps -> Create New App -> From an
-    app manifest. Then see bot/README.md for the tokens."""
+    Made for this configuration's slash command (`command` in the slack section
+    of rapport.toml): paste it at https://api.slack.com/apps -> Create New App ->
+    From an app manifest. Then see bot/README.md for the tokens."""
     from bot.manifest import ManifestError, render_manifest
 
     if socket and http_url is not None:

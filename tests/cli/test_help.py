@@ -70,6 +70,16 @@ def test_a_command_summary_is_one_line(path: tuple[str, ...]) -> None:
     assert "\n" not in summary, summary
 
 
+@pytest.mark.parametrize("path", ALL, ids=lambda p: " ".join(p) or "rapport")
+def test_a_description_is_not_broken_mid_paragraph(path: tuple[str, ...]) -> None:
+    """Regression: `nlp correct --help` showed "conversation" alone on a line. Typer prints the
+    details (the paragraphs after the summary) line by line as written, after one space: a
+    line over 79 characters wraps, and the next one still starts on a line of its own."""
+    for paragraph in _help_of(path).split("\n\n")[1:]:
+        for line in paragraph.splitlines()[:-1]:  # a paragraph's last line may wrap: nothing follows it
+            assert len(line) <= 79, f"{' '.join(path)}: {line!r}"
+
+
 def test_the_top_level_lists_demo_first() -> None:
     """A newcomer's first command is the first one `rapport --help` lists."""
     assert next(iter(typer.main.get_command(app).commands)) == "demo"  # type: ignore[attr-defined]
