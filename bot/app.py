@@ -104,9 +104,9 @@ class RapportSlack:
         self.after_reply: Callable[[], object] | None = None  # `serve`: deliver the reply now, not at the next tick
         self._slow = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rapport-slow")
         # A command holds its listener thread while it runs here: fewer threads than listeners made
-        # reading commands queue behind each other (issue 15's load bench, 20 s runs: p95
-        # 306-331 ms with 4 threads, 277-295 ms with 16). Writing ones keep 4: they queue for the one write lock anyway on SQLite, and
-        # sixteen waiting for it would hold every connection of the pool (15), reads included.
+        # reading commands queue behind each other (issue 15's load bench, 20 s runs: p95 306-331 ms
+        # with 4 threads, 277-295 ms with 16). Writing ones keep 4: on SQLite they queue for the one
+        # write lock anyway, and sixteen waiting for it held every connection of the pool (15).
         self._commands = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="rapport-command")
         self._writing_commands = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rapport-write-command")
         self._listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="rapport-listener")

@@ -47,7 +47,8 @@ def _sqlite_begin(connection: Any) -> None:
     driver.execute("PRAGMA busy_timeout=0")
     try:
         if not _begin_immediate(driver):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")  # fails at once: the error as SQLAlchemy raises it
+            # still locked: one more try, without waiting, raises the error as SQLAlchemy wraps it
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
     finally:
         driver.execute(f"PRAGMA busy_timeout={BUSY_MILLISECONDS}")
 

@@ -15,7 +15,8 @@ def serve(
     host: str = typer.Option("0.0.0.0", "--host", help="HTTP address to listen on."),
     no_watch: bool = typer.Option(False, "--no-watch", help="Do not watch the mailboxes (Slack and scheduler only)."),
     workers: int = typer.Option(None, "--workers", "-w", min=1, max=64,
-                                help="HTTP worker processes (default: RAPPORT_HTTP_WORKERS or one per CPU)."),
+                                help="HTTP worker processes (default: RAPPORT_HTTP_WORKERS, else one per "
+                                "CPU, at most 4)."),
 ) -> None:
     """Socket Mode when SLACK_APP_TOKEN is set, else HTTP: POST /slack/events and GET /healthz.
     Stops cleanly on SIGTERM or Ctrl-C."""
