@@ -91,7 +91,16 @@ def make_engine(url: str = DEFAULT_DATABASE_URL, *, echo: bool = False) -> Engin
         return engine
     # 10 kept, not the default 5: a worker's request threads use more at once under load, and each
     # connection beyond the kept ones is opened and closed again per use (a new PostgreSQL backend)
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=5)
+    engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=5)
+    event.listen(engine, "begin", _postgres_begin)
+    return engine
+
+
+def _postgres_begin(connection: Any) -> None:
+    # psycopg sends BEGIN READ ONLY for a read session: PostgreSQL itself refuses its writes, so
+    # `read_session` may end it with COMMIT
+    connection.connection.driver_connection.read_only = bool(
+        connection.get_execution_options().get("rapport_readonly", False))
 
 
 def is_read_only(session: Session) -> bool:
@@ -118,6 +127,12 @@ def read_session(engine: Engine) -> Iterator[Session]:
     session = Session(engine.execution_options(rapport_readonly=True), expire_on_commit=False)
     try:
         yield session
+        if engine.dialect.name == "postgresql" and session.in_transaction():
+            # COMMIT, not ROLLBACK: at a rollback psycopg forgets the statements it prepared on
+            # that connection, so every query was planned anew, most of PostgreSQL's work under
+            # load (issue 15). Expunged first, nothing is flushed.
+            session.expunge_all()
+            session.commit()
     finally:
         # close(), not rollback(): it ends the transaction without expiring what was
         # read, so the objects stay usable after the block

@@ -1,0 +1,48 @@
+"""How sessions end on PostgreSQL: a read session is READ ONLY there and ends with COMMIT."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from psycopg.errors import ReadOnlySqlTransaction
+from sqlalchemy import insert, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import select
+
+from store.db import make_engine, read_session, session_scope, upgrade
+from store.models import Rep
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg_engine(pg_engine_url: str) -> Iterator[Engine]:
+    engine = make_engine(pg_engine_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_regression_read_sessions_keep_postgres_prepared_statements(pg_engine: Engine) -> None:
+    """Issue 15: psycopg prepares a statement run five times on a connection, and forgets all it
+    prepared at a ROLLBACK. Read sessions ended with one, so PostgreSQL planned every query anew:
+    most of its work under load."""
+    with session_scope(pg_engine) as session:
+        session.add(Rep(name="Anna", email="anna@nordlys.example"))
+    for _ in range(6):  # one after another, so the pool hands out its one connection each time
+        with read_session(pg_engine) as session:
+            assert session.exec(select(Rep).where(Rep.email == "anna@nordlys.example")).one().name == "Anna"
+    with read_session(pg_engine) as session:
+        prepared = session.execute(text("SELECT statement FROM pg_prepared_statements")).scalars().all()
+    assert any("FROM rep" in statement for statement in prepared), prepared
+
+
+def test_a_read_session_cannot_write_on_postgres(pg_engine: Engine) -> None:
+    """It ends with COMMIT (above), so PostgreSQL itself must refuse what it would write."""
+    with pytest.raises(DBAPIError) as refused, read_session(pg_engine) as session:
+        session.execute(insert(Rep).values(name="Bo", email="bo@nordlys.example", role="rep"))
+    assert isinstance(refused.value.orig, ReadOnlySqlTransaction)
+    with read_session(pg_engine) as session:
+        assert session.exec(select(Rep)).all() == []
