@@ -29,6 +29,8 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.request.internals import parse_body
 from slack_sdk.signature import SignatureVerifier
 from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.task import WSGITask
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -45,9 +47,16 @@ MAX_TIMESTAMP_DIGITS = 12  # Unix seconds until the year 33658; longer is not a 
 class HttpLimits:
     """What the HTTP front holds at once and how long it waits."""
 
-    threads: int = 8  # requests served at once; the rest queue, then wait in the backlog
+    threads: int = 4  # requests one worker serves at once
+    # Connections one worker holds at once, each closed after its one answer: a worker takes a new
+    # one only when it has room, so the rest wait in the listen backlog that the workers share and
+    # are served in order of arrival by whichever worker is free first. Taken as they came (200 at
+    # once), they queued per worker, behind a busy one while another sat idle: under load the
+    # slowest twentieth waited twice the median (issue 15). The few beyond `threads` are read
+    # while the threads work, so a slow client or two does not stop a worker; many slow clients
+    # are a buffering proxy's to absorb, as for any WSGI server.
+    connections: int = 8
     backlog: int = 1024  # the kernel caps it at net.core.somaxconn
-    connection_limit: int = 200  # open connections; beyond it accepting pauses (the backlog holds them)
     max_body_bytes: int = 1024 * 1024  # Slack's payloads are far smaller
     channel_timeout: int = 10  # seconds a connection may sit idle, also in the middle of a request
 
@@ -206,6 +215,27 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _OneRequestTask(WSGITask):
+    def build_response_header(self) -> bytes:
+        self.set_close_on_finish()  # before the headers are built: they then say "Connection: close"
+        return bytes(super().build_response_header())
+
+
+class _OneRequestChannel(HTTPChannel):
+    """A connection that carries one request: an idle keep-alive connection would hold one of a
+    worker's few places (`HttpLimits.connections`) until its timeout. gunicorn's sync workers
+    close every connection too, for the same reason."""
+
+    task_class = _OneRequestTask
+
+
+class _AtConnectionLimit(logging.Filter):
+    """Drops waitress's notes that the connection limit was reached or left: routine by design."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("total open connections")
+
+
 class HttpServer:
     """waitress serving `front` on `host:port` from a background thread (port 0 picks a free one),
     or on `listener`, a socket bound elsewhere (`rapport serve`'s HTTP workers share one)."""
@@ -217,14 +247,20 @@ class HttpServer:
         where: dict[str, Any] = {"sockets": [listener]} if listener is not None else {"host": host, "port": port}
         self._server = waitress.create_server(
             front, map=self._map, **where, ident="Rapport",
-            threads=limits.threads, backlog=limits.backlog, connection_limit=limits.connection_limit,
+            threads=limits.threads, backlog=limits.backlog,
+            connection_limit=limits.connections + 2,  # waitress counts its listening socket and wake-up pipe
             max_request_body_size=limits.max_body_bytes + 1,  # waitress refuses a length >= this
             channel_timeout=limits.channel_timeout, cleanup_interval=max(1, limits.channel_timeout // 2),
             expose_tracebacks=False,
         )
+        self._server.channel_class = _OneRequestChannel
         self._thread: threading.Thread | None = None
-        # waitress warns of every request that waits for a worker: thousands of lines in a burst
+        # waitress warns of every request that waits for a worker, and each time the connections
+        # reach their limit: thousands of lines in a burst, and under load a tenth of the CPU
         logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+        quiet = logging.getLogger("waitress")
+        if not any(isinstance(known, _AtConnectionLimit) for known in quiet.filters):
+            quiet.addFilter(_AtConnectionLimit())
 
     @property
     def port(self) -> int:

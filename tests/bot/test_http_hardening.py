@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -18,7 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.http import HttpLimits, body_problem
+from bot.http import HttpFront, HttpLimits, HttpServer, body_problem
 from bot.text import MAX_ID, whole_number
 from rapport.serve import Service
 from tests.bot.conftest import ALICE, COMMAND, DAVE, SECRET, Clock, Seeded, get, make_runtime
@@ -227,6 +228,88 @@ def test_a_new_page_is_one_route_on_the_same_server(service: Service) -> None:
     assert get(f"http://127.0.0.1:{port}/conversations/1") == (200, b"conversation page")
     assert _status(_raw(port, b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n")) == 404
     assert _status(_raw(port, b"GET /slack/events HTTP/1.1\r\nHost: x\r\n\r\n")) == 405
+
+
+@pytest.fixture
+def held_server() -> Iterator[tuple[HttpServer, threading.Event, list[str]]]:
+    """A server of one thread and two connections whose page waits until released."""
+    release, served = threading.Event(), []
+    front = HttpFront()
+
+    def page(environ: Any, start_response: Any) -> list[bytes]:
+        served.append(environ["PATH_INFO"])
+        release.wait(10)
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+
+    front.add("/a", page)
+    front.add("/b", page)
+    front.add("/c", page)
+    server = HttpServer(front, host="127.0.0.1", port=0, limits=HttpLimits(threads=1, connections=2))
+    server.start()
+    yield server, release, served
+    release.set()
+    server.stop()
+
+
+def _request(port: int, path: str) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    return sock
+
+
+def test_regression_a_worker_takes_no_more_connections_than_it_has_places_for(
+        held_server: tuple[HttpServer, threading.Event, list[str]]) -> None:
+    """Issue 15: `rapport serve`'s workers share one listen backlog; a worker that took every
+    connection it could (200) kept requests queued behind its own while another worker was idle.
+    A connection beyond `HttpLimits.connections` stays in the backlog, for any worker to take."""
+    server, release, served = held_server
+    first, second, third = (_request(server.port, path) for path in ("/a", "/b", "/c"))
+    with first, second, third:
+        for _ in range(100):
+            if served:
+                break
+            threading.Event().wait(0.02)
+        assert served == ["/a"]
+        held = [name for name, sock in (("second", second), ("third", third)) if _sent_back_to(sock)]
+        assert held == [], f"{held} answered while the first held the only thread"
+        assert _accepted(server) == 2  # the first, and the second waiting for the thread; not the third
+        release.set()
+        for sock in (first, second, third):
+            assert _status(_read_all(sock)) == 200
+    assert sorted(served) == ["/a", "/b", "/c"]
+
+
+def test_every_answer_closes_its_connection(
+        held_server: tuple[HttpServer, threading.Event, list[str]]) -> None:
+    """An idle keep-alive connection would hold one of a worker's few places until its timeout."""
+    server, release, _ = held_server
+    release.set()
+    with _request(server.port, "/a") as sock:
+        answer = _read_all(sock)  # returns: the server hangs up after the answer
+    head = answer.split(b"\r\n\r\n", 1)[0].lower()
+    assert _status(answer) == 200 and b"\r\nconnection: close" in head
+
+
+def _sent_back_to(sock: socket.socket) -> bool:
+    sock.settimeout(0.2)
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK))
+    except TimeoutError:
+        return False
+    finally:
+        sock.settimeout(10)
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _accepted(server: HttpServer) -> int:
+    return sum(1 for channel in list(server._map.values()) if type(channel).__name__ == "_OneRequestChannel")
 
 
 def test_signed_requests_still_work_after_the_guard(slash: Any, seeded: Seeded) -> None:
