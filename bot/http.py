@@ -17,6 +17,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -217,16 +218,26 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 class _OneRequestTask(WSGITask):
     def build_response_header(self) -> bytes:
-        self.set_close_on_finish()  # before the headers are built: they then say "Connection: close"
+        # as if the client had asked to close: waitress then answers "Connection: close" once,
+        # for HTTP/1.0 and 1.1 alike, and closes after the answer
+        self.request.headers["CONNECTION"] = "close"
         return bytes(super().build_response_header())
 
 
 class _OneRequestChannel(HTTPChannel):
-    """A connection that carries one request: an idle keep-alive connection would hold one of a
-    worker's few places (`HttpLimits.connections`) until its timeout. gunicorn's sync workers
-    close every connection too, for the same reason."""
+    """A connection that carries one request, which must arrive whole within the idle timeout
+    (`HttpLimits.channel_timeout`) of the connection opening. An idle keep-alive connection, or a
+    client that sends a byte every few seconds (waitress counts each as activity), would hold one
+    of a worker's few places (`HttpLimits.connections`). gunicorn's sync workers close every
+    connection too, for the same reason."""
 
     task_class = _OneRequestTask
+
+    def handle_read(self) -> None:
+        if not self.requests and time.time() - self.creation_time > self.adj.channel_timeout:
+            self.will_close = True  # closed by the loop's next pass
+            return
+        super().handle_read()
 
 
 class _AtConnectionLimit(logging.Filter):

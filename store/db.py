@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -15,8 +16,11 @@ from typing import Any
 from sqlalchemy import JSON, ColumnElement, String, Table, any_, bindparam, event, func, insert, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import NullType
 from sqlmodel import Session, SQLModel, create_engine
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE_URL = "sqlite:///rapport.db"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -93,6 +97,7 @@ def make_engine(url: str = DEFAULT_DATABASE_URL, *, echo: bool = False) -> Engin
     # connection beyond the kept ones is opened and closed again per use (a new PostgreSQL backend)
     engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=5)
     event.listen(engine, "begin", _postgres_begin)
+    event.listen(engine, "checkin", _postgres_checkin)
     return engine
 
 
@@ -101,6 +106,14 @@ def _postgres_begin(connection: Any) -> None:
     # `read_session` may end it with COMMIT
     connection.connection.driver_connection.read_only = bool(
         connection.get_execution_options().get("rapport_readonly", False))
+
+
+def _postgres_checkin(dbapi_connection: Any, _record: Any) -> None:
+    # back to the server's default for whoever takes the connection without SQLAlchemy's begin
+    from psycopg.pq import TransactionStatus  # only PostgreSQL's engines get here
+
+    if dbapi_connection is not None and dbapi_connection.info.transaction_status == TransactionStatus.IDLE:
+        dbapi_connection.read_only = None
 
 
 def is_read_only(session: Session) -> bool:
@@ -132,7 +145,10 @@ def read_session(engine: Engine) -> Iterator[Session]:
             # that connection, so every query was planned anew, most of PostgreSQL's work under
             # load (issue 15). Expunged first, nothing is flushed.
             session.expunge_all()
-            session.commit()
+            try:
+                session.commit()
+            except DBAPIError as error:  # what was read stands: a read-only transaction loses nothing
+                log.warning("ending a read-only transaction failed: %s", error.orig)
     finally:
         # close(), not rollback(): it ends the transaction without expiring what was
         # read, so the objects stay usable after the block

@@ -11,6 +11,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -285,10 +286,49 @@ def test_every_answer_closes_its_connection(
     """An idle keep-alive connection would hold one of a worker's few places until its timeout."""
     server, release, _ = held_server
     release.set()
-    with _request(server.port, "/a") as sock:
-        answer = _read_all(sock)  # returns: the server hangs up after the answer
-    head = answer.split(b"\r\n\r\n", 1)[0].lower()
-    assert _status(answer) == 200 and b"\r\nconnection: close" in head
+    for asked in (b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(asked)
+            answer = _read_all(sock)  # returns: the server hangs up after the answer
+        head = answer.split(b"\r\n\r\n", 1)[0].lower()
+        assert _status(answer) == 200
+        assert [line for line in head.split(b"\r\n") if line.startswith(b"connection:")] == [b"connection: close"]
+
+
+def test_regression_a_trickling_client_is_cut_off_at_the_timeout() -> None:
+    """waitress counts every byte as activity: a client sending one every half second kept one
+    of a worker's few places for ever. A request must arrive whole within the idle timeout."""
+    front = HttpFront()
+    server = HttpServer(front, host="127.0.0.1", port=0,
+                        limits=HttpLimits(threads=1, connections=1, channel_timeout=1))
+    server.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+            started, closed = time.monotonic(), False
+            while not closed and time.monotonic() - started < 8:
+                threading.Event().wait(0.5)
+                try:
+                    sock.sendall(b"X")  # a header that never ends
+                    closed = _hung_up(sock)
+                except (BrokenPipeError, ConnectionResetError):
+                    closed = True
+            assert closed, "the trickling client still held the connection after 8 s"
+            assert time.monotonic() - started < 4
+    finally:
+        server.stop()
+
+
+def _hung_up(sock: socket.socket) -> bool:
+    sock.settimeout(0.2)
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+    finally:
+        sock.settimeout(10)
 
 
 def _sent_back_to(sock: socket.socket) -> bool:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from psycopg.errors import ReadOnlySqlTransaction
-from sqlalchemy import insert, text
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import select
@@ -42,7 +42,20 @@ def test_regression_read_sessions_keep_postgres_prepared_statements(pg_engine: E
 def test_a_read_session_cannot_write_on_postgres(pg_engine: Engine) -> None:
     """It ends with COMMIT (above), so PostgreSQL itself must refuse what it would write."""
     with pytest.raises(DBAPIError) as refused, read_session(pg_engine) as session:
-        session.execute(insert(Rep).values(name="Bo", email="bo@nordlys.example", role="rep"))
+        session.add(Rep(name="Bo", email="bo@nordlys.example"))
+        session.flush()
     assert isinstance(refused.value.orig, ReadOnlySqlTransaction)
     with read_session(pg_engine) as session:
         assert session.exec(select(Rep)).all() == []
+
+
+def test_a_connection_back_in_the_pool_is_no_longer_read_only(pg_engine: Engine) -> None:
+    with read_session(pg_engine) as session:
+        session.exec(select(Rep)).all()
+    raw = pg_engine.raw_connection()  # the same pooled connection, taken without SQLAlchemy's begin
+    try:
+        cursor = raw.cursor()
+        cursor.execute("SHOW transaction_read_only")
+        assert cursor.fetchone() == ("off",)
+    finally:
+        raw.close()
