@@ -23,6 +23,7 @@ from sqlmodel import Session, SQLModel, create_engine
 log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE_URL = "sqlite:///rapport.db"
+READ_ONLY_OPTION = "rapport_readonly"  # the execution option that marks a read session's engine
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -42,9 +43,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _reads_only(bind: Connection | Engine) -> bool:
+    return bool(bind.get_execution_options().get(READ_ONLY_OPTION, False))
+
+
 def _sqlite_begin(connection: Any) -> None:
     # Readers stay deferred: under WAL they never wait for a writer.
-    if connection.get_execution_options().get("rapport_readonly", False):
+    if _reads_only(connection):
         connection.exec_driver_sql("BEGIN")
         return
     driver: sqlite3.Connection = connection.connection.driver_connection
@@ -104,8 +109,7 @@ def make_engine(url: str = DEFAULT_DATABASE_URL, *, echo: bool = False) -> Engin
 def _postgres_begin(connection: Any) -> None:
     # psycopg sends BEGIN READ ONLY for a read session: PostgreSQL itself refuses its writes, so
     # `read_session` may end it with COMMIT
-    connection.connection.driver_connection.read_only = bool(
-        connection.get_execution_options().get("rapport_readonly", False))
+    connection.connection.driver_connection.read_only = _reads_only(connection)
 
 
 def _postgres_checkin(dbapi_connection: Any, _record: Any) -> None:
@@ -118,7 +122,7 @@ def _postgres_checkin(dbapi_connection: Any, _record: Any) -> None:
 
 def is_read_only(session: Session) -> bool:
     """The session came from `read_session`: whatever it writes is thrown away."""
-    return bool(session.get_bind().get_execution_options().get("rapport_readonly", False))
+    return _reads_only(session.get_bind())
 
 
 @contextmanager
@@ -137,7 +141,7 @@ def session_scope(bind: Engine | Connection) -> Iterator[Session]:
 @contextmanager
 def read_session(engine: Engine) -> Iterator[Session]:
     """A session for reading only: on SQLite it never waits for (or blocks) a writer."""
-    session = Session(engine.execution_options(rapport_readonly=True), expire_on_commit=False)
+    session = Session(engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False)
     try:
         yield session
         if engine.dialect.name == "postgresql" and session.in_transaction():

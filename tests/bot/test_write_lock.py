@@ -16,6 +16,7 @@ from sqlalchemy import event
 from sqlmodel import Session, select
 
 from rapport.serve import Service
+from store.db import READ_ONLY_OPTION
 from store.models import FollowUp, Message
 from tests.bot.conftest import ALICE, CAROL, SECRET, STRANGER, Clock, Seeded, add_assigned_email
 from tests.servers import slack_requests
@@ -34,7 +35,7 @@ def probes(service: Service, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[t
     writing: set[int] = set()
 
     def began(connection: Any) -> None:
-        if not connection.get_execution_options().get("rapport_readonly", False):
+        if not connection.get_execution_options().get(READ_ONLY_OPTION, False):
             writing.add(threading.get_ident())  # BEGIN IMMEDIATE: this thread holds SQLite's write lock
 
     def ended(connection: Any) -> None:
