@@ -7,6 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import BindParameter, bindparam, func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from store.activities import recent_activities
@@ -82,10 +83,17 @@ class ContactCard:
 # is computed once.
 _CONTACT_ID: BindParameter[int] = bindparam("contact_id")
 _LIMIT: BindParameter[int] = bindparam("limit")
-# the contact, its company and its effective owner in one statement: `contact_owner` then finds
-# them in the session (a card costs a statement per part: tests/store/test_card_cost.py)
+# the contact, its company and its effective owner in one statement (`contact_owner` then finds
+# them in the session), with the card's single values: when we last heard from or spoke to the
+# contact, and their latest satisfaction score. The lists cost a statement each
+# (tests/store/test_card_cost.py).
 _CONTACT = (
-    select(Contact, Company, Rep)
+    sa_select(  # SQLModel's `select` takes at most four columns
+        Contact, Company, Rep,
+        select(func.max(Message.received_at)).where(col(Message.contact_id) == col(Contact.id)).scalar_subquery(),
+        select(func.max(Activity.occurred_at)).where(col(Activity.contact_id) == col(Contact.id)).scalar_subquery(),
+        *last_answer(col(Contact.id)),
+    )
     .outerjoin(Company, col(Company.id) == col(Contact.company_id))
     .outerjoin(Rep, col(Rep.id) == effective_owner_id(col(Contact.owner_id), col(Company.owner_id)))
     .where(col(Contact.id) == _CONTACT_ID)
@@ -96,10 +104,6 @@ _EMAILS = (
     .order_by(col(ContactEmail.is_primary).desc(), col(ContactEmail.id))
 )
 _CONSENTS = select(Consent).where(col(Consent.contact_id) == _CONTACT_ID).order_by(col(Consent.id))
-_LAST_CONTACT = select(
-    select(func.max(Message.received_at)).where(col(Message.contact_id) == _CONTACT_ID).scalar_subquery(),
-    select(func.max(Activity.occurred_at)).where(col(Activity.contact_id) == _CONTACT_ID).scalar_subquery(),
-)
 _OPEN_CONVERSATIONS = (
     select(Conversation, Rep.name)
     .outerjoin(Rep, col(Rep.id) == col(Conversation.owner_id))
@@ -118,15 +122,14 @@ def contact_card(
     session: Session, contact_id: int, *, conversations: int = 5, activities: int = 5
 ) -> ContactCard | None:
     """Everything a rep wants to see about a contact, or None if there is no such contact."""
-    row = session.exec(_CONTACT, params={"contact_id": contact_id}).first()
+    row = session.execute(_CONTACT, {"contact_id": contact_id}).first()
     if row is None:
         return None
-    contact, company, _ = row
+    contact, company, _, last_message_at, last_activity_at, last_score, last_score_at = row
     if contact.id is None:
         return None
     owner = contact_owner(session, contact)
     order_count, totals, last_order = _orders(session, contact.id)
-    answer = last_answer(session, contact.id)
     return ContactCard(
         id=contact.id,
         name=contact.name,
@@ -141,7 +144,7 @@ def contact_card(
         owner_id=owner.rep_id,
         owner=owner.describe() if owner.rep_id is not None else None,
         consents=_consents(session, contact.id),
-        last_contact_at=_last_contact(session, contact.id),
+        last_contact_at=max((t for t in (last_message_at, last_activity_at) if t is not None), default=None),
         open_conversations=_open_conversations(session, contact.id, conversations),
         activities=recent_activities(session, contact_id=contact.id, company_id=contact.company_id, moves=False,
                                      limit=activities),
@@ -150,8 +153,8 @@ def contact_card(
         last_order_on=last_order,
         next_followup=next_followup(session, contact.id),
         moves=stage_history(session, contact.id, limit=activities),
-        last_score=answer.score if answer else None,
-        last_score_at=answer.answered_at if answer else None,
+        last_score=last_score,
+        last_score_at=last_score_at,
     )
 
 
@@ -186,11 +189,6 @@ def _emails(session: Session, contact_id: int) -> list[str]:
 def _consents(session: Session, contact_id: int) -> list[ConsentLine]:
     rows = session.exec(_CONSENTS, params={"contact_id": contact_id}).all()
     return [ConsentLine(c.purpose, c.basis, c.granted_at, c.withdrawn_at, c.source) for c in rows]
-
-
-def _last_contact(session: Session, contact_id: int) -> datetime | None:
-    times = [t for t in session.exec(_LAST_CONTACT, params={"contact_id": contact_id}).one() if t is not None]
-    return max(times) if times else None
 
 
 def _open_conversations(session: Session, contact_id: int, limit: int) -> list[OpenConversation]:

@@ -25,13 +25,14 @@ from store.models import (
     ContactEmail,
     Conversation,
     FollowUp,
+    Message,
     Order,
     Rep,
     Survey,
 )
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-CARD_STATEMENTS = 10  # the contact with its company and owner, then one per part of the card
+CARD_STATEMENTS = 8  # the contact with its company, owner and single values, then one per list of the card
 
 
 def _contact_with_history(engine: Engine, n: int) -> int:
@@ -101,3 +102,38 @@ def test_a_card_costs_the_same_few_statements_for_a_busy_contact_as_for_a_quiet_
     assert card is not None
     assert (len(card.emails), len(card.consents), card.order_count, len(card.open_conversations)) == (8, 8, 8, 5)
     assert card.last_score == 4 and card.last_contact_at is not None and card.next_followup is not None
+
+
+def test_the_cards_single_values_are_the_latest_score_and_the_latest_touch(engine: Engine) -> None:
+    """Regression guard: they are columns of the contact's statement now, not statements of their own."""
+    first, later, latest = NOW - timedelta(days=9), NOW - timedelta(days=3), NOW - timedelta(days=1)
+    with session_scope(engine) as session:
+        contact = Contact(name="Eva Horváth")
+        session.add(contact)
+        session.flush()
+        cid = contact.id
+        assert cid is not None
+        conversations = [Conversation(subject=f"Delivery {n}", contact_id=cid, opened_at=first) for n in range(3)]
+        session.add_all(conversations)
+        session.flush()
+        for n, (sent, answered, score) in enumerate([(first, later, 2), (first, first, 5), (latest, None, None)]):
+            session.add(Survey(conversation_id=conversations[n].id, contact_id=cid, email="eva@example.test",
+                               ref=f"eva-{n}", message_id=f"<eva-{n}@rapport>", sent_at=sent,
+                               expires_at=NOW + timedelta(days=30), answered_at=answered, score=score))
+        session.add_all([Activity(kind=ActivityKind.call, contact_id=cid, summary="call", occurred_at=later),
+                         Message(contact_id=cid, conversation_id=conversations[0].id, message_id="<m1@example.test>",
+                                 received_at=latest)])
+    with read_session(engine) as session:
+        card = contact_card(session, cid)
+    assert card is not None
+    # the latest answered survey (answered later, scored lower), not the unanswered newest one
+    assert (card.last_score, card.last_score_at) == (2, later)
+    assert card.last_contact_at == latest  # the mail, newer than the call
+    with session_scope(engine) as session:
+        quiet = Contact(name="Nobody Yet")
+        session.add(quiet)
+        session.flush()
+        quiet_id = quiet.id
+    with read_session(engine) as session:
+        card = contact_card(session, quiet_id or 0)
+    assert card is not None and (card.last_score, card.last_score_at, card.last_contact_at) == (None, None, None)
