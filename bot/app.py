@@ -32,7 +32,7 @@ from bot.blocks import Block, Reply, context, section, split_blocks
 from bot.cards import home_view
 from bot.commands import BotOptions, Ctx, card_reply, command_writes, contact_modal, run_command
 from bot.consent import CONSENT_ACTION, change_consent
-from bot.identity import RepIds, can_see, unknown_user_text, visible_owner_ids
+from bot.identity import RepIds, can_see, reuse_teams, teams_read, unknown_user_text, visible_owner_ids
 from bot.interactions import (
     SNOOZES,
     Outcome,
@@ -240,6 +240,9 @@ class RapportSlack:
         with read_and_append(self.engine) as session:  # a refusal's audit entries are written after the read
             rep = self._rep(session, context)
             refused = refused_targets(session, rep, targets)
+            # the listener's session takes the rep and their team from here, not from the database
+            # again: a click's statements are most of its CPU (issue 15)
+            context["rapport_rep"], context["rapport_teams"] = rep, teams_read(session)
             actor = Actor.slack(rep.email, _user(body), _channel(body))
             for target in refused:
                 record_audit(session, actor, what, target_kind=target.kind, target_id=target.id,
@@ -268,6 +271,10 @@ class RapportSlack:
         return self.options.keyword_prefix
 
     def _rep(self, session: Session, context: BoltContext) -> Rep:
+        """The request's rep in `session`: as `_authorise` read them moments ago, else read now."""
+        if (known := context.get("rapport_rep")) is not None:
+            reuse_teams(session, context.get("rapport_teams") or {})
+            return session.merge(known, load=False)
         rep = session.get(Rep, context["rep_id"])
         assert rep is not None  # _identify found it moments ago; reps are deactivated, never deleted
         return rep

@@ -108,7 +108,7 @@ def team_member_ids(session: Session, rep: Rep) -> set[int]:
     request asks several times (the middleware's check, the search, the card's)."""
     ids = {rep.id} if rep.id is not None else set()
     if rep.team:
-        teams: dict[str, frozenset[int]] = session.info.setdefault("rapport_teams", {})
+        teams = _teams_read(session)
         if rep.team not in teams:
             teams[rep.team] = frozenset(
                 i for i in session.exec(_TEAM_MEMBERS, params={"team": rep.team}) if i is not None)
@@ -117,6 +117,21 @@ def team_member_ids(session: Session, rep: Rep) -> set[int]:
 
 
 _TEAM_MEMBERS = select(Rep.id).where(col(Rep.team) == bindparam("team"))  # built once (issue 15)
+
+
+def _teams_read(session: Session) -> dict[str, frozenset[int]]:
+    teams: dict[str, frozenset[int]] = session.info.setdefault("rapport_teams", {})
+    return teams
+
+
+def teams_read(session: Session) -> dict[str, frozenset[int]]:
+    """The teams `session` has read, for a later session of the same request (`reuse_teams`)."""
+    return dict(_teams_read(session))
+
+
+def reuse_teams(session: Session, teams: dict[str, frozenset[int]]) -> None:
+    """Teams an earlier session of this request read: `team_member_ids` does not ask again."""
+    _teams_read(session).update(teams)
 
 
 def can_see(session: Session, rep: Rep, owner_id: int | None) -> bool:

@@ -1,4 +1,5 @@
-"""What `/crm find` and `/crm my` cost: a fixed number of statements, however much matches or is due.
+"""What `/crm find`, `/crm my` and a click cost: a fixed number of statements, however much
+matches or is due.
 
 Regression guard for issue 15 (`rapport serve` under load), beside tests/store/test_card_cost.py:
 each statement is CPU under the GIL on every request, and a statement per row (a follow-up's
@@ -8,7 +9,11 @@ rep read, then the command, in one read session.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -17,7 +22,9 @@ from bot.commands import BotOptions, Ctx, run_command
 from store.db import read_and_append, session_scope
 from store.models import Contact, ContactEmail, Conversation, FollowUp, Rep
 from store.search import refresh_index
-from tests.bot.conftest import START, Clock, Seeded, all_text, rep_id
+from tests.bot.conftest import ALICE, START, Clock, Seeded, all_text, rep_id
+from tests.servers import slack_requests
+from tests.servers.fake_slack import FakeSlack
 from tests.store.test_card_cost import CARD_STATEMENTS, counting_statements
 
 SEARCH_STATEMENTS = 3  # the matching terms, then the candidates' rows and their addresses
@@ -89,3 +96,19 @@ def test_my_costs_the_same_few_statements_on_a_busy_day_as_on_a_quiet_one(
         assert f"Customer {n}.{n - 1}" in all_text(reply.blocks) and "call back" in all_text(reply.blocks)
         costs.append(cost)
     assert costs == [MY_STATEMENTS, MY_STATEMENTS]
+
+
+def test_regression_a_click_reads_its_rep_and_their_team_once(
+    engine: Engine, seeded: Seeded, interact: Callable[[dict[str, Any]], tuple[int, bytes]], fake_slack: FakeSlack,
+) -> None:
+    """Issue 15: the middleware's permission check and then the listener each read the rep and
+    their team, two of a card click's dozen statements. The listener takes them from the check."""
+    payload = slack_requests.block_action_payload("contact_open", str(seeded.jan), user_id=ALICE,
+                                                  channel_id=f"D{ALICE}")
+    with counting_statements(engine) as statements:
+        status, _ = interact(payload)
+        opened = fake_slack.wait_for("views.open")
+    assert status == 200 and "Jan Šťastný" in str(opened[-1].params)
+    flat = [" ".join(statement.split()) for statement in statements]
+    assert len([s for s in flat if re.search(r"FROM rep WHERE rep\.id = ", s)]) == 1
+    assert len([s for s in flat if re.search(r"FROM rep WHERE rep\.team = ", s)]) == 1
