@@ -9,6 +9,7 @@ import time
 import weakref
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import partial
 from itertools import groupby
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from sqlalchemy import JSON, ColumnElement, String, Table, any_, bindparam, event, func, insert, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.types import NullType
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -27,6 +28,8 @@ READ_ONLY_OPTION = "rapport_readonly"  # the execution option that marks a read 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
+PING_AFTER_IDLE_SECONDS = 1.0  # a server restart or failover takes longer: every connection it closed is checked
+_IDLE_SINCE = "rapport_idle_since"  # in a pooled connection's info: when it went back to the pool
 BUSY_MILLISECONDS = 10_000  # how long a writer waits for SQLite's write lock before "database is locked"
 WRITE_LOCK_RETRY_SECONDS = 0.001
 
@@ -80,8 +83,10 @@ def _begin_immediate(driver: sqlite3.Connection) -> bool:
         time.sleep(WRITE_LOCK_RETRY_SECONDS)
 
 
-def make_engine(url: str = DEFAULT_DATABASE_URL, *, echo: bool = False) -> Engine:
-    """An engine for `url` with Rapport's connection settings applied."""
+def make_engine(url: str = DEFAULT_DATABASE_URL, *, echo: bool = False,
+                ping_after_idle: float = PING_AFTER_IDLE_SECONDS) -> Engine:
+    """An engine for `url` with Rapport's connection settings applied; on PostgreSQL a connection
+    idle in the pool for `ping_after_idle` seconds is checked before use."""
     if url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgres://")
     elif url.startswith("postgresql://"):
@@ -100,10 +105,26 @@ def make_engine(url: str = DEFAULT_DATABASE_URL, *, echo: bool = False) -> Engin
         return engine
     # 10 kept, not the default 5: a worker's request threads use more at once under load, and each
     # connection beyond the kept ones is opened and closed again per use (a new PostgreSQL backend)
-    engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=5)
+    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=5)
     event.listen(engine, "begin", _postgres_begin)
     event.listen(engine, "checkin", _postgres_checkin)
+    event.listen(engine, "checkout", partial(_ping_if_idle, engine.dialect, ping_after_idle))
     return engine
+
+
+def _ping_if_idle(dialect: Any, idle_seconds: float, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """SQLAlchemy's pre-ping, for a connection that sat in the pool `idle_seconds` or more: a
+    restarted or failed-over server, an idle timeout or a dropped link closes connections while
+    nobody uses them, and one found closed is replaced before use (the pool retries on
+    DisconnectionError). A connection back from use moments ago was working then: pinging it
+    too cost a round trip per session, a twelfth of a worker's CPU under load (issue 15)."""
+    idle_since = record.info.get(_IDLE_SINCE)
+    if idle_since is not None and time.monotonic() - idle_since < idle_seconds:
+        return
+    try:
+        dialect.do_ping(dbapi_connection)
+    except Exception as error:
+        raise DisconnectionError(f"a pooled connection no longer answers: {error}") from error
 
 
 def _postgres_begin(connection: Any) -> None:
@@ -112,10 +133,11 @@ def _postgres_begin(connection: Any) -> None:
     connection.connection.driver_connection.read_only = _reads_only(connection)
 
 
-def _postgres_checkin(dbapi_connection: Any, _record: Any) -> None:
+def _postgres_checkin(dbapi_connection: Any, record: Any) -> None:
     # back to the server's default for whoever takes the connection without SQLAlchemy's begin
     from psycopg.pq import TransactionStatus  # only PostgreSQL's engines get here
 
+    record.info[_IDLE_SINCE] = time.monotonic()
     if dbapi_connection is not None and dbapi_connection.info.transaction_status == TransactionStatus.IDLE:
         dbapi_connection.read_only = None
 

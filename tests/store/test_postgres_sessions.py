@@ -1,6 +1,11 @@
-"""How sessions end on PostgreSQL: a read session is READ ONLY there and ends with COMMIT."""
+"""How sessions begin and end on PostgreSQL: a read session is READ ONLY there and ends with
+COMMIT; a connection that sat idle in the pool is checked before use."""
 
 from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from psycopg.errors import ReadOnlySqlTransaction
@@ -9,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import select
 
-from store.db import read_session, session_scope
+from store.db import make_engine, read_session, session_scope
 from store.models import Rep
 
 # conftest's `engine` on PostgreSQL only
@@ -50,3 +55,54 @@ def test_a_connection_back_in_the_pool_is_no_longer_read_only(engine: Engine) ->
         assert cursor.fetchone() == ("off",)
     finally:
         raw.close()
+
+
+@pytest.fixture
+def pinged(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
+    """The pings sent on `engine`, whichever listener sends them."""
+    pings: list[object] = []
+    ping = engine.dialect.do_ping
+
+    def counting(dbapi_connection: Any) -> bool:
+        pings.append(dbapi_connection)
+        return ping(dbapi_connection)
+
+    monkeypatch.setattr(engine.dialect, "do_ping", counting)
+    yield pings
+
+
+def _backend_pid(engine: Engine) -> int:
+    with read_session(engine) as session:
+        return int(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _terminate(db_url: str, pid: int) -> None:
+    """Close a server connection as a restart or an idle timeout would, from another engine."""
+    other = make_engine(db_url)
+    try:
+        with other.connect() as connection:
+            assert connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+    finally:
+        other.dispose()
+
+
+def test_a_connection_closed_while_idle_in_the_pool_is_replaced_before_use(db_url: str) -> None:
+    """What pre-ping is for: a server restart, a failover or an idle timeout closes pooled
+    connections while nobody uses them; the next request must not fail on one."""
+    engine = make_engine(db_url, ping_after_idle=0.2)
+    try:
+        pid = _backend_pid(engine)
+        _terminate(db_url, pid)
+        time.sleep(0.3)
+        assert _backend_pid(engine) != pid  # a new connection, and no error
+    finally:
+        engine.dispose()
+
+
+def test_regression_a_connection_back_from_use_moments_ago_is_not_pinged(engine: Engine, pinged: list[object]
+                                                                          ) -> None:
+    """Issue 15: a ping per session was a twelfth of a worker's CPU under load."""
+    for _ in range(5):
+        with read_session(engine) as session:
+            session.exec(select(Rep)).all()
+    assert len(pinged) <= 1  # the first checkout may find a connection the migrations left idle
