@@ -10,9 +10,8 @@ rep read, then the command, in one read session.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
-
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
