@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -225,3 +226,26 @@ def test_regression_a_dm_on_its_way_holds_no_database_write_lock(
     with Session(engine) as session:
         dave = session.exec(select(Rep).where(Rep.email == "dave@nordlys.example")).one()
         assert dave.slack_user_id == DAVE
+
+
+def test_a_buttons_answer_does_not_wait_for_the_messages_that_follow_it(
+    service: Service, engine: Any, seeded: Seeded, fake_slack: FakeSlack, interact: Any
+) -> None:
+    """A listener answers from its request's thread (bot/app.py): the status line on the DM and
+    the App Home it refreshes are sent after the answer, so a slow Slack API cannot make a
+    click's answer late (Slack shows a failure after 3 s)."""
+    conversation_id, _ = add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=seeded.jan,
+                                            subject="Refund please", text="I want my money back.")
+    dispatch_outbox(engine, _sender(fake_slack), now=START)
+    _press(interact, fake_slack, {"type": "button", "action_id": "conv_claim", "value": str(conversation_id)}, ALICE)
+    fake_slack.wait_for("auth.test")  # Bolt asks it once, at the first request (hers already: a note)
+    fake_slack.delay_seconds = 2.0  # every Web API call from now on
+    started = time.monotonic()
+    _press(interact, fake_slack, {"type": "button", "action_id": "conv_answered", "value": str(conversation_id)},
+           ALICE)
+    answered = time.monotonic() - started
+    [update] = fake_slack.wait_for("chat.update", timeout=15)
+    [published] = fake_slack.wait_for("views.publish", timeout=15)
+    assert answered < 1.0, f"the answer waited {answered:.1f} s for Slack"
+    assert "answered" in json.dumps(update.params["blocks"]).lower()
+    assert update.time < published.time  # in order: the status on the message, then the Home
