@@ -1,15 +1,10 @@
-"""The Slack app (slack_bolt): listeners that answer within Slack's 3 s and call the shared handlers.
+"""The Slack app (slack_bolt): listeners that ack at once and call the shared handlers.
 
-A listener runs in the thread of its request (`process_before_response=True`): it
-does its own reading and writing and calls Slack where a trigger needs it at once
-(opening a modal), and the answer goes back when it returns. Messages that
-follow the answer (outcomes, App Home, extra parts) are sent after it by
-`_later`. Commands answer in the ack when the handler is quick, else say
-"working on it" and post the answer after. Handing every listener to another
-thread, as Bolt does by default, cost a tenth of a worker's throughput under
-load (issue 15). Request signatures and the five-minute replay window are
-Bolt's own checks; event retries are de-duplicated here by event id
-(store.models.SlackEvent).
+Every listener acks within Bolt's 3 s (commands answer in the ack when the
+handler is quick, else say "working on it" and post the answer after);
+`process_before_response=False` runs listeners after the HTTP answer. Request
+signatures and the five-minute replay window are Bolt's own checks; event
+retries are de-duplicated here by event id (store.models.SlackEvent).
 """
 
 from __future__ import annotations
@@ -72,7 +67,7 @@ from store.types import utcnow
 
 log = logging.getLogger(__name__)
 ACK_BUDGET_SECONDS = 2.0  # from the request's arrival: answer in the ack if the handler is done by then (Slack allows 3 s)
-AFTER_ACK_THREADS = 16  # Slack calls after the answers; a few slow ones must not hold up the rest
+LISTENER_THREADS = 16  # Bolt's default of 5 let listeners queue behind slow ones past Slack's 3 s under load
 SHORTCUT_CALLBACK = "log_to_crm"
 BUSY_TEXT = "Slack is busy right now and I could not look you up; try again in a minute."
 Clock = Callable[[], datetime]
@@ -107,20 +102,22 @@ class RapportSlack:
         self.clock = clock
         self.rep_ids = RepIds(engine, self.sender.user_email)  # Slack user -> rep, for `_identify`
         self.after_reply: Callable[[], object] | None = None  # `serve`: deliver the reply now, not at the next tick
-        self._after_ack = ThreadPoolExecutor(max_workers=AFTER_ACK_THREADS, thread_name_prefix="rapport-after-ack")
+        self._slow = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rapport-slow")
         # A command holds its listener thread while it runs here: fewer threads than listeners made
         # reading commands queue behind each other (issue 15's load bench, 20 s runs: p95 306-331 ms
         # with 4 threads, 277-295 ms with 16). Writing ones keep 4: on SQLite they queue for the one
         # write lock anyway, and sixteen waiting for it held every connection of the pool (15).
-        self._commands = ThreadPoolExecutor(max_workers=16, thread_name_prefix="rapport-command")
+        self._commands = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="rapport-command")
         self._writing_commands = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rapport-write-command")
+        self._listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="rapport-listener")
         self.app = App(
             client=client,
             signing_secret=signing_secret or "",
-            process_before_response=True,  # listeners answer in their request's thread (module docstring)
+            process_before_response=False,
             token_verification_enabled=False,  # no auth.test at start: the token is checked on first use
             request_verification_enabled=bool(signing_secret),
             raise_error_for_unhandled_request=False,
+            listener_executor=self._listeners,
         )
         self._register()
 
@@ -174,21 +171,10 @@ class RapportSlack:
         app.error(self._on_error)
 
     def close(self) -> None:
-        self._after_ack.shutdown(wait=False, cancel_futures=True)
+        self._slow.shutdown(wait=False, cancel_futures=True)
         self._commands.shutdown(wait=False, cancel_futures=True)
         self._writing_commands.shutdown(wait=False, cancel_futures=True)
-
-    def _later(self, body: dict[str, Any], work: Callable[[], object]) -> None:
-        """Slack calls that follow the answer, in order, after it; a failure is reported as a
-        listener's would be (`_on_error`)."""
-
-        def run() -> None:
-            try:
-                work()
-            except Exception as error:
-                self._on_error(error, body)
-
-        self._after_ack.submit(run)
+        self._listeners.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ middleware
     @staticmethod
@@ -238,10 +224,9 @@ class RapportSlack:
         if body.get("type") == "block_suggestion":
             return _json_response({"options": []})
         if body.get("type") in ("block_actions", "message_action", "view_submission"):
-            self._later(body, lambda: self.sender.tell(user_id, text, channel=_channel(body)))
+            self._slow.submit(self.sender.tell, user_id, text, channel=_channel(body))
         elif is_direct_message(body.get("event") or {}):
-            channel = str(body["event"].get("channel") or user_id)
-            self._later(body, lambda: self.sender.post(channel, text, [section(text)]))
+            self._slow.submit(self.sender.post, str(body["event"].get("channel") or user_id), text, [section(text)])
         return BoltResponse(status=200, body="")
 
     def _authorise(self, body: dict[str, Any], context: BoltContext, next: Callable[[], BoltResponse]) -> Any:
@@ -273,7 +258,7 @@ class RapportSlack:
         field = named[0] if named else None  # (`next` is the middleware's here)
         if body.get("type") == "view_submission" and field is not None:
             return _json_response({"response_action": "errors", "errors": {field: text}})
-        self._later(body, lambda: self.sender.tell(_user(body), text, [section(text)], channel=_channel(body)))
+        self._slow.submit(self.sender.tell, _user(body), text, [section(text)], channel=_channel(body))
         return BoltResponse(status=200, body="")
 
     # ------------------------------------------------------------------ helpers
@@ -335,11 +320,7 @@ class RapportSlack:
             return
         parts = split_blocks(reply.blocks)
         ack(response_type="ephemeral", text=reply.text, blocks=parts[0])
-        if len(parts) > 1 or reply.changed_home:
-            self._later(body, lambda: self._send_rest(body, rep_id, reply, parts[1:]))
-
-    def _send_rest(self, body: dict[str, Any], rep_id: int, reply: Reply, parts: list[list[Block]]) -> None:
-        for part in parts:
+        for part in parts[1:]:
             self.sender.tell(str(body.get("user_id")), reply.text, part, channel=body.get("channel_id"))
         if reply.changed_home:
             self.publish_home({rep_id})
@@ -399,11 +380,10 @@ class RapportSlack:
                 card = card_reply(ctx, contact_id).blocks if outcome.ok else []
             view = body.get("view") or {}
             if outcome.ok and (body.get("container") or {}).get("type") == "view" and view.get("id"):
-                modal = _card_with_status(card, outcome.text)
-                self._later(body, lambda: self.client.views_update(view_id=str(view["id"]), view=modal))
+                self.client.views_update(view_id=str(view["id"]), view=_card_with_status(card, outcome.text))
                 return
-            self._later(body, lambda: self._show_outcome(
-                body, outcome, keep=lambda block: block.get("block_id") != "rapport_status", blocks=card or None))
+            self._show_outcome(body, outcome, keep=lambda block: block.get("block_id") != "rapport_status",
+                               blocks=card or None)
 
         return on_choice
 
@@ -436,11 +416,9 @@ class RapportSlack:
         conversation_id, page = page_of(_action_value(body))
         with read_session(self.engine) as session:
             view = thread_view(session, self._rep(session, context), conversation_id, page)
-        view_id = str((body.get("view") or {}).get("id") or "")
-        self._later(body, lambda: self.client.views_update(view_id=view_id, view=view))
+        self.client.views_update(view_id=str((body.get("view") or {}).get("id") or ""), view=view)
 
     def _open_or_push(self, body: dict[str, Any], view: dict[str, Any]) -> None:
-        """At once, in the request's thread: Slack's trigger expires 3 s after the click."""
         if (body.get("container") or {}).get("type") == "view" and (body.get("view") or {}).get("type") == "modal":
             self.client.views_push(trigger_id=body["trigger_id"], view=view)
         else:
@@ -460,29 +438,27 @@ class RapportSlack:
                              detail={"new_owner_id": new_owner.id} if new_owner is not None else None, at=ctx.now)
                 changed = {context["rep_id"]} if outcome.ok else set()
                 changed |= {new_owner.id} if new_owner is not None and new_owner.id is not None else set()
-            self._later(body, lambda: self._show_outcome(
-                body, outcome, keep=lambda block: block.get("block_id") != "rapport_status", home=changed))
+            self._show_outcome(body, outcome, keep=lambda block: block.get("block_id") != "rapport_status")
+            if changed:
+                self.publish_home(changed)
 
         return on_action
 
     def _show_outcome(self, body: dict[str, Any], outcome: Outcome, keep: Callable[[Block], bool],
-                      blocks: list[Block] | None = None, home: set[int] | None = None) -> None:
+                      blocks: list[Block] | None = None) -> None:
         """Success: a status line on the clicked message (with the blocks `keep` keeps, or `blocks`
         instead of the message's); refusal: a private note to the clicker. A click elsewhere (App
-        Home) shows in the refreshed Home: the Homes of the reps in `home` are published after."""
+        Home) shows in the refreshed Home."""
         container, message = body.get("container") or {}, body.get("message") or {}
         if outcome.ok and container.get("type") == "message" and message:
             status = {**context(outcome.text), "block_id": "rapport_status"}
             kept = blocks if blocks is not None else message.get("blocks") or []
             blocks = [*[b for b in kept if keep(b)][:49], status]  # Slack allows 50
-            shown = self.sender.update(str(container.get("channel_id") or _channel(body)), str(message.get("ts")),
-                                       message.get("text") or outcome.text, blocks)
-        else:
-            shown = False
-        if not shown and (not outcome.ok or container.get("type") == "message"):
+            if self.sender.update(str(container.get("channel_id") or _channel(body)), str(message.get("ts")),
+                                  message.get("text") or outcome.text, blocks):
+                return
+        if not outcome.ok or container.get("type") == "message":
             self.sender.tell(_user(body), outcome.text, [section(outcome.text)], channel=_channel(body))
-        if home:
-            self.publish_home(home)
 
     # ------------------------------------------------------------------ reminder buttons
     def _on_followup_action(self, act: FollowUpAct) -> Callable[..., None]:
@@ -492,9 +468,9 @@ class RapportSlack:
             with session_scope(self.engine) as session:
                 outcome = act(session, self._rep(session, context), whole_number(value) or 0, self.clock())
             # the buttons go, so that a reminder cannot be clicked twice by mistake
-            self._later(body, lambda: self._show_outcome(
-                body, outcome, keep=lambda block: block.get("type") != "actions",
-                home={context["rep_id"]} if outcome.ok else None))
+            self._show_outcome(body, outcome, keep=lambda block: block.get("type") != "actions")
+            if outcome.ok:
+                self.publish_home({context["rep_id"]})
 
         return on_action
 
@@ -505,9 +481,9 @@ class RapportSlack:
             params = self.options.segment_params or SegmentParams()
             with session_scope(self.engine) as session:
                 outcome = act(session, self._rep(session, context), params, self.clock())
-            self._later(body, lambda: self._show_outcome(
-                body, outcome, keep=lambda block: block.get("block_id") != "rapport_status",
-                home={context["rep_id"]} if outcome.ok else None))
+            self._show_outcome(body, outcome, keep=lambda block: block.get("block_id") != "rapport_status")
+            if outcome.ok:
+                self.publish_home({context["rep_id"]})
 
         return on_action
 
@@ -523,14 +499,10 @@ class RapportSlack:
                 ack(response_action="errors", errors=result.errors)
                 return
             ack()
-
-            def tell() -> None:
-                if then is not None:
-                    then()
-                self.sender.tell(_user(body), result.text, [section(result.text)])
-                self.publish_home({context["rep_id"]})
-
-            self._later(body, tell)
+            if then is not None:
+                self._slow.submit(then)
+            self.sender.tell(_user(body), result.text, [section(result.text)])
+            self.publish_home({context["rep_id"]})
 
         return on_submit
 
@@ -540,7 +512,7 @@ class RapportSlack:
             result = submit_privacy(session, ctx.rep, view, ctx.now, actor=ctx.actor,
                                     privacy_key=self.options.privacy_key)
         ack()
-        self._later(body, lambda: self.sender.tell(_user(body), result.text, [section(result.text)]))
+        self.sender.tell(_user(body), result.text, [section(result.text)])
 
     def _on_log_shortcut(self, ack: Ack, body: dict[str, Any]) -> None:
         ack()
@@ -550,18 +522,13 @@ class RapportSlack:
         self.client.views_open(trigger_id=body["trigger_id"], view=log_message_modal(html.unescape(str(message.get("text") or "")), permalink))
 
     # ------------------------------------------------------------------ events
-    def _on_home_opened(self, body: dict[str, Any], event: dict[str, Any], context: BoltContext) -> None:
+    def _on_home_opened(self, event: dict[str, Any], context: BoltContext) -> None:
         if event.get("tab", "home") == "home":
-            rep_id = context["rep_id"]
-            self._later(body, lambda: self.publish_home({rep_id}))
+            self.publish_home({context["rep_id"]})
 
-    def _on_direct_message(self, body: dict[str, Any], event: dict[str, Any], context: BoltContext) -> None:
+    def _on_direct_message(self, event: dict[str, Any], context: BoltContext) -> None:
         """A message in the bot's DM runs like `/crm TEXT` (a leading `/crm` is allowed); the answer
-        is posted in that DM, after Slack has its 200 (an event is retried when that is late). A
-        form needs a slash command or a button (Slack gives no trigger here)."""
-        self._later(body, lambda: self._answer_message(event, context))
-
-    def _answer_message(self, event: dict[str, Any], context: BoltContext) -> None:
+        is posted in that DM. A form needs a slash command or a button (Slack gives no trigger here)."""
         text = html.unescape(str(event.get("text") or "")).strip()
         if text.lower().split(" ", 1)[0] in (self.options.command, self.options.command.lstrip("/")):
             text = text.split(" ", 1)[1] if " " in text else ""

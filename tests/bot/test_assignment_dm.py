@@ -231,9 +231,9 @@ def test_regression_a_dm_on_its_way_holds_no_database_write_lock(
 def test_a_buttons_answer_does_not_wait_for_the_messages_that_follow_it(
     service: Service, engine: Any, seeded: Seeded, fake_slack: FakeSlack, interact: Any
 ) -> None:
-    """A listener answers from its request's thread (bot/app.py): the status line on the DM and
-    the App Home it refreshes are sent after the answer, so a slow Slack API cannot make a
-    click's answer late (Slack shows a failure after 3 s)."""
+    """The status line on the DM and the App Home the click refreshes are sent after the answer,
+    so a slow Slack API cannot make a click's answer late (Slack shows a failure after 3 s), nor
+    hold the request threads that answer other clicks."""
     conversation_id, _ = add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=seeded.jan,
                                             subject="Refund please", text="I want my money back.")
     dispatch_outbox(engine, _sender(fake_slack), now=START)
