@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import JSON, ColumnElement, String, Table, any_, bindparam, event, func, insert, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlalchemy.types import NullType
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -108,6 +108,7 @@ def make_engine(url: str = DEFAULT_DATABASE_URL, *, echo: bool = False,
     engine = create_engine(url, echo=echo, pool_size=10, max_overflow=5)
     event.listen(engine, "begin", _postgres_begin)
     event.listen(engine, "checkin", _postgres_checkin)
+    event.listen(engine, "connect", _stamp_idle)
     event.listen(engine, "checkout", partial(_ping_if_idle, engine.dialect, ping_after_idle))
     return engine
 
@@ -115,16 +116,22 @@ def make_engine(url: str = DEFAULT_DATABASE_URL, *, echo: bool = False,
 def _ping_if_idle(dialect: Any, idle_seconds: float, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
     """SQLAlchemy's pre-ping, for a connection that sat in the pool `idle_seconds` or more: a
     restarted or failed-over server, an idle timeout or a dropped link closes connections while
-    nobody uses them, and one found closed is replaced before use (the pool retries on
-    DisconnectionError). A connection back from use moments ago was working then: pinging it
+    nobody uses them, and one found closed invalidates the pool (the pool then connects anew, as
+    after its own pre-ping). A connection back from use moments ago was working then: pinging it
     too cost a round trip per session, a twelfth of a worker's CPU under load (issue 15)."""
-    idle_since = record.info.get(_IDLE_SINCE)
-    if idle_since is not None and time.monotonic() - idle_since < idle_seconds:
+    if time.monotonic() - record.info.get(_IDLE_SINCE, 0.0) < idle_seconds:
         return
     try:
         dialect.do_ping(dbapi_connection)
-    except Exception as error:
-        raise DisconnectionError(f"a pooled connection no longer answers: {error}") from error
+    except dialect.loaded_dbapi.Error as error:
+        if not dialect.is_disconnect(error, dbapi_connection, None):
+            raise
+        raise InvalidatePoolError(f"a pooled connection no longer answers: {error}") from error
+
+
+def _stamp_idle(_dbapi_connection: Any, record: Any, *_: Any) -> None:
+    # at check-in, and at connect: a connection just made needs no ping either
+    record.info[_IDLE_SINCE] = time.monotonic()
 
 
 def _postgres_begin(connection: Any) -> None:
@@ -137,7 +144,7 @@ def _postgres_checkin(dbapi_connection: Any, record: Any) -> None:
     # back to the server's default for whoever takes the connection without SQLAlchemy's begin
     from psycopg.pq import TransactionStatus  # only PostgreSQL's engines get here
 
-    record.info[_IDLE_SINCE] = time.monotonic()
+    _stamp_idle(dbapi_connection, record)
     if dbapi_connection is not None and dbapi_connection.info.transaction_status == TransactionStatus.IDLE:
         dbapi_connection.read_only = None
 

@@ -57,9 +57,8 @@ def test_a_connection_back_in_the_pool_is_no_longer_read_only(engine: Engine) ->
         raw.close()
 
 
-@pytest.fixture
-def pinged(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
-    """The pings sent on `engine`, whichever listener sends them."""
+def _count_pings(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The pings that will be sent on `engine`, whichever listener sends them."""
     pings: list[object] = []
     ping = engine.dialect.do_ping
 
@@ -68,7 +67,12 @@ def pinged(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[obj
         return ping(dbapi_connection)
 
     monkeypatch.setattr(engine.dialect, "do_ping", counting)
-    yield pings
+    return pings
+
+
+@pytest.fixture
+def pinged(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
+    yield _count_pings(engine, monkeypatch)
 
 
 def _backend_pid(engine: Engine) -> int:
@@ -106,3 +110,36 @@ def test_regression_a_connection_back_from_use_moments_ago_is_not_pinged(engine:
         with read_session(engine) as session:
             session.exec(select(Rep)).all()
     assert len(pinged) <= 1  # the first checkout may find a connection the migrations left idle
+
+
+def test_a_new_connection_is_not_pinged_and_an_idle_one_is(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = make_engine(db_url, ping_after_idle=0.2)
+    pings = _count_pings(engine, monkeypatch)
+    try:
+        first = _backend_pid(engine)
+        assert pings == []  # connected a moment ago
+        time.sleep(0.3)
+        assert _backend_pid(engine) == first and len(pings) == 1
+    finally:
+        engine.dispose()
+
+
+def test_after_a_restart_every_pooled_connection_is_replaced_without_an_error(db_url: str) -> None:
+    """A restart closes every connection in the pool: the first ping that fails invalidates them
+    all, so no request fails and none waits for a ping per dead connection."""
+    engine = make_engine(db_url, ping_after_idle=0.2)
+    try:
+        sessions = [read_session(engine) for _ in range(3)]
+        pids = set()
+        for opened in sessions:  # three connections at once, so the pool keeps three
+            session = opened.__enter__()
+            pids.add(int(session.execute(text("SELECT pg_backend_pid()")).scalar_one()))
+        for opened in sessions:
+            opened.__exit__(None, None, None)
+        for pid in pids:
+            _terminate(db_url, pid)
+        time.sleep(0.3)
+        after = {_backend_pid(engine) for _ in range(3)}
+        assert not after & pids
+    finally:
+        engine.dispose()
