@@ -32,7 +32,15 @@ from bot.blocks import Block, Reply, context, section, split_blocks
 from bot.cards import home_view
 from bot.commands import BotOptions, Ctx, card_reply, command_writes, contact_modal, run_command
 from bot.consent import CONSENT_ACTION, change_consent
-from bot.identity import RepIds, can_see, reuse_teams, teams_read, unknown_user_text, visible_owner_ids
+from bot.identity import (
+    RepIds,
+    can_see,
+    rep_with_team,
+    reuse_teams,
+    teams_read,
+    unknown_user_text,
+    visible_owner_ids,
+)
 from bot.interactions import (
     SNOOZES,
     Outcome,
@@ -275,7 +283,7 @@ class RapportSlack:
         if (known := context.get("rapport_rep")) is not None:
             reuse_teams(session, context.get("rapport_teams") or {})
             return session.merge(known, load=False)
-        rep = session.get(Rep, context["rep_id"])
+        rep = rep_with_team(session, context["rep_id"])
         assert rep is not None  # _identify found it moments ago; reps are deactivated, never deleted
         return rep
 
