@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from psycopg import ProgrammingError
 from psycopg.errors import ReadOnlySqlTransaction
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -124,10 +125,13 @@ def test_a_new_connection_is_not_pinged_and_an_idle_one_is(db_url: str, monkeypa
         engine.dispose()
 
 
-def test_after_a_restart_every_pooled_connection_is_replaced_without_an_error(db_url: str) -> None:
+def test_after_a_restart_every_pooled_connection_is_replaced_without_an_error(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A restart closes every connection in the pool: the first ping that fails invalidates them
     all, so no request fails and none waits for a ping per dead connection."""
     engine = make_engine(db_url, ping_after_idle=0.2)
+    pings = _count_pings(engine, monkeypatch)
     try:
         sessions = [read_session(engine) for _ in range(3)]
         pids = set()
@@ -139,7 +143,28 @@ def test_after_a_restart_every_pooled_connection_is_replaced_without_an_error(db
         for pid in pids:
             _terminate(db_url, pid)
         time.sleep(0.3)
+        pings.clear()
         after = {_backend_pid(engine) for _ in range(3)}
         assert not after & pids
+        assert len(pings) == 1  # the first found the restart; the others were replaced unasked
+    finally:
+        engine.dispose()
+
+
+def test_a_ping_that_fails_for_another_reason_than_a_closed_connection_is_raised(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a closed connection is replaced; any other error is the caller's to see."""
+    engine = make_engine(db_url, ping_after_idle=0.0)
+    try:
+        _backend_pid(engine)
+
+        def failing(_dbapi_connection: Any) -> bool:
+            raise ProgrammingError("not a disconnect")
+
+        monkeypatch.setattr(engine.dialect, "do_ping", failing)
+        with pytest.raises(DBAPIError) as raised, read_session(engine) as session:
+            session.execute(text("SELECT 1"))
+        assert isinstance(raised.value.orig, ProgrammingError) and not raised.value.connection_invalidated
     finally:
         engine.dispose()
