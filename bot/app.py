@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
 from functools import partial
 from typing import Any, Protocol
@@ -32,6 +31,7 @@ from bot.blocks import Block, Reply, context, section, split_blocks
 from bot.cards import home_view
 from bot.commands import BotOptions, Ctx, card_reply, command_writes, contact_modal, run_command
 from bot.consent import CONSENT_ACTION, change_consent
+from bot.deadline import Deadlines, Pending
 from bot.identity import (
     RepIds,
     can_see,
@@ -111,12 +111,11 @@ class RapportSlack:
         self.rep_ids = RepIds(engine, self.sender.user_email)  # Slack user -> rep, for `_identify`
         self.after_reply: Callable[[], object] | None = None  # `serve`: deliver the reply now, not at the next tick
         self._slow = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rapport-slow")
-        # A command holds its listener thread while it runs here: fewer threads than listeners made
-        # reading commands queue behind each other (issue 15's load bench, 20 s runs: p95 306-331 ms
-        # with 4 threads, 277-295 ms with 16). Writing ones keep 4: on SQLite they queue for the one
-        # write lock anyway, and sixteen waiting for it held every connection of the pool (15).
-        self._commands = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="rapport-command")
+        # A reading command runs in its listener's thread; a writing one here, four at a time: on
+        # SQLite they queue for the one write lock anyway, and sixteen waiting for it held every
+        # listener and every connection of the pool (15)
         self._writing_commands = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rapport-write-command")
+        self._deadlines = Deadlines()  # acks "Working on…" for a command still running at its budget
         self._listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="rapport-listener")
         self.app = App(
             client=client,
@@ -180,8 +179,8 @@ class RapportSlack:
 
     def close(self) -> None:
         self._slow.shutdown(wait=False, cancel_futures=True)
-        self._commands.shutdown(wait=False, cancel_futures=True)
         self._writing_commands.shutdown(wait=False, cancel_futures=True)
+        self._deadlines.stop()
         self._listeners.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ middleware
@@ -301,25 +300,40 @@ class RapportSlack:
     # ------------------------------------------------------------------ commands
     def _on_command(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
         # Slack sends &, < and > escaped: undo it, so `find AT&T` searches for AT&T
-        user_id, text = str(body.get("user_id") or ""), html.unescape(str(body.get("text") or ""))
-        pool = self._writing_commands if command_writes(text) else self._commands
-        future = pool.submit(self._run_command, context, body, text)
+        text = html.unescape(str(body.get("text") or ""))
+        arrived = context.get("received_at", time.monotonic())
+        pending = self._deadlines.watch(
+            arrived + ACK_BUDGET_SECONDS,
+            lambda: ack(response_type="ephemeral", text=f"Working on `{escape(clip(text, 60))}`…"))
+        if command_writes(text):
+            self._writing_commands.submit(self._run_and_answer, pending, ack, context, body, text)
+        else:
+            self._run_and_answer(pending, ack, context, body, text)
+
+    def _run_and_answer(self, pending: Pending, ack: Ack, context: BoltContext, body: dict[str, Any],
+                        text: str) -> None:
+        """Runs the command, then answers in the ack if its deadline has not passed, else by message."""
+        user_id = str(body.get("user_id") or "")
         try:
-            waited = time.monotonic() - context.get("received_at", time.monotonic())
-            rep_id, reply = future.result(timeout=max(0.0, ACK_BUDGET_SECONDS - waited))
-        except FutureTimeout:
-            ack(response_type="ephemeral", text=f"Working on `{escape(clip(text, 60))}`…")
-            future.add_done_callback(lambda done: self._deliver_late(done, user_id, body))
-            return
+            reply = self._run_command(context, body, text)
         except Exception:
             log.exception("command %r failed", clip(text, 60))
-            ack(response_type="ephemeral", text="Sorry, that failed; the error has been logged.")
+            failed = "Sorry, that failed; the error has been logged."
+            if self._deadlines.claim(pending):
+                ack(response_type="ephemeral", text=failed)
+            else:
+                self.sender.tell(user_id, failed, channel=body.get("channel_id"))
             return
-        self._answer(ack, body, rep_id, reply)
+        if self._deadlines.claim(pending):
+            self._answer(ack, body, context["rep_id"], reply)
+            return
+        self.sender.tell(user_id, reply.text, reply.blocks, channel=body.get("channel_id"))
+        if reply.changed_home:
+            self.publish_home({context["rep_id"]})
 
-    def _run_command(self, context: BoltContext, body: dict[str, Any], text: str) -> tuple[int, Reply]:
+    def _run_command(self, context: BoltContext, body: dict[str, Any], text: str) -> Reply:
         with (session_scope if command_writes(text) else read_and_append)(self.engine) as session:
-            return context["rep_id"], run_command(self._ctx(session, context, body), text)
+            return run_command(self._ctx(session, context, body), text)
 
     def _answer(self, ack: Ack, body: dict[str, Any], rep_id: int, reply: Reply) -> None:
         if reply.modal is not None:
@@ -330,17 +344,6 @@ class RapportSlack:
         ack(response_type="ephemeral", text=reply.text, blocks=parts[0])
         for part in parts[1:]:
             self.sender.tell(str(body.get("user_id")), reply.text, part, channel=body.get("channel_id"))
-        if reply.changed_home:
-            self.publish_home({rep_id})
-
-    def _deliver_late(self, done: Any, user_id: str, body: dict[str, Any]) -> None:
-        try:
-            rep_id, reply = done.result()
-        except Exception:
-            log.exception("a slow command failed")
-            self.sender.tell(user_id, "Sorry, that failed; the error has been logged.", channel=body.get("channel_id"))
-            return
-        self.sender.tell(user_id, reply.text, reply.blocks, channel=body.get("channel_id"))
         if reply.changed_home:
             self.publish_home({rep_id})
 
@@ -541,13 +544,13 @@ class RapportSlack:
         if text.lower().split(" ", 1)[0] in (self.options.command, self.options.command.lstrip("/")):
             text = text.split(" ", 1)[1] if " " in text else ""
         origin = {"user_id": event.get("user"), "channel_id": event.get("channel")}
-        rep_id, reply = self._run_command(context, origin, text)
+        reply = self._run_command(context, origin, text)
         if reply.modal is not None:
             hint = f"That opens a form: type `{self.options.command} {escape(clip(text, 60))}` instead."
             reply = Reply(hint, [section(hint)])
         self.sender.post(str(event.get("channel")), reply.text, reply.blocks)
         if reply.changed_home:
-            self.publish_home({rep_id})
+            self.publish_home({context["rep_id"]})
 
     def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error("Slack request failed: %s: %s", type(error).__name__, error, exc_info=error)

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+import bot.app
 from bot.commands import COMMANDS, BotOptions, Ctx, command_writes, run_command
 from bot.identity import RepIds
 from store.db import ChangedWhileReading, read_and_append, read_session, session_scope
@@ -109,6 +110,63 @@ def test_regression_writing_commands_waiting_for_the_lock_leave_connections_for_
     while len(fake_slack.calls("chat.postEphemeral") + fake_slack.calls("chat.postMessage")) < 16:
         assert time.monotonic() < deadline, "the writing commands did not all answer"
         time.sleep(0.05)
+
+
+def _slowed(monkeypatch: pytest.MonkeyPatch, seconds: float, *, then_fail: bool = False) -> None:
+    """Each command takes `seconds` longer than it does, against an ack budget of 0.3 s."""
+    monkeypatch.setattr(bot.app, "ACK_BUDGET_SECONDS", 0.3)
+    run = bot.app.run_command
+
+    def slow(ctx: Ctx, text: str) -> Any:
+        time.sleep(seconds)
+        if then_fail:
+            raise RuntimeError("the database went away")
+        return run(ctx, text)
+
+    monkeypatch.setattr(bot.app, "run_command", slow)
+
+
+def test_a_reading_command_past_its_budget_is_acked_then_answered_by_message(
+    seeded: Seeded, slash: Callable[..., tuple[int, dict[str, Any]]], fake_slack: FakeSlack,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reading command runs in its listener's own thread (issue 15), so the ack for one that runs
+    long comes from elsewhere: at the budget, not when the command is done."""
+    _slowed(monkeypatch, 1.5)
+    started = time.monotonic()
+    _, ack = slash("find stastny", user=ALICE)
+    assert time.monotonic() - started < 1.2
+    assert ack["text"] == "Working on `find stastny`…"
+    [answer] = fake_slack.wait_for("chat.postEphemeral", timeout=10)
+    assert answer.params["user"] == ALICE and "Jan Šťastný" in str(answer.params["blocks"])
+
+
+def test_a_command_in_time_answers_in_the_ack_and_never_also_by_message(
+    seeded: Seeded, slash: Callable[..., tuple[int, dict[str, Any]]], fake_slack: FakeSlack,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _slowed(monkeypatch, 0.1)
+    for text in ("find stastny", "back"):  # a reading and a writing command
+        _, ack = slash(text, user=ALICE)
+        assert "Working on" not in ack["text"], text
+    time.sleep(0.5)  # past the budget: the deadline must not answer a second time
+    assert fake_slack.calls("chat.postEphemeral") == fake_slack.calls("chat.postMessage") == []
+
+
+@pytest.mark.parametrize("seconds", [0.0, 1.0])
+def test_a_command_that_fails_says_so_in_the_ack_or_later_by_message(
+    seeded: Seeded, slash: Callable[..., tuple[int, dict[str, Any]]], fake_slack: FakeSlack,
+    monkeypatch: pytest.MonkeyPatch, seconds: float,
+) -> None:
+    _slowed(monkeypatch, seconds, then_fail=True)
+    _, ack = slash("my", user=ALICE)
+    sorry = "Sorry, that failed; the error has been logged."
+    if seconds == 0.0:
+        assert ack["text"] == sorry
+    else:
+        assert ack["text"] == "Working on `my`…"
+        [answer] = fake_slack.wait_for("chat.postEphemeral", timeout=10)
+        assert answer.params["text"] == sorry
 
 
 def test_rep_ids_remember_a_known_user_for_their_ttl_only(engine: Engine, seeded: Seeded) -> None:
