@@ -184,10 +184,18 @@ class RapportSlack:
         self._listeners.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ middleware
-    @staticmethod
-    def _stamp_arrival(context: BoltContext, next: Callable[[], BoltResponse]) -> BoltResponse:
-        """Slack's 3 s run from the request, not from when a listener thread became free."""
-        context["received_at"] = time.monotonic()
+    def _stamp_arrival(self, body: dict[str, Any], context: BoltContext,
+                       next: Callable[[], BoltResponse]) -> BoltResponse:
+        """Slack's 3 s run from the request, not from when a listener thread became free: a slash
+        command's deadline is set here, in the request's own thread, so one still waiting for a
+        listener is acked "Working on…" at its budget too (a refusal by a later middleware leaves
+        that ack to nobody: the request was already answered)."""
+        context["received_at"] = arrived = time.monotonic()
+        if body.get("command"):
+            text, ack = html.unescape(str(body.get("text") or "")), context.ack
+            context["rapport_deadline"] = self._deadlines.watch(
+                arrived + ACK_BUDGET_SECONDS,
+                lambda: ack(response_type="ephemeral", text=f"Working on `{escape(clip(text, 60))}`…"))
         return next()
 
     @staticmethod
@@ -301,10 +309,7 @@ class RapportSlack:
     def _on_command(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
         # Slack sends &, < and > escaped: undo it, so `find AT&T` searches for AT&T
         text = html.unescape(str(body.get("text") or ""))
-        arrived = context.get("received_at", time.monotonic())
-        pending = self._deadlines.watch(
-            arrived + ACK_BUDGET_SECONDS,
-            lambda: ack(response_type="ephemeral", text=f"Working on `{escape(clip(text, 60))}`…"))
+        pending = context["rapport_deadline"]
         if command_writes(text):
             self._writing_commands.submit(self._run_and_answer, pending, ack, context, body, text)
         else:
@@ -324,12 +329,15 @@ class RapportSlack:
             else:
                 self.sender.tell(user_id, failed, channel=body.get("channel_id"))
             return
-        if self._deadlines.claim(pending):
-            self._answer(ack, body, context["rep_id"], reply)
-            return
-        self.sender.tell(user_id, reply.text, reply.blocks, channel=body.get("channel_id"))
-        if reply.changed_home:
-            self.publish_home({context["rep_id"]})
+        try:
+            if self._deadlines.claim(pending):
+                self._answer(ack, body, context["rep_id"], reply)
+                return
+            self.sender.tell(user_id, reply.text, reply.blocks, channel=body.get("channel_id"))
+            if reply.changed_home:
+                self.publish_home({context["rep_id"]})
+        except Exception as error:  # a writing command's pool thread has no one else to report it
+            self._on_error(error, body)
 
     def _run_command(self, context: BoltContext, body: dict[str, Any], text: str) -> Reply:
         with (session_scope if command_writes(text) else read_and_append)(self.engine) as session:

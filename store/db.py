@@ -18,6 +18,7 @@ from sqlalchemy import JSON, ColumnElement, String, Table, any_, bindparam, even
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, InvalidatePoolError
+from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.types import NullType
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -208,8 +209,10 @@ def read_and_append(engine: Engine) -> Iterator[Session]:
     if engine.dialect.name == "postgresql":
         with Session(engine, expire_on_commit=False, autoflush=False) as session:
             try:
+                _refuse_writes_in(session)
                 yield session
                 _refuse_changes(session)
+                session.info[_APPENDING] = True
                 session.commit()
             except BaseException:
                 session.rollback()
@@ -217,6 +220,7 @@ def read_and_append(engine: Engine) -> Iterator[Session]:
         return
     with read_session(engine) as session:
         session.autoflush = False
+        _refuse_writes_in(session)
         yield session
         _refuse_changes(session)
         appended = list(session.new)
@@ -224,6 +228,25 @@ def read_and_append(engine: Engine) -> Iterator[Session]:
             session.expunge(obj)
     if appended:
         _appender(engine).insert(appended)
+
+
+_APPENDING = "rapport_appending"
+
+
+def _refuse_writes_in(session: Session) -> None:
+    """Within the read, a statement that writes or a flush is refused: on PostgreSQL the read is
+    no READ ONLY transaction, and on SQLite its writes would be dropped when it ends."""
+
+    def refuse_statement(state: ORMExecuteState) -> None:
+        if state.is_insert or state.is_update or state.is_delete:
+            raise ChangedWhileReading("a statement that writes")
+
+    def refuse_flush(flushing: Any, _context: Any, _instances: Any) -> None:
+        if not flushing.info.get(_APPENDING):
+            raise ChangedWhileReading("a flush inside the read")
+
+    event.listen(session, "do_orm_execute", refuse_statement)
+    event.listen(session, "before_flush", refuse_flush)
 
 
 def _refuse_changes(session: Session) -> None:

@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -44,6 +44,22 @@ def test_a_change_to_a_row_read_is_refused_and_nothing_is_written(engine: Engine
         rep.team = "sales"
         session.add(rep)
         record_audit(session, ANNA, "card.view", at=AT)
+    with read_session(engine) as session:
+        assert session.exec(select(Rep.team)).one() is None
+    assert _entries(engine) == []
+
+
+def test_a_statement_or_a_flush_that_writes_in_the_read_is_refused_and_nothing_is_written(engine: Engine) -> None:
+    """On PostgreSQL the read is no READ ONLY transaction (its new rows end it), and on SQLite a
+    write in it would vanish when it ends: both refuse it the same way."""
+    with session_scope(engine) as session:
+        session.add(Rep(name="Anna Berg", email="anna@nordlys.example"))
+    with pytest.raises(ChangedWhileReading, match="writes"), read_and_append(engine) as session:
+        session.execute(update(Rep).values(team="sales"))
+    with pytest.raises(ChangedWhileReading, match="flush"), read_and_append(engine) as session:
+        rep = session.exec(select(Rep)).one()
+        rep.team = "sales"
+        session.flush()
     with read_session(engine) as session:
         assert session.exec(select(Rep.team)).one() is None
     assert _entries(engine) == []
