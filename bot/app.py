@@ -192,7 +192,9 @@ class RapportSlack:
         that ack to nobody: the request was already answered)."""
         context["received_at"] = arrived = time.monotonic()
         if body.get("command"):
-            text, ack = html.unescape(str(body.get("text") or "")), context.ack
+            # Slack sends &, < and > escaped: undo it, so `find AT&T` searches for AT&T
+            text = context["rapport_command_text"] = html.unescape(str(body.get("text") or ""))
+            ack = context.ack
             context["rapport_deadline"] = self._deadlines.watch(
                 arrived + ACK_BUDGET_SECONDS,
                 lambda: ack(response_type="ephemeral", text=f"Working on `{escape(clip(text, 60))}`…"))
@@ -307,9 +309,7 @@ class RapportSlack:
 
     # ------------------------------------------------------------------ commands
     def _on_command(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
-        # Slack sends &, < and > escaped: undo it, so `find AT&T` searches for AT&T
-        text = html.unescape(str(body.get("text") or ""))
-        pending = context["rapport_deadline"]
+        text, pending = context["rapport_command_text"], context["rapport_deadline"]
         if command_writes(text):
             self._writing_commands.submit(self._run_and_answer, pending, ack, context, body, text)
         else:
