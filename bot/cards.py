@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam
-from sqlmodel import Session, col, select
+from sqlalchemy import bindparam, select
+from sqlmodel import Session, col
 
 from bot.blocks import (
     MAX_SECTION_TEXT,
@@ -26,6 +26,7 @@ from bot.consent import consent_select
 from bot.text import age, clip, escape, local_time, until
 from store.activities import recent_activities
 from store.contacts_view import ContactCard, OpenConversation, open_count, rep_queue
+from store.db import execute_columns
 from store.followups import open_followups
 from store.models import Activity, ActivityKind, Company, Contact, FollowUp, Rep
 from store.owners import owned_contacts
@@ -150,8 +151,8 @@ def pick_list_blocks(query: str, hits: list[SearchHit]) -> list[Block]:
     return blocks
 
 
-def followup_line(followup: FollowUp, contact: Contact | None, *, now: datetime, tz: str) -> str:
-    who = f"*{escape(contact.name)}* " if contact else ""
+def followup_line(followup: FollowUp, contact: str | None, *, now: datetime, tz: str) -> str:
+    who = f"*{escape(contact)}* " if contact else ""
     note = escape(clip(followup.note, 120)) if followup.note else "(no note)"
     return f"{who}{local_time(followup.due_at, tz)} ({until(followup.due_at, now)})\n{note}"
 
@@ -159,15 +160,15 @@ def followup_line(followup: FollowUp, contact: Contact | None, *, now: datetime,
 def followup_blocks(session: Session, followups: list[FollowUp], *, now: datetime, tz: str) -> list[Block]:
     blocks: list[Block] = []
     ids = sorted({followup.contact_id for followup in followups if followup.contact_id is not None})
-    contacts = {c.id: c for c in session.exec(_CONTACTS, params={"ids": ids})} if ids else {}  # one read for all
+    names = dict(execute_columns(session, _NAMES, {"ids": ids}).tuples().all()) if ids else {}  # one read for all
     for followup in followups:
-        contact = contacts.get(followup.contact_id)
-        blocks.append(section(followup_line(followup, contact, now=now, tz=tz),
+        blocks.append(section(followup_line(followup, names.get(followup.contact_id), now=now, tz=tz),
                               accessory=button("Done", "followup_done", str(followup.id))))
     return blocks
 
 
-_CONTACTS = select(Contact).where(col(Contact.id).in_(bindparam("ids", expanding=True)))  # built once (issue 15)
+# built once; the names only, not whole contacts (issue 15)
+_NAMES = select(col(Contact.id), col(Contact.name)).where(col(Contact.id).in_(bindparam("ids", expanding=True)))
 
 
 def reminder_actions(followup_id: int) -> Block:

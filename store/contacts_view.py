@@ -11,6 +11,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from store.activities import recent_activities
+from store.db import execute_columns
 from store.followups import next_followup
 from store.models import (
     Activity,
@@ -103,9 +104,14 @@ _EMAILS = (
     .where(col(ContactEmail.contact_id) == _CONTACT_ID)
     .order_by(col(ContactEmail.is_primary).desc(), col(ContactEmail.id))
 )
-_CONSENTS = select(Consent).where(col(Consent.contact_id) == _CONTACT_ID).order_by(col(Consent.id))
-# The columns a conversation's line shows: the card and the queue read these, not whole rows
-# (issue 15: `my`'s queue of Conversation objects was a tenth of its instructions)
+# A card's and a queue's lines read the columns they show, not whole rows (issue 15: `my`'s
+# queue of Conversation objects was a tenth of its instructions)
+_CONSENTS = (
+    sa_select(col(Consent.purpose), col(Consent.basis), col(Consent.granted_at), col(Consent.withdrawn_at),
+              col(Consent.source))
+    .where(col(Consent.contact_id) == _CONTACT_ID)
+    .order_by(col(Consent.id))
+)
 _LINE = (col(Conversation.id), col(Conversation.subject), col(Conversation.category),
          col(Conversation.opened_at), col(Conversation.sla_due_at), col(Conversation.urgency))
 _OPEN_CONVERSATIONS = (
@@ -164,13 +170,13 @@ def contact_card(
 
 def rep_queue(session: Session, rep_id: int, *, limit: int = 15) -> list[OpenConversation]:
     """A rep's open conversations, most urgent first (earliest SLA due; none last)."""
-    rows = session.execute(_QUEUE, {"rep_id": rep_id, "limit": limit}).all()
+    rows = execute_columns(session, _QUEUE, {"rep_id": rep_id, "limit": limit}).all()
     return [_open_conversation(*row[:-1], owner=None, contact=row[-1]) for row in rows]
 
 
 def open_count(session: Session, rep_id: int) -> int:
     """How many open conversations a rep owns (the queue shows the most urgent of them)."""
-    return int(session.exec(_OPEN_COUNT, params={"rep_id": rep_id}).one())
+    return int(execute_columns(session, _OPEN_COUNT, {"rep_id": rep_id}).scalar_one())
 
 
 _REP_ID: BindParameter[int] = bindparam("rep_id")
@@ -187,16 +193,15 @@ _OPEN_COUNT = select(func.count()).where(
 
 
 def _emails(session: Session, contact_id: int) -> list[str]:
-    return list(session.exec(_EMAILS, params={"contact_id": contact_id}).all())
+    return list(execute_columns(session, _EMAILS, {"contact_id": contact_id}).scalars().all())
 
 
 def _consents(session: Session, contact_id: int) -> list[ConsentLine]:
-    rows = session.exec(_CONSENTS, params={"contact_id": contact_id}).all()
-    return [ConsentLine(c.purpose, c.basis, c.granted_at, c.withdrawn_at, c.source) for c in rows]
+    return [ConsentLine(*row) for row in execute_columns(session, _CONSENTS, {"contact_id": contact_id})]
 
 
 def _open_conversations(session: Session, contact_id: int, limit: int) -> list[OpenConversation]:
-    rows = session.execute(_OPEN_CONVERSATIONS, {"contact_id": contact_id, "limit": limit}).all()
+    rows = execute_columns(session, _OPEN_CONVERSATIONS, {"contact_id": contact_id, "limit": limit}).all()
     return [_open_conversation(*row[:-1], owner=row[-1], contact=None) for row in rows]
 
 
@@ -208,7 +213,7 @@ def _open_conversation(conversation_id: int, subject: str, category: str | None,
 
 
 def _orders(session: Session, contact_id: int) -> tuple[int, dict[str, Decimal], date | None]:
-    rows = session.exec(_ORDERS, params={"contact_id": contact_id}).all()
+    rows = execute_columns(session, _ORDERS, {"contact_id": contact_id}).all()
     count = sum(int(n) for _, n, _, _ in rows)
     totals = {currency: Decimal(total or 0) for currency, _, total, _ in rows}
     last = max((day for _, _, _, day in rows if day is not None), default=None)

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, literal, select
 from sqlmodel import Session, col
 
+from store.db import execute_columns
 from store.models import Company, Contact, Rep
 
 
@@ -69,12 +70,12 @@ def contact_owner(session: Session, contact: Contact) -> ContactOwner:
 
 def owner_id_of(session: Session, contact_id: int) -> int | None:
     """The effective owner's id of a contact (None: unowned, or no such contact)."""
-    return session.execute(_OWNER_ID, {"contact_id": contact_id}).scalar_one_or_none()
+    return execute_columns(session, _OWNER_ID, {"contact_id": contact_id}).scalar_one_or_none()
 
 
 def owned_contacts(session: Session, rep_id: int) -> tuple[int, int]:
     """How many contacts `rep_id` owns: (their own, through the contact's company)."""
-    counts = {bool(via_company): int(n) for via_company, n in session.execute(_OWNED, {"rep_id": rep_id})}
+    counts = {bool(via_company): int(n) for via_company, n in execute_columns(session, _OWNED, {"rep_id": rep_id})}
     return counts.get(False, 0), counts.get(True, 0)
 
 

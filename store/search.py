@@ -33,7 +33,7 @@ from sqlalchemy import ColumnElement, bindparam, delete, func, or_, select, text
 from sqlalchemy.orm import Mapped
 from sqlmodel import Session, col
 
-from store.db import any_of
+from store.db import any_of, execute_columns
 from store.models import Company, CompanyDomain, Contact, ContactEmail, SearchKey, SearchState, SearchTerm
 from store.owners import effective_owner_id, effective_owner_sql, is_visible
 from store.types import utcnow
@@ -481,7 +481,7 @@ def _candidates(
         "ORDER BY COUNT(DISTINCT m.word) DESC, SUM(m.closeness) DESC "
         f"LIMIT {CANDIDATES}"
     )
-    return [(row[0], row[1], int(row[2])) for row in session.execute(statement, params)]
+    return [(row[0], row[1], int(row[2])) for row in execute_columns(session, statement, params)]
 
 
 def search_contacts(
@@ -548,9 +548,9 @@ class _Row:
 def _candidate_rows(session: Session, contact_ids: list[int]) -> list[_Row]:
     if not contact_ids:
         return []
-    contacts = session.execute(_CANDIDATE_CONTACTS, {"ids": contact_ids}).all()
+    contacts = execute_columns(session, _CANDIDATE_CONTACTS, {"ids": contact_ids}).all()
     emails: dict[int, list[str]] = {}
-    for contact_id, email in session.execute(_CANDIDATE_EMAILS, {"ids": contact_ids}):
+    for contact_id, email in execute_columns(session, _CANDIDATE_EMAILS, {"ids": contact_ids}):
         emails.setdefault(contact_id, []).append(email)
     return [
         _Row(cid, name, phone, owner, company, tuple(emails.get(cid, ())))

@@ -139,24 +139,27 @@ def test_the_cards_single_values_are_the_latest_score_and_the_latest_touch(engin
     assert card is not None and (card.last_score, card.last_score_at, card.last_contact_at) == (None, None, None)
 
 
-def test_regression_conversation_lines_are_read_as_columns_not_as_conversation_objects(engine: Engine) -> None:
-    """The queue (`my`, App Home) and the card list conversations as lines: loading whole
-    Conversation objects for them was a tenth of `my`'s instructions (issue 15)."""
+def test_regression_the_card_and_the_queue_read_their_lines_as_columns_not_as_objects(engine: Engine) -> None:
+    """The queue (`my`, App Home) and the card list conversations and consents as lines: loading
+    whole Conversation objects for them was a tenth of `my`'s instructions (issue 15)."""
     contact_id = _contact_with_history(engine, 6)
     loaded: list[object] = []
 
     def on_load(target: object, _context: object) -> None:
         loaded.append(target)
 
-    event.listen(Conversation, "load", on_load)
+    for model in (Conversation, Consent):
+        event.listen(model, "load", on_load)
     try:
         with read_session(engine) as session:
             card = contact_card(session, contact_id)
             assert card is not None and card.owner_id is not None
             queue = rep_queue(session, card.owner_id)
     finally:
-        event.remove(Conversation, "load", on_load)
+        for model in (Conversation, Consent):
+            event.remove(model, "load", on_load)
     assert loaded == []
+    assert [line.purpose for line in card.consents] == [f"purpose-{i}" for i in range(6)]
     assert [line.subject for line in card.open_conversations] == [f"Order {i}" for i in range(5)]
     # most urgent first; none of these has a reply due, so the oldest first
     assert [line.subject for line in queue] == [f"Order {i}" for i in reversed(range(6))]
