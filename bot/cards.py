@@ -160,7 +160,7 @@ def followup_line(followup: FollowUp, contact: str | None, *, now: datetime, tz:
 def followup_blocks(session: Session, followups: list[FollowUp], *, now: datetime, tz: str) -> list[Block]:
     blocks: list[Block] = []
     ids = sorted({followup.contact_id for followup in followups if followup.contact_id is not None})
-    names = dict(execute_columns(session, _NAMES, {"ids": ids}).tuples().all()) if ids else {}  # one read for all
+    names = {cid: name for cid, name in execute_columns(session, _NAMES, {"ids": ids})} if ids else {}  # one read
     for followup in followups:
         blocks.append(section(followup_line(followup, names.get(followup.contact_id), now=now, tz=tz),
                               accessory=button("Done", "followup_done", str(followup.id))))

@@ -193,10 +193,11 @@ def read_session(engine: Engine) -> Iterator[Session]:
 def execute_columns(
     session: Session, statement: Executable, params: Mapping[str, Any]
 ) -> Result[*tuple[Any, ...]]:
-    """A statement that selects columns, not ORM objects, run on the session's connection: the
-    ORM's handling of a statement it has no objects to load for was a quarter of its CPU (issue
-    15: a card's lists, `my`'s queue, a search). What the session has pending is flushed first,
-    as the ORM's autoflush would (a card shown after a change in the same session)."""
+    """A SELECT of columns, not ORM objects, run on the session's connection: the ORM's handling
+    of a statement it has no objects to load for was a quarter of its CPU (issue 15: a card's
+    lists, `my`'s queue, a search). What the session has pending is flushed first, as the ORM's
+    autoflush would (a card shown after a change in the same session). Never a statement that
+    writes: it would pass `read_and_append`'s refusal, which watches the ORM's statements."""
     if session.autoflush:
         session.flush()  # nothing to do, and no statement, when nothing is pending
     return session.connection().execute(statement, params)

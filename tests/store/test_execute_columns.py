@@ -4,6 +4,7 @@ the session has pending as the ORM's autoflush would, and never flushing a read.
 from __future__ import annotations
 
 from sqlalchemy.engine import Engine
+from sqlmodel import col, select
 
 from store.db import read_and_append, session_scope
 from store.models import AuditEntry, Contact, Rep
@@ -34,4 +35,5 @@ def test_a_read_that_appends_is_not_flushed_by_a_statement_of_columns(engine: En
         # a flush here would be refused (ChangedWhileReading): the entry goes in after the read
         assert owner_id_of(session, contact_id) is None
     with session_scope(engine) as session:
-        assert [entry.action for entry in session.query(AuditEntry).filter_by(target_id=contact_id)] == ["view"]
+        entries = session.exec(select(AuditEntry).where(col(AuditEntry.target_id) == contact_id)).all()
+        assert [entry.action for entry in entries] == ["view"]
