@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from bot.blocks import (
     MAX_SECTION_TEXT,
@@ -24,11 +23,10 @@ from bot.blocks import (
 )
 from bot.consent import consent_select
 from bot.text import age, clip, escape, local_time, until
-from store.activities import recent_activities
+from store.activities import ActivityLine, recent_activities
 from store.contacts_view import ContactCard, OpenConversation, open_count, rep_queue
-from store.db import execute_columns
-from store.followups import open_followups
-from store.models import Activity, ActivityKind, Company, Contact, FollowUp, Rep
+from store.followups import FollowUpLine, open_followups
+from store.models import ActivityKind, Company, Contact, Rep
 from store.owners import owned_contacts
 from store.search import SearchHit
 from store.stages import KINDS, STAGES, Move, move_text, stage_label
@@ -132,7 +130,7 @@ def _conversation_line(conv: OpenConversation, now: datetime) -> str:
             f"{age(conv.opened_at, now)} old{owner}{sla}")
 
 
-def _activity_line(activity: Activity, now: datetime, *, about: str | None = None) -> str:
+def _activity_line(activity: ActivityLine, now: datetime, *, about: str | None = None) -> str:
     """`• call (connected), 2h ago: ...`; `about` names who it concerns (a company's note on a contact's card,
     the contact in App Home); a move shows what changed."""
     detail = activity.outcome or (move_text(activity) if activity.kind == ActivityKind.move else None)
@@ -151,24 +149,15 @@ def pick_list_blocks(query: str, hits: list[SearchHit]) -> list[Block]:
     return blocks
 
 
-def followup_line(followup: FollowUp, contact: str | None, *, now: datetime, tz: str) -> str:
-    who = f"*{escape(contact)}* " if contact else ""
+def followup_line(followup: FollowUpLine, *, now: datetime, tz: str) -> str:
+    who = f"*{escape(followup.contact)}* " if followup.contact else ""
     note = escape(clip(followup.note, 120)) if followup.note else "(no note)"
     return f"{who}{local_time(followup.due_at, tz)} ({until(followup.due_at, now)})\n{note}"
 
 
-def followup_blocks(session: Session, followups: list[FollowUp], *, now: datetime, tz: str) -> list[Block]:
-    blocks: list[Block] = []
-    ids = sorted({followup.contact_id for followup in followups if followup.contact_id is not None})
-    names = {cid: name for cid, name in execute_columns(session, _NAMES, {"ids": ids})} if ids else {}  # one read
-    for followup in followups:
-        blocks.append(section(followup_line(followup, names.get(followup.contact_id), now=now, tz=tz),
-                              accessory=button("Done", "followup_done", str(followup.id))))
-    return blocks
-
-
-# built once; the names only, not whole contacts (issue 15)
-_NAMES = select(col(Contact.id), col(Contact.name)).where(col(Contact.id).in_(bindparam("ids", expanding=True)))
+def followup_blocks(followups: list[FollowUpLine], *, now: datetime, tz: str) -> list[Block]:
+    return [section(followup_line(followup, now=now, tz=tz), accessory=button("Done", "followup_done", str(followup.id)))
+            for followup in followups]
 
 
 def reminder_actions(followup_id: int) -> Block:
@@ -200,7 +189,7 @@ def my_blocks(session: Session, rep: Rep, *, now: datetime) -> list[Block]:
     queue = queue_blocks(rep_queue(session, rep.id), now=now, total=open_count(session, rep.id))
     blocks = [header("My open conversations"), *queue,
               header("My due follow-ups")]
-    blocks += followup_blocks(session, due, now=now, tz=rep.timezone) or [section("Nothing due.")]
+    blocks += followup_blocks(due, now=now, tz=rep.timezone) or [section("Nothing due.")]
     blocks.append(owned_contacts_block(session, rep.id))
     return blocks
 
@@ -227,10 +216,10 @@ def home_view(session: Session, rep: Rep, *, now: datetime) -> dict[str, Any]:
         *queue_blocks(rep_queue(session, rep.id, limit=10), now=now, total=open_count(session, rep.id)),
         divider(),
         header("Due and overdue follow-ups"),
-        *(followup_blocks(session, due, now=now, tz=rep.timezone) or [section("Nothing due.")]),
+        *(followup_blocks(due, now=now, tz=rep.timezone) or [section("Nothing due.")]),
     ]
     if upcoming:
-        blocks += [header("Coming up"), *followup_blocks(session, upcoming, now=now, tz=rep.timezone)]
+        blocks += [header("Coming up"), *followup_blocks(upcoming, now=now, tz=rep.timezone)]
     activities = recent_activities(session, rep_id=rep.id, limit=5)
     blocks += [divider(), header("My recent activities")]
     blocks.append(section("\n".join(_activity_line(a, now, about=activity_subject(session, a)) for a in activities))
@@ -238,7 +227,7 @@ def home_view(session: Session, rep: Rep, *, now: datetime) -> dict[str, Any]:
     return {"type": "home", "blocks": blocks[:100]}
 
 
-def activity_subject(session: Session, activity: Activity) -> str | None:
+def activity_subject(session: Session, activity: ActivityLine) -> str | None:
     """The name of who an activity is about: its contact, else its company."""
     if activity.contact_id is not None:
         contact = session.get(Contact, activity.contact_id)

@@ -249,7 +249,7 @@ def followups(ctx: Ctx, _args: list[str]) -> Reply:
     items = open_followups(ctx.session, ctx.rep.id, limit=100)
     if not items:
         return Reply("No open follow-ups.", [section("You have no open follow-ups.")])
-    blocks: list[Block] = [header("My follow-ups"), *followup_blocks(ctx.session, items, now=ctx.now, tz=ctx.rep.timezone)]
+    blocks: list[Block] = [header("My follow-ups"), *followup_blocks(items, now=ctx.now, tz=ctx.rep.timezone)]
     return Reply(f"{len(items)} open follow-ups", blocks)
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, or_
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from store.models import FollowUp, FollowUpStatus
+from store.db import execute_columns
+from store.models import Contact, FollowUp, FollowUpStatus
 from store.types import utcnow
 
 NUDGE_EVERY = timedelta(days=1)
@@ -28,30 +31,45 @@ def create_followup(
     return followup
 
 
+@dataclass(frozen=True)
+class FollowUpLine:
+    """A follow-up as a line of `my`, App Home or a card shows it, with its contact's name: read
+    as these columns, not as a FollowUp object and then the names (issue 15)."""
+
+    id: int
+    contact_id: int | None
+    contact: str | None
+    due_at: datetime
+    note: str
+
+
 def open_followups(
     session: Session, rep_id: int, *, limit: int = 20, due_before: datetime | None = None
-) -> list[FollowUp]:
+) -> list[FollowUpLine]:
     """A rep's open follow-ups, soonest first (only those due before `due_before` if given)."""
     query = _OPEN_DUE_BEFORE if due_before is not None else _OPEN
     params = {"rep_id": rep_id, "due_before": due_before, "limit": limit}
-    return list(session.exec(query, params=params).all())
+    return [FollowUpLine(*row) for row in execute_columns(session, query, params)]
 
 
-def next_followup(session: Session, contact_id: int) -> FollowUp | None:
-    return session.exec(_NEXT, params={"contact_id": contact_id}).first()
+def next_followup(session: Session, contact_id: int) -> FollowUpLine | None:
+    row = execute_columns(session, _NEXT, {"contact_id": contact_id}).first()
+    return FollowUpLine(*row) if row is not None else None
 
 
 # Built once, values bound at execution (issue 15: `my` and the card run these on every request).
+_LINE = sa_select(col(FollowUp.id), col(FollowUp.contact_id), col(Contact.name), col(FollowUp.due_at),
+                  col(FollowUp.note)).outerjoin(Contact, col(Contact.id) == col(FollowUp.contact_id))
 _OPEN = (
-    select(FollowUp)
-    .where(col(FollowUp.rep_id) == bindparam("rep_id"), FollowUp.status == FollowUpStatus.open)
+    _LINE
+    .where(col(FollowUp.rep_id) == bindparam("rep_id"), col(FollowUp.status) == FollowUpStatus.open)
     .order_by(col(FollowUp.due_at), col(FollowUp.id))
     .limit(bindparam("limit"))
 )
 _OPEN_DUE_BEFORE = _OPEN.where(col(FollowUp.due_at) <= bindparam("due_before"))
 _NEXT = (
-    select(FollowUp)
-    .where(col(FollowUp.contact_id) == bindparam("contact_id"), FollowUp.status == FollowUpStatus.open)
+    _LINE
+    .where(col(FollowUp.contact_id) == bindparam("contact_id"), col(FollowUp.status) == FollowUpStatus.open)
     .order_by(col(FollowUp.due_at))
     .limit(1)
 )

@@ -26,7 +26,9 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import bindparam, func, select
 from sqlmodel import Session, col
 
+from store.activities import ACTIVITY_LINE, ActivityLine
 from store.audit import SCHEDULER, Actor, record_audit
+from store.db import execute_columns
 from store.models import Activity, ActivityKind, Contact, ContactKind, Order, Rep, Stage
 from store.segments import EXCLUDED_ORDER_STATUSES
 
@@ -140,7 +142,7 @@ def audit_move(session: Session, actor: Actor, activity: Activity, *, at: dateti
                          contact_id=activity.contact_id, detail={"from": before, "to": after}, at=at)
 
 
-def move_text(activity: Activity) -> str:
+def move_text(activity: Activity | ActivityLine) -> str:
     """`prospect → customer, need → purchase`: what a move changed."""
     parts = []
     if activity.contact_kind_to:
@@ -154,18 +156,18 @@ def move_text(activity: Activity) -> str:
 class Move:
     """One line of a contact's stage history: the move and the name of the rep who made it (None: a rule)."""
 
-    activity: Activity
+    activity: ActivityLine
     by: str | None
 
 
 def stage_history(session: Session, contact_id: int, *, limit: int = 10) -> list[Move]:
     """The contact's moves, newest first."""
-    rows = session.execute(_STAGE_HISTORY, {"contact_id": contact_id, "limit": limit}).all()
-    return [Move(activity, name) for activity, name in rows]
+    rows = execute_columns(session, _STAGE_HISTORY, {"contact_id": contact_id, "limit": limit})
+    return [Move(ActivityLine(*row[:-1]), row[-1]) for row in rows]
 
 
 _STAGE_HISTORY = (  # built once: every card asks (issue 15)
-    select(Activity, col(Rep.name))
+    select(*ACTIVITY_LINE, col(Rep.name))
     .outerjoin(Rep, col(Rep.id) == col(Activity.rep_id))
     .where(col(Activity.contact_id) == bindparam("contact_id"), col(Activity.kind) == ActivityKind.move)
     .order_by(col(Activity.occurred_at).desc(), col(Activity.id).desc())

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from store.contacts_view import contact_card, rep_queue
 from store.db import read_session, session_scope
+from store.followups import open_followups
 from store.models import (
     Activity,
     ActivityKind,
@@ -139,29 +140,42 @@ def test_the_cards_single_values_are_the_latest_score_and_the_latest_touch(engin
     assert card is not None and (card.last_score, card.last_score_at, card.last_contact_at) == (None, None, None)
 
 
-def test_regression_the_card_and_the_queue_read_their_lines_as_columns_not_as_objects(engine: Engine) -> None:
-    """The queue (`my`, App Home) and the card list conversations and consents as lines: loading
-    whole Conversation objects for them was a tenth of `my`'s instructions (issue 15)."""
+def test_regression_the_card_the_queue_and_follow_ups_read_their_lines_as_columns_not_as_objects(
+        engine: Engine) -> None:
+    """A card, the queue (`my`, App Home) and a rep's follow-ups read the columns they show, no
+    object: loading the contact, its company and owner as objects was a quarter of a card's
+    instructions, whole Conversation objects a tenth of `my`'s, and activities and follow-ups
+    as objects a third of their statements' (issue 15)."""
     contact_id = _contact_with_history(engine, 6)
     loaded: list[object] = []
 
     def on_load(target: object, _context: object) -> None:
         loaded.append(target)
 
-    for model in (Conversation, Consent):
+    models = (Contact, Company, Rep, Conversation, Consent, Activity, FollowUp)
+    for model in models:
         event.listen(model, "load", on_load)
     try:
         with read_session(engine) as session:
             card = contact_card(session, contact_id)
             assert card is not None and card.owner_id is not None
             queue = rep_queue(session, card.owner_id)
+            followups = open_followups(session, card.owner_id, limit=2)
     finally:
-        for model in (Conversation, Consent):
+        for model in models:
             event.remove(model, "load", on_load)
     assert loaded == []
+    assert (card.name, card.company, card.owner) == ("Jan Novák 6", "Acme 6", "Anna Berg (via company Acme 6)")
     assert [line.purpose for line in card.consents] == [f"purpose-{i}" for i in range(6)]
     assert [line.subject for line in card.open_conversations] == [f"Order {i}" for i in range(5)]
     # most urgent first; none of these has a reply due, so the oldest first
     assert [line.subject for line in queue] == [f"Order {i}" for i in reversed(range(6))]
     assert {(line.owner, line.contact) for line in card.open_conversations} == {("Anna Berg", None)}
     assert {(line.owner, line.contact) for line in queue} == {(None, "Jan Novák 6")}
+    # the newest first (of one time, the later written): the company's note and a call of each
+    # day; moves are listed apart
+    assert [(a.kind, a.summary) for a in card.activities] == [
+        ("note", "note 0"), ("call", "call 0"), ("note", "note 1"), ("call", "call 1"), ("note", "note 2")]
+    assert [(m.activity.summary, m.by) for m in card.moves][:2] == [("move 0", "Anna Berg"), ("move 1", "Anna Berg")]
+    assert card.next_followup is not None and card.next_followup.note == "call back 0"
+    assert [(f.note, f.contact) for f in followups] == [("call back 0", "Jan Novák 6"), ("call back 1", "Jan Novák 6")]
