@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypedDict, Unpack
 
-from sqlalchemy import event, insert, or_, update
+from sqlalchemy import Table, event, or_, update
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
+from store.db import append_rows
 from store.models import AuditEntry
 from store.types import utcnow
 
@@ -84,18 +85,18 @@ def audit_values(actor: Actor, action: str, **fields: Unpack[AuditFields]) -> di
             "detail": fields.get("detail") or {}}
 
 
-def record_audit(session: Session, actor: Actor, action: str, **fields: Unpack[AuditFields]) -> AuditEntry:
+def record_audit(session: Session, actor: Actor, action: str, **fields: Unpack[AuditFields]) -> None:
     """Append one entry (see `audit_values`)."""
-    entry = AuditEntry(**audit_values(actor, action, **fields))
-    session.add(entry)
-    return entry
+    append_rows(session, _AUDIT, [audit_values(actor, action, **fields)])
 
 
 def record_audits(session: Session, entries: Sequence[dict[str, Any]]) -> None:
-    """Append many entries (`audit_values`) in one statement, without an object each: an import's
-    opt-outs are thousands of consent changes, and an ORM object per entry cost more than the rows."""
-    if entries:
-        session.execute(insert(AuditEntry), list(entries))
+    """Append many entries (`audit_values`), a statement for them all: an import's opt-outs are
+    thousands of consent changes."""
+    append_rows(session, _AUDIT, entries)
+
+
+_AUDIT: Table = AuditEntry.__table__  # type: ignore[attr-defined]  # entries are rows, never objects (append_rows)
 
 
 def pseudonymise(session: Session, contact_id: int, person_hash: str) -> int:

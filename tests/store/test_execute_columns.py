@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from store.audit import Actor, record_audit
 from store.db import read_and_append, session_scope
 from store.models import AuditEntry, Contact, Rep
 from store.owners import owner_id_of
@@ -30,8 +31,8 @@ def test_a_read_that_appends_is_not_flushed_by_a_statement_of_columns(engine: En
         contact_id = contact.id
     assert contact_id is not None
     with read_and_append(engine) as session:
-        session.add(AuditEntry(actor="anna@example.test", via="slack", action="view", target_kind="contact",
-                               target_id=contact_id, contact_id=contact_id))
+        record_audit(session, Actor("anna@example.test", "slack"), "view", target_kind="contact",
+                     target_id=contact_id, contact_id=contact_id)
         # a flush here would be refused (ChangedWhileReading): the entry goes in after the read
         assert owner_id_of(session, contact_id) is None
     with session_scope(engine) as session:

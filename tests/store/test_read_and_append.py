@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -15,12 +13,22 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from store.audit import Actor, record_audit
-from store.db import ChangedWhileReading, make_engine, read_and_append, read_session, session_scope, upgrade
+from store.audit import Actor, audit_values, record_audit
+from store.db import (
+    ChangedWhileReading,
+    append_rows,
+    make_engine,
+    read_and_append,
+    read_session,
+    session_scope,
+    upgrade,
+)
 from store.models import AuditEntry, Rep
 
 AT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 ANNA = Actor("anna@nordlys.example", "slack", "slack:U1 in D1")
+AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
+_ENTRY = audit_values(ANNA, "card.view", at=AT)
 
 
 def _entries(engine: Engine) -> list[AuditEntry]:
@@ -30,10 +38,20 @@ def _entries(engine: Engine) -> list[AuditEntry]:
 
 def test_new_rows_are_inserted_after_the_read(engine: Engine) -> None:
     with read_and_append(engine) as session:
-        entry = record_audit(session, ANNA, "card.view", target_kind="contact", target_id=7, contact_id=7, at=AT)
-        assert session.exec(select(AuditEntry)).all() == []  # nothing is flushed in the read
-    assert entry.id is not None  # usable after the block, with the id it was given
-    assert [(e.id, e.action, e.target_id) for e in _entries(engine)] == [(entry.id, "card.view", 7)]
+        record_audit(session, ANNA, "card.view", target_kind="contact", target_id=7, contact_id=7, at=AT)
+        assert session.exec(select(AuditEntry)).all() == []  # nothing is written in the read
+    assert [(e.action, e.target_id, e.at) for e in _entries(engine)] == [("card.view", 7, AT)]
+
+
+def test_an_object_added_in_the_read_is_refused_as_a_change(engine: Engine) -> None:
+    """New rows are appended as rows (`append_rows`); an object added would be a write nobody
+    asked for, or one silently dropped."""
+    with pytest.raises(ChangedWhileReading, match="Rep"), read_and_append(engine) as session:
+        session.add(Rep(name="Anna Berg", email="anna@nordlys.example"))
+        record_audit(session, ANNA, "card.view", at=AT)
+    with read_session(engine) as session:
+        assert session.exec(select(Rep)).all() == []
+    assert _entries(engine) == []
 
 
 def test_a_change_to_a_row_read_is_refused_and_nothing_is_written(engine: Engine) -> None:
@@ -65,14 +83,14 @@ def test_a_statement_or_a_flush_that_writes_in_the_read_is_refused_and_nothing_i
     assert _entries(engine) == []
 
 
-def _append_in_threads(engine: Engine, rows: list[Callable[[], object]]) -> list[BaseException | None]:
-    """Each row made and appended by a thread of its own while SQLite's write lock is held, then freed."""
+def _append_in_threads(engine: Engine, rows: list[dict[str, object]]) -> list[BaseException | None]:
+    """Each audit row appended by a thread of its own while SQLite's write lock is held, then freed."""
     outcomes: list[BaseException | None] = [None] * len(rows)
 
     def append(index: int) -> None:
         try:
             with read_and_append(engine) as session:
-                session.add(rows[index]())
+                append_rows(session, AUDIT, [rows[index]])
         except BaseException as error:
             outcomes[index] = error
 
@@ -93,11 +111,7 @@ def test_rows_appended_while_a_writer_holds_sqlite_go_in_together_once_it_is_don
     upgrade(engine)
     commits: list[str] = []
     event.listen(engine, "commit", lambda _conn: commits.append(threading.current_thread().name))
-    outcomes = _append_in_threads(engine, [
-        partial(AuditEntry, at=AT, actor=ANNA.name, via="slack", action="card.view", outcome="ok",
-                target_kind="contact", target_id=i)
-        for i in range(10)
-    ])
+    outcomes = _append_in_threads(engine, [{**_ENTRY, "target_kind": "contact", "target_id": i} for i in range(10)])
     assert outcomes == [None] * 10
     assert sorted(e.target_id or 0 for e in _entries(engine)) == list(range(10))
     assert 1 <= commits.count("rapport-append") < 10  # one asker for the lock, not ten
@@ -106,13 +120,7 @@ def test_rows_appended_while_a_writer_holds_sqlite_go_in_together_once_it_is_don
 def test_a_bad_row_fails_its_own_caller_only_when_it_shares_a_commit(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'append.db'}")
     upgrade(engine)
-    with session_scope(engine) as session:
-        session.add(Rep(name="Anna Berg", email="anna@nordlys.example"))
-    outcomes = _append_in_threads(engine, [
-        lambda: AuditEntry(at=AT, actor=ANNA.name, via="slack", action="card.view", outcome="ok"),
-        lambda: Rep(name="Anna Again", email="anna@nordlys.example"),  # the address is taken
-        lambda: AuditEntry(at=AT, actor=ANNA.name, via="slack", action="card.view", outcome="ok"),
-    ])
+    outcomes = _append_in_threads(engine, [_ENTRY, {**_ENTRY, "actor": None}, _ENTRY])  # an entry names its actor
     assert outcomes[0] is None and outcomes[2] is None
     assert isinstance(outcomes[1], IntegrityError)
     assert len(_entries(engine)) == 2
