@@ -24,7 +24,7 @@ from bot.blocks import (
 from bot.consent import consent_select
 from bot.text import age, clip, escape, local_time, until
 from store.activities import ActivityLine, recent_activities
-from store.contacts_view import ContactCard, OpenConversation, open_count, rep_queue
+from store.contacts_view import ContactCard, OpenConversation, rep_queue
 from store.followups import FollowUpLine, open_followups
 from store.models import ActivityKind, Company, Contact, Rep
 from store.owners import owned_contacts
@@ -174,7 +174,7 @@ def conversation_row(conv: OpenConversation, now: datetime) -> Block:
                    accessory=button("Show conversation", "conv_thread", str(conv.id)))
 
 
-def queue_blocks(queue: list[OpenConversation], *, now: datetime, total: int) -> list[Block]:
+def queue_blocks(queue: list[OpenConversation], total: int, *, now: datetime) -> list[Block]:
     """The queue, a row per conversation; `total` open conversations, of which `queue` are the most urgent."""
     if not queue:
         return [section("No open conversations. :tada:")]
@@ -186,7 +186,7 @@ def my_blocks(session: Session, rep: Rep, *, now: datetime) -> list[Block]:
     """`my`: open conversations by SLA urgency, then due follow-ups."""
     assert rep.id is not None
     due = open_followups(session, rep.id, due_before=now)
-    queue = queue_blocks(rep_queue(session, rep.id), now=now, total=open_count(session, rep.id))
+    queue = queue_blocks(*rep_queue(session, rep.id), now=now)
     blocks = [header("My open conversations"), *queue,
               header("My due follow-ups")]
     blocks += followup_blocks(due, now=now, tz=rep.timezone) or [section("Nothing due.")]
@@ -213,7 +213,7 @@ def home_view(session: Session, rep: Rep, *, now: datetime) -> dict[str, Any]:
         header(f"Rapport for {rep.name}"[:150]),
         context(f"Updated {local_time(now, rep.timezone)}"),
         header("My queue"),
-        *queue_blocks(rep_queue(session, rep.id, limit=10), now=now, total=open_count(session, rep.id)),
+        *queue_blocks(*rep_queue(session, rep.id, limit=10), now=now),
         divider(),
         header("Due and overdue follow-ups"),
         *(followup_blocks(due, now=now, tz=rep.timezone) or [section("Nothing due.")]),

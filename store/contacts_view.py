@@ -168,27 +168,21 @@ def contact_card(
     )
 
 
-def rep_queue(session: Session, rep_id: int, *, limit: int = 15) -> list[OpenConversation]:
-    """A rep's open conversations, most urgent first (earliest SLA due; none last)."""
+def rep_queue(session: Session, rep_id: int, *, limit: int = 15) -> tuple[list[OpenConversation], int]:
+    """A rep's `limit` most urgent open conversations (earliest SLA due; none last), and how many
+    they have open in all."""
     rows = execute_columns(session, _QUEUE, {"rep_id": rep_id, "limit": limit}).all()
-    return [_open_conversation(*row[:-1], owner=None, contact=row[-1]) for row in rows]
-
-
-def open_count(session: Session, rep_id: int) -> int:
-    """How many open conversations a rep owns (the queue shows the most urgent of them)."""
-    return int(execute_columns(session, _OPEN_COUNT, {"rep_id": rep_id}).scalar_one())
+    lines = [_open_conversation(*row[:-2], owner=None, contact=row[-2]) for row in rows]
+    return lines, int(rows[0][-1]) if rows else 0
 
 
 _REP_ID: BindParameter[int] = bindparam("rep_id")
-_QUEUE = (
-    sa_select(*_LINE, col(Contact.name))
+_QUEUE = (  # the count of them all is a window over the rows before the limit: no statement of its own
+    sa_select(*_LINE, col(Contact.name), func.count().over())
     .outerjoin(Contact, col(Contact.id) == col(Conversation.contact_id))
     .where(col(Conversation.owner_id) == _REP_ID, col(Conversation.status) == ConversationStatus.open)
     .order_by(col(Conversation.sla_due_at).is_(None), col(Conversation.sla_due_at), col(Conversation.opened_at))
     .limit(_LIMIT)
-)
-_OPEN_COUNT = select(func.count()).where(
-    col(Conversation.owner_id) == _REP_ID, Conversation.status == ConversationStatus.open
 )
 
 

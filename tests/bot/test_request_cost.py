@@ -29,7 +29,7 @@ from tests.store.test_card_cost import CARD_STATEMENTS, counting_statements
 
 SEARCH_STATEMENTS = 3  # the matching terms, then the candidates' rows and their addresses
 FIND_STATEMENTS = 1 + SEARCH_STATEMENTS  # the rep with their team, the search
-MY_STATEMENTS = 1 + 4  # the rep with their team; due follow-ups with their contacts, the queue, its size, contacts owned
+MY_STATEMENTS = 1 + 3  # the rep with their team; due follow-ups with their contacts, the queue with its size, contacts owned
 
 
 def _selects(engine: Engine, email: str, text: str, clock: Clock) -> tuple[Reply, int]:
