@@ -86,7 +86,8 @@ _LIMIT: BindParameter[int] = bindparam("limit")
 # the contact's columns, its company's and its effective owner's, with the card's single values:
 # when we last heard from or spoke to the contact, and their latest satisfaction score. Columns,
 # not the three rows as objects: that statement was a quarter of a card's instructions (issue
-# 15). The lists cost a statement each (tests/store/test_card_cost.py).
+# 15). A row per address (the primary first), so the addresses need no statement of their own;
+# the other lists cost a statement each (tests/store/test_card_cost.py).
 _CONTACT = (
     sa_select(
         col(Contact.id), col(Contact.name), col(Contact.kind), col(Contact.stage), col(Contact.title),
@@ -95,14 +96,12 @@ _CONTACT = (
         select(func.max(Message.received_at)).where(col(Message.contact_id) == col(Contact.id)).scalar_subquery(),
         select(func.max(Activity.occurred_at)).where(col(Activity.contact_id) == col(Contact.id)).scalar_subquery(),
         *last_answer(col(Contact.id)),
+        col(ContactEmail.email),
     )
     .outerjoin(Company, col(Company.id) == col(Contact.company_id))
     .outerjoin(Rep, col(Rep.id) == effective_owner_id(col(Contact.owner_id), col(Company.owner_id)))
+    .outerjoin(ContactEmail, col(ContactEmail.contact_id) == col(Contact.id))
     .where(col(Contact.id) == _CONTACT_ID)
-)
-_EMAILS = (
-    select(ContactEmail.email)
-    .where(col(ContactEmail.contact_id) == _CONTACT_ID)
     .order_by(col(ContactEmail.is_primary).desc(), col(ContactEmail.id))
 )
 # A card's and a queue's lines read the columns they show, not whole rows (issue 15: `my`'s
@@ -133,11 +132,11 @@ def contact_card(
     session: Session, contact_id: int, *, conversations: int = 5, activities: int = 5
 ) -> ContactCard | None:
     """Everything a rep wants to see about a contact, or None if there is no such contact."""
-    row = execute_columns(session, _CONTACT, {"contact_id": contact_id}).first()
-    if row is None:
+    rows = execute_columns(session, _CONTACT, {"contact_id": contact_id}).all()
+    if not rows:
         return None
     (contact_id, name, kind, stage, title, phone, language, company_id, contact_owner_id, company,
-     company_owner_id, owner_name, last_message_at, last_activity_at, last_score, last_score_at) = row
+     company_owner_id, owner_name, last_message_at, last_activity_at, last_score, last_score_at, _) = rows[0]
     owner = owner_of(contact_owner_id, company_owner_id, owner_name, company)
     order_count, totals, last_order = _orders(session, contact_id)
     return ContactCard(
@@ -148,7 +147,7 @@ def contact_card(
         title=title,
         phone=phone,
         language=language,
-        emails=_emails(session, contact_id),
+        emails=[email for *_, email in rows if email is not None],
         company_id=company_id,
         company=company,
         owner_id=owner.rep_id,
@@ -184,10 +183,6 @@ _QUEUE = (  # the count of them all is a window over the rows before the limit: 
     .order_by(col(Conversation.sla_due_at).is_(None), col(Conversation.sla_due_at), col(Conversation.opened_at))
     .limit(_LIMIT)
 )
-
-
-def _emails(session: Session, contact_id: int) -> list[str]:
-    return list(execute_columns(session, _EMAILS, {"contact_id": contact_id}).scalars().all())
 
 
 def _consents(session: Session, contact_id: int) -> list[ConsentLine]:

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import cast
+from typing import Any, cast
 
 from rapidfuzz import fuzz
 from sqlalchemy import ColumnElement, bindparam, delete, func, or_, select, text
@@ -548,30 +548,30 @@ class _Row:
 def _candidate_rows(session: Session, contact_ids: list[int]) -> list[_Row]:
     if not contact_ids:
         return []
-    contacts = execute_columns(session, _CANDIDATE_CONTACTS, {"ids": contact_ids}).all()
+    contacts: dict[int, tuple[Any, ...]] = {}
     emails: dict[int, list[str]] = {}
-    for contact_id, email in execute_columns(session, _CANDIDATE_EMAILS, {"ids": contact_ids}):
-        emails.setdefault(contact_id, []).append(email)
+    for *contact, email in execute_columns(session, _CANDIDATE_ROWS, {"ids": contact_ids}):
+        contacts.setdefault(contact[0], tuple(contact))
+        emails.setdefault(contact[0], []).extend([email] if email is not None else [])
     return [
-        _Row(cid, name, phone, owner, company, tuple(emails.get(cid, ())))
-        for cid, name, phone, owner, company in contacts
+        _Row(cid, name, phone, owner, company, tuple(emails[cid]))
+        for cid, name, phone, owner, company in contacts.values()
     ]
 
 
-# Built once, the ids bound at execution (issue 15: every `find` runs both)
-_CANDIDATE_CONTACTS = (
+# Built once, the ids bound at execution (issue 15: every `find` runs it). A row per address
+# (the primary first), the contact's columns on each: one statement, not one for the contacts
+# and one for their addresses.
+_CANDIDATE_ROWS = (
     select(
         col(Contact.id), col(Contact.name), col(Contact.phone),
-        effective_owner_id(col(Contact.owner_id), col(Company.owner_id)), col(Company.name),
+        effective_owner_id(col(Contact.owner_id), col(Company.owner_id)), col(Company.name), col(ContactEmail.email),
     )
     .select_from(Contact)
     .outerjoin(Company, col(Company.id) == col(Contact.company_id))
+    .outerjoin(ContactEmail, col(ContactEmail.contact_id) == col(Contact.id))
     .where(col(Contact.id).in_(bindparam("ids", expanding=True)))
-)
-_CANDIDATE_EMAILS = (
-    select(col(ContactEmail.contact_id), col(ContactEmail.email))
-    .where(col(ContactEmail.contact_id).in_(bindparam("ids", expanding=True)))
-    .order_by(col(ContactEmail.is_primary).desc(), col(ContactEmail.id))
+    .order_by(col(Contact.id), col(ContactEmail.is_primary).desc(), col(ContactEmail.id))
 )
 
 

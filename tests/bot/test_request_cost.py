@@ -27,7 +27,7 @@ from tests.servers import slack_requests
 from tests.servers.fake_slack import FakeSlack
 from tests.store.test_card_cost import CARD_STATEMENTS, counting_statements
 
-SEARCH_STATEMENTS = 3  # the matching terms, then the candidates' rows and their addresses
+SEARCH_STATEMENTS = 2  # the matching terms, then the candidates' rows with their addresses
 FIND_STATEMENTS = 1 + SEARCH_STATEMENTS  # the rep with their team, the search
 MY_STATEMENTS = 1 + 3  # the rep with their team; due follow-ups with their contacts, the queue with its size, contacts owned
 

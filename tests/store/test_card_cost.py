@@ -33,7 +33,7 @@ from store.models import (
 )
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-CARD_STATEMENTS = 8  # the contact with its company, owner and single values, then one per list of the card
+CARD_STATEMENTS = 7  # the contact with its company, owner, addresses and single values, then one per list of the card
 
 
 def _contact_with_history(engine: Engine, n: int) -> int:
