@@ -42,7 +42,7 @@ from inbox.surveys import SurveyReplies, survey_answer
 from inbox.threads import ThreadIndex, ThreadKey, select_in
 from inbox.urgency import DateMention, Urgency, assess_urgency, more_urgent, sla_hours
 from store.assignments import AssignmentDecision, record_assignments
-from store.audit import INBOX
+from store.audit import INBOX, record_audits
 from store.checkpoints import save_checkpoint
 from store.consent import withdraw_consent
 from store.conversations import customer_wrote, staff_replied
@@ -71,7 +71,7 @@ from store.outbox import (
 )
 from store.privacy import erased_message_ids
 from store.search import refresh_index
-from store.stages import RuleMove, audit_move, move_activity, sales_enquiry_stage
+from store.stages import RuleMove, move_activity, move_audits, sales_enquiry_stage
 from store.surveys import record_answer
 from store.tags import message_keywords
 from store.types import utcnow
@@ -798,7 +798,8 @@ def _write_assignments(batch: _Batch) -> None:
 
 
 def _write_moves(batch: _Batch) -> None:
-    """One `move` activity per contact a mail moved, dated when the mail arrived."""
+    """One `move` activity per contact a mail moved, dated when the mail arrived, and its audit entries."""
+    audits: list[dict[str, Any]] = []
     for planned, contact, old_stage, move in batch.moves:
         conversation = planned.conversation
         subject = planned.item.parsed.subject.strip() or "(no subject)"
@@ -807,7 +808,8 @@ def _write_moves(batch: _Batch) -> None:
             stage_from=old_stage, stage_to=move.stage, conversation_id=conversation.id if conversation else None,
         )
         batch.session.add(activity)
-        audit_move(batch.session, INBOX, activity, at=planned.item.received_at)
+        audits += move_audits(INBOX, activity, at=planned.item.received_at)
+    record_audits(batch.session, audits)
 
 
 def _write_tags(batch: _Batch) -> None:

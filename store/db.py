@@ -213,6 +213,8 @@ def append_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     appended: list[_Row] | None = session.info.get(_APPENDED)
     if appended is not None:
         appended.extend((table, row) for row in rows)
+    elif is_read_only(session):  # PostgreSQL would refuse it, SQLite drop it at the read's end
+        raise ChangedWhileReading(f"rows of {table.name} appended in a read_session: use read_and_append")
     else:
         _insert(session.connection(), [(table, row) for row in rows])
 
@@ -228,7 +230,8 @@ def _insert(connection: Connection, rows: Sequence[_Row]) -> None:
 
 
 class ChangedWhileReading(Exception):
-    """Code run in `read_and_append` changed or deleted a row: it belongs in `session_scope`."""
+    """Code run in a read changed, deleted or added a row: it belongs in `session_scope` (or, for
+    rows appended, in `read_and_append`)."""
 
 
 @contextmanager

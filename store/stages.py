@@ -2,7 +2,7 @@
 
 Every change is one `Activity` of kind `move` carrying the kind and stage before and
 after, who made it (`rep_id`; None: Rapport, by a rule), when, and why (`summary`),
-and an audit entry per field (`contact.kind`, `contact.stage`: `audit_move`) naming
+and an audit entry per field (`contact.kind`, `contact.stage`: `move_audits`) naming
 the actor and where they acted from.
 People move contacts from Slack (`/crm stage`, `/crm kind`, the card's menus); the
 rules, each defined once here, move them too:
@@ -22,12 +22,13 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, func, select
 from sqlmodel import Session, col
 
 from store.activities import ACTIVITY_LINE, ActivityLine
-from store.audit import SCHEDULER, Actor, record_audit
+from store.audit import SCHEDULER, Actor, audit_values, record_audits
 from store.db import execute_columns
 from store.models import Activity, ActivityKind, Contact, ContactKind, Order, Rep, Stage
 from store.segments import EXCLUDED_ORDER_STATUSES
@@ -129,17 +130,18 @@ def move_contact(
     session.add(contact)
     session.add(activity)
     session.flush()
-    audit_move(session, actor, activity, at=at)
+    record_audits(session, move_audits(actor, activity, at=at))
     return activity
 
 
-def audit_move(session: Session, actor: Actor, activity: Activity, *, at: datetime) -> None:
-    """The audit entries of a move: `contact.kind` and/or `contact.stage`, from and to."""
-    for field, before, after in (("kind", activity.contact_kind_from, activity.contact_kind_to),
-                                 ("stage", activity.stage_from, activity.stage_to)):
-        if after is not None:
-            record_audit(session, actor, f"contact.{field}", target_kind="contact", target_id=activity.contact_id,
+def move_audits(actor: Actor, activity: Activity, *, at: datetime) -> list[dict[str, Any]]:
+    """The audit entries of a move (`record_audits`), `contact.kind` and/or `contact.stage`, from
+    and to: the inbox writes a batch's in one statement."""
+    return [audit_values(actor, f"contact.{field}", target_kind="contact", target_id=activity.contact_id,
                          contact_id=activity.contact_id, detail={"from": before, "to": after}, at=at)
+            for field, before, after in (("kind", activity.contact_kind_from, activity.contact_kind_to),
+                                         ("stage", activity.stage_from, activity.stage_to))
+            if after is not None]
 
 
 def move_text(activity: Activity | ActivityLine) -> str:
@@ -273,10 +275,10 @@ __all__ = [
     "UnknownValue",
     "advance_to_post_purchase",
     "apply_order",
-    "audit_move",
     "check_kind",
     "check_stage",
     "move_activity",
+    "move_audits",
     "move_contact",
     "move_text",
     "order_move",

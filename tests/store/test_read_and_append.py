@@ -43,6 +43,14 @@ def test_new_rows_are_inserted_after_the_read(engine: Engine) -> None:
     assert [(e.action, e.target_id, e.at) for e in _entries(engine)] == [("card.view", 7, AT)]
 
 
+def test_an_entry_recorded_in_a_plain_read_session_is_refused_not_lost(engine: Engine) -> None:
+    """A read session's writes are refused by PostgreSQL (READ ONLY) and dropped by SQLite at its
+    end: an audit entry there is a bug, said at once."""
+    with pytest.raises(ChangedWhileReading, match="audit"), read_session(engine) as session:
+        record_audit(session, ANNA, "card.view", at=AT)
+    assert _entries(engine) == []
+
+
 def test_an_object_added_in_the_read_is_refused_as_a_change(engine: Engine) -> None:
     """New rows are appended as rows (`append_rows`); an object added would be a write nobody
     asked for, or one silently dropped."""
