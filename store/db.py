@@ -224,7 +224,7 @@ _Row = tuple[Table, Mapping[str, Any]]
 
 def _insert(connection: Connection, rows: Sequence[_Row]) -> None:
     """One statement per run of rows of the same table and columns."""
-    for (table, _), run in groupby(rows, key=lambda row: (row[0], frozenset(row[1]))):
+    for (table, _), run in groupby(rows, key=lambda row: (row[0], _column_names(row[1]))):
         values = [row for _, row in run]
         connection.execute(insert(table), values[0] if len(values) == 1 else values)
 
@@ -302,8 +302,7 @@ def _refuse_flush_in_a_read(session: Session, _context: Any, _instances: Any) ->
 
 
 def _refuse_changes(session: Session) -> None:
-    changed = [obj for obj in (*session.dirty, *session.deleted, *session.new)
-               if obj in session.deleted or obj in session.new or session.is_modified(obj)]
+    changed = [*session.new, *session.deleted, *(obj for obj in session.dirty if session.is_modified(obj))]
     if changed:
         raise ChangedWhileReading(", ".join(sorted({type(obj).__name__ for obj in changed})))
 

@@ -37,7 +37,6 @@ class FollowUpLine:
     as these columns, not as a FollowUp object and then the names (issue 15)."""
 
     id: int
-    contact_id: int | None
     contact: str | None
     due_at: datetime
     note: str
@@ -58,8 +57,8 @@ def next_followup(session: Session, contact_id: int) -> FollowUpLine | None:
 
 
 # Built once, values bound at execution (issue 15: `my` and the card run these on every request).
-_LINE = sa_select(col(FollowUp.id), col(FollowUp.contact_id), col(Contact.name), col(FollowUp.due_at),
-                  col(FollowUp.note)).outerjoin(Contact, col(Contact.id) == col(FollowUp.contact_id))
+_LINE = sa_select(col(FollowUp.id), col(Contact.name), col(FollowUp.due_at), col(FollowUp.note)).outerjoin(
+    Contact, col(Contact.id) == col(FollowUp.contact_id))
 _OPEN = (
     _LINE
     .where(col(FollowUp.rep_id) == bindparam("rep_id"), col(FollowUp.status) == FollowUpStatus.open)
