@@ -123,7 +123,7 @@ def measure(label: str, url: str, args: argparse.Namespace) -> None:
         rt = demo_runtime(url, Path(tmp) / "demo", slack_url=slack_url, mailbox=dovecot, user="bench@example.test",
                           classifier=NoClassifier())
         secret, _ = slack_credentials(rt.settings)
-        slack = slack_app(rt, secret, reply_handler(rt), utcnow)
+        slack = slack_app(rt, reply_handler(rt), utcnow)
         app = http_front(rt, slack, secret=secret, surveys=survey_options(rt), limits=HttpLimits(), clock=utcnow)
         assert app is not None
         statements: Counter[str] = Counter()

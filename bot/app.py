@@ -99,7 +99,6 @@ class RapportSlack:
         engine: Engine,
         *,
         client: WebClient,
-        signing_secret: str | None,
         options: BotOptions | None = None,
         clock: Clock = utcnow,
     ) -> None:
@@ -119,10 +118,12 @@ class RapportSlack:
         self._listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="rapport-listener")
         self.app = App(
             client=client,
-            signing_secret=signing_secret or "",
             process_before_response=False,
             token_verification_enabled=False,  # no auth.test at start: the token is checked on first use
-            request_verification_enabled=bool(signing_secret),
+            # A request's signature is checked once, by bot.http.SlackGuard, before its body is read
+            # (HTTP mode's only way in; it hands Bolt the body as JSON); Socket Mode's come over
+            # Slack's own authenticated connection
+            request_verification_enabled=False,
             raise_error_for_unhandled_request=False,
             listener_executor=self._listeners,
         )
@@ -618,9 +619,8 @@ def build_app(
     engine: Engine,
     *,
     client: WebClient,
-    signing_secret: str | None,
     options: BotOptions | None = None,
     clock: Clock = utcnow,
 ) -> RapportSlack:
     """The Slack app over `engine`; `client` carries the bot token and SLACK_API_URL."""
-    return RapportSlack(engine, client=client, signing_secret=signing_secret, options=options, clock=clock)
+    return RapportSlack(engine, client=client, options=options, clock=clock)

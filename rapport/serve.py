@@ -89,7 +89,7 @@ class Service:
         secret, app_token = slack_credentials(settings)
         surveys = survey_options(self.rt)
         replies = reply_handler(self.rt)
-        self.slack = slack_app(self.rt, secret, replies, self.clock)
+        self.slack = slack_app(self.rt, replies, self.clock)
         self.scheduler = Scheduler(engine, self.slack.sender, interval=self.scheduler_interval,
                                    digest_options=digest_options(self.rt.config, settings), smtp=smtp_options(settings),
                                    segment_params=segment_params(self.rt.config),
@@ -211,11 +211,11 @@ def slack_credentials(settings: Settings) -> tuple[str | None, str | None]:
     return secret or None, app_token
 
 
-def slack_app(rt: Runtime, secret: str | None, replies: Handler, clock: Callable[[], datetime]) -> RapportSlack:
+def slack_app(rt: Runtime, replies: Handler, clock: Callable[[], datetime]) -> RapportSlack:
     """The Slack app of `serve` (and of each HTTP worker): a reply confirmed in Slack is sent at once."""
     client = slack_client(rt.settings)
     assert client is not None  # slack_credentials checked the token
-    slack = build_app(rt.engine, client=client, signing_secret=secret, options=bot_options(rt.config, rt.settings),
+    slack = build_app(rt.engine, client=client, options=bot_options(rt.config, rt.settings),
                       clock=clock)
     slack.after_reply = lambda: dispatch(rt.engine, [replies], now=clock())
     return slack

@@ -176,7 +176,7 @@ def run_worker(settings: Settings, config: AppConfig, listener: socket.socket, l
         # the main process upgraded the schema and synced the reps of `config`: the engine only
         rt = Runtime(settings=settings, config=config, _engine=make_engine(settings.database_url))
         secret, _ = slack_credentials(settings)
-        slack = slack_app(rt, secret, reply_handler(rt), utcnow)
+        slack = slack_app(rt, reply_handler(rt), utcnow)
         front = http_front(rt, slack, secret=secret, surveys=survey_options(rt), limits=limits, clock=utcnow)
         assert front is not None  # HTTP mode: the Slack routes at least
         server = HttpServer(front, limits=limits, listener=listener)

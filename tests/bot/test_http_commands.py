@@ -135,6 +135,16 @@ def test_remind_understands_swedish_and_czech(slash: Any, seeded: Seeded, engine
     assert notes == ["ring Jan", "zavolat"]
 
 
+def test_regression_a_command_with_the_word_payload_is_read_as_a_command(slash: Any, seeded: Seeded,
+                                                                            engine: Any) -> None:
+    """Bolt's own form reader took any body with "payload" in it for an interaction and
+    dispatched nothing: the reminder below was answered 404 and never set."""
+    status, answer = slash('remind "Jan Šťastný" tomorrow 10:00 check the payload of the order')
+    assert status == 200 and "Tue 24 Nov 2026 10:00 CET" in answer["text"]
+    with Session(engine) as session:
+        assert session.exec(select(FollowUp.note)).one() == "check the payload of the order"
+
+
 def test_remind_with_an_unreadable_time_explains(slash: Any, seeded: Seeded) -> None:
     _, answer = slash('remind "Jan Šťastný" whenever you like')
     assert "could not read a time" in all_text(answer["blocks"])

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.http import HttpFront, HttpLimits, HttpServer, body_problem
+from bot.http import HttpFront, HttpLimits, HttpServer, MalformedBody, dispatch_body
 from bot.text import MAX_ID, whole_number
 from rapport.serve import Service
 from tests.bot.conftest import ALICE, COMMAND, DAVE, SECRET, Clock, Seeded, get, make_runtime
@@ -377,6 +377,28 @@ def test_whole_number_reads_every_id_in_range(value: int) -> None:
                                          lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner))
                  .map(json.dumps)),
        st.sampled_from(["application/json", FORM, None]))
-def test_body_problem_never_raises(body: str, content_type: str | None) -> None:
-    problem = body_problem(body, content_type)  # a reason or None, never an exception
-    assert problem is None or isinstance(problem, str)
+def test_dispatch_body_gives_a_json_object_or_a_reason_never_another_exception(body: str,
+                                                                              content_type: str | None) -> None:
+    try:
+        forwarded = dispatch_body(body, content_type)
+    except MalformedBody as problem:
+        assert str(problem)
+    else:
+        assert isinstance(json.loads(forwarded), dict)
+
+
+FIELD = st.text(st.characters(exclude_categories=["Cs"]))
+
+
+@given(st.dictionaries(FIELD.filter(lambda name: name != "payload"), FIELD))
+def test_a_form_reaches_bolt_field_for_field(fields: dict[str, str]) -> None:
+    """A slash command's fields, whatever their text (the word "payload" in one included)."""
+    assert json.loads(dispatch_body(urlencode(fields), FORM)) == fields
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | FIELD,
+                    lambda inner: st.lists(inner) | st.dictionaries(FIELD, inner), max_leaves=20),
+       st.sampled_from(["trigger_id", "api_app_id", "response_url"]))
+def test_an_interaction_reaches_bolt_as_its_payload(value: Any, key: str) -> None:
+    payload = {"type": "shortcut", key: value}
+    assert json.loads(dispatch_body(urlencode({"payload": json.dumps(payload)}), FORM)) == payload
