@@ -132,11 +132,7 @@ class RapportSlack:
     # ------------------------------------------------------------------ wiring
     def _register(self) -> None:
         app = self.app
-        app.middleware(self._stamp_arrival)
-        app.middleware(self._skip_other_messages)
-        app.middleware(self._dedupe_events)
-        app.middleware(self._identify)
-        app.middleware(self._authorise)
+        app.middleware(self._admit)
         app.command(self.options.command)(self._on_command)
         app.options("contact_picker")(self._on_contact_options)
         app.action("contact_open")(self._on_contact_open)
@@ -185,11 +181,19 @@ class RapportSlack:
         self._listeners.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ middleware
-    def _stamp_arrival(self, body: dict[str, Any], context: BoltContext,
-                       next: Callable[[], BoltResponse]) -> BoltResponse:
+    def _admit(self, body: dict[str, Any], context: BoltContext, next: Callable[[], BoltResponse]) -> BoltResponse:
+        """Every request passes these steps in order; the first that answers it ends it. One Bolt
+        middleware, not five: Bolt builds each middleware's arguments anew (issue 15)."""
+        for step in (self._stamp_arrival, _skip_other_messages, self._dedupe_events, self._identify,
+                     self._authorise):
+            if (answer := step(body, context)) is not None:
+                return answer
+        return next()
+
+    def _stamp_arrival(self, body: dict[str, Any], context: BoltContext) -> None:
         """Slack's 3 s run from the request, not from when a listener thread became free: a slash
         command's deadline is set here, in the request's own thread, so one still waiting for a
-        listener is acked "Working on…" at its budget too (a refusal by a later middleware leaves
+        listener is acked "Working on…" at its budget too (a refusal by a later step leaves
         that ack to nobody: the request was already answered)."""
         context["received_at"] = arrived = time.monotonic()
         if body.get("command"):
@@ -199,18 +203,8 @@ class RapportSlack:
             context["rapport_deadline"] = self._deadlines.watch(
                 arrived + ACK_BUDGET_SECONDS,
                 lambda: ack(response_type="ephemeral", text=f"Working on `{escape(clip(text, 60))}`…"))
-        return next()
 
-    @staticmethod
-    def _skip_other_messages(body: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse | None:
-        """Of `message` events only a person's new message in the bot's DM is a command: the bot's own
-        replies, edits, deletions and other subtypes are answered 200 before anything else runs."""
-        event = body.get("event") or {}
-        if body.get("type") == "event_callback" and event.get("type") == "message" and not is_direct_message(event):
-            return BoltResponse(status=200, body="")
-        return next()
-
-    def _dedupe_events(self, body: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse | None:
+    def _dedupe_events(self, body: dict[str, Any], _context: BoltContext) -> BoltResponse | None:
         """Slack retries events it thinks were not received: act on each event id once."""
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
         if event_id:
@@ -220,14 +214,14 @@ class RapportSlack:
             except IntegrityError:
                 log.info("event %s already handled; ignoring the retry", event_id)
                 return BoltResponse(status=200, body="")
-        return next()
+        return None
 
-    def _identify(self, body: dict[str, Any], context: BoltContext, next: Callable[[], BoltResponse]) -> Any:
+    def _identify(self, body: dict[str, Any], context: BoltContext) -> BoltResponse | None:
         """Every request from a person: their rep, once, in `context["rep_id"]`; an unknown user
         is answered here, so no listener runs without a rep."""
         user_id = _user(body) or str((body.get("event") or {}).get("user") or "")
         if not user_id:
-            return next()
+            return None
         try:
             rep_id = self.rep_ids(user_id)
         except RateLimited:
@@ -236,7 +230,7 @@ class RapportSlack:
             text = unknown_user_text(self.options.command)
         if rep_id is not None:
             context["rep_id"] = rep_id
-            return next()
+            return None
         if body.get("command"):
             return _json_response({"response_type": "ephemeral", "text": text, "blocks": [section(text)]})
         if body.get("type") == "block_suggestion":
@@ -247,14 +241,14 @@ class RapportSlack:
             self._slow.submit(self.sender.post, str(body["event"].get("channel") or user_id), text, [section(text)])
         return BoltResponse(status=200, body="")
 
-    def _authorise(self, body: dict[str, Any], context: BoltContext, next: Callable[[], BoltResponse]) -> Any:
+    def _authorise(self, body: dict[str, Any], context: BoltContext) -> BoltResponse | None:
         """Every button and form, once: each record its payload names must be one the rep may act
         on (bot.access); a crafted id is refused here, before any listener, and audited."""
         if body.get("type") not in ("block_actions", "view_submission") or "rep_id" not in context:
-            return next()
+            return None
         what, targets = targets_of(body)
         if not targets:
-            return next()
+            return None
         with read_and_append(self.engine) as session:  # a refusal's audit entries are written after the read
             rep = self._rep(session, context)
             refused = refused_targets(session, rep, targets)
@@ -267,13 +261,13 @@ class RapportSlack:
                              contact_id=target.id if target.kind == "contact" else None, outcome=REFUSED,
                              at=self.clock())
         if not refused:
-            return next()
+            return None
         log.warning("refused %s by %s on %s", what, actor.name, ", ".join(f"{t.kind} {t.id}" for t in refused))
         text = "That is not yours to see or change."
         view_state = ((body.get("view") or {}).get("state") or {}).get("values") or {}
         # a form stays open with the refusal under the field that named the record (else its first field)
         named = [name for name in ("contact", "company", "about") if name in view_state] + list(view_state)
-        field = named[0] if named else None  # (`next` is the middleware's here)
+        field = named[0] if named else None
         if body.get("type") == "view_submission" and field is not None:
             return _json_response({"response_action": "errors", "errors": {field: text}})
         self._slow.submit(self.sender.tell, _user(body), text, [section(text)], channel=_channel(body))
@@ -575,6 +569,15 @@ def is_direct_message(event: dict[str, Any]) -> bool:
     """A person's new message in a DM with the bot (`message.im`): no bot, no edit, no other subtype."""
     return (event.get("type") == "message" and event.get("channel_type") == "im" and not event.get("subtype")
             and not event.get("bot_id") and bool(event.get("user")))
+
+
+def _skip_other_messages(body: dict[str, Any], _context: BoltContext) -> BoltResponse | None:
+    """Of `message` events only a person's new message in the bot's DM is a command: the bot's own
+    replies, edits, deletions and other subtypes are answered 200 before anything else runs."""
+    event = body.get("event") or {}
+    if body.get("type") == "event_callback" and event.get("type") == "message" and not is_direct_message(event):
+        return BoltResponse(status=200, body="")
+    return None
 
 
 def _user(body: dict[str, Any]) -> str:
