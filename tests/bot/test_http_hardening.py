@@ -14,13 +14,14 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
+from urllib.parse import unquote as urllib_unquote
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.http import HttpFront, HttpLimits, HttpServer, MalformedBody, dispatch_body
+from bot.http import HttpFront, HttpLimits, HttpServer, MalformedBody, dispatch_body, form_fields, unquote
 from bot.text import MAX_ID, whole_number
 from rapport.serve import Service
 from tests.bot.conftest import ALICE, COMMAND, DAVE, SECRET, Clock, Seeded, get, make_runtime
@@ -402,3 +403,17 @@ def test_a_form_reaches_bolt_field_for_field(fields: dict[str, str]) -> None:
 def test_an_interaction_reaches_bolt_as_its_payload(value: Any, key: str) -> None:
     payload = {"type": "shortcut", key: value}
     assert json.loads(dispatch_body(urlencode({"payload": json.dumps(payload)}), FORM)) == payload
+
+
+# text that is mostly escapes, good and bad: '%' with and without hex digits, backslashes, '+', '&', '='
+FORM_TEXT = st.text(st.sampled_from("%%%%0123456789abcdefABCDEFgxX\\+&= é€\n\x00"), max_size=60) | st.text()
+
+
+@given(FORM_TEXT)
+def test_unquote_decodes_as_urllib_does(text: str) -> None:
+    assert unquote(text) == urllib_unquote(text)
+
+
+@given(FORM_TEXT | st.dictionaries(FIELD, FIELD).map(urlencode))
+def test_form_fields_reads_a_form_as_urllib_does(body: str) -> None:
+    assert form_fields(body) == dict(parse_qsl(body, keep_blank_values=True))
