@@ -3,8 +3,9 @@
 Every listener acks within Bolt's 3 s (commands answer in the ack when the
 handler is quick, else say "working on it" and post the answer after);
 `process_before_response=False` runs listeners after the HTTP answer. Request
-signatures and the five-minute replay window are Bolt's own checks; event
-retries are de-duplicated here by event id (store.models.SlackEvent).
+signatures and the five-minute replay window are checked by bot.http.SlackGuard,
+the only way HTTP requests reach Bolt (Bolt's own check is off); event retries
+are de-duplicated here by event id (store.models.SlackEvent).
 """
 
 from __future__ import annotations

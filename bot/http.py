@@ -165,8 +165,8 @@ def unquote(text: str) -> str:
 def dispatch_body(body: str, content_type: str | None) -> bytes:
     """A signed body as the JSON text Bolt dispatches on: an event's own JSON, an interaction's
     `payload` field, a slash command's form fields. The form is decoded here once, for the shape
-    check: Bolt parses a body twice (once more for its listener's thread), and json.loads costs
-    about a ninth of urllib's form decoder on a button's payload (issue 15). A form is an interaction
+    check and for Bolt, which decoded it again with urllib: json.loads costs about a ninth of
+    that on a button's payload (issue 15). A form is an interaction
     only when it has a `payload` field: Bolt's own reader takes any form with the word "payload"
     in it for one, so a command such as `/crm note payload arrived` came to nothing. Raises
     MalformedBody."""

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlencode
 from urllib.parse import unquote as urllib_unquote
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bot.http import HttpFront, HttpLimits, HttpServer, MalformedBody, dispatch_body, form_fields, unquote
@@ -389,31 +389,50 @@ def test_dispatch_body_gives_a_json_object_or_a_reason_never_another_exception(b
 
 
 FIELD = st.text(st.characters(exclude_categories=["Cs"]))
+# a command's text with the word that made Bolt's own reader take a form for an interaction
+COMMAND_TEXT = FIELD | st.builds("{} payload {}".format, FIELD, FIELD)
 
 
-@given(st.dictionaries(FIELD.filter(lambda name: name != "payload"), FIELD))
-def test_a_form_reaches_bolt_field_for_field(fields: dict[str, str]) -> None:
-    """A slash command's fields, whatever their text (the word "payload" in one included)."""
+@given(st.dictionaries(FIELD.filter(lambda name: name != "payload"), COMMAND_TEXT))
+@example({"command": "/crm", "text": "note payload arrived"})
+def test_a_command_form_is_forwarded_field_for_field(fields: dict[str, str]) -> None:
     assert json.loads(dispatch_body(urlencode(fields), FORM)) == fields
 
 
 @given(st.recursive(st.none() | st.booleans() | st.integers() | FIELD,
                     lambda inner: st.lists(inner) | st.dictionaries(FIELD, inner), max_leaves=20),
        st.sampled_from(["trigger_id", "api_app_id", "response_url"]))
-def test_an_interaction_reaches_bolt_as_its_payload(value: Any, key: str) -> None:
+def test_an_interaction_is_forwarded_as_its_payload(value: Any, key: str) -> None:
     payload = {"type": "shortcut", key: value}
     assert json.loads(dispatch_body(urlencode({"payload": json.dumps(payload)}), FORM)) == payload
 
 
 # text that is mostly escapes, good and bad: '%' with and without hex digits, backslashes, '+', '&', '='
 FORM_TEXT = st.text(st.sampled_from("%%%%0123456789abcdefABCDEFgxX\\+&= é€\n\x00"), max_size=60) | st.text()
+# the cases a C codec could read otherwise than urllib: its own escapes, a cut or bad escape, a
+# cut UTF-8 sequence, and the ways a form splits
+TRICKY = ["\\0%41", "\\n%41", "\\\n%41", "\\x41%41", "\\N{DASH}%41", "\\u0041%41", "%4", "%", "%%41",
+          "%4g", "%e2%82", "%E2%82%AC", "%ED%A0%80", "é%41", "a+b%2B"]
+FORMS = ["a=b=c", "&&a", "=x", "a", "a=1&a=2", "x=%41&y", "p=%4+1"]
 
 
 @given(FORM_TEXT)
+@settings(max_examples=500)
 def test_unquote_decodes_as_urllib_does(text: str) -> None:
     assert unquote(text) == urllib_unquote(text)
 
 
+@pytest.mark.parametrize("text", TRICKY)
+def test_unquote_decodes_the_tricky_cases_as_urllib_does(text: str) -> None:
+    assert unquote(text) == urllib_unquote(text)
+
+
 @given(FORM_TEXT | st.dictionaries(FIELD, FIELD).map(urlencode))
+@settings(max_examples=500)
 def test_form_fields_reads_a_form_as_urllib_does(body: str) -> None:
+    assert form_fields(body) == dict(parse_qsl(body, keep_blank_values=True))
+
+
+@pytest.mark.parametrize("body", FORMS + [f"k={text}&{text}=v" for text in TRICKY])
+def test_form_fields_reads_the_tricky_forms_as_urllib_does(body: str) -> None:
     assert form_fields(body) == dict(parse_qsl(body, keep_blank_values=True))
