@@ -141,7 +141,7 @@ class MalformedBody(ValueError):
 def form_fields(body: str) -> dict[str, str]:
     """`dict(urllib.parse.parse_qsl(body, keep_blank_values=True))`, the percent-escapes decoded
     in C (`unquote`): urllib decodes them one by one in Python, 3.2 M instructions for an App
-    Home button's 7.7 KB payload (issue 15). A property test holds the two equal."""
+    Home button's 7.7 KB payload (issue 15). Property tests hold the two equal."""
     fields = {}
     for pair in body.split("&"):
         if pair:
@@ -166,10 +166,9 @@ def dispatch_body(body: str, content_type: str | None) -> bytes:
     """A signed body as the JSON text Bolt dispatches on: an event's own JSON, an interaction's
     `payload` field, a slash command's form fields. The form is decoded here once, for the shape
     check and for Bolt, which decoded it again with urllib: json.loads costs about a ninth of
-    that on a button's payload (issue 15). A form is an interaction
-    only when it has a `payload` field: Bolt's own reader takes any form with the word "payload"
-    in it for one, so a command such as `/crm note payload arrived` came to nothing. Raises
-    MalformedBody."""
+    that on a button's payload (issue 15). A form is an interaction only when it has a `payload`
+    field: Bolt's own reader takes any form with the word "payload" in it for one, so a command
+    such as `/crm note payload arrived` came to nothing. Raises MalformedBody."""
     try:
         if (content_type or "").split(";")[0].strip() == "application/json" or body.startswith("{"):
             text = body
