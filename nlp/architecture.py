@@ -15,7 +15,9 @@ mail worse (dev 0.914 vs 0.926, realistic 0.945 vs 0.959), and cost four times
 the training. The default model is linear. Optionally (`rapport nlp train`'s
 second candidate, chosen when it scores better on held-out rows), a hidden part
 is trained beside the linear one, each on its own loss, and their probabilities
-averaged (``mean_softmax``).
+averaged (``mean_softmax``). With it (that candidate's setting), each doc's pretrained
+vector (``piece_vectors``: its words' word-piece vectors, ``nlp.wordpieces``) is read by
+both parts too: what a word means, where the n-grams know only how it is spelt.
 
 Each bag is a sparse matrix (docs x table rows) multiplied with the table, so
 gathering, weighting and summing rows is one compiled loop. Words get dense ids
@@ -41,6 +43,7 @@ from thinc.api import Model, chain, serialize_attr
 from thinc.types import Floats2d
 
 from nlp.doctext import batch_tokens, find_sorted, unique_inverse
+from nlp.wordpieces import load_word_pieces
 
 # Past this many words the word table (and the layers' caches) start afresh.
 _WORD_LIMIT = 200_000
@@ -62,6 +65,10 @@ class Grams(NamedTuple):
     hashes: np.ndarray  # uint64
     offsets: np.ndarray  # int64, one more than there are words
     generation: int  # changes when the table starts afresh (its ids are then reused)
+    # Word ``i``'s word pieces are ``pieces[piece_offsets[i]:piece_offsets[i + 1]]`` (none
+    # when the table has no word-piece vocabulary).
+    pieces: np.ndarray  # int64
+    piece_offsets: np.ndarray  # int64
 
 
 class Bag(NamedTuple):
@@ -85,20 +92,22 @@ class WordTable:
     Python work. Thread-safe: lookups may come from several threads. Not saved with the model.
     """
 
-    def __init__(self, char_min: int, char_max: int, limit: int = _WORD_LIMIT) -> None:
+    def __init__(self, char_min: int, char_max: int, limit: int = _WORD_LIMIT, word_vectors: str = "") -> None:
         self.char_min, self.char_max, self.limit = char_min, char_max, limit
+        self.word_vectors = word_vectors
         self._lock = threading.Lock()
         self._generation = 0
         self._start_afresh()
 
-    def __reduce__(self) -> tuple[type, tuple[int, int, int]]:
+    def __reduce__(self) -> tuple[type, tuple[int, int, int, str]]:
         # Copied or pickled as an empty table: it is a cache.
-        return (WordTable, (self.char_min, self.char_max, self.limit))
+        return (WordTable, (self.char_min, self.char_max, self.limit, self.word_vectors))
 
     def _start_afresh(self) -> None:
         self._generation += 1
         self._runs = [(_NO_HASHES, _NO_IDS), (_NO_HASHES, _NO_IDS)]  # (sorted keys, their ids)
-        self._grams = Grams(_NO_HASHES, np.zeros(1, dtype="int64"), self._generation)
+        start = np.zeros(1, dtype="int64")
+        self._grams = Grams(_NO_HASHES, start, self._generation, _NO_IDS, start)
 
     def __len__(self) -> int:
         return len(self._grams.offsets) - 1
@@ -130,11 +139,18 @@ class WordTable:
         first = len(self)
         parts = [_word_char_ngrams(strings[key], self.char_min, self.char_max) for key in new.tolist()]
         counts = np.fromiter((len(part) for part in parts), dtype="int64", count=len(parts))
+        pieces = [_NO_IDS] * len(new)
+        if self.word_vectors:
+            vocabulary = load_word_pieces(self.word_vectors)
+            pieces = [np.array(vocabulary.split(strings[key]), dtype="int64") for key in new.tolist()]
+        piece_counts = np.fromiter((len(part) for part in pieces), dtype="int64", count=len(pieces))
         grams = self._grams
         self._grams = Grams(
             np.concatenate([grams.hashes, *parts]),
             np.concatenate([grams.offsets, grams.offsets[-1] + np.cumsum(counts)]),
             grams.generation,
+            np.concatenate([grams.pieces, *pieces]),
+            np.concatenate([grams.piece_offsets, grams.piece_offsets[-1] + np.cumsum(piece_counts)]),
         )
         (main, main_ids), (recent, recent_ids) = self._runs
         recent, recent_ids = _merge(recent, recent_ids, new, np.arange(first, first + len(new)))
@@ -161,6 +177,9 @@ def build_ngram_bag_textcat(
     hidden_buckets: int = 65536,
     hidden_dropout: float = 0.5,
     hidden_learn_rate: float = 0.02,
+    word_vectors: str = "",
+    word_vectors_scale: float = 2.0,
+    word_vectors_learn_rate: float = 0.3,
     nO: int | None = None,
 ) -> Model[list[Doc], Floats2d]:
     """Hashed linear text classifier: n-gram bag -> class logits -> softmax.
@@ -169,24 +188,30 @@ def build_ngram_bag_textcat(
     -> ReLU -> dropout -> class logits) is trained beside the linear one, on its own
     cross-entropy, and their probabilities averaged (``mean_softmax``); ``hidden_learn_rate``
     scales its gradient (the optimiser's rate suits the linear part). The default (0) is the
-    linear model alone, so saved v3 models load unchanged."""
+    linear model alone, so saved v3 models load unchanged.
+
+    With ``word_vectors`` (a file of ``nlp/data/vectors``), the linear part also reads each
+    doc's pretrained vector (``piece_vectors``), as logistic regression over TF-IDF features
+    and a dense text vector side by side, and so does the hidden part's input."""
     linear = hashed_bag(nO, n_buckets, seed=2)
+    if word_vectors:
+        linear = summed_logits([linear, piece_vectors(nO, word_vectors, word_vectors_scale, word_vectors_learn_rate)])
     output = softmax_output(linear)
     if hidden_width:
-        hidden = hidden_logits(nO, hidden_width, hidden_buckets, hidden_dropout, hidden_learn_rate)
+        hidden = hidden_logits(
+            nO, hidden_width, hidden_buckets, hidden_dropout, hidden_learn_rate, word_vectors, word_vectors_scale
+        )
         output = mean_softmax([linear, hidden])
-    model: Model[list[Doc], Floats2d] = chain(ngram_bag(char_min, char_max), output)
+    model: Model[list[Doc], Floats2d] = chain(ngram_bag(char_min, char_max, word_vectors), output)
     model.attrs["multi_label"] = False
     return model
 
 
-def ngram_bag(char_min: int, char_max: int) -> Model[list[Doc], Bag]:
-    """Docs -> bag of hashed word uni/bigrams and per-word character n-grams."""
-    return Model(
-        "ngram_bag",
-        _ngram_bag_forward,
-        attrs={"char_min": char_min, "char_max": char_max, "words": WordTable(char_min, char_max)},
-    )
+def ngram_bag(char_min: int, char_max: int, word_vectors: str = "") -> Model[list[Doc], Bag]:
+    """Docs -> bag of hashed word uni/bigrams and per-word character n-grams (and each word's
+    word pieces, with ``word_vectors``)."""
+    words = WordTable(char_min, char_max, word_vectors=word_vectors)
+    return Model("ngram_bag", _ngram_bag_forward, attrs={"char_min": char_min, "char_max": char_max, "words": words})
 
 
 def _ngram_bag_forward(model: Model, docs: list[Doc], is_train: bool) -> tuple[Bag, Callable]:
@@ -245,7 +270,7 @@ class WordSums:
         self._lock = threading.Lock()
         self._table: np.ndarray | None = None
         self._generation = 0
-        self._sums = np.zeros((0, 0), dtype="float32")
+        self._sums: np.ndarray | None = None
 
     def __reduce__(self) -> tuple[type, tuple[()]]:
         return (WordSums, ())
@@ -257,15 +282,17 @@ class WordSums:
     def get(
         self, table: np.ndarray, grams: Grams, sum_rows: Callable[[np.ndarray], np.ndarray]
     ) -> np.ndarray:
-        """Sums for every word of ``grams`` (and maybe more); ``sum_rows(ids)`` computes missing ones."""
+        """Sums for every word of ``grams`` (and maybe more); ``sum_rows(ids)`` computes missing ones.
+        ``table`` is what the sums are of (a table, or the weights of fixed vectors)."""
         with self._lock:
             if self._table is not table or self._generation != grams.generation:
                 self._table, self._generation = table, grams.generation
-                self._sums = np.zeros((0, table.shape[1]), dtype=table.dtype)
+                self._sums = None
+            have = 0 if self._sums is None else len(self._sums)
             n_words = len(grams.offsets) - 1
-            if len(self._sums) < n_words:
-                more = sum_rows(np.arange(len(self._sums), n_words)).astype(table.dtype, copy=False)
-                self._sums = np.concatenate([self._sums, more])
+            if self._sums is None or have < n_words:
+                more = sum_rows(np.arange(have, n_words)).astype(table.dtype, copy=False)
+                self._sums = more if self._sums is None else np.concatenate([self._sums, more])
             return self._sums
 
 
@@ -296,17 +323,21 @@ def hashed_bag(nO: int | None, n_buckets: int, *, seed: int, init_scale: float =
 
 def fit_row_weights(model: Model, docs: list[Doc], batch_size: int = 512) -> None:
     """Set every hashed bag's row weights to the rows' smoothed inverse document frequency over
-    ``docs`` (the training texts), scaled so that the average n-gram occurrence weighs 1.
-    A model without hashed bags is left as it is."""
+    ``docs`` (the training texts), scaled so that the average n-gram occurrence weighs 1, and
+    every ``piece_vectors`` layer's piece weights (``fit_piece_weights``). A model without
+    hashed bags is left as it is."""
     bag_layers = [node for node in model.walk() if node.name == "ngram_bag"]
     tables = [node for node in model.walk() if node.name == "hashed_bag"]
     if not bag_layers:
         return
     counts = [np.zeros(node.get_dim("nV"), dtype="float64") for node in tables]
-    for start in range(0, len(docs), batch_size):
-        bag = bag_layers[0].predict(docs[start : start + batch_size])
+    bags = [bag_layers[0].predict(docs[start : start + batch_size]) for start in range(0, len(docs), batch_size)]
+    for bag in bags:
         for node, df in zip(tables, counts, strict=True):
             df += np.bincount(_features(bag, node, node.get_dim("nV")).indices, minlength=len(df))
+    for node in model.walk():
+        if node.name == "piece_vectors":
+            fit_piece_weights(node, bags, len(docs))
     for node, df in zip(tables, counts, strict=True):
         idf = np.log((1.0 + len(docs)) / (1.0 + df)) + 1.0
         idf /= (idf * df).sum() / max(df.sum(), 1.0)
@@ -378,14 +409,19 @@ def _gram_matrix(
     grams: Grams, word_ids: np.ndarray, model: Model, n_buckets: int, row_weights: np.ndarray | None = None
 ) -> sparse.csr_array:
     """Words x table rows: each of each word's n-grams, weighted by its row's weight (else 1)."""
-    starts, ends = grams.offsets[word_ids], grams.offsets[word_ids + 1]
-    counts = ends - starts
-    # The n-gram positions of every word, in order: a run of ``counts[i]`` from ``starts[i]``.
-    runs = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-    positions = runs + np.arange(counts.sum())
+    positions, counts = _runs(grams.offsets, word_ids)
     rows = _rows(grams.hashes[positions], model.attrs["seed"], n_buckets)
     values = np.ones(len(rows), dtype="float32") if row_weights is None else row_weights[rows]
     return _csr(values, rows, counts, n_buckets)
+
+
+def _runs(offsets: np.ndarray, word_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of every word's items (n-grams or pieces), in order, and their counts:
+    a run of ``counts[i]`` from ``offsets[word_ids[i]]``."""
+    starts = offsets[word_ids]
+    counts = offsets[word_ids + 1] - starts
+    runs = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    return runs + np.arange(counts.sum()), counts
 
 
 @functools.cache
@@ -428,10 +464,10 @@ def mean_softmax(layers: list[Model[Bag, Floats2d]]) -> Model[Bag, Floats2d]:
     Summed logits (spaCy's TextCatEnsemble) leave nothing to learn to the second part: the
     linear part alone fits the training rows within two epochs. Each part's gradient is its
     own ``p_i - truth``, recovered from spaCy's ``d = p - truth`` of the mean ``p``."""
-    return Model("mean_softmax", _mean_softmax_forward, init=_init_mean_softmax, layers=layers, dims={"nO": None})
+    return Model("mean_softmax", _mean_softmax_forward, init=_init_parts, layers=layers, dims={"nO": None})
 
 
-def _init_mean_softmax(model: Model, X: Bag | None = None, Y: Floats2d | None = None) -> None:
+def _init_parts(model: Model, X: Bag | None = None, Y: Floats2d | None = None) -> None:
     if Y is not None and not model.has_dim("nO"):
         model.set_dim("nO", Y.shape[1])
     for layer in model.layers:
@@ -455,17 +491,28 @@ def _mean_softmax_forward(model: Model, bag: Bag, is_train: bool) -> tuple[Float
 
 
 def hidden_logits(
-    nO: int | None, width: int, n_buckets: int, dropout: float, learn_rate: float
+    nO: int | None,
+    width: int,
+    n_buckets: int,
+    dropout: float,
+    learn_rate: float,
+    word_vectors: str = "",
+    word_vectors_scale: float = 2.0,
 ) -> Model[Bag, Floats2d]:
     """Bag -> hashed embedding bag (``width``) + bias -> ReLU -> dropout -> class logits.
 
     ``learn_rate`` scales the gradient that reaches it: the optimiser's rate is tuned for
-    the linear part's sparse rows, far too large for a dense hidden layer."""
+    the linear part's sparse rows, far too large for a dense hidden layer. With
+    ``word_vectors``, each doc's pretrained vector goes into the hidden units too (through a
+    dense layer from zero), so they combine its meaning with the n-grams."""
+    bag = hashed_bag(width, n_buckets, seed=3, init_scale=1.0 / np.sqrt(width))
+    if word_vectors:
+        bag = summed_logits([bag, piece_vectors(width, word_vectors, word_vectors_scale, 1.0)])
     return Model(
         "hidden_logits",
         _hidden_forward,
         init=_init_hidden,
-        layers=[hashed_bag(width, n_buckets, seed=3, init_scale=1.0 / np.sqrt(width))],
+        layers=[bag],
         dims={"nO": nO, "nI": width},
         params={"b": None, "O": None},
         attrs={"dropout": dropout, "learn_rate": learn_rate},
@@ -502,3 +549,104 @@ def _hidden_forward(model: Model, bag: Bag, is_train: bool) -> tuple[Floats2d, C
         return cast(Bag, bag_backprop(cast(Floats2d, d_pre.astype("float32"))))
 
     return cast(Floats2d, logits.astype("float32")), backprop
+
+
+def summed_logits(layers: list[Model[Bag, Floats2d]]) -> Model[Bag, Floats2d]:
+    """The sum of the layers' outputs (logits, or a hidden layer's input): one linear layer
+    over their features side by side, each layer getting the whole gradient."""
+    return Model("summed_logits", _summed_forward, init=_init_parts, layers=layers, dims={"nO": None})
+
+
+def _summed_forward(model: Model, bag: Bag, is_train: bool) -> tuple[Floats2d, Callable]:
+    parts = [layer(bag, is_train) for layer in model.layers]
+    logits = cast(Floats2d, sum((logits for logits, _ in parts[1:]), parts[0][0]))
+
+    def backprop(d_out: Floats2d) -> Bag:
+        for _, part_backprop in parts:
+            part_backprop(d_out)
+        return bag
+
+    return logits, backprop
+
+
+def piece_vectors(nO: int | None, word_vectors: str, scale: float, learn_rate: float) -> Model[Bag, Floats2d]:
+    """Bag -> each doc's pretrained vector -> class logits (a dense linear layer from zero).
+
+    A doc's vector is the sum of its words' piece vectors (``nlp.wordpieces``), each weighted
+    by the piece's inverse document frequency in the training texts (``fit_row_weights``),
+    L2-normalised and times ``scale``: beside the n-gram features, whose groups are
+    normalised too, it weighs like one more group. Chosen on Banking77's held-out eighths
+    with scikit-learn's logistic regression over TF-IDF features (nlp/README.md).
+    ``learn_rate`` scales its gradient: every doc reaches every weight of this dense layer,
+    where an n-gram row gets the gradient of the few docs that have it."""
+    return Model(
+        "piece_vectors",
+        _piece_vectors_forward,
+        init=_init_piece_vectors,
+        dims={"nO": nO},
+        params={"O": None, "W": None},
+        attrs={"word_vectors": word_vectors, "scale": scale, "learn_rate": learn_rate, "word_sums": WordSums()},
+    )
+
+
+def _init_piece_vectors(model: Model, X: Bag | None = None, Y: Floats2d | None = None) -> None:
+    if Y is not None and not model.has_dim("nO"):
+        model.set_dim("nO", Y.shape[1])
+    vectors = load_word_pieces(model.attrs["word_vectors"]).vectors
+    model.set_param("O", cast(Floats2d, np.zeros((vectors.shape[1], model.get_dim("nO")), dtype="float32")))
+    model.set_param("W", cast(Floats2d, np.ones(len(vectors), dtype="float32")))
+
+
+def _doc_pieces(bag: Bag, n_pieces: int, piece_weights: np.ndarray | None = None) -> sparse.csr_array:
+    """Docs x word pieces: how often each piece occurs in each doc, times its weight (else 1)."""
+    unique_ids, inverse = unique_inverse(bag.word_ids)
+    per_word = _csr(np.ones(len(inverse), dtype="float32"), inverse, bag.word_lengths, len(unique_ids))
+    in_docs = (per_word @ _word_pieces(bag.grams, unique_ids, n_pieces, piece_weights)).tocsr()
+    in_docs.sum_duplicates()
+    return in_docs
+
+
+def _word_pieces(
+    grams: Grams, word_ids: np.ndarray, n_pieces: int, piece_weights: np.ndarray | None = None
+) -> sparse.csr_array:
+    """Words x word pieces: each word's pieces, times their weights (else 1)."""
+    positions, counts = _runs(grams.piece_offsets, word_ids)
+    pieces = grams.pieces[positions]
+    values = np.ones(len(pieces), dtype="float32") if piece_weights is None else piece_weights[pieces]
+    return _csr(values, pieces, counts, n_pieces)
+
+
+def _piece_vectors_forward(model: Model, bag: Bag, is_train: bool) -> tuple[Floats2d, Callable]:
+    vectors = load_word_pieces(model.attrs["word_vectors"]).vectors
+    weights: np.ndarray = np.asarray(model.get_param("W"))
+    out_weights: np.ndarray = np.asarray(model.get_param("O"))
+    if is_train:
+        summed = np.asarray(_doc_pieces(bag, len(vectors), weights) @ vectors, dtype="float32")
+    else:  # each word's weighted piece vectors, summed once per word and kept
+        sums = cast(WordSums, model.attrs["word_sums"]).get(
+            weights, bag.grams, lambda ids: _word_pieces(bag.grams, ids, len(vectors), weights) @ vectors
+        )
+        per_word = _csr(np.ones(len(bag.word_ids), dtype="float32"), bag.word_ids, bag.word_lengths, len(sums))
+        summed = np.asarray(per_word @ sums, dtype="float32")
+    norms = np.linalg.norm(summed, axis=1, keepdims=True)
+    doc_vectors = summed * (model.attrs["scale"] / np.maximum(norms, 1e-6))
+
+    def backprop(d_out: Floats2d) -> Bag:
+        d_logits = np.asarray(d_out, dtype="float32") * model.attrs["learn_rate"]
+        model.inc_grad("O", cast(Floats2d, doc_vectors.T @ d_logits))
+        return bag
+
+    return cast(Floats2d, doc_vectors @ out_weights), backprop
+
+
+def fit_piece_weights(node: Model, bags: list[Bag], n_docs: int) -> None:
+    """A ``piece_vectors`` layer's piece weights: smoothed inverse document frequency over the
+    training texts. A piece no training text has keeps the highest weight, not 0 as an
+    n-gram row: its pretrained vector is what carries a word the training never saw."""
+    vocabulary = load_word_pieces(node.attrs["word_vectors"])
+    df = np.zeros(len(vocabulary), dtype="float64")
+    for bag in bags:
+        df += np.bincount(_doc_pieces(bag, len(df)).indices, minlength=len(df))
+    idf = np.log((1.0 + n_docs) / (1.0 + df)) + 1.0
+    idf[vocabulary.unknown] = 0.0  # one vector for every word BERT could not cut: noise
+    node.set_param("W", cast(Floats2d, idf.astype("float32")))

@@ -18,6 +18,7 @@ from nlp.architecture import WordTable
 from nlp.doctext import batch_tokens
 from nlp.training import (
     TEXTCAT_MODEL,
+    WORD_VECTORS,
     RowwiseAveragedSGD,
     TrainSettings,
     blank_textcat_pipeline,
@@ -58,10 +59,14 @@ def train_step(nlp: Language, examples: list[SpacyExample], optimizer: Optimizer
     nlp.update(examples, sgd=optimizer, drop=0.0)
 
 
-# The linear model, and the linear model averaged with a hidden part (without dropout, so
-# that a training pass computes what inference does).
-SHAPES = [{}, {"hidden_width": 8, "hidden_buckets": 512, "hidden_dropout": 0.0}]
-SHAPE_IDS = ["linear", "hidden"]
+# The linear model, the linear model averaged with a hidden part (without dropout, so
+# that a training pass computes what inference does), and both with word vectors.
+SHAPES = [
+    {},
+    {"hidden_width": 8, "hidden_buckets": 512, "hidden_dropout": 0.0},
+    {"hidden_width": 8, "hidden_buckets": 512, "hidden_dropout": 0.0, **WORD_VECTORS},
+]
+SHAPE_IDS = ["linear", "hidden", "vectors"]
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
