@@ -76,8 +76,8 @@ WORD_VECTORS: dict[str, Any] = {"word_vectors": "minilm", "word_vectors_scale": 
 # it wins a tie), and the linear model with word vectors averaged with a hidden part. The
 # hidden part learns combinations beyond single n-grams (Banking77's 77 close intents) and
 # fits templated mail too closely (the default model is linear: on the dev part of our own
-# data it scores 0.931, with the hidden part 0.908); the vectors know English words that no
-# training text had. The held-out rows decide per data set.
+# data it scores 0.931, with the hidden part 0.908, before the vectors); the vectors know
+# English words that no training text had. The held-out rows decide per data set.
 CANDIDATES: tuple[TrainSettings, ...] = (
     TrainSettings(),
     TrainSettings(textcat_model={**TEXTCAT_MODEL, **WORD_VECTORS, **HIDDEN_PART}),

@@ -3,9 +3,10 @@
 ``data/vectors/minilm.npz`` holds a vector for each of all-MiniLM-L6-v2's 30,522 word
 pieces, distilled the Model2Vec way (``scripts/distil-word-vectors``: each piece through the
 transformer alone, mean-pooled, PCA to 128 dimensions). A word is cut into pieces as BERT's
-uncased tokenizer cuts it (lower case, accents stripped, punctuation apart, then the longest
-known piece first, ``##`` marking a piece inside a word), so every word has a vector, even
-one no training text had: what bags of n-grams cannot give (paraphrases, synonyms).
+uncased tokenizer cuts it (control characters dropped, CJK ideographs and punctuation apart,
+lower case, accents stripped, then the longest known piece first, ``##`` marking a piece
+inside a word), so every word has a vector, even one no training text had: what bags of
+n-grams cannot give (paraphrases, synonyms).
 Only NumPy is needed at run time.
 """
 
@@ -59,21 +60,47 @@ class WordPieces:
 
 
 def _basic_parts(word: str) -> list[str]:
-    """BERT's basic tokenizer on one word: lower case, accents stripped, punctuation apart."""
-    text = "".join(c for c in unicodedata.normalize("NFD", word.lower()) if unicodedata.category(c) != "Mn")
+    """BERT's basic tokenizer on one word: control characters dropped, whitespace and CJK
+    ideographs as separators, then each part lower-cased, accents stripped, punctuation apart."""
+    spaced = "".join(
+        f" {char} " if _is_cjk(char) else " " if _is_whitespace(char) else char
+        for char in word if not _is_dropped(char)
+    )
     parts: list[str] = []
-    current = ""
-    for char in text:
-        if _is_punctuation(char):
-            if current:
-                parts.append(current)
-            parts.append(char)
-            current = ""
-        elif not char.isspace():
-            current += char
-    if current:
-        parts.append(current)
+    for token in spaced.split():
+        text = "".join(c for c in unicodedata.normalize("NFD", token.lower()) if unicodedata.category(c) != "Mn")
+        current = ""
+        for char in text:
+            if _is_punctuation(char):
+                parts.extend([current, char] if current else [char])
+                current = ""
+            else:
+                current += char
+        if current:
+            parts.append(current)
     return parts
+
+
+def _is_dropped(char: str) -> bool:
+    # NUL, the replacement character and control or format characters (a soft hyphen, a
+    # zero-width space, a byte-order mark), but not tab and line breaks: those are spaces.
+    if char in "\t\n\r":
+        return False
+    return char in "\x00\ufffd" or unicodedata.category(char).startswith("C")
+
+
+def _is_whitespace(char: str) -> bool:
+    return char in " \t\n\r" or unicodedata.category(char) == "Zs"
+
+
+# The CJK Unified Ideographs blocks, as BERT lists them: each ideograph is a word of its own.
+_CJK = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
+        (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
+
+
+def _is_cjk(char: str) -> bool:
+    code = ord(char)
+    return any(low <= code <= high for low, high in _CJK)
 
 
 def _is_punctuation(char: str) -> bool:
@@ -88,4 +115,6 @@ def _is_punctuation(char: str) -> bool:
 def load_word_pieces(name: str) -> WordPieces:
     """The shipped vectors ``data/vectors/<name>.npz``, loaded once per process."""
     with np.load(VECTORS_DIR / f"{name}.npz") as data:
-        return WordPieces([str(piece) for piece in data["pieces"]], data["vectors"].astype("float32"))
+        vectors = data["vectors"].astype("float32")
+        vectors.flags.writeable = False  # shared by every model of the process
+        return WordPieces([str(piece) for piece in data["pieces"]], vectors)

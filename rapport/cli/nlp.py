@@ -74,9 +74,10 @@ def train(
     """Train a category model on a CSV.
 
     An eighth of the rows (by a stable hash) is held out: each candidate model
-    (linear; linear with a hidden part) trains on the rest and is scored there,
-    and the best calibrates its confidence; the saved model then trains with
-    the best's settings on every row (one training per candidate, plus one)."""
+    (linear; linear with word vectors and a hidden part) trains on the rest and
+    is scored there, and the best calibrates its confidence; the saved model
+    then trains with the best's settings on every row (one training per
+    candidate, plus one)."""
     import nlp
 
     with user_errors():

@@ -14,7 +14,7 @@ from spacy.training import Example as SpacyExample
 from spacy.util import fix_random_seed
 from thinc.api import SGD, Optimizer
 
-from nlp.architecture import WordTable
+from nlp.architecture import WordTable, fit_row_weights
 from nlp.doctext import batch_tokens
 from nlp.training import (
     TEXTCAT_MODEL,
@@ -26,6 +26,7 @@ from nlp.training import (
     expected_calibration_error,
     fit_temperature,
 )
+from nlp.wordpieces import load_word_pieces
 
 TRAIN = [
     ("Where is my order ORD-12345? It has not arrived.", "order_status"),
@@ -52,6 +53,7 @@ def small_pipeline(**model: object) -> tuple[Language, list[SpacyExample]]:
         for text, label in TRAIN
     ]
     nlp.initialize(lambda: examples)
+    fit_row_weights(nlp.get_pipe("textcat").model, [example.reference for example in examples])  # as training does
     return nlp, examples
 
 
@@ -100,6 +102,20 @@ def test_regression_cached_word_rows_follow_weight_updates() -> None:
     assert np.allclose(after, computed, atol=1e-5)
 
 
+def test_regression_refitted_piece_weights_reach_the_cached_word_vectors() -> None:
+    """Each word's weighted piece vectors are cached at inference, keyed on the piece weights:
+    weights fitted anew (other training texts) must not meet the old sums."""
+    nlp, examples = small_pipeline(**SHAPES[2])
+    train_step(nlp, examples, SGD(TrainSettings().learn_rate))
+    model = nlp.get_pipe("textcat").model
+    docs = [nlp.make_doc(t) for t in TEXTS]
+    before = np.asarray(model.predict(docs))  # fills the caches
+    fit_row_weights(model, [nlp.make_doc(t) for t in TEXTS])
+    after = np.asarray(model.predict(docs))
+    assert not np.allclose(before, after)
+    assert np.allclose(after, np.asarray(model(docs, is_train=True)[0]), atol=1e-5)
+
+
 def test_rowwise_averaged_sgd_gives_thincs_weights_and_averages() -> None:
     """It skips the rows without a gradient and catches their averages up later: the result
     must be thinc's SGD with averages, for tables, the hidden layer and biases alike."""
@@ -146,14 +162,17 @@ def test_saved_model_holds_weights_not_caches(shape: dict[str, object]) -> None:
     assert np.allclose(np.asarray(clone.predict(docs)), np.asarray(model.predict(docs)), atol=1e-6)
 
 
-def test_word_table_starting_afresh_changes_no_score() -> None:
-    nlp, _ = small_pipeline()
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_word_table_starting_afresh_changes_no_score(shape: dict[str, object]) -> None:
+    nlp, examples = small_pipeline(**shape)
+    train_step(nlp, examples, SGD(TrainSettings().learn_rate))
     model = nlp.get_pipe("textcat").model
     docs = [nlp.make_doc(t) for t in TEXTS]
     expected = np.asarray(model.predict(docs))
     for node in model.walk():
-        if isinstance(node.attrs.get("words"), WordTable):
-            node.attrs["words"] = WordTable(2, 5, limit=8)  # fewer than one batch's words
+        if isinstance(old := node.attrs.get("words"), WordTable):
+            # Fewer than one batch's words; a new table, so its generations are new too.
+            node.attrs["words"] = WordTable(2, 5, limit=8, word_vectors=old.word_vectors)
     for _ in range(3):
         assert np.allclose(np.asarray(model.predict(docs)), expected, atol=1e-6)
 
@@ -202,3 +221,21 @@ def test_expected_calibration_error_is_zero_when_confidence_matches_accuracy() -
 
     assert expected_calibration_error(confidences, correct) == pytest.approx(0.0)
     assert expected_calibration_error([0.9] * 10, [True] * 5 + [False] * 5) == pytest.approx(0.4)
+
+
+def test_a_texts_vector_is_its_pieces_vectors_weighted_by_inverse_document_frequency() -> None:
+    nlp, _ = small_pipeline(**SHAPES[2])
+    model = nlp.get_pipe("textcat").model
+    vectors = next(node for node in model.walk() if node.name == "text_vectors")
+    bag = next(node for node in model.walk() if node.name == "ngram_bag").predict([nlp.make_doc(TEXTS[1])])
+    vocabulary = load_word_pieces(WORD_VECTORS["word_vectors"])
+    weights = np.asarray(vectors.get_param("W"))
+    pieces = [piece for word in ("refund", "please", "the", "table", "arrived", "broken")
+              for piece in vocabulary.split(word)]
+    expected = sum(weights[piece] * vocabulary.vectors[piece] for piece in pieces)
+    expected *= WORD_VECTORS["word_vectors_scale"] / np.linalg.norm(expected)
+    assert np.allclose(np.asarray(vectors.predict(bag))[0], expected, atol=1e-5)
+    # "is" is in three of the six training texts, "refund" in two, "table" in none: rarer weighs more.
+    common, rarer, unseen = (vocabulary.split(word)[0] for word in ("is", "refund", "table"))
+    assert weights[common] < weights[rarer] < weights[unseen] == weights.max()
+    assert weights[vocabulary.unknown] == 0.0

@@ -33,6 +33,17 @@ BERT_SPLITS = [
     ("x" * 101, ["[UNK]"]),
     ("Łódź", ["łodz"]),
     ("e-mail", ["e", "-", "mail"]),
+    # Control and format characters are dropped: a soft hyphen, a zero-width space, a BOM.
+    ("re\u00adfund", ["ref", "##und"]),
+    ("ref\u200bund", ["ref", "##und"]),
+    ("\ufeffHello", ["hello"]),
+    ("re\ufffdfund", ["ref", "##und"]),
+    # CJK ideographs are words of their own; a space of another kind separates.
+    ("東京", ["東", "京"]),
+    ("你好", ["[UNK]", "[UNK]"]),
+    ("a\u00a0b", ["a", "b"]),
+    ("Straße", ["st", "##raße"]),
+    ("Ａｍｏｕｎｔ", ["[UNK]"]),
 ]
 
 
