@@ -335,7 +335,7 @@ def hashed_bag(nO: int | None, n_buckets: int, *, seed: int, init_scale: float =
 def fit_row_weights(model: Model, docs: list[Doc], batch_size: int = 512) -> None:
     """Set every hashed bag's row weights to the rows' smoothed inverse document frequency over
     ``docs`` (the training texts), scaled so that the average n-gram occurrence weighs 1, and
-    the ``text_vectors`` layer's piece weights (``piece_weights``). A model without hashed
+    the ``text_vectors`` layer's piece weights (``_piece_idf``). A model without hashed
     bags is left as it is."""
     bag_layers = [node for node in model.walk() if node.name == "ngram_bag"]
     tables = [node for node in model.walk() if node.name == "hashed_bag"]
@@ -349,12 +349,12 @@ def fit_row_weights(model: Model, docs: list[Doc], batch_size: int = 512) -> Non
         for node, df in zip(tables, counts, strict=True):
             df += np.bincount(_features(bag, node, node.get_dim("nV")).indices, minlength=len(df))
         for df in piece_counts:
-            df += piece_document_frequencies(bag, len(df))
+            df += _piece_document_frequencies(bag, len(df))
     for node, df in zip(vectors, piece_counts, strict=True):
         unknown = load_word_pieces(node.attrs["word_vectors"]).unknown
-        node.set_param("W", cast(Floats2d, piece_weights(df, len(docs), unknown)))
+        node.set_param("W", cast(Floats2d, _piece_idf(df, len(docs), unknown)))
     for node, df in zip(tables, counts, strict=True):
-        idf = np.log((1.0 + len(docs)) / (1.0 + df)) + 1.0
+        idf = _smoothed_idf(df, len(docs))
         idf /= (idf * df).sum() / max(df.sum(), 1.0)
         # A row no training text reaches holds only its random start: an n-gram that lands
         # there at inference is noise, so it counts for nothing (as TF-IDF ignores words
@@ -362,6 +362,11 @@ def fit_row_weights(model: Model, docs: list[Doc], batch_size: int = 512) -> Non
         idf[df == 0] = 0.0
         node.set_param("W", cast(Floats2d, idf.astype("float32")))
         cast(WordSums, node.attrs["word_sums"]).forget()
+
+
+def _smoothed_idf(document_frequencies: np.ndarray, n_docs: int) -> np.ndarray:
+    """Inverse document frequency, smoothed as scikit-learn's TfidfVectorizer smooths it."""
+    return np.log((1.0 + n_docs) / (1.0 + document_frequencies)) + 1.0
 
 
 def _init_hashed_bag(model: Model, X: Bag | None = None, Y: Floats2d | None = None) -> None:
@@ -678,15 +683,15 @@ def _word_pieces(
     return _csr(values, pieces, counts, n_pieces)
 
 
-def piece_document_frequencies(bag: Bag, n_pieces: int) -> np.ndarray:
+def _piece_document_frequencies(bag: Bag, n_pieces: int) -> np.ndarray:
     """In how many of the bag's docs each word piece occurs."""
     return np.bincount(_doc_pieces(bag, n_pieces).indices, minlength=n_pieces)
 
 
-def piece_weights(document_frequencies: np.ndarray, n_docs: int, unknown: int) -> np.ndarray:
+def _piece_idf(document_frequencies: np.ndarray, n_docs: int, unknown: int) -> np.ndarray:
     """A ``text_vectors`` layer's piece weights: smoothed inverse document frequency over the
     training texts. A piece no training text has keeps the highest weight, not 0 as an
     n-gram row: its pretrained vector is what carries a word the training never saw."""
-    idf = np.log((1.0 + n_docs) / (1.0 + document_frequencies)) + 1.0
+    idf = _smoothed_idf(document_frequencies, n_docs)
     idf[unknown] = 0.0  # one vector for every word BERT could not cut: noise
     return idf.astype("float32")
