@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import re
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -171,6 +172,48 @@ def parse_date(value: str) -> date:
         return datetime.fromisoformat(text).date()
     except ValueError:
         raise Invalid(f"date {value!r} not understood; use YYYY-MM-DD") from None
+
+
+# A date in digits is read one way, as nlp.entities reads it in mail (tests/test_contract.py):
+# year first with four digits (2026-12-31, 2026/12/31); otherwise the day comes first, and a
+# slashed date is month first only where day first cannot be a date and month first can
+# (the US "11/23/2026").
+_NUMERIC_DATES = (
+    re.compile(r"(?P<y>\d{4})([-/])(?P<m>\d{1,2})\2(?P<d>\d{1,2})"),
+    re.compile(r"(?P<d>\d{1,2})\.\s?(?P<m>\d{1,2})(?:\.(?:\s?(?P<y>\d{4}))?)?"),
+    re.compile(r"(?P<a>\d{1,2})/(?P<b>\d{1,2})(?:/(?P<y>\d{4}))?"),
+)
+# 29 February comes round within eight years (2096, then 2104).
+_YEARS_AHEAD = 8
+
+
+def parse_numeric_date(value: str, *, today: date) -> date | None:
+    """The date `value` writes in digits (`2026-12-31`, `31.12.`, `31.12.2026`, `31/12`), or
+    None if it is not written so; without a year, the first such day from `today` on.
+    A day that does not exist is refused: `31.02.` raises Invalid("31 February is not a date")."""
+    text = value.strip()
+    match = next(filter(None, (pattern.fullmatch(text) for pattern in _NUMERIC_DATES)), None)
+    if match is None:
+        return None
+    parts = match.groupdict()
+    if parts.get("a") is not None:
+        first, second = int(parts["a"]), int(parts["b"])
+        day, month = (second, first) if second > 12 >= first else (first, second)
+    else:
+        day, month = int(parts["d"]), int(parts["m"])
+    if not 1 <= month <= 12:
+        raise Invalid(f"{text} is not a date: there is no month {month}")
+    name = calendar.month_name[month]
+    if not 1 <= day <= calendar.monthrange(2000, month)[1]:  # 2000: a leap year
+        raise Invalid(f"{day} {name} is not a date")
+    if parts["y"] is not None:
+        year = int(parts["y"])
+        if day > calendar.monthrange(year, month)[1]:
+            raise Invalid(f"{day} {name} {year} is not a date")
+        return date(year, month, day)
+    years = range(today.year, today.year + _YEARS_AHEAD + 1)
+    days = (date(year, month, day) for year in years if day <= calendar.monthrange(year, month)[1])
+    return next(found for found in days if found >= today)
 
 
 def split_list(value: str | None) -> list[str]:
