@@ -174,10 +174,10 @@ def parse_date(value: str) -> date:
         raise Invalid(f"date {value!r} not understood; use YYYY-MM-DD") from None
 
 
-# A date in digits is read one way, as nlp.entities reads it in mail (tests/test_contract.py):
-# year first with four digits (2026-12-31, 2026/12/31); otherwise the day comes first, and a
-# slashed date is month first only where day first cannot be a date and month first can
-# (the US "11/23/2026").
+# A date in digits is read one way, and nlp.entities reads the forms it finds in mail alike
+# (tests/test_contract.py): year first with four digits (2026-12-31, 2026/12/31); otherwise
+# the day comes first, and a slashed date is month first only where day first cannot be a
+# date and month first can (the US "11/23/2026").
 _NUMERIC_DATES = (
     re.compile(r"(?P<y>\d{4})([-/])(?P<m>\d{1,2})\2(?P<d>\d{1,2})"),
     re.compile(r"(?P<d>\d{1,2})\.\s?(?P<m>\d{1,2})(?:\.(?:\s?(?P<y>\d{4}))?)?"),
