@@ -40,8 +40,13 @@ class Invalid(ValueError):
     """A value that cannot be accepted; the message says why in a person's words."""
 
 
+def normal_email(value: str) -> str:
+    """An address as Rapport compares it: trimmed, without angle brackets, in lower case."""
+    return value.strip().strip("<>").lower()
+
+
 def check_email(value: str) -> str:
-    email = value.strip().strip("<>").lower()
+    email = normal_email(value)
     if not EMAIL.match(email):
         raise Invalid(f"invalid email address {value.strip()!r}")
     return email

@@ -22,6 +22,13 @@ def test_the_classifier_and_the_routing_rules_know_the_same_categories() -> None
     assert tuple(nlp.CATEGORIES) == ROUTABLE
 
 
+def test_the_configuration_and_the_classifier_default_to_the_same_languages() -> None:
+    # a route's language is checked against [nlp] languages, whose default must be what is detected
+    from rapport.config import NlpConfig
+
+    assert tuple(NlpConfig().languages) == nlp.DEFAULT_LANGUAGES
+
+
 AMOUNTS = ["1200.50", "1 200,50", "1,200.50", "1.200,50", "1.200", "1,200", "120", "1,5", "12.345", "1'200.50",
            "1\u00a0200,50", "1.234.567,89", "1,234,567.89", "0.5", "99,99"]
 
