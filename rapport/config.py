@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from dotenv import dotenv_values
 from lingua import Language
 from pydantic import (
     BaseModel,
@@ -28,7 +29,7 @@ from pydantic import (
 )
 
 from rapport.errors import ConfigError
-from rapport.settings import Settings, read_settings
+from rapport.settings import ENV_NAMES, Settings, env_file_of, read_settings
 from store.hours import WEEKDAYS
 from store.validation import (
     CATEGORIES,
@@ -42,6 +43,8 @@ from store.validation import (
     normal_email,
     read_skills,
 )
+
+CONFIG_ENV = ENV_NAMES["config_file"]
 
 
 class _Section(BaseModel):
@@ -459,15 +462,30 @@ def _warnings(settings: Settings, config: AppConfig, config_file: Path) -> list[
     return found
 
 
+def _config_file(settings: Settings | None, overrides: Mapping[str, Any]) -> tuple[Path, bool]:
+    """The `rapport.toml` to read, and whether someone named it (RAPPORT_CONFIG in the environment
+    or `.env`, or an override) rather than it being the default."""
+    if settings is not None:
+        return settings.config_file, "config_file" in settings.model_fields_set
+    env_file = env_file_of(overrides)  # the settings have bad values: read the name alone
+    in_file = dotenv_values(env_file) if env_file is not None and env_file.is_file() else {}
+    named = overrides.get("config_file") or os.environ.get(CONFIG_ENV) or in_file.get(CONFIG_ENV)
+    return Path(named or Settings.model_fields["config_file"].default), bool(named)
+
+
 def check_configuration(**overrides: Any) -> Checked:
-    """The environment, `.env` and `rapport.toml`, checked together: one run names every problem."""
+    """The environment, `.env` and `rapport.toml`, checked together: one run names every problem.
+
+    A missing `rapport.toml` means the defaults, unless someone named the file: then it is a problem."""
     settings, problems = read_settings(**overrides)
-    config_file = settings.config_file if settings else Path(overrides.get("config_file") or os.environ.get(
-        "RAPPORT_CONFIG") or "rapport.toml")
+    config_file, named = _config_file(settings, overrides)
     extra = _password_names(config_file) if config_file.exists() else []
     if extra:  # a mailbox's password variable is a valid name, not a typo
         settings, problems = read_settings(extra, **overrides)
-    config, config_problems = read_config(config_file)
+    if named and not config_file.exists():
+        config, config_problems = None, [f"{CONFIG_ENV}: no such file (got '{config_file}')"]
+    else:
+        config, config_problems = read_config(config_file)
     if config is not None:  # like RAPPORT_IMAP_HOST without RAPPORT_IMAP_PASSWORD
         config_problems += [
             f"{config_file}: `inbox.mailboxes[{i}].password_env`: {mailbox.password_env} is not set in the "

@@ -415,3 +415,40 @@ def test_regression_a_route_problem_is_reported_beside_every_other_problem(tmp_p
     assert "ghost@x.example" in problems[0]
     assert "`reps[1].skills`: unknown skills juggling" in problems[1]
     assert problems[2] == f"{path}: `reps`: the same email appears twice: b@x.example"
+
+
+# --------------------------------------------------------------------------- which file, which values
+
+
+def test_regression_a_named_config_file_that_is_missing_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`RAPPORT_CONFIG=nonexist.toml` ran on the defaults with exit 0; only the implicit
+    rapport.toml may be missing."""
+    from rapport.config import check_configuration
+
+    monkeypatch.chdir(tmp_path)
+    assert check_configuration().problems == []  # no ./rapport.toml: the defaults
+    assert check_configuration(config_file=tmp_path / "absent.toml").problems == [
+        f"RAPPORT_CONFIG: no such file (got '{tmp_path / 'absent.toml'}')"]
+    (tmp_path / ".env").write_text("RAPPORT_CONFIG=from-env-file.toml\nRAPPORT_LOG_LEVEL=LOUD\n")
+    assert "RAPPORT_CONFIG: no such file (got 'from-env-file.toml')" in check_configuration().problems
+
+
+@pytest.mark.parametrize("env, toml, named", [
+    ({"RAPPORT_CONFIG": "nonexist.toml"}, "", "RAPPORT_CONFIG: no such file (got 'nonexist.toml')"),
+    ({}, REPS + '[[assignment.routes]]\ncategory = "partnership"\nteam = "salse"\n', "did you mean `sales`?"),
+])
+def test_serve_refuses_to_start_on_a_missing_named_file_or_a_route_typo(
+    env: dict[str, str], toml: str, named: str, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    if toml:
+        (tmp_path / "rapport.toml").write_text(toml, encoding="utf-8")
+    for command in (["config", "check"], ["serve"]):
+        run = subprocess.run([sys.executable, "-m", "rapport.cli.main", *command], env={**_clean_env(tmp_path), **env},
+                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 2 and named in " ".join(run.stderr.split()), (command, run.stderr)
+    assert not (tmp_path / "r.db").exists()

@@ -183,7 +183,8 @@ def test_killed_import_leaves_each_row_in_or_out_and_a_rerun_completes(tmp_path:
     url = f"sqlite:///{db}"
     engine = make_engine(url)
     upgrade(engine)
-    env = {**os.environ, "RAPPORT_DATABASE_URL": url, "RAPPORT_CONFIG": str(tmp_path / "none.toml")}
+    (tmp_path / "rapport.toml").write_text("", encoding="utf-8")
+    env = {**os.environ, "RAPPORT_DATABASE_URL": url, "RAPPORT_CONFIG": str(tmp_path / "rapport.toml")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "rapport.cli.main", "import", "contacts", str(path), "--json"],
         env=env,
