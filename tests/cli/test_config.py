@@ -452,3 +452,20 @@ def test_serve_refuses_to_start_on_a_missing_named_file_or_a_route_typo(
                              cwd=tmp_path, capture_output=True, text=True, timeout=60)
         assert run.returncode == 2 and named in " ".join(run.stderr.split()), (command, run.stderr)
     assert not (tmp_path / "r.db").exists()
+
+
+def test_regression_config_check_shows_the_number_of_http_workers_in_effect(tmp_path: Path) -> None:
+    """It showed `RAPPORT_HTTP_WORKERS 0`, the default's code, not the workers `serve` starts."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    expected = max(1, min(4, len(os.sched_getaffinity(0))))
+    check = [sys.executable, "-m", "rapport.cli.main", "config", "check"]
+    table = subprocess.run(check, env=_clean_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    row = next(line.split() for line in table.stdout.splitlines() if "RAPPORT_HTTP_WORKERS" in line)
+    assert row == ["RAPPORT_HTTP_WORKERS", str(expected), "(one", "per", "CPU,", "at", "most", "4)"]
+    given = subprocess.run([*check, "--json"], env={**_clean_env(tmp_path), "RAPPORT_HTTP_WORKERS": "3"},
+                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert json.loads(given.stdout)["environment"]["RAPPORT_HTTP_WORKERS"] == 3
