@@ -5,7 +5,7 @@ from __future__ import annotations
 import calendar
 import re
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from store.hours import UnknownZone, parse_working_hours, zone
 from store.models import ContactKind, Role, Stage
@@ -136,6 +136,7 @@ def check_choice(value: str, allowed: type[ContactKind] | type[Stage] | type[Rol
 
 # Order.amount is Numeric(14, 2): twelve digits before the point.
 MAX_AMOUNT = Decimal(10) ** 12
+PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
 
 
 def parse_amount(value: str) -> Decimal:
@@ -153,12 +154,10 @@ def parse_amount(value: str) -> Decimal:
         grouped = (decimals == 3 and len(re.findall(r"[.,]", digits)) == 1) or decimals not in (1, 2)
         whole = (digits if grouped else digits[:last]).replace(".", "").replace(",", "")
         digits = whole if grouped else f"{whole}.{digits[last + 1:]}"
-    try:
-        amount = Decimal(digits)
-    except InvalidOperation:
-        raise Invalid(f"amount {value!r} is not a number") from None
-    if not amount.is_finite():
-        raise Invalid(f"amount {value!r} is not a number")
+    # Digits only: Decimal would also read `1e9`, `NaN` and `Infinity`, which no one writes for money.
+    if not PLAIN_NUMBER.fullmatch(digits):
+        raise Invalid(f"amount {value!r} is not a number written in digits, such as 1200.50")
+    amount = Decimal(digits)
     # Checked before quantize, which raises InvalidOperation past 28 digits.
     if abs(amount) >= MAX_AMOUNT:
         raise Invalid(f"amount {value!r} is too large (at most 999,999,999,999.99)")

@@ -71,3 +71,11 @@ def test_a_date_in_digits_reads_alike_in_a_reminder_and_in_a_mail(a: int, b: int
     except Invalid:
         in_reminder = []
     assert in_reminder == in_mail
+
+
+@given(st.from_regex(r"\A[1-9](?:[.,]\d{1,3})?[eE][+-]?\d{1,2}\Z"))
+def test_scientific_notation_is_no_amount_for_the_importer_or_the_mail_extractor(text: str) -> None:
+    # regression: an order file's `1e9` was imported as 1,000,000,000.00 EUR
+    assert nlp_amount(text) is None
+    with pytest.raises(Invalid, match="not a number written in digits"):
+        store_amount(text)
