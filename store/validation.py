@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+
+from babel.numbers import is_currency
 
 from store.hours import UnknownZone, parse_working_hours, zone
 from store.models import ContactKind, Role, Stage
@@ -218,6 +220,34 @@ def parse_numeric_date(value: str, *, today: date) -> date | None:
     years = range(today.year, today.year + _YEARS_AHEAD + 1)
     days = (date(year, month, day) for year in years if day <= calendar.monthrange(year, month)[1])
     return next(found for found in days if found >= today)
+
+
+def check_order_amount(value: str) -> Decimal:
+    """An order's amount: `parse_amount`, and not below zero (a refund is not an order)."""
+    amount = parse_amount(value)
+    if amount < 0:
+        raise Invalid(f"amount {value!r} is negative: a refund is not an order")
+    return amount
+
+
+# UTC+14 (Kiribati) starts each day first: a date after its today has not begun anywhere.
+EARLIEST_ZONE = timedelta(hours=14)
+
+
+def check_order_date(value: str, now: datetime) -> date:
+    """An order's date: `parse_date`, and not after today (today anywhere on Earth at `now`)."""
+    day = parse_date(value)
+    if day > (now.astimezone(UTC) + EARLIEST_ZONE).date():
+        raise Invalid(f"order date {value!r} is in the future (today is {now.astimezone(UTC).date()})")
+    return day
+
+
+def check_currency(value: str) -> str:
+    """An ISO 4217 currency code, upper case (`eur` is EUR); Babel's CLDR data knows the codes."""
+    code = value.strip().upper()
+    if not is_currency(code):
+        raise Invalid(f"currency {value!r} is not an ISO 4217 code such as EUR, SEK or USD")
+    return code
 
 
 def split_list(value: str | None) -> list[str]:
