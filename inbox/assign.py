@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from inbox.options import Route
 from store.assignments import assignment_history, least_loaded, open_load
 from store.hours import is_working
-from store.models import Company, Contact, Conversation, Rep, Role
+from store.models import Company, Contact, Conversation, Message, Rep, Role
 from store.types import utcnow
 
 WORKING_ROLES = (Role.rep, Role.support)
@@ -27,6 +27,8 @@ NO_ROUTING_CATEGORIES = ("needs_triage",)
 # the mail is about: a corrected category does not move the conversation away from them.
 STICKY_RULES = ("thread_owner", "account_owner", "manual")
 REROUTE = "reroute"  # the rule name of an assignment made because a category was corrected
+# The ordered rules `evaluate` tries, by step (routing tries skill and language routes in one step).
+RULE_STEP = {"thread_owner": 0, "account_owner": 1, "skill": 2, "language": 2, "least_busy": 3, "fallback": 4}
 
 
 @dataclass(frozen=True)
@@ -245,7 +247,9 @@ def evaluate(
     language: str | None,
     stop_at_first: bool = True,
 ) -> list[RuleOutcome]:
-    """Try the rules in order; the last outcome with applied=True (the first one, when stopping) wins."""
+    """Try the rules in order (RULE_STEP's); the first outcome with applied=True wins.
+
+    Without `stop_at_first`, every rule's outcome, for `explain` to pick from."""
     outcomes: list[RuleOutcome] = []
     for step in (
         lambda: [thread_owner_rule(team, previous_owner_id)],
@@ -289,39 +293,95 @@ def decide(
     return outcome
 
 
+@dataclass(frozen=True)
+class Explanation:
+    """Why a conversation has its owner, agreeing with its latest stored assignment.
+
+    `rules` are the rules that assignment tried, in order; the last is the
+    stored rule and reason (rules after it were not reached, so they are not
+    listed). With no assignment, `rules` is empty and `unassigned` says why.
+    """
+
+    rules: list[RuleOutcome]
+    unassigned: str | None = None
+
+
 def explain(
     session: Session,
     conversation_id: int,
     *,
     routes: Sequence[Route] = (),
     fallback_queue: str = "triage",
-    now: datetime | None = None,
-) -> list[RuleOutcome]:
-    """Every rule evaluated for the conversation now, as if its latest automatic assignment were being made.
+) -> Explanation:
+    """The rules behind the conversation's latest assignment, ending with its stored rule and reason.
 
-    The thread-owner rule sees the owner the conversation had before that
-    assignment, so the answer shows why the owner was chosen, not merely that
-    there is one.
+    The rules before the stored one are evaluated again at the assignment's
+    time, with the owner the thread had before it; one that would pick someone
+    today did not then, and says so. A manual choice or a re-route after a
+    correction is its own explanation: no ordered rule was tried.
     """
     conversation = session.get(Conversation, conversation_id)
     if conversation is None:
         raise LookupError(f"no conversation {conversation_id}")
     history = assignment_history(session, conversation_id)
-    automatic = [i for i, a in enumerate(history) if a.assigned_by == "rapport"]
-    last = automatic[-1] if automatic else len(history)
-    previous_owner = history[last - 1].owner_id if last > 0 else None
-    team = _team_around(session, conversation, now=now, routes=routes, fallback_queue=fallback_queue)
+    if not history:
+        return Explanation([], _why_unassigned(session, conversation))
+    latest = history[-1]
+    owner = session.get(Rep, latest.owner_id) if latest.owner_id is not None else None
+    decided = RuleOutcome(latest.rule, True, latest.reason, owner=owner, queue=latest.queue)
+    if latest.rule not in RULE_STEP:
+        return Explanation([decided])
+    team = _team_around(session, conversation, now=latest.assigned_at, routes=routes, fallback_queue=fallback_queue)
     contact = session.get(Contact, conversation.contact_id) if conversation.contact_id else None
     company = session.get(Company, conversation.company_id) if conversation.company_id else None
-    return evaluate(
+    outcomes = evaluate(
         team,
-        previous_owner_id=previous_owner,
+        previous_owner_id=history[-2].owner_id if len(history) > 1 else None,
         contact=contact,
         company=company,
         category=conversation.category,
         language=conversation.language,
         stop_at_first=False,
     )
+    return Explanation([*_tried_before(outcomes, decided), decided])
+
+
+def _tried_before(outcomes: Sequence[RuleOutcome], decided: RuleOutcome) -> list[RuleOutcome]:
+    """The outcomes of the rules tried before `decided`, the stored winner.
+
+    Earlier steps did not apply then, whatever they say today. Inside the
+    winner's own step (routing tries several routes) the outcomes before the
+    first one that applies are shown only when that one is the stored pick.
+    """
+    step = RULE_STEP[decided.rule]
+    earlier = [_not_then(o) for o in outcomes if RULE_STEP[o.rule] < step]
+    same = [o for o in outcomes if RULE_STEP[o.rule] == step]
+    first = next((i for i, o in enumerate(same) if o.applied), None)
+    if first is None or not _same_pick(same[first], decided):
+        return earlier
+    return earlier + same[:first]
+
+
+def _not_then(outcome: RuleOutcome) -> RuleOutcome:
+    if not outcome.applied:
+        return outcome
+    return RuleOutcome(outcome.rule, False, f"did not apply when assigned; today: {outcome.reason}")
+
+
+def _same_pick(a: RuleOutcome, b: RuleOutcome) -> bool:
+    same_owner = (a.owner.id if a.owner else None) == (b.owner.id if b.owner else None)
+    return a.rule == b.rule and same_owner and a.queue == b.queue
+
+
+def _why_unassigned(session: Session, conversation: Conversation) -> str:
+    if not conversation.is_automatic:
+        return "never assigned: no assignment is stored for it"
+    reason = session.exec(
+        select(Message.automatic_reason)
+        .where(Message.conversation_id == conversation.id, col(Message.is_automatic))
+        .order_by(col(Message.received_at))
+    ).first()
+    return f"automatic mail, never assigned as work: {reason or 'no reason recorded'}"
 
 
 def reroute(

@@ -268,18 +268,15 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
 def explain_command(
     conversation: int = typer.Argument(..., help="Conversation id."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-    at: str | None = AT_OPTION,
 ) -> None:
-    """The rules tried for a conversation and why each did or did not apply, and its assignment history."""
+    """Why a conversation has its owner: the rules its latest assignment tried, and the history."""
     from inbox.assign import explain
 
     rt = runtime()
     options = ingest_options(rt)
-    moment = now(rt, at)
     with session_scope(rt.engine) as session:
         try:
-            outcomes = explain(session, conversation, routes=options.routes, fallback_queue=options.fallback_queue,
-                               now=moment)
+            explained = explain(session, conversation, routes=options.routes, fallback_queue=options.fallback_queue)
         except LookupError as exc:
             raise RapportError(str(exc)) from None
         history = []
@@ -288,15 +285,17 @@ def explain_command(
             history.append({"at": a.assigned_at.isoformat(), "rule": a.rule, "owner": owner.email if owner else None,
                             "queue": a.queue, "reason": a.reason, "by": a.assigned_by})
     rules = [{"rule": o.rule, "applied": o.applied, "reason": o.reason,
-              "owner": o.owner.email if o.owner else None, "queue": o.queue} for o in outcomes]
+              "owner": o.owner.email if o.owner else None, "queue": o.queue} for o in explained.rules]
     if as_json:
-        print_json({"conversation": conversation, "rules": rules, "history": history})
+        print_json({"conversation": conversation, "unassigned": explained.unassigned, "rules": rules,
+                    "history": history})
         return
-    winner = next((r for r in rules if r["applied"]), None)
-    table = Table("rule", "applies", "why", title=f"Conversation {conversation}: rules, in order, as of {moment:%Y-%m-%d %H:%M} UTC")
+    if explained.unassigned is not None:
+        console.print(f"Conversation {conversation}: {explained.unassigned}.", highlight=False, markup=False)
+        return
+    table = Table("rule", "applies", "why", title=f"Conversation {conversation}: the rules its latest assignment tried")
     for r in rules:
-        mark = "[green]yes ← wins[/]" if r is winner else ("yes" if r["applied"] else "no")
-        table.add_row(str(r["rule"]), mark, str(r["reason"]))
+        table.add_row(str(r["rule"]), "[green]yes ← wins[/]" if r["applied"] else "no", str(r["reason"]))
     console.print(table)
     past = Table("when", "rule", "owner / queue", "by", "reason", title="Assignment history")
     for column in past.columns[:2]:

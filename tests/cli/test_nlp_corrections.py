@@ -77,5 +77,6 @@ def test_correct_reroutes_and_assign_explain_shows_why(database: str) -> None:
     assert [(h["rule"], h["owner"]) for h in explained["history"]] == [
         ("skill", "dora@shop.example"), ("reroute", "greta@shop.example")]
     assert explained["history"][-1]["reason"].startswith("category corrected from feedback to sales by ")
-    winner = next(r for r in explained["rules"] if r["applied"])
-    assert (winner["rule"], winner["owner"]) == ("skill", "greta@shop.example")
+    [winner] = explained["rules"]  # the re-route, with the reason it was stored with
+    assert (winner["rule"], winner["owner"]) == ("reroute", "greta@shop.example")
+    assert winner["reason"] == explained["history"][-1]["reason"]

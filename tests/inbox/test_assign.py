@@ -152,19 +152,83 @@ def test_configured_route_sends_a_category_to_a_team(
     assert "route billing → team finance" in assignment.reason
 
 
-def test_explain_lists_every_rule_with_its_reason(
+def test_explain_lists_the_rules_tried_up_to_the_stored_winner(
     sqlite_engine: Engine, options: IngestOptions, keyword_classifier: KeywordClassifier
 ) -> None:
     add_rep(sqlite_engine, "alice@shop.example")
     assignment = ingest_one(sqlite_engine, mail(subject="Where is my parcel?"), options, keyword_classifier)
     with session_scope(sqlite_engine) as session:
-        outcomes = explain(session, assignment.conversation_id, now=NOW)
-    assert [o.rule for o in outcomes] == ["thread_owner", "account_owner", "skill", "language", "least_busy",
-                                          "fallback"]
+        outcomes = explain(session, assignment.conversation_id).rules
+    assert [o.rule for o in outcomes] == ["thread_owner", "account_owner", "skill", "language", "least_busy"]
     assert not outcomes[0].applied and outcomes[0].reason == "no earlier owner in this thread"
     assert outcomes[2].reason == "no rep has the skill delivery"
     least_busy = outcomes[4]
     assert least_busy.applied and least_busy.owner is not None and least_busy.owner.email == "alice@shop.example"
+    assert least_busy.reason == assignment.reason
+
+
+def test_regression_explain_never_shows_the_fallback_as_applicable_after_a_winner(
+    sqlite_engine: Engine, options: IngestOptions, keyword_classifier: KeywordClassifier
+) -> None:
+    """Every rule table ended in "fallback | yes | no rep could take it", even when a rep took it."""
+    add_rep(sqlite_engine, "alice@shop.example")
+    assignment = ingest_one(sqlite_engine, mail(), options, keyword_classifier)
+    with session_scope(sqlite_engine) as session:
+        outcomes = explain(session, assignment.conversation_id).rules
+    assert [o.rule for o in outcomes if o.applied] == ["least_busy"] and outcomes[-1].applied
+
+
+def test_regression_explain_says_automatic_mail_was_never_assigned_and_why(
+    sqlite_engine: Engine, options: IngestOptions, keyword_classifier: KeywordClassifier
+) -> None:
+    """A newsletter's explanation named a least-busy rep above an empty assignment history."""
+    add_rep(sqlite_engine, "alice@shop.example")
+    newsletter = mail(sender="news@list.example", headers={"List-Id": "Weekly <weekly.list.example>"})
+    with session_scope(sqlite_engine) as session:
+        process_batch(session, [FetchedMessage(newsletter, "support@shop.example", "INBOX")], checkpoint=None,
+                      options=options, classifier=keyword_classifier)
+    with session_scope(sqlite_engine) as session:
+        conversation = session.exec(select(Conversation)).one()
+        assert conversation.id is not None
+        explained = explain(session, conversation.id)
+    assert explained.rules == []
+    assert explained.unassigned == ("automatic mail, never assigned as work: "
+                                    "mailing list (List-Id: Weekly <weekly.list.example>)")
+
+
+def test_explain_follows_the_stored_rule_when_the_account_changed_since(
+    sqlite_engine: Engine, options: IngestOptions, keyword_classifier: KeywordClassifier
+) -> None:
+    alice = add_rep(sqlite_engine, "alice@shop.example")
+    assignment = ingest_one(sqlite_engine, mail(), options, keyword_classifier)
+    with session_scope(sqlite_engine) as session:  # the contact gets an owner after the assignment
+        conversation = session.get(Conversation, assignment.conversation_id)
+        assert conversation is not None
+        contact = session.get(Contact, conversation.contact_id)
+        assert contact is not None
+        contact.owner_id = alice
+        session.add(contact)
+    with session_scope(sqlite_engine) as session:
+        outcomes = explain(session, assignment.conversation_id).rules
+    account = next(o for o in outcomes if o.rule == "account_owner")
+    assert not account.applied
+    assert account.reason.startswith("did not apply when assigned; today: Alice owns the contact")
+    assert (outcomes[-1].rule, outcomes[-1].reason) == ("least_busy", assignment.reason)
+
+
+def test_explain_of_a_manual_reassignment_is_the_person_s_choice(
+    sqlite_engine: Engine, options: IngestOptions, keyword_classifier: KeywordClassifier
+) -> None:
+    add_rep(sqlite_engine, "alice@shop.example")
+    add_rep(sqlite_engine, "bob@shop.example")
+    first = ingest_one(sqlite_engine, mail(), options, keyword_classifier)
+    with session_scope(sqlite_engine) as session:
+        manual = reassign(session, first.conversation_id, "bob@shop.example", by="manager@shop.example",
+                          reason="Bob knows this customer")
+    with session_scope(sqlite_engine) as session:
+        [decided] = explain(session, first.conversation_id).rules
+    assert (decided.rule, decided.applied, decided.reason) == ("manual", True, manual.reason)
+    assert decided.owner is not None and decided.owner.email == "bob@shop.example"
 
 
 def test_manual_reassign_is_recorded_like_any_assignment_and_notifies(

@@ -101,10 +101,15 @@ def test_sync_once_json_counts_then_status_explain_and_reassign(
 
     with session_scope(db(tmp_path)) as session:
         conversation = session.exec(select(Conversation).where(Conversation.is_automatic == False)).one()  # noqa: E712
+        out_of_office = session.exec(select(Conversation).where(Conversation.is_automatic == True)).one()  # noqa: E712
     explained = json.loads(run(cli, "assign", "explain", str(conversation.id), "--json"))
     assert [r["rule"] for r in explained["rules"]][:2] == ["thread_owner", "account_owner"]
     [decided] = explained["history"]
     assert decided["rule"] == "least_busy" and decided["owner"] == "alice@shop.example"
+    assert explained["rules"][-1] == {"rule": "least_busy", "applied": True, "reason": decided["reason"],
+                                      "owner": "alice@shop.example", "queue": None}
+    shown = run(cli, "assign", "explain", str(out_of_office.id))
+    assert "automatic mail, never assigned as work" in shown and "wins" not in shown
 
     output = run(cli, "assign", "reassign", str(conversation.id), "bob@shop.example", "--by", "boss@shop.example")
     assert "bob@shop.example" in output

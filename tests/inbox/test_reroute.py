@@ -87,9 +87,9 @@ def test_a_corrected_category_moves_a_skill_routed_conversation_to_the_right_rep
         [last] = assignment_history(session, conversation_id)[-1:]
         assert last.assigned_by == "manager@shop.example"
         assert last.reason.startswith("category corrected from feedback to sales by manager@shop.example; Greta")
-        outcomes = explain(session, conversation_id, now=NOW)
-        winner = next(o for o in outcomes if o.applied)
-        assert (winner.rule, winner.owner.email if winner.owner else None) == ("skill", "greta@shop.example")
+        [winner] = explain(session, conversation_id).rules  # the re-route, as stored
+        assert (winner.rule, winner.reason) == ("reroute", last.reason)
+        assert winner.owner is not None and winner.owner.email == "greta@shop.example"
 
 
 def test_applying_the_same_correction_twice_sends_one_dm(sqlite_engine: Engine) -> None:
