@@ -403,11 +403,20 @@ def empty_line(figures: DigestFigures) -> str:
     return f"No new mail, nothing waiting and no follow-ups due this {figures.period}."
 
 
-def footer_lines(figures: DigestFigures, via: Sequence[str]) -> list[str]:
-    chosen = ", ".join(f'"{way}"' for way in via)
+def footer_lines(figures: DigestFigures) -> list[str]:
+    """Why the manager gets this digest, quoting their own `digest_via` whichever way it came, and how
+    to change it."""
+    how_often = "daily" if figures.period == "day" else "weekly"
+    setting = "digest_via = [" + ", ".join(f'"{way}"' for way in figures.digest_via) + "]"
+    if not figures.digest_via:  # printed or sent by hand
+        return [
+            f"This {how_often} digest was made on request: you have {setting} in rapport.toml, "
+            "so none comes on its own.",
+            "To get it on its own, ask your Rapport admin to set digest_via under your [[reps]] entry "
+            "(\"slack\", \"email\", or both).",
+        ]
     return [
-        f"You get this {'daily' if figures.period == 'day' else 'weekly'} digest because you are a manager in Rapport with "
-        f"digest_via = [{chosen}] in rapport.toml.",
+        f"You get this {how_often} digest because you are a manager in Rapport with {setting} in rapport.toml.",
         "To change how you get it, or to stop it, ask your Rapport admin to change digest_via "
         "under your [[reps]] entry (\"slack\", \"email\", or none).",
     ]
@@ -421,8 +430,7 @@ def _wrap(line: str, indent: str = "", hang: str = "") -> list[str]:
                          break_on_hyphens=False) or [""]
 
 
-def render_digest_text(figures: DigestFigures, links: DigestLinks | None = None, *,
-                       via: Sequence[str] = ("email",)) -> str:
+def render_digest_text(figures: DigestFigures, links: DigestLinks | None = None) -> str:
     """The digest as plain text, at most 72 columns (a link on a line of its own, unless it is
     Slack's App Home, given once at the end): the email's text part and the terminal's."""
     links = links or DigestLinks()
@@ -449,7 +457,7 @@ def render_digest_text(figures: DigestFigures, links: DigestLinks | None = None,
         if home:
             lines += ["", "Open Rapport in Slack:", home]
     lines += ["", "--"]
-    for line in footer_lines(figures, via):
+    for line in footer_lines(figures):
         lines += _wrap(line)
     return "\n".join(lines) + "\n"
 
@@ -497,8 +505,8 @@ def _section_html(part: Section) -> str:
     return f'<h2 style="font-size:17px;margin:24px 0 6px">{e(part.title)}</h2>{note}{body}{more}'
 
 
-def render_digest_html(figures: DigestFigures, links: DigestLinks | None = None, *, chart_cid: str | None = None,
-                       via: Sequence[str] = ("email",)) -> str:
+def render_digest_html(figures: DigestFigures, links: DigestLinks | None = None, *,
+                       chart_cid: str | None = None) -> str:
     """One column at most 600 px wide, inline styles, a viewport and colour scheme that phones
     and dark mode read; the chart is `<img src="cid:{chart_cid}">` when a cid is given."""
     e = html.escape
@@ -511,7 +519,7 @@ def render_digest_html(figures: DigestFigures, links: DigestLinks | None = None,
                  f'style="display:block;width:100%;max-width:{CHART_WIDTH}px;height:auto;margin:12px 0">'
                  if chart_cid else f'<p style="{_MUTED}">{NO_MAIL}.</p>' if not _has_chart(figures) else "")
         body = _headline_html(figures) + chart + "".join(_section_html(s) for s in sections(figures, links))
-    footer = "".join(f'<p style="margin:0 0 6px">{e(line)}</p>' for line in footer_lines(figures, via))
+    footer = "".join(f'<p style="margin:0 0 6px">{e(line)}</p>' for line in footer_lines(figures))
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -687,15 +695,14 @@ def _item_block(item: Item, assignees: list[tuple[str, str]]) -> Block | None:
     return None
 
 
-def render_digest_blocks(figures: DigestFigures, links: DigestLinks | None = None, *,
-                         via: Sequence[str] = ("slack",)) -> list[Block]:
+def render_digest_blocks(figures: DigestFigures, links: DigestLinks | None = None) -> list[Block]:
     """The digest in Slack: the same answer first, then a section per part (split by the sender when long);
     conversations carry "Assign to…" (the team's reps) and customers a "Follow-up…" button."""
     links = links or DigestLinks()
     assignees = [(r.name, str(r.rep_id)) for r in figures.reps][:MAX_OPTIONS]
     blocks: list[Block] = [header(f"{audience(figures)}, {period_name(figures)}"),
                            context(escape(period_span(figures)))]
-    footer = context(*(escape(line) for line in footer_lines(figures, via)))
+    footer = context(*(escape(line) for line in footer_lines(figures)))
     if figures.is_empty:
         return [*blocks, section(escape(empty_line(figures))), footer]
     blocks.append(fields(*(f"*{escape(f.label)}*\n{escape(f.value)}" + (f"  _{escape(f.change)}_" if f.change else "")
@@ -814,7 +821,7 @@ def send_digest_slack(
 
     targets = [slack.dm_channel(session, manager)] if dm else []
     targets += [channel] if channel else []
-    blocks = render_digest_blocks(figures, links, via=manager.digest_via or ["slack"])
+    blocks = render_digest_blocks(figures, links)
     chart = render_chart(figures) if _has_chart(figures) else None
     for target in targets:
         slack.post(target, clip(subject(figures), 3000), blocks, key=key, since=since)
@@ -825,13 +832,12 @@ def send_digest_slack(
 
 
 def send_digest_email(smtp: SmtpOptions, figures: DigestFigures, *, to: str, links: DigestLinks,
-                      via: Sequence[str] = ("email",), unsubscribe: str | None = None,
-                      message_id: str | None = None) -> None:
+                      unsubscribe: str | None = None, message_id: str | None = None) -> None:
     chart = render_chart(figures) if _has_chart(figures) else None
     cid = new_cid() if chart is not None else None
     message = build_message(
-        from_addr=smtp.from_addr, to=to, subject=subject(figures), text=render_digest_text(figures, links, via=via),
-        html=render_digest_html(figures, links, chart_cid=cid, via=via), image=chart, image_cid=cid,
+        from_addr=smtp.from_addr, to=to, subject=subject(figures), text=render_digest_text(figures, links),
+        html=render_digest_html(figures, links, chart_cid=cid), image=chart, image_cid=cid,
         automatic=True, unsubscribe=unsubscribe or f"mailto:{smtp.from_addr}?subject=Change%20my%20digest",
         message_id=message_id,
     )
@@ -878,7 +884,7 @@ def digest_handlers(
         # SMTP gives no receipt: a repeat after a crash is the same mail (its Message-ID is the row's)
         assert smtp is not None
         message_id = outbox_message_id(job.key, smtp.from_addr)
-        send_digest_email(smtp, figures, to=manager.email, links=digest_links, via=manager.digest_via or ["email"],
+        send_digest_email(smtp, figures, to=manager.email, links=digest_links,
                           unsubscribe=_admin_address(session), message_id=message_id)
         return {"to": manager.email, "message_id": message_id}
 

@@ -181,6 +181,7 @@ class DueFollowUp:
 class DigestFigures:
     manager_name: str
     manager_email: str
+    digest_via: list[str]  # the manager's own setting ("slack", "email"): the footer quotes it
     team: str | None  # None: everyone
     period: Period
     start: datetime  # UTC, inclusive
@@ -381,6 +382,7 @@ def compute_digest(
     return DigestFigures(
         manager_name=manager.name,
         manager_email=manager.email,
+        digest_via=list(manager.digest_via),
         team=None if team is None else manager.team,
         period=period,
         start=window.start,

@@ -60,6 +60,17 @@ def test_digest_json_and_print(cli_env: dict[str, str]) -> None:
     assert "Missed reply time: 2 (▲ from 1)" in text
 
 
+def test_regression_the_printed_digest_quotes_the_managers_own_digest_via(cli_env: dict[str, str]) -> None:
+    """`rapport digest` and the demo said `digest_via = ["email"]` to a manager with ["slack", "email"]:
+    the footer was given the way it was printed, not the manager's setting."""
+    text = " ".join(_run("digest", "--manager", "maja@rapport.example", "--date", "2026-11-22").split())
+    assert 'a manager in Rapport with digest_via = ["slack", "email"] in rapport.toml.' in text
+
+    on_request = " ".join(_run("digest", "--manager", "bob@rapport.example", "--date", "2026-11-22").split())
+    assert "you have digest_via = [] in rapport.toml, so none comes on its own." in on_request
+    assert "You get this" not in on_request
+
+
 def test_digest_send(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, fake_slack: FakeSlack,
                      smtp_server: SmtpServer) -> None:
     monkeypatch.setenv("RAPPORT_SMTP_HOST", smtp_server.host)

@@ -210,12 +210,12 @@ def test_a_large_team_is_split_over_messages_within_slack_limits(
     engine: Engine, known: Known, fake_slack: FakeSlack
 ) -> None:
     _big_team(engine, known, 250)
+    _enqueue(engine, known, ["slack"])
     with Session(engine) as session:
         figures = compute_digest(session, manager=_maja(session, known), period="day", start=S, end=E,
                                  params=OPTIONS.params, now=NOW)
     blocks = render_digest_blocks(figures, LINKS)
     assert len(blocks) > 50
-    _enqueue(engine, known, ["slack"])
     assert _deliver(engine, slack=SlackSender(WebClient(token="xoxb-test", base_url=fake_slack.base_url))) == 1
 
     messages = fake_slack.posts("DMAJA")
