@@ -292,6 +292,7 @@ def run_demo(console: Console, folder: Path, *, full_notifications: int = 5, tod
     mailbox = prepare_folder(plan)
     record_clock(plan)
     rt = demo_runtime(plan)
+    rt.create_database()
     local = plan.clock.astimezone(ZoneInfo("Europe/Stockholm"))
     console.rule("Rapport demo: Nordlys Supplies (fictional)", style="bold")
     console.print(

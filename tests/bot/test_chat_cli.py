@@ -43,7 +43,7 @@ def chat_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("RAPPORT_CONFIG", str(config))
     monkeypatch.chdir(tmp_path)
     runtime.cache_clear()
-    runtime().engine  # noqa: B018  (creates the schema and the reps)
+    runtime().create_database()  # the schema and the reps
     seed_contacts(engine_for(url))
     yield url
     runtime.cache_clear()
