@@ -20,7 +20,7 @@ def chat(
     text: list[str] = typer.Argument(None, help='One command to run, e.g. "find acme"; none: interactive.'),
     as_email: str = typer.Option(None, "--as", help="Act as this rep (email); default: the first manager."),
     demo: bool = DEMO_OPTION,
-    demo_dir: Path = DEMO_DIR_OPTION,
+    demo_dir: Path | None = DEMO_DIR_OPTION,
     at: str | None = AT_OPTION,
 ) -> None:
     """Use Rapport's Slack commands in the terminal (no Slack workspace needed).
