@@ -55,7 +55,7 @@ def test_regression_a_command_run_where_there_is_no_database_creates_none(tmp_pa
 def test_db_status_says_there_is_no_database_and_makes_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("RAPPORT_DATABASE_URL", "sqlite:///rapport.db")
-    monkeypatch.setenv("RAPPORT_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.delenv("RAPPORT_CONFIG", raising=False)  # ./rapport.toml, which may be missing
     runtime.cache_clear()
     result = CliRunner().invoke(app, ["db", "status"])
     assert result.exit_code == 0, result.output
@@ -69,7 +69,7 @@ def test_an_import_creates_the_database_and_a_dry_run_does_not(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("RAPPORT_DATABASE_URL", "sqlite:///rapport.db")
-    monkeypatch.setenv("RAPPORT_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.delenv("RAPPORT_CONFIG", raising=False)  # ./rapport.toml, which may be missing
     reps = tmp_path / "reps.csv"
     reps.write_text("name,email\nAnna Berg,anna@nordlys.example\n", encoding="utf-8")
     runtime.cache_clear()
@@ -84,8 +84,7 @@ def test_an_import_creates_the_database_and_a_dry_run_does_not(
 
 
 def _runtime(url: str) -> Runtime:
-    return Runtime(settings=load_settings(database_url=url, config_file=Path("/nonexistent/rapport.toml")),
-                   config=AppConfig())
+    return Runtime(settings=load_settings(database_url=url), config=AppConfig())
 
 
 def test_regression_a_new_database_is_created_without_an_info_line(
