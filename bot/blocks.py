@@ -128,14 +128,29 @@ def split_blocks(blocks: list[Block], limit: int = MAX_BLOCKS) -> list[list[Bloc
 # --------------------------------------------------------------------------- console rendering
 
 
-def render_text(blocks: list[Block], *, escaped: bool = False) -> str:
+def render_text(blocks: list[Block], *, escaped: bool = False, width: int | None = None,
+                measure: Callable[[str], int] = len) -> str:
     """Blocks as readable plain text (the console adapter and message fallbacks); `escaped` keeps
-    mrkdwn's escaping, for a renderer that still reads its links and mentions (bot.terminal)."""
+    mrkdwn's escaping, for a renderer that still reads its links and mentions (bot.terminal).
+    With `width`, a context's items and an actions block's buttons wrap between items, never
+    inside one ("Language: sv", "[Reassign to…]"); `measure` gives a line's shown width."""
     text_of = _raw_text_of if escaped else _text_of
     lines: list[str] = []
     for block in blocks:
-        lines.extend(_render_block(block, text_of))
+        lines.extend(_render_block(block, text_of, width, measure))
     return "\n".join(lines).rstrip()
+
+
+def _item_lines(items: list[str], separator: str, width: int | None, measure: Callable[[str], int]) -> list[str]:
+    """`items` joined by `separator` on indented lines, a new line where the next would pass `width`."""
+    lines: list[str] = []
+    for item in items:
+        joined = f"{lines[-1]}{separator}{item}" if lines else ""
+        if lines and (width is None or measure(joined) <= width):
+            lines[-1] = joined
+        else:
+            lines.append("  " + item)
+    return lines or ["  "]
 
 
 def _raw_text_of(obj: Any) -> str:
@@ -146,7 +161,8 @@ def _text_of(obj: Any) -> str:
     return unescape(_raw_text_of(obj))
 
 
-def _render_block(block: Block, text_of: Callable[[Any], str]) -> list[str]:
+def _render_block(block: Block, text_of: Callable[[Any], str], width: int | None,
+                  measure: Callable[[str], int]) -> list[str]:
     kind = block.get("type")
     if kind == "header":
         title = text_of(block.get("text"))
@@ -154,10 +170,10 @@ def _render_block(block: Block, text_of: Callable[[Any], str]) -> list[str]:
     if kind == "divider":
         return ["-" * 40]
     if kind == "context":
-        return ["  " + "  ·  ".join(text_of(e) for e in block.get("elements", []))]
+        return _item_lines([text_of(e) for e in block.get("elements", [])], "  ·  ", width, measure)
     if kind == "actions":
         labels = [_element_label(e, text_of) for e in block.get("elements", [])]
-        return ["  " + " ".join(label for label in labels if label)]
+        return _item_lines([label for label in labels if label], " ", width, measure)
     if kind == "section":
         lines = [text_of(block.get("text"))] if block.get("text") else []
         lines += [text_of(f) for f in block.get("fields", [])]

@@ -32,6 +32,7 @@ from store.followups import create_followup, open_followups
 from store.models import ActivityKind, Contact, Rep
 from store.search import SearchHit, search_contacts
 from store.segments import SegmentParams
+from store.validation import Invalid
 
 log = logging.getLogger(__name__)
 SEGMENTS = ("top", "lapsed", "stalled", "partners")
@@ -229,7 +230,10 @@ def remind(ctx: Ctx, args: list[str]) -> Reply:
         hit, rest, problem = resolve_contact(ctx, args)
         if problem is not None:
             return problem
-    due, note_words = split_when(rest, tz=ctx.rep.timezone, languages=ctx.languages, now=ctx.now)
+    try:
+        due, note_words = split_when(rest, tz=ctx.rep.timezone, languages=ctx.languages, now=ctx.now)
+    except Invalid as error:  # a date in digits that does not exist: "31 February is not a date"
+        return usage(ctx, "remind CONTACT WHEN NOTE", f"{escape(str(error))}.")
     if due is None:
         return usage(ctx, "remind CONTACT WHEN NOTE",
                       f"I could not read a time in *{escape(' '.join(rest) or '(nothing)')}*; "
@@ -265,7 +269,10 @@ def my(ctx: Ctx, _args: list[str]) -> Reply:
 
 def away(ctx: Ctx, args: list[str]) -> Reply:
     when = " ".join(args)
-    until_time = parse_when(when, tz=ctx.rep.timezone, languages=ctx.languages, now=ctx.now) if when else None
+    try:
+        until_time = parse_when(when, tz=ctx.rep.timezone, languages=ctx.languages, now=ctx.now) if when else None
+    except Invalid as error:
+        return usage(ctx, "away UNTIL", f"{escape(str(error))}.")
     if until_time is None or until_time <= ctx.now:
         return usage(ctx, "away UNTIL", "e.g. `away monday 9am` or `away in 2 days`")
     ctx.rep.away_until = until_time

@@ -55,7 +55,7 @@ def print_reply(console: Console, reply: Reply, names: Mapping[str, str] | None 
     """A reply as the rep would read it in Slack: bold, names for `<@U…>` (`names`), links."""
     read_only = reply.modal is not None and "submit" not in reply.modal  # e.g. a conversation: print it
     blocks = reply.modal["blocks"] if read_only and reply.modal else reply.blocks
-    console.print(terminal_blocks(blocks, reply.text, names), highlight=False)
+    console.print(terminal_blocks(blocks, reply.text, names, console.width), highlight=False)
     if reply.modal is not None and not read_only:
         hint = FORM_HINTS.get(reply.modal.get("callback_id", ""), FORM_HINT)
         console.print(f"(In Slack this opens a form; {hint})", style="dim", highlight=False)

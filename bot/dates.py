@@ -4,42 +4,71 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
-import dateparser
+from dateparser.date import DateDataParser
 
 from store.hours import zone
+from store.validation import parse_numeric_date
 
-DEFAULT_HOUR = 9  # "friday" means the start of the working day, not midnight
-_HAS_TIME = re.compile(r"\d|noon|midday|morning|afternoon|evening|hour|minute|min\b|middag|poledne", re.I)
+DEFAULT_HOUR = 9  # "friday" or "31.12." means the start of the working day, not midnight
+# "10.30" is half past ten in Swedish: a dotted pair that can be a clock is a time, not a date.
+_CLOCK = re.compile(r"(?:[01]?\d|2[0-3])\.[0-5]\d")
+_DATE_WORDS = 3  # "31. 12. 2026"
 
 
 def parse_when(
     text: str, *, tz: str, languages: Sequence[str] = (), now: datetime | None = None
 ) -> datetime | None:
-    """The aware UTC moment `text` means for someone in `tz` at `now`, or None if it is not a time."""
+    """The aware UTC moment `text` means for someone in `tz` at `now`, or None if it is not a time.
+    A date in digits is read as store.validation.parse_numeric_date reads it, and one that does
+    not exist (`31.02.`) raises its Invalid, whose message says so."""
     text = text.strip()
     if not text:
         return None
     now = now or datetime.now(UTC)
     local_zone = zone(tz)
     base = now.astimezone(local_zone).replace(tzinfo=None)
+    written = _leading_date(text, today=base.date())
+    if written is not None:
+        day, rest = written
+        if not rest:
+            return datetime.combine(day, time(DEFAULT_HOUR), local_zone).astimezone(UTC)
+        text = f"{day.isoformat()} {rest}"  # ISO, which dateparser cannot read month first
     langs = list(dict.fromkeys([*languages, "en"]))
     settings = {
         "TIMEZONE": str(local_zone),
         "RETURN_AS_TIMEZONE_AWARE": True,
         "PREFER_DATES_FROM": "future",
         "RELATIVE_BASE": base,
+        "RETURN_TIME_AS_PERIOD": True,  # "time" when a time of day was written
     }
     try:
-        parsed = dateparser.parse(text, languages=langs, settings=settings)
+        found = DateDataParser(languages=langs, settings=settings).get_date_data(text)
     except (ValueError, OverflowError):
         return None
-    if parsed is None:
-        return None
-    if parsed.time() == time(0) and not _HAS_TIME.search(text):
+    parsed = found.date_obj
+    if parsed is None or (written is not None and parsed.date() != written[0]):
+        return None  # what followed the date was not its time of day
+    has_time = found.period == "time"
+    if not has_time and not any(char.isalpha() for char in text):
+        return None  # bare numbers ("10", "5.") are not a month years away
+    if not has_time and parsed.time() == time(0):
         parsed = parsed.replace(hour=DEFAULT_HOUR)
     return parsed.astimezone(UTC)
+
+
+def _leading_date(text: str, *, today: date) -> tuple[date, str] | None:
+    """The date written in digits at the start of `text` and the words after it, or None."""
+    words = text.split()
+    for count in range(min(_DATE_WORDS, len(words)), 0, -1):
+        candidate = " ".join(words[:count])
+        if _CLOCK.fullmatch(candidate):
+            return None
+        day = parse_numeric_date(candidate, today=today)
+        if day is not None:
+            return day, " ".join(words[count:])
+    return None
 
 
 def split_when(

@@ -32,7 +32,7 @@ from store.models import (
     Message,
     Rep,
 )
-from store.validation import CATEGORIES
+from store.validation import CATEGORIES, Invalid
 
 SNOOZES = ("1h", "tomorrow", "week")
 MAX_CALL_MINUTES = 24 * 60
@@ -211,7 +211,11 @@ def _contact_id(session: Session, rep: Rep, view: dict[str, Any], errors: dict[s
 def _when(rep: Rep, raw: str | None, now: datetime, errors: dict[str, str], block: str) -> datetime | None:
     if raw is None:
         return None
-    due = parse_when(raw, tz=rep.timezone, languages=rep.languages or [], now=now)
+    try:
+        due = parse_when(raw, tz=rep.timezone, languages=rep.languages or [], now=now)
+    except Invalid as error:  # "31 February is not a date"
+        errors[block] = f"{error}."
+        return None
     if due is None:
         errors[block] = "I could not read that time; try `tomorrow 9am` or `in 3 days`."
     elif due <= now:

@@ -319,7 +319,8 @@ class ConsoleSender:
         self.sent.append(message)
         if self.full is None or len(self.sent) <= self.full:
             self.console.rule(f"Slack DM to {message.rep.name}", style="cyan")
-            self.console.print(terminal_blocks(message.blocks, message.text, slack_names(session)), highlight=False)
+            self.console.print(terminal_blocks(message.blocks, message.text, slack_names(session),
+                                               self.console.width), highlight=False)
         else:
             first_line = message.text.splitlines()[0] if message.text else ""
             line = Text(f"DM to {message.rep.name}: ")

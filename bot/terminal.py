@@ -89,10 +89,13 @@ def _append_angle(out: Text, inside: str, names: Mapping[str, str]) -> None:
 _FIELD = re.compile(r"\*(?P<label>[^*\n]+)\*\n(?P<value>[^\n]*)")
 
 
-def terminal_blocks(blocks: list[Block], fallback: str, names: Mapping[str, str] | None = None) -> Text:
-    """A message's blocks (else its fallback text) for the terminal; a field that Slack shows as a
-    bold label over its value becomes one line, `label: value`."""
-    return terminal_text(render_text([_one_line_fields(b) for b in blocks], escaped=True) or fallback, names)
+def terminal_blocks(blocks: list[Block], fallback: str, names: Mapping[str, str] | None = None,
+                    width: int | None = None) -> Text:
+    """A message's blocks (else its fallback text) for a terminal `width` columns wide; a field that
+    Slack shows as a bold label over its value becomes one line, `label: value`."""
+    text = render_text([_one_line_fields(b) for b in blocks], escaped=True, width=width,
+                       measure=lambda line: terminal_text(line, names).cell_len)
+    return terminal_text(text or fallback, names)
 
 
 def _one_line_fields(block: Block) -> Block:

@@ -163,35 +163,45 @@ def assess_urgency(
     (subject and new text), ``dates`` the dates found in it."""
     folded = fold(text)
     calm = _NO_HURRY.search(folded)
-    if calm:
-        folded = _NO_HURRY.sub(" ", folded)
+    if calm:  # blanked, not cut, so that a match's place is still its place in `text`
+        folded = _NO_HURRY.sub(lambda m: " " * len(m.group(0)), folded)
     found: list[Urgency] = []
     if match := _STOPPED.search(folded):
-        found.append(Urgency("urgent", f"work has stopped (“{match.group(0)}”)"))
+        found.append(Urgency("urgent", f"work has stopped (“{_said(text, match)}”)"))
     if match := _ESCALATION.search(folded):
-        found.append(Urgency("urgent", f"escalation (“{match.group(0)}”)"))
+        found.append(Urgency("urgent", f"escalation (“{_said(text, match)}”)"))
     if (header := _priority_header(headers)) is not None:
         found.append(header)
     if category in _LOW_CATEGORIES:
         # A thank-you's "your urgent help yesterday" is about the past; only headers and escalation count.
         folded = ""
     if match := _HASTE.search(folded):
-        found.append(Urgency("high", f"asks for speed (“{match.group(0)}”)"))
+        found.append(Urgency("high", f"asks for speed (“{_said(text, match)}”)"))
     if match := _DEADLINE.search(folded):
-        found.append(Urgency("high", f"deadline (“{match.group(0)}”)"))
+        found.append(Urgency("high", f"deadline (“{_said(text, match)}”)"))
     if (deadline := _near_deadline(text, dates, received_at.date())) is not None:
         found.append(Urgency("high", f"deadline {deadline.isoformat()} within two working days"))
     if match := _REMINDER.search(folded):
-        found.append(Urgency("high", f"still waiting (“{match.group(0)}”)"))
+        found.append(Urgency("high", f"still waiting (“{_said(text, match)}”)"))
     if category == "complaint" and (match := _ANGER.search(folded)):
-        found.append(Urgency("high", f"angry complaint (“{match.group(0)}”)"))
+        found.append(Urgency("high", f"angry complaint (“{_said(text, match)}”)"))
     if found:
         return min(found, key=lambda u: _RANK[u.level])
     if calm:
-        return Urgency("low", f"no hurry (“{calm.group(0).strip()}”)")
+        return Urgency("low", f"no hurry (“{_said(text, calm).strip()}”)")
     if category in _LOW_CATEGORIES:
         return Urgency("low", f"{category}: nothing to fix")
     return Urgency("normal", "no sign of urgency")
+
+
+def _said(text: str, match: re.Match[str]) -> str:
+    """The words of `text` that `match` (on ``fold(text)``) found, as the customer wrote them:
+    "stále nemáme", not "stale nemame"."""
+    origin = [index for index, char in enumerate(text) for _ in fold(char)]
+    start, end = match.span()
+    if len(origin) != len(match.string) or start == end:  # folding did not go char by char
+        return match.group(0)
+    return text[origin[start] : origin[end - 1] + 1]
 
 
 def more_urgent(a: str, b: str) -> str:

@@ -13,7 +13,7 @@ import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from spacy.language import Language
 from spacy.matcher import Matcher
@@ -286,10 +286,8 @@ def parse_amount(number: str) -> Decimal | None:
             digits = digits.replace(".", "").replace(",", "")
         else:
             digits = digits[:last].replace(".", "").replace(",", "") + "." + digits[last + 1 :]
-    try:
-        return Decimal(digits)
-    except InvalidOperation:
-        return None
+    # Digits only, as the importer reads them: Decimal would also read `1e9`.
+    return Decimal(digits) if re.fullmatch(r"[+-]?\d+(?:\.\d+)?", digits) else None
 
 
 def may_have_phone(text: str) -> bool:

@@ -11,24 +11,40 @@ import difflib
 import os
 import re
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from dotenv import dotenv_values
+from lingua import Language
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from rapport.errors import ConfigError
-from rapport.settings import Settings, read_settings
+from rapport.settings import ENV_NAMES, Settings, env_file_of, read_settings
 from store.hours import WEEKDAYS
 from store.validation import (
+    CATEGORIES,
+    SKILL_SYNONYMS,
     SKILLS_KNOWN,
     Invalid,
     check_categories,
     check_email,
     check_timezone,
     check_working_hours,
+    normal_email,
     read_skills,
 )
+
+CONFIG_ENV = ENV_NAMES["config_file"]
 
 
 class _Section(BaseModel):
@@ -67,12 +83,39 @@ class InboxConfig(_Section):
 
 
 class RouteConfig(_Section):
-    """Send a category or a language to a team or a rep (beyond each rep's own skills)."""
+    """Send a category or a language to a team or a rep (beyond each rep's own skills).
+
+    Every name must exist, or the route never applies: a category the classifier gives, one of
+    [nlp] languages, a team or an email of a rep under [[reps]] (`_Names`, the validation context).
+    """
 
     category: str | None = None
     language: str | None = None
     team: str | None = None
     rep: str | None = None  # a rep's email
+
+    @field_validator("category")
+    @classmethod
+    def _category(cls, value: str) -> str:
+        return _known(value, CATEGORIES, "not a category", SKILL_SYNONYMS)
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str, info: ValidationInfo) -> str:
+        languages = _names(info).languages
+        return _known(value, languages, "not one of [nlp] languages", _language_names(languages))
+
+    @field_validator("team")
+    @classmethod
+    def _team(cls, value: str, info: ValidationInfo) -> str:
+        return _known(value, _names(info).teams, "no rep under [[reps]] has this team")
+
+    @field_validator("rep")
+    @classmethod
+    def _rep(cls, value: str, info: ValidationInfo) -> str:
+        # addresses share their domain, so only a near miss of the whole is a typo
+        return _known(normal_email(value), _names(info).emails, "no rep under [[reps]] has this email",
+                      cutoff=0.9)
 
     @model_validator(mode="after")
     def _has_target(self) -> RouteConfig:
@@ -233,6 +276,55 @@ class RepConfig(_Section):
         return skills
 
 
+@dataclass(frozen=True)
+class _Names:
+    """What a route may name, read leniently from the file before it is validated: a route is
+    checked even when a rep or [nlp] has problems of its own (every problem in one run)."""
+
+    emails: list[str]
+    teams: list[str]
+    languages: list[str]
+
+    @classmethod
+    def read(cls, data: Mapping[str, Any]) -> _Names:
+        reps = [rep for rep in _items(data.get("reps")) if isinstance(rep, dict)]
+        nlp = data.get("nlp")
+        languages = (nlp["languages"] if isinstance(nlp, dict) and "languages" in nlp
+                     else NlpConfig.model_fields["languages"].default)
+        return cls(emails=[normal_email(str(rep["email"])) for rep in reps if "email" in rep],
+                   teams=sorted({str(rep["team"]) for rep in reps if "team" in rep}),
+                   languages=[str(code) for code in _items(languages)])
+
+
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _names(info: ValidationInfo) -> _Names:
+    # read_config passes the file's names; validated on its own, a route is in a file of nothing else
+    return info.context if isinstance(info.context, _Names) else _Names.read({})
+
+
+def _known(
+    value: str, valid: Sequence[str], problem: str, aliases: Mapping[str, str] | None = None, cutoff: float = 0.6
+) -> str:
+    """`value` when it is valid, else a ValueError: the problem and the nearest valid value, by
+    spelling or by an alias that means it (`partners`: `partnership`, `slovenian`: `sl`)."""
+    if value in valid:
+        return value
+    words = {**(aliases or {}), **{name.lower(): name for name in valid}}
+    close = difflib.get_close_matches(value.strip().lower(), list(words), n=1, cutoff=cutoff)
+    if close:
+        raise ValueError(f"{problem}; did you mean `{words[close[0]]}`?")
+    raise ValueError(f"{problem}; expected one of {', '.join(valid)}" if valid else f"{problem}; there is none")
+
+
+def _language_names(codes: Sequence[str]) -> dict[str, str]:
+    """The English names of language codes (`slovene`: `sl`), as the language detector knows them."""
+    names = {language.iso_code_639_1.name.lower(): language.name.lower() for language in Language.all()}
+    return {names[code]: code for code in codes if code in names}
+
+
 def _checked(check: Any, value: Any) -> Any:
     try:
         return check(value)
@@ -315,19 +407,14 @@ def read_config(path: Path | None) -> tuple[AppConfig | None, list[str]]:
         return None, [f"{path}: not valid TOML: {exc}"]
     except (OSError, UnicodeDecodeError) as exc:
         return None, [f"{path}: cannot read: {exc}"]
+    names = _Names.read(data)
+    duplicates = sorted({e for e in names.emails if names.emails.count(e) > 1})
+    problems = [f"{path}: `reps`: the same email appears twice: {', '.join(duplicates)}"] if duplicates else []
     try:
-        config = AppConfig.model_validate(data)
+        config = AppConfig.model_validate(data, context=names)
     except ValidationError as exc:
-        return None, [_describe(e, path) for e in exc.errors()]
+        return None, [*(_describe(e, path) for e in exc.errors()), *problems]
     config.source = path
-    problems = []
-    emails = [r.email for r in config.reps]
-    duplicates = sorted({e for e in emails if emails.count(e) > 1})
-    if duplicates:
-        problems.append(f"{path}: `reps`: the same email appears twice: {', '.join(duplicates)}")
-    problems += [f"{path}: `assignment.routes[{i}].rep`: no rep with the email {route.rep!r} under [[reps]]"
-                 for i, route in enumerate(config.assignment.routes)
-                 if route.rep and route.rep.strip().lower() not in emails]
     return (None if problems else config), problems
 
 
@@ -375,15 +462,30 @@ def _warnings(settings: Settings, config: AppConfig, config_file: Path) -> list[
     return found
 
 
+def _config_file(settings: Settings | None, overrides: Mapping[str, Any]) -> tuple[Path, bool]:
+    """The `rapport.toml` to read, and whether someone named it (RAPPORT_CONFIG in the environment
+    or `.env`, or an override) rather than it being the default."""
+    if settings is not None:
+        return settings.config_file, "config_file" in settings.model_fields_set
+    env_file = env_file_of(overrides)  # the settings have bad values: read the name alone
+    in_file = dotenv_values(env_file) if env_file is not None and env_file.is_file() else {}
+    named = overrides.get("config_file") or os.environ.get(CONFIG_ENV) or in_file.get(CONFIG_ENV)
+    return Path(named or Settings.model_fields["config_file"].default), bool(named)
+
+
 def check_configuration(**overrides: Any) -> Checked:
-    """The environment, `.env` and `rapport.toml`, checked together: one run names every problem."""
+    """The environment, `.env` and `rapport.toml`, checked together: one run names every problem.
+
+    A missing `rapport.toml` means the defaults, unless someone named the file: then it is a problem."""
     settings, problems = read_settings(**overrides)
-    config_file = settings.config_file if settings else Path(overrides.get("config_file") or os.environ.get(
-        "RAPPORT_CONFIG") or "rapport.toml")
+    config_file, named = _config_file(settings, overrides)
     extra = _password_names(config_file) if config_file.exists() else []
     if extra:  # a mailbox's password variable is a valid name, not a typo
         settings, problems = read_settings(extra, **overrides)
-    config, config_problems = read_config(config_file)
+    if named and not config_file.exists():
+        config, config_problems = None, [f"{CONFIG_ENV}: no such file (got '{config_file}')"]
+    else:
+        config, config_problems = read_config(config_file)
     if config is not None:  # like RAPPORT_IMAP_HOST without RAPPORT_IMAP_PASSWORD
         config_problems += [
             f"{config_file}: `inbox.mailboxes[{i}].password_env`: {mailbox.password_env} is not set in the "

@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from bot.digest import digest_managers, render_digest_text
@@ -44,7 +44,7 @@ from store.db import read_session, session_scope
 from store.digest import DigestFigures, compute_digest, period_bounds
 from store.exporting import export_rows, write_csv
 from store.importing import ImportReport, import_csv
-from store.models import Company, Contact, Conversation, Rep
+from store.models import Company, Contact, Conversation, Order, Rep
 from store.segments import SegmentParams
 
 SAMPLE_MAILBOX = "support@nordlys.example"
@@ -187,18 +187,37 @@ def open_demo(folder: Path) -> Runtime:
 
 
 def import_sample(rt: Runtime, plan: DemoPlan) -> dict[str, ImportReport]:
-    """The sample's CSV files through the importer, then the CRM's history put in the past."""
+    """The sample's CSV files through the importer, then the records dated as the sample's history."""
     reports = {
         entity: import_csv(rt.engine, entity, plan.folder / f"{entity}.csv", now=plan.clock)
         for entity in ("reps", "companies", "contacts", "orders")
     }
-    # Imported rows are stamped "now"; the sample's customers have been in the CRM
-    # for months, which is what the quiet-partner and stalled-prospect segments read.
-    since = plan.clock - timedelta(days=180)
     with session_scope(rt.engine) as session:
-        session.execute(update(Contact).values(created_at=since, updated_at=since))
-        session.execute(update(Company).values(created_at=since, updated_at=since))
+        date_records(session, plan.clock)
     return reports
+
+
+# Imported rows are stamped with the import's clock; the sample's records entered the CRM
+# before it: a company and its people a month before the company's first order, a company
+# that never ordered (the prospects) two months before the demo's clock. The stalled-prospect
+# segment counts an untouched contact's silence from its creation.
+LEAD_TIME = timedelta(weeks=4)
+PROSPECT_AGE = timedelta(weeks=8)
+
+
+def date_records(session: Session, clock: datetime) -> None:
+    """Give the imported companies and contacts the creation dates of the sample's history."""
+    first_orders = {company_id: day for company_id, day in session.execute(
+        select(Order.company_id, func.min(Order.ordered_on)).group_by(col(Order.company_id))
+    )}
+    session.execute(update(Contact).values(created_at=clock - PROSPECT_AGE, updated_at=clock - PROSPECT_AGE))
+    for company_id in session.exec(select(Company.id)).all():
+        first = first_orders.get(company_id)
+        since = datetime.combine(first, clock.timetz()) - LEAD_TIME if first else clock - PROSPECT_AGE
+        session.execute(update(Company).where(col(Company.id) == company_id)
+                        .values(created_at=since, updated_at=since))
+        session.execute(update(Contact).where(col(Contact.company_id) == company_id)
+                        .values(created_at=since, updated_at=since))
 
 
 def show_imports(console: Console, reports: dict[str, ImportReport]) -> None:

@@ -33,6 +33,8 @@ OTHER_NAMES = frozenset({"RAPPORT_TEST_POSTGRES_URL"})
 PREFIXES = ("RAPPORT_", "SLACK_")
 # Other tools share the SLACK_ prefix (SLACK_CLIENT_ID, SLACK_WEBHOOK_URL): only a near miss of ours is a typo.
 SLACK_TYPO_CUTOFF = 0.85
+# What RAPPORT_HTTP_WORKERS=0, its default, means (Settings.http_worker_count).
+HTTP_WORKERS_AUTO = "one per CPU, at most 4"
 
 
 def _env(*names: str) -> Any:
@@ -88,7 +90,7 @@ class Settings(BaseSettings):
     # 0: any free port (tests)
     http_port: int = Field(3000, ge=0, le=65535, validation_alias=_env("RAPPORT_HTTP_PORT"))
     public_url: str | None = Field(None, validation_alias=_env("RAPPORT_PUBLIC_URL"))  # where `serve` answers
-    # `serve`'s HTTP worker processes (rapport/workers.py); 0: one per CPU, at most 4
+    # `serve`'s HTTP worker processes (rapport/workers.py); 0: HTTP_WORKERS_AUTO
     http_workers: int = Field(0, ge=0, le=64, validation_alias=_env("RAPPORT_HTTP_WORKERS"))
 
     smtp_host: str | None = Field(None, validation_alias=_env("RAPPORT_SMTP_HOST"))

@@ -56,14 +56,15 @@ from store.validation import (
     SKILLS_KNOWN,
     Invalid,
     check_choice,
+    check_currency,
     check_domain,
     check_email,
+    check_order_amount,
+    check_order_date,
     check_timezone,
     check_working_hours,
     email_domain,
     is_free_mail,
-    parse_amount,
-    parse_date,
     read_skills,
     split_list,
 )
@@ -783,11 +784,9 @@ def import_order(session: Session, row: dict[str, str], line: int, ctx: Context)
         raise Invalid("no amount")
     if not row.get("ordered_on"):
         raise Invalid("no order date")
-    amount = parse_amount(row["amount"])
-    ordered_on = parse_date(row["ordered_on"])
-    currency = (row.get("currency") or "EUR").strip().upper()
-    if not re.fullmatch(r"[A-Z]{3}", currency):
-        raise Invalid(f"currency {row.get('currency')!r} is not a 3-letter code such as EUR")
+    amount = check_order_amount(row["amount"])
+    ordered_on = check_order_date(row["ordered_on"], ctx.now)
+    currency = check_currency(row.get("currency") or "EUR")
     contact_id = company_id = None
     if row.get("email"):
         address = session.exec(

@@ -27,6 +27,7 @@ from sqlmodel import Session
 from store.hours import UnknownZone, zone
 from store.models import (
     Activity,
+    ActivityKind,
     Company,
     Contact,
     ContactKind,
@@ -161,7 +162,7 @@ class QuietContact:
     kind: str
     stage: str
     owner: Owner
-    last_touch_at: datetime  # last activity, message, or the contact's creation
+    last_touch_at: datetime  # see `_last_touches`
     days_quiet: int
 
 
@@ -430,30 +431,13 @@ def quiet_partners(
 def _quiet_contacts(
     session: Session, where: Any, *, now: datetime, days: int, owner_ids: Collection[int] | None
 ) -> list[QuietContact]:
-    """Last touch = the latest of: an activity with the contact, a message from or to the
-    contact (inbound or outbound), the contact's creation."""
-    last_activity = (
-        select(func.max(_activity.occurred_at)).where(_activity.contact_id == _contact.id).scalar_subquery()
-    )
-    last_message = (
-        select(func.max(_message.received_at)).where(_message.contact_id == _contact.id).scalar_subquery()
-    )
     query = _with_owner(
-        select(
-            _contact.id,
-            _contact.name,
-            _contact.kind,
-            _contact.stage,
-            _contact.created_at,
-            last_activity.label("last_activity"),
-            last_message.label("last_message"),
-        )
+        select(_contact.id, _contact.name, _contact.kind, _contact.stage, *_last_touches(now))
     ).where(where, _owned_by(owner_ids))
     cutoff = now - timedelta(days=days)
     quiet = []
     for row in session.execute(query):
-        touches = [t for t in (row.last_activity, row.last_message, row.created_at) if t is not None]
-        last_touch = max(_aware(t) for t in touches)
+        last_touch = _last_touch_at(row)
         if last_touch < cutoff:
             quiet.append(
                 QuietContact(
@@ -464,10 +448,45 @@ def _quiet_contacts(
     return quiet
 
 
-def _aware(value: datetime | str) -> datetime:
+def _last_touches(now: datetime) -> list[Any]:
+    """SQL columns for `_last_touch_at`, per row of the contact table, up to `now`.
+
+    A contact's last touch is the latest of: a message from or to them (inbound or
+    outbound), an activity logged with them (a call, note, meeting, email or Slack
+    message; not a move: a rule changing a stage is no contact with the person), an
+    order of theirs (any status: a cancelled order was contact too); for a contact
+    with none of these, the contact's creation (creating a record touches nobody).
+    """
+    last_message = select(func.max(_message.received_at)).where(
+        _message.contact_id == _contact.id, _message.received_at <= now
+    )
+    last_activity = select(func.max(_activity.occurred_at)).where(
+        _activity.contact_id == _contact.id, _activity.kind != ActivityKind.move, _activity.occurred_at <= now
+    )
+    last_order = select(func.max(_order.ordered_on)).where(
+        _order.contact_id == _contact.id, _order.ordered_on <= now.astimezone(UTC).date()
+    )
+    return [
+        last_message.scalar_subquery().label("last_message"),
+        last_activity.scalar_subquery().label("last_activity"),
+        last_order.scalar_subquery().label("last_order"),
+        _contact.created_at.label("created_at"),
+    ]
+
+
+def _last_touch_at(row: Any) -> datetime:
+    """A contact's last touch, aware UTC, from a row with the `_last_touches` columns
+    (an order counts from the start of its day, UTC)."""
+    touches = [_aware(t) for t in (row.last_message, row.last_activity, row.last_order) if t is not None]
+    return max(touches, default=_aware(row.created_at))
+
+
+def _aware(value: datetime | date | str) -> datetime:
     # scalar subqueries of max() lose the column type on some dialects: re-attach UTC
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time())
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import calendar
 import re
-from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from babel.numbers import is_currency
 
 from store.hours import UnknownZone, parse_working_hours, zone
 from store.models import ContactKind, Role, Stage
@@ -39,8 +42,13 @@ class Invalid(ValueError):
     """A value that cannot be accepted; the message says why in a person's words."""
 
 
+def normal_email(value: str) -> str:
+    """An address as Rapport compares it: trimmed, without angle brackets, in lower case."""
+    return value.strip().strip("<>").lower()
+
+
 def check_email(value: str) -> str:
-    email = value.strip().strip("<>").lower()
+    email = normal_email(value)
     if not EMAIL.match(email):
         raise Invalid(f"invalid email address {value.strip()!r}")
     return email
@@ -130,6 +138,7 @@ def check_choice(value: str, allowed: type[ContactKind] | type[Stage] | type[Rol
 
 # Order.amount is Numeric(14, 2): twelve digits before the point.
 MAX_AMOUNT = Decimal(10) ** 12
+PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
 
 
 def parse_amount(value: str) -> Decimal:
@@ -147,12 +156,10 @@ def parse_amount(value: str) -> Decimal:
         grouped = (decimals == 3 and len(re.findall(r"[.,]", digits)) == 1) or decimals not in (1, 2)
         whole = (digits if grouped else digits[:last]).replace(".", "").replace(",", "")
         digits = whole if grouped else f"{whole}.{digits[last + 1:]}"
-    try:
-        amount = Decimal(digits)
-    except InvalidOperation:
-        raise Invalid(f"amount {value!r} is not a number") from None
-    if not amount.is_finite():
-        raise Invalid(f"amount {value!r} is not a number")
+    # Digits only: Decimal would also read `1e9`, `NaN` and `Infinity`, which no one writes for money.
+    if not PLAIN_NUMBER.fullmatch(digits):
+        raise Invalid(f"amount {value!r} is not a number written in digits, such as 1200.50")
+    amount = Decimal(digits)
     # Checked before quantize, which raises InvalidOperation past 28 digits.
     if abs(amount) >= MAX_AMOUNT:
         raise Invalid(f"amount {value!r} is too large (at most 999,999,999,999.99)")
@@ -171,6 +178,76 @@ def parse_date(value: str) -> date:
         return datetime.fromisoformat(text).date()
     except ValueError:
         raise Invalid(f"date {value!r} not understood; use YYYY-MM-DD") from None
+
+
+# A date in digits is read one way, and nlp.entities reads the forms it finds in mail alike
+# (tests/test_contract.py): year first with four digits (2026-12-31, 2026/12/31); otherwise
+# the day comes first, and a slashed date is month first only where day first cannot be a
+# date and month first can (the US "11/23/2026").
+_NUMERIC_DATES = (
+    re.compile(r"(?P<y>\d{4})([-/])(?P<m>\d{1,2})\2(?P<d>\d{1,2})"),
+    re.compile(r"(?P<d>\d{1,2})\.\s?(?P<m>\d{1,2})(?:\.(?:\s?(?P<y>\d{4}))?)?"),
+    re.compile(r"(?P<a>\d{1,2})/(?P<b>\d{1,2})(?:/(?P<y>\d{4}))?"),
+)
+# 29 February comes round within eight years (2096, then 2104).
+_YEARS_AHEAD = 8
+
+
+def parse_numeric_date(value: str, *, today: date) -> date | None:
+    """The date `value` writes in digits (`2026-12-31`, `31.12.`, `31.12.2026`, `31/12`), or
+    None if it is not written so; without a year, the first such day from `today` on.
+    A day that does not exist is refused: `31.02.` raises Invalid("31 February is not a date")."""
+    text = value.strip()
+    match = next(filter(None, (pattern.fullmatch(text) for pattern in _NUMERIC_DATES)), None)
+    if match is None:
+        return None
+    parts = match.groupdict()
+    if parts.get("a") is not None:
+        first, second = int(parts["a"]), int(parts["b"])
+        day, month = (second, first) if second > 12 >= first else (first, second)
+    else:
+        day, month = int(parts["d"]), int(parts["m"])
+    if not 1 <= month <= 12:
+        raise Invalid(f"{text} is not a date: there is no month {month}")
+    name = calendar.month_name[month]
+    if not 1 <= day <= calendar.monthrange(2000, month)[1]:  # 2000: a leap year
+        raise Invalid(f"{day} {name} is not a date")
+    if parts["y"] is not None:
+        year = int(parts["y"])
+        if day > calendar.monthrange(year, month)[1]:
+            raise Invalid(f"{day} {name} {year} is not a date")
+        return date(year, month, day)
+    years = range(today.year, today.year + _YEARS_AHEAD + 1)
+    days = (date(year, month, day) for year in years if day <= calendar.monthrange(year, month)[1])
+    return next(found for found in days if found >= today)
+
+
+def check_order_amount(value: str) -> Decimal:
+    """An order's amount: `parse_amount`, and not below zero (a refund is not an order)."""
+    amount = parse_amount(value)
+    if amount < 0:
+        raise Invalid(f"amount {value!r} is negative: a refund is not an order")
+    return amount
+
+
+# UTC+14 (Kiribati) starts each day first: a date after its today has not begun anywhere.
+EARLIEST_ZONE = timedelta(hours=14)
+
+
+def check_order_date(value: str, now: datetime) -> date:
+    """An order's date: `parse_date`, and not after today (today anywhere on Earth at `now`)."""
+    day = parse_date(value)
+    if day > (now.astimezone(UTC) + EARLIEST_ZONE).date():
+        raise Invalid(f"order date {value!r} is in the future (today is {now.astimezone(UTC).date()})")
+    return day
+
+
+def check_currency(value: str) -> str:
+    """An ISO 4217 currency code, upper case (`eur` is EUR); Babel's CLDR data knows the codes."""
+    code = value.strip().upper()
+    if not is_currency(code):
+        raise Invalid(f"currency {value!r} is not an ISO 4217 code such as EUR, SEK or USD")
+    return code
 
 
 def split_list(value: str | None) -> list[str]:

@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 from rapport.cli.common import console, err_console, print_json, runtime
 from rapport.config import check_configuration
-from rapport.settings import ENV_NAMES, Settings
+from rapport.settings import ENV_NAMES, HTTP_WORKERS_AUTO, Settings
 from store.db import current_revision, head_revision, make_engine, upgrade
 
 db_app = typer.Typer(help="Create, migrate and inspect the database.", no_args_is_help=True)
@@ -63,9 +63,11 @@ def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
 
 
 def effective_environment(settings: Settings) -> dict[str, Any]:
-    """Every setting by its variable name, defaults included; secrets and the database password masked."""
+    """Every setting by its variable name, as in effect (defaults included, the number of HTTP workers
+    worked out); secrets and the database password masked."""
     values = settings.model_dump(mode="json")  # SecretStr fields dump as '**********'
     environment = {ENV_NAMES[k]: v for k, v in values.items()}
+    environment[ENV_NAMES["http_workers"]] = settings.http_worker_count
     # the URL is a plain string, but may hold a password
     environment["RAPPORT_DATABASE_URL"] = make_url(settings.database_url).render_as_string(hide_password=True)
     return environment
@@ -105,6 +107,8 @@ def config_check(as_json: bool = typer.Option(False, "--json", help="Print JSON.
     table.columns[1].overflow = "fold"
     for key, value in environment.items():
         shown = "(not set)" if value is None else str(value)
+        if key == ENV_NAMES["http_workers"] and not settings.http_workers:
+            shown += f" ({HTTP_WORKERS_AUTO})"
         table.add_row(key, Text(shown, style="" if key in set_names else "dim"))
     console.print(table)
     source = str(config.source) if config.source else f"{settings.config_file} (not found: defaults)"

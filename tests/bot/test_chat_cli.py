@@ -63,6 +63,13 @@ def test_one_shot_remind_then_reminder_shown_in_console(chat_env: str) -> None:
     assert "I'll remind you" in result.output and "CET" in result.output
 
 
+def test_chat_remind_refuses_31_february(chat_env: str) -> None:
+    # regression: the reported "I'll remind you Tue 04 Feb 2031 00:00 CET"
+    result = CliRunner().invoke(app, ["chat", "--as", "alice@nordlys.example", "remind me 31.02. call"])
+    assert result.exit_code == 1, result.output  # refused: nothing was set
+    assert "31 February is not a date." in result.output and "I'll remind you" not in result.output
+
+
 def test_interactive_session(chat_env: str) -> None:
     result = CliRunner().invoke(app, ["chat", "--as", "alice@nordlys.example"], input="help\nfind acme\nquit\n")
     assert result.exit_code == 0, result.output

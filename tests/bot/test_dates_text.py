@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import calendar
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from bot.blocks import render_text, section, split_blocks
 from bot.dates import parse_when, split_when
 from bot.text import escape
+from store.validation import Invalid
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # Monday 10:00 in Stockholm
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+TODAY = NOW.astimezone(STOCKHOLM).date()
 
 
 @pytest.mark.parametrize(("text", "languages", "expected"), [
@@ -23,6 +30,77 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # Monday 10:00 in Stockholm
 def test_parse_when_in_the_reps_zone(text: str, languages: list[str], expected: str) -> None:
     moment = parse_when(text, tz="Europe/Stockholm", languages=languages, now=NOW)
     assert moment is not None and moment.isoformat() == expected
+
+
+def local_when(text: str) -> datetime:
+    moment = parse_when(text, tz="Europe/Stockholm", now=NOW)
+    assert moment is not None, text
+    return moment.astimezone(STOCKHOLM)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("31.12.", "2026-12-31 09:00"),  # regression: a digit counted as a time, so midnight
+    ("31.12", "2026-12-31 09:00"),
+    ("31/12", "2026-12-31 09:00"),
+    ("2026-12-31", "2026-12-31 09:00"),
+    ("31. 12. 2026", "2026-12-31 09:00"),
+    ("1.12.", "2026-12-01 09:00"),  # regression: read as 01:12 tomorrow
+    ("3.5.2027 14:30", "2027-05-03 14:30"),  # regression: read month first, 5 March
+    ("12/1", "2027-01-12 09:00"),  # day first; 12 January 2026 has passed
+    ("11/23/2026", "2026-11-23 09:00"),  # month first only where day first cannot be
+    ("31.12. 10am", "2026-12-31 10:00"),
+    ("31 december", "2026-12-31 09:00"),
+    ("15.30", "2026-11-23 15:30"),  # half past three, as Swedes write it
+    ("midnight", "2026-11-24 00:00"),  # a time of day written is kept, even 00:00
+])
+def test_a_date_in_digits_is_read_day_first_at_nine_unless_a_time_is_given(text: str, expected: str) -> None:
+    assert f"{local_when(text):%Y-%m-%d %H:%M}" == expected
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("31.02.", "31 February is not a date"),
+    ("32.12.", "32 December is not a date"),
+    ("13/25", "13/25 is not a date: there is no month 25"),
+    ("2026-13-01", "2026-13-01 is not a date: there is no month 13"),
+    ("29.02.2027", "29 February 2027 is not a date"),
+])
+def test_reminder_refuses_31_february_and_other_days_that_do_not_exist(text: str, message: str) -> None:
+    # regression: these became Tue 04 Feb 2031, Sat 04 Dec 2032, 13 Dec 2125 and 13 Jan 2026
+    with pytest.raises(Invalid, match=f"^{message}$"):
+        parse_when(text, tz="Europe/Stockholm", now=NOW)
+    with pytest.raises(Invalid, match=f"^{message}$"):
+        split_when([text, "call"], tz="Europe/Stockholm", now=NOW)
+
+
+@pytest.mark.parametrize("text", ["10", "5.", "2026"])
+def test_bare_numbers_are_not_a_month_years_away(text: str) -> None:
+    # regression: dateparser read "10" as 23 October 2027
+    assert parse_when(text, tz="Europe/Stockholm", now=NOW) is None
+
+
+DAY_FIRST = ["{d}.{m}.{y}", "{d:02d}.{m:02d}.{y}", "{d}. {m}. {y}", "{d}/{m}/{y}", "{y}-{m:02d}-{d:02d}"]
+
+
+@given(st.dates(min_value=TODAY, max_value=date(2099, 12, 31)), st.sampled_from(DAY_FIRST))
+def test_any_date_written_in_digits_is_that_date_at_nine(day: date, style: str) -> None:
+    moment = local_when(style.format(d=day.day, m=day.month, y=day.year))
+    assert (moment.date(), moment.time()) == (day, time(9))
+
+
+@given(st.dates(min_value=date(2000, 1, 1), max_value=date(2099, 12, 31)))
+def test_a_date_without_a_year_is_the_next_such_day(day: date) -> None:
+    found = local_when(f"{day.day}.{day.month}.").date()
+    assert (found.month, found.day) == (day.month, day.day) and found >= TODAY
+    earlier_years = range(TODAY.year, found.year)
+    assert not any(day.day <= calendar.monthrange(y, day.month)[1] and date(y, day.month, day.day) >= TODAY
+                   for y in earlier_years)
+
+
+@given(st.integers(0, 99), st.integers(0, 99), st.sampled_from(["{d}.{m}.", "{d}.{m}.2026", "2026-{m}-{d}"]))
+def test_an_impossible_day_or_month_is_refused(day: int, month: int, style: str) -> None:
+    assume(not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(2026 if "2026" in style else 2000, month)[1]))
+    with pytest.raises(Invalid, match="is not a date"):
+        parse_when(style.format(d=day, m=month), tz="Europe/Stockholm", now=NOW)
 
 
 def test_split_when_takes_the_longest_time_prefix() -> None:

@@ -143,6 +143,14 @@ def test_log_call_modal_validates_then_saves(interact: Any, seeded: Seeded, engi
     assert (followup.contact_id, followup.note, followup.source) == (seeded.jan, "Send the quote", "call")
 
 
+def test_log_call_modal_refuses_31_february(interact: Any, seeded: Seeded, engine: Any) -> None:
+    status, body = interact(_log_call_submission(str(seeded.jan), "Discussed renewal", "31.02.", "25"))
+    assert status == 200
+    assert json.loads(body)["errors"] == {"followup": "31 February is not a date."}
+    with Session(engine) as session:
+        assert session.exec(select(Activity)).all() == []
+
+
 def test_card_buttons_open_prefilled_modals(interact: Any, seeded: Seeded, fake_slack: FakeSlack) -> None:
     payload = slack_requests.block_action_payload("followup_open", str(seeded.jan), user_id=ALICE)
     assert interact(payload)[0] == 200

@@ -150,6 +150,27 @@ def test_remind_with_an_unreadable_time_explains(slash: Any, seeded: Seeded) -> 
     assert "could not read a time" in all_text(answer["blocks"])
 
 
+REFUSED_DATES = {  # regression: "31.02." was Tue 04 Feb 2031 and "13/25" Thu 13 Dec 2125
+    'remind "Jan Šťastný" 31.02. call': "31 February is not a date.",
+    "remind me 13/25 call": "13/25 is not a date: there is no month 25.",
+    "away 32.12.": "32 December is not a date.",
+}
+
+
+def test_remind_and_away_refuse_31_february(slash: Any, seeded: Seeded, engine: Any) -> None:
+    for command, refusal in REFUSED_DATES.items():
+        _, answer = slash(command)
+        assert refusal in all_text(answer["blocks"]), command
+    with Session(engine) as session:
+        assert session.exec(select(FollowUp)).all() == []
+    assert _alice(engine).away_until is None
+
+
+def test_remind_on_a_date_in_digits_is_at_nine(slash: Any, seeded: Seeded) -> None:
+    _, answer = slash("remind me 31.12. call Jan")  # regression: midnight
+    assert "Thu 31 Dec 2026 09:00 CET" in answer["text"]
+
+
 def test_away_and_back(slash: Any, seeded: Seeded, engine: Any) -> None:
     _, answer = slash("away in 2 days")
     assert "You're away until Wed 25 Nov 2026 10:00 CET" in answer["text"]

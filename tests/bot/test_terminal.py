@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from bot.blocks import fields, section
+from bot.blocks import actions, button, context, fields, section
 from bot.notify import ConsoleSender, Outgoing
 from bot.terminal import terminal_blocks, terminal_text
 from store.models import Rep
@@ -56,3 +56,21 @@ def test_console_sender_prints_names_not_user_ids() -> None:
     assert "DM to Anna Berg: New email for @Anna Berg" in output
     assert "<@" not in output and "*" not in output
     assert terminal_blocks([], "plain &amp; simple").plain == "plain & simple"
+
+
+def test_regression_a_narrow_terminal_wraps_between_items_not_inside_one() -> None:
+    """The demo's DMs broke "Language: sv" and "[Reassign to…]" across lines at 80 columns."""
+    blocks = [context("*Category:* order (100%)", "*Urgency:* normal (no sign of urgency)", "*Language:* sv",
+                      "*Received:* 4d ago"),
+              actions(button("Claim", "claim"), button("Mark answered", "done"), button("Show conversation", "show"),
+                      button("Reply", "reply"), button("Recategorise…", "cat"), button("Reassign to…", "to"))]
+    text = terminal_blocks(blocks, "", width=60).plain
+    lines = text.split("\n")
+    assert lines == ["  Category: order (100%)",
+                     "  Urgency: normal (no sign of urgency)  ·  Language: sv",
+                     "  Received: 4d ago",
+                     "  [Claim] [Mark answered] [Show conversation] [Reply]",
+                     "  [Recategorise…] [Reassign to…]"]
+    assert all(len(line) <= 60 for line in lines)
+    # without a width (a message's plain text), one line per block as before
+    assert len(terminal_blocks(blocks, "").plain.split("\n")) == 2

@@ -350,3 +350,122 @@ def test_surveys_or_email_digests_without_smtp_are_a_warning_not_an_error(tmp_pa
                                env={**_clean_env(tmp_path), "RAPPORT_SMTP_HOST": "mail.example.com"},
                                cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert with_smtp.returncode == 0 and "warning" not in with_smtp.stderr
+
+
+# --------------------------------------------------------------------------- routes name what exists
+
+REPS = '[[reps]]\nname = "A"\nemail = "a@x.example"\nteam = "sales"\n\n'
+
+
+def _problems(path: Path) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    return str(info.value)
+
+
+def test_regression_a_route_with_a_misspelt_category_language_or_team_is_rejected(tmp_path: Path) -> None:
+    """`partnerships`, `slovenian` and `salse` passed, and the route never applied ("route
+    partnership → team salse: nobody available"); each is named, with the value meant."""
+    path = _write(tmp_path, REPS + '[[assignment.routes]]\ncategory = "partnerships"\nlanguage = "slovenian"\n'
+                                   'team = "salse"\n')
+    message = _problems(path)
+    assert f"{path}: `assignment.routes[0].category`: not a category; did you mean `partnership`?" in message
+    assert "`assignment.routes[0].language`: not one of [nlp] languages; did you mean `sl`?" in message
+    assert "`assignment.routes[0].team`: no rep under [[reps]] has this team; did you mean `sales`?" in message
+
+
+@pytest.mark.parametrize("route, named", [
+    ('category = "partners"', "did you mean `partnership`?"),  # a skill's synonym means its category
+    ('category = "needs_triage"', "not a category"),  # the classifier's "unsure" is never routed
+    ('language = "SL"', "did you mean `sl`?"),
+    ('language = "fr"', "not one of [nlp] languages; expected one of en, sl"),
+    ('language = "swedish"', "expected one of en, sl"),
+    ('category = "sales"\nteam = "support"', "no rep under [[reps]] has this team; expected one of sales"),
+])
+def test_a_route_names_a_category_a_configured_language_and_a_team_that_exist(
+    route: str, named: str, tmp_path: Path
+) -> None:
+    target = "" if "team" in route else '\nrep = "a@x.example"'
+    path = _write(tmp_path, REPS + f'[nlp]\nlanguages = ["en", "sl"]\n\n[[assignment.routes]]\n{route}{target}\n')
+    assert named in _problems(path)
+
+
+def test_routes_to_what_exists_are_accepted(tmp_path: Path) -> None:
+    path = _write(tmp_path, REPS + '[[assignment.routes]]\ncategory = "partnership"\nlanguage = "fr"\nteam = "sales"\n\n'
+                                   '[[assignment.routes]]\nlanguage = "sl"\nrep = "<A@x.example>"\n')
+    routes = load_config(path).assignment.routes
+    assert [(r.category, r.language, r.team, r.rep) for r in routes] == [
+        ("partnership", "fr", "sales", None), (None, "sl", None, "a@x.example")]
+
+
+def test_the_sample_configuration_passes() -> None:
+    assert len(load_config(REPO / "rapport" / "sample" / "rapport.toml").assignment.routes) == 3
+
+
+def test_regression_a_route_problem_is_reported_beside_every_other_problem(tmp_path: Path) -> None:
+    """A route to an unknown rep was reported only when the file had no other problem: with a
+    skills typo as well, the skills error came alone."""
+    path = _write(tmp_path, REPS + '[[reps]]\nname = "B"\nemail = "B@x.example"\nskills = ["juggling"]\n\n'
+                                   '[[reps]]\nname = "B again"\nemail = "b@x.example"\n\n'
+                                   '[[assignment.routes]]\ncategory = "billing"\nrep = "ghost@x.example"\n\n'
+                                   '[[assignment.routes]]\ncategory = "refund"\nrep = "b@x.example"\n')
+    problems = _problems(path).splitlines()
+    assert len(problems) == 3, problems
+    assert "`assignment.routes[0].rep`: no rep under [[reps]] has this email" in problems[0]
+    assert "ghost@x.example" in problems[0]
+    assert "`reps[1].skills`: unknown skills juggling" in problems[1]
+    assert problems[2] == f"{path}: `reps`: the same email appears twice: b@x.example"
+
+
+# --------------------------------------------------------------------------- which file, which values
+
+
+def test_regression_a_named_config_file_that_is_missing_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`RAPPORT_CONFIG=nonexist.toml` ran on the defaults with exit 0; only the implicit
+    rapport.toml may be missing."""
+    from rapport.config import check_configuration
+
+    monkeypatch.chdir(tmp_path)
+    assert check_configuration().problems == []  # no ./rapport.toml: the defaults
+    assert check_configuration(config_file=tmp_path / "absent.toml").problems == [
+        f"RAPPORT_CONFIG: no such file (got '{tmp_path / 'absent.toml'}')"]
+    (tmp_path / ".env").write_text("RAPPORT_CONFIG=from-env-file.toml\nRAPPORT_LOG_LEVEL=LOUD\n")
+    assert "RAPPORT_CONFIG: no such file (got 'from-env-file.toml')" in check_configuration().problems
+
+
+@pytest.mark.parametrize("env, toml, named", [
+    ({"RAPPORT_CONFIG": "nonexist.toml"}, "", "RAPPORT_CONFIG: no such file (got 'nonexist.toml')"),
+    ({}, REPS + '[[assignment.routes]]\ncategory = "partnership"\nteam = "salse"\n', "did you mean `sales`?"),
+])
+def test_serve_refuses_to_start_on_a_missing_named_file_or_a_route_typo(
+    env: dict[str, str], toml: str, named: str, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    if toml:
+        (tmp_path / "rapport.toml").write_text(toml, encoding="utf-8")
+    for command in (["config", "check"], ["serve"]):
+        run = subprocess.run([sys.executable, "-m", "rapport.cli.main", *command], env={**_clean_env(tmp_path), **env},
+                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 2 and named in " ".join(run.stderr.split()), (command, run.stderr)
+    assert not (tmp_path / "r.db").exists()
+
+
+def test_regression_config_check_shows_the_number_of_http_workers_in_effect(tmp_path: Path) -> None:
+    """It showed `RAPPORT_HTTP_WORKERS 0`, the default's code, not the workers `serve` starts."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    expected = max(1, min(4, len(os.sched_getaffinity(0))))
+    check = [sys.executable, "-m", "rapport.cli.main", "config", "check"]
+    table = subprocess.run(check, env=_clean_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    row = next(line.split() for line in table.stdout.splitlines() if "RAPPORT_HTTP_WORKERS" in line)
+    assert row == ["RAPPORT_HTTP_WORKERS", str(expected), "(one", "per", "CPU,", "at", "most", "4)"]
+    given = subprocess.run([*check, "--json"], env={**_clean_env(tmp_path), "RAPPORT_HTTP_WORKERS": "3"},
+                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert json.loads(given.stdout)["environment"]["RAPPORT_HTTP_WORKERS"] == 3

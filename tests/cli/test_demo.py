@@ -27,6 +27,7 @@ from store.models import (
     OutboxItem,
     OutboxStatus,
 )
+from store.segments import SegmentParams, quiet_partners, stalled_prospects
 
 
 def test_the_demo_files_assigns_notifies_and_digests(
@@ -64,6 +65,16 @@ def test_the_demo_files_assigns_notifies_and_digests(
         assert stamps and max(s for s in stamps if s is not None) <= clock
         # The sample speaks Rapport's consent purposes (service, marketing, survey), not its own.
         assert set(session.exec(select(Consent.purpose)).all()) <= set(PURPOSES)
+        # Regression: every contact was created 180 days before the clock and orders were no touch,
+        # so both quiet segments said "180 days" for every row, a top-ten partner among them. Alpe
+        # Distribucija has not ordered since the summer; Balaton Food Lab evaluates in silence.
+        partners = quiet_partners(session, now=clock, params=SegmentParams())
+        assert [(c.name, c.last_touch_at.date()) for c in partners] == [
+            ("Jure Kos", date(2026, 1, 11)), ("Oliver Grant", date(2026, 3, 17)), ("Tina Vidmar", date(2026, 8, 22))
+        ]
+        stalled = stalled_prospects(session, now=clock, params=SegmentParams())
+        assert [(c.name, c.days_quiet) for c in stalled] == [("Bence Farkas", 56)]
+        assert len(set(session.exec(select(Contact.created_at)).all())) > 10
     assert "Slack DM to" in output
     assert "Weekly digest for" in output
     assert "notifications delivered from the outbox" in output

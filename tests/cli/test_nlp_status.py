@@ -82,7 +82,8 @@ def test_status_command_fits_80_columns_and_prints_json(
     add_correction(rt, "Wir möchten eine Vorführung Ihrer Software für zwölf Personen.", "sales", "de")
     monkeypatch.setenv("RAPPORT_DATABASE_URL", rt.settings.database_url)
     monkeypatch.setenv("RAPPORT_MODEL_DIR", str(cache))
-    monkeypatch.setenv("RAPPORT_CONFIG", str(tmp_path / "absent.toml"))
+    (tmp_path / "rapport.toml").write_text("", encoding="utf-8")
+    monkeypatch.setenv("RAPPORT_CONFIG", str(tmp_path / "rapport.toml"))
     runtime.cache_clear()
 
     text = CliRunner().invoke(app, ["nlp", "status"], terminal_width=80)

@@ -27,7 +27,7 @@ def run(*args: str, input: str | None = None) -> str:
 @pytest.fixture
 def person(database: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
     monkeypatch.setenv("RAPPORT_PRIVACY_KEY", "cli-test-key")
-    (tmp_path / "absent.toml").write_text("[privacy.retention_days]\nmessage_bodies = 30\n", encoding="utf-8")
+    (tmp_path / "rapport.toml").write_text("[privacy.retention_days]\nmessage_bodies = 30\n", encoding="utf-8")
     engine = make_engine(database)
     with session_scope(engine) as session:
         contact = Contact(name="Ola Nordmann")

@@ -8,7 +8,7 @@ implementation of the same definition.
 from __future__ import annotations
 
 import statistics
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
@@ -25,7 +25,7 @@ from store.digest import (
     period_bounds,
 )
 from store.hours import UnknownZone
-from store.models import Contact, FollowUp, Order, Rep
+from store.models import Activity, Contact, FollowUp, Order, Rep
 from store.segments import (
     SegmentParams,
     UnknownSegment,
@@ -183,6 +183,35 @@ def test_stalled_prospects_and_quiet_partners(engine: Engine, known: Known) -> N
     # Rolf (at a partner company) was never touched since his creation 100 days ago; Rita's call was
     # 50 days ago; Ruth wrote 10 days ago
     assert [(c.name, c.days_quiet) for c in partners] == [("Rolf AtPartner", 100), ("Rita Partner", 50)]
+
+
+def test_regression_a_partner_s_recent_order_is_a_touch_and_a_rule_s_move_is_not(
+    engine: Engine, known: Known
+) -> None:
+    """A top-ten partner who last ordered weeks ago was listed 180 days quiet: orders were no
+    touch, and the stage moves a rule wrote at import time hid other partners altogether."""
+    today = NOW.date()
+    with Session(engine) as session:
+        _order(session, _contact(session, known, "r1"), today - timedelta(days=10))  # Rita ordered
+        # Rolf's cancelled order 60 days ago was still contact with him
+        _order(session, _contact(session, known, "r2"), today - timedelta(days=60), "cancelled")
+        _order(session, _contact(session, known, "r3"), today + timedelta(days=1))  # not yet: no touch
+        # a rule moved Pia's stage yesterday; nobody spoke to her
+        session.add(Activity(kind="move", occurred_at=NOW - timedelta(days=1), contact_id=known.contacts["p1"].id))
+        # imported today, with an order from 80 days ago: quiet since the order, not since the import
+        late = Contact(name="Lea Imported", kind="partner", created_at=NOW)
+        session.add(late)
+        session.flush()
+        _order(session, late, today - timedelta(days=80))
+
+        partners = quiet_partners(session, now=NOW, params=PARAMS)
+        stalled = stalled_prospects(session, now=NOW, params=PARAMS)
+
+    assert [(c.name, c.days_quiet, c.last_touch_at) for c in partners] == [
+        ("Lea Imported", 80, datetime.combine(today - timedelta(days=80), time(), UTC)),
+        ("Rolf AtPartner", 60, datetime.combine(today - timedelta(days=60), time(), UTC)),
+    ]
+    assert [(c.name, c.days_quiet) for c in stalled] == [("Pia Stalled", 30), ("Pat Mail", 25)]
 
 
 def test_export_segment_rows_are_flat(engine: Engine, known: Known) -> None:

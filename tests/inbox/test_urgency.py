@@ -128,6 +128,17 @@ def test_the_reason_names_what_was_found() -> None:
     assert verdict.reason == "marked high priority by the sender"
 
 
+@pytest.mark.parametrize(("text", "reason"), [
+    ("Meškanie\n\nTovar stále nemáme, prosím o informáciu.", "still waiting (“stále nemáme”)"),
+    ("Straße gesperrt\n\nDie Straße ist zu, wir brauchen die Ware schnellstmöglich.",
+     "asks for speed (“schnellstmöglich”)"),
+    ("Ingen brådska\n\nIngen brådska, men när kommer katalogen?", "no hurry (“Ingen brådska”)"),
+])
+def test_regression_the_reason_quotes_the_customer_s_words_not_their_folded_form(text: str, reason: str) -> None:
+    """The demo showed "still waiting (“stale nemame”)" for a mail that said "stále nemáme"."""
+    assert assess_urgency({}, text, category="delivery", received_at=FRIDAY).reason == reason
+
+
 def test_sla_follows_urgency_and_a_thank_you_owes_no_reply() -> None:
     options = IngestOptions(sla_hours=8.0)
     assert sla_hours(options, "order", "normal") == 8.0

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,11 @@ from store.importing import import_csv
 from store.models import Company, CompanyDomain, Contact, ContactEmail, Order, Rep, SearchTerm
 from store.reps import upsert_rep
 from store.search import rebuild_index, search_contacts
+from store.validation import Invalid, check_currency, check_order_date
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "csv"
 MESSY = FIXTURES / "hubspot_contacts_messy.csv"
+IMPORT_CLOCK = datetime(2026, 11, 20, 13, 0, tzinfo=UTC)
 
 
 def _add_rep(engine: Engine, email: str = "anna@nordlys.example") -> None:
@@ -183,7 +186,8 @@ def test_killed_import_leaves_each_row_in_or_out_and_a_rerun_completes(tmp_path:
     url = f"sqlite:///{db}"
     engine = make_engine(url)
     upgrade(engine)
-    env = {**os.environ, "RAPPORT_DATABASE_URL": url, "RAPPORT_CONFIG": str(tmp_path / "none.toml")}
+    (tmp_path / "rapport.toml").write_text("", encoding="utf-8")
+    env = {**os.environ, "RAPPORT_DATABASE_URL": url, "RAPPORT_CONFIG": str(tmp_path / "rapport.toml")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "rapport.cli.main", "import", "contacts", str(path), "--json"],
         env=env,
@@ -254,6 +258,45 @@ def test_an_amount_too_large_is_rejected_not_a_crash(engine: Engine, tmp_path: P
     report = import_csv(engine, "orders", orders)
     assert report.imported == 1
     assert [(r.line, "too large" in r.reason) for r in report.rejected] == [(2, True), (3, True)]
+
+
+def test_regression_orders_with_impossible_values_are_rejected_row_by_row(engine: Engine) -> None:
+    """An unknown currency, a negative amount, a date in the future and `1e9` all landed: the card
+    showed "Orders: 18 (last 2030-01-01)" and a lifetime value of a billion, ranked first."""
+    with session_scope(engine) as session:
+        contact = Contact(name="Bea Buyer")
+        session.add(contact)
+        session.flush()
+        session.add(ContactEmail(contact_id=contact.id, email="buyer@acme.example", is_primary=True))
+
+    report = import_csv(engine, "orders", FIXTURES / "orders_impossible_values.csv", now=IMPORT_CLOCK)
+
+    assert report.imported == 2
+    assert [(r.line, r.reason) for r in report.rejected] == [
+        (3, "currency 'XYZ' is not an ISO 4217 code such as EUR, SEK or USD"),
+        (4, "amount '-50' is negative: a refund is not an order"),
+        (5, "order date '2030-01-01' is in the future (today is 2026-11-20)"),
+        (6, "amount '1e9' is not a number written in digits, such as 1200.50"),
+    ]
+    assert all(len(f"line {r.line}: {r.reason}") <= 80 for r in report.rejected)
+    with Session(engine) as session:
+        landed = {o.external_id: (str(o.amount), o.currency) for o in session.exec(select(Order))}
+    assert landed == {"NS-401": ("1200.50", "EUR"), "NS-406": ("1200.50", "SEK")}
+
+
+def test_an_order_dated_today_east_of_utc_is_not_in_the_future() -> None:
+    # 23:30 UTC on the 20th is the 21st in Stockholm already; the 22nd has begun nowhere yet
+    late_evening = datetime(2026, 11, 20, 23, 30, tzinfo=UTC)
+    assert check_order_date("2026-11-21", late_evening) == date(2026, 11, 21)
+    with pytest.raises(Invalid, match="in the future"):
+        check_order_date("2026-11-22", late_evening)
+
+
+def test_currency_codes_are_iso_4217_in_any_case() -> None:
+    assert [check_currency(code) for code in ("EUR", "sek", " huf ", "CZK")] == ["EUR", "SEK", "HUF", "CZK"]
+    for code in ("XYZ", "EURO", "€", "E"):
+        with pytest.raises(Invalid, match="ISO 4217"):
+            check_currency(code)
 
 
 def test_a_row_the_database_refuses_does_not_abort_the_file(engine: Engine, tmp_path: Path) -> None:
