@@ -23,6 +23,7 @@ class Reply:
     blocks: list[Block] = field(default_factory=list)
     modal: dict[str, Any] | None = None
     changed_home: bool = False  # the rep's App Home should be refreshed
+    ok: bool = True  # False: nothing was done (a mistake, nothing found, not allowed); `rapport chat` exits 1
 
 
 def mrkdwn(text: str, limit: int = MAX_SECTION_TEXT) -> dict[str, str]:

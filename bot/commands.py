@@ -81,7 +81,8 @@ def run_command(ctx: Ctx, text: str) -> Reply:
         close = difflib.get_close_matches(name, COMMANDS, n=1, cutoff=0.6)
         hint = f" Did you mean `{close[0]}`?" if close else ""
         return Reply(f"I don't know `{escape(clip(name, 40))}`.{hint}",
-                     [section(f"I don't know `{escape(clip(name, 40))}`.{hint} Try `{ctx.options.command} help`.")])
+                     [section(f"I don't know `{escape(clip(name, 40))}`.{hint} Try `{ctx.options.command} help`.")],
+                     ok=False)
     return command.handler(ctx, rest)
 
 
@@ -153,21 +154,21 @@ def no_match(ctx: Ctx, query: str) -> Reply:
     hidden = search_contacts(ctx.session, query, limit=1)
     if not hidden:
         text = f"No contact matches *{escape(query)}*."
-        return Reply(f"No contact matches {escape(query)}.", [section(text)])
+        return Reply(f"No contact matches {escape(query)}.", [section(text)], ok=False)
     owner = ctx.session.get(Rep, hidden[0].owner_id) if hidden[0].owner_id else None
     team = f" (team {escape(owner.team)})" if owner is not None and owner.team else ""
     text = (f"*{escape(query)}* matches a contact owned by another team{team}, so I can't show it. "
             "Ask its owner or a manager.")
-    return Reply(f"{escape(query)} is owned by another team", [section(text)])
+    return Reply(f"{escape(query)} is owned by another team", [section(text)], ok=False)
 
 
 def card_reply(ctx: Ctx, contact_id: int) -> Reply:
     card = contact_card(ctx.session, contact_id)
     if card is None:
-        return Reply("That contact is not there.", [section("That contact is not there.")])
+        return Reply("That contact is not there.", [section("That contact is not there.")], ok=False)
     if not can_see(ctx.session, ctx.rep, card.owner_id):
         text = "That contact is owned by another team, so I can't show it."
-        return Reply(text, [section(text)])
+        return Reply(text, [section(text)], ok=False)
     record_audit(ctx.session, ctx.actor, "card.view", target_kind="contact", target_id=contact_id,
                  contact_id=contact_id, at=ctx.now)
     return Reply(f"Contact: {escape(card.name)}", contact_card_blocks(card, now=ctx.now, tz=ctx.rep.timezone))
@@ -179,7 +180,8 @@ def resolve_contact(ctx: Ctx, words: list[str]) -> tuple[SearchHit | None, list[
     Returns (hit, remaining words, None) or (None, words, a reply explaining the problem).
     """
     if not words:
-        return None, words, Reply("Which contact?", [section("Which contact? Give a name, email or phone.")])
+        return None, words, Reply("Which contact?", [section("Which contact? Give a name, email or phone.")],
+                                  ok=False)
     visible = visible_owner_ids(ctx.session, ctx.rep)
     first = search_contacts(ctx.session, words[0], visible_owner_ids=visible, limit=6)
     if len(first) == 1:
@@ -195,7 +197,7 @@ def resolve_contact(ctx: Ctx, words: list[str]) -> tuple[SearchHit | None, list[
     names = "\n".join(f"• {escape(h.name)}" + (f" ({escape(h.email)})" if h.email else "") for h in first[:5])
     text = (f"Several contacts match *{escape(words[0])}*:\n{names}\n"
             'Use their email, or quote the full name: `"Jan Novák"`.')
-    return None, words, Reply(f"Several contacts match {escape(words[0])}", [section(text)])
+    return None, words, Reply(f"Several contacts match {escape(words[0])}", [section(text)], ok=False)
 
 
 def log_call(ctx: Ctx, args: list[str]) -> Reply:
@@ -237,7 +239,8 @@ def remind(ctx: Ctx, args: list[str]) -> Reply:
                       f"I could not read a time in *{escape(' '.join(rest) or '(nothing)')}*; "
                       "try `tomorrow 9am`, `next friday 10am`, `in 3 days`.")
     if due <= ctx.now:
-        return Reply("That time has passed.", [section(f"{local_time(due, ctx.rep.timezone)} has already passed.")])
+        return Reply("That time has passed.", [section(f"{local_time(due, ctx.rep.timezone)} has already passed.")],
+                     ok=False)
     assert ctx.rep.id is not None
     note = " ".join(note_words)
     create_followup(ctx.session, rep_id=ctx.rep.id, due_at=due, note=note,
@@ -305,7 +308,7 @@ def segment(ctx: Ctx, args: list[str]) -> Reply:
 def usage(ctx: Ctx, form: str, hint: str) -> Reply:
     """The one way to answer a command typed wrong: its form and a hint."""
     text = f"Usage: `{ctx.options.command} {form}`\n{hint}"
-    return Reply(f"Usage: {ctx.options.command} {form}", [section(text)])
+    return Reply(f"Usage: {ctx.options.command} {form}", [section(text)], ok=False)
 
 
 def stage(ctx: Ctx, args: list[str]) -> Reply:

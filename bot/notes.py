@@ -46,7 +46,7 @@ def resolve_target(ctx: Ctx, words: list[str]) -> tuple[NoteTarget | None, list[
         target = company_target(ctx.session, ctx.rep, company.company_id)
         if target is None:
             text = f"*{escape(company.name)}* is not yours to see."
-            return None, words, Reply(text, [section(text)])
+            return None, words, Reply(text, [section(text)], ok=False)
         return target, words[company_words:], None
     if problem is not None or hit is None:
         return None, words, problem

@@ -37,12 +37,12 @@ def privacy_command(ctx: Ctx, args: list[str]) -> Reply:
     command = ctx.options.command
     if not is_manager(ctx.rep):
         text = "Only a manager can export or erase a person's data."
-        return Reply(text, [section(text)])
+        return Reply(text, [section(text)], ok=False)
     action = args[0].lower() if args else ""
     if action not in ACTIONS or len(args) < 2:
         text = (f"Usage: `{command} privacy export CONTACT` (what we hold on them, as a file in your DM) or "
                 f"`{command} privacy erase CONTACT` (remove them everywhere, for good)")
-        return Reply(text, [section(text)])
+        return Reply(text, [section(text)], ok=False)
     hit, _, problem = resolve_contact(ctx, args[1:])
     if problem is not None:
         return problem

@@ -82,7 +82,7 @@ def _move_command(ctx: Ctx, args: list[str], field: str, check: Callable[[str], 
     reason = " ".join(reason_words).strip() or COMMAND_REASON.format(command=f"{ctx.options.command} {field}")
     outcome = change_contact(ctx.session, ctx.rep, hit.contact_id, field=field, value=value, reason=reason,
                              now=ctx.now, actor=ctx.actor)
-    return Reply(outcome.text, [section(outcome.text)])
+    return Reply(outcome.text, [section(outcome.text)], ok=outcome.ok)
 
 
 def _leading_value(words: list[str], check: Callable[[str], str]) -> tuple[str | None, list[str]]:

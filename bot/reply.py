@@ -27,7 +27,7 @@ from bot.email import OpenSent, SmtpOptions, send_once
 from bot.interactions import Submission
 from bot.modals import input_block, metadata, modal, state_value, text_input
 from bot.text import clip, escape, local_time, whole_number
-from bot.thread import conversation_ref, notice_view, visible_conversation
+from bot.thread import conversation_ref, notice_view, view_reply, visible_conversation
 from store.audit import Actor
 from store.db import read_session
 from store.models import Message, Rep
@@ -124,7 +124,7 @@ def reply_command(ctx: Ctx, args: list[str]) -> Reply:
         return usage(ctx, "reply CONVERSATION TEXT", "e.g. `reply #42 Thanks, the toner is on its way.` "
                      "(the number is shown in the conversation and in `thread`)")
     view = reply_view(ctx.session, ctx.rep, number, ctx.options.reply, text=" ".join(args[1:]).strip() or None)
-    return Reply("Reply to customer", [section("Opening the reply…")], modal=view)
+    return view_reply("Reply to customer", "Opening the reply…", view)
 
 
 # --------------------------------------------------------------------------- sending (the outbox handler)

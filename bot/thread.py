@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 PAGE_SIZE = 8  # messages per page: 4 blocks each stays far below a modal's 100
 MESSAGE_TEXT = 2500  # characters of one message's text (a section holds 3,000)
 THREAD_CALLBACK = "conversation_thread"
+NOTICE_CALLBACK = "rapport_notice"
 
 
 def conversation_ref(conversation_id: int) -> str:
@@ -147,7 +148,12 @@ def file_size(size: int) -> str:
 
 def notice_view(title: str, text: str) -> dict[str, Any]:
     """A modal that only says something (a refusal, a missing conversation)."""
-    return modal("rapport_notice", title, [section(escape(text))], submit=None)
+    return modal(NOTICE_CALLBACK, title, [section(escape(text))], submit=None)
+
+
+def view_reply(title: str, opening: str, view: dict[str, Any]) -> Reply:
+    """A command's answer that opens `view`; a notice in its place says why nothing was done."""
+    return Reply(title, [section(opening)], modal=view, ok=view.get("callback_id") != NOTICE_CALLBACK)
 
 
 def page_of(value: str) -> tuple[int, int]:
@@ -167,8 +173,7 @@ def thread_command(ctx: Ctx, args: list[str]) -> Reply:
         return usage(ctx, "thread CONTACT|CONVERSATION", "e.g. `thread #42` or `thread stastny`")
     number = whole_number(args[0].lstrip("#"))
     if number is not None:
-        view = thread_view(ctx.session, ctx.rep, number)
-        return Reply("Conversation", [section("Opening the conversation…")], modal=view)
+        return view_reply("Conversation", "Opening the conversation…", thread_view(ctx.session, ctx.rep, number))
     hit, _, problem = resolve_contact(ctx, args)
     if problem is not None:
         return problem
@@ -181,8 +186,8 @@ def thread_command(ctx: Ctx, args: list[str]) -> Reply:
         return Reply(text, [section(text)])
     if len(conversations) == 1:
         assert conversations[0].id is not None
-        return Reply("Conversation", [section("Opening the conversation…")],
-                     modal=thread_view(ctx.session, ctx.rep, conversations[0].id))
+        return view_reply("Conversation", "Opening the conversation…",
+                          thread_view(ctx.session, ctx.rep, conversations[0].id))
     blocks: list[Block] = [section(f"Conversations with *{escape(hit.name)}*, newest first:")]
     blocks += [conversation_row(c, ctx.now) for c in conversations]
     return Reply(f"Conversations with {escape(hit.name)}", blocks)

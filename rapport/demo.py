@@ -149,6 +149,35 @@ def demo_runtime(plan: DemoPlan) -> Runtime:
     return Runtime(settings=settings, config=config)
 
 
+DEMO_FOLDER = Path("rapport-demo")  # `rapport demo`'s folder unless --dir names another
+
+
+def last_demo_note() -> Path:
+    """Where `rapport demo` notes the folder it made, so that `--demo` finds it from any folder."""
+    return Path.home() / ".cache" / "rapport" / "last-demo"
+
+
+def note_last_demo(folder: Path) -> None:
+    note = last_demo_note()
+    note.parent.mkdir(parents=True, exist_ok=True)
+    note.write_text(f"{folder.resolve()}\n", encoding="utf-8")
+
+
+def find_demo(folder: Path | None = None) -> Path:
+    """The demo `--demo` uses: `folder` (--demo-dir), else ./rapport-demo when it holds one, else
+    the one `rapport demo` made last."""
+    if folder is not None:
+        return folder.resolve()
+    if (DEMO_FOLDER / "rapport.db").exists():
+        return DEMO_FOLDER.resolve()
+    note = last_demo_note()
+    try:
+        return Path(note.read_text(encoding="utf-8").strip())
+    except FileNotFoundError:
+        raise RapportError(f"no demo found: none in {DEMO_FOLDER}/ here, and {note} names none; "
+                           "run `rapport demo` first") from None
+
+
 def open_demo(folder: Path) -> Runtime:
     """The runtime of the demo `rapport demo` made in `folder`: its database, config and clock."""
     if not (folder / "rapport.db").exists():
@@ -311,6 +340,7 @@ def run_demo(console: Console, folder: Path, *, full_notifications: int = 5, tod
     mailbox = prepare_folder(plan)
     record_clock(plan)
     rt = demo_runtime(plan)
+    rt.create_database()
     local = plan.clock.astimezone(ZoneInfo("Europe/Stockholm"))
     console.rule("Rapport demo: Nordlys Supplies (fictional)", style="bold")
     console.print(
@@ -359,7 +389,7 @@ def run_demo(console: Console, folder: Path, *, full_notifications: int = 5, tod
 
 def next_steps(rt: Runtime, plan: DemoPlan) -> list[str]:
     """Commands to try after the demo; run in its folder, they read its database, config and clock."""
-    where = "rapport-demo" if plan.folder == Path("rapport-demo").resolve() else str(plan.folder)
+    where = str(DEMO_FOLDER) if plan.folder == DEMO_FOLDER.resolve() else str(plan.folder)
     with read_session(rt.engine) as session:
         conversation = session.exec(
             select(Conversation.id).where(col(Conversation.owner_id).is_not(None)).order_by(col(Conversation.id))
@@ -381,7 +411,7 @@ def show_next_steps(console: Console, rt: Runtime, plan: DemoPlan) -> None:
                   highlight=False, markup=False)
     for line in next_steps(rt, plan):
         console.print(f"  {line}", highlight=False, markup=False)
-    hint = "" if plan.folder == Path("rapport-demo").resolve() else f" --demo-dir {plan.folder}"
-    console.print("From anywhere:", highlight=False, markup=False)
-    for line in (f"rapport chat --demo{hint}", f"rapport digest --demo{hint} --period week"):
+    console.print(f"From any folder, --demo uses the demo made last (or ./{DEMO_FOLDER} there):",
+                  highlight=False, markup=False)
+    for line in ("rapport chat --demo", "rapport digest --demo --period week"):
         console.print(f"  {line}", highlight=False, markup=False)

@@ -84,9 +84,9 @@ class Service:
 
     def start(self) -> None:
         settings = self.rt.settings
-        engine = self.rt.engine
         mailboxes = self._mailboxes()
         secret, app_token = slack_credentials(settings)
+        engine = self.rt.create_database()  # after the checks: a start that fails makes no database
         surveys = survey_options(self.rt)
         replies = reply_handler(self.rt)
         self.slack = slack_app(self.rt, replies, self.clock)

@@ -12,12 +12,13 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property, partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
 from rapport.config import AppConfig, load_config, load_configuration
-from rapport.errors import ConfigError
+from rapport.errors import ConfigError, RapportError
 from rapport.settings import Settings
 from store.db import current_revision, head_revision, make_engine, session_scope, upgrade
 from store.privacy import Retention
@@ -64,16 +65,32 @@ class Runtime:
 
     @property
     def engine(self) -> Engine:
-        """The database engine, with the schema upgraded and reps from the config synced."""
+        """The database engine, with the schema upgraded and reps from the config synced. A database
+        that is not there is refused: a command run in the wrong folder must not make an empty one
+        and show nothing. The commands that fill a database call `create_database` first."""
         if self._engine is None:
-            engine = make_engine(self.settings.database_url)
-            if current_revision(engine) != head_revision(engine):
-                log.info("upgrading the database schema at %s", engine.url.render_as_string())
-                upgrade(engine)
-            if self.config.reps:
-                sync_reps(engine, self.config)
-            self._engine = engine
+            self._engine = self._open(create=False)
         return self._engine
+
+    def create_database(self) -> Engine:
+        """The engine, the database created first when it is not there (import, inbox, serve, demo)."""
+        if self._engine is None:
+            self._engine = self._open(create=True)
+        return self._engine
+
+    def _open(self, *, create: bool) -> Engine:
+        engine = make_engine(self.settings.database_url)
+        current = current_revision(engine)
+        if current is None and not create:
+            raise RapportError(missing_database(engine))
+        if current != head_revision(engine):
+            # a database just made is no news (the demo makes one); migrating one in use is
+            log.log(logging.INFO if current else logging.DEBUG, "%s the database schema at %s",
+                    "upgrading" if current else "creating", engine.url.render_as_string())
+            upgrade(engine)
+        if self.config.reps:
+            sync_reps(engine, self.config)
+        return engine
 
     @cached_property
     def deployment(self) -> str:
@@ -98,6 +115,19 @@ class Runtime:
         )
         freeze_long_lived()
         return classifier
+
+
+def missing_database(engine: Engine) -> str:
+    """Why a command that reads cannot run here, and how to get a database."""
+    url = engine.url
+    where = url.render_as_string(hide_password=True)
+    if url.get_backend_name() == "sqlite" and url.database:
+        where = f"{Path(url.database).resolve()} ({where})"  # a relative file is in the current folder
+    return (f"no Rapport database at {where}.\n"
+            "RAPPORT_DATABASE_URL names it (default: rapport.db in the current folder).\n"
+            "To try Rapport: `rapport demo`, then `cd rapport-demo` and run this again.\n"
+            "To start your own: `rapport db upgrade`, then `rapport import` or\n"
+            "`rapport inbox sync`.")
 
 
 def freeze_long_lived() -> None:

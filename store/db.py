@@ -475,10 +475,21 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The schema's revision; None for an empty database, or a SQLite file that is not there
+    (asking does not create it)."""
     from alembic.runtime.migration import MigrationContext
 
+    if _missing_sqlite_file(engine):
+        return None
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def _missing_sqlite_file(engine: Engine) -> bool:
+    # connecting to a SQLite file creates it
+    url = engine.url
+    in_memory = not url.database or url.database == ":memory:" or bool(url.query.get("uri"))
+    return url.get_backend_name() == "sqlite" and not in_memory and not Path(url.database or "").exists()
 
 
 def head_revision(engine: Engine) -> str | None:

@@ -52,18 +52,21 @@ def clock(rt: Runtime, at: str | None = None) -> Callable[[], datetime]:
     return lambda: moment
 
 
-DEMO_DIR = Path("rapport-demo")
 DEMO_OPTION: Any = typer.Option(False, "--demo", help="Use the database `rapport demo` made, its config and clock.")
-DEMO_DIR_OPTION: Any = typer.Option(DEMO_DIR, "--demo-dir", help="Where `rapport demo` put it.")
+DEMO_DIR_OPTION: Any = typer.Option(
+    None, "--demo-dir", help="With --demo: the demo's folder (default: ./rapport-demo, else the demo made last)."
+)
 
 
-def demo_or_runtime(demo: bool, demo_dir: Path) -> Runtime:
-    """The demo's runtime with `--demo`, else the process's."""
+def demo_or_runtime(demo: bool, demo_dir: Path | None) -> Runtime:
+    """The demo's runtime with `--demo` (which folder it is goes to stderr), else the process's."""
     if not demo:
         return runtime()
-    from rapport.demo import open_demo
+    from rapport.demo import find_demo, open_demo
 
-    return open_demo(demo_dir)
+    folder = find_demo(demo_dir)
+    err_console.print(f"Using the demo in {folder}", style="dim", highlight=False, markup=False)
+    return open_demo(folder)
 
 
 def acting_person(by: str | None) -> str:

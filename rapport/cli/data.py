@@ -53,9 +53,10 @@ PARTIAL_IMPORT = 2  # exit status: some rows rejected, the good ones landed
 
 def run_import(entity: str, path: Path, *, dry_run: bool, as_json: bool) -> ImportReport:
     """Import with a progress bar on the terminal (none with --json, which keeps stdout clean)."""
-    engine = runtime().engine
     try:
-        total = count_rows(path)
+        total = count_rows(path)  # first: a file that cannot be read creates no database
+        # a dry run writes nothing, so it does not create the database either
+        engine = runtime().engine if dry_run else runtime().create_database()
         with Progress(
             TextColumn(f"importing {entity}"),
             BarColumn(),

@@ -61,7 +61,7 @@ def digest(
                               "a way that fails is retried by `rapport serve`."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
     demo: bool = DEMO_OPTION,
-    demo_dir: Path = DEMO_DIR_OPTION,
+    demo_dir: Path | None = DEMO_DIR_OPTION,
     at: str | None = AT_OPTION,
 ) -> None:
     """Compute a manager's digest: print it, send it, or print its figures as JSON."""

@@ -41,8 +41,11 @@ COUNT_KEYS = ("fetched", "new", "duplicates", "automatic", "failed", "outbound",
 
 
 def _classifier(rt: Runtime) -> Any:
+    """The classifier of the database the mail goes into; ingesting is how a database starts, so
+    it is created when it is not there."""
     from nlp import ModelError
 
+    rt.create_database()
     try:
         return rt.classifier
     except ModelError as exc:

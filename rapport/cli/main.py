@@ -21,7 +21,7 @@ from rapport.cli import inbox as inbox_cli
 from rapport.cli import nlp as nlp_cli
 from rapport.cli import privacy as privacy_cli
 from rapport.cli import setup as setup_cli
-from rapport.cli.chat import chat_app
+from rapport.cli.chat import chat
 from rapport.cli.common import err_console, runtime, setup_logging
 from rapport.cli.serve import serve_app
 from rapport.cli.slack import slack_app
@@ -55,7 +55,7 @@ app.add_typer(slack_app, name="slack")
 app.add_typer(data_cli.import_app, name="import")
 app.add_typer(serve_app, name="serve")
 app.add_typer(inbox_cli.inbox_app, name="inbox")
-app.add_typer(chat_app, name="chat")
+app.command("chat")(chat)
 app.command("digest")(digest_cli.digest)
 app.add_typer(digest_cli.segment_app, name="segment")
 app.add_typer(inbox_cli.assign_app, name="assign")

@@ -40,8 +40,12 @@ def db_status() -> None:
     """Show the database URL and its schema revision."""
     engine = make_engine(runtime().settings.database_url)
     current, head = current_revision(engine), head_revision(engine)
+    url = engine.url.render_as_string(hide_password=True)
+    if current is None:
+        console.print(f"{url}: no Rapport database there yet (`rapport db upgrade` creates it)")
+        return
     state = "up to date" if current == head else "needs `rapport db upgrade`"
-    console.print(f"{engine.url.render_as_string(hide_password=True)}: revision {current} ({state})")
+    console.print(f"{url}: revision {current} ({state})")
 
 
 def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:

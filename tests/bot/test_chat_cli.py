@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rapport.cli.chat import chat_app
 from rapport.cli.common import runtime
+from rapport.cli.main import app
 from tests.bot.conftest import engine_for, seed_contacts
 
 CONFIG = """
@@ -43,14 +43,14 @@ def chat_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("RAPPORT_CONFIG", str(config))
     monkeypatch.chdir(tmp_path)
     runtime.cache_clear()
-    runtime().engine  # noqa: B018  (creates the schema and the reps)
+    runtime().create_database()  # the schema and the reps
     seed_contacts(engine_for(url))
     yield url
     runtime.cache_clear()
 
 
 def test_one_shot_find_renders_the_card_as_text(chat_env: str) -> None:
-    result = CliRunner().invoke(chat_app, ["find", "stastny", "--as", "alice@nordlys.example"])
+    result = CliRunner().invoke(app, ["chat", "find", "stastny", "--as", "alice@nordlys.example"])
     assert result.exit_code == 0, result.output
     assert "Jan Šťastný" in result.output
     assert "Acme Corporation" in result.output
@@ -58,27 +58,27 @@ def test_one_shot_find_renders_the_card_as_text(chat_env: str) -> None:
 
 
 def test_one_shot_remind_then_reminder_shown_in_console(chat_env: str) -> None:
-    result = CliRunner().invoke(chat_app, ["--as", "alice@nordlys.example", "remind me in 3 days call Jan"])
+    result = CliRunner().invoke(app, ["chat", "--as", "alice@nordlys.example", "remind me in 3 days call Jan"])
     assert result.exit_code == 0, result.output
     assert "I'll remind you" in result.output and "CET" in result.output
 
 
 def test_chat_remind_refuses_31_february(chat_env: str) -> None:
     # regression: the reported "I'll remind you Tue 04 Feb 2031 00:00 CET"
-    result = CliRunner().invoke(chat_app, ["--as", "alice@nordlys.example", "remind me 31.02. call"])
-    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["chat", "--as", "alice@nordlys.example", "remind me 31.02. call"])
+    assert result.exit_code == 1, result.output  # refused: nothing was set
     assert "31 February is not a date." in result.output and "I'll remind you" not in result.output
 
 
 def test_interactive_session(chat_env: str) -> None:
-    result = CliRunner().invoke(chat_app, ["--as", "alice@nordlys.example"], input="help\nfind acme\nquit\n")
+    result = CliRunner().invoke(app, ["chat", "--as", "alice@nordlys.example"], input="help\nfind acme\nquit\n")
     assert result.exit_code == 0, result.output
     assert "Rapport commands" in result.output
     assert "Jan Šťastný" in result.output
 
 
 def test_unknown_rep_is_a_clear_error(chat_env: str) -> None:
-    result = CliRunner().invoke(chat_app, ["--as", "nobody@example.com", "help"])
+    result = CliRunner().invoke(app, ["chat", "--as", "nobody@example.com", "help"])
     assert result.exit_code != 0
     assert "no rep with email nobody@example.com" in str(result.exception)
 
@@ -88,24 +88,24 @@ def test_thread_prints_the_conversation_and_reply_says_sending_is_not_set_up(cha
 
     conversation_id, _ = add_assigned_email(engine_for(chat_env), owner_email="alice@nordlys.example",
                                             contact_id=1, subject="Toner", text="Black toner, not cyan.")
-    result = CliRunner().invoke(chat_app, ["--as", "alice@nordlys.example", f"thread #{conversation_id}"])
+    result = CliRunner().invoke(app, ["chat", "--as", "alice@nordlys.example", f"thread #{conversation_id}"])
     assert result.exit_code == 0, result.output
     assert "Received from Jan Šťastný" in result.output and "Black toner, not cyan." in result.output  # bold, not *…*
-    result = CliRunner().invoke(chat_app, ["--as", "alice@nordlys.example", f"reply #{conversation_id} On its way"])
-    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["chat", "--as", "alice@nordlys.example", f"reply #{conversation_id} On its way"])
+    assert result.exit_code == 1, result.output  # nothing can be sent
     assert "Replies by email are not set up here" in result.output  # no RAPPORT_SMTP_HOST
 
 
 def test_a_mistyped_command_suggests_the_nearest(chat_env: str) -> None:
-    result = CliRunner().invoke(chat_app, ["--as", "alice@nordlys.example", "fnd stastny"])
-    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["chat", "--as", "alice@nordlys.example", "fnd stastny"])
+    assert result.exit_code == 1, result.output
     assert "I don't know fnd. Did you mean find?" in " ".join(result.output.split())
 
 
 def test_a_form_the_terminal_cannot_fill_says_what_to_do_instead(chat_env: str) -> None:
     """Regression: `privacy export jan` in the terminal said "Opening the confirmation…" and then
     suggested `log call jan …`."""
-    result = CliRunner().invoke(chat_app, ["--as", "mia@nordlys.example", "privacy export stastny"])
+    result = CliRunner().invoke(app, ["chat", "--as", "mia@nordlys.example", "privacy export stastny"])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "rapport privacy export EMAIL" in text and "log call" not in text
@@ -113,6 +113,29 @@ def test_a_form_the_terminal_cannot_fill_says_what_to_do_instead(chat_env: str) 
 
 def test_a_conversation_number_that_does_not_exist_is_called_so(chat_env: str) -> None:
     """Regression: `thread #999` said "That conversation no longer exists" of one that never did."""
-    result = CliRunner().invoke(chat_app, ["--as", "alice@nordlys.example", "thread #999"])
-    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["chat", "--as", "alice@nordlys.example", "thread #999"])
+    assert result.exit_code == 1, result.output
     assert "There is no conversation #999." in result.output
+
+
+@pytest.mark.parametrize("command", ["fnd stastny", "thread #999", "find nobody-like-this", "remind",
+                                     "stage stastny nowhere", "privacy export stastny"])
+def test_regression_a_one_shot_refusal_exits_1(chat_env: str, command: str) -> None:
+    """`rapport chat "fnd"` printed "I don't know fnd" and exited 0: a script could not tell.
+    (Alice is no manager: `privacy export` is refused.)"""
+    result = CliRunner().invoke(app, ["chat", "--as", "alice@nordlys.example", command])
+    assert result.exit_code == 1, result.output
+
+
+def test_interactive_chat_goes_on_after_a_refusal(chat_env: str) -> None:
+    result = CliRunner().invoke(app, ["chat", "--as", "alice@nordlys.example"],
+                                input="fnd stastny\nfind stastny\nquit\n")
+    assert result.exit_code == 0, result.output
+    assert "I don't know" in result.output and "Jan Šťastný" in result.output
+
+
+def test_regression_chat_help_shows_no_subcommands() -> None:
+    """`rapport chat --help` read `[text]... COMMAND [ARGS]...`: chat was a group without commands."""
+    result = CliRunner().invoke(app, ["chat", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "COMMAND" not in result.output and "[text]..." in result.output

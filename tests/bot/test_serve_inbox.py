@@ -28,7 +28,7 @@ def watching_service(database_url: str, fake_slack: FakeSlack, imap_account: Ima
         imap_user=imap_account.user, imap_password=imap_account.password, imap_security="none",
         model_dir=model_dir,
     )
-    seed_contacts(rt.engine)
+    seed_contacts(rt.create_database())
     svc = Service(rt, host="127.0.0.1", port=0, clock=clock, scheduler_interval=3600)
     svc.start()
     yield svc

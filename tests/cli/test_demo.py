@@ -14,6 +14,7 @@ from rich.console import Console
 from sqlmodel import Session, col, func, select
 
 from rapport.demo import plan_demo, run_demo, shift_mail
+from rapport.errors import RapportError
 from store.consent import PURPOSES
 from store.db import make_engine
 from store.models import (
@@ -78,7 +79,7 @@ def test_the_demo_files_assigns_notifies_and_digests(
     assert "Weekly digest for" in output
     assert "notifications delivered from the outbox" in output
     # Regression: both "from anywhere" commands shared a line, which an 80-column terminal cut mid-command.
-    assert f"  rapport chat --demo --demo-dir {folder}" in output.splitlines()
+    assert "  rapport chat --demo" in output.splitlines()
 
 
 def test_the_sample_dates_move_by_whole_weeks_to_the_latest_friday() -> None:
@@ -89,11 +90,8 @@ def test_the_sample_dates_move_by_whole_weeks_to_the_latest_friday() -> None:
     assert shift_mail(b"no date header\r\n\r\n", plan.shift) == b"no date header\r\n\r\n"
 
 
-def _run(args: list[str], cwd: Path, model_dir: Path) -> str:
-    import subprocess
-    import sys
-
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[2]), "HOME": str(cwd),
+def _run(args: list[str], cwd: Path, model_dir: Path, *, home: Path | None = None) -> str:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[2]), "HOME": str(home or cwd),
            "COLUMNS": "80", "RAPPORT_MODEL_DIR": str(model_dir)}
     done = subprocess.run([sys.executable, "-m", "rapport.cli.main", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
@@ -117,7 +115,7 @@ def test_regression_the_demo_s_follow_up_commands_print_the_same_figures_as_the_
     5-9 lines per row at 80 columns."""
     import json
 
-    from rapport.demo import next_steps, open_demo
+    from rapport.demo import next_steps, note_last_demo, open_demo
 
     monkeypatch.setenv("RAPPORT_MODEL_DIR", str(model_dir))
     console = Console(record=True, width=80)
@@ -143,9 +141,13 @@ def test_regression_the_demo_s_follow_up_commands_print_the_same_figures_as_the_
     # in the demo's folder, the same digest, without a clock flag
     assert [line.rstrip() for line in _run(digest_step.split()[1:], folder, model_dir).splitlines()
             if line.strip()] == demo_digest
-    # and from anywhere with --demo
-    assert [line.rstrip() for line in _run(["digest", "--demo", "--demo-dir", str(folder), "--period", "week"],
-                                            tmp_path, model_dir).splitlines() if line.strip()] == demo_digest
+    # and from anywhere with --demo: the demo made last (`rapport demo` notes it in the user's cache)
+    monkeypatch.setenv("HOME", str(tmp_path))  # _run's HOME
+    note_last_demo(folder)
+    anywhere = tmp_path / "elsewhere"
+    anywhere.mkdir()
+    assert [line.rstrip() for line in _run(["digest", "--demo", "--period", "week"], anywhere, model_dir,
+                                           home=tmp_path).splitlines() if line.strip()] == demo_digest
     # assign explain agrees with the assignment the demo made
     explain_step = next(step for step in steps if step.startswith("rapport assign explain"))
     conversation = int(explain_step.split()[-1])
@@ -165,6 +167,35 @@ def test_regression_the_demo_s_follow_up_commands_print_the_same_figures_as_the_
     assert "My open conversations" in chat
     assert "Slack DM to" not in chat and "DM to" not in chat
     assert "*" not in chat and "<@" not in chat
+
+
+def test_regression_demo_flag_finds_the_demo_made_last_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cd /tmp && rapport chat --demo "find stastny"` said "no demo database in rapport-demo/":
+    --demo only looked in the current folder, though the demo promised it worked from anywhere."""
+    from typer.testing import CliRunner
+
+    import rapport.demo
+    from rapport.cli.main import app
+    from rapport.demo import find_demo
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RapportError, match=r"no demo found.*run `rapport demo` first"):
+        find_demo()
+    made: list[Path] = []
+    monkeypatch.setattr(rapport.demo, "run_demo", lambda console, folder, **_: made.append(folder))
+    result = CliRunner().invoke(app, ["demo", "--dir", "somewhere/demo"])
+    assert result.exit_code == 0, result.output
+    assert made == [tmp_path / "somewhere" / "demo"]
+
+    monkeypatch.chdir(tmp_path / "home")  # any other folder
+    assert find_demo() == tmp_path / "somewhere" / "demo"
+    (tmp_path / "home" / "rapport-demo").mkdir()
+    (tmp_path / "home" / "rapport-demo" / "rapport.db").touch()
+    assert find_demo() == tmp_path / "home" / "rapport-demo"  # the folder's own demo comes first
+    assert find_demo(Path("x")) == tmp_path / "home" / "x"  # --demo-dir names it
 
 
 def test_regression_spacy_log_lines_are_printed_once() -> None:

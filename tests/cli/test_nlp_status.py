@@ -33,7 +33,9 @@ def cache(model_dir: Path, tmp_path: Path) -> Path:
 def database(tmp_path: Path, name: str, cache: Path) -> Runtime:
     settings = load_settings(database_url=f"sqlite:///{tmp_path / name}.db", model_dir=cache,
                              config_file=tmp_path / "absent.toml")
-    return Runtime(settings=settings, config=AppConfig())
+    rt = Runtime(settings=settings, config=AppConfig())
+    rt.create_database()
+    return rt
 
 
 def add_correction(rt: Runtime, text: str, category: str, language: str) -> None:

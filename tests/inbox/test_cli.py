@@ -43,7 +43,8 @@ working_hours = "Mon-Sun 00:00-24:00"
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_dir: Path,
         nlp_classifier: object) -> Iterator[typer.Typer]:
-    """The two sub-apps under one root, with a fresh database and rapport.toml; the real classifier."""
+    """The two sub-apps under one root, rapport.toml and the real classifier; no database until a
+    sync makes one."""
     config = tmp_path / "rapport.toml"
     config.write_text(CONFIG, encoding="utf-8")
     monkeypatch.setenv("RAPPORT_DATABASE_URL", f"sqlite:///{tmp_path / 'rapport.db'}")
@@ -141,6 +142,9 @@ def test_user_errors_are_messages_not_tracebacks(cli: typer.Typer, monkeypatch: 
                                                  imap_account: ImapAccount) -> None:
     with pytest.raises(RapportError, match="no mailbox configured"):
         CliRunner().invoke(cli, ["inbox", "sync", "--once"], catch_exceptions=False)
+    with pytest.raises(RapportError, match="no Rapport database at"):  # the failed sync made none
+        CliRunner().invoke(cli, ["assign", "explain", "4242"], catch_exceptions=False)
+    runtime().create_database()
     with pytest.raises(RapportError, match="no conversation 4242"):
         CliRunner().invoke(cli, ["assign", "explain", "4242"], catch_exceptions=False)
     use_imap(monkeypatch, imap_account)
