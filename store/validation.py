@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from babel.numbers import is_currency
@@ -193,10 +193,11 @@ _NUMERIC_DATES = (
 _YEARS_AHEAD = 8
 
 
-def parse_numeric_date(value: str, *, today: date) -> date | None:
+def parse_numeric_date(value: str, *, today: date | None) -> date | None:
     """The date `value` writes in digits (`2026-12-31`, `31.12.`, `31.12.2026`, `31/12`), or
-    None if it is not written so; without a year, the first such day from `today` on.
-    A day that does not exist is refused: `31.02.` raises Invalid("31 February is not a date")."""
+    None if it is not written so; without a year, the first such day from `today` on (with
+    `today` None, the year must be written). A day that does not exist is refused: `31.02.`
+    raises Invalid("31 February is not a date")."""
     text = value.strip()
     match = next(filter(None, (pattern.fullmatch(text) for pattern in _NUMERIC_DATES)), None)
     if match is None:
@@ -214,9 +215,13 @@ def parse_numeric_date(value: str, *, today: date) -> date | None:
         raise Invalid(f"{day} {name} is not a date")
     if parts["y"] is not None:
         year = int(parts["y"])
+        if year == 0:
+            raise Invalid(f"{text} is not a date: there is no year 0")
         if day > calendar.monthrange(year, month)[1]:
             raise Invalid(f"{day} {name} {year} is not a date")
         return date(year, month, day)
+    if today is None:
+        raise Invalid(f"{text} has no year")
     years = range(today.year, today.year + _YEARS_AHEAD + 1)
     days = (date(year, month, day) for year in years if day <= calendar.monthrange(year, month)[1])
     return next(found for found in days if found >= today)
@@ -240,6 +245,54 @@ def check_order_date(value: str, now: datetime) -> date:
     if day > (now.astimezone(UTC) + EARLIEST_ZONE).date():
         raise Invalid(f"order date {value!r} is in the future (today is {now.astimezone(UTC).date()})")
     return day
+
+
+# A date in digits and the time of day CRM reports write after it (`5/17/2023 10:23 AM`,
+# `17.05.2023 10:23`, `17/05/2023, 10:23:45`).
+_DATE_AND_TIME = re.compile(
+    r"(?P<day>.+?)(?:,?\s+(?P<h>\d{1,2}):(?P<min>\d{2})(?::(?P<s>\d{2}))?(?:\s*(?P<half>[AaPp][Mm]))?)?"
+)
+
+
+def check_created_at(value: str, now: datetime) -> datetime:
+    """When a CRM created a record, aware UTC, and not after `now`. Read as ISO 8601
+    (`2023-05-17 10:23`, `2023-05-17T10:23:45.000+0000`, `...Z`) or as a date in digits
+    with its year (`parse_numeric_date`'s rule) and maybe a time (`5/17/2023 10:23 AM`).
+
+    A time without a UTC offset is taken as UTC; it may be local time east of UTC, so
+    up to 14 hours after `now` counts as `now`, not as the future."""
+    text = value.strip()
+    try:
+        moment = _written_moment(text)
+        ahead = EARLIEST_ZONE if moment.tzinfo is None else timedelta(0)
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (Invalid, OverflowError) as exc:
+        raise Invalid(f"creation date {text!r}: {exc}") from None
+    now = now.astimezone(UTC)
+    if moment > now + ahead:
+        raise Invalid(f"creation date {text!r} is in the future")
+    return min(moment, now)
+
+
+def _written_moment(text: str) -> datetime:
+    """The moment `text` writes (naive when it gives no UTC offset); Invalid when it writes none."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    match = _DATE_AND_TIME.fullmatch(text)
+    day = parse_numeric_date(match["day"], today=None) if match else None
+    if match is None or day is None:
+        raise Invalid("not a date we read")
+    hour, minute, second = (int(match[part] or 0) for part in ("h", "min", "s"))
+    if match["half"]:  # 12 AM is midnight, 12 PM noon
+        if not 1 <= hour <= 12:
+            raise Invalid(f"{hour} {match['half']} is not a time of day")
+        hour = hour % 12 + (12 if match["half"].lower() == "pm" else 0)
+    try:
+        return datetime.combine(day, time(hour, minute, second))
+    except ValueError:
+        raise Invalid(f"{match['h']}:{match['min']} is not a time of day") from None
 
 
 def check_currency(value: str) -> str:

@@ -12,6 +12,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -22,7 +24,7 @@ from store.importing import import_csv
 from store.models import Company, CompanyDomain, Contact, ContactEmail, Order, Rep, SearchTerm
 from store.reps import upsert_rep
 from store.search import rebuild_index, search_contacts
-from store.validation import Invalid, check_currency, check_order_date
+from store.validation import Invalid, check_created_at, check_currency, check_order_date, parse_numeric_date
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "csv"
 MESSY = FIXTURES / "hubspot_contacts_messy.csv"
@@ -290,6 +292,64 @@ def test_an_order_dated_today_east_of_utc_is_not_in_the_future() -> None:
     assert check_order_date("2026-11-21", late_evening) == date(2026, 11, 21)
     with pytest.raises(Invalid, match="in the future"):
         check_order_date("2026-11-22", late_evening)
+
+
+# How HubSpot, Salesforce's API and Data Loader, and Salesforce reports (US and British users) write a creation.
+EXPORTED_MOMENTS = ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.000+0000", "%m/%d/%Y %I:%M %p",
+                    "%d/%m/%Y, %H:%M", "%d.%m.%Y %H:%M"]
+
+
+@given(st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2026, 11, 20, 13, 0)),
+       st.sampled_from(EXPORTED_MOMENTS))
+@example(datetime(2023, 5, 17, 0, 5), "%m/%d/%Y %I:%M %p")  # 12:05 AM is just after midnight
+@example(datetime(2023, 5, 17, 12, 30), "%m/%d/%Y %I:%M %p")  # 12:30 PM just after noon
+def test_a_creation_date_reads_back_as_the_moment_an_export_wrote(moment: datetime, form: str) -> None:
+    # a slashed date is month first only where day first is no date (store.validation.parse_numeric_date)
+    month_first = form.startswith("%m/")
+    if month_first and moment.day <= 12 and moment.day != moment.month:
+        moment = moment.replace(day=13)
+    written = moment.replace(second=moment.second if "%S" in form else 0, microsecond=0, tzinfo=UTC)
+    assert check_created_at(moment.strftime(form), IMPORT_CLOCK) == written
+
+
+@given(st.integers(0, 35), st.integers(0, 35), st.integers(1990, 2025), st.sampled_from(["{a}/{b}/{y}", "{a}.{b}.{y}"]))
+@example(5, 17, 2023, "{a}/{b}/{y}")  # US: 17 cannot be the month
+@example(5, 6, 2023, "{a}/{b}/{y}")  # either way a date: day first, 5 June
+def test_a_creation_date_in_digits_reads_by_the_one_day_and_month_rule(a: int, b: int, year: int, style: str) -> None:
+    text = style.format(a=a, b=b, y=year)
+    try:
+        rule: date | None = parse_numeric_date(text, today=None)
+    except Invalid:
+        rule = None
+    try:
+        created: date | None = check_created_at(text, IMPORT_CLOCK).date()
+    except Invalid:
+        created = None
+    assert created == rule
+
+
+@given(st.one_of(st.text(max_size=40), st.from_regex(r"\A[0-9]{1,4}[-/.][0-9]{1,2}[-/.][0-9]{0,4}"
+                                                         r"(?:[ T,]+[0-9]{1,2}:[0-9]{2}(?::[0-9]{2})?"
+                                                         r"(?: ?[AP]M|Z|[+-][0-9]{2}:?[0-9]{2})?)?\Z")))
+@example("0001-01-01T00:00+01:00")  # before year 1 in UTC
+@example("17/05")  # no year: which one?
+def test_a_creation_date_is_never_after_the_import_and_any_other_text_is_invalid(text: str) -> None:
+    try:
+        created = check_created_at(text, IMPORT_CLOCK)
+    except Invalid as exc:
+        assert str(exc).startswith("creation date ")
+        return
+    assert created.tzinfo is UTC and created <= IMPORT_CLOCK
+
+
+def test_a_creation_without_offset_may_be_local_time_east_of_utc() -> None:
+    # 13:00 UTC is 02:00 the next day in Auckland: a contact created there a minute ago is no future one
+    assert check_created_at("2026-11-21 01:59", IMPORT_CLOCK) == IMPORT_CLOCK
+    with pytest.raises(Invalid, match="in the future"):
+        check_created_at("2026-11-21 03:01", IMPORT_CLOCK)
+    with pytest.raises(Invalid, match="in the future"):  # with its offset, a moment is exact
+        check_created_at("2026-11-20T13:01Z", IMPORT_CLOCK)
+    assert check_created_at("2026-11-20T13:00Z", IMPORT_CLOCK) == IMPORT_CLOCK
 
 
 def test_currency_codes_are_iso_4217_in_any_case() -> None:
