@@ -6,7 +6,9 @@ values map to our kind and stage through the tables below (an unknown value
 warns, the row lands). UTF-8 with or without BOM, `,` or `;` separated.
 Re-importing updates instead of duplicating: contacts are keyed by email
 address, companies by domain (else name), reps by email, orders by order id. A
-column the file leaves out changes nothing; rows of one record merge. A bad row
+column the file leaves out changes nothing; rows of one record merge. Contacts
+and companies are dated by the CRM's creation date column, never later than a
+date an earlier import gave them. A bad row
 never stops an import: it is reported with its line number and reason and the
 good rows land. Rows are committed in batches, one transaction each (contacts in
 a few multi-row statements; when the database refuses a batch, row by row in
@@ -22,7 +24,7 @@ import itertools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,7 @@ from store.validation import (
     SKILLS_KNOWN,
     Invalid,
     check_choice,
+    check_created_at,
     check_currency,
     check_domain,
     check_email,
@@ -134,17 +137,22 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "ordered_on": ("ordered on", "order date", "date", "close date", "created date"),
     "product_category": ("product category", "category", "product"),
     "status": ("status", "order status"),
+    "created_at": ("create date", "date created"),
 }
-# A column name that means something else in one kind of file (a Salesforce lead's `Status`).
-ENTITY_ALIASES: dict[str, dict[str, str]] = {"contacts": {"status": "lead_status"}}
+# A column name that means something else in one kind of file: a Salesforce lead's `Status`, and
+# Salesforce's `Created Date` (`CreatedDate`), which in an orders file is the order's date.
+_CREATED = {"createddate": "created_at"}
+ENTITY_ALIASES: dict[str, dict[str, str]] = {"contacts": {"status": "lead_status", **_CREATED},
+                                             "companies": _CREATED}
 # The columns each import reads; any other column is reported once as ignored.
 USED: dict[str, frozenset[str]] = {
     "contacts": frozenset(
         "email other_emails first_name last_name name phone company_name company_domain kind stage lead_status "
-        "owner_email language title consent_purpose consent_basis email_opt_out external_id".split()
+        "owner_email language title consent_purpose consent_basis email_opt_out external_id created_at".split()
     ),
     "companies": frozenset(
-        "company_domain company_name name kind stage owner_email industry country phone external_id".split()
+        "company_domain company_name name kind stage owner_email industry country phone external_id "
+        "created_at".split()
     ),
     "reps": frozenset(
         "email name first_name last_name slack_user_id role team skills languages timezone working_hours "
@@ -439,6 +447,26 @@ class Context:
     now: datetime  # the import's clock: what it stamps (consents, moves, updates)
 
 
+def created_at(row: dict[str, str], line: int, ctx: Context) -> datetime | None:
+    """When the source CRM created the row's record; None when the file does not say. A date
+    that cannot be read or lies in the future is a warning: the record is still worth having."""
+    if not row.get("created_at"):
+        return None
+    try:
+        return check_created_at(row["created_at"], ctx.now)
+    except Invalid as exc:
+        ctx.report.warnings.append(Rejected(line, f"{exc}; import time used"))
+        return None
+
+
+def _keep_earliest(values: dict[str, Any], created: datetime) -> dict[str, Any]:
+    """`values` without their creation date unless it is earlier than the record's (`created`):
+    a re-import never dates a record later."""
+    if values.get("created_at") is None or values["created_at"] < created:
+        return values
+    return {k: v for k, v in values.items() if k != "created_at"}
+
+
 def _set(obj: Any, values: dict[str, Any]) -> bool:
     changed = False
     for key, value in values.items():
@@ -499,6 +527,7 @@ def check_contact(row: dict[str, str], line: int, ctx: Context) -> ContactIn:
         "title": row.get("title") or None,
         "language": (row.get("language") or "").lower() or None,
         "external_id": row.get("external_id") or None,
+        "created_at": created_at(row, line, ctx),
     }
     work = email_domain(email)
     consent = None
@@ -602,7 +631,8 @@ def _company_id(ref: CompanyRef | None) -> int | None:
     return ref.id if isinstance(ref, _NewCompany) else ref
 
 
-_CONTACT_FIELDS = ("name", "kind", "stage", "company_id", "owner_id", "phone", "title", "language", "external_id")
+_CONTACT_FIELDS = ("name", "kind", "stage", "company_id", "owner_id", "phone", "title", "language", "external_id",
+                   "created_at")
 
 
 def write_contacts(
@@ -648,6 +678,7 @@ def write_contacts(
             outcomes.append("imported")
             continue
         have = current[contact_id]
+        wanted = _keep_earliest(wanted, have["created_at"])
         if ref is not None and (row.company_name or row.domain or have["company_id"] is None):
             wanted["company_id"] = _company_id(ref)  # a file without a company column keeps the company
         if row.again and "phone" in wanted:
@@ -725,6 +756,7 @@ def import_company(session: Session, row: dict[str, str], line: int, ctx: Contex
         "country": row.get("country") or None,
         "phone": row.get("phone") or None,
         "external_id": row.get("external_id") or None,
+        "created_at": created_at(row, line, ctx),
     }
     company = _company_by_domain(session, domain) if domain else None
     if company is None:
@@ -733,11 +765,12 @@ def import_company(session: Session, row: dict[str, str], line: int, ctx: Contex
         ).first()
     outcome = "unchanged"
     if company is None:
-        company = Company(**{k: v for k, v in values.items() if v is not None}, created_at=ctx.now, updated_at=ctx.now)
+        company = Company(**{"created_at": ctx.now, "updated_at": ctx.now,
+                             **{k: v for k, v in values.items() if v is not None}})
         session.add(company)
         session.flush()
         outcome = "imported"
-    elif _set(company, values):
+    elif _set(company, _keep_earliest(values, company.created_at)):
         company.updated_at = ctx.now
         session.add(company)
         outcome = "updated"
@@ -846,15 +879,26 @@ def _row_key(entity: str, row: dict[str, str]) -> str | None:
 AGAIN = "__again__"  # a row whose record an earlier batch of the same file wrote
 
 
-def merge_rows(earlier: dict[str, str], later: dict[str, str]) -> dict[str, str]:
-    """One row from two of the same record: later non-empty values win, every phone is kept."""
+def merge_rows(earlier: dict[str, str], later: dict[str, str], now: datetime) -> dict[str, str]:
+    """One row from two of the same record: later non-empty values win, every phone is kept,
+    and of two creation dates the earlier (at the import's clock `now`)."""
     merged = dict(earlier)
     for column, value in later.items():
         if column == "phone":
             merged[column] = join_phones(merged.get(column), value)
+        elif column == "created_at" and value and merged.get(column):
+            merged[column] = min(merged[column], value, key=lambda text: _creation_order(text, now))
         elif value:
             merged[column] = value
     return merged
+
+
+def _creation_order(text: str, now: datetime) -> datetime:
+    """A creation date as written, to find the earliest: one that cannot be read comes last."""
+    try:
+        return check_created_at(text, now)
+    except Invalid:
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def count_rows(path: Path) -> int:
@@ -948,7 +992,7 @@ def import_csv(
                 for queue in (held, pending):
                     if key in queue:
                         first, earlier = queue[key]
-                        queue[key] = (first, merge_rows(earlier, row))
+                        queue[key] = (first, merge_rows(earlier, row, ctx.now))
                         break
                 else:
                     row[AGAIN] = "yes"  # the earlier row has landed already: this one adds to it

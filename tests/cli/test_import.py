@@ -36,7 +36,7 @@ def test_rejected_rows_exit_2_and_the_good_rows_still_land(database: str) -> Non
     owners = [w["line"] for w in report["warnings"] if "known rep" in w["warning"]]
     assert owners == [2, 4, 10]  # Alice Andersson, Bob Berg, Carl Nobody
     assert {w["line"] for w in report["warnings"] if "known rep" not in w["warning"]} == {12, 13}
-    assert report["ignored_columns"] == ["Create Date", "Last Activity Date", "City", "Country/Region"]
+    assert report["ignored_columns"] == ["Last Activity Date", "City", "Country/Region"]
 
 
 def test_help_says_what_the_exit_status_means() -> None:
@@ -66,3 +66,22 @@ def test_an_import_stamps_what_it_records_with_the_commands_clock(
         move = session.exec(select(Activity).where(Activity.kind == ActivityKind.move)).one()
     clock = datetime(2026, 12, 4, 13, 0, tzinfo=UTC)
     assert (consent.granted_at, move.occurred_at, move.stage_to) == (clock, clock, "purchase")
+
+
+def test_a_contact_created_in_2019_without_mail_is_stalled_right_after_import(
+    database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: every imported contact was created "now", so right after a move from another
+    CRM nobody was stalled, though that CRM knew the prospect had been silent for years."""
+    monkeypatch.setenv("RAPPORT_NOW", "2026-12-04T13:00Z")
+    path = tmp_path / "hubspot.csv"
+    path.write_text("First Name,Last Name,Email,Lifecycle Stage,Create Date\n"
+                    "Vera,Valová,vera@vltava.example,Sales Qualified Lead,2019-05-17 10:23\n"
+                    "Nils,New,nils@fjord.example,Sales Qualified Lead,2026-12-01 09:00\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["import", "contacts", str(path)])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["segment", "stalled", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [(row["name"], row["last_touch_at"][:10]) for row in json.loads(result.stdout)] == [
+        ("Vera Valová", "2019-05-17")
+    ]

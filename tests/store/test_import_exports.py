@@ -3,6 +3,7 @@ every lifecycle stage, lead status and account type (tests/fixtures/csv, /work/s
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from store.importing import (
     _value_key,
     import_csv,
 )
-from store.models import Company, CompanyDomain, Consent, Contact, ContactEmail, Rep, SearchTerm
+from store.models import Company, CompanyDomain, Consent, Contact, ContactEmail, Order, Rep, SearchTerm
 from store.reps import upsert_rep
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "csv"
@@ -49,6 +50,19 @@ def _withdrawn(engine: Engine) -> set[str]:
                 .where(Consent.purpose == "marketing", Consent.withdrawn_at.is_not(None))  # type: ignore[union-attr]
             ).all()
         )
+
+
+def _created(engine: Engine, model: type[Contact] | type[Company]) -> dict[str, datetime]:
+    """Each contact's address part before `@`, or each company's name, and when it was created."""
+    with Session(engine) as session:
+        if model is Company:
+            return dict(session.exec(select(Company.name, Company.created_at)).all())
+        rows = session.exec(select(ContactEmail.email, Contact.created_at).join(Contact)).all()
+        return {email.split("@")[0]: created for email, created in rows}
+
+
+def _utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def _snapshot(engine: Engine) -> list[Any]:
@@ -88,7 +102,8 @@ def test_hubspot_contacts_export_lands_every_good_row_once(engine: Engine) -> No
 
     assert (report.imported, report.updated, report.unchanged) == (11, 0, 0)
     assert [(r.line, r.reason) for r in report.rejected] == [(14, "invalid email address 'broken@@fjordtech.example'")]
-    assert report.ignored == ["Create Date", "Last Activity Date", "City", "Country/Region"]
+    # regression: "Create Date" was ignored, so every contact looked created by the import
+    assert report.ignored == ["Last Activity Date", "City", "Country/Region"]
     warnings = {w.line: w.reason for w in report.warnings}
     assert set(warnings) == {10, 12, 13}
     assert "'Carl Nobody' is not a known rep" in warnings[10]
@@ -115,6 +130,10 @@ def test_hubspot_contacts_export_lands_every_good_row_once(engine: Engine) -> No
     assert (lars.name, lars.title) == ("Lars Lead-Hansen", "Lead Engineer")
     assert lars.phone == "+47 22 11 00 02, +47 900 11 002, +47 900 11 999"
     assert lars.external_id == "112"
+    created = _created(engine, Contact)
+    assert created["sofie"] == _utc(2025, 11, 2, 9, 14)
+    assert created["olga"] == _utc(2025, 11, 6, 9, 14)  # the ISO form with T and Z
+    assert created["lars"] == _utc(2025, 11, 3, 9, 14)  # the twins merged: the earlier creation
     with Session(engine) as session:
         alice = session.exec(select(Rep).where(Rep.name == "Alice Andersson")).one()
         assert contacts["sofie@fjordtech.example"].owner_id == alice.id  # owners by full name
@@ -140,6 +159,14 @@ def test_salesforce_contacts_export_keeps_opt_outs_and_names_dropped_columns(eng
     assert (report.imported, report.rejected, report.warnings) == (5, [], [])
     # regression: Salutation, Mailing City and Lead Source were dropped without a word
     assert report.ignored == ["Salutation", "Mailing City", "Mailing Country", "Lead Source"]
+    # a British user's report: day first, with or without a comma before the time
+    assert _created(engine, Contact) == {
+        "tomas.dvorak": _utc(2023, 5, 17, 10, 23),
+        "ingrid": _utc(2021, 3, 4, 9, 5),
+        "juergen": _utc(2019, 11, 30, 14, 40),
+        "anna.kowalska": _utc(2024, 2, 1, 8, 0),
+        "noah": _utc(2022, 8, 22, 17, 59),
+    }
     contacts = _contacts(engine)
     tomas = contacts["tomas.dvorak@brnomachines.example"]
     assert (tomas.name, tomas.title, tomas.phone) == ("Tomáš Dvořák", "Head of Purchasing",
@@ -161,6 +188,8 @@ def test_salesforce_leads_by_api_names_map_their_status(engine: Engine) -> None:
         "ivan": ("prospect", "need"),
     }
     assert _withdrawn(engine) == {"zoe@helios.example"}
+    # CreatedDate as the API and Data Loader write it (regression: it was an order's date)
+    assert _created(engine, Contact)["zoe"] == _utc(2019, 1, 15, 23, 30)
     _reimport_changes_nothing(engine, "contacts", FIXTURES / "salesforce_leads.csv", report)
 
 
@@ -170,6 +199,12 @@ def test_salesforce_accounts_export_maps_every_account_type(engine: Engine) -> N
     # regression: every row was rejected ("unknown kind 'Customer - Direct'")
     assert (report.imported, report.rejected, report.warnings) == (7, [], [])
     assert report.ignored == ["Billing City"]
+    # a US user's report: month first where the day is past 12; 11/12/2022 could be either,
+    # so it is read day first as every date in digits is (store.validation.parse_numeric_date)
+    created = _created(engine, Company)
+    assert (created["Brno Machines s.r.o."], created["Malmö Trading AB"], created["Nordic Resellers"]) == (
+        _utc(2023, 5, 17, 10, 23), _utc(2021, 1, 30, 16, 45), _utc(2022, 12, 11, 0, 5))
+    assert (created["TechPartner Oy"], created["Prospect Ltd"]) == (_utc(2020, 6, 15, 12, 30), _utc(2024, 7, 13, 15, 15))
     with Session(engine) as session:
         kinds = dict(session.exec(select(Company.name, Company.kind)).all())
         domains = set(session.exec(select(CompanyDomain.domain)).all())
@@ -193,6 +228,8 @@ def test_hubspot_companies_export_maps_types_and_warns_on_unknown_ones(engine: E
     assert (report.imported, report.rejected) == (7, [])
     assert report.ignored == ["City"]
     assert [(w.line, "type 'Competitor'" in w.reason) for w in report.warnings] == [(8, True)]
+    created = _created(engine, Company)
+    assert (created["Fjordtech AS"], created["Alpenwerk GmbH"]) == (_utc(2019, 3, 12, 8, 30), _utc(2021, 6, 1, 12))
     with Session(engine) as session:
         kinds = dict(session.exec(select(Company.name, Company.kind)).all())
     assert kinds == {
@@ -273,3 +310,55 @@ def test_opt_out_of_a_contact_with_consent_withdraws_it_once(engine: Engine, tmp
     with Session(engine) as session:
         consents = session.exec(select(Consent)).all()
     assert len(consents) == 1 and consents[0].granted_at is not None and consents[0].withdrawn_at is not None
+
+
+NOW = datetime(2026, 12, 4, 13, 0, tzinfo=UTC)
+
+
+def test_a_creation_date_in_the_future_or_unreadable_warns_and_the_record_lands(
+    engine: Engine, tmp_path: Path
+) -> None:
+    path = tmp_path / "hubspot.csv"
+    path.write_text("Email,First Name,Create Date\n"
+                    "old@acme.example,Olda,2019-04-01 08:00\n"
+                    "future@acme.example,Fut,2027-01-01 08:00\n"
+                    "words@acme.example,Wordy,yesterday\n"
+                    "noday@acme.example,Feb,31/02/2023\n"
+                    "tomorrow@acme.example,East,2026-12-05 02:30\n", encoding="utf-8")
+    report = import_csv(engine, "contacts", path, now=NOW)
+    assert (report.imported, report.rejected) == (5, [])
+    assert [f"line {w.line}: {w.reason}" for w in report.warnings] == [
+        "line 3: creation date '2027-01-01 08:00' is in the future; import time used",
+        "line 4: creation date 'yesterday': not a date we read; import time used",
+        "line 5: creation date '31/02/2023': 31 February is not a date; import time used",
+    ]
+    assert all(len(f"line {w.line}: {w.reason}") <= 80 for w in report.warnings)
+    # 02:30 without an offset is already today's time in Auckland: no warning, and not after the import
+    assert _created(engine, Contact) == {"old": _utc(2019, 4, 1, 8), "future": NOW, "words": NOW, "noday": NOW,
+                                         "tomorrow": NOW}
+
+
+def test_a_reimport_never_dates_a_record_later(engine: Engine, tmp_path: Path) -> None:
+    contacts, companies = tmp_path / "contacts.csv", tmp_path / "companies.csv"
+    for created, outcome in (("", "imported"), ("2021-06-01 10:00", "updated"), ("2023-01-01 10:00", "unchanged"),
+                             ("not a date", "unchanged"), ("2019-02-03 04:05", "updated")):
+        contacts.write_text(f"Email,Create Date\nann@acme.example,{created}\n", encoding="utf-8")
+        companies.write_text(f"Company name,Company Domain Name,Create Date\nAcme,acme.example,{created}\n",
+                             encoding="utf-8")
+        for entity, path in (("contacts", contacts), ("companies", companies)):
+            report = import_csv(engine, entity, path, now=NOW)
+            assert getattr(report, outcome) == 1, (entity, created)
+    assert _created(engine, Contact) == {"ann": _utc(2019, 2, 3, 4, 5)}
+    assert _created(engine, Company) == {"Acme": _utc(2019, 2, 3, 4, 5)}
+
+
+def test_created_date_in_an_orders_file_is_still_the_order_date(engine: Engine, tmp_path: Path) -> None:
+    # Salesforce's `Created Date` is a contact's or a company's creation, but in an orders file the order's date
+    (tmp_path / "c.csv").write_text("Email\nann@acme.example\n", encoding="utf-8")
+    import_csv(engine, "contacts", tmp_path / "c.csv", now=NOW)
+    (tmp_path / "o.csv").write_text("Order Number,Email,Amount,Created Date\nNS-1,ann@acme.example,10,2026-11-02\n",
+                                    encoding="utf-8")
+    report = import_csv(engine, "orders", tmp_path / "o.csv", now=NOW)
+    assert (report.imported, report.rejected, report.ignored) == (1, [], [])
+    with Session(engine) as session:
+        assert str(session.exec(select(Order.ordered_on)).one()) == "2026-11-02"
