@@ -101,6 +101,7 @@ _CURRENCY_SYMBOLS = {
 }
 _CURRENCY = r"€|\$|£|Kč|zł|Ft|kr|EUR|euros?|USD|GBP|CZK|SEK|HUF|PLN|CHF|NOK|DKK"
 _AMOUNT_NUMBER = r"\d{1,3}(?:[ \u00a0.,'’]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?"
+_LEADING_POINT = re.compile(r"^([+-]?)(?=[.,]\d{1,2}$)")  # the sign; a 0 goes after it
 _AMOUNT_RE = re.compile(
     rf"(?<![\w.,])(?:(?P<cur1>{_CURRENCY})\s?(?P<num1>{_AMOUNT_NUMBER})(?:,-)?"
     rf"|(?P<num2>{_AMOUNT_NUMBER})(?:,-)?\s?(?P<cur2>{_CURRENCY}))(?![\w])",
@@ -275,10 +276,13 @@ def find_amounts(text: str) -> list[Found]:
 
 
 def parse_amount(number: str) -> Decimal | None:
-    """Read ``1 200,50``, ``1.200,50``, ``1,200.50`` or ``120`` as a decimal."""
+    """Read ``1 200,50``, ``1.200,50``, ``1,200.50``, ``120`` or ``.50`` (0.50) as a decimal."""
     digits = re.sub(r"[ \u00a0'’]", "", number)
+    # With no whole part, a separator before one or two digits is the decimal point (`.50`, `,5`),
+    # as in store.validation; `.500` stays as it is, and is no number below.
+    digits = _LEADING_POINT.sub(r"\g<1>0", digits)
     separators = re.findall(r"[.,]", digits)
-    if separators:
+    if separators and digits.lstrip("+-")[:1].isdigit():
         last = max(digits.rfind("."), digits.rfind(","))
         decimals = len(digits) - last - 1
         # A single separator followed by three digits groups thousands ("1.200", "1,200").

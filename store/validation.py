@@ -139,19 +139,25 @@ def check_choice(value: str, allowed: type[ContactKind] | type[Stage] | type[Rol
 # Order.amount is Numeric(14, 2): twelve digits before the point.
 MAX_AMOUNT = Decimal(10) ** 12
 PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+# With no whole part, a separator before one or two digits is the decimal point (`.50`, `,5`),
+# as in nlp.entities; the match is the sign, and a 0 goes after it.
+LEADING_POINT = re.compile(r"^([+-]?)(?=[.,]\d{1,2}$)")
 
 
 def parse_amount(value: str) -> Decimal:
     """Amounts as CRMs, spreadsheets and mail write them: `1200.50`, `1 200,50`, `1,200.50`, `1.200,50`,
-    also with the currency written beside them (`1.200 Kč`, `1.200,50 €`).
+    `.50` (0.50), also with the currency written beside them (`1.200 Kč`, `1.200,50 €`).
 
     The same reading as the mail entity extractor's (`nlp.entities.parse_amount`; tests/test_contract.py
     holds them to the same answers): a lone separator before three digits groups thousands (`1.200`).
     """
-    # A currency before or after the number (`1.200 Kč`, `€ 1,200.50`, `1.200,-`) is not part of it.
-    digits = re.sub(r"^[^\d+-]+|[^\d]+$", "", re.sub(r"[\s'’]", "", value))
+    # A currency before or after the number (`1.200 Kč`, `€ 1,200.50`, `kr. 50`, `1.200,-`) is not part of
+    # it; a dot ending a currency word (`kr.`) is its abbreviation's, any other is the number's (`$.50`).
+    digits = re.sub(r"^(?:[^\d+.,-]*[^\W\d_]\.|[^\d+.,-]*)|[^\d]+$", "", re.sub(r"[\s'’]", "", value))
+    digits = LEADING_POINT.sub(r"\g<1>0", digits)
     last = max(digits.rfind("."), digits.rfind(","))
-    if last >= 0:
+    # a number that still starts with a separator (`.500`) is none: PLAIN_NUMBER refuses it below
+    if last >= 0 and digits.lstrip("+-")[:1].isdigit():
         decimals = len(digits) - last - 1
         grouped = (decimals == 3 and len(re.findall(r"[.,]", digits)) == 1) or decimals not in (1, 2)
         whole = (digits if grouped else digits[:last]).replace(".", "").replace(",", "")

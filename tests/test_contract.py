@@ -30,7 +30,7 @@ def test_the_configuration_and_the_classifier_default_to_the_same_languages() ->
 
 
 AMOUNTS = ["1200.50", "1 200,50", "1,200.50", "1.200,50", "1.200", "1,200", "120", "1,5", "12.345", "1'200.50",
-           "1\u00a0200,50", "1.234.567,89", "1,234,567.89", "0.5", "99,99"]
+           "1\u00a0200,50", "1.234.567,89", "1,234,567.89", "0.5", "99,99", ".5", ",5", "-.50", "+,50"]
 
 
 @pytest.mark.parametrize("text", AMOUNTS)
@@ -39,11 +39,24 @@ def test_the_importer_and_the_mail_extractor_read_amounts_alike(text: str) -> No
     assert store_amount(text) == nlp_amount(text)
 
 
-@given(st.integers(0, 10**9), st.integers(0, 99), st.sampled_from([(",", "."), (".", ","), (" ", ","), ("", ".")]))
-def test_amounts_written_any_usual_way_read_alike(whole: int, cents: int, style: tuple[str, str]) -> None:
+@given(st.integers(0, 10**9), st.integers(0, 99), st.sampled_from([(",", "."), (".", ","), (" ", ","), ("", ".")]),
+       st.booleans())
+@example(0, 50, (",", "."), True)  # regression: the importer read `.50` as 50.00, the extractor as no amount
+@example(0, 50, (".", ","), True)  # `,50`
+def test_amounts_written_any_usual_way_read_alike(whole: int, cents: int, style: tuple[str, str],
+                                                  no_whole_part: bool) -> None:
     group, point = style
-    text = f"{whole:,}".replace(",", group) + f"{point}{cents:02d}"
+    whole = 0 if no_whole_part else whole
+    text = ("" if no_whole_part else f"{whole:,}".replace(",", group)) + f"{point}{cents:02d}"
     assert store_amount(text) == nlp_amount(text) == Decimal(f"{whole}.{cents:02d}")
+
+
+@pytest.mark.parametrize("text", [".500", ",500", ".5000", ".1.200", ".1,200.50", "-.500"])
+def test_a_separator_before_any_digit_is_a_decimal_point_only_before_one_or_two_digits(text: str) -> None:
+    # `.500` could be half or five hundred: neither reader guesses
+    assert nlp_amount(text) is None
+    with pytest.raises(Invalid, match="not a number written in digits"):
+        store_amount(text)
 
 
 @pytest.mark.parametrize(

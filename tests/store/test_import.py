@@ -262,6 +262,29 @@ def test_an_amount_too_large_is_rejected_not_a_crash(engine: Engine, tmp_path: P
     assert [(r.line, "too large" in r.reason) for r in report.rejected] == [(2, True), (3, True)]
 
 
+def test_regression_an_amount_of_point_50_is_imported_as_half_not_fifty(engine: Engine, tmp_path: Path) -> None:
+    """`.50` was imported as 50.00: the currency strip took the decimal point too. A dot that ends a
+    currency word (`kr.`) is still the currency's."""
+    with session_scope(engine) as session:
+        contact = Contact(name="Buyer")
+        session.add(contact)
+        session.flush()
+        session.add(ContactEmail(contact_id=contact.id, email="buyer@acme.example", is_primary=True))
+    orders = tmp_path / "orders.csv"
+    orders.write_text(
+        "order_id,email,amount,currency,ordered_on\n"
+        "O-1,buyer@acme.example,.50,EUR,2026-01-01\nO-2,buyer@acme.example,\"$,5\",USD,2026-01-01\n"
+        "O-3,buyer@acme.example,kr. 50,SEK,2026-01-01\nO-4,buyer@acme.example,.500,EUR,2026-01-01\n",
+        encoding="utf-8",
+    )
+    report = import_csv(engine, "orders", orders, now=IMPORT_CLOCK)
+    assert [(r.line, r.reason) for r in report.rejected] == [
+        (5, "amount '.500' is not a number written in digits, such as 1200.50")]
+    with Session(engine) as session:
+        landed = {o.external_id: str(o.amount) for o in session.exec(select(Order))}
+    assert landed == {"O-1": "0.50", "O-2": "0.50", "O-3": "50.00"}
+
+
 def test_regression_orders_with_impossible_values_are_rejected_row_by_row(engine: Engine) -> None:
     """An unknown currency, a negative amount, a date in the future and `1e9` all landed: the card
     showed "Orders: 18 (last 2030-01-01)" and a lifetime value of a billion, ranked first."""
