@@ -45,7 +45,7 @@ def contact_card_blocks(card: ContactCard, *, now: datetime, tz: str) -> list[Bl
             f"*Company*\n{escape(card.company or '—')}",
             f"*Owner*\n{escape(card.owner or 'unassigned')}",
             f"*Consent*\n{_consent_text(card)}",
-            f"*Last contact*\n{age(card.last_contact_at, now) + ' ago' if card.last_contact_at else 'never'}",
+            f"*Last touch*\n{age(card.last_touch_at, now)} ago",
             f"*Orders*\n{card.order_count}" + (f" (last {card.last_order_on})" if card.last_order_on else ""),
             f"*Lifetime value*\n{_money(card)}",
             f"*Satisfaction*\n{_score_text(card, now)}",

@@ -163,7 +163,7 @@ def no_match(ctx: Ctx, query: str) -> Reply:
 
 
 def card_reply(ctx: Ctx, contact_id: int) -> Reply:
-    card = contact_card(ctx.session, contact_id)
+    card = contact_card(ctx.session, contact_id, now=ctx.now)
     if card is None:
         return Reply("That contact is not there.", [section("That contact is not there.")], ok=False)
     if not can_see(ctx.session, ctx.rep, card.owner_id):

@@ -14,20 +14,19 @@ from store.activities import ActivityLine, recent_activities
 from store.db import execute_columns
 from store.followups import FollowUpLine, next_followup
 from store.models import (
-    Activity,
     Company,
     Consent,
     Contact,
     ContactEmail,
     Conversation,
     ConversationStatus,
-    Message,
     Order,
     Rep,
 )
 from store.owners import effective_owner_id, owner_of
 from store.stages import Move, stage_history
 from store.surveys import last_answer
+from store.touches import last_touch_at, last_touch_columns, touch_params
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ class ContactCard:
     owner_id: int | None  # the effective owner (store/owners.py): the contact's, else the company's
     owner: str | None  # "Anna Berg" or "Anna Berg (via company Acme)"; None: no owner
     consents: list[ConsentLine]
-    last_contact_at: datetime | None
+    last_touch_at: datetime  # store/touches.py: the segments' rule
     open_conversations: list[OpenConversation]
     activities: list[ActivityLine]
     order_count: int
@@ -84,7 +83,7 @@ class ContactCard:
 _CONTACT_ID: BindParameter[int] = bindparam("contact_id")
 _LIMIT: BindParameter[int] = bindparam("limit")
 # the contact's columns, its company's and its effective owner's, with the card's single values:
-# when we last heard from or spoke to the contact, and their latest satisfaction score. Columns,
+# the contact's last touch (store/touches.py) and their latest satisfaction score. Columns,
 # not the three rows as objects: that statement was a quarter of a card's instructions (issue
 # 15). A row per address (the primary first), so the addresses need no statement of their own;
 # the other lists cost a statement each (tests/store/test_card_cost.py).
@@ -93,8 +92,7 @@ _CONTACT = (
         col(Contact.id), col(Contact.name), col(Contact.kind), col(Contact.stage), col(Contact.title),
         col(Contact.phone), col(Contact.language), col(Contact.company_id), col(Contact.owner_id),
         col(Company.name), col(Company.owner_id), col(Rep.name),
-        select(func.max(Message.received_at)).where(col(Message.contact_id) == col(Contact.id)).scalar_subquery(),
-        select(func.max(Activity.occurred_at)).where(col(Activity.contact_id) == col(Contact.id)).scalar_subquery(),
+        *last_touch_columns(col(Contact.id), col(Contact.created_at)),
         *last_answer(col(Contact.id)),
         col(ContactEmail.email),
     )
@@ -129,14 +127,14 @@ _ORDERS = (
 
 
 def contact_card(
-    session: Session, contact_id: int, *, conversations: int = 5, activities: int = 5
+    session: Session, contact_id: int, *, now: datetime, conversations: int = 5, activities: int = 5
 ) -> ContactCard | None:
-    """Everything a rep wants to see about a contact, or None if there is no such contact."""
-    rows = execute_columns(session, _CONTACT, {"contact_id": contact_id}).all()
+    """Everything a rep wants to see about a contact as of `now`, or None if there is no such contact."""
+    rows = execute_columns(session, _CONTACT, {"contact_id": contact_id, **touch_params(now)}).all()
     if not rows:
         return None
     (contact_id, name, kind, stage, title, phone, language, company_id, contact_owner_id, company,
-     company_owner_id, owner_name, last_message_at, last_activity_at, last_score, last_score_at, _) = rows[0]
+     company_owner_id, owner_name, *touches, last_score, last_score_at, _) = rows[0]
     owner = owner_of(contact_owner_id, company_owner_id, owner_name, company)
     order_count, totals, last_order = _orders(session, contact_id)
     return ContactCard(
@@ -153,7 +151,7 @@ def contact_card(
         owner_id=owner.rep_id,
         owner=owner.describe() if owner.rep_id is not None else None,
         consents=_consents(session, contact_id),
-        last_contact_at=max((t for t in (last_message_at, last_activity_at) if t is not None), default=None),
+        last_touch_at=last_touch_at(*touches),
         open_conversations=_open_conversations(session, contact_id, conversations),
         activities=recent_activities(session, contact_id=contact_id, company_id=company_id, moves=False,
                                      limit=activities),

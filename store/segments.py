@@ -26,18 +26,16 @@ from sqlmodel import Session
 
 from store.hours import UnknownZone, zone
 from store.models import (
-    Activity,
-    ActivityKind,
     Company,
     Contact,
     ContactKind,
     FollowUp,
-    Message,
     Order,
     Rep,
     Stage,
 )
 from store.owners import effective_owner_id, owned_by
+from store.touches import last_touch_at, last_touch_columns, touch_params
 
 
 def table(model: type[Any]) -> Table:
@@ -48,8 +46,6 @@ def table(model: type[Any]) -> Table:
 _order = table(Order).c
 _contact = table(Contact).c
 _company = table(Company).c
-_activity = table(Activity).c
-_message = table(Message).c
 _followup = table(FollowUp).c
 _rep = table(Rep).c
 _contact_owner_table = table(Rep).alias("contact_owner")
@@ -162,7 +158,7 @@ class QuietContact:
     kind: str
     stage: str
     owner: Owner
-    last_touch_at: datetime  # see `_last_touches`
+    last_touch_at: datetime  # store/touches.py
     days_quiet: int
 
 
@@ -432,12 +428,13 @@ def _quiet_contacts(
     session: Session, where: Any, *, now: datetime, days: int, owner_ids: Collection[int] | None
 ) -> list[QuietContact]:
     query = _with_owner(
-        select(_contact.id, _contact.name, _contact.kind, _contact.stage, *_last_touches(now))
+        select(_contact.id, _contact.name, _contact.kind, _contact.stage,
+               *last_touch_columns(_contact.id, _contact.created_at))
     ).where(where, _owned_by(owner_ids))
     cutoff = now - timedelta(days=days)
     quiet = []
-    for row in session.execute(query):
-        last_touch = _last_touch_at(row)
+    for row in session.execute(query, touch_params(now)):
+        last_touch = last_touch_at(row.last_message, row.last_activity, row.last_order, row.created_at)
         if last_touch < cutoff:
             quiet.append(
                 QuietContact(
@@ -446,48 +443,6 @@ def _quiet_contacts(
             )
     quiet.sort(key=lambda c: (c.last_touch_at, c.contact_id))
     return quiet
-
-
-def _last_touches(now: datetime) -> list[Any]:
-    """SQL columns for `_last_touch_at`, per row of the contact table, up to `now`.
-
-    A contact's last touch is the latest of: a message from or to them (inbound or
-    outbound), an activity logged with them (a call, note, meeting, email or Slack
-    message; not a move: a rule changing a stage is no contact with the person), an
-    order of theirs (any status: a cancelled order was contact too); for a contact
-    with none of these, the contact's creation (creating a record touches nobody).
-    """
-    last_message = select(func.max(_message.received_at)).where(
-        _message.contact_id == _contact.id, _message.received_at <= now
-    )
-    last_activity = select(func.max(_activity.occurred_at)).where(
-        _activity.contact_id == _contact.id, _activity.kind != ActivityKind.move, _activity.occurred_at <= now
-    )
-    last_order = select(func.max(_order.ordered_on)).where(
-        _order.contact_id == _contact.id, _order.ordered_on <= now.astimezone(UTC).date()
-    )
-    return [
-        last_message.scalar_subquery().label("last_message"),
-        last_activity.scalar_subquery().label("last_activity"),
-        last_order.scalar_subquery().label("last_order"),
-        _contact.created_at.label("created_at"),
-    ]
-
-
-def _last_touch_at(row: Any) -> datetime:
-    """A contact's last touch, aware UTC, from a row with the `_last_touches` columns
-    (an order counts from the start of its day, UTC)."""
-    touches = [_aware(t) for t in (row.last_message, row.last_activity, row.last_order) if t is not None]
-    return max(touches, default=_aware(row.created_at))
-
-
-def _aware(value: datetime | date | str) -> datetime:
-    # scalar subqueries of max() lose the column type on some dialects: re-attach UTC
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if not isinstance(value, datetime):
-        value = datetime.combine(value, time())
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 # --------------------------------------------------------------------------- post-purchase follow-ups

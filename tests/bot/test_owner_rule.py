@@ -68,7 +68,7 @@ def test_the_card_my_search_and_segments_share_the_owner_rule(db_url: str) -> No
         buyer = session.get(Contact, team.acme_buyer)
         assert buyer is not None
         assert contact_owner(session, buyer).describe() == "Anna Berg (via company Acme)"
-        card = contact_card(session, team.acme_buyer)
+        card = contact_card(session, team.acme_buyer, now=NOW)
         assert card is not None and card.owner_id == owner_id_of(session, team.acme_buyer) == team.anna
         hit = search_contacts(session, "stastna")[0]
         assert hit.owner_id == team.anna

@@ -15,6 +15,9 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from bot.blocks import render_text
+from bot.cards import contact_card_blocks
+from store.contacts_view import contact_card
 from store.db import session_scope
 from store.digest import (
     DigestError,
@@ -212,6 +215,29 @@ def test_regression_a_partner_s_recent_order_is_a_touch_and_a_rule_s_move_is_not
         ("Rolf AtPartner", 60, datetime.combine(today - timedelta(days=60), time(), UTC)),
     ]
     assert [(c.name, c.days_quiet) for c in stalled] == [("Pia Stalled", 30), ("Pat Mail", 25)]
+
+
+def test_regression_a_contact_s_card_and_the_quiet_segments_read_one_last_touch(
+    engine: Engine, known: Known
+) -> None:
+    """The card counted a rule's stage move and no order: `stalled` listed Pia as 30 days quiet
+    while her card said "Last contact 1d ago", and a partner quiet since an order was "never"."""
+    with Session(engine) as session:
+        pia = _contact(session, known, "p1")
+        session.add(Activity(kind="move", occurred_at=NOW - timedelta(days=1), contact_id=pia.id))
+        lea = Contact(name="Lea Imported", kind="partner", created_at=NOW)
+        session.add(lea)
+        session.flush()
+        _order(session, lea, NOW.date() - timedelta(days=80))
+        # Pia (a call), Pat (a mail), Rolf (his creation), Rita (a call) and Lea (an order)
+        quiet = [*stalled_prospects(session, now=NOW, params=PARAMS), *quiet_partners(session, now=NOW, params=PARAMS)]
+        cards = {c.contact_id: contact_card(session, c.contact_id, now=NOW) for c in quiet}
+    assert {c.name for c in quiet} == {"Pia Stalled", "Pat Mail", "Rolf AtPartner", "Rita Partner", "Lea Imported"}
+    assert {cid: card.last_touch_at for cid, card in cards.items() if card} == {c.contact_id: c.last_touch_at
+                                                                                 for c in quiet}
+    pia_card = cards[pia.id]
+    assert pia_card is not None
+    assert "*Last touch*\n30d ago" in render_text(contact_card_blocks(pia_card, now=NOW, tz="UTC"))
 
 
 def test_export_segment_rows_are_flat(engine: Engine, known: Known) -> None:

@@ -92,17 +92,17 @@ def test_a_card_costs_the_same_few_statements_for_a_busy_contact_as_for_a_quiet_
     costs = {}
     for contact_id in (quiet, busy):
         with read_session(engine) as session, counting_statements(engine) as statements:
-            card = contact_card(session, contact_id)
+            card = contact_card(session, contact_id, now=NOW)
         assert card is not None and card.owner is not None and card.owner.endswith("(via company Acme 1)"
                                                                                   if contact_id == quiet
                                                                                   else "(via company Acme 8)")
         costs[contact_id] = len([s for s in statements if s.lstrip().upper().startswith("SELECT")])
     assert costs == {quiet: CARD_STATEMENTS, busy: CARD_STATEMENTS}
     with read_session(engine) as session:
-        card = contact_card(session, busy)
+        card = contact_card(session, busy, now=NOW)
     assert card is not None
     assert (len(card.emails), len(card.consents), card.order_count, len(card.open_conversations)) == (8, 8, 8, 5)
-    assert card.last_score == 4 and card.last_contact_at is not None and card.next_followup is not None
+    assert card.last_score == 4 and card.last_touch_at is not None and card.next_followup is not None
 
 
 def test_the_cards_single_values_are_the_latest_score_and_the_latest_touch(engine: Engine) -> None:
@@ -125,19 +125,20 @@ def test_the_cards_single_values_are_the_latest_score_and_the_latest_touch(engin
                          Message(contact_id=cid, conversation_id=conversations[0].id, message_id="<m1@example.test>",
                                  received_at=latest)])
     with read_session(engine) as session:
-        card = contact_card(session, cid)
+        card = contact_card(session, cid, now=NOW)
     assert card is not None
     # the latest answered survey (answered later, scored lower), not the unanswered newest one
     assert (card.last_score, card.last_score_at) == (2, later)
-    assert card.last_contact_at == latest  # the mail, newer than the call
+    assert card.last_touch_at == latest  # the mail, newer than the call
     with session_scope(engine) as session:
-        quiet = Contact(name="Nobody Yet")
+        quiet = Contact(name="Nobody Yet", created_at=first)
         session.add(quiet)
         session.flush()
-        quiet_id = quiet.id
+        quiet_id, quiet_at = quiet.id, quiet.created_at
     with read_session(engine) as session:
-        card = contact_card(session, quiet_id or 0)
-    assert card is not None and (card.last_score, card.last_score_at, card.last_contact_at) == (None, None, None)
+        card = contact_card(session, quiet_id or 0, now=NOW)
+    # nothing happened with them yet: they count from their creation, as in the quiet segments
+    assert card is not None and (card.last_score, card.last_score_at, card.last_touch_at) == (None, None, quiet_at)
 
 
 def test_regression_the_card_the_queue_and_follow_ups_read_their_lines_as_columns_not_as_objects(
@@ -157,7 +158,7 @@ def test_regression_the_card_the_queue_and_follow_ups_read_their_lines_as_column
         event.listen(model, "load", on_load)
     try:
         with read_session(engine) as session:
-            card = contact_card(session, contact_id)
+            card = contact_card(session, contact_id, now=NOW)
             assert card is not None and card.owner_id is not None
             queue, total = rep_queue(session, card.owner_id, limit=4)
             followups = open_followups(session, card.owner_id, limit=2)
