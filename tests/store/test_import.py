@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from store import importing
 from store.db import make_engine, read_session, session_scope, upgrade
-from store.importing import import_csv
+from store.importing import ImportReport, import_csv
 from store.models import Company, CompanyDomain, Contact, ContactEmail, Order, Rep, SearchTerm
 from store.reps import upsert_rep
 from store.search import rebuild_index, search_contacts
@@ -245,19 +245,28 @@ def test_a_quoted_field_over_several_lines_is_still_one_row(engine: Engine, tmp_
     assert (report.imported, report.rejected) == (2, [])
 
 
-def test_an_amount_too_large_is_rejected_not_a_crash(engine: Engine, tmp_path: Path) -> None:
+def _add_buyer(engine: Engine, name: str = "Buyer") -> None:
+    """The contact buyer@acme.example, whom the orders files name."""
     with session_scope(engine) as session:
-        contact = Contact(name="Buyer")
+        contact = Contact(name=name)
         session.add(contact)
         session.flush()
         session.add(ContactEmail(contact_id=contact.id, email="buyer@acme.example", is_primary=True))
+
+
+def _import_orders(engine: Engine, tmp_path: Path, text: str) -> ImportReport:
     orders = tmp_path / "orders.csv"
-    orders.write_text(
+    orders.write_text(text, encoding="utf-8")
+    return import_csv(engine, "orders", orders, now=IMPORT_CLOCK)
+
+
+def test_an_amount_too_large_is_rejected_not_a_crash(engine: Engine, tmp_path: Path) -> None:
+    _add_buyer(engine)
+    report = _import_orders(
+        engine, tmp_path,
         f"order_id,email,amount,ordered_on\nO-1,buyer@acme.example,{'9' * 40},2026-01-01\n"
         "O-2,buyer@acme.example,1000000000000,2026-01-01\nO-3,buyer@acme.example,999999999999.99,2026-01-01\n",
-        encoding="utf-8",
     )
-    report = import_csv(engine, "orders", orders)
     assert report.imported == 1
     assert [(r.line, "too large" in r.reason) for r in report.rejected] == [(2, True), (3, True)]
 
@@ -265,19 +274,13 @@ def test_an_amount_too_large_is_rejected_not_a_crash(engine: Engine, tmp_path: P
 def test_regression_an_amount_of_point_50_is_imported_as_half_not_fifty(engine: Engine, tmp_path: Path) -> None:
     """`.50` was imported as 50.00: the currency strip took the decimal point too. A dot that ends a
     currency word (`kr.`) is still the currency's."""
-    with session_scope(engine) as session:
-        contact = Contact(name="Buyer")
-        session.add(contact)
-        session.flush()
-        session.add(ContactEmail(contact_id=contact.id, email="buyer@acme.example", is_primary=True))
-    orders = tmp_path / "orders.csv"
-    orders.write_text(
+    _add_buyer(engine)
+    report = _import_orders(
+        engine, tmp_path,
         "order_id,email,amount,currency,ordered_on\n"
         "O-1,buyer@acme.example,.50,EUR,2026-01-01\nO-2,buyer@acme.example,\"$,5\",USD,2026-01-01\n"
         "O-3,buyer@acme.example,kr. 50,SEK,2026-01-01\nO-4,buyer@acme.example,.500,EUR,2026-01-01\n",
-        encoding="utf-8",
     )
-    report = import_csv(engine, "orders", orders, now=IMPORT_CLOCK)
     assert [(r.line, r.reason) for r in report.rejected] == [
         (5, "amount '.500' is not a number written in digits, such as 1200.50")]
     with Session(engine) as session:
@@ -288,11 +291,7 @@ def test_regression_an_amount_of_point_50_is_imported_as_half_not_fifty(engine: 
 def test_regression_orders_with_impossible_values_are_rejected_row_by_row(engine: Engine) -> None:
     """An unknown currency, a negative amount, a date in the future and `1e9` all landed: the card
     showed "Orders: 18 (last 2030-01-01)" and a lifetime value of a billion, ranked first."""
-    with session_scope(engine) as session:
-        contact = Contact(name="Bea Buyer")
-        session.add(contact)
-        session.flush()
-        session.add(ContactEmail(contact_id=contact.id, email="buyer@acme.example", is_primary=True))
+    _add_buyer(engine, "Bea Buyer")
 
     report = import_csv(engine, "orders", FIXTURES / "orders_impossible_values.csv", now=IMPORT_CLOCK)
 
