@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from dateparser.date import DateDataParser
 
 from store.hours import zone
-from store.validation import parse_numeric_date
+from store.validation import outside_calendar, parse_numeric_date
 
 DEFAULT_HOUR = 9  # "friday" or "31.12." means the start of the working day, not midnight
 # "10.30" is half past ten in Swedish: a dotted pair that can be a clock is a time, not a date.
@@ -30,11 +30,12 @@ def parse_when(
     local_zone = zone(tz)
     base = now.astimezone(local_zone).replace(tzinfo=None)
     written = _leading_date(text, today=base.date())
+    reading = text
     if written is not None:
         day, rest = written
         if not rest:
-            return datetime.combine(day, time(DEFAULT_HOUR), local_zone).astimezone(UTC)
-        text = f"{day.isoformat()} {rest}"  # ISO, which dateparser cannot read month first
+            return _in_utc(datetime.combine(day, time(DEFAULT_HOUR), local_zone), text)
+        reading = f"{day.isoformat()} {rest}"  # ISO, which dateparser cannot read month first
     langs = list(dict.fromkeys([*languages, "en"]))
     settings = {
         "TIMEZONE": str(local_zone),
@@ -44,8 +45,10 @@ def parse_when(
         "RETURN_TIME_AS_PERIOD": True,  # "time" when a time of day was written
     }
     try:
-        found = DateDataParser(languages=langs, settings=settings).get_date_data(text)
-    except (ValueError, OverflowError):
+        found = DateDataParser(languages=langs, settings=settings).get_date_data(reading)
+    except OverflowError:  # "31.12.9999 23:00" west of UTC is in the year 10000 there
+        raise outside_calendar(text) from None
+    except ValueError:
         return None
     parsed = found.date_obj
     if parsed is None or (written is not None and parsed.date() != written[0]):
@@ -55,7 +58,14 @@ def parse_when(
         return None  # bare numbers ("10", "5.") are not a month years away
     if not has_time and parsed.time() == time(0):
         parsed = parsed.replace(hour=DEFAULT_HOUR)
-    return parsed.astimezone(UTC)
+    return _in_utc(parsed, text)
+
+
+def _in_utc(moment: datetime, text: str) -> datetime:
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # "1.1.0001" east of UTC is in the year 0 there
+        raise outside_calendar(text) from None
 
 
 def _leading_date(text: str, *, today: date) -> tuple[date, str] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import MAXYEAR, UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from babel.numbers import is_currency
@@ -203,7 +203,7 @@ def parse_numeric_date(value: str, *, today: date | None) -> date | None:
     """The date `value` writes in digits (`2026-12-31`, `31.12.`, `31.12.2026`, `31/12`), or
     None if it is not written so; without a year, the first such day from `today` on (with
     `today` None, the year must be written). A day that does not exist is refused: `31.02.`
-    raises Invalid("31 February is not a date")."""
+    raises Invalid("31 February is not a date"); so does one after 9999 (`1.1.` on 31.12.9999)."""
     text = value.strip()
     match = next(filter(None, (pattern.fullmatch(text) for pattern in _NUMERIC_DATES)), None)
     if match is None:
@@ -228,9 +228,17 @@ def parse_numeric_date(value: str, *, today: date | None) -> date | None:
         return date(year, month, day)
     if today is None:
         raise Invalid(f"{text} has no year")
-    years = range(today.year, today.year + _YEARS_AHEAD + 1)
+    years = range(today.year, min(today.year + _YEARS_AHEAD, MAXYEAR) + 1)
     days = (date(year, month, day) for year in years if day <= calendar.monthrange(year, month)[1])
-    return next(found for found in days if found >= today)
+    found = next((found for found in days if found >= today), None)
+    if found is None:  # "1.1." on 31 December 9999
+        raise outside_calendar(text)
+    return found
+
+
+def outside_calendar(text: str) -> Invalid:
+    """The error for a date or moment before year 1 or after 9999, which `datetime` cannot hold."""
+    return Invalid(f"{text} is outside the calendar (years 1 to {MAXYEAR})")
 
 
 def check_order_amount(value: str) -> Decimal:

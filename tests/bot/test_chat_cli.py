@@ -70,6 +70,18 @@ def test_chat_remind_refuses_31_february(chat_env: str) -> None:
     assert "31 February is not a date." in result.output and "I'll remind you" not in result.output
 
 
+@pytest.mark.parametrize(("line", "answer"), [
+    ("remind me 0000-01-01 call", "0000-01-01 is not a date: there is no year 0."),
+    ("away 1.1.0000", "1.1.0000 is not a date: there is no year 0."),
+])
+def test_chat_refuses_a_date_it_cannot_take_with_a_message_not_a_traceback(
+        chat_env: str, line: str, answer: str) -> None:
+    # regression: year 0 reached date() as a ValueError, which only the Invalid handlers would answer
+    result = CliRunner().invoke(app, ["chat", "--as", "alice@nordlys.example", line])
+    assert result.exit_code == 1, result.output
+    assert answer in " ".join(result.output.split()) and "Traceback" not in result.output
+
+
 def test_interactive_session(chat_env: str) -> None:
     result = CliRunner().invoke(app, ["chat", "--as", "alice@nordlys.example"], input="help\nfind acme\nquit\n")
     assert result.exit_code == 0, result.output

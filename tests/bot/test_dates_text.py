@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import calendar
+import re
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from bot.blocks import render_text, section, split_blocks
 from bot.dates import parse_when, split_when
 from bot.text import escape
-from store.validation import Invalid
+from store.validation import Invalid, parse_numeric_date
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # Monday 10:00 in Stockholm
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -70,6 +71,30 @@ def test_reminder_refuses_31_february_and_other_days_that_do_not_exist(text: str
         parse_when(text, tz="Europe/Stockholm", now=NOW)
     with pytest.raises(Invalid, match=f"^{message}$"):
         split_when([text, "call"], tz="Europe/Stockholm", now=NOW)
+
+
+@pytest.mark.parametrize(("text", "tz", "now", "message"), [
+    ("0000-01-01", "Europe/Prague", NOW, "0000-01-01 is not a date: there is no year 0"),
+    ("1.1.0000", "Europe/Prague", NOW, "1.1.0000 is not a date: there is no year 0"),
+    ("1.1.", "Europe/Prague", datetime(9999, 12, 31, 12, tzinfo=UTC),
+     "1.1. is outside the calendar (years 1 to 9999)"),
+    ("31.12.9999 23:00", "America/Los_Angeles", NOW, "31.12.9999 23:00 is outside the calendar (years 1 to 9999)"),
+    ("1.1.0001", "Asia/Tokyo", NOW, "1.1.0001 is outside the calendar (years 1 to 9999)"),
+])
+def test_reminder_refuses_dates_outside_years_1_to_9999(text: str, tz: str, now: datetime, message: str) -> None:
+    # regression: "1.1." on 31.12.9999 was a traceback (date(10000, 1, 1)), and so was year 0 once
+    with pytest.raises(Invalid, match=f"^{re.escape(message)}$"):
+        split_when([*text.split(), "call"], tz=tz, now=now)
+
+
+@given(st.dates(), st.integers(1, 12), st.integers(1, 31))
+@example(date(9999, 12, 31), 1, 1)  # regression: date(10000, 1, 1) was a ValueError
+def test_a_day_and_month_without_a_year_is_a_date_or_invalid_on_any_day(today: date, month: int, day: int) -> None:
+    try:
+        found = parse_numeric_date(f"{day}.{month}.", today=today)
+    except Invalid:
+        return
+    assert found is not None and found >= today and (found.day, found.month) == (day, month)
 
 
 @pytest.mark.parametrize("text", ["10", "5.", "2026"])
