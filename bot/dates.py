@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from dateparser.date import DateDataParser
 
@@ -21,8 +22,10 @@ def parse_when(
     text: str, *, tz: str, languages: Sequence[str] = (), now: datetime | None = None
 ) -> datetime | None:
     """The aware UTC moment `text` means for someone in `tz` at `now`, or None if it is not a time.
-    A date in digits is read as store.validation.parse_numeric_date reads it, and one that does
-    not exist (`31.02.`) raises its Invalid, whose message says so."""
+    A day named without a time of day (`friday`, `tomorrow`, `in 3 days`, `31.12.`) is at
+    DEFAULT_HOUR; `in 3 hours` is exact. A date in digits is read as
+    store.validation.parse_numeric_date reads it, and one that does not exist (`31.02.`) raises
+    its Invalid, whose message says so."""
     text = text.strip()
     if not text:
         return None
@@ -34,7 +37,7 @@ def parse_when(
     if written is not None:
         day, rest = written
         if not rest:
-            return _in_utc(datetime.combine(day, time(DEFAULT_HOUR), local_zone), text)
+            return _in_utc(_working_day_start(day, local_zone), text)
         reading = f"{day.isoformat()} {rest}"  # ISO, which dateparser cannot read month first
     langs = list(dict.fromkeys([*languages, "en"]))
     settings = {
@@ -42,7 +45,6 @@ def parse_when(
         "RETURN_AS_TIMEZONE_AWARE": True,
         "PREFER_DATES_FROM": "future",
         "RELATIVE_BASE": base,
-        "RETURN_TIME_AS_PERIOD": True,  # "time" when a time of day was written
     }
     try:
         found = DateDataParser(languages=langs, settings=settings).get_date_data(reading)
@@ -51,14 +53,22 @@ def parse_when(
     except ValueError:
         return None
     parsed = found.date_obj
-    if parsed is None or (written is not None and parsed.date() != written[0]):
+    if parsed is None:
+        return None
+    # A time of day was written ("10:00", "tonight", "in 3 hours"); not so for "tomorrow" or
+    # "in 3 days". Its period is no guide: "tomorrow 10:00" at 10:00 has the period "day".
+    has_time = "time" in found.parts
+    if written is not None and parsed.date() != written[0]:
         return None  # what followed the date was not its time of day
-    has_time = found.period == "time"
     if not has_time and not any(char.isalpha() for char in text):
         return None  # bare numbers ("10", "5.") are not a month years away
-    if not has_time and parsed.time() == time(0):
-        parsed = parsed.replace(hour=DEFAULT_HOUR)
+    if not has_time:
+        parsed = _working_day_start(parsed.date(), local_zone)
     return _in_utc(parsed, text)
+
+
+def _working_day_start(day: date, local_zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(DEFAULT_HOUR), local_zone)
 
 
 def _in_utc(moment: datetime, text: str) -> datetime:

@@ -23,8 +23,8 @@ TODAY = NOW.astimezone(STOCKHOLM).date()
 
 @pytest.mark.parametrize(("text", "languages", "expected"), [
     ("next friday 10am", [], "2026-11-27T09:00:00+00:00"),
-    ("in 3 days", [], "2026-11-26T09:00:00+00:00"),
-    ("imorgon", ["sv"], "2026-11-24T09:00:00+00:00"),
+    ("in 3 days", [], "2026-11-26T08:00:00+00:00"),  # a day, so 09:00 local, not the time it is now
+    ("imorgon", ["sv"], "2026-11-24T08:00:00+00:00"),
     ("zítra v 10:00", ["cs"], "2026-11-24T09:00:00+00:00"),
     ("friday", [], "2026-11-27T08:00:00+00:00"),  # no time given: 09:00 local
 ])
@@ -71,6 +71,43 @@ def test_reminder_refuses_31_february_and_other_days_that_do_not_exist(text: str
         parse_when(text, tz="Europe/Stockholm", now=NOW)
     with pytest.raises(Invalid, match=f"^{message}$"):
         split_when([text, "call"], tz="Europe/Stockholm", now=NOW)
+
+
+# 12:17 in Stockholm: a time of day that is no default, as in the report
+LUNCH = datetime(2026, 11, 23, 11, 17, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("text", "language", "expected"), [
+    ("tomorrow", "en", "2026-11-24 09:00"),
+    ("imorgon", "sv", "2026-11-24 09:00"),
+    ("zítra", "cs", "2026-11-24 09:00"),
+    ("morgen", "de", "2026-11-24 09:00"),
+    ("demain", "fr", "2026-11-24 09:00"),
+    ("mañana", "es", "2026-11-24 09:00"),
+    ("jutro", "pl", "2026-11-24 09:00"),
+    ("holnap", "hu", "2026-11-24 09:00"),
+    ("in 3 days", "en", "2026-11-26 09:00"),
+    ("om 3 dagar", "sv", "2026-11-26 09:00"),
+    ("za 3 dny", "cs", "2026-11-26 09:00"),
+    ("in 3 Tagen", "de", "2026-11-26 09:00"),
+    ("o 3 dni", "sk", "2026-11-26 09:00"),
+    ("čez 3 dni", "sl", "2026-11-26 09:00"),
+    ("next week", "en", "2026-11-30 09:00"),
+    ("in 3 hours", "en", "2026-11-23 15:17"),  # hours and minutes from now are exact
+    ("om 3 timmar", "sv", "2026-11-23 15:17"),
+    ("za 3 hodiny", "cs", "2026-11-23 15:17"),
+    ("o 3 hodiny", "sk", "2026-11-23 15:17"),
+    ("in 3 Stunden", "de", "2026-11-23 15:17"),
+    ("dans 3 heures", "fr", "2026-11-23 15:17"),
+    ("in 30 minutes", "en", "2026-11-23 12:47"),
+    ("tonight", "en", "2026-11-23 20:00"),  # a part of the day is a time of day
+])
+def test_a_day_named_without_a_time_of_day_is_nine_not_the_time_it_is_now(
+        text: str, language: str, expected: str) -> None:
+    # regression: at 12:17, "tomorrow" was 12:17 tomorrow although bot/README.md promised 09:00
+    moment = parse_when(text, tz="Europe/Stockholm", languages=[language], now=LUNCH)
+    assert moment is not None, text
+    assert f"{moment.astimezone(STOCKHOLM):%Y-%m-%d %H:%M}" == expected
 
 
 @pytest.mark.parametrize(("text", "tz", "now", "message"), [

@@ -135,7 +135,7 @@ def test_log_call_modal_validates_then_saves(interact: Any, seeded: Seeded, engi
     status, body = interact(_log_call_submission(str(seeded.jan), "Discussed renewal", "in 3 days", "25"))
     assert status == 200 and body in (b"", b"{}")
     confirmation = fake_slack.wait_for("chat.postMessage")[-1]
-    assert "Follow-up set for Thu 26 Nov 2026 10:00 CET" in confirmation.params["text"]
+    assert "Follow-up set for Thu 26 Nov 2026 09:00 CET" in confirmation.params["text"]
     with Session(engine) as session:
         activity = session.exec(select(Activity)).one()
         followup = session.exec(select(FollowUp)).one()

@@ -173,7 +173,7 @@ def test_remind_on_a_date_in_digits_is_at_nine(slash: Any, seeded: Seeded) -> No
 
 def test_away_and_back(slash: Any, seeded: Seeded, engine: Any) -> None:
     _, answer = slash("away in 2 days")
-    assert "You're away until Wed 25 Nov 2026 10:00 CET" in answer["text"]
+    assert "You're away until Wed 25 Nov 2026 09:00 CET" in answer["text"]  # days, so 09:00
     assert _alice(engine).away_until is not None
     slash("back")
     assert _alice(engine).away_until is None
