@@ -16,6 +16,16 @@ DEFAULT_HOUR = 9  # "friday" or "31.12." means the start of the working day, not
 # "10.30" is half past ten in Swedish: a dotted pair that can be a clock is a time, not a date.
 _CLOCK = re.compile(r"(?:[01]?\d|2[0-3])\.[0-5]\d")
 _DATE_WORDS = 3  # "31. 12. 2026"
+# The words before an hour in the ten languages: "at 10", "um 10", "kl 10.30", "o 10", "v 10",
+# "ob 10", "à 10h", "a las 10"; and after it: "10 Uhr", "10 hodin", "10-kor", "10 órakor".
+# Only at the end: in "o 3 hodiny" (Slovak: in 3 hours) the number is no hour.
+_TIME_WORDS = r"at|um|à|a\s+las?|kl\.?|klockan|o|v|ve|ob"
+_SAID_HOUR = re.compile(
+    rf"(?<!\S)(?P<word>(?:{_TIME_WORDS})\s+)?(?P<h>[01]?\d|2[0-3])(?:[.:h](?P<m>[0-5]\d)|h)?"
+    r"(?P<unit>\s*uhr|\s+hodin|-kor|\s+órakor)?$",
+    re.IGNORECASE,
+)
+_TIME_WORD_LAST = re.compile(rf"(?<!\S)(?:{_TIME_WORDS})$", re.IGNORECASE)
 
 
 def parse_when(
@@ -27,8 +37,8 @@ def parse_when(
     store.validation.parse_numeric_date reads it, and one that does not exist (`31.02.`) raises
     its Invalid, whose message says so."""
     text = text.strip()
-    if not text:
-        return None
+    if not text or _TIME_WORD_LAST.search(text):
+        return None  # "31.12. at": the time of day is missing, so the words are not a time
     now = now or datetime.now(UTC)
     local_zone = zone(tz)
     base = now.astimezone(local_zone).replace(tzinfo=None)
@@ -47,7 +57,7 @@ def parse_when(
         "RELATIVE_BASE": base,
     }
     try:
-        found = DateDataParser(languages=langs, settings=settings).get_date_data(reading)
+        found = DateDataParser(languages=langs, settings=settings).get_date_data(_SAID_HOUR.sub(_as_clock, reading))
     except OverflowError:  # "31.12.9999 23:00" west of UTC is in the year 10000 there
         raise outside_calendar(text) from None
     except ValueError:
@@ -58,13 +68,21 @@ def parse_when(
     # A time of day was written ("10:00", "tonight", "in 3 hours"); not so for "tomorrow" or
     # "in 3 days". Its period is no guide: "tomorrow 10:00" at 10:00 has the period "day".
     has_time = "time" in found.parts
-    if written is not None and parsed.date() != written[0]:
+    if written is not None and (not has_time or parsed.date() != written[0]):
         return None  # what followed the date was not its time of day
     if not has_time and not any(char.isalpha() for char in text):
         return None  # bare numbers ("10", "5.") are not a month years away
     if not has_time:
         parsed = _working_day_start(parsed.date(), local_zone)
     return _in_utc(parsed, text)
+
+
+def _as_clock(match: re.Match[str]) -> str:
+    """An hour said with a time word ("at 10", "um 10 Uhr") as 10:00, which dateparser reads as
+    a time; it reads a bare "10" as a day of the month, or not at all after "kl" or "ob"."""
+    if not match["word"] and not match["unit"]:
+        return match[0]  # a bare number, or "10h", which dateparser reads itself
+    return f"{int(match['h']):02d}:{match['m'] or '00'}"
 
 
 def _working_day_start(day: date, local_zone: ZoneInfo) -> datetime:

@@ -110,6 +110,34 @@ def test_a_day_named_without_a_time_of_day_is_nine_not_the_time_it_is_now(
     assert f"{moment.astimezone(STOCKHOLM):%Y-%m-%d %H:%M}" == expected
 
 
+@pytest.mark.parametrize(("words", "language", "expected"), [
+    ("31.12. at 10 call", "en", "2026-12-31 10:00"),
+    ("31.12. um 10 Uhr anrufen", "de", "2026-12-31 10:00"),
+    ("31.12. kl 10.30 ring", "sv", "2026-12-31 10:30"),
+    ("31.12. v 10 zavolat", "cs", "2026-12-31 10:00"),
+    ("31.12. o 10 zadzwonić", "pl", "2026-12-31 10:00"),
+    ("31.12. ob 10 pokliči", "sl", "2026-12-31 10:00"),
+    ("31.12. à 10h appeler", "fr", "2026-12-31 10:00"),
+    ("31.12. a las 10 llamar", "es", "2026-12-31 10:00"),
+    ("31.12. 10-kor hívni", "hu", "2026-12-31 10:00"),
+    ("tomorrow at 10 call", "en", "2026-11-24 10:00"),
+    ("morgen 10 Uhr anrufen", "de", "2026-11-24 10:00"),
+])
+def test_a_time_word_after_the_day_keeps_its_hour_and_the_note_its_words(
+        words: str, language: str, expected: str) -> None:
+    # regression: "31.12. at" was taken for the date, so 09:00 with the note "10 call"
+    moment, rest = split_when(words.split(), tz="Europe/Stockholm", languages=[language], now=NOW)
+    assert moment is not None, words
+    assert (f"{moment.astimezone(STOCKHOLM):%Y-%m-%d %H:%M}", rest) == (expected, words.split()[-1:])
+
+
+@pytest.mark.parametrize("words", ["31.12. at lunch", "tomorrow at lunch"])
+def test_a_time_word_without_a_time_stays_in_the_note(words: str) -> None:
+    moment, rest = split_when(words.split(), tz="Europe/Stockholm", now=NOW)
+    assert moment is not None and moment.astimezone(STOCKHOLM).time() == time(9)
+    assert rest == ["at", "lunch"]
+
+
 @pytest.mark.parametrize(("text", "tz", "now", "message"), [
     ("0000-01-01", "Europe/Prague", NOW, "0000-01-01 is not a date: there is no year 0"),
     ("1.1.0000", "Europe/Prague", NOW, "1.1.0000 is not a date: there is no year 0"),
