@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -10,10 +11,11 @@ from zoneinfo import ZoneInfo
 from dateparser.date import DateDataParser
 
 from store.hours import zone
-from store.validation import outside_calendar, parse_numeric_date
+from store.validation import Invalid, outside_calendar, parse_numeric_date
 
 DEFAULT_HOUR = 9  # "friday" or "31.12." means the start of the working day, not midnight
-# "10.30" is half past ten in Swedish: a dotted pair that can be a clock is a time, not a date.
+# "10.30" is half past ten to a Swede, "1.10" the first of October to a Czech: a leading
+# dotted pair without the final dot is read the one way it can be, and asked about if both.
 _CLOCK = re.compile(r"(?:[01]?\d|2[0-3])\.[0-5]\d")
 _DATE_WORDS = 3  # "31. 12. 2026"
 # The words before an hour in the ten languages: "at 10", "um 10", "kl 10.30", "o 10", "v 10",
@@ -35,7 +37,7 @@ def parse_when(
     A day named without a time of day (`friday`, `tomorrow`, `in 3 days`, `31.12.`) is at
     DEFAULT_HOUR; `in 3 hours` is exact. A date in digits is read as
     store.validation.parse_numeric_date reads it, and one that does not exist (`31.02.`) raises
-    its Invalid, whose message says so."""
+    its Invalid, whose message says so; so does a dotted pair that is both a date and a time."""
     text = text.strip()
     if not text or _TIME_WORD_LAST.search(text):
         return None  # "31.12. at": the time of day is missing, so the words are not a time
@@ -101,12 +103,25 @@ def _leading_date(text: str, *, today: date) -> tuple[date, str] | None:
     words = text.split()
     for count in range(min(_DATE_WORDS, len(words)), 0, -1):
         candidate = " ".join(words[:count])
-        if _CLOCK.fullmatch(candidate):
-            return None
-        day = parse_numeric_date(candidate, today=today)
+        try:
+            day = parse_numeric_date(candidate, today=today)
+        except Invalid:
+            if _CLOCK.fullmatch(candidate):
+                return None  # no date, only a time of day: "15.30"
+            raise
         if day is not None:
+            if _CLOCK.fullmatch(candidate):
+                raise _date_or_clock(candidate, day)
             return day, " ".join(words[count:])
     return None
+
+
+def _date_or_clock(pair: str, day: date) -> Invalid:
+    """The question for a dotted pair that is a date and a time of day: "1.10" (01:10)."""
+    hour, minute = pair.split(".")
+    clock = f"{int(hour):02d}:{minute}"
+    return Invalid(f"{pair}: {day.day} {calendar.month_name[day.month]} or {clock}? "
+                   f"Write {pair}. for the date, {clock} for the time")
 
 
 def split_when(

@@ -73,6 +73,7 @@ def test_chat_remind_refuses_31_february(chat_env: str) -> None:
 @pytest.mark.parametrize(("line", "answer"), [
     ("remind me 0000-01-01 call", "0000-01-01 is not a date: there is no year 0."),
     ("away 1.1.0000", "1.1.0000 is not a date: there is no year 0."),
+    ("remind me 1.10 call", "1.10: 1 October or 01:10? Write 1.10. for the date, 01:10 for the time."),
 ])
 def test_chat_refuses_a_date_it_cannot_take_with_a_message_not_a_traceback(
         chat_env: str, line: str, answer: str) -> None:

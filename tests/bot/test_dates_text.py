@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -136,6 +136,55 @@ def test_a_time_word_without_a_time_stays_in_the_note(words: str) -> None:
     moment, rest = split_when(words.split(), tz="Europe/Stockholm", now=NOW)
     assert moment is not None and moment.astimezone(STOCKHOLM).time() == time(9)
     assert rest == ["at", "lunch"]
+
+
+PRAGUE_15_SEPTEMBER = datetime(2026, 9, 15, 10, 17, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("words", "question"), [
+    ("1.10 send offer", "1.10: 1 October or 01:10? Write 1.10. for the date, 01:10 for the time"),
+    ("15.05 send offer", "15.05: 15 May or 15:05? Write 15.05. for the date, 15:05 for the time"),
+    ("23.12 send offer", "23.12: 23 December or 23:12? Write 23.12. for the date, 23:12 for the time"),
+])
+def test_reminder_asks_whether_1_10_is_a_date_or_a_time(words: str, question: str) -> None:
+    # regression: with a Prague rep on 15 September these were 01:10, 15:05 and 23:12 today, silently
+    with pytest.raises(Invalid, match=f"^{re.escape(question)}$"):
+        split_when(words.split(), tz="Europe/Prague", now=PRAGUE_15_SEPTEMBER)
+
+
+@pytest.mark.parametrize(("words", "expected"), [
+    ("1.10. send", "2026-10-01 09:00"),  # the final dot: a date
+    ("at 1.10 send", "2026-09-16 01:10"),  # a time word: a time
+    ("kl 1.10 send", "2026-09-16 01:10"),
+    ("friday 1.10 send", "2026-09-18 01:10"),  # a day before it: its time
+    ("31.12. 1.10 send", "2026-12-31 01:10"),
+    ("1.10. 10:00 send", "2026-10-01 10:00"),
+])
+def test_a_dotted_pair_that_could_be_both_is_read_as_its_context_says(words: str, expected: str) -> None:
+    prague = ZoneInfo("Europe/Prague")
+    moment, rest = split_when(words.split(), tz="Europe/Prague", now=PRAGUE_15_SEPTEMBER)
+    assert moment is not None and f"{moment.astimezone(prague):%Y-%m-%d %H:%M}" == expected
+    assert rest == ["send"]
+
+
+@given(st.integers(0, 99), st.integers(0, 99), st.sampled_from(["{a}.{b}", "{a}.{b:02d}", "{a:02d}.{b:02d}"]))
+def test_a_dotted_pair_alone_is_the_one_thing_it_can_be_and_a_question_if_both(a: int, b: int, style: str) -> None:
+    text = style.format(a=a, b=b)
+    minutes = text.split(".")[1]
+    is_date = 1 <= b <= 12 and 1 <= a <= calendar.monthrange(2000, b)[1]
+    is_time = a <= 23 and len(minutes) == 2 and b <= 59
+    if is_date and is_time:
+        with pytest.raises(Invalid, match=rf"^{re.escape(text)}: .+ or {a:02d}:{minutes}\? Write "):
+            split_when([text, "call"], tz="Europe/Stockholm", now=NOW)
+    elif is_date:
+        moment = local_when(text)
+        assert (moment.day, moment.month, moment.time()) == (a, b, time(9))
+    elif is_time:
+        moment = local_when(text)
+        assert moment.time() == time(a, b) and NOW < moment <= NOW + timedelta(days=2)  # today or tomorrow
+    else:
+        with pytest.raises(Invalid, match="is not a date"):
+            parse_when(text, tz="Europe/Stockholm", now=NOW)
 
 
 @pytest.mark.parametrize(("text", "tz", "now", "message"), [
