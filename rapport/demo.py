@@ -163,19 +163,25 @@ def note_last_demo(folder: Path) -> None:
     note.write_text(f"{folder.resolve()}\n", encoding="utf-8")
 
 
+def is_demo(folder: Path) -> bool:
+    """Whether `folder` holds a demo `rapport demo` made: its database and its clock (`.env`)."""
+    return (folder / "rapport.db").is_file() and (folder / CLOCK_FILE).is_file()
+
+
 def find_demo(folder: Path | None = None) -> Path:
-    """The demo `--demo` uses: `folder` (--demo-dir), else ./rapport-demo when it holds one, else
-    the one `rapport demo` made last."""
+    """The demo `--demo` uses: `folder` (--demo-dir), else the current folder when it is one, else
+    ./rapport-demo when it holds one, else the one `rapport demo` made last."""
     if folder is not None:
         return folder.resolve()
-    if (DEMO_FOLDER / "rapport.db").exists():
-        return DEMO_FOLDER.resolve()
+    here = next((f for f in (Path.cwd(), DEMO_FOLDER) if is_demo(f)), None)
+    if here is not None:
+        return here.resolve()
     note = last_demo_note()
     try:
         return Path(note.read_text(encoding="utf-8").strip())
     except FileNotFoundError:
-        raise RapportError(f"no demo found: none in {DEMO_FOLDER}/ here, and {note} names none; "
-                           "run `rapport demo` first") from None
+        raise RapportError(f"no demo found: not in this folder, none in ./{DEMO_FOLDER},\n"
+                           f"and {note} names none: run `rapport demo` first") from None
 
 
 def open_demo(folder: Path) -> Runtime:

@@ -54,7 +54,9 @@ def clock(rt: Runtime, at: str | None = None) -> Callable[[], datetime]:
 
 DEMO_OPTION: Any = typer.Option(False, "--demo", help="Use the database `rapport demo` made, its config and clock.")
 DEMO_DIR_OPTION: Any = typer.Option(
-    None, "--demo-dir", help="With --demo: the demo's folder (default: ./rapport-demo, else the demo made last)."
+    None, "--demo-dir",
+    help="With --demo: the demo's folder (default: the current folder when it is a demo, else ./rapport-demo, "
+         "else the demo made last).",
 )
 
 

@@ -182,7 +182,7 @@ def test_regression_demo_flag_finds_the_demo_made_last_from_any_folder(
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(RapportError, match=r"no demo found.*run `rapport demo` first"):
+    with pytest.raises(RapportError, match=r"(?s)no demo found.*run `rapport demo` first"):
         find_demo()
     made: list[Path] = []
     monkeypatch.setattr(rapport.demo, "run_demo", lambda console, folder, **_: made.append(folder))
@@ -192,10 +192,34 @@ def test_regression_demo_flag_finds_the_demo_made_last_from_any_folder(
 
     monkeypatch.chdir(tmp_path / "home")  # any other folder
     assert find_demo() == tmp_path / "somewhere" / "demo"
-    (tmp_path / "home" / "rapport-demo").mkdir()
-    (tmp_path / "home" / "rapport-demo" / "rapport.db").touch()
+    _fake_demo(tmp_path / "home" / "rapport-demo")
     assert find_demo() == tmp_path / "home" / "rapport-demo"  # the folder's own demo comes first
     assert find_demo(Path("x")) == tmp_path / "home" / "x"  # --demo-dir names it
+
+
+def _fake_demo(folder: Path) -> None:
+    """What makes a folder a demo's: its database and its clock (`.env`)."""
+    folder.mkdir(parents=True)
+    (folder / "rapport.db").touch()
+    (folder / ".env").write_text("RAPPORT_NOW=2026-11-20T13:00+00:00\n", encoding="utf-8")
+
+
+def test_regression_demo_flag_inside_a_demo_folder_uses_that_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cd rapport-demo && rapport chat --demo` used the demo noted in ~/.cache, another folder,
+    though the current folder held a demo (its rapport.db and .env)."""
+    from rapport.demo import find_demo, note_last_demo
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    _fake_demo(tmp_path / "elsewhere")
+    note_last_demo(tmp_path / "elsewhere")
+    _fake_demo(tmp_path / "rapport-demo")
+    monkeypatch.chdir(tmp_path / "rapport-demo")
+    assert find_demo() == tmp_path / "rapport-demo"
+
+    (tmp_path / "rapport-demo" / ".env").unlink()  # a folder with a database of its own is no demo
+    assert find_demo() == tmp_path / "elsewhere"
 
 
 def test_regression_spacy_log_lines_are_printed_once() -> None:
