@@ -9,10 +9,13 @@ from __future__ import annotations
 import gc
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property, partial
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
@@ -78,11 +81,35 @@ class Runtime:
             self._engine = self._open(create=True)
         return self._engine
 
+    @contextmanager
+    def database_or_scratch(self) -> Iterator[Engine]:
+        """The database for work that writes nothing (a dry run); when there is none, an empty
+        one at the current schema with rapport.toml's reps, in a temporary folder removed
+        afterwards: checking first must not leave a database behind."""
+        probe = make_engine(self.settings.database_url)
+        try:
+            exists = self._engine is not None or current_revision(probe) is not None
+        finally:
+            probe.dispose()
+        if exists:
+            yield self.engine
+            return
+        with TemporaryDirectory(prefix="rapport-dry-run-") as folder:
+            scratch = self._prepare(make_engine(f"sqlite:///{Path(folder) / 'rapport.db'}"), None)
+            try:
+                yield scratch
+            finally:
+                scratch.dispose()
+
     def _open(self, *, create: bool) -> Engine:
         engine = make_engine(self.settings.database_url)
         current = current_revision(engine)
         if current is None and not create:
             raise RapportError(missing_database(engine))
+        return self._prepare(engine, current)
+
+    def _prepare(self, engine: Engine, current: str | None) -> Engine:
+        """`engine` with the schema at head (from revision `current`) and rapport.toml's reps."""
         if current != head_revision(engine):
             # a database just made is no news (the demo makes one); migrating one in use is
             log.log(logging.INFO if current else logging.DEBUG, "%s the database schema at %s",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -55,9 +56,10 @@ def run_import(entity: str, path: Path, *, dry_run: bool, as_json: bool) -> Impo
     """Import with a progress bar on the terminal (none with --json, which keeps stdout clean)."""
     try:
         total = count_rows(path)  # first: a file that cannot be read creates no database
-        # a dry run writes nothing, so it does not create the database either
-        engine = runtime().engine if dry_run else runtime().create_database()
-        with Progress(
+        # a dry run writes nothing, so it creates no database either: without one, it checks
+        # the rows against an empty store
+        database = runtime().database_or_scratch() if dry_run else nullcontext(runtime().create_database())
+        with database as engine, Progress(
             TextColumn(f"importing {entity}"),
             BarColumn(),
             MofNCompleteColumn(),

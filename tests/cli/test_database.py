@@ -64,19 +64,36 @@ def test_db_status_says_there_is_no_database_and_makes_none(tmp_path: Path, monk
     runtime.cache_clear()
 
 
-def test_an_import_creates_the_database_and_a_dry_run_does_not(
+def test_regression_a_dry_run_on_a_fresh_install_checks_the_rows_and_creates_no_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """`rapport import contacts file.csv --dry-run`, the natural first step, exited 2 with "no
+    Rapport database". It checks the rows against an empty store (with rapport.toml's reps, whom
+    the contacts may name as owners) and leaves no database behind."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAPPORT_DATABASE_URL", "sqlite:///rapport.db")
+    monkeypatch.delenv("RAPPORT_CONFIG", raising=False)
+    (tmp_path / "rapport.toml").write_text(
+        '[[reps]]\nname = "Anna Berg"\nemail = "anna@nordlys.example"\n', encoding="utf-8")
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("email,name,owner\npeter@stastny.example,Peter,anna@nordlys.example\n"
+                        "not an address,Nobody,anna@nordlys.example\n", encoding="utf-8")
+    runtime.cache_clear()
+    result = CliRunner().invoke(app, ["import", "contacts", str(contacts), "--dry-run", "--json"])
+    assert result.exit_code == 2, result.output  # the bad row is rejected; the good one would land
+    report = json.loads(result.stdout)
+    assert report["imported"] == 1 and len(report["rejected"]) == 1
+    assert not report["warnings"]  # the owner is known: rapport.toml's reps are in the scratch store
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["contacts.csv", "rapport.toml"]
+    runtime.cache_clear()
+
+
+def test_an_import_creates_the_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("RAPPORT_DATABASE_URL", "sqlite:///rapport.db")
     monkeypatch.delenv("RAPPORT_CONFIG", raising=False)  # ./rapport.toml, which may be missing
     reps = tmp_path / "reps.csv"
     reps.write_text("name,email\nAnna Berg,anna@nordlys.example\n", encoding="utf-8")
-    runtime.cache_clear()
-    result = CliRunner().invoke(app, ["import", "reps", str(reps), "--dry-run"])
-    assert result.exit_code != 0 and "no Rapport database at" in str(result.exception)
-    assert not (tmp_path / "rapport.db").exists()
-    runtime.cache_clear()
     result = CliRunner().invoke(app, ["import", "reps", str(reps)])
     assert result.exit_code == 0, result.output
     assert "1 imported" in result.output
