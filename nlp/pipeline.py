@@ -154,6 +154,11 @@ class Classifier:
         self.nlp = nlp
         self.model_version = model_version
 
+    @property
+    def categories(self) -> list[str]:
+        """The categories the model gives (its textcat's labels; a custom model has its own)."""
+        return list(cast(TextCategorizer, self.nlp.get_pipe("textcat")).labels)
+
     def classify(self, texts: Sequence[str], *, batch_size: int = 256) -> list[Classification]:
         """One classification per text; only the first ``MAX_CHARS`` characters of a text are read."""
         clipped = (text[:MAX_CHARS] for text in texts)

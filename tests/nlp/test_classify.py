@@ -66,6 +66,11 @@ def test_gibberish_needs_triage_not_a_confident_guess(classifier: nlp.Classifier
     assert all(r.confidence < 0.5 for r in results)
 
 
+def test_the_classifier_names_the_categories_it_gives(classifier: nlp.Classifier) -> None:
+    # what a route's category is checked against once the model is loaded (a custom model has its own)
+    assert sorted(classifier.categories) == sorted(nlp.CATEGORIES)
+
+
 def test_threshold_decides_needs_triage(model_cache: Path) -> None:
     text = REALISTIC[0][0]
     strict = nlp.load_classifier(None, cache_dir=model_cache, threshold=1.0).classify([text])[0]
