@@ -27,10 +27,14 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from rapport.errors import ConfigError
 from rapport.settings import ENV_NAMES, Settings, env_file_of, read_settings
+from store.db import make_engine
 from store.hours import WEEKDAYS
+from store.reps import reps_and_teams
 from store.validation import (
     CATEGORIES,
     SKILL_SYNONYMS,
@@ -86,7 +90,10 @@ class RouteConfig(_Section):
     """Send a category or a language to a team or a rep (beyond each rep's own skills).
 
     Every name must exist, or the route never applies: a category the classifier gives, one of
-    [nlp] languages, a team or an email of a rep under [[reps]] (`_Names`, the validation context).
+    [nlp] languages, a team or an email of a rep (`_Names`, the validation context). The file
+    alone knows neither the reps imported into the database nor a custom model's categories:
+    there only a near miss of a known name is an error (a typo), and the rest is checked where
+    they are known (`route_problems`: `config check` and the start of `serve` and `inbox`).
     """
 
     category: str | None = None
@@ -96,8 +103,9 @@ class RouteConfig(_Section):
 
     @field_validator("category")
     @classmethod
-    def _category(cls, value: str) -> str:
-        return _known(value, CATEGORIES, "not a category", SKILL_SYNONYMS)
+    def _category(cls, value: str, info: ValidationInfo) -> str:
+        names = _names(info)
+        return _known(value, names.categories, "not a category", SKILL_SYNONYMS, complete=names.all_categories)
 
     @field_validator("language")
     @classmethod
@@ -108,14 +116,16 @@ class RouteConfig(_Section):
     @field_validator("team")
     @classmethod
     def _team(cls, value: str, info: ValidationInfo) -> str:
-        return _known(value, _names(info).teams, "no rep under [[reps]] has this team")
+        names = _names(info)
+        return _known(value, names.teams, f"no rep {names.reps_from} has this team", complete=names.all_reps)
 
     @field_validator("rep")
     @classmethod
     def _rep(cls, value: str, info: ValidationInfo) -> str:
+        names = _names(info)
         # addresses share their domain, so only a near miss of the whole is a typo
-        return _known(normal_email(value), _names(info).emails, "no rep under [[reps]] has this email",
-                      cutoff=0.9)
+        return _known(normal_email(value), names.emails, f"no rep {names.reps_from} has this email",
+                      cutoff=0.9, complete=names.all_reps)
 
     @model_validator(mode="after")
     def _has_target(self) -> RouteConfig:
@@ -277,6 +287,14 @@ class RepConfig(_Section):
 
 
 @dataclass(frozen=True)
+class Known:
+    """What a route may name that rapport.toml cannot know; None: not known where it is checked."""
+
+    reps: Sequence[tuple[str, str | None]] | None = None  # the database's reps: (email, team)
+    categories: Sequence[str] | None = None  # the loaded model's
+
+
+@dataclass(frozen=True)
 class _Names:
     """What a route may name, read leniently from the file before it is validated: a route is
     checked even when a rep or [nlp] has problems of its own (every problem in one run)."""
@@ -284,16 +302,30 @@ class _Names:
     emails: list[str]
     teams: list[str]
     languages: list[str]
+    categories: list[str]
+    all_reps: bool  # False: reps imported into the database may have other emails and teams
+    all_categories: bool  # False: a custom model ([nlp] model) may have other categories
 
     @classmethod
-    def read(cls, data: Mapping[str, Any]) -> _Names:
+    def read(cls, data: Mapping[str, Any], known: Known = Known()) -> _Names:
         reps = [rep for rep in _items(data.get("reps")) if isinstance(rep, dict)]
-        nlp = data.get("nlp")
-        languages = (nlp["languages"] if isinstance(nlp, dict) and "languages" in nlp
-                     else NlpConfig.model_fields["languages"].default)
-        return cls(emails=[normal_email(str(rep["email"])) for rep in reps if "email" in rep],
-                   teams=sorted({str(rep["team"]) for rep in reps if "team" in rep}),
-                   languages=[str(code) for code in _items(languages)])
+        nlp: dict[str, Any] = data["nlp"] if isinstance(data.get("nlp"), dict) else {}
+        languages = nlp.get("languages", NlpConfig.model_fields["languages"].default)
+        emails = [normal_email(str(rep["email"])) for rep in reps if rep.get("email") is not None]
+        teams = {str(rep["team"]) for rep in reps if rep.get("team") is not None}
+        for email, team in known.reps or ():  # the file's reps are in the database too
+            emails += [] if email in emails else [email]
+            teams |= {team} if team else set()
+        # the default model's categories are known; a custom model's only once it is loaded
+        custom_model = bool(nlp.get("model"))
+        categories = known.categories if known.categories is not None else [] if custom_model else CATEGORIES
+        return cls(emails=emails, teams=sorted(teams), languages=[str(code) for code in _items(languages)],
+                   categories=list(categories), all_reps=known.reps is not None,
+                   all_categories=known.categories is not None or not custom_model)
+
+    @property
+    def reps_from(self) -> str:
+        return "under [[reps]] or in the database" if self.all_reps else "under [[reps]]"
 
 
 def _items(value: Any) -> list[Any]:
@@ -306,17 +338,29 @@ def _names(info: ValidationInfo) -> _Names:
 
 
 def _known(
-    value: str, valid: Sequence[str], problem: str, aliases: Mapping[str, str] | None = None, cutoff: float = 0.6
+    value: str, valid: Sequence[str], problem: str, aliases: Mapping[str, str] | None = None, cutoff: float = 0.6,
+    *, complete: bool = True,
 ) -> str:
     """`value` when it is valid, else a ValueError: the problem and the nearest valid value, by
-    spelling or by an alias that means it (`partners`: `partnership`, `slovenian`: `sl`)."""
+    spelling or by an alias that means it (`partners`: `partnership`, `slovenian`: `sl`). When
+    `valid` is not `complete`, only such a near miss is an error: another value may be valid."""
     if value in valid:
         return value
-    words = {**(aliases or {}), **{name.lower(): name for name in valid}}
+    meant = {alias: name for alias, name in (aliases or {}).items() if name in valid}
+    words = {**meant, **{name.lower(): name for name in valid}}
     close = difflib.get_close_matches(value.strip().lower(), list(words), n=1, cutoff=cutoff)
     if close:
         raise ValueError(f"{problem}; did you mean `{words[close[0]]}`?")
-    raise ValueError(f"{problem}; expected one of {', '.join(valid)}" if valid else f"{problem}; there is none")
+    if not complete:
+        return value
+    if not valid:
+        raise ValueError(f"{problem}; there is none")
+    listed = ", ".join(valid[:LISTED])  # a database may have hundreds of reps
+    more = f", … ({len(valid)} in all)" if len(valid) > LISTED else ""
+    raise ValueError(f"{problem}; expected one of {listed}{more}")
+
+
+LISTED = 10  # valid values an error lists
 
 
 def _language_names(codes: Sequence[str]) -> dict[str, str]:
@@ -396,9 +440,9 @@ def _describe(error: Any, path: Path) -> str:
     return f"{path}: `{key}`: {message} (got {error.get('input')!r})"
 
 
-def read_config(path: Path | None) -> tuple[AppConfig | None, list[str]]:
+def read_config(path: Path | None, known: Known = Known()) -> tuple[AppConfig | None, list[str]]:
     """`rapport.toml` and every problem in it, at once (None when there is one); a missing file
-    means all defaults."""
+    means all defaults. A route's names are checked against the file's and what is `known`."""
     if path is None or not path.exists():
         return AppConfig(), []
     try:
@@ -407,15 +451,36 @@ def read_config(path: Path | None) -> tuple[AppConfig | None, list[str]]:
         return None, [f"{path}: not valid TOML: {exc}"]
     except (OSError, UnicodeDecodeError) as exc:
         return None, [f"{path}: cannot read: {exc}"]
-    names = _Names.read(data)
-    duplicates = sorted({e for e in names.emails if names.emails.count(e) > 1})
+    emails = _Names.read(data).emails
+    duplicates = sorted({e for e in emails if emails.count(e) > 1})
     problems = [f"{path}: `reps`: the same email appears twice: {', '.join(duplicates)}"] if duplicates else []
     try:
-        config = AppConfig.model_validate(data, context=names)
+        config = AppConfig.model_validate(data, context=_Names.read(data, known))
     except ValidationError as exc:
         return None, [*(_describe(e, path) for e in exc.errors()), *problems]
     config.source = path
     return (None if problems else config), problems
+
+
+def route_problems(config: AppConfig, known: Known) -> list[str]:
+    """The routes of a valid config checked again against what is `known` now (the database's
+    reps, the loaded model's categories): every problem, with the file and the key."""
+    names = _Names.read(config.model_dump(include={"reps", "nlp"}), known)
+    path = config.source or Settings.model_fields["config_file"].default
+    problems = []
+    for index, route in enumerate(config.assignment.routes):
+        try:
+            RouteConfig.model_validate(route.model_dump(exclude_none=True), context=names)
+        except ValidationError as exc:
+            problems += [_describe({**error, "loc": ("assignment", "routes", index, *error["loc"])}, path)
+                         for error in exc.errors()]
+    return problems
+
+
+def refusal(problems: Sequence[str]) -> ConfigError:
+    """The error a command stops with on configuration problems: every one of them."""
+    return ConfigError("the configuration has problems (`rapport config check` shows them all):\n  "
+                       + "\n  ".join(problems))
 
 
 def load_config(path: Path | None) -> AppConfig:
@@ -426,14 +491,25 @@ def load_config(path: Path | None) -> AppConfig:
     return config
 
 
-def _password_names(path: Path) -> list[str]:
-    """The `password_env` names of [[inbox.mailboxes]], read leniently (the file may have other problems)."""
+def _read_leniently(path: Path) -> dict[str, Any]:
+    """The file's data for a look before it is validated (it may have other problems); {} when unreadable."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return []
+        return {}
+
+
+def _password_names(data: Mapping[str, Any]) -> list[str]:
+    """The `password_env` names of [[inbox.mailboxes]]."""
     mailboxes = data.get("inbox", {}).get("mailboxes", []) if isinstance(data.get("inbox"), dict) else []
     return [str(m["password_env"]) for m in mailboxes if isinstance(m, dict) and "password_env" in m]
+
+
+def _routes_to_people(data: Mapping[str, Any]) -> bool:
+    """Whether a route names a team or a rep (only then is the database worth asking)."""
+    assignment: dict[str, Any] = data["assignment"] if isinstance(data.get("assignment"), dict) else {}
+    return any(isinstance(route, dict) and ("team" in route or "rep" in route)
+               for route in _items(assignment.get("routes")))
 
 
 @dataclass
@@ -473,19 +549,24 @@ def _config_file(settings: Settings | None, overrides: Mapping[str, Any]) -> tup
     return Path(named or Settings.model_fields["config_file"].default), bool(named)
 
 
-def check_configuration(**overrides: Any) -> Checked:
+def check_configuration(*, with_database: bool = False, **overrides: Any) -> Checked:
     """The environment, `.env` and `rapport.toml`, checked together: one run names every problem.
 
-    A missing `rapport.toml` means the defaults, unless someone named the file: then it is a problem."""
+    A missing `rapport.toml` means the defaults, unless someone named the file: then it is a problem.
+    `with_database`: a route's team and rep are also checked against the reps of the database,
+    when there is one (imported reps: the file alone cannot know them)."""
     settings, problems = read_settings(**overrides)
     config_file, named = _config_file(settings, overrides)
-    extra = _password_names(config_file) if config_file.exists() else []
+    data = _read_leniently(config_file) if config_file.exists() else {}
+    extra = _password_names(data)
     if extra:  # a mailbox's password variable is a valid name, not a typo
         settings, problems = read_settings(extra, **overrides)
+    known, database_warnings = (_database_reps(settings) if with_database and settings and _routes_to_people(data)
+                                else (Known(), []))
     if named and not config_file.exists():
         config, config_problems = None, [f"{CONFIG_ENV}: no such file (got '{config_file}')"]
     else:
-        config, config_problems = read_config(config_file)
+        config, config_problems = read_config(config_file, known)
     if config is not None:  # like RAPPORT_IMAP_HOST without RAPPORT_IMAP_PASSWORD
         config_problems += [
             f"{config_file}: `inbox.mailboxes[{i}].password_env`: {mailbox.password_env} is not set in the "
@@ -493,13 +574,32 @@ def check_configuration(**overrides: Any) -> Checked:
             for i, mailbox in enumerate(config.inbox.mailboxes) if not os.environ.get(mailbox.password_env)
         ]
     warnings = _warnings(settings, config, config_file) if settings and config else []
-    return Checked(settings, config, problems + config_problems, config_file, warnings)
+    return Checked(settings, config, problems + config_problems, config_file, warnings + database_warnings)
+
+
+def database_reps(url: str) -> list[tuple[str, str | None]] | None:
+    """The (email, team) of every rep in the database at `url`; None when there is no database
+    (asking creates none)."""
+    engine = make_engine(url)
+    try:
+        return reps_and_teams(engine)
+    finally:
+        engine.dispose()
+
+
+def _database_reps(settings: Settings) -> tuple[Known, list[str]]:
+    """The database's reps, when there is a database to read, and a warning when it cannot be read."""
+    try:
+        return Known(reps=database_reps(settings.database_url)), []
+    except SQLAlchemyError as exc:
+        url = make_url(settings.database_url).render_as_string(hide_password=True)
+        return Known(), [f"cannot read the reps of the database {url}: {exc.__class__.__name__}; "
+                         "routes to teams and reps not under [[reps]] are unchecked"]
 
 
 def load_configuration(**overrides: Any) -> tuple[Settings, AppConfig]:
     """Settings and config for a command; any problem in either raises one ConfigError naming all of them."""
     checked = check_configuration(**overrides)
     if checked.problems or checked.settings is None or checked.config is None:
-        raise ConfigError("the configuration has problems (`rapport config check` shows them all):\n  "
-                          + "\n  ".join(checked.problems))
+        raise refusal(checked.problems)
     return checked.settings, checked.config

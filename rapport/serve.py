@@ -31,6 +31,7 @@ from rapport.settings import Settings
 from rapport.wiring import (
     Runtime,
     bot_options,
+    check_routes,
     digest_options,
     ingest_options,
     mailbox_specs,
@@ -86,6 +87,7 @@ class Service:
         settings = self.rt.settings
         mailboxes = self._mailboxes()
         secret, app_token = slack_credentials(settings)
+        check_routes(self.rt)
         engine = self.rt.create_database()  # after the checks: a start that fails makes no database
         surveys = survey_options(self.rt)
         replies = reply_handler(self.rt)
@@ -143,6 +145,11 @@ class Service:
             classifier = self.rt.classifier
         except Exception:
             log.exception("cannot load the classifier; the mailboxes are not watched")
+            return
+        try:  # a custom model's categories are known only now
+            check_routes(self.rt, classifier.categories)
+        except ConfigError as exc:
+            log.error("%s\nThe mailboxes are not watched.", exc)
             return
         options = ingest_options(self.rt)
         threads = [

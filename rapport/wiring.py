@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
-from rapport.config import AppConfig, load_config, load_configuration
+from rapport.config import (
+    AppConfig,
+    Known,
+    database_reps,
+    load_config,
+    load_configuration,
+    refusal,
+    route_problems,
+)
 from rapport.errors import ConfigError, RapportError
 from rapport.settings import Settings
 from store.db import current_revision, head_revision, make_engine, session_scope, upgrade
@@ -250,6 +258,18 @@ def sent_folders_of(rt: Runtime) -> OpenSent:
     from inbox.sent import sent_folders
 
     return sent_folders(mailbox_specs(rt) if rt.settings.imap_configured or rt.config.inbox.mailboxes else [])
+
+
+def check_routes(rt: Runtime, categories: Sequence[str] | None = None) -> None:
+    """Refuse to start on a route to a team or rep that neither rapport.toml nor the database has
+    (reps may be imported), or to a category the loaded model (`categories`) does not give: the
+    route would never apply. Call it before creating the database: a refused start makes none."""
+    if not rt.config.assignment.routes:
+        return
+    reps = database_reps(rt.settings.database_url) or []  # no database yet: rapport.toml's reps alone
+    problems = route_problems(rt.config, Known(reps=reps, categories=categories))
+    if problems:
+        raise refusal(problems)
 
 
 def routes(config: AppConfig) -> list[Route]:

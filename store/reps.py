@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from store.db import current_revision, read_session
 from store.models import Rep
 
 
@@ -51,3 +53,12 @@ def rep_by_email(session: Session, email: str) -> Rep | None:
 
 def rep_by_slack_id(session: Session, slack_user_id: str) -> Rep | None:
     return session.exec(select(Rep).where(Rep.slack_user_id == slack_user_id)).first()
+
+
+def reps_and_teams(engine: Engine) -> list[tuple[str, str | None]] | None:
+    """Every rep's email and team (imported ones too: what a route may name); None when there is
+    no database (asking creates none)."""
+    if current_revision(engine) is None:
+        return None
+    with read_session(engine) as session:
+        return [(email, team) for email, team in session.exec(select(Rep.email, Rep.team))]
