@@ -77,10 +77,12 @@ def effective_environment(settings: Settings) -> dict[str, Any]:
 def config_check(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Check the environment, .env and rapport.toml together.
 
-    A route's team and rep are also checked against the database's reps (imported
-    ones too) when there is a database. Names every problem in one run (exit code
-    2), else prints every effective value, defaults included, secrets masked. Warnings (a feature switched on
-    that cannot work, e.g. surveys without SMTP) do not change the exit code."""
+    Names every problem in one run (exit code 2), else prints every effective
+    value, defaults included, secrets masked. Warnings (a feature switched on
+    that cannot work, e.g. surveys without SMTP) do not change the exit code.
+
+    With a database, a route's team and rep are also checked against its reps
+    (imported ones too), which rapport.toml alone cannot know."""
     checked = check_configuration(with_database=True)
     if not as_json:
         for warning in checked.warnings:
