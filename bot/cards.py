@@ -23,6 +23,7 @@ from bot.blocks import (
 )
 from bot.consent import consent_select
 from bot.text import age, clip, escape, local_time, until
+from bot.thread import conversation_ref
 from store.activities import ActivityLine, recent_activities
 from store.contacts_view import ContactCard, OpenConversation, rep_queue
 from store.followups import FollowUpLine, open_followups
@@ -126,7 +127,8 @@ def _conversation_line(conv: OpenConversation, now: datetime) -> str:
     sla = f" · SLA {until(conv.sla_due_at, now)}" if conv.sla_due_at else ""
     who = f"{escape(conv.contact)}: " if conv.contact else ""
     pressing = f"*{escape(conv.urgency)}* " if conv.urgency in ("urgent", "high") else ""
-    return (f"• {pressing}{who}{escape(clip(conv.subject or '(no subject)', 80))} — `{category}` · "
+    subject = escape(clip(conv.subject or "(no subject)", 80))
+    return (f"• {conversation_ref(conv.id)} {pressing}{who}{subject} — `{category}` · "
             f"{age(conv.opened_at, now)} old{owner}{sla}")
 
 

@@ -25,6 +25,7 @@ from bot.modals import followup_modal, log_call_modal
 from bot.reply import ReplyOptions, reply_command
 from bot.text import clip, escape, local_time
 from bot.thread import thread_command
+from bot.worklist import answered_command, claim_command, done_command, snooze_command
 from store.activities import log_activity
 from store.audit import Actor, record_audit
 from store.contacts_view import contact_card
@@ -118,6 +119,10 @@ HELP = (
                                      "purchase, post purchase"),
     ("kind CONTACT KIND [REASON]", "make a contact a prospect, customer or partner"),
     ("note CONTACT|COMPANY TEXT", "add a note to a contact or a company; without text opens the note form"),
+    ("claim #CONVERSATION", "take a conversation from your team's queue (`my` shows the numbers)"),
+    ("answered #CONVERSATION", "mark a conversation answered: no reply is owed any more"),
+    ("done CONTACT", "my next open follow-up with a contact is done"),
+    ("snooze CONTACT 1h|tomorrow|week", "my next open follow-up with a contact comes back later"),
     ("thread CONTACT|#CONVERSATION", "read a conversation's emails in order"),
     ("reply #CONVERSATION TEXT", "answer the customer by email (you confirm before it is sent)"),
     ("privacy export|erase CONTACT", "managers: a person's data as a file in your DM, or erase them for good"),
@@ -358,6 +363,10 @@ COMMANDS: dict[str, Command] = {
     "stage": Command(stage, writes=True),
     "kind": Command(kind, writes=True),
     "note": Command(note, writes=True),
+    "claim": Command(claim_command, writes=True),
+    "answered": Command(answered_command, writes=True),
+    "done": Command(done_command, writes=True),
+    "snooze": Command(snooze_command, writes=True),
     "thread": Command(thread_command, writes=False),
     "reply": Command(reply_command, writes=False),  # opens the confirmation; the send is the modal's submit
     "privacy": Command(privacy, writes=True),

@@ -51,6 +51,12 @@ def open_followups(
     return [FollowUpLine(*row) for row in execute_columns(session, query, params)]
 
 
+def open_followups_with(session: Session, rep_id: int, contact_id: int) -> list[FollowUpLine]:
+    """A rep's open follow-ups with one contact, soonest first (`/crm done`, `snooze`)."""
+    return [FollowUpLine(*row) for row in execute_columns(session, _OPEN_WITH, {"rep_id": rep_id,
+                                                                               "contact_id": contact_id})]
+
+
 def next_followup(session: Session, contact_id: int) -> FollowUpLine | None:
     row = execute_columns(session, _NEXT, {"contact_id": contact_id}).first()
     return FollowUpLine(*row) if row is not None else None
@@ -66,6 +72,7 @@ _OPEN = (
     .limit(bindparam("limit"))
 )
 _OPEN_DUE_BEFORE = _OPEN.where(col(FollowUp.due_at) <= bindparam("due_before"))
+_OPEN_WITH = _OPEN.where(col(FollowUp.contact_id) == bindparam("contact_id")).limit(None)
 _NEXT = (
     _LINE
     .where(col(FollowUp.contact_id) == bindparam("contact_id"), col(FollowUp.status) == FollowUpStatus.open)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from typing import Any
 
 from sqlmodel import Session, select
 
 from rapport.serve import Service
-from store.models import Activity, Contact, FollowUp, Rep
+from store.models import Activity, AuditEntry, Contact, Conversation, FollowUp, FollowUpStatus, Rep
 from store.search import refresh_index
 from tests.bot.conftest import (
     ALICE,
@@ -251,3 +252,52 @@ def test_unknown_user_clicking_a_button_gets_a_clear_message(interact: Any, seed
     assert interact(payload)[0] == 200
     answer = fake_slack.wait_for("chat.postEphemeral")[0]
     assert answer.params["user"] == STRANGER and "I don't know you yet" in answer.params["text"]
+
+
+def test_regression_a_rep_works_the_queue_by_typing_claim_answered_done_and_snooze(
+        slash: Any, seeded: Seeded, engine: Any, clock: Clock) -> None:
+    """`rapport chat` has nothing to click: a new user found no way there to take a conversation,
+    mark it answered or finish a follow-up. The typed commands do what the buttons do, with the
+    same permission checks, and are audited under the same names."""
+    from tests.bot.conftest import add_assigned_email
+
+    ours, _ = add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=seeded.jan,
+                                 subject="Broken glass", text="x")
+    support, _ = add_assigned_email(engine, owner_email="dave@nordlys.example", contact_id=seeded.john,
+                                    subject="Login", text="y")
+    _, listed = slash("my", user=BOB)
+    assert f"#{ours}" not in all_text(listed["blocks"])  # Alice's, not Bob's yet
+    _, claimed = slash(f"claim #{ours}", user=BOB)
+    assert claimed["text"] == "Claimed by Bob Dvořák."
+    _, refused = slash(f"claim #{support}", user=BOB)  # another team's: as the button, refused
+    assert "Only its owner's team or a manager" in refused["text"]
+    _, listed = slash("my", user=BOB)
+    assert f"#{ours} " in all_text(listed["blocks"])  # the number to type is shown
+    assert slash(f"answered #{ours}", user=BOB)[1]["text"] == "Marked answered by Bob Dvořák."
+    assert "already answered" in slash(f"answered #{ours}", user=BOB)[1]["text"]
+    bob = rep_id(engine, "bob@nordlys.example")
+    with Session(engine) as session:
+        conversation = session.get(Conversation, ours)
+        assert conversation is not None and conversation.owner_id == bob
+        assert conversation.status == "answered"
+
+    alice = rep_id(engine, "alice@nordlys.example")
+    with Session(engine) as session:
+        session.add(FollowUp(rep_id=alice, contact_id=seeded.jan, due_at=clock.now, note="first"))
+        session.add(FollowUp(rep_id=alice, contact_id=seeded.jan, due_at=clock.now + timedelta(days=1), note="second"))
+        session.commit()
+    _, snoozed = slash("snooze stastny tomorrow")
+    assert snoozed["text"].startswith("Snoozed until Tue 24 Nov 2026 09:00 CET")
+    assert "(1 more open with Jan Šťastný)" in snoozed["text"]
+    assert "Usage" in slash("snooze stastny later")[1]["text"]
+    assert slash("done stastny")[1]["text"].startswith("Done.")  # the soonest due: "second" now
+    assert slash("done stastny")[1]["text"].startswith("Done.")
+    assert "no open follow-up" in slash("done stastny")[1]["text"]
+    with Session(engine) as session:
+        assert {f.note: f.status for f in session.exec(select(FollowUp))} == {
+            "first": FollowUpStatus.done, "second": FollowUpStatus.done}
+        actions = sorted((e.action, e.outcome) for e in session.exec(select(AuditEntry))
+                         if e.action.startswith(("conversation.", "followup.")))
+    assert actions == sorted([("conversation.claim", "ok"), ("conversation.claim", "refused"),
+                              ("conversation.answered", "ok"), ("conversation.answered", "refused"),
+                              ("followup.snooze", "ok"), ("followup.done", "ok"), ("followup.done", "ok")])
