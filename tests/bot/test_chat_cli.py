@@ -83,6 +83,18 @@ def test_chat_refuses_a_date_it_cannot_take_with_a_message_not_a_traceback(
     assert answer in " ".join(result.output.split()) and "Traceback" not in result.output
 
 
+def test_chat_stage_purchase_is_not_undone_by_the_ticks_after_it(chat_env: str) -> None:
+    # regression: "information search → purchase", then the card said "Stage: post purchase" by Rapport,
+    # "14 days after the order of" an order from before the move (chat ticks the scheduler after a command)
+    at = ["--at", "2026-12-07T10:00+00:00", "--as", "alice@nordlys.example"]
+    moved = CliRunner().invoke(app, ["chat", *at, "stage jan purchase renewal signed today"])
+    assert moved.exit_code == 0, moved.output
+    assert "evaluation → purchase" in moved.output
+    card = CliRunner().invoke(app, ["chat", *at, "find stastny"])
+    assert card.exit_code == 0, card.output
+    assert "Stage: purchase" in card.output and "post purchase" not in card.output, card.output
+
+
 def test_interactive_session(chat_env: str) -> None:
     result = CliRunner().invoke(app, ["chat", "--as", "alice@nordlys.example"], input="help\nfind acme\nquit\n")
     assert result.exit_code == 0, result.output

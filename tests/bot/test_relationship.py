@@ -5,13 +5,14 @@ the card's kind and stage menus, `/crm stage`, `/crm kind`, `/crm note`, the not
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from store.audit import audit_entries
-from store.models import Activity, Contact
+from store.db import session_scope
+from store.models import Activity, Contact, Order
 from tests.bot.conftest import ALICE, SECRET, START, Seeded, all_text, rep_id
 from tests.servers import slack_requests
 from tests.servers.fake_slack import FakeSlack
@@ -197,15 +198,25 @@ def test_log_to_crm_files_a_message_as_a_note_on_a_company(interact: Any, seeded
     assert json.loads(body)["options"][0]["value"] == str(seeded.acme)
 
 
-def test_the_scheduler_moves_a_purchase_to_post_purchase_n_days_after_the_order(
+def test_a_reps_move_to_purchase_survives_the_scheduler_until_a_new_order_is_14_days_old(
     service: Any, seeded: Seeded, engine: Any, slash: Any, clock: Any
 ) -> None:
-    slash("stage jan purchase")  # Jan's latest order (O-2) is 10 days old; post_purchase_days is 14
+    # regression: Jan's latest order (O-2) is 10 days old; the rep's move must not be undone on that evidence
+    slash("stage jan purchase renewal signed today")
     assert service.scheduler.tick(clock.now).post_purchase_moves == 0
-    assert service.scheduler.tick(clock.advance(days=4)).post_purchase_moves == 1
+    assert service.scheduler.tick(clock.advance(days=30)).post_purchase_moves == 0
+    _, card = slash("find stastny")
+    assert "*Stage*\\npurchase" in all_text(card["blocks"])  # the card as the rep left it
+
+    renewal_day = clock.now.date()  # the renewal's order, placed after the move: post_purchase_days is 14
+    with session_scope(engine) as session:
+        session.add(Order(external_id="O-3", contact_id=seeded.jan, company_id=seeded.acme, amount=Decimal(500),
+                          ordered_on=renewal_day))
+    assert service.scheduler.tick(clock.advance(days=13)).post_purchase_moves == 0
+    assert service.scheduler.tick(clock.advance(days=1)).post_purchase_moves == 1
     assert service.scheduler.tick(clock.advance(minutes=1)).post_purchase_moves == 0
     latest = _moves(engine, seeded.jan)[-1]
     assert (latest.stage_from, latest.stage_to, latest.rep_id) == ("purchase", "post_purchase", None)
-    assert latest.summary == f"14 days after the order of {(START - timedelta(days=10)).date().isoformat()}"
+    assert latest.summary == f"14 days after the order of {renewal_day.isoformat()}"
     _, card = slash("find stastny")
     assert "purchase → post purchase" in all_text(card["blocks"]) and "by Rapport" in all_text(card["blocks"])

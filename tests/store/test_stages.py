@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from store.audit import SCHEDULER, audit_entries
 from store.db import session_scope
 from store.importing import import_csv
-from store.models import Activity, AuditEntry, Contact, ContactEmail, Order
+from store.models import Activity, AuditEntry, Contact, ContactEmail, Order, Rep
 from store.stages import UnknownValue, advance_to_post_purchase, check_stage, move_contact, stage_history
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -110,6 +110,50 @@ def test_post_purchase_follows_n_days_after_the_latest_order(engine: Engine) -> 
     with session_scope(engine) as session:
         assert advance_to_post_purchase(session, now=NOW + timedelta(days=1), days=14) == 1
     assert _state(engine, recent)[1] == "post_purchase"
+
+
+def _rep_moves(engine: Engine, contact_id: int, stage: str, *, at: datetime) -> None:
+    """A rep moves the contact, as `/crm stage` does."""
+    with session_scope(engine) as session:
+        rep = Rep(name="Anna Berg", email=f"anna{contact_id}@nordlys.example")
+        session.add(rep)
+        session.flush()
+        contact = session.get(Contact, contact_id)
+        assert contact is not None
+        move_contact(session, contact, stage=stage, reason="renewal signed today", at=at, rep_id=rep.id,
+                     actor=SCHEDULER)
+
+
+def test_post_purchase_ignores_orders_older_than_a_reps_move_to_purchase(engine: Engine) -> None:
+    # regression: a rep put a customer at purchase; the next tick moved it on, citing a September order
+    renewing = _contact(engine, "mo@customer.example", kind="customer", stage="information_search")
+    with session_scope(engine) as session:
+        session.add(Order(external_id="C-1", contact_id=renewing, amount=Decimal(10), ordered_on=date(2026, 9, 14)))
+    _rep_moves(engine, renewing, "purchase", at=NOW)
+    with session_scope(engine) as session:
+        assert advance_to_post_purchase(session, now=NOW, days=14) == 0
+    with session_scope(engine) as session:  # nor later: the old order is no evidence for this purchase
+        assert advance_to_post_purchase(session, now=NOW + timedelta(days=60), days=14) == 0
+    assert _state(engine, renewing)[1] == "purchase"
+
+    with session_scope(engine) as session:  # the order of the move's day counts
+        session.add(Order(external_id="C-2", contact_id=renewing, amount=Decimal(10), ordered_on=NOW.date()))
+    with session_scope(engine) as session:
+        assert advance_to_post_purchase(session, now=NOW + timedelta(days=13), days=14) == 0
+        assert advance_to_post_purchase(session, now=NOW + timedelta(days=14), days=14) == 1
+    assert _moves(engine, renewing)[-1].summary == "14 days after the order of 2026-11-23"
+
+
+def test_a_reps_later_move_back_to_purchase_is_not_undone_by_the_same_order(engine: Engine) -> None:
+    buyer = _contact(engine, "bb@customer.example", kind="customer", stage="purchase")
+    with session_scope(engine) as session:
+        session.add(Order(external_id="D-1", contact_id=buyer, amount=Decimal(10), ordered_on=date(2026, 11, 1)))
+    with session_scope(engine) as session:
+        assert advance_to_post_purchase(session, now=NOW, days=14) == 1
+    _rep_moves(engine, buyer, "purchase", at=NOW + timedelta(days=1))  # "not yet: the second half is pending"
+    with session_scope(engine) as session:
+        assert advance_to_post_purchase(session, now=NOW + timedelta(days=2), days=14) == 0
+    assert _state(engine, buyer)[1] == "purchase"
 
 
 def test_a_move_without_change_records_nothing_and_unknown_values_are_refused(engine: Engine) -> None:
