@@ -31,12 +31,13 @@ from store.audit import Actor, record_audit
 from store.contacts_view import contact_card
 from store.followups import create_followup, open_followups
 from store.models import ActivityKind, Contact, Rep
-from store.search import SearchHit, search_contacts
+from store.search import SearchHit, only_names, search_contacts
 from store.segments import SegmentParams
 from store.validation import Invalid
 
 log = logging.getLogger(__name__)
 SEGMENTS = ("top", "lapsed", "stalled", "partners")
+MAX_NAME_WORDS = 5  # "Wisła Biuro Sp. z o.o." is five words; a longer name can be quoted
 _TOKENS = re.compile(r'"([^"]+)"|“([^”]+)”|(\S+)')
 
 
@@ -179,30 +180,40 @@ def card_reply(ctx: Ctx, contact_id: int) -> Reply:
     return Reply(f"Contact: {escape(card.name)}", contact_card_blocks(card, now=ctx.now, tz=ctx.rep.timezone))
 
 
-def resolve_contact(ctx: Ctx, words: list[str]) -> tuple[SearchHit | None, list[str], Reply | None]:
-    """The contact named at the start of `words` (a quoted name, an email, one or two words).
+def leading_runs(words: list[str]) -> list[tuple[str, int]]:
+    """The runs of leading words that may name a contact or a company, longest first, as (text,
+    number of words): up to MAX_NAME_WORDS words, and a "quoted name" only alone."""
+    unquoted = next((i for i, word in enumerate(words) if " " in word), len(words))
+    longest = min(MAX_NAME_WORDS, max(unquoted, 1), len(words))
+    return [(" ".join(words[:count]), count) for count in range(longest, 0, -1)]
 
-    Returns (hit, remaining words, None) or (None, words, a reply explaining the problem).
+
+def resolve_contact(ctx: Ctx, words: list[str]) -> tuple[SearchHit | None, list[str], Reply | None]:
+    """The contact named at the start of `words`: by the longest run of words that names one (a
+    quoted name, an email, a name, a full name, a company; see `leading_runs`).
+
+    A run of several words must be made of the contact's words only (`only_names`), so the
+    words after the name stay the note. Returns (hit, remaining words, None) or (None, words, a
+    reply explaining the problem: nothing matches, or the longest run naming anyone names several).
     """
     if not words:
         return None, words, Reply("Which contact?", [section("Which contact? Give a name, email or phone.")],
                                   ok=False)
     visible = visible_owner_ids(ctx.session, ctx.rep)
-    first = search_contacts(ctx.session, words[0], visible_owner_ids=visible, limit=6)
-    if len(first) == 1:
-        return first[0], words[1:], None
-    if len(words) > 1 and " " not in words[0]:
-        two = search_contacts(ctx.session, " ".join(words[:2]), visible_owner_ids=visible, limit=6)
-        if len(two) == 1 or (two and two[0].score >= 95 and (len(two) == 1 or two[1].score < 90)):
-            return two[0], words[2:], None
-    if first and first[0].score >= 99 and (len(first) == 1 or first[1].score < 90):
-        return first[0], words[1:], None
-    if not first:
-        return None, words, no_match(ctx, words[0])
-    names = "\n".join(f"• {escape(h.name)}" + (f" ({escape(h.email)})" if h.email else "") for h in first[:5])
-    text = (f"Several contacts match *{escape(words[0])}*:\n{names}\n"
-            'Use their email, or quote the full name: `"Jan Novák"`.')
-    return None, words, Reply(f"Several contacts match {escape(words[0])}", [section(text)], ok=False)
+    for run, count in leading_runs(words):
+        hits = search_contacts(ctx.session, run, visible_owner_ids=visible, limit=6)
+        if count > 1:
+            hits = [h for h in hits if only_names(run, h.name, h.company, h.email)]
+        if not hits:
+            continue
+        # one word is matched loosely (typos, prefixes, any field): to win over others it must match near exactly
+        if len(hits) == 1 or (hits[0].score >= (99 if count == 1 else 95) and hits[1].score < 90):
+            return hits[0], words[count:], None
+        names = "\n".join(f"• {escape(h.name)}" + (f" ({escape(h.email)})" if h.email else "") for h in hits[:5])
+        text = (f"Several contacts match *{escape(run)}*:\n{names}\n"
+                'Use their email, or quote the full name: `"Jan Novák"`.')
+        return None, words, Reply(f"Several contacts match {escape(run)}", [section(text)], ok=False)
+    return None, words, no_match(ctx, words[0])
 
 
 def log_call(ctx: Ctx, args: list[str]) -> Reply:

@@ -11,13 +11,13 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from bot.blocks import Reply, section
-from bot.commands import Ctx, resolve_contact
+from bot.commands import Ctx, leading_runs, resolve_contact
 from bot.identity import can_see_contact
 from bot.interactions import NoteTarget, add_note, company_target
 from bot.modals import note_modal
 from bot.text import escape
 from store.models import Company, Contact
-from store.search import CompanyHit, search_companies
+from store.search import CompanyHit, only_names, search_companies
 
 COMPANY_FLOOR = 90.0  # a company must match at least this well to be taken for the target
 COMPANY_LEAD = 5.0  # ... and this much better than the next company
@@ -54,11 +54,12 @@ def resolve_target(ctx: Ctx, words: list[str]) -> tuple[NoteTarget | None, list[
 
 
 def _leading_company(ctx: Ctx, words: list[str]) -> tuple[CompanyHit | None, int]:
-    """A company clearly named by the first word or the first two words."""
-    for count in (2, 1):
-        if len(words) < count or (count == 2 and " " in words[0]):
-            continue
-        hits = search_companies(ctx.session, " ".join(words[:count]), limit=2)
+    """A company clearly named by the longest run of leading words that names one (`leading_runs`;
+    a run of several words made of the company's words only)."""
+    for run, count in leading_runs(words):
+        hits = search_companies(ctx.session, run)
+        if count > 1:
+            hits = [h for h in hits if only_names(run, h.name)]
         if hits and hits[0].score >= COMPANY_FLOOR and (len(hits) == 1 or hits[1].score < hits[0].score - COMPANY_LEAD):
             return hits[0], count
     return None, 0

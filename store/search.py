@@ -29,6 +29,7 @@ from functools import lru_cache
 from typing import Any, cast
 
 from rapidfuzz import fuzz
+from rapidfuzz.distance import OSA
 from sqlalchemy import ColumnElement, bindparam, delete, func, or_, select, text
 from sqlalchemy.orm import Mapped
 from sqlmodel import Session, col
@@ -97,6 +98,16 @@ def fold(value: str) -> str:
 
 def words(value: str) -> list[str]:
     return [w for w in _NON_WORD.split(fold(value)) if w]
+
+
+def only_names(query: str, *fields: str | None) -> bool:
+    """Whether every word of `query` is a word of `fields`, or one typo from one (`petr` for
+    Peter; words under four letters exactly): the query names the record and says nothing
+    more. `peter stastny` names Peter Šťastný; `peter stastny discussed` does not."""
+    known = {word for value in fields if value for word in words(value)}
+    return all(word in known or (len(word) >= 4 and any(OSA.distance(word, name, score_cutoff=1) <= 1
+                                                        for name in known))
+               for word in words(query))
 
 
 @lru_cache(maxsize=65536)
@@ -610,6 +621,7 @@ __all__ = [
     "index_contacts",
     "index_new_companies",
     "index_new_contacts",
+    "only_names",
     "rebuild_index",
     "refresh_index",
     "search_companies",

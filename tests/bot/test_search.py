@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from store.db import read_session, session_scope
 from store.models import Company, CompanyDomain, Contact, ContactEmail, Rep
-from store.search import fold, rebuild_index, refresh_index, search_contacts
+from store.search import fold, only_names, rebuild_index, refresh_index, search_contacts
 from tests.bot.conftest import engine_for
 
 PEOPLE = [
@@ -50,6 +51,21 @@ def test_fold_strips_accents_and_special_letters() -> None:
     assert fold("Šťastný") == "stastny"
     assert fold("Björn Ørsted") == "bjorn orsted"
     assert fold("Straße Łódź Æsir") == "strasse lodz aesir"
+
+
+@pytest.mark.parametrize(("query", "names"), [
+    ("jan stastny", True),
+    ("Stastny JAN", True),  # any order and case
+    ("jhon smith", False),  # not Jan's words
+    ("jan stastny acme", True),  # the company is one of the record's words
+    ("petr stastni", False),  # Jan is not Petr
+    ("jan stastni", True),  # a typo in a word of four letters or more
+    ("jan sent", False),  # the note after the name
+    ("jan stastny a", False),  # short words must be exact
+    ("jan.stastny@acme.example", True),
+])
+def test_only_names_tells_a_name_from_a_name_and_a_note(query: str, names: bool) -> None:
+    assert only_names(query, "Jan Šťastný", "Acme Corporation", "jan.stastny@acme.example") is names
 
 
 def test_search_tolerates_accents_typos_and_finds_every_field(db_url: str) -> None:

@@ -1,0 +1,115 @@
+"""Commands name a contact or a company by the longest run of leading words that names one, so
+names of several words stay whole and the words after them stay the note. Checked over every
+contact and company of the sample that `rapport demo` imports."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from bot.commands import BotOptions, Ctx, run_command
+from bot.identity import rep_with_team
+from bot.text import escape
+from rapport.demo import sample_dir
+from store.db import make_engine, upgrade
+from store.importing import import_csv
+from store.models import Activity, Contact, FollowUp, Rep
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+MANAGER = "karin.lindqvist@nordlys.example"  # sees every contact
+CONTACTS = [(f"{row['first_name']} {row['last_name']}", row["email"])
+            for row in csv.DictReader((sample_dir() / "contacts.csv").open(encoding="utf-8"))]
+COMPANIES = [row["name"] for row in csv.DictReader((sample_dir() / "companies.csv").open(encoding="utf-8"))]
+NOTE_WORDS = ["discussed", "the", "delay", "renewal", "signed", "today", "send", "credit", "note", "offer",
+              "price", "list", "asked", "for", "a", "call", "back", "in", "may"]
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """The sample's reps, companies and contacts, imported as the demo does (no mail, no orders)."""
+    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('names') / 'rapport.db'}")
+    upgrade(engine)
+    for entity in ("reps", "companies", "contacts"):
+        import_csv(engine, entity, sample_dir() / f"{entity}.csv", now=NOW)
+    yield engine
+    engine.dispose()
+
+
+def _run(engine: Engine, text: str) -> tuple[str, list[tuple[str, str, str | None]]]:
+    """`/crm text` as the manager, rolled back: the reply, and what it wrote as (activity kind or
+    "follow-up", its text, the contact's name: None for a company)."""
+    with Session(engine) as session:
+        rep = rep_with_team(session, session.exec(select(Rep.id).where(Rep.email == MANAGER)).one())
+        assert rep is not None
+        reply = run_command(Ctx(session, rep, NOW, BotOptions()), text)
+        session.flush()
+        written = [(a.kind, a.summary, _name(session, a.contact_id)) for a in session.exec(select(Activity))]
+        written += [("follow-up", f.note, _name(session, f.contact_id)) for f in session.exec(select(FollowUp))]
+        session.rollback()
+    return reply.text if reply.ok else f"refused: {reply.blocks}", written
+
+
+def _name(session: Session, contact_id: int | None) -> str | None:
+    contact = session.get(Contact, contact_id) if contact_id is not None else None
+    return contact.name if contact is not None else None
+
+
+@pytest.mark.parametrize(("name", "email"), CONTACTS)
+def test_log_call_keeps_a_full_name_whole(sample: Engine, name: str, email: str) -> None:
+    # regression: `log call peter stastny discussed the delay` logged "stastny discussed the delay"
+    text, written = _run(sample, f"log call {name} discussed the delay")
+    assert text == f"Logged a call with {name}"
+    assert written == [("call", "discussed the delay", name)]
+
+
+@pytest.mark.parametrize(("name", "email"), CONTACTS)
+def test_remind_reads_the_time_after_a_full_name(sample: Engine, name: str, email: str) -> None:
+    # regression: `remind peter stastny in 2 days send credit note` said "could not read a time"
+    text, written = _run(sample, f"remind {name} in 2 days send credit note")
+    assert text.startswith("I'll remind you")
+    assert written == [("follow-up", "send credit note", name)]
+
+
+@pytest.mark.parametrize(("name", "email"), CONTACTS)
+def test_an_email_names_its_contact(sample: Engine, name: str, email: str) -> None:
+    assert _run(sample, f"log call {email} quick chat")[1] == [("call", "quick chat", name)]
+
+
+@pytest.mark.parametrize("company", COMPANIES)
+def test_note_keeps_a_company_name_of_several_words_whole(sample: Engine, company: str) -> None:
+    # regression: `note Uppsala BioLab AB renewal talks` saved "AB renewal talks"
+    text, written = _run(sample, f"note {company} renewal talks")
+    assert text == f"Note added to {escape(company)}: renewal talks"
+    assert written == [("note", "renewal talks", None)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(contact=st.sampled_from(CONTACTS), words=st.lists(st.sampled_from(NOTE_WORDS), min_size=1, max_size=6),
+       lower=st.booleans())
+def test_any_note_after_a_name_is_logged_whole(sample: Engine, contact: tuple[str, str], words: list[str],
+                                               lower: bool) -> None:
+    name = contact[0].lower() if lower else contact[0]
+    assert _run(sample, f"log call {name} {' '.join(words)}")[1] == [("call", " ".join(words), contact[0])]
+
+
+@pytest.mark.parametrize(("command", "named"), [
+    ("log call petr stastny typo in the name", "Peter Šťastný"),  # a typo in a full name still names him
+    ("log call peter sent the offer", "Peter Šťastný"),  # one word that names one contact
+    ('log call "Mojca Novak" renewal', "Mojca Novak"),  # a quoted name
+])
+def test_short_typed_and_quoted_names(sample: Engine, command: str, named: str) -> None:
+    [(_, _, contact)] = _run(sample, command)[1]
+    assert contact == named
+
+
+def test_a_company_of_several_contacts_is_still_reported_as_ambiguous(sample: Engine) -> None:
+    text, written = _run(sample, "log call uppsala biolab ab hello")
+    assert text.startswith("refused") and "Several contacts match *uppsala biolab ab*" in text
+    assert "Johan Lindgren" in text and "Priya Raman" in text and written == []
