@@ -52,7 +52,7 @@ from store.models import (
 from store.privacy import erased_addresses
 from store.reps import upsert_rep
 from store.search import Indexed, index_contacts, index_new_companies, index_new_contacts, refresh_index
-from store.stages import apply_order
+from store.stages import RuleMove, apply_order, import_move, move_contact
 from store.types import utcnow
 from store.validation import (
     SKILLS_KNOWN,
@@ -445,6 +445,7 @@ class Context:
     owners: Owners
     actor: Actor  # who runs the import: the audit log names them for every consent and stage it changes
     now: datetime  # the import's clock: what it stamps (consents, moves, updates)
+    source: str  # the file's name, which the moves it makes give as their reason
 
 
 def created_at(row: dict[str, str], line: int, ctx: Context) -> datetime | None:
@@ -636,12 +637,15 @@ _CONTACT_FIELDS = ("name", "kind", "stage", "company_id", "owner_id", "phone", "
 
 
 def write_contacts(
-    session: Session, rows: list[ContactIn], indexed: Indexed, *, actor: Actor, now: datetime | None = None
+    session: Session, rows: list[ContactIn], indexed: Indexed, *, actor: Actor, now: datetime | None = None,
+    source: str = "a CSV file",
 ) -> list[str]:
     """Insert or update these contacts (distinct addresses) with a few statements; their outcomes.
 
     Fields the rows do not give are left as they are; a new contact without a name is
-    called by its address's local part, an existing one keeps its name. The contacts it
+    called by its address's local part, an existing one keeps its name. An existing contact's
+    kind and stage move only forward (`store.stages.import_move`), as a move from `source`
+    (the file's name), with its activity and audit entries. The contacts it
     creates or changes, and the companies it creates, are indexed for search and added to `indexed`.
     """
     addresses = {e for r in rows for e in (r.email, *r.others)}
@@ -667,6 +671,7 @@ def write_contacts(
     outcomes: list[str] = []
     new_rows: list[tuple[ContactIn, dict[str, Any]]] = []
     updates: list[dict[str, Any]] = []
+    moves: list[tuple[int, RuleMove]] = []
     for row, ref in zip(rows, refs, strict=True):
         wanted = dict(row.fields)
         contact_id = owner_of.get(row.email)
@@ -679,6 +684,10 @@ def write_contacts(
             continue
         have = current[contact_id]
         wanted = _keep_earliest(wanted, have["created_at"])
+        move = import_move(have["kind"], have["stage"], wanted.pop("kind", None), wanted.pop("stage", None),
+                           source=source)
+        if move is not None:
+            moves.append((contact_id, move))
         if ref is not None and (row.company_name or row.domain or have["company_id"] is None):
             wanted["company_id"] = _company_id(ref)  # a file without a company column keeps the company
         if row.again and "phone" in wanted:
@@ -687,9 +696,12 @@ def write_contacts(
         if changed:
             updates.append({"id": contact_id, **changed, "updated_at": now})
             have.update(changed)
-        outcomes.append("updated" if changed else "unchanged")
+        outcomes.append("updated" if changed or move else "unchanged")
     if updates:
         session.execute(update(Contact), updates)
+    for contact_id, move in moves:  # recorded as moves, so the card and its stage history agree
+        move_contact(session, session.get_one(Contact, contact_id), kind=move.kind, stage=move.stage,
+                     reason=move.reason, at=now, actor=actor)
     if new_rows:
         defaults = {**dict.fromkeys(_CONTACT_FIELDS), "kind": ContactKind.prospect.value, "stage": Stage.need.value,
                     "post_purchase_followup": True, "source": "import", "created_at": now, "updated_at": now}
@@ -938,7 +950,7 @@ def import_csv(
     report = ImportReport()
     report.ignored = [label for label, name in zip(header, columns, strict=True) if name not in USED[entity]]
     with read_session(engine) as session:
-        ctx = Context(report, Owners(session), actor or Actor.cli(), now or utcnow())
+        ctx = Context(report, Owners(session), actor or Actor.cli(), now or utcnow(), path.name)
     pending: dict[str, tuple[int, dict[str, str]]] = {}  # by the row's key: duplicates merge here
     read = 0
 
@@ -1070,7 +1082,8 @@ def _write_contacts(
             if bind.dialect.name == "sqlite":  # the indexes of a large import's batch stay in memory
                 session.connection().exec_driver_sql(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
             indexed = Indexed()
-            written = write_contacts(session, checked, indexed, actor=ctx.actor, now=ctx.now) if checked else []
+            written = write_contacts(session, checked, indexed, actor=ctx.actor, now=ctx.now,
+                                     source=ctx.source) if checked else []
             _finish(session, dry_run, indexed)
         return [(r.line, outcome) for r, outcome in zip(checked, written, strict=True)]
     except SQLAlchemyError:
@@ -1082,7 +1095,8 @@ def _write_contacts(
             indexed_here = Indexed()
             try:
                 with session.begin_nested():
-                    written = write_contacts(session, [contact], indexed_here, actor=ctx.actor, now=ctx.now)
+                    written = write_contacts(session, [contact], indexed_here, actor=ctx.actor,
+                                             now=ctx.now, source=ctx.source)
                     outcomes.extend((contact.line, o) for o in written)
                 indexed.add(indexed_here)
             except SQLAlchemyError as exc:

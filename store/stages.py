@@ -16,7 +16,10 @@ rules, each defined once here, move them too:
   a contact at `purchase` is not overruled by an order from before;
 - a prospect at `need` who writes a sales enquiry (category `sales`) moves to
   `information_search` (`sales_enquiry_stage`, applied by the inbox pipeline in
-  the batch's transaction).
+  the batch's transaction);
+- a contacts import moves a contact only forward: to a later stage, and from
+  prospect to customer or partner, never back (`import_move`): what Rapport
+  recorded since (an order, a rep's move) stands when the same file comes again.
 """
 
 from __future__ import annotations
@@ -226,6 +229,17 @@ def apply_order(session: Session, order: Order, *, at: datetime, actor: Actor) -
     return move_contact(session, contact, kind=move.kind, stage=move.stage, reason=move.reason, at=at, actor=actor)
 
 
+def import_move(kind: str, stage: str, file_kind: str | None, file_stage: str | None, *,
+                source: str) -> RuleMove | None:
+    """What a contacts import may change of a contact at `kind` and `stage`: a later stage, and a
+    prospect's kind; None when the file gives nothing new or only a step back."""
+    to_stage = file_stage if file_stage is not None and STAGES.index(file_stage) > STAGES.index(stage) else None
+    to_kind = file_kind if file_kind not in (None, kind) and kind == ContactKind.prospect else None
+    if to_kind is None and to_stage is None:
+        return None
+    return RuleMove(to_kind, to_stage, f"import of {source}")
+
+
 def sales_enquiry_stage(contact: Contact, category: str | None) -> RuleMove | None:
     """A prospect at `need` who writes a sales enquiry moves to `information_search`."""
     if category != SALES_ENQUIRY or contact.kind != ContactKind.prospect or contact.stage != Stage.need:
@@ -288,6 +302,7 @@ __all__ = [
     "apply_order",
     "check_kind",
     "check_stage",
+    "import_move",
     "move_activity",
     "move_audits",
     "move_contact",

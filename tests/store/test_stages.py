@@ -169,3 +169,47 @@ def test_a_move_without_change_records_nothing_and_unknown_values_are_refused(en
         [move] = stage_history(session, contact_id)
     assert (move.activity.stage_to, move.by) == ("post_purchase", None)
     assert check_stage("information search") == "information_search"
+
+
+STAGES_CSV = Path(__file__).parent.parent / "fixtures" / "csv" / "contacts_stages.csv"
+
+
+def _contact_id(engine: Engine, email: str) -> int:
+    with Session(engine) as session:
+        return session.exec(select(ContactEmail.contact_id).where(ContactEmail.email == email)).one()
+
+
+def test_regression_reimport_never_moves_a_stage_back_without_a_trace(engine: Engine) -> None:
+    """Re-importing the demo's contacts moved Mojca Novak from post purchase back to information
+    search, with no move and no audit entry: her card and her stage history disagreed."""
+    import_csv(engine, "contacts", STAGES_CSV, now=NOW)
+    mojca = _contact_id(engine, "mojca.novak@medlab-lj.si")
+    with session_scope(engine) as session:  # Rapport moves her on (an order, the scheduler, a rep)
+        contact = session.get_one(Contact, mojca)
+        move_contact(session, contact, stage="post_purchase", reason="after her order", at=NOW, actor=SCHEDULER)
+
+    again = import_csv(engine, "contacts", STAGES_CSV, now=NOW + timedelta(days=1))
+
+    assert (again.updated, again.unchanged) == (0, 2)
+    assert _state(engine, mojca) == ("customer", "post_purchase")
+    assert [m.stage_to for m in _moves(engine, mojca)] == ["post_purchase"]
+
+
+def test_an_import_moves_a_contact_forward_as_a_recorded_move(engine: Engine) -> None:
+    import_csv(engine, "contacts", STAGES_CSV, now=NOW)
+    mojca = _contact_id(engine, "mojca.novak@medlab-lj.si")
+    agnieszka = _contact_id(engine, "agnieszka.wojcik@wislabiuro.pl")
+
+    later = import_csv(engine, "contacts", STAGES_CSV.with_name("contacts_stages_later.csv"), now=NOW)
+
+    assert (later.updated, later.unchanged) == (2, 0)
+    assert _state(engine, mojca) == ("customer", "evaluation")
+    assert _state(engine, agnieszka) == ("customer", "purchase")
+    [move] = _moves(engine, agnieszka)
+    assert (move.contact_kind_from, move.contact_kind_to, move.stage_from, move.stage_to) == (
+        "prospect", "customer", "need", "purchase")
+    assert move.summary == "import of contacts_stages_later.csv"
+    assert [(e.action, e.detail) for e in _audit(engine, agnieszka)] == [
+        ("contact.kind", {"from": "prospect", "to": "customer"}),
+        ("contact.stage", {"from": "need", "to": "purchase"}),
+    ]
