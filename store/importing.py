@@ -23,7 +23,7 @@ import io
 import itertools
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -448,6 +448,12 @@ class Context:
     source: str  # the file's name, which the moves it makes give as their reason
 
 
+def row_context(row: dict[str, str], ctx: Context) -> Context:
+    """The context to check `row` in: a merged duplicate's rows were checked alone and reported
+    their warnings under their own lines, so its second check reports nothing."""
+    return replace(ctx, report=ImportReport()) if CHECKED in row else ctx
+
+
 def created_at(row: dict[str, str], line: int, ctx: Context) -> datetime | None:
     """When the source CRM created the row's record; None when the file does not say. A date
     that cannot be read or lies in the future is a warning: the record is still worth having."""
@@ -752,8 +758,8 @@ def write_contacts(
     return outcomes
 
 
-def import_company(session: Session, row: dict[str, str], line: int, ctx: Context) -> str:
-    """A company keyed by its mail domain (by its name when the file has no domain)."""
+def check_company(row: dict[str, str], line: int, ctx: Context) -> tuple[str | None, dict[str, Any]]:
+    """A company row's domain and fields; Invalid when it cannot land. Warnings go to the report."""
     domain = check_domain(row["company_domain"]) if row.get("company_domain") else None
     name = row.get("company_name") or row.get("name")
     if not name:
@@ -770,10 +776,16 @@ def import_company(session: Session, row: dict[str, str], line: int, ctx: Contex
         "external_id": row.get("external_id") or None,
         "created_at": created_at(row, line, ctx),
     }
+    return domain, values
+
+
+def import_company(session: Session, row: dict[str, str], line: int, ctx: Context) -> str:
+    """A company keyed by its mail domain (by its name when the file has no domain)."""
+    domain, values = check_company(row, line, ctx)
     company = _company_by_domain(session, domain) if domain else None
     if company is None:
         company = session.exec(
-            select(Company).where(func.lower(Company.name) == name.lower()).order_by(col(Company.id))
+            select(Company).where(func.lower(Company.name) == values["name"].lower()).order_by(col(Company.id))
         ).first()
     outcome = "unchanged"
     if company is None:
@@ -792,7 +804,8 @@ def import_company(session: Session, row: dict[str, str], line: int, ctx: Contex
     return outcome
 
 
-def import_rep(session: Session, row: dict[str, str], line: int, ctx: Context) -> str:
+def check_rep(row: dict[str, str], line: int, ctx: Context) -> dict[str, Any]:
+    """A rep row's fields; Invalid when it cannot land. Warnings go to the report."""
     if not row.get("email"):
         raise Invalid("no email address")
     name = row.get("name") or " ".join(p for p in (row.get("first_name"), row.get("last_name")) if p)
@@ -817,46 +830,53 @@ def import_rep(session: Session, row: dict[str, str], line: int, ctx: Context) -
         if not row["capacity"].isdigit():
             raise Invalid(f"capacity {row['capacity']!r} is not a whole number")
         fields["capacity"] = int(row["capacity"])
+    return fields
+
+
+def import_rep(session: Session, row: dict[str, str], line: int, ctx: Context) -> str:
+    fields = check_rep(row, line, ctx)
     existed = session.exec(select(Rep.id).where(Rep.email == fields["email"])).first() is not None
     _, changed = upsert_rep(session, fields)
     return "imported" if not existed else ("updated" if changed else "unchanged")
 
 
-def import_order(session: Session, row: dict[str, str], line: int, ctx: Context) -> str:
+def check_order(row: dict[str, str], line: int, ctx: Context) -> tuple[str | None, str | None, dict[str, Any]]:
+    """An order row's contact email, company domain and own fields; Invalid when it cannot be an order."""
     if not row.get("order_id"):
         raise Invalid("no order id")
     if not row.get("amount"):
         raise Invalid("no amount")
     if not row.get("ordered_on"):
         raise Invalid("no order date")
-    amount = check_order_amount(row["amount"])
-    ordered_on = check_order_date(row["ordered_on"], ctx.now)
-    currency = check_currency(row.get("currency") or "EUR")
+    values: dict[str, Any] = {
+        "amount": check_order_amount(row["amount"]),
+        "ordered_on": check_order_date(row["ordered_on"], ctx.now),
+        "currency": check_currency(row.get("currency") or "EUR"),
+        "product_category": row.get("product_category") or None,
+        "status": (row.get("status") or "completed").lower(),
+    }
+    email = check_email(row["email"]) if row.get("email") else None
+    domain = check_domain(row["company_domain"]) if row.get("company_domain") else None
+    if email is None and domain is None:
+        raise Invalid("an order needs a contact email or a company domain")
+    return email, domain, values
+
+
+def import_order(session: Session, row: dict[str, str], line: int, ctx: Context) -> str:
+    email, domain, values = check_order(row, line, ctx)
     contact_id = company_id = None
-    if row.get("email"):
-        address = session.exec(
-            select(ContactEmail).where(ContactEmail.email == check_email(row["email"]))
-        ).first()
+    if email:
+        address = session.exec(select(ContactEmail).where(ContactEmail.email == email)).first()
         if address is None:
             raise Invalid(f"no contact with email {row['email']!r} (import contacts first)")
         contact_id = address.contact_id
         company_id = session.get(Contact, contact_id).company_id  # type: ignore[union-attr]
-    if row.get("company_domain"):
-        company = _company_by_domain(session, check_domain(row["company_domain"]))
+    if domain:
+        company = _company_by_domain(session, domain)
         if company is None:
             raise Invalid(f"no company with domain {row['company_domain']!r} (import companies first)")
         company_id = company.id
-    if contact_id is None and company_id is None:
-        raise Invalid("an order needs a contact email or a company domain")
-    values: dict[str, Any] = {
-        "contact_id": contact_id,
-        "company_id": company_id,
-        "amount": amount,
-        "currency": currency,
-        "ordered_on": ordered_on,
-        "product_category": row.get("product_category") or None,
-        "status": (row.get("status") or "completed").lower(),
-    }
+    values = {"contact_id": contact_id, "company_id": company_id, **values}
     order = session.exec(select(Order).where(Order.external_id == row["order_id"])).first()
     if order is None:
         order = Order(external_id=row["order_id"], **{k: v for k, v in values.items() if v is not None})
@@ -871,6 +891,13 @@ IMPORTERS: dict[str, Callable[[Session, dict[str, str], int, Context], str]] = {
     "companies": import_company,
     "reps": import_rep,
     "orders": import_order,
+}
+# Each row's own checks, without the store: a duplicate is checked alone before it merges.
+CHECKS: dict[str, Callable[[dict[str, str], int, Context], object]] = {
+    "contacts": check_contact,
+    "companies": check_company,
+    "reps": check_rep,
+    "orders": check_order,
 }
 KEYS = {"contacts": "email", "companies": "company_domain", "reps": "email", "orders": "order_id"}
 
@@ -889,20 +916,46 @@ def _row_key(entity: str, row: dict[str, str]) -> str | None:
 
 
 AGAIN = "__again__"  # a row whose record an earlier batch of the same file wrote
+CHECKED = "__checked__"  # a duplicate checked alone: its warnings are reported under its own line
+# What a merge keeps of both rows, besides the later values, for the entities that have the field.
+MERGE_KEEPS = {"phone": "every phone", "created_at": "the earlier creation date"}
+
+
+def opts_out(value: str | None) -> bool:
+    """Whether an opt-out cell says yes."""
+    return OPT_OUT_VALUES.get((value or "").strip().lower(), False)
 
 
 def merge_rows(earlier: dict[str, str], later: dict[str, str], now: datetime) -> dict[str, str]:
     """One row from two of the same record: later non-empty values win, every phone is kept,
-    and of two creation dates the earlier (at the import's clock `now`)."""
+    of two creation dates the earlier (at the import's clock `now`), and an opt-out stands."""
     merged = dict(earlier)
     for column, value in later.items():
         if column == "phone":
             merged[column] = join_phones(merged.get(column), value)
         elif column == "created_at" and value and merged.get(column):
             merged[column] = min(merged[column], value, key=lambda text: _creation_order(text, now))
+        elif column == "email_opt_out" and opts_out(merged.get(column)):
+            continue  # a withdrawal on any row wins: it is the safe side
         elif value:
             merged[column] = value
     return merged
+
+
+def duplicate_notes(
+    entity: str, key: str, line: int, first: int, row: dict[str, str], opted_out: int | None
+) -> list[Rejected]:
+    """The warnings for row `line`, whose record was first on line `first`: the merge, and an
+    opt-out of line `opted_out` that stands against this row's no."""
+    what = "name" if key.startswith("name ") else KEYS[entity].replace("_", " ")
+    kept = " and ".join(text for column, text in MERGE_KEEPS.items() if column in USED[entity])
+    notes = [Rejected(line, f"line {line} has the same {what} as line {first} ({key.removeprefix('name ')}); "
+                            f"merged into one (later values win{f'; {kept} kept' if kept else ''})")]
+    answer = row.get("email_opt_out")
+    if opted_out is not None and answer and OPT_OUT_VALUES.get(answer.strip().lower()) is False:
+        notes.append(Rejected(line, f"line {line} says email opt-out {answer!r}, but line {opted_out} "
+                                    "opted out: the opt-out stands"))
+    return notes
 
 
 def _creation_order(text: str, now: datetime) -> datetime:
@@ -982,7 +1035,7 @@ def import_csv(
     repeated = repeated_keys(path, entity)
     held: dict[str, tuple[int, dict[str, str]]] = {}
     seen: dict[str, int] = {}
-    what = KEYS[entity].replace("_", " ")
+    opted_out: dict[str, int] = {}  # a contact's first line that opts out of email
     # One connection writes every batch: SQLite's page cache stays warm (from the pool, each
     # batch got another connection, whose first read re-read the pages the last batch changed).
     connection = engine.connect()
@@ -993,14 +1046,17 @@ def import_csv(
                 report.rejected.append(Rejected(line, row["__error__"]))
                 continue
             key = _row_key(entity, row)
+            if key in repeated:  # checked alone first: a bad duplicate must not spoil a good one
+                try:
+                    CHECKS[entity](row, line, ctx)
+                except Invalid as exc:
+                    report.rejected.append(Rejected(line, str(exc)))
+                    continue
+                row[CHECKED] = "yes"
+            if key is not None and entity == "contacts" and opts_out(row.get("email_opt_out")):
+                opted_out.setdefault(key, line)
             if key is not None and key in seen:
-                report.warnings.append(
-                    Rejected(
-                        line,
-                        f"line {line} has the same {'name' if key.startswith('name ') else what} as line "
-                        f"{seen[key]} ({key.removeprefix('name ')}); merged into one (later values win, phones kept)",
-                    )
-                )
+                report.warnings += duplicate_notes(entity, key, line, seen[key], row, opted_out.get(key))
                 for queue in (held, pending):
                     if key in queue:
                         first, earlier = queue[key]
@@ -1051,7 +1107,7 @@ def _write_rows(
         for line, row in rows:
             try:
                 with session.begin_nested():
-                    outcomes.append((line, importer(session, row, line, ctx)))
+                    outcomes.append((line, importer(session, row, line, row_context(row, ctx))))
             except Invalid as exc:
                 outcomes.append((line, f"!{exc}"))
             except SQLAlchemyError as exc:
@@ -1066,7 +1122,7 @@ def check_contacts(rows: list[tuple[int, dict[str, str]]], ctx: Context) -> tupl
     refused: list[Rejected] = []
     for line, row in rows:
         try:
-            checked.append(check_contact(row, line, ctx))
+            checked.append(check_contact(row, line, row_context(row, ctx)))
         except Invalid as exc:
             refused.append(Rejected(line, str(exc)))
     return checked, refused

@@ -308,6 +308,35 @@ def test_regression_orders_with_impossible_values_are_rejected_row_by_row(engine
     assert landed == {"NS-401": ("1200.50", "EUR"), "NS-406": ("1200.50", "SEK")}
 
 
+def test_regression_a_bad_duplicate_order_is_rejected_alone_and_the_good_row_lands(engine: Engine) -> None:
+    """`Y-1` valid on line 2 and `-5,XYZ` on line 4: the two merged before any check, so line 2
+    was rejected for line 4's amount and neither landed; the merge also claimed phones were kept."""
+    _add_buyer(engine)
+
+    report = import_csv(engine, "orders", FIXTURES / "orders_bad_duplicate.csv", now=IMPORT_CLOCK)
+
+    assert report.imported == 2
+    assert [(r.line, r.reason) for r in report.rejected] == [
+        (4, "amount '-5' is negative: a refund is not an order")]
+    assert [(w.line, w.reason) for w in report.warnings] == [
+        (5, "line 5 has the same order id as line 3 (y-2); merged into one (later values win)")]
+    with Session(engine) as session:
+        landed = {o.external_id: (str(o.amount), o.status) for o in session.exec(select(Order))}
+    assert landed == {"Y-1": ("100.00", "completed"), "Y-2": ("20.00", "completed")}
+
+
+def test_regression_a_bad_duplicate_rep_is_rejected_alone_and_the_good_row_lands(engine: Engine) -> None:
+    """Line 2's role `rep` and line 3's `superuser` (the same email) merged first, so the rep was
+    refused as line 2 with line 3's role and nobody was imported."""
+    report = import_csv(engine, "reps", FIXTURES / "reps_bad_duplicate.csv")
+
+    assert (report.imported, report.warnings) == (1, [])
+    [rejected] = report.rejected
+    assert rejected.line == 3 and "superuser" in rejected.reason
+    with Session(engine) as session:
+        assert [(r.email, r.role) for r in session.exec(select(Rep))] == [("rita@nordlys.example", "rep")]
+
+
 def test_an_order_dated_today_east_of_utc_is_not_in_the_future() -> None:
     # 23:30 UTC on the 20th is the 21st in Stockholm already; the 22nd has begun nowhere yet
     late_evening = datetime(2026, 11, 20, 23, 30, tzinfo=UTC)

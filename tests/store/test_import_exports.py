@@ -312,6 +312,17 @@ def test_opt_out_of_a_contact_with_consent_withdraws_it_once(engine: Engine, tmp
     assert len(consents) == 1 and consents[0].granted_at is not None and consents[0].withdrawn_at is not None
 
 
+def test_regression_an_opt_out_on_any_duplicate_row_stands(engine: Engine) -> None:
+    """Line 2 opted out and line 5 (the same address in capitals) said 0: the later value won the
+    merge and the card said "Consent: none recorded". A withdrawal is the safe side."""
+    report = import_csv(engine, "contacts", FIXTURES / "salesforce_contacts_opt_out_twice.csv")
+
+    assert (report.imported, report.rejected) == (3, [])
+    assert _withdrawn(engine) == {"lea.berg@malmotrading.example"}
+    assert [w.line for w in report.warnings] == [5, 5]  # the merge, and the opt-out that stands
+    assert report.warnings[1].reason == "line 5 says email opt-out '0', but line 2 opted out: the opt-out stands"
+
+
 NOW = datetime(2026, 12, 4, 13, 0, tzinfo=UTC)
 
 
