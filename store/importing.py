@@ -236,6 +236,7 @@ class ImportReport:
     imported: int = 0
     updated: int = 0
     unchanged: int = 0
+    erased: int = 0  # rows of people erased on request (store.privacy), skipped
     rejected: list[Rejected] = field(default_factory=list)
     warnings: list[Rejected] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # columns of the file that no field takes
@@ -250,6 +251,7 @@ class ImportReport:
             "imported": self.imported,
             "updated": self.updated,
             "unchanged": self.unchanged,
+            "erased_skipped": self.erased,
             "rejected": [{"line": r.line, "reason": r.reason} for r in self.rejected],
             "warnings": [{"line": w.line, "warning": w.reason} for w in self.warnings],
             "ignored_columns": self.ignored,
@@ -988,7 +990,8 @@ def import_csv(
 ) -> ImportReport:
     """Import `path` as `entity` (contacts, companies, reps, orders); see the module doc.
 
-    A contact whose address was erased on request (store.privacy) is not imported again.
+    The rows of a person erased on request (contacts and orders by the address's keyed hash,
+    store.privacy) are skipped and counted (`ImportReport.erased`), never imported again.
     `actor` (default: the person at this command line) is who the audit log names; `now` is
     the import's clock (default: the real time): consents, moves and updates carry it."""
     if entity not in ENTITIES:
@@ -1010,13 +1013,13 @@ def import_csv(
     def flush() -> None:
         nonlocal read
         rows = list(pending.values())
-        if entity == "contacts":
+        if entity in ("contacts", "orders"):  # a person erased on request stays erased: skipped, not an error
             with read_session(engine) as session:
                 erased = erased_addresses(session, (row.get("email") or "" for _, row in rows), privacy_key)
             if erased:
-                report.rejected += [Rejected(line, "erased on request (GDPR): not imported again")
-                                    for line, row in rows if row.get("email") in erased]
+                report.erased += sum(row.get("email") in erased for _, row in rows)
                 rows = [(line, row) for line, row in rows if row.get("email") not in erased]
+        if entity == "contacts":
             checked, refused = check_contacts(rows, ctx)
             report.rejected += refused
             written = _write_contacts(connection, checked, ctx, dry_run)

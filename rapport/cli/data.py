@@ -86,6 +86,9 @@ def show_report(report: ImportReport, *, entity: str, dry_run: bool, as_json: bo
         f"{prefix}{entity}: [green]{report.imported} imported[/], {report.updated} updated, "
         f"{report.unchanged} unchanged, [red]{len(report.rejected)} rejected[/]"
     )
+    if report.erased:
+        noun = "row" if report.erased == 1 else "rows"
+        console.print(f"{report.erased} {noun} of erased people skipped (erased on request: never imported again)")
     if report.ignored:
         console.print(f"Ignored columns (no field takes them): {escape(', '.join(report.ignored))}")
     for title, rows in (("Rejected rows", report.rejected), ("Warnings", report.warnings)):

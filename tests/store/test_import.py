@@ -19,9 +19,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from store import importing
+from store.audit import Actor
 from store.db import make_engine, read_session, session_scope, upgrade
 from store.importing import ImportReport, import_csv
 from store.models import Company, CompanyDomain, Contact, ContactEmail, Order, Rep, SearchTerm
+from store.privacy import erase_person
 from store.reps import upsert_rep
 from store.search import rebuild_index, search_contacts
 from store.validation import Invalid, check_created_at, check_currency, check_order_date, parse_numeric_date
@@ -335,6 +337,25 @@ def test_regression_a_bad_duplicate_rep_is_rejected_alone_and_the_good_row_lands
     assert rejected.line == 3 and "superuser" in rejected.reason
     with Session(engine) as session:
         assert [(r.email, r.role) for r in session.exec(select(Rep))] == [("rita@nordlys.example", "rep")]
+
+
+def test_regression_rows_of_an_erased_person_are_skipped_not_rejected(engine: Engine) -> None:
+    """After `privacy erase`, every routine re-import exited 2: the person's orders were rejected
+    with "no contact with email … (import contacts first)", and the contacts import refused them."""
+    contacts, orders = FIXTURES / "contacts_erased_again.csv", FIXTURES / "orders_erased_again.csv"
+    import_csv(engine, "contacts", contacts, now=IMPORT_CLOCK)
+    import_csv(engine, "orders", orders, now=IMPORT_CLOCK)
+    with session_scope(engine) as session:
+        erase_person(session, "erika.erased@acme.example", actor=Actor.cli(), configured_key=None)
+
+    orders_again = import_csv(engine, "orders", orders, now=IMPORT_CLOCK)
+    contacts_again = import_csv(engine, "contacts", contacts, now=IMPORT_CLOCK)
+
+    assert (orders_again.erased, orders_again.unchanged, orders_again.rejected) == (2, 1, [])
+    assert (contacts_again.erased, contacts_again.unchanged, contacts_again.rejected) == (1, 1, [])
+    assert orders_again.complete and contacts_again.complete  # exit status 0
+    with Session(engine) as session:
+        assert session.exec(select(ContactEmail.email)).all() == ["keep.kept@acme.example"]
 
 
 def test_an_order_dated_today_east_of_utc_is_not_in_the_future() -> None:
