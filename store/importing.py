@@ -422,7 +422,7 @@ class Owners:
 
     def __init__(self, session: Session) -> None:
         self.by_key: dict[str, int] = {}
-        self.unknown: set[str] = set()
+        self.unknown: dict[str, tuple[Rejected, ImportReport]] = {}  # the warning, and the report it is in
         for rep_id, email, name in session.execute(select(col(Rep.id), col(Rep.email), col(Rep.name))):
             self.by_key.setdefault(name.strip().lower(), rep_id)
             self.by_key[email.lower()] = rep_id
@@ -433,12 +433,16 @@ class Owners:
             return None
         key = ref.strip().lower()
         rep_id = self.by_key.get(key)
-        if rep_id is None and key not in self.unknown:  # once per owner, not once per row
-            self.unknown.add(key)
-            report.warnings.append(
-                Rejected(line, f"owner {ref.strip()!r} is not a known rep; their rows are imported without owner")
-            )
-        return rep_id
+        if rep_id is not None:
+            return rep_id
+        warned = self.unknown.get(key)
+        if warned is None:  # once per owner, not once per row
+            warning = Rejected(line, f"owner {ref.strip()!r} is not a known rep; their rows are imported without owner")
+            report.warnings.append(warning)
+            self.unknown[key] = (warning, report)
+        elif warned[1] is report and line < warned[0].line:
+            warned[0].line = line  # a duplicate row is checked ahead of its turn: the warning names the first row
+        return None
 
 
 @dataclass
