@@ -85,3 +85,17 @@ def test_a_contact_created_in_2019_without_mail_is_stalled_right_after_import(
     assert [(row["name"], row["last_touch_at"][:10]) for row in json.loads(result.stdout)] == [
         ("Vera Valová", "2019-05-17")
     ]
+
+
+def test_regression_a_reimport_after_an_erasure_skips_the_person_and_exits_0(database: str) -> None:
+    """After `privacy erase`, `import orders` rejected the person's orders (import contacts first, it
+    said), the contacts import refused them too, and both exited 2."""
+    contacts, orders = str(FIXTURES / "contacts_erased_again.csv"), str(FIXTURES / "orders_erased_again.csv")
+    for args in (["import", "contacts", contacts], ["import", "orders", orders],
+                 ["privacy", "erase", "erika.erased@acme.example", "--yes"]):
+        assert CliRunner().invoke(app, args).exit_code == 0
+
+    for args, skipped in ((["import", "orders", orders], "2 rows"), (["import", "contacts", contacts], "1 row")):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert f"{skipped} of erased people skipped" in result.stdout
