@@ -650,7 +650,7 @@ _CONTACT_FIELDS = ("name", "kind", "stage", "company_id", "owner_id", "phone", "
 
 def write_contacts(
     session: Session, rows: list[ContactIn], indexed: Indexed, *, actor: Actor, now: datetime | None = None,
-    source: str = "a CSV file",
+    source: str,
 ) -> list[str]:
     """Insert or update these contacts (distinct addresses) with a few statements; their outcomes.
 
