@@ -127,13 +127,21 @@ HELP = (
     ("thread CONTACT|#CONVERSATION", "read a conversation's emails in order"),
     ("reply #CONVERSATION TEXT", "answer the customer by email (you confirm before it is sent)"),
     ("privacy export|erase CONTACT", "managers: a person's data as a file in your DM, or erase them for good"),
-    ("help", "this list"),
+    ("help [COMMAND]", "this list, or one command"),
 )
 
 
-def help_reply(ctx: Ctx, _args: list[str]) -> Reply:
+def help_reply(ctx: Ctx, args: list[str]) -> Reply:
+    """`help`: every command; `help NAME`: the commands NAME starts (`help log` and `help log call`)."""
     command = ctx.options.command
-    lines = [f"`{command} {usage}` — {what}" for usage, what in HELP]
+    asked = " ".join(args).lower()
+    chosen = [(usage, what) for usage, what in HELP if asked and f"{usage.lower()} ".startswith(f"{asked} ")]
+    if asked and not chosen:
+        return Reply(f"No command {escape(clip(asked, 40))}",
+                     [section(f"There is no `{escape(clip(asked, 40))}` command. Try `{command} help`.")], ok=False)
+    lines = [f"`{command} {usage}` — {what}" for usage, what in chosen or HELP]
+    if chosen:
+        return Reply(lines[0], [section("\n".join(lines))])
     return Reply("Rapport commands", [header("Rapport commands"), section("\n".join(lines)),
                                       context("Times are understood in your time zone and language. "
                                               "In a DM to me, type the same without the slash command.")])

@@ -209,6 +209,16 @@ def test_unknown_subcommand_points_to_help(slash: Any, seeded: Seeded) -> None:
     assert "remind CONTACT WHEN NOTE" in all_text(help_answer["blocks"])
 
 
+def test_help_on_one_command_shows_only_that_command(slash: Any, seeded: Seeded) -> None:
+    """`help find` printed the whole list (a new user's report)."""
+    _, find = slash("help find")
+    assert find["text"].startswith("`/crm find QUERY`") and "remind" not in all_text(find["blocks"])
+    _, log = slash("help log")
+    assert "/crm log call CONTACT NOTES" in log["text"]
+    _, unknown = slash("help fnd")
+    assert "There is no `fnd` command" in all_text(unknown["blocks"])
+
+
 def test_contact_names_are_escaped_on_the_card(slash: Any, engine: Any, seeded: Seeded) -> None:
     with Session(engine) as session:
         session.add(Contact(name="Eve <!channel> Hacker"))
