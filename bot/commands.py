@@ -152,8 +152,8 @@ def help_reply(ctx: Ctx, args: list[str]) -> Reply:
 
 def find(ctx: Ctx, args: list[str]) -> Reply:
     query = " ".join(args).strip()
-    if not query:
-        return usage(ctx, "find QUERY", "e.g. `find acme` or `find stastny`")
+    if sum(char.isalnum() for char in query) < 2:  # "a" matched a company's "a.s." and opened its card
+        return usage(ctx, "find QUERY", "at least two letters or digits, e.g. `find acme` or `find stastny`")
     hits = search_contacts(ctx.session, query, visible_owner_ids=visible_owner_ids(ctx.session, ctx.rep))
     if not hits:
         return no_match(ctx, query)

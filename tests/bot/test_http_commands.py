@@ -209,6 +209,15 @@ def test_unknown_subcommand_points_to_help(slash: Any, seeded: Seeded) -> None:
     assert "remind CONTACT WHEN NOTE" in all_text(help_answer["blocks"])
 
 
+def test_regression_a_one_letter_find_asks_for_more_instead_of_opening_a_card(slash: Any, seeded: Seeded) -> None:
+    """`find a` opened the card of a contact whose company is an "a.s.", as if "a" named it."""
+    for query in ("a", " ", "-"):
+        _, answer = slash(f"find {query}")
+        assert "at least two letters or digits" in all_text(answer["blocks"]), query
+    _, two = slash("find jan")  # a short name still searches
+    assert "Jan Šťastný" in all_text(two["blocks"])
+
+
 def test_help_on_one_command_shows_only_that_command(slash: Any, seeded: Seeded) -> None:
     """`help find` printed the whole list (a new user's report)."""
     _, find = slash("help find")
