@@ -145,12 +145,13 @@ class RapportSlack:
             app.action(f"contact_{field}")(self._on_card_menu(move_from_card))
         app.action(CONSENT_ACTION)(self._on_card_menu(change_consent))
         conversation_actions: dict[str, ConversationAct] = {
-            "conv_claim": lambda s, rep, cid, _: (claim_conversation(s, rep, cid, keyword_prefix=self.prefix), None),
+            "conv_claim": lambda s, rep, cid, _: (claim_conversation(s, rep, cid, self.clock(),
+                                                                                keyword_prefix=self.prefix), None),
             "conv_answered": lambda s, rep, cid, _: (mark_answered(s, rep, cid, self.clock()), None),
             "conv_recategorise": lambda s, rep, cid, category: recategorise(
                 s, rep, cid, category, apply=self.options.apply_correction, now=self.clock()),
             "conv_reassign": lambda s, rep, cid, to: reassign_conversation(
-                s, rep, cid, whole_number(to) or 0, keyword_prefix=self.prefix),
+                s, rep, cid, whole_number(to) or 0, self.clock(), keyword_prefix=self.prefix),
         }
         for action_id, act in conversation_actions.items():
             app.action(action_id)(self._on_conversation_action(act))

@@ -268,7 +268,7 @@ def remind(ctx: Ctx, args: list[str]) -> Reply:
     assert ctx.rep.id is not None
     note = " ".join(note_words)
     create_followup(ctx.session, rep_id=ctx.rep.id, due_at=due, note=note,
-                    contact_id=hit.contact_id if hit else None, source="slack")
+                    contact_id=hit.contact_id if hit else None, source="slack", now=ctx.now)
     about = f" about *{escape(hit.name)}*" if hit else ""
     when = local_time(due, ctx.rep.timezone)
     text = f"I'll remind you {when}{about}" + (f": {escape(clip(note, 200))}" if note else ".")

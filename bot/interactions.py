@@ -61,7 +61,9 @@ class Submission:
 # --------------------------------------------------------------------------- conversations
 
 
-def claim_conversation(session: Session, rep: Rep, conversation_id: int, *, keyword_prefix: str = "rapport") -> Outcome:
+def claim_conversation(
+    session: Session, rep: Rep, conversation_id: int, now: datetime, *, keyword_prefix: str = "rapport"
+) -> Outcome:
     conversation = session.get(Conversation, conversation_id)
     if conversation is None:
         return _refused("That conversation no longer exists.")
@@ -70,12 +72,13 @@ def claim_conversation(session: Session, rep: Rep, conversation_id: int, *, keyw
     if not (is_manager(rep) or can_see(session, rep, conversation.owner_id)):
         return _refused("Only its owner's team or a manager can take this conversation.")
     reassign(session, conversation_id, rep.email, by=rep.email, reason=f"claimed by {rep.name} in Slack",
-             keyword_prefix=keyword_prefix, notify=False)
+             keyword_prefix=keyword_prefix, notify=False, now=now)
     return Outcome(f"Claimed by {escape(rep.name)}.")
 
 
 def reassign_conversation(
-    session: Session, rep: Rep, conversation_id: int, new_owner_id: int, *, keyword_prefix: str = "rapport"
+    session: Session, rep: Rep, conversation_id: int, new_owner_id: int, now: datetime, *,
+    keyword_prefix: str = "rapport",
 ) -> tuple[Outcome, Rep | None]:
     """Managers move a conversation to another rep; returns (outcome, the new owner if moved)."""
     if not is_manager(rep):
@@ -87,7 +90,7 @@ def reassign_conversation(
     if conversation.owner_id == new_owner.id:
         return _refused(f"It's already with {escape(new_owner.name)}."), None
     reassign(session, conversation_id, new_owner.email, by=rep.email, reason=f"reassigned by {rep.name}",
-             keyword_prefix=keyword_prefix)
+             keyword_prefix=keyword_prefix, now=now)
     return Outcome(f"Reassigned to {escape(new_owner.name)} by {escape(rep.name)}."), new_owner
 
 
@@ -103,7 +106,7 @@ class CorrectionApplier(Protocol):
         conversation: Conversation | None,
         rep: Rep | None,
         by: str,
-        now: datetime | None = None,
+        now: datetime,
     ) -> CorrectionApplied: ...
 
 
@@ -244,7 +247,7 @@ def submit_log_call(session: Session, rep: Rep, view: dict[str, Any], now: datet
     text = f"Call logged: {escape(clip(notes, 200))}"
     if due is not None and rep.id is not None:
         create_followup(session, rep_id=rep.id, due_at=due, note=next_step or clip(notes, 200),
-                        contact_id=contact_id, source="call")
+                        contact_id=contact_id, source="call", now=now)
         text += f"\nFollow-up set for {local_time(due, rep.timezone)}."
     return Submission(text=text)
 
@@ -259,7 +262,7 @@ def submit_followup(session: Session, rep: Rep, view: dict[str, Any], now: datet
     if errors or due is None or rep.id is None:
         return Submission(errors=errors or {"when": "When should I remind you?"})
     note = state_value(view, "note") or ""
-    create_followup(session, rep_id=rep.id, due_at=due, note=note, contact_id=contact_id, source="slack")
+    create_followup(session, rep_id=rep.id, due_at=due, note=note, contact_id=contact_id, source="slack", now=now)
     return Submission(text=f"I'll remind you {local_time(due, rep.timezone)}" + (f": {escape(clip(note, 200))}" if note else "."))
 
 

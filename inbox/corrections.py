@@ -28,7 +28,7 @@ def apply_correction(
     by: str,
     routes: Sequence[Route] = (),
     keyword_prefix: str = "rapport",
-    now: datetime | None = None,
+    now: datetime,
 ) -> CorrectionApplied:
     """Store the correction (with its text, for retraining), set the category, and re-route the
     conversation when its owner came from category or language routing.
@@ -38,7 +38,8 @@ def apply_correction(
     """
     if conversation is None and message is not None and message.conversation_id is not None:
         conversation = session.get(Conversation, message.conversation_id)
-    correction = record_correction(session, category, message=message, conversation=conversation, rep=rep)
+    correction = record_correction(session, category, message=message, conversation=conversation, rep=rep,
+                                   at=now)
     if conversation is None:
         return CorrectionApplied(correction, None, "the message belongs to no conversation")
     outcome = reroute(session, conversation, routes=routes, now=now)
@@ -47,5 +48,5 @@ def apply_correction(
     who = rep.name if rep is not None else by
     reason = f"category corrected from {correction.old_category or 'none'} to {category} by {who}; {outcome.reason}"
     assignment = hand_over(session, conversation, outcome.owner, rule=REROUTE, reason=reason, by=by,
-                           keyword_prefix=keyword_prefix)
+                           keyword_prefix=keyword_prefix, now=now)
     return CorrectionApplied(correction, assignment, f"re-routed to {outcome.owner.name}: {outcome.reason}")

@@ -133,7 +133,7 @@ def sync_folder(
     except IMAPClientError as exc:
         raise FolderError(f"{spec.name}: cannot open the folder {folder!r}: {_text(exc)}") from None
     uidvalidity = int(info[b"UIDVALIDITY"])
-    last_uid = _start_uid(engine, spec.name, folder, uidvalidity)
+    last_uid = _start_uid(engine, spec.name, folder, uidvalidity, options.moment())
     total = BatchResult()
     uid_next = info.get(b"UIDNEXT")
     if uid_next is not None and int(uid_next) <= last_uid + 1:
@@ -220,7 +220,7 @@ def _batches(uids: list[int], meta: dict[int, dict[bytes, object]], options: Ing
     return batches
 
 
-def _start_uid(engine: Engine, mailbox: str, folder: str, uidvalidity: int) -> int:
+def _start_uid(engine: Engine, mailbox: str, folder: str, uidvalidity: int, now: datetime) -> int:
     """The last UID read in this UIDVALIDITY; a new UIDVALIDITY starts over (Message-IDs prevent duplicates)."""
     with session_scope(engine) as session:
         checkpoint = get_checkpoint(session, mailbox, folder)
@@ -232,7 +232,7 @@ def _start_uid(engine: Engine, mailbox: str, folder: str, uidvalidity: int) -> i
             "%s %s: UIDVALIDITY changed (%s -> %s); re-reading the folder, known mail is skipped",
             mailbox, folder, checkpoint.uidvalidity, uidvalidity,
         )
-        save_checkpoint(session, mailbox, folder, uidvalidity, 0)
+        save_checkpoint(session, mailbox, folder, uidvalidity, 0, at=now)
         return 0
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import datetime
 
 from sqlmodel import Session, col, select
 
 from inbox.threads import select_in
 from store.models import Company, CompanyDomain, Contact, ContactEmail, ContactKind
-from store.types import utcnow
 from store.validation import is_free_mail as _listed_free_mail
 
 # Domains anyone can sign up at: a sender there tells us nothing about a company.
@@ -44,7 +44,8 @@ def domain_of(email: str) -> str:
 
 
 class ContactIndex:
-    def __init__(self) -> None:
+    def __init__(self, now: datetime) -> None:
+        self.now = now  # the batch's clock: new prospects are created at it
         self.contacts: dict[str, Contact] = {}
         self.companies: dict[str, Company] = {}  # by domain
         self.company_by_id: dict[int, Company] = {}
@@ -52,8 +53,8 @@ class ContactIndex:
         self.new_emails: list[tuple[Contact, str]] = []
 
     @classmethod
-    def load(cls, session: Session, addresses: Iterable[str]) -> ContactIndex:
-        index = cls()
+    def load(cls, session: Session, addresses: Iterable[str], *, now: datetime) -> ContactIndex:
+        index = cls(now)
         wanted = {a.lower() for a in addresses if a}
         query = select(ContactEmail.email, Contact).join(Contact, col(Contact.id) == ContactEmail.contact_id)
         index.contacts = dict(select_in(session, query, ContactEmail.email, wanted))
@@ -88,6 +89,8 @@ class ContactIndex:
             company_id=company.id if company else None,
             language=language,
             source="email",
+            created_at=self.now,
+            updated_at=self.now,
         )
         self.contacts[email] = contact
         self.new_contacts.append(contact)
@@ -95,14 +98,14 @@ class ContactIndex:
         return contact, company
 
 
-def mark_bouncing(session: Session, addresses: list[str]) -> int:
+def mark_bouncing(session: Session, addresses: list[str], *, at: datetime) -> int:
     """Flag known addresses that a delivery report says failed; returns how many were flagged."""
     rows = select_in(session, select(ContactEmail), ContactEmail.email, [a.lower() for a in addresses])
     flagged = 0
     for row in rows:
         if not row.bouncing:
             row.bouncing = True
-            row.bounced_at = utcnow()
+            row.bounced_at = at
             session.add(row)
             flagged += 1
     return flagged

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal, Protocol
 
+from store.types import utcnow
+
 
 @dataclass(frozen=True)
 class Route:
@@ -39,6 +41,10 @@ class IngestOptions:
     tag_messages: bool = True  # enqueue imap-tag rows (off for directory sources: nothing to tag)
     privacy_key: str | None = field(default=None, repr=False)  # RAPPORT_PRIVACY_KEY: erased mail is skipped
     now: datetime | None = None  # fixed clock for tests and the demo
+
+    def moment(self) -> datetime:
+        """The ingest's time: `now` when fixed, else the real time (what new records are stamped with)."""
+        return self.now or utcnow()
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,6 @@ from store.search import refresh_index
 from store.stages import RuleMove, move_activity, move_audits, sales_enquiry_stage
 from store.surveys import record_answer
 from store.tags import message_keywords
-from store.types import utcnow
 
 log = logging.getLogger("rapport.inbox")
 
@@ -186,7 +185,7 @@ class _Batch:
         self.reps = {rep.email.lower(): rep for rep in session.exec(select(Rep)).all()}
         self.own = {a.lower() for a in options.own_addresses}
         self._team: Team | None = None
-        self.people = ContactIndex()
+        self.people = ContactIndex(now)
         self.threads = ThreadIndex(options.thread_window)
         self.new_conversations: list[Conversation] = []
         self.conversation_contact: dict[int, Contact] = {}  # id(new conversation) -> its (maybe new) contact
@@ -220,7 +219,7 @@ def process_batch(
     classifier: Classifier,
 ) -> BatchResult:
     """Ingest `fetched` into `session` without committing; the caller commits (or rolls back) it all."""
-    now = options.now or utcnow()
+    now = options.moment()
     result = BatchResult(fetched=len(fetched))
     # Reading, parsing and classifying take the longest and need no write lock: on SQLite,
     # holding it meanwhile would keep the other watchers, the scheduler and Slack waiting.
@@ -243,7 +242,8 @@ def process_batch(
         log.exception("writing a batch of %d messages failed; retrying them one at a time", len(items))
         _ingest_one_by_one(session, items, options, now, result)
     if checkpoint is not None:
-        save_checkpoint(session, checkpoint.mailbox, checkpoint.folder, checkpoint.uidvalidity, checkpoint.last_uid)
+        save_checkpoint(session, checkpoint.mailbox, checkpoint.folder, checkpoint.uidvalidity, checkpoint.last_uid,
+                        at=now)
     session.flush()
     return result
 
@@ -447,7 +447,7 @@ def _preload(batch: _Batch, items: list[_Item]) -> None:
             addresses.update(_customers(batch, item.parsed))
         elif item.parsed.from_email:
             addresses.add(item.parsed.from_email.lower())
-    batch.people = ContactIndex.load(batch.session, addresses)
+    batch.people = ContactIndex.load(batch.session, addresses, now=batch.now)
     batch.threads = ThreadIndex.load(batch.session, [i.key for i in items], batch.options.thread_window)
     batch.surveys = SurveyReplies.load(batch.session, [i.parsed for i in items if not i.outbound], batch.threads)
 
@@ -747,7 +747,7 @@ def _write(batch: _Batch) -> None:
     _write_survey_answers(batch)
     _write_unsubscribes(batch)
     if batch.bounced:
-        mark_bouncing(session, batch.bounced)
+        mark_bouncing(session, batch.bounced, at=batch.now)
     _record_backlog(batch)
     session.flush()
     if batch.people.new_contacts or batch.people.new_emails:

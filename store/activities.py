@@ -15,7 +15,6 @@ from sqlmodel import Session, col
 
 from store.db import execute_columns
 from store.models import Activity, ActivityKind, Contact
-from store.types import utcnow
 
 
 @dataclass(frozen=True)
@@ -51,10 +50,10 @@ def log_activity(
     next_step: str | None = None,
     link: str | None = None,
     conversation_id: int | None = None,
-    occurred_at: datetime | None = None,
+    occurred_at: datetime,
 ) -> Activity:
     """Record an activity about a contact (its company is the contact's company at the time)
-    or, without a contact, about `company_id` (a note on a company)."""
+    or, without a contact, about `company_id` (a note on a company); recorded when it occurred."""
     if kind not in set(ActivityKind):
         raise ValueError(f"unknown activity kind {kind!r}; known: {', '.join(ActivityKind)}")
     contact = session.get(Contact, contact_id) if contact_id is not None else None
@@ -69,7 +68,8 @@ def log_activity(
         summary=summary.strip(),
         next_step=(next_step or "").strip() or None,
         link=link,
-        occurred_at=occurred_at or utcnow(),
+        occurred_at=occurred_at,
+        created_at=occurred_at,
     )
     session.add(activity)
     session.flush()

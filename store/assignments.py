@@ -18,7 +18,6 @@ from store.models import Assignment, Conversation, ConversationStatus, Message, 
 from store.outbox import AssignmentDm, ImapTag, enqueue
 from store.reps import rep_by_email
 from store.tags import owner_keyword
-from store.types import utcnow
 
 
 def record_assignment(
@@ -30,6 +29,7 @@ def record_assignment(
     rule: str,
     reason: str,
     by: str = "rapport",
+    at: datetime,
 ) -> Assignment:
     """Give `conversation` to `owner` (or park it in `queue`) and store the rule and reason."""
     if conversation.id is None:
@@ -46,6 +46,7 @@ def record_assignment(
         rule=rule,
         reason=reason,
         assigned_by=by,
+        assigned_at=at,
     )
     session.add(assignment)
     session.flush()
@@ -99,7 +100,7 @@ class AssignmentDecision:
 
 
 def record_assignments(
-    session: Session, decisions: Sequence[AssignmentDecision], *, at: datetime | None = None
+    session: Session, decisions: Sequence[AssignmentDecision], *, at: datetime
 ) -> list[int]:
     """Record many assignments at once (the inbox's batches); returns the new Assignment ids in order.
 
@@ -108,7 +109,6 @@ def record_assignments(
     """
     if not decisions:
         return []
-    now = at or utcnow()
     rows = []
     for decision in decisions:
         conversation = decision.conversation
@@ -123,7 +123,7 @@ def record_assignments(
                 "rule": decision.rule,
                 "reason": decision.reason,
                 "assigned_by": decision.by,
-                "assigned_at": now,
+                "assigned_at": at,
             }
         )
     return insert_rows(session, Assignment, rows)
@@ -142,6 +142,7 @@ def reassign(
     reason: str | None = None,
     keyword_prefix: str = "rapport",
     notify: bool = True,
+    now: datetime,
 ) -> Assignment:
     """Give the conversation to the rep with `rep_email` (the CLI, Slack's Reassign and Claim).
 
@@ -159,7 +160,7 @@ def reassign(
     if conversation.owner_id == rep.id:
         raise ReassignError(f"{rep.email} already owns conversation {conversation_id}")
     return hand_over(session, conversation, rep, rule="manual", reason=reason or f"reassigned to {rep.email} by {by}",
-                     by=by, keyword_prefix=keyword_prefix, notify=notify)
+                     by=by, keyword_prefix=keyword_prefix, notify=notify, now=now)
 
 
 def hand_over(
@@ -172,13 +173,15 @@ def hand_over(
     by: str,
     keyword_prefix: str = "rapport",
     notify: bool = True,
+    now: datetime,
 ) -> Assignment:
     """Record that `rep` now owns the conversation and, in the same transaction, enqueue the
     new owner's DM (with `notify`) and the swap of the IMAP owner keyword."""
     assert conversation.id is not None
     conversation_id = conversation.id
     previous = session.get(Rep, conversation.owner_id) if conversation.owner_id else None
-    assignment = record_assignment(session, conversation, owner=rep, queue=None, rule=rule, reason=reason, by=by)
+    assignment = record_assignment(session, conversation, owner=rep, queue=None, rule=rule, reason=reason, by=by,
+                                   at=now)
     messages = list(
         session.exec(
             select(Message)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlmodel import Session, select
 
 from store.models import MailboxCheckpoint
-from store.types import utcnow
 
 
 def get_checkpoint(session: Session, mailbox: str, folder: str) -> MailboxCheckpoint | None:
@@ -17,20 +18,18 @@ def get_checkpoint(session: Session, mailbox: str, folder: str) -> MailboxCheckp
 
 
 def save_checkpoint(
-    session: Session, mailbox: str, folder: str, uidvalidity: int, last_uid: int
+    session: Session, mailbox: str, folder: str, uidvalidity: int, last_uid: int, *, at: datetime
 ) -> MailboxCheckpoint:
     """Move the checkpoint forward (never back within one UIDVALIDITY); call inside the batch's transaction."""
     checkpoint = get_checkpoint(session, mailbox, folder)
     if checkpoint is None:
-        checkpoint = MailboxCheckpoint(
-            mailbox=mailbox, folder=folder, uidvalidity=uidvalidity, last_uid=last_uid
-        )
+        checkpoint = MailboxCheckpoint(mailbox=mailbox, folder=folder, uidvalidity=uidvalidity, last_uid=last_uid)
     elif checkpoint.uidvalidity != uidvalidity:
         checkpoint.uidvalidity = uidvalidity
         checkpoint.last_uid = last_uid
     else:
         checkpoint.last_uid = max(checkpoint.last_uid, last_uid)
-    checkpoint.updated_at = utcnow()
+    checkpoint.updated_at = at
     session.add(checkpoint)
     session.flush()
     return checkpoint

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -30,6 +31,7 @@ def record_correction(
     message: Message | None,
     conversation: Conversation | None,
     rep: Rep | None = None,
+    at: datetime,
 ) -> Correction:
     """Store the fix with the text the classifier read and apply it to the message and the conversation.
 
@@ -44,6 +46,7 @@ def record_correction(
         new_category=category,
         language=language,
         rep_id=rep.id if rep else None,
+        created_at=at,
     )
     session.add(correction)
     if message is not None:

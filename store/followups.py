@@ -24,8 +24,10 @@ def create_followup(
     note: str = "",
     contact_id: int | None = None,
     source: str = "manual",
+    now: datetime,
 ) -> FollowUp:
-    followup = FollowUp(rep_id=rep_id, due_at=due_at, note=note.strip(), contact_id=contact_id, source=source)
+    followup = FollowUp(rep_id=rep_id, due_at=due_at, note=note.strip(), contact_id=contact_id, source=source,
+                        created_at=now)
     session.add(followup)
     session.flush()
     return followup

@@ -290,7 +290,7 @@ def record_answer(
     if score <= LOW_SCORE:
         owner_id = (conversation.owner_id if conversation else None) or survey.rep_id
         if owner_id is not None:
-            create_followup(session, rep_id=owner_id, due_at=at, contact_id=survey.contact_id, source="survey",
+            create_followup(session, rep_id=owner_id, due_at=at, contact_id=survey.contact_id, source="survey", now=at,
                             note=f"Unhappy customer: {score}/5 for \u201c{subject[:120]}\u201d{said[:300]}")
         assert survey.id is not None
         enqueue(session, LowScore(survey.id), now=at)

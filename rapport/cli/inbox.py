@@ -329,7 +329,7 @@ def reassign_command(
     with session_scope(rt.engine) as session:
         try:
             assignment = reassign(session, conversation, rep_email, by=who, reason=reason,
-                                  keyword_prefix=rt.config.inbox.keyword_prefix)
+                                  keyword_prefix=rt.config.inbox.keyword_prefix, now=rt.now())
         except ReassignError as exc:
             raise RapportError(str(exc)) from None
         record_audit(session, Actor(f"cli:{who}", "cli", Actor.cli().origin), "conversation.reassign",

@@ -183,7 +183,7 @@ def correct(
             raise RapportError(f"no rep with email {by!r}")
         applied = apply_correction(session, category, message=found, conversation=None, rep=rep,
                                    by=acting_person(by), routes=routes(rt.config),
-                                   keyword_prefix=rt.config.inbox.keyword_prefix)
+                                   keyword_prefix=rt.config.inbox.keyword_prefix, now=rt.now())
         old = applied.correction.old_category or "none"
     console.print(
         f"message {found.id}: {old} -> {category} (kept for the next `rapport nlp retrain`)", highlight=False

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from bot.app import BUSY_TEXT
 from bot.notify import RateLimited, SlackSender
 from store.models import Activity, FollowUp, Rep
-from tests.bot.conftest import ALICE, DAVE, SECRET, STRANGER, Seeded, all_text, rep_id
+from tests.bot.conftest import ALICE, DAVE, SECRET, STRANGER, Clock, Seeded, all_text, rep_id
 from tests.servers import slack_requests
 from tests.servers.fake_slack import FakeSlack
 
@@ -125,7 +125,7 @@ def _log_call_submission(contact: str | None, notes: str, followup: str | None, 
 
 
 def test_log_call_modal_validates_then_saves(interact: Any, seeded: Seeded, engine: Any,
-                                             fake_slack: FakeSlack) -> None:
+                                             fake_slack: FakeSlack, clock: Clock) -> None:
     status, body = interact(_log_call_submission(None, "", "whenever", "ten"))
     assert status == 200
     answer = json.loads(body)
@@ -141,6 +141,7 @@ def test_log_call_modal_validates_then_saves(interact: Any, seeded: Seeded, engi
         followup = session.exec(select(FollowUp)).one()
     assert (activity.outcome, activity.duration_minutes, activity.next_step) == ("connected", 25, "Send the quote")
     assert (followup.contact_id, followup.note, followup.source) == (seeded.jan, "Send the quote", "call")
+    assert activity.created_at == followup.created_at == clock.now  # the bot's clock, not the wall clock
 
 
 def test_log_call_modal_refuses_31_february(interact: Any, seeded: Seeded, engine: Any) -> None:

@@ -126,6 +126,14 @@ def test_remind_confirms_the_exact_time_in_the_reps_zone(slash: Any, seeded: See
         assert followup.due_at.isoformat() == "2026-11-27T09:00:00+00:00"
 
 
+def test_regression_a_reminder_is_created_at_the_bot_clock_not_the_wall_clock(
+    slash: Any, seeded: Seeded, engine: Any, clock: Clock
+) -> None:
+    slash("remind me tomorrow 10:00 call Jan back", user=ALICE)
+    with Session(engine) as session:
+        assert session.exec(select(FollowUp.created_at)).one() == clock.now
+
+
 def test_remind_understands_swedish_and_czech(slash: Any, seeded: Seeded, engine: Any, clock: Clock) -> None:
     _, sv = slash("remind me imorgon ring Jan", user=ALICE)
     assert "Tue 24 Nov 2026" in sv["text"]

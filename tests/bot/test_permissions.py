@@ -9,6 +9,7 @@ from sqlmodel import Session
 from bot.interactions import claim_conversation, mark_answered
 from store.db import session_scope
 from store.models import Conversation, Rep
+from store.types import utcnow
 from tests.bot.conftest import START, Seeded, add_assigned_email, rep_id
 
 
@@ -30,10 +31,10 @@ def _as(engine: Any, email: str, act: Any, conversation_id: int) -> tuple[bool, 
 
 def test_a_rep_of_another_team_cannot_claim(engine: Any, seeded: Seeded) -> None:
     conversation = _alices_conversation(engine, seeded)
-    allowed, after = _as(engine, "dave@nordlys.example", lambda s, rep: claim_conversation(s, rep, conversation),
+    allowed, after = _as(engine, "dave@nordlys.example", lambda s, rep: claim_conversation(s, rep, conversation, utcnow()),
                          conversation)
     assert not allowed and after.owner_id == rep_id(engine, "alice@nordlys.example")
-    allowed, after = _as(engine, "bob@nordlys.example", lambda s, rep: claim_conversation(s, rep, conversation),
+    allowed, after = _as(engine, "bob@nordlys.example", lambda s, rep: claim_conversation(s, rep, conversation, utcnow()),
                          conversation)
     assert allowed and after.owner_id == rep_id(engine, "bob@nordlys.example")  # same team: may take it
 

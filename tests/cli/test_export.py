@@ -17,6 +17,7 @@ from store.db import make_engine, session_scope
 from store.importing import import_csv
 from store.models import Company, Contact, ContactEmail, Conversation
 from store.stages import move_contact
+from store.types import utcnow
 
 HOSTILE_NAME = '=HYPERLINK("http://evil","x")'
 HOSTILE_SUBJECT = "+cmd|' /C calc'!A0"
@@ -72,7 +73,8 @@ def test_activities_export_holds_company_notes_and_moves_with_formulas_neutralis
         contact = Contact(name="Pia", kind="prospect", stage="need")
         session.add_all([company, contact])
         session.flush()
-        log_activity(session, contact_id=None, company_id=company.id, rep_id=None, summary="=1+1 budget approved")
+        log_activity(session, contact_id=None, company_id=company.id, rep_id=None, summary="=1+1 budget approved",
+                     occurred_at=utcnow())
         move_contact(session, contact, kind="customer", stage="purchase", reason="first order NS-1 of 2026-11-20",
                      at=datetime(2026, 11, 23, 9, 0, tzinfo=UTC), actor=SCHEDULER)
     note, move = (json.loads(line) for line in _export("activities").splitlines())
@@ -84,3 +86,4 @@ def test_activities_export_holds_company_notes_and_moves_with_formulas_neutralis
     header = csv_text.lstrip("\ufeff").splitlines()[0]
     assert header.endswith("contact_kind_from,contact_kind_to,stage_from,stage_to")
     assert "'=1+1 budget approved" in csv_text  # a spreadsheet shows it, never runs it
+

@@ -19,6 +19,7 @@ from rapport.settings import load_settings
 from rapport.wiring import Runtime
 from store.db import session_scope
 from store.models import Conversation, Message
+from store.types import utcnow
 
 
 @pytest.fixture
@@ -47,7 +48,8 @@ def add_correction(rt: Runtime, text: str, category: str, language: str) -> None
                           new_text=text, category="feedback", language=language)
         session.add(message)
         session.flush()
-        apply_correction(session, category, message=message, conversation=conversation, rep=None, by="test")
+        apply_correction(session, category, message=message, conversation=conversation, rep=None, by="test",
+                         now=utcnow())
 
 
 def test_retraining_one_database_leaves_another_databases_model_alone(tmp_path: Path, cache: Path) -> None:

@@ -24,6 +24,7 @@ from store.models import (
     OutboxItem,
     Rep,
 )
+from store.types import utcnow
 from tests.inbox.helpers import NOW, KeywordClassifier, add_rep, mail
 
 
@@ -224,7 +225,7 @@ def test_explain_of_a_manual_reassignment_is_the_person_s_choice(
     first = ingest_one(sqlite_engine, mail(), options, keyword_classifier)
     with session_scope(sqlite_engine) as session:
         manual = reassign(session, first.conversation_id, "bob@shop.example", by="manager@shop.example",
-                          reason="Bob knows this customer")
+                          reason="Bob knows this customer", now=utcnow())
     with session_scope(sqlite_engine) as session:
         [decided] = explain(session, first.conversation_id).rules
     assert (decided.rule, decided.applied, decided.reason) == ("manual", True, manual.reason)
@@ -238,24 +239,24 @@ def test_manual_reassign_is_recorded_like_any_assignment_and_notifies(
     bob = add_rep(sqlite_engine, "bob@shop.example")
     first = ingest_one(sqlite_engine, mail(), options, keyword_classifier)
     with session_scope(sqlite_engine) as session:
-        assignment = reassign(session, first.conversation_id, "BOB@shop.example", by="manager@shop.example")
+        assignment = reassign(session, first.conversation_id, "BOB@shop.example", by="manager@shop.example", now=utcnow())
     assert (assignment.rule, assignment.owner_id, assignment.assigned_by) == ("manual", bob, "manager@shop.example")
     with session_scope(sqlite_engine) as session:
         dms = session.exec(select(OutboxItem).where(OutboxItem.kind == "assign-dm")).all()
         assert len(dms) == 2
         with pytest.raises(ReassignError, match="no rep"):
-            reassign(session, first.conversation_id, "nobody@shop.example", by="x")
+            reassign(session, first.conversation_id, "nobody@shop.example", by="x", now=utcnow())
         with pytest.raises(ReassignError, match="already owns"):
-            reassign(session, first.conversation_id, "bob@shop.example", by="x")
+            reassign(session, first.conversation_id, "bob@shop.example", by="x", now=utcnow())
         with pytest.raises(ReassignError, match="no conversation"):
-            reassign(session, 999, "bob@shop.example", by="x")
+            reassign(session, 999, "bob@shop.example", by="x", now=utcnow())
 
 
 def test_record_assignment_parks_in_queue_without_owner(sqlite_engine: Engine) -> None:
     with session_scope(sqlite_engine) as session:
         conversation = Conversation(subject="x")
         assignment = record_assignment(session, conversation, owner=None, queue="triage", rule="fallback",
-                                       reason="nobody")
+                                       reason="nobody", at=utcnow())
         assert conversation.queue == "triage" and conversation.owner_id is None
         assert assignment.conversation_id == conversation.id
 

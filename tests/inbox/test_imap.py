@@ -22,6 +22,7 @@ from inbox.tags import KINDS, dispatch_imap_outbox
 from store.assignments import reassign
 from store.db import session_scope
 from store.models import Assignment, Conversation, MailboxCheckpoint, Message, OutboxItem
+from store.types import utcnow
 from tests.dying_dispatcher import run_until_acted
 from tests.inbox.helpers import NOW, CountingClassifier, add_rep, fixture_eml, mail, spec_for
 from tests.servers.dovecot import ImapAccount
@@ -127,7 +128,7 @@ def test_keywords_applied_once_and_reassignment_swaps_the_owner_keyword(
         assert {t.status for t in tags} == {"sent"}
         conversation_id = session.exec(select(Message.conversation_id).where(Message.uid == 1)).one()
         assert conversation_id is not None
-        reassign(session, conversation_id, "bob@shop.example", by="manager@shop.example")
+        reassign(session, conversation_id, "bob@shop.example", by="manager@shop.example", now=utcnow())
     with connect(spec) as client:
         assert dispatch_imap_outbox(engine, lambda name: client) == 1
     assert flags(imap_account)[1] == {b"rapport/owner/bob", category_keyword}

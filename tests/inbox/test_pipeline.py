@@ -19,6 +19,7 @@ from store.models import (
     Contact,
     ContactEmail,
     Conversation,
+    MailboxCheckpoint,
     Message,
     OutboxItem,
 )
@@ -87,6 +88,21 @@ def test_new_mail_becomes_an_assigned_conversation_with_a_prospect_and_one_dm(
     assert tag.payload["keywords"] == ["rapport/owner/alice", f"rapport/category/{message.category}"]
     dm = next(o for o in rows(engine, OutboxItem) if o.kind == "assign-dm")
     assert dm.payload == {"assignment_id": assignment.id, "conversation_id": conversation.id, "message_id": message.id}
+
+
+def test_records_from_mail_take_the_ingest_clock_not_the_wall_clock(
+    engine: Engine, options: IngestOptions, classifier: CountingClassifier
+) -> None:
+    """The demo's clock (`options.now`, long past here) stamps the prospect, its assignment and the
+    checkpoint: a record made "later" than the clock reads as created in the future."""
+    add_rep(engine, "alice@shop.example")
+    ingest(engine, [fixture_eml("question.eml")], options, classifier, first_uid=1)
+
+    [contact] = rows(engine, Contact)
+    [assignment] = rows(engine, Assignment)
+    [checkpoint] = rows(engine, MailboxCheckpoint)
+    assert contact.created_at == contact.updated_at == options.now
+    assert assignment.assigned_at == checkpoint.updated_at == options.now
 
 
 def test_one_classifier_call_per_batch(engine: Engine, options: IngestOptions, classifier: CountingClassifier) -> None:

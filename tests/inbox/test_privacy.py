@@ -130,7 +130,7 @@ def test_export_then_erase_leaves_no_trace_and_nothing_brings_the_person_back(
         log_activity(session, contact_id=jana.id, rep_id=alice, kind=ActivityKind.call,
                      summary=f"Called {NAME[0]} about {SECRET_TEXT}", occurred_at=utcnow())
         followup = create_followup(session, rep_id=alice, due_at=utcnow() + timedelta(hours=1),
-                                   note=f"Check {SECRET_TEXT}", contact_id=jana.id)
+                                   note=f"Check {SECRET_TEXT}", contact_id=jana.id, now=utcnow())
         complete_followup(session, followup, utcnow())  # done work counts in the digest (open work is cancelled)
         record_audit(session, Actor("alice@shop.example", "slack", "slack:U1"), "card.view",
                      target_kind="contact", target_id=jana.id, contact_id=jana.id)

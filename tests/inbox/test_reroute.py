@@ -128,7 +128,7 @@ def test_a_manual_assignment_is_not_undone_by_a_correction(sqlite_engine: Engine
     message = ingest(sqlite_engine)
     assert message.conversation_id is not None
     with session_scope(sqlite_engine) as session:
-        reassign(session, message.conversation_id, "erik@shop.example", by="manager@shop.example")
+        reassign(session, message.conversation_id, "erik@shop.example", by="manager@shop.example", now=NOW)
 
     applied = correct(sqlite_engine, message.id, "sales")
 
