@@ -33,6 +33,7 @@ from store.models import (
     Order,
     Rep,
 )
+from store.owners import effective_owner_id
 
 BATCH = 1000
 
@@ -216,7 +217,7 @@ def _contacts(session: Session) -> Iterator[dict[str, Any]]:
     query = (
         select(Contact, Company.name, owner.email)
         .outerjoin(Company, col(Company.id) == Contact.company_id)
-        .outerjoin(owner, col(owner.id) == Contact.owner_id)
+        .outerjoin(owner, col(owner.id) == effective_owner_id(Contact.owner_id, Company.owner_id))
         .order_by(col(Contact.id))
     )
     for contact, company, owner_email in session.exec(query.execution_options(yield_per=BATCH)):

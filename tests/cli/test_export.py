@@ -15,7 +15,7 @@ from store.activities import log_activity
 from store.audit import SCHEDULER
 from store.db import make_engine, session_scope
 from store.importing import import_csv
-from store.models import Company, Contact, ContactEmail, Conversation
+from store.models import Company, Contact, ContactEmail, Conversation, Rep
 from store.stages import move_contact
 from store.types import utcnow
 
@@ -87,3 +87,20 @@ def test_activities_export_holds_company_notes_and_moves_with_formulas_neutralis
     assert header.endswith("contact_kind_from,contact_kind_to,stage_from,stage_to")
     assert "'=1+1 budget approved" in csv_text  # a spreadsheet shows it, never runs it
 
+
+def test_contact_export_names_the_owner_through_the_company(database: str) -> None:
+    """Åsa Öberg has no owner of her own; her company's owner is hers, as on her card."""
+    engine = make_engine(database)
+    with session_scope(engine) as session:
+        anna = Rep(name="Anna Berg", email="anna@shop.example")
+        erik = Rep(name="Erik Lund", email="erik@shop.example")
+        session.add_all([anna, erik])
+        session.flush()
+        company = Company(name="Nordlys", owner_id=anna.id)
+        session.add(company)
+        session.flush()
+        session.add_all([Contact(name="Åsa Öberg", company_id=company.id),
+                         Contact(name="Pia", company_id=company.id, owner_id=erik.id),
+                         Contact(name="Ola")])
+    owners = {row["name"]: row["owner"] for row in map(json.loads, _export("contacts").splitlines())}
+    assert owners == {"Åsa Öberg": "anna@shop.example", "Pia": "erik@shop.example", "Ola": None}
