@@ -295,7 +295,7 @@ def lapsed_section(figures: DigestFigures, links: DigestLinks) -> Section | None
     if not figures.lapsed_worth_a_call:
         return None
     items = [Item(c.name,
-                  f"{format_eur(c.value_eur, cents=False)} so far · last order {c.days_since} days ago · "
+                  f"{format_eur(c.lifetime_value_eur, cents=False)} lifetime · last order {c.days_since} days ago · "
                   + (_owner_name(c.owner) or "no owner"),
                   links.customer(c.contact_id), "" if c.owner.id else "assign an owner", contact_id=c.contact_id)
              for c in figures.lapsed_worth_a_call]
@@ -318,7 +318,7 @@ def top_customers_section(figures: DigestFigures, links: DigestLinks) -> Section
     if not figures.top_customers_who_wrote:
         return None
     items = [Item(f"{c.rank}. {c.name}",
-                  f"{format_eur(c.value_eur, cents=False)} in 12 months · {_owner_name(c.owner) or 'no owner'}",
+                  f"{format_eur(c.recent_value_eur, cents=False)} in 12 months · {_owner_name(c.owner) or 'no owner'}",
                   links.customer(c.contact_id), "" if c.owner.id else "assign an owner")
              for c in figures.top_customers_who_wrote]
     return Section("Top customers who wrote", items)
@@ -336,7 +336,7 @@ def lapsed_without_owner_section(figures: DigestFigures, links: DigestLinks) -> 
     """Lapsed customers nobody owns: nobody will call them until a manager assigns an owner."""
     if not figures.lapsed_without_owner:
         return None
-    items = [Item(c.name, f"{format_eur(c.value_eur, cents=False)} so far · last order {c.days_since} days ago",
+    items = [Item(c.name, f"{format_eur(c.lifetime_value_eur, cents=False)} lifetime · last order {c.days_since} days ago",
                   links.customer(c.contact_id), "assign an owner", contact_id=c.contact_id)
              for c in figures.lapsed_without_owner]
     return Section("Lapsed customers without an owner", items,

@@ -81,10 +81,10 @@ def segment_line(row: TopCustomer | LapsedCustomer | QuietContact) -> str:
     name = f"*{escape(row.name)}*"
     if isinstance(row, TopCustomer):
         decile = " · top 10%" if row.top_decile else ""
-        return f"{row.rank}. {name}: {format_eur(row.value_eur)} in {format_orders(row.orders)}{decile} · {owner_mention(row.owner)}"
+        return f"{row.rank}. {name}: {format_eur(row.recent_value_eur)} in {format_orders(row.orders)}{decile} · {owner_mention(row.owner)}"
     if isinstance(row, LapsedCustomer):
         return (f"{name}: last order {row.last_order_on.isoformat()} ({row.days_since} days; usually every "
-                f"{row.median_gap_days:g}) · {format_eur(row.value_eur)} so far · {owner_mention(row.owner)}")
+                f"{row.median_gap_days:g}) · {format_eur(row.lifetime_value_eur)} lifetime · {owner_mention(row.owner)}")
     return f"{name} ({row.kind}, {row.stage}): quiet for {row.days_quiet} days · {owner_mention(row.owner)}"
 
 

@@ -129,7 +129,7 @@ class TopCustomer:
     contact_id: int
     name: str
     owner: Owner
-    value_eur: Decimal
+    recent_value_eur: Decimal  # over the last `top_months` months, as `orders`
     orders: int
     rank: int  # 1 = highest value
     top_decile: bool
@@ -140,7 +140,7 @@ class LapsedCustomer:
     contact_id: int
     name: str
     owner: Owner
-    value_eur: Decimal  # all-time
+    lifetime_value_eur: Decimal
     orders: int
     purchase_days: int  # distinct days with an order
     last_order_on: date

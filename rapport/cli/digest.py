@@ -31,7 +31,7 @@ from store.hours import UnknownZone, zone
 from store.models import OutboxItem, OutboxStatus, Rep
 from store.outbox import dispatch, enqueue
 from store.reps import rep_by_email
-from store.segments import export_segment
+from store.segments import SegmentParams, export_segment
 
 segment_app = typer.Typer(help="List customer segments (definitions: docs/digest.md).", no_args_is_help=True)
 
@@ -140,12 +140,13 @@ def _segment_command(name: str) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON lines-ready rows."), at: str | None = AT_OPTION
     ) -> None:
         rt = runtime()
+        params = segment_params(rt.config)
         with read_session(rt.engine) as session:
-            rows = list(export_segment(session, name, now=now(rt, at), params=segment_params(rt.config)))
+            rows = list(export_segment(session, name, now=now(rt, at), params=params))
         if as_json:
             print_json(rows)
             return
-        _show_rows(name, rows)
+        _show_rows(name, rows, params)
 
     command.__doc__ = {
         "top": "Top customers: highest order value over the last months (top N and top decile).",
@@ -157,14 +158,16 @@ def _segment_command(name: str) -> None:
 
 
 COLUMNS = {
-    "top": ("rank", "name", "value_eur", "orders", "top_decile", "owner_name"),
-    "lapsed": ("name", "value_eur", "last_order_on", "days_since", "median_gap_days", "owner_name"),
+    "top": ("rank", "name", "recent_value_eur", "orders", "top_decile", "owner_name"),
+    "lapsed": ("name", "lifetime_value_eur", "last_order_on", "days_since", "median_gap_days", "owner_name"),
     "stalled": ("name", "stage", "days_quiet", "last_touch_at", "owner_name"),
     "partners": ("name", "kind", "days_quiet", "last_touch_at", "owner_name"),
 }
 
 
-HEADINGS = {"value_eur": "value (EUR)", "top_decile": "top 10 %", "last_order_on": "last order",
+AMOUNTS = ("recent_value_eur", "lifetime_value_eur")
+HEADINGS = {"recent_value_eur": "last {top_months} months (EUR)", "lifetime_value_eur": "lifetime (EUR)",
+            "top_decile": "top 10 %", "last_order_on": "last order",
             "days_since": "days since", "median_gap_days": "usual gap", "last_touch_at": "last touch",
             "owner_name": "owner"}
 
@@ -179,18 +182,18 @@ def _cell(column: str, value: object) -> str:
         return value.strftime("%Y-%m-%d")
     if column.endswith("_at"):  # an ISO time: its date is what a person compares
         return str(value)[:10]
-    if column == "value_eur":
+    if column in AMOUNTS:
         return f"{float(str(value)):,.0f}"
     if column == "median_gap_days":
         return f"{float(str(value)):g} days"
     return str(value)
 
 
-def _show_rows(name: str, rows: list[dict[str, object]]) -> None:
+def _show_rows(name: str, rows: list[dict[str, object]], params: SegmentParams) -> None:
     table = Table(title=f"segment {name}: {len(rows)}")
     for column in COLUMNS[name]:
-        table.add_column(HEADINGS.get(column, column.replace("_", " ")),
-                         justify="right" if column in ("value_eur", "orders", "rank") else "left")
+        table.add_column(HEADINGS.get(column, column.replace("_", " ")).format(**params.as_dict()),
+                         justify="right" if column in (*AMOUNTS, "orders", "rank") else "left")
     for row in rows:
         table.add_row(*(escape(_cell(c, row.get(c))) for c in COLUMNS[name]))
     console.print(table)

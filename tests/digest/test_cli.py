@@ -137,6 +137,15 @@ def test_segment_tables_read_as_words_and_dates(cli_env: dict[str, str]) -> None
     """Regression: the tables printed Python's values: True/False, 37177.82, 37.0 and times such as
     2026-06-07T13:00:…; the JSON keeps them, a person reads yes, 37,178, 37 days and a date."""
     top = _run("segment", "top")
-    assert "True" not in top and "False" not in top and "yes" in top and "value (EUR)" in top
+    assert "True" not in top and "False" not in top and "yes" in top
     partners = _run("segment", "partners")
     assert re.search(r"\d{4}-\d\d-\d\d", partners) and not re.search(r"\d{4}-\d\d-\d\dT", partners)
+
+
+def test_segment_top_and_lapsed_name_the_period_of_their_values(cli_env: dict[str, str]) -> None:
+    """Regression: both headed a column "value (EUR)", one over 12 months, the other over all time."""
+    top, lapsed = _run("segment", "top"), _run("segment", "lapsed")
+    assert "last 12 months" in top and "lifetime" in lapsed  # headings may wrap before "(EUR)"
+    assert "value" not in top + lapsed
+    [first, *_] = json.loads(_run("segment", "top", "--json"))
+    assert "recent_value_eur" in first and "value_eur" not in first

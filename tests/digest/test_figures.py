@@ -152,7 +152,7 @@ def test_top_customers_rank_in_eur_over_twelve_months(engine: Engine, known: Kno
     assert segment.ranked_contacts == 15
     assert segment.decile_size == 2
     assert segment.unconverted_orders == 1
-    assert [(c.name, c.value_eur, c.rank, c.top_decile) for c in segment.customers] == [
+    assert [(c.name, c.recent_value_eur, c.rank, c.top_decile) for c in segment.customers] == [
         ("Ada Big", Decimal("5920.00"), 1, True),  # 5000 EUR + 1000 USD × 0.92
         ("Ben Mid", Decimal("3510.00"), 2, True),  # 3000 GBP × 1.17; the 10000 EUR of 2025-11-23 is too old
         ("Cleo Small", Decimal("100.00"), 3, False),
@@ -167,7 +167,7 @@ def test_lapsed_customers(engine: Engine, known: Known) -> None:
     assert [c.name for c in lapsed] == ["Lotta Bigger", "Lars Lapsed", "Leo South"]
     lars = lapsed[1]
     assert (lars.purchase_days, lars.median_gap_days, lars.threshold_days, lars.days_since) == (3, 29.5, 60, 267)
-    assert lapsed[0].value_eur == Decimal("3000.00")
+    assert lapsed[0].lifetime_value_eur == Decimal("3000.00")
     # Lena (gap 121 days, 145 days ago), Lou (2 purchase days), Liv (recent) and Lia (exactly at her
     # threshold of 80 days) are not lapsed
     with Session(engine) as session:
@@ -249,7 +249,7 @@ def test_export_segment_rows_are_flat(engine: Engine, known: Known) -> None:
     assert rows[0]["name"] == "Lotta Bigger"
     assert rows[0]["owner_email"] == "bob@rapport.example"
     assert rows[0]["last_order_on"] == "2025-07-01"
-    assert rows[0]["value_eur"] == "3000.00"
+    assert rows[0]["lifetime_value_eur"] == "3000.00"
 
 
 def _contact(session: Session, known: Known, key: str) -> Contact:

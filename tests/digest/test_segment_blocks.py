@@ -39,3 +39,11 @@ def test_unknown_segment_says_which_exist(engine: Engine, known: Known) -> None:
         [block] = segment_blocks(session, "vip", PARAMS, now=NOW)
     assert "unknown segment 'vip'" in block["text"]["text"]
     assert "top, lapsed, stalled, partners" in block["text"]["text"]
+
+
+def test_lapsed_segment_in_slack_calls_its_value_lifetime(engine: Engine, known: Known) -> None:
+    """Regression: "so far" beside the top segment's 12-month values read as the same idea."""
+    with Session(engine) as session:
+        blocks = segment_blocks(session, "lapsed", PARAMS, now=NOW)
+    lotta = next(b["text"]["text"] for b in blocks if "Lotta Bigger" in b.get("text", {}).get("text", ""))
+    assert "€3,000.00 lifetime" in lotta
