@@ -76,6 +76,11 @@ def acting_person(by: str | None) -> str:
     return by or os.environ.get("USER") or "cli"
 
 
+def minute(moment: datetime) -> str:
+    """A time as tables and reports show it: `2026-12-07 10:28` (to the minute, no `T`)."""
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
 def print_json(data: Any) -> None:
     """Machine-readable output on stdout, nothing else mixed in."""
     print(json.dumps(data, ensure_ascii=False, indent=2, default=str))

@@ -20,7 +20,7 @@ from sqlmodel import col, select
 
 from inbox.options import IngestOptions, MailboxSpec
 from inbox.pipeline import BatchResult
-from rapport.cli.common import AT_OPTION, acting_person, console, now, print_json, runtime
+from rapport.cli.common import AT_OPTION, acting_person, console, minute, now, print_json, runtime
 from rapport.errors import ConfigError, RapportError
 from rapport.wiring import Runtime, check_routes, ingest_options, mailbox_specs
 from store.assignments import assignment_history
@@ -177,12 +177,16 @@ def _report(results: dict[str, dict[str, BatchResult]], as_json: bool) -> None:
             "mailboxes": {m: {f: r.counts() for f, r in folders.items()} for m, folders in results.items()},
         })
         return
-    table = Table("mailbox", "folder", *COUNT_KEYS)
+    # A line per folder, not a table: ten count columns do not fit 80 columns
     for mailbox, folders in results.items():
         for folder, result in folders.items():
-            counts = result.counts()
-            table.add_row(mailbox, folder, *(str(counts[k]) for k in COUNT_KEYS))
-    console.print(table)
+            console.print(f"{mailbox} {folder}\n  {count_summary(result)}", highlight=False, markup=False)
+
+
+def count_summary(result: BatchResult) -> str:
+    """`fetched 4, new 3, duplicates 1`: the counts that are not zero, labelled."""
+    counts = result.counts()
+    return ", ".join(f"{key} {counts[key]}" for key in COUNT_KEYS if counts[key]) or "nothing new"
 
 
 def _stop_requested(seconds: float) -> bool:
@@ -217,7 +221,7 @@ def watch_command() -> None:
 
     def report(folder: str, result: BatchResult) -> None:
         if result.fetched:
-            log.info("%s: %s", folder, ", ".join(f"{k} {v}" for k, v in result.counts().items() if v))
+            log.info("%s: %s", folder, count_summary(result))
 
     threads = [
         threading.Thread(target=watch, args=(engine, spec, None), name=f"watch {spec.name}", daemon=True,
@@ -240,11 +244,15 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
     """Checkpoints per folder, stored mail, and IMAP side effects still to do."""
     rt = runtime()
     with session_scope(rt.engine) as session:
+        stored = list_checkpoints(session)
         checkpoints = [
             {"mailbox": c.mailbox, "folder": c.folder, "uidvalidity": c.uidvalidity, "last_uid": c.last_uid,
              "updated_at": c.updated_at.isoformat()}
-            for c in list_checkpoints(session)
+            for c in stored
         ]
+        # a line per folder: a table's five columns cut the time at 80 columns
+        lines = [f"{c.mailbox} {c.folder}\n  last UID {c.last_uid} of UIDVALIDITY {c.uidvalidity}, "
+                 f"read {minute(c.updated_at)} UTC" for c in stored]
         messages = int(session.exec(select(func.count()).select_from(Message)).one())
         automatic = int(session.exec(select(func.count()).select_from(Message).where(col(Message.is_automatic))).one())
         unreadable = int(session.exec(
@@ -260,10 +268,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
     if as_json:
         print_json(data)
         return
-    table = Table("mailbox", "folder", "UIDVALIDITY", "last UID", "updated", title="Checkpoints")
-    for c in checkpoints:
-        table.add_row(*(str(c[k]) for k in ("mailbox", "folder", "uidvalidity", "last_uid", "updated_at")))
-    console.print(table)
+    console.print("\n".join(["Checkpoints:" if lines else "Checkpoints: none yet", *lines]), highlight=False,
+                  markup=False)
     console.print(f"messages: {messages}  automatic: {automatic}  unreadable (kept raw): {unreadable}")
     console.print("pending outbox: " + (", ".join(f"{k} {v}" for k, v in sorted(pending.items())) or "none"))
 

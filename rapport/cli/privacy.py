@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from rapport.cli.common import console, print_json, runtime
+from rapport.cli.common import console, minute, print_json, runtime
 from rapport.errors import RapportError
 from rapport.wiring import retention
 from store.audit import Actor, audit_entries, record_audit
@@ -190,6 +190,6 @@ def audit(
     for column in ("when (UTC)", "who", "what", "target", "outcome"):
         table.add_column(column, overflow="fold")
     for e in entries:
-        table.add_row(e.at.strftime("%Y-%m-%d %H:%M"), e.actor, e.action,
+        table.add_row(minute(e.at), e.actor, e.action,
                       f"{e.target_kind} {e.target_id or '(erased)'}" if e.target_kind else "-", e.outcome)
     console.print(table)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
+from io import StringIO
 from pathlib import Path
 
 import pytest
 import typer
+from rich.console import Console
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 from typer.testing import CliRunner
@@ -136,6 +139,26 @@ def test_sync_from_a_directory_tree(cli: typer.Typer, tmp_path: Path) -> None:
     assert (first["new"], first["outbound"], second["new"], second["duplicates"]) == (3, 1, 0, 3)
     with session_scope(db(tmp_path)) as session:
         assert len(session.exec(select(Message)).all()) == 3
+
+
+def test_sync_and_status_read_whole_at_80_columns(cli: typer.Typer, imap_account: ImapAccount,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: the sync's ten-column table cut its headers to `mail… fold… fetc…` and the
+    mailbox to `supp…`; the status table cut the checkpoint's time to `2026-12-07T10:28:0…`."""
+    use_imap(monkeypatch, imap_account)
+    imap_account.append("INBOX", fixture_eml("question.eml"))
+    imap_account.append("INBOX", fixture_eml("out_of_office.eml"))
+    screen = StringIO()
+    monkeypatch.setattr("rapport.cli.inbox.console", Console(file=screen, width=80))
+
+    run(cli, "inbox", "sync", "--once")
+    run(cli, "inbox", "status")
+
+    shown = screen.getvalue()
+    assert all(len(line) <= 80 for line in shown.splitlines()) and "…" not in shown, shown
+    assert f"{imap_account.user} INBOX\n  fetched 2, new 2, automatic 1, assigned 1\n" in shown, shown
+    assert re.search(rf"{imap_account.user} INBOX\n  last UID 2 of UIDVALIDITY \d+, "
+                     r"read \d{4}-\d\d-\d\d \d\d:\d\d UTC\n", shown), shown
 
 
 def test_user_errors_are_messages_not_tracebacks(cli: typer.Typer, monkeypatch: pytest.MonkeyPatch,
