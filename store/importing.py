@@ -640,6 +640,15 @@ class _Companies:
         return [(c.id, c.name, domains.get(c.id, []), None) for c in self.new if c.id is not None]
 
 
+def _company_owners(session: Session, company_ids: set[int | None]) -> dict[int, int | None]:
+    """The owner of each of these companies, by company id."""
+    ids = {i for i in company_ids if i is not None}
+    if not ids:
+        return {}
+    query = select(col(Company.id), col(Company.owner_id)).where(any_of(session, col(Company.id), ids))
+    return {company_id: owner_id for company_id, owner_id in session.execute(query).all()}
+
+
 def _company_id(ref: CompanyRef | None) -> int | None:
     return ref.id if isinstance(ref, _NewCompany) else ref
 
@@ -679,6 +688,8 @@ def write_contacts(
     refs = [companies.resolve(r) for r in rows]
     now = now or utcnow()
     companies.insert(session, now)
+    company_owners = _company_owners(session, {h["company_id"] for h in current.values()}
+                                     | {r for r in refs if isinstance(r, int)})
 
     outcomes: list[str] = []
     new_rows: list[tuple[ContactIn, dict[str, Any]]] = []
@@ -704,6 +715,9 @@ def write_contacts(
             wanted["company_id"] = _company_id(ref)  # a file without a company column keeps the company
         if row.again and "phone" in wanted:
             wanted["phone"] = join_phones(have["phone"], wanted["phone"])
+        if have["owner_id"] is None and "owner_id" in wanted and \
+                wanted["owner_id"] == company_owners.get(wanted.get("company_id", have["company_id"])):
+            del wanted["owner_id"]  # theirs through the company already (as our export names it): stays so
         changed = {k: v for k, v in wanted.items() if have[k] != v}
         if changed:
             updates.append({"id": contact_id, **changed, "updated_at": now})

@@ -18,6 +18,7 @@ from store.importing import import_csv
 from store.models import Company, Contact, ContactEmail, Conversation, Rep
 from store.stages import move_contact
 from store.types import utcnow
+from tests.cli.helpers import company_owned_by
 
 HOSTILE_NAME = '=HYPERLINK("http://evil","x")'
 HOSTILE_SUBJECT = "+cmd|' /C calc'!A0"
@@ -88,19 +89,38 @@ def test_activities_export_holds_company_notes_and_moves_with_formulas_neutralis
     assert "'=1+1 budget approved" in csv_text  # a spreadsheet shows it, never runs it
 
 
+def _company_of_anna(session: Session) -> Company:
+    return company_owned_by(session, "Anna Berg", "anna@shop.example", "Nordlys")
+
+
 def test_contact_export_names_the_owner_through_the_company(database: str) -> None:
     """Åsa Öberg has no owner of her own; her company's owner is hers, as on her card."""
-    engine = make_engine(database)
-    with session_scope(engine) as session:
-        anna = Rep(name="Anna Berg", email="anna@shop.example")
+    with session_scope(make_engine(database)) as session:
+        company = _company_of_anna(session)
         erik = Rep(name="Erik Lund", email="erik@shop.example")
-        session.add_all([anna, erik])
-        session.flush()
-        company = Company(name="Nordlys", owner_id=anna.id)
-        session.add(company)
+        session.add(erik)
         session.flush()
         session.add_all([Contact(name="Åsa Öberg", company_id=company.id),
                          Contact(name="Pia", company_id=company.id, owner_id=erik.id),
                          Contact(name="Ola")])
     owners = {row["name"]: row["owner"] for row in map(json.loads, _export("contacts").splitlines())}
     assert owners == {"Åsa Öberg": "anna@shop.example", "Pia": "erik@shop.example", "Ola": None}
+
+
+def test_reimporting_an_export_keeps_an_owner_through_the_company_so(database: str, tmp_path: Path) -> None:
+    """The export names Åsa's company's owner as hers; importing it back must not make Anna her own
+    owner, or a new owner of the company would no longer be hers."""
+    engine = make_engine(database)
+    with session_scope(engine) as session:
+        asa = Contact(name="Åsa Öberg", company_id=_company_of_anna(session).id)
+        session.add(asa)
+        session.flush()
+        session.add(ContactEmail(contact_id=asa.id, email="asa@nordlys.example", is_primary=True))
+    exported = tmp_path / "contacts.csv"
+    exported.write_text(_export("contacts", "--format", "csv"), encoding="utf-8")
+
+    report = import_csv(engine, "contacts", exported)
+
+    assert (report.unchanged, report.updated, report.rejected) == (1, 0, [])
+    with Session(engine) as session:
+        assert session.exec(select(Contact.owner_id)).one() is None

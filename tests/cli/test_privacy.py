@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 
 from rapport.cli.main import app
 from store.db import make_engine, session_scope
-from store.models import Company, Contact, ContactEmail, Message, Rep
+from store.models import Contact, ContactEmail, Message
 from store.types import utcnow
+from tests.cli.helpers import company_owned_by
 
 ADDRESS = "ola.nordmann@kunde.example"
 
@@ -83,12 +84,7 @@ def test_the_export_names_the_owner_by_the_one_owner_rule(person: str, tmp_path:
     """Regression: the card said "Owner: Martin Horváth (via company …)" and the export "owner: nobody"."""
     engine = make_engine(person)
     with session_scope(engine) as session:
-        rep = Rep(name="Martin Horváth", email="martin@nordlys.example")
-        session.add(rep)
-        session.flush()
-        company = Company(name="Kunde AS", owner_id=rep.id)
-        session.add(company)
-        session.flush()
+        company = company_owned_by(session, "Martin Horváth", "martin@nordlys.example", "Kunde AS")
         contact = session.exec(select(Contact)).one()
         contact.company_id = company.id
         session.add(contact)
