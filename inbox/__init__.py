@@ -10,7 +10,7 @@ builds them from the settings):
 - `inbox.tags.dispatch_imap_outbox(engine, connect)`: IMAP keywords and moves from the outbox.
 - `inbox.sent.sent_folders(specs)`: the mailboxes' Sent folders (is a Message-ID there, APPEND a copy),
   for the handler of replies sent from Slack (`bot.reply.reply_handler`).
-- `inbox.assign.explain(session, conversation_id)` and `store.assignments.reassign(session, id, email, by=)` (shared with Slack).
-- `inbox.corrections.apply_correction(session, category, message=, conversation=, rep=, by=, routes=)`:
+- `inbox.assign.explain(session, conversation_id)` and `store.assignments.reassign(session, id, email, by=, now=)` (shared with Slack).
+- `inbox.corrections.apply_correction(session, category, message=, conversation=, rep=, by=, now=, routes=)`:
   a category correction and the re-route it implies (`rapport nlp correct`, Slack's Recategorise).
 """
