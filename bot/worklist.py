@@ -30,8 +30,8 @@ FollowUpAct = Callable[[Session, Rep, int, datetime], Outcome]
 def claim_command(ctx: Ctx, args: list[str]) -> Reply:
     """`claim #42`: the conversation becomes mine, as the Claim button does."""
     return _on_conversation(ctx, args, "claim", "conv_claim",
-                            lambda session, rep, number, _now: claim_conversation(
-                                session, rep, number, keyword_prefix=ctx.options.keyword_prefix))
+                            lambda session, rep, number, now: claim_conversation(
+                                session, rep, number, now, keyword_prefix=ctx.options.keyword_prefix))
 
 
 def answered_command(ctx: Ctx, args: list[str]) -> Reply:
