@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
-from bot.access import audit_name
+from bot.access import Target, audit_name, may_act
 from bot.blocks import Reply, section
 from bot.cards import SNOOZE_CHOICES
 from bot.interactions import SNOOZES, Outcome, claim_conversation, complete, mark_answered, snooze
@@ -63,7 +63,11 @@ def _on_conversation(ctx: Ctx, args: list[str], name: str, action: str, act: Con
     number = whole_number(args[0].removeprefix("#")) if len(args) == 1 else None
     if number is None:
         return usage(ctx, f"{name} #CONVERSATION", f"e.g. `{name} #42` (`my` shows the numbers)")
-    outcome = act(ctx.session, ctx.rep, number, ctx.now)
+    # the check every button passes first (RapportSlack._authorise): a manager acts on their own team's work
+    if may_act(ctx.session, ctx.rep, Target("conversation", number)):
+        outcome = act(ctx.session, ctx.rep, number, ctx.now)
+    else:
+        outcome = Outcome("That is not yours to see or change.", ok=False)
     record_audit(ctx.session, ctx.actor, audit_name(action), target_kind="conversation", target_id=number,
                  outcome=OK if outcome.ok else REFUSED, at=ctx.now)
     return _reply(outcome)
@@ -84,7 +88,7 @@ def _on_followup(ctx: Ctx, args: list[str], form: str, action: str, act: FollowU
     if not mine:
         text = f"You have no open follow-up with *{escape(hit.name)}*."
         return Reply(text, [section(text)], ok=False)
-    followup = mine[0]  # the soonest due: the one a reminder is about
+    followup = mine[0]  # the soonest due: the one a reminder is about (the rep's own: no other check)
     outcome = act(ctx.session, ctx.rep, followup.id, ctx.now)
     record_audit(ctx.session, ctx.actor, audit_name(action), target_kind="followup", target_id=followup.id,
                  contact_id=hit.contact_id, outcome=OK if outcome.ok else REFUSED, at=ctx.now)
