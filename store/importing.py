@@ -517,9 +517,8 @@ class ContactIn:
 
 
 def check_contact(row: dict[str, str], line: int, ctx: Context) -> ContactIn:
-    """A row as a ContactIn; Invalid when it cannot land. Warnings go to the report."""
-    if not row.get("email"):
-        raise Invalid("no email address")
+    """A row as a ContactIn; Invalid when a value it gives is bad (REQUIRED: when it lacks one).
+    Warnings go to the report."""
     email = check_email(row["email"])
     others = [check_email(e) for e in split_list(row.get("other_emails"))]
     kind, stage, warnings = kind_and_stage(row)
@@ -779,15 +778,13 @@ def write_contacts(
 
 
 def check_company(row: dict[str, str], line: int, ctx: Context) -> tuple[str | None, dict[str, Any]]:
-    """A company row's domain and fields; Invalid when it cannot land. Warnings go to the report."""
+    """A company row's domain and fields; Invalid when a value it gives is bad (REQUIRED: when it
+    lacks one). Warnings go to the report."""
     domain = check_domain(row["company_domain"]) if row.get("company_domain") else None
-    name = row.get("company_name") or row.get("name")
-    if not name:
-        raise Invalid("no company name")
     kind, _, warnings = kind_and_stage(row)
     ctx.report.warnings.extend(Rejected(line, warning) for warning in warnings)
     values: dict[str, Any] = {
-        "name": name,
+        "name": row.get("company_name") or row.get("name") or None,
         "kind": kind,
         "owner_id": ctx.owners.find(row.get("owner_email"), ctx.report, line),
         "industry": row.get("industry") or None,
@@ -825,9 +822,8 @@ def import_company(session: Session, row: dict[str, str], line: int, ctx: Contex
 
 
 def check_rep(row: dict[str, str], line: int, ctx: Context) -> dict[str, Any]:
-    """A rep row's fields; Invalid when it cannot land. Warnings go to the report."""
-    if not row.get("email"):
-        raise Invalid("no email address")
+    """A rep row's fields; Invalid when a value it gives is bad (REQUIRED: when it lacks one).
+    Warnings go to the report."""
     name = row.get("name") or " ".join(p for p in (row.get("first_name"), row.get("last_name")) if p)
     fields: dict[str, Any] = {"email": check_email(row["email"]), "name": name.strip() or row["email"].split("@")[0]}
     if row.get("slack_user_id"):
@@ -861,24 +857,17 @@ def import_rep(session: Session, row: dict[str, str], line: int, ctx: Context) -
 
 
 def check_order(row: dict[str, str], line: int, ctx: Context) -> tuple[str | None, str | None, dict[str, Any]]:
-    """An order row's contact email, company domain and own fields; Invalid when it cannot be an order."""
-    if not row.get("order_id"):
-        raise Invalid("no order id")
-    if not row.get("amount"):
-        raise Invalid("no amount")
-    if not row.get("ordered_on"):
-        raise Invalid("no order date")
+    """An order row's contact email, company domain and own fields; Invalid when a value it gives
+    is bad (REQUIRED: when it lacks one)."""
     values: dict[str, Any] = {
-        "amount": check_order_amount(row["amount"]),
-        "ordered_on": check_order_date(row["ordered_on"], ctx.now),
+        "amount": check_order_amount(row["amount"]) if row.get("amount") else None,
+        "ordered_on": check_order_date(row["ordered_on"], ctx.now) if row.get("ordered_on") else None,
         "currency": check_currency(row.get("currency") or "EUR"),
         "product_category": row.get("product_category") or None,
         "status": (row.get("status") or "completed").lower(),
     }
     email = check_email(row["email"]) if row.get("email") else None
     domain = check_domain(row["company_domain"]) if row.get("company_domain") else None
-    if email is None and domain is None:
-        raise Invalid("an order needs a contact email or a company domain")
     return email, domain, values
 
 
@@ -913,13 +902,30 @@ IMPORTERS: dict[str, Callable[[Session, dict[str, str], int, Context], str]] = {
     "orders": import_order,
 }
 # Each row's own checks, without the store: a duplicate is checked alone before it merges.
+# They check the values a row gives; what it leaves empty is REQUIRED's, on the merged row.
 CHECKS: dict[str, Callable[[dict[str, str], int, Context], object]] = {
     "contacts": check_contact,
     "companies": check_company,
     "reps": check_rep,
     "orders": check_order,
 }
+# What a record cannot land without (a value in one of the columns) and the reason. Checked on
+# the row that lands: a duplicate alone may leave them empty, a partial update of the record.
+REQUIRED: dict[str, list[tuple[tuple[str, ...], str]]] = {
+    "contacts": [(("email",), "no email address")],
+    "companies": [(("company_name", "name"), "no company name")],
+    "reps": [(("email",), "no email address")],
+    "orders": [(("order_id",), "no order id"), (("amount",), "no amount"), (("ordered_on",), "no order date"),
+               (("email", "company_domain"), "an order needs a contact email or a company domain")],
+}
 KEYS = {"contacts": "email", "companies": "company_domain", "reps": "email", "orders": "order_id"}
+
+
+def check_required(entity: str, row: dict[str, str]) -> None:
+    """Invalid naming the first of `entity`'s REQUIRED values that `row` leaves empty."""
+    for columns, reason in REQUIRED[entity]:
+        if not any(row.get(column) for column in columns):
+            raise Invalid(reason)
 
 
 def _row_key(entity: str, row: dict[str, str]) -> str | None:
@@ -1068,6 +1074,7 @@ def import_csv(
                 continue
             key = _row_key(entity, row)
             if key in repeated:  # checked alone first: a bad duplicate must not spoil a good one
+                # (its empty fields are a partial update: REQUIRED is checked on the merged row)
                 try:
                     CHECKS[entity](row, line, ctx)
                 except Invalid as exc:
@@ -1127,6 +1134,7 @@ def _write_rows(
     with session_scope(bind) as session:
         for line, row in rows:
             try:
+                check_required(entity, row)
                 with session.begin_nested():
                     outcomes.append((line, importer(session, row, line, row_context(row, ctx))))
             except Invalid as exc:
@@ -1143,6 +1151,7 @@ def check_contacts(rows: list[tuple[int, dict[str, str]]], ctx: Context) -> tupl
     refused: list[Rejected] = []
     for line, row in rows:
         try:
+            check_required("contacts", row)
             checked.append(check_contact(row, line, row_context(row, ctx)))
         except Invalid as exc:
             refused.append(Rejected(line, str(exc)))

@@ -256,6 +256,12 @@ def _add_buyer(engine: Engine, name: str = "Buyer") -> None:
         session.add(ContactEmail(contact_id=contact.id, email="buyer@acme.example", is_primary=True))
 
 
+def _import_orders_of_buyer(engine: Engine, fixture: str) -> ImportReport:
+    """The orders file `fixture`, imported after the contact it names."""
+    _add_buyer(engine)
+    return import_csv(engine, "orders", FIXTURES / fixture, now=IMPORT_CLOCK)
+
+
 def _import_orders(engine: Engine, tmp_path: Path, text: str) -> ImportReport:
     orders = tmp_path / "orders.csv"
     orders.write_text(text, encoding="utf-8")
@@ -313,9 +319,7 @@ def test_regression_orders_with_impossible_values_are_rejected_row_by_row(engine
 def test_regression_a_bad_duplicate_order_is_rejected_alone_and_the_good_row_lands(engine: Engine) -> None:
     """`Y-1` valid on line 2 and `-5,XYZ` on line 4: the two merged before any check, so line 2
     was rejected for line 4's amount and neither landed; the merge also claimed phones were kept."""
-    _add_buyer(engine)
-
-    report = import_csv(engine, "orders", FIXTURES / "orders_bad_duplicate.csv", now=IMPORT_CLOCK)
+    report = _import_orders_of_buyer(engine, "orders_bad_duplicate.csv")
 
     assert report.imported == 2
     assert [(r.line, r.reason) for r in report.rejected] == [
@@ -337,6 +341,33 @@ def test_regression_a_bad_duplicate_rep_is_rejected_alone_and_the_good_row_lands
     assert rejected.line == 3 and "superuser" in rejected.reason
     with Session(engine) as session:
         assert [(r.email, r.role) for r in session.exec(select(Rep))] == [("rita@nordlys.example", "rep")]
+
+
+def test_regression_a_partial_duplicate_order_updates_the_order(engine: Engine) -> None:
+    """`Z-1,,,,refunded` after the full row was checked alone and rejected with "no amount", so the
+    order stayed completed (revenue) and the import exited 2. Empty fields are the merged row's to
+    fill; a value the row gives (line 4's date in the future) must still be valid."""
+    report = _import_orders_of_buyer(engine, "orders_partial_update.csv")
+
+    with Session(engine) as session:
+        [order] = session.exec(select(Order)).all()
+    assert (order.external_id, str(order.amount), order.ordered_on, order.status) == (
+        "Z-1", "100.00", date(2026, 11, 1), "refunded")
+    assert {r.line: r.reason for r in report.rejected + report.warnings} == {
+        3: "line 3 has the same order id as line 2 (z-1); merged into one (later values win)",
+        4: "order date '2030-01-01' is in the future (today is 2026-11-20)"}
+    assert [r.line for r in report.rejected] == [4]
+
+
+def test_regression_a_company_row_without_a_name_updates_the_company(engine: Engine) -> None:
+    """A second row of `fjordtech.example` without a name was checked alone and rejected with
+    "no company name": its country never landed. The name comes from the merged row."""
+    report = import_csv(engine, "companies", FIXTURES / "companies_partial_update.csv")
+
+    assert (report.imported, report.rejected) == (1, [])
+    with Session(engine) as session:
+        [company] = session.exec(select(Company)).all()
+    assert (company.name, company.industry, company.country) == ("Fjordtech AS", "Computer Software", "Sweden")
 
 
 def test_regression_rows_of_an_erased_person_are_skipped_not_rejected(engine: Engine) -> None:
