@@ -198,11 +198,14 @@ def leading_runs(words: list[str]) -> list[tuple[str, int]]:
 
 def resolve_contact(ctx: Ctx, words: list[str]) -> tuple[SearchHit | None, list[str], Reply | None]:
     """The contact named at the start of `words`: by the longest run of words that names one (a
-    quoted name, an email, a name, a full name, a company; see `leading_runs`).
+    quoted name, an email, a name, a full name; one word may also be their company's; see
+    `leading_runs`).
 
-    A run of several words must be made of the contact's words only (`only_names`), so the
-    words after the name stay the note. Returns (hit, remaining words, None) or (None, words, a
-    reply explaining the problem: nothing matches, or the longest run naming anyone names several).
+    A run of several words must be made of the contact's name words or email only (`only_names`;
+    a company is `bot.notes`' to find), so the words after the name stay the note: `kind sabine
+    partner` is not read as Sabine of Weiß & Partner. Returns (hit, remaining words, None) or
+    (None, words, a reply explaining the problem: nothing matches, or the longest run naming
+    anyone names several).
     """
     if not words:
         return None, words, Reply("Which contact?", [section("Which contact? Give a name, email or phone.")],
@@ -211,7 +214,7 @@ def resolve_contact(ctx: Ctx, words: list[str]) -> tuple[SearchHit | None, list[
     for run, count in leading_runs(words):
         hits = search_contacts(ctx.session, run, visible_owner_ids=visible, limit=6)
         if count > 1:
-            hits = [h for h in hits if only_names(run, h.name, h.company, h.email)]
+            hits = [h for h in hits if only_names(run, h.name, h.email)]
         if not hits:
             continue
         # one word is matched loosely (typos, prefixes, any field): to win over others it must match near exactly

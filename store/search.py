@@ -100,14 +100,43 @@ def words(value: str) -> list[str]:
     return [w for w in _NON_WORD.split(fold(value)) if w]
 
 
-def only_names(query: str, *fields: str | None) -> bool:
-    """Whether every word of `query` is a word of `fields`, or one typo from one (`petr` for
-    Peter; words under four letters exactly): the query names the record and says nothing
-    more. `peter stastny` names Peter Šťastný; `peter stastny discussed` does not."""
-    known = {word for value in fields if value for word in words(value)}
-    return all(word in known or (len(word) >= 4 and any(OSA.distance(word, name, score_cutoff=1) <= 1
-                                                        for name in known))
-               for word in words(query))
+# Legal forms as folded words ("s.r.o." is s, r, o): part of a company's name, yet they name no one.
+LEGAL_FORMS = frozenset({"ab", "ag", "aps", "as", "bv", "co", "corp", "gmbh", "inc", "kft", "kg", "llc", "ltd", "nv",
+                         "nyrt", "oy", "oyj", "plc", "sa", "sp", "spa", "srl", "zrt"})
+
+
+def only_names(query: str, name: str, email: str | None = None) -> bool:
+    """Whether the words of `query` name the record called `name` and say nothing more: each is
+    the `email` whole or made of the name's words, one typo each allowed (`petr` for Peter;
+    words under four letters exactly). `peter stastny` names Peter Šťastný; `peter stastny
+    discussed` does not. A last word of single letters or a legal form (`a`, `a.s.`, `AB`, `&`)
+    must complete the name, as it names no one on its own: `vltava diagnostics a.s.` names
+    Vltava Diagnostics a.s., `vltava diagnostics a.s. a` does not."""
+    known = set(words(name))
+    tokens = query.split()
+    if not all(fold(token) == fold(email or "") or all(_is_known(word, known) for word in words(token))
+               for token in tokens):
+        return False
+    return not _is_weak(tokens[-1]) or (_covers(tokens, known) and not _covers(tokens[:-1], known))
+
+
+def _same_word(word: str, known: str) -> bool:
+    return word == known or (len(word) >= 4 and OSA.distance(word, known, score_cutoff=1) <= 1)
+
+
+def _is_known(word: str, known: set[str]) -> bool:
+    return any(_same_word(word, name) for name in known)
+
+
+def _is_weak(token: str) -> bool:
+    """Single letters, legal forms and signs (`a`, `a.s.`, `AB`, `&`): parts of a name naming no one."""
+    return all(len(word) == 1 or word in LEGAL_FORMS for word in words(token))
+
+
+def _covers(tokens: list[str], known: set[str]) -> bool:
+    """Whether `tokens` name every word in `known`."""
+    said = [word for token in tokens for word in words(token)]
+    return all(any(_same_word(word, name) for word in said) for name in known)
 
 
 @lru_cache(maxsize=65536)

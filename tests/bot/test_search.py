@@ -57,15 +57,30 @@ def test_fold_strips_accents_and_special_letters() -> None:
     ("jan stastny", True),
     ("Stastny JAN", True),  # any order and case
     ("jhon smith", False),  # not Jan's words
-    ("jan stastny acme", True),  # the company is one of the record's words
+    ("jan stastny acme", False),  # a company's word is the company search's, not the contact's
     ("petr stastni", False),  # Jan is not Petr
     ("jan stastni", True),  # a typo in a word of four letters or more
     ("jan sent", False),  # the note after the name
     ("jan stastny a", False),  # short words must be exact
-    ("jan.stastny@acme.example", True),
+    ("jan.stastny@acme.example", True),  # the email as one whole word
+    ("jan acme.example", False),  # ... not its parts
 ])
 def test_only_names_tells_a_name_from_a_name_and_a_note(query: str, names: bool) -> None:
-    assert only_names(query, "Jan Šťastný", "Acme Corporation", "jan.stastny@acme.example") is names
+    assert only_names(query, "Jan Šťastný", "jan.stastny@acme.example") is names
+
+
+@pytest.mark.parametrize(("query", "name", "names"), [
+    ("vltava diagnostics a.s.", "Vltava Diagnostics a.s.", True),  # the legal form completes the name
+    ("vltava diagnostics a.s. a", "Vltava Diagnostics a.s.", False),  # regression: "a" took the note's first word
+    ("vltava diagnostics a", "Vltava Diagnostics a.s.", False),  # a fragment of the legal form names no one
+    ("wisla biuro sp.", "Wisła Biuro Sp. z o.o.", False),
+    ("wisla biuro sp. z o.o.", "Wisła Biuro Sp. z o.o.", True),
+    ("weiss & partner", "Weiß & Partner", True),
+    ("weiss &", "Weiß & Partner", False),
+])
+def test_only_names_takes_one_letter_and_legal_form_words_only_to_complete_a_name(query: str, name: str,
+                                                                                   names: bool) -> None:
+    assert only_names(query, name) is names
 
 
 def test_search_tolerates_accents_typos_and_finds_every_field(db_url: str) -> None:
