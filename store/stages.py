@@ -11,9 +11,10 @@ rules, each defined once here, move them too:
   (need, information search, evaluation) moves to `purchase` (`order_move`,
   applied where orders are created: the order import);
 - `post_purchase_days` after its latest order, a contact at `purchase` moves to
-  `post_purchase` (`advance_to_post_purchase`, run by the scheduler); only orders
-  placed on or after the day of a rep's latest stage move count, so a rep who puts
-  a contact at `purchase` is not overruled by an order from before;
+  `post_purchase` (`advance_to_post_purchase`, run by the scheduler); when a rep's
+  move is what put the contact at `purchase`, only orders placed on or after its
+  day count, so the rep is not overruled by an order from before; a rule's later
+  move (an order, an import) puts every order back in;
 - a prospect at `need` who writes a sales enquiry (category `sales`) moves to
   `information_search` (`sales_enquiry_stage`, applied by the inbox pipeline in
   the batch's transaction);
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import and_, bindparam, case, func, or_, select
 from sqlmodel import Session, col
 
 from store.activities import ACTIVITY_LINE, ActivityLine
@@ -252,23 +253,27 @@ def advance_to_post_purchase(
     actor: Actor = SCHEDULER,
 ) -> int:
     """Contacts at `purchase` whose latest counted order is `days` days old or more move to
-    `post_purchase` (a contact at `purchase` without orders stays). Orders placed before the
-    day of a rep's latest stage move do not count: the rep judged the stage after them.
+    `post_purchase` (a contact at `purchase` without orders stays). When a rep put the contact
+    at `purchase` by its latest stage move, orders placed before that move's day do not count:
+    the rep judged the stage after them. A rule's later move (an order, an import) ends that.
     Returns how many moved. Safe to run repeatedly: a moved contact is no longer at
     `purchase`. The caller commits."""
     cutoff = now.astimezone(UTC).date() - timedelta(days=days)
     last_on = func.max(col(Order.ordered_on))
-    rep_moved_on = (  # the (UTC) day of the contact's latest stage move by a rep; NULL: none
-        select(func.max(func.date(col(Activity.occurred_at))))
+    rep_put_here_on = (  # the (UTC) day of the latest stage move if a rep's, to this stage; else NULL
+        select(case((and_(col(Activity.rep_id).is_not(None), col(Activity.stage_to) == col(Contact.stage)),
+                     func.date(col(Activity.occurred_at)))))
         .where(col(Activity.contact_id) == col(Contact.id), col(Activity.kind) == ActivityKind.move,
-               col(Activity.rep_id).is_not(None), col(Activity.stage_to).is_not(None))
+               col(Activity.stage_to).is_not(None))
+        .order_by(col(Activity.occurred_at).desc(), col(Activity.id).desc())
+        .limit(1)
         .scalar_subquery()
     )
     query = (
         select(col(Contact.id), last_on)
         .join(Order, col(Order.contact_id) == col(Contact.id))
         .where(col(Contact.stage) == Stage.purchase, col(Order.status).not_in(EXCLUDED_ORDER_STATUSES),
-               or_(rep_moved_on.is_(None), col(Order.ordered_on) >= rep_moved_on))
+               or_(rep_put_here_on.is_(None), col(Order.ordered_on) >= rep_put_here_on))
         .group_by(col(Contact.id))
         .having(last_on <= cutoff)
         .order_by(col(Contact.id))

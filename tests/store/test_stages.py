@@ -156,6 +156,26 @@ def test_a_reps_later_move_back_to_purchase_is_not_undone_by_the_same_order(engi
     assert _state(engine, buyer)[1] == "purchase"
 
 
+def test_post_purchase_follows_an_older_order_imported_after_a_reps_move_to_evaluation(
+    engine: Engine, tmp_path: Path
+) -> None:
+    # regression: the rep's move to evaluation (10 Nov) hid the order of 5 Nov that the order
+    # import (20 Nov) moved the contact to purchase for: it never reached post purchase
+    buyer = _contact(engine, "ev@customer.example", kind="customer", stage="information_search")
+    _rep_moves(engine, buyer, "evaluation", at=datetime(2026, 11, 10, 9, 0, tzinfo=UTC))
+    orders = tmp_path / "orders.csv"
+    orders.write_text("order_id,email,amount,ordered_on\nE-1,ev@customer.example,100,2026-11-05\n",
+                      encoding="utf-8")
+    assert import_csv(engine, "orders", orders, now=datetime(2026, 11, 20, 9, 0, tzinfo=UTC)).imported == 1
+    assert _state(engine, buyer) == ("customer", "purchase")
+
+    with session_scope(engine) as session:  # 30 days after 5 Nov is 5 Dec
+        assert advance_to_post_purchase(session, now=datetime(2026, 12, 4, 9, 0, tzinfo=UTC), days=30) == 0
+        assert advance_to_post_purchase(session, now=datetime(2026, 12, 5, 9, 0, tzinfo=UTC), days=30) == 1
+    latest = _moves(engine, buyer)[-1]
+    assert (latest.stage_to, latest.summary) == ("post_purchase", "30 days after the order of 2026-11-05")
+
+
 def test_a_move_without_change_records_nothing_and_unknown_values_are_refused(engine: Engine) -> None:
     contact_id = _contact(engine, "x@prospect.example")
     with session_scope(engine) as session:
