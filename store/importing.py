@@ -657,16 +657,17 @@ _CONTACT_FIELDS = ("name", "kind", "stage", "company_id", "owner_id", "phone", "
 
 
 def write_contacts(
-    session: Session, rows: list[ContactIn], indexed: Indexed, *, actor: Actor, now: datetime | None = None,
-    source: str,
+    session: Session, rows: list[ContactIn], indexed: Indexed, held: list[Rejected], *, actor: Actor,
+    now: datetime | None = None, source: str,
 ) -> list[str]:
     """Insert or update these contacts (distinct addresses) with a few statements; their outcomes.
 
     Fields the rows do not give are left as they are; a new contact without a name is
     called by its address's local part, an existing one keeps its name. An existing contact's
     kind and stage move only forward (`store.stages.import_move`), as a move from `source`
-    (the file's name), with its activity and audit entries. The contacts it
-    creates or changes, and the companies it creates, are indexed for search and added to `indexed`.
+    (the file's name), with its activity and audit entries; each value held back is added to
+    `held` under its row's line. The contacts it creates or changes, and the companies it
+    creates, are indexed for search and added to `indexed`.
     """
     addresses = {e for r in rows for e in (r.email, *r.others)}
     owner_of: dict[str, int] = {
@@ -706,8 +707,9 @@ def write_contacts(
             continue
         have = current[contact_id]
         wanted = _keep_earliest(wanted, have["created_at"])
-        move = import_move(have["kind"], have["stage"], wanted.pop("kind", None), wanted.pop("stage", None),
-                           source=source)
+        move, notes = import_move(have["kind"], have["stage"], wanted.pop("kind", None),
+                                  wanted.pop("stage", None), source=source)
+        held.extend(Rejected(row.line, note) for note in notes)
         if move is not None:
             moves.append((contact_id, move))
         if ref is not None and (row.company_name or row.domain or have["company_id"] is None):
@@ -1168,9 +1170,11 @@ def _write_contacts(
             if bind.dialect.name == "sqlite":  # the indexes of a large import's batch stay in memory
                 session.connection().exec_driver_sql(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
             indexed = Indexed()
-            written = write_contacts(session, checked, indexed, actor=ctx.actor, now=ctx.now,
+            held: list[Rejected] = []
+            written = write_contacts(session, checked, indexed, held, actor=ctx.actor, now=ctx.now,
                                      source=ctx.source) if checked else []
             _finish(session, dry_run, indexed)
+        ctx.report.warnings += held
         return [(r.line, outcome) for r, outcome in zip(checked, written, strict=True)]
     except SQLAlchemyError:
         pass
@@ -1179,12 +1183,14 @@ def _write_contacts(
     with session_scope(bind) as session:
         for contact in checked:
             indexed_here = Indexed()
+            held_here: list[Rejected] = []  # a refused row lands nothing, so holds nothing back
             try:
                 with session.begin_nested():
-                    written = write_contacts(session, [contact], indexed_here, actor=ctx.actor,
+                    written = write_contacts(session, [contact], indexed_here, held_here, actor=ctx.actor,
                                              now=ctx.now, source=ctx.source)
                     outcomes.extend((contact.line, o) for o in written)
                 indexed.add(indexed_here)
+                ctx.report.warnings += held_here
             except SQLAlchemyError as exc:
                 outcomes.append((contact.line, _refused(exc)))
         _finish(session, dry_run, indexed)

@@ -18,9 +18,10 @@ rules, each defined once here, move them too:
 - a prospect at `need` who writes a sales enquiry (category `sales`) moves to
   `information_search` (`sales_enquiry_stage`, applied by the inbox pipeline in
   the batch's transaction);
-- a contacts import moves a contact only forward: to a later stage, and from
-  prospect to customer or partner, never back (`import_move`): what Rapport
-  recorded since (an order, a rep's move) stands when the same file comes again.
+- a contacts import moves a contact only forward: to a later stage, and to
+  customer or partner, never back to prospect (`import_move`): what Rapport
+  recorded since (an order, a rep's move) stands when the same file comes again,
+  and each value the import holds back is a warning on its row.
 """
 
 from __future__ import annotations
@@ -231,14 +232,28 @@ def apply_order(session: Session, order: Order, *, at: datetime, actor: Actor) -
 
 
 def import_move(kind: str, stage: str, file_kind: str | None, file_stage: str | None, *,
-                source: str) -> RuleMove | None:
-    """What a contacts import may change of a contact at `kind` and `stage`: a later stage, and a
-    prospect's kind; None when the file gives nothing new or only a step back."""
-    to_stage = file_stage if file_stage is not None and STAGES.index(file_stage) > STAGES.index(stage) else None
-    to_kind = file_kind if file_kind not in (None, kind) and kind == ContactKind.prospect else None
+                source: str) -> tuple[RuleMove | None, list[str]]:
+    """What a contacts import may change of a contact at `kind` and `stage` (None: nothing), and
+    a note for each value of the file it holds back.
+
+    The stage moves only to a later one; the kind to customer or partner, never back to
+    prospect. A step back is a person's decision, so the note says how to make it."""
+    held: list[str] = []
+    to_stage = to_kind = None
+    if file_stage not in (None, stage):
+        if STAGES.index(file_stage) > STAGES.index(stage):
+            to_stage = file_stage
+        else:
+            held.append(f"file says {stage_label(file_stage)}; kept {stage_label(stage)} "
+                        "(move back with /crm stage)")
+    if file_kind not in (None, kind):
+        if file_kind != ContactKind.prospect:
+            to_kind = file_kind
+        else:
+            held.append(f"file says {file_kind}; kept {kind} (change with /crm kind)")
     if to_kind is None and to_stage is None:
-        return None
-    return RuleMove(to_kind, to_stage, f"import of {source}")
+        return None, held
+    return RuleMove(to_kind, to_stage, f"import of {source}"), held
 
 
 def sales_enquiry_stage(contact: Contact, category: str | None) -> RuleMove | None:

@@ -8,14 +8,25 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from store.audit import SCHEDULER, audit_entries
 from store.db import session_scope
-from store.importing import import_csv
+from store.importing import ImportReport, import_csv
 from store.models import Activity, AuditEntry, Contact, ContactEmail, Order, Rep
-from store.stages import UnknownValue, advance_to_post_purchase, check_stage, move_contact, stage_history
+from store.stages import (
+    KINDS,
+    STAGES,
+    UnknownValue,
+    advance_to_post_purchase,
+    check_stage,
+    import_move,
+    move_contact,
+    stage_history,
+)
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -213,6 +224,63 @@ def test_regression_reimport_never_moves_a_stage_back_without_a_trace(engine: En
     assert (again.updated, again.unchanged) == (0, 2)
     assert _state(engine, mojca) == ("customer", "post_purchase")
     assert [m.stage_to for m in _moves(engine, mojca)] == ["post_purchase"]
+    assert _warnings(again) == [(2, "file says information search; kept post purchase (move back with /crm stage)")]
+
+
+def _import_contacts(engine: Engine, tmp_path: Path, *lines: str) -> ImportReport:
+    """Import a contacts file of these lines (the header first)."""
+    rows = tmp_path / "contacts.csv"
+    rows.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    return import_csv(engine, "contacts", rows, now=NOW)
+
+
+def _warnings(report: ImportReport) -> list[tuple[int, str]]:
+    return [(w.line, w.reason) for w in report.warnings]
+
+
+def test_reimport_makes_a_customer_a_partner_and_warns_of_the_stage_it_keeps(
+    engine: Engine, tmp_path: Path
+) -> None:
+    # regression: a customer at post purchase re-imported as "partner, need" came out unchanged,
+    # without a word: the change of kind was dropped along with the step back
+    buyer = _contact(engine, "pp@customer.example", kind="customer", stage="post_purchase")
+    report = _import_contacts(engine, tmp_path, "Email,Type,Lifecycle Stage", "pp@customer.example,partner,need")
+
+    assert (report.updated, report.unchanged) == (1, 0)
+    assert _state(engine, buyer) == ("partner", "post_purchase")
+    [move] = _moves(engine, buyer)
+    assert (move.contact_kind_from, move.contact_kind_to, move.stage_to) == ("customer", "partner", None)
+    assert _warnings(report) == [(2, "file says need; kept post purchase (move back with /crm stage)")]
+
+
+def test_an_import_turns_a_partner_into_a_customer_but_nobody_back_into_a_prospect(
+    engine: Engine, tmp_path: Path
+) -> None:
+    partner = _contact(engine, "pa@partner.example", kind="partner", stage="purchase")
+    customer = _contact(engine, "cu@customer.example", kind="customer", stage="evaluation")
+    report = _import_contacts(engine, tmp_path, "Email,Type", "pa@partner.example,customer",
+                              "cu@customer.example,prospect")
+
+    assert (report.updated, report.unchanged) == (1, 1)
+    assert _state(engine, partner) == ("customer", "purchase")
+    assert _state(engine, customer) == ("customer", "evaluation") and _moves(engine, customer) == []
+    assert _warnings(report) == [(3, "file says prospect; kept customer (change with /crm kind)")]
+
+
+@given(kind=st.sampled_from(KINDS), stage=st.sampled_from(STAGES),
+       file_kind=st.none() | st.sampled_from(KINDS), file_stage=st.none() | st.sampled_from(STAGES))
+def test_an_import_never_steps_back_and_warns_of_every_value_it_keeps(
+    kind: str, stage: str, file_kind: str | None, file_stage: str | None
+) -> None:
+    move, held = import_move(kind, stage, file_kind, file_stage, source="contacts.csv")
+    new_kind = move.kind if move and move.kind else kind
+    new_stage = move.stage if move and move.stage else stage
+    assert STAGES.index(new_stage) >= STAGES.index(stage)
+    assert new_kind == kind or new_kind != "prospect"
+    if file_kind in ("customer", "partner"):
+        assert new_kind == file_kind
+    kept_back = (file_kind not in (None, new_kind)) + (file_stage not in (None, new_stage))
+    assert len(held) == kept_back
 
 
 def test_an_import_moves_a_contact_forward_as_a_recorded_move(engine: Engine) -> None:
