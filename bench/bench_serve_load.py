@@ -171,6 +171,7 @@ def demo_runtime(url: str, folder: Path, *, slack_url: str, mailbox: Any, user: 
     )
     rt = Runtime.load(settings)
     rt.__dict__["classifier"] = classifier  # one model for every copy (Runtime caches it the same way)
+    rt.create_database()
     import_sample(rt, plan)
     options = replace(ingest_options(rt), own_addresses=(SAMPLE_MAILBOX,), now=plan.clock, tag_messages=False)
     sync_mailbox_directory(rt.engine, sample, SAMPLE_MAILBOX, options=options, classifier=classifier)
