@@ -44,6 +44,7 @@ from bot.identity import (
 )
 from bot.interactions import (
     SNOOZES,
+    FollowUpAct,
     Outcome,
     Submission,
     claim_conversation,
@@ -81,7 +82,6 @@ SHORTCUT_CALLBACK = "log_to_crm"
 BUSY_TEXT = "Slack is busy right now and I could not look you up; try again in a minute."
 Clock = Callable[[], datetime]
 ConversationAct = Callable[[Session, Rep, int, str], tuple[Outcome, Rep | None]]  # id, then what follows ":"
-FollowUpAct = Callable[[Session, Rep, int, datetime], Outcome]
 WinbackAct = Callable[[Session, Rep, SegmentParams, datetime], Outcome]
 
 

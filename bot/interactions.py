@@ -6,6 +6,7 @@ problems and stale clicks (a follow-up already done) are outcomes, not errors.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -44,6 +45,10 @@ class Outcome:
 
     text: str
     ok: bool = True
+
+
+# What a follow-up's (or a conversation's) button does: the record's id, then the clock.
+FollowUpAct = Callable[[Session, Rep, int, datetime], Outcome]
 
 
 def _refused(text: str) -> Outcome:

@@ -5,26 +5,26 @@ audited under the same name."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING
-
-from sqlmodel import Session
 
 from bot.access import Target, audit_name, may_act
 from bot.blocks import Reply, section
 from bot.cards import SNOOZE_CHOICES
-from bot.interactions import SNOOZES, Outcome, claim_conversation, complete, mark_answered, snooze
+from bot.interactions import (
+    SNOOZES,
+    FollowUpAct,
+    Outcome,
+    claim_conversation,
+    complete,
+    mark_answered,
+    snooze,
+)
 from bot.text import escape, whole_number
 from store.audit import OK, REFUSED, record_audit
 from store.followups import open_followups_with
-from store.models import Rep
 
 if TYPE_CHECKING:
     from bot.commands import Ctx
-
-ConversationAct = Callable[[Session, Rep, int, datetime], Outcome]
-FollowUpAct = Callable[[Session, Rep, int, datetime], Outcome]
 
 
 def claim_command(ctx: Ctx, args: list[str]) -> Reply:
@@ -57,7 +57,7 @@ def snooze_command(ctx: Ctx, args: list[str]) -> Reply:
                         lambda session, rep, followup_id, now: snooze(session, rep, followup_id, choice, now))
 
 
-def _on_conversation(ctx: Ctx, args: list[str], name: str, action: str, act: ConversationAct) -> Reply:
+def _on_conversation(ctx: Ctx, args: list[str], name: str, action: str, act: FollowUpAct) -> Reply:
     from bot.commands import usage
 
     number = whole_number(args[0].removeprefix("#")) if len(args) == 1 else None

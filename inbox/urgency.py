@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Protocol
 
 from store.search import fold
@@ -197,11 +198,19 @@ def assess_urgency(
 def _said(text: str, match: re.Match[str]) -> str:
     """The words of `text` that `match` (on ``fold(text)``) found, as the customer wrote them:
     "stále nemáme", not "stale nemame"."""
-    origin = [index for index, char in enumerate(text) for _ in fold(char)]
     start, end = match.span()
+    if text.isascii():  # folding only lower-cased it: the places are the same
+        return text[start:end]
+    origin = _origin(text)
     if len(origin) != len(match.string) or start == end:  # folding did not go char by char
         return match.group(0)
     return text[origin[start] : origin[end - 1] + 1]
+
+
+@lru_cache(maxsize=1)  # a mail's several matches map back through one table
+def _origin(text: str) -> tuple[int, ...]:
+    """For each character of ``fold(text)``, the place in `text` it came from."""
+    return tuple(index for index, char in enumerate(text) for _ in fold(char))
 
 
 def more_urgent(a: str, b: str) -> str:

@@ -451,11 +451,12 @@ def read_config(path: Path | None, known: Known = Known()) -> tuple[AppConfig | 
         return None, [f"{path}: not valid TOML: {exc}"]
     except (OSError, UnicodeDecodeError) as exc:
         return None, [f"{path}: cannot read: {exc}"]
-    emails = _Names.read(data).emails
+    names = _Names.read(data, known)
+    emails = names.emails
     duplicates = sorted({e for e in emails if emails.count(e) > 1})
     problems = [f"{path}: `reps`: the same email appears twice: {', '.join(duplicates)}"] if duplicates else []
     try:
-        config = AppConfig.model_validate(data, context=_Names.read(data, known))
+        config = AppConfig.model_validate(data, context=names)
     except ValidationError as exc:
         return None, [*(_describe(e, path) for e in exc.errors()), *problems]
     config.source = path

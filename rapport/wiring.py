@@ -266,7 +266,9 @@ def check_routes(rt: Runtime, categories: Sequence[str] | None = None) -> None:
     route would never apply. Call it before creating the database: a refused start makes none."""
     if not rt.config.assignment.routes:
         return
-    reps = database_reps(rt.settings.database_url) or []  # no database yet: rapport.toml's reps alone
+    people = any(route.team or route.rep for route in rt.config.assignment.routes)
+    # no database yet, or no route names a person: rapport.toml's reps alone
+    reps = (database_reps(rt.settings.database_url) or []) if people else []
     problems = route_problems(rt.config, Known(reps=reps, categories=categories))
     if problems:
         raise refusal(problems)

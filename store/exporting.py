@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
@@ -34,6 +33,7 @@ from store.models import (
     Rep,
 )
 from store.owners import effective_owner_id
+from store.validation import PLAIN_NUMBER
 
 BATCH = 1000
 
@@ -139,7 +139,6 @@ KINDS = tuple(FIELDS)
 
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-_PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
 
 
 def neutralise_cell(value: str) -> str:
@@ -148,7 +147,7 @@ def neutralise_cell(value: str) -> str:
     Plain numbers such as `-12.50` stay numbers. A value that already starts with
     quotes before a formula start gets one more, so `restore_cell` is its exact inverse.
     """
-    if value.lstrip("'").startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(value):
+    if value.lstrip("'").startswith(FORMULA_STARTS) and not PLAIN_NUMBER.fullmatch(value):
         return "'" + value
     return value
 

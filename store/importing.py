@@ -658,7 +658,7 @@ _CONTACT_FIELDS = ("name", "kind", "stage", "company_id", "owner_id", "phone", "
 
 def write_contacts(
     session: Session, rows: list[ContactIn], indexed: Indexed, held: list[Rejected], *, actor: Actor,
-    now: datetime | None = None, source: str,
+    now: datetime, source: str,
 ) -> list[str]:
     """Insert or update these contacts (distinct addresses) with a few statements; their outcomes.
 
@@ -686,7 +686,6 @@ def write_contacts(
             current[values[0]] = dict(zip(_CONTACT_FIELDS, values[1:], strict=True))
     companies = _Companies(session, rows)
     refs = [companies.resolve(r) for r in rows]
-    now = now or utcnow()
     companies.insert(session, now)
     company_owners = _company_owners(session, {h["company_id"] for h in current.values()}
                                      | {r for r in refs if isinstance(r, int)})
