@@ -14,11 +14,12 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from dotenv import dotenv_values
 from lingua import Language
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -86,6 +87,15 @@ class InboxConfig(_Section):
     mailboxes: list[MailboxConfig] = []
 
 
+def _category(value: str, info: ValidationInfo) -> str:
+    names = _names(info)
+    return _known(value, names.categories, "not a category", SKILL_SYNONYMS, complete=names.all_categories)
+
+
+# A category the classifier gives: wherever rapport.toml names one (a route, an SLA), one check.
+Category = Annotated[str, AfterValidator(_category)]
+
+
 class RouteConfig(_Section):
     """Send a category or a language to a team or a rep (beyond each rep's own skills).
 
@@ -93,19 +103,13 @@ class RouteConfig(_Section):
     [nlp] languages, a team or an email of a rep (`_Names`, the validation context). The file
     alone knows neither the reps imported into the database nor a custom model's categories:
     there only a near miss of a known name is an error (a typo), and the rest is checked where
-    they are known (`route_problems`: `config check` and the start of `serve` and `inbox`).
+    they are known (`name_problems`: `config check` and the start of `serve` and `inbox`).
     """
 
-    category: str | None = None
+    category: Category | None = None
     language: str | None = None
     team: str | None = None
     rep: str | None = None  # a rep's email
-
-    @field_validator("category")
-    @classmethod
-    def _category(cls, value: str, info: ValidationInfo) -> str:
-        names = _names(info)
-        return _known(value, names.categories, "not a category", SKILL_SYNONYMS, complete=names.all_categories)
 
     @field_validator("language")
     @classmethod
@@ -138,9 +142,9 @@ class RouteConfig(_Section):
 
 class AssignmentConfig(_Section):
     sla_hours: float = Field(8.0, gt=0)
-    # Tighter SLAs by urgency; by category, 0 means no reply is owed (a thank-you).
+    # Tighter SLAs by urgency; by category (a custom model's too), 0 means no reply is owed (a thank-you).
     sla_hours_by_urgency: dict[Literal["urgent", "high", "normal", "low"], float] = {"urgent": 2.0, "high": 4.0}
-    sla_hours_by_category: dict[str, float] = {"feedback": 0.0}
+    sla_hours_by_category: dict[Category, float] = {"feedback": 0.0}
     fallback_queue: str = "triage"
     routes: list[RouteConfig] = []
 
@@ -148,11 +152,6 @@ class AssignmentConfig(_Section):
     def _hours(cls, value: dict[str, float]) -> dict[str, float]:
         if any(hours < 0 for hours in value.values()):
             raise ValueError("hours must be 0 or more")
-        return value
-
-    @field_validator("sla_hours_by_category")
-    def _categories(cls, value: dict[str, float]) -> dict[str, float]:
-        _checked(check_categories, list(value))
         return value
 
 
@@ -288,7 +287,7 @@ class RepConfig(_Section):
 
 @dataclass(frozen=True)
 class Known:
-    """What a route may name that rapport.toml cannot know; None: not known where it is checked."""
+    """What rapport.toml may name that the file cannot know; None: not known where it is checked."""
 
     reps: Sequence[tuple[str, str | None]] | None = None  # the database's reps: (email, team)
     categories: Sequence[str] | None = None  # the loaded model's
@@ -296,8 +295,8 @@ class Known:
 
 @dataclass(frozen=True)
 class _Names:
-    """What a route may name, read leniently from the file before it is validated: a route is
-    checked even when a rep or [nlp] has problems of its own (every problem in one run)."""
+    """What a route or an SLA may name, read leniently from the file before it is validated: they
+    are checked even when a rep or [nlp] has problems of its own (every problem in one run)."""
 
     emails: list[str]
     teams: list[str]
@@ -333,7 +332,7 @@ def _items(value: Any) -> list[Any]:
 
 
 def _names(info: ValidationInfo) -> _Names:
-    # read_config passes the file's names; validated on its own, a route is in a file of nothing else
+    # read_config passes the file's names; validated on its own, a section is in a file of nothing else
     return info.context if isinstance(info.context, _Names) else _Names.read({})
 
 
@@ -404,6 +403,8 @@ class AppConfig(_Section):
 def _key_path(loc: tuple[Any, ...]) -> str:
     parts: list[str] = []
     for item in loc:
+        if item == "[key]":  # a dict's key is the problem: the path ends at it
+            continue
         if isinstance(item, int):
             parts[-1] = f"{parts[-1]}[{item}]" if parts else f"[{item}]"
         else:
@@ -442,7 +443,7 @@ def _describe(error: Any, path: Path) -> str:
 
 def read_config(path: Path | None, known: Known = Known()) -> tuple[AppConfig | None, list[str]]:
     """`rapport.toml` and every problem in it, at once (None when there is one); a missing file
-    means all defaults. A route's names are checked against the file's and what is `known`."""
+    means all defaults. The names a route or an SLA gives are checked against the file's and what is `known`."""
     if path is None or not path.exists():
         return AppConfig(), []
     try:
@@ -463,19 +464,18 @@ def read_config(path: Path | None, known: Known = Known()) -> tuple[AppConfig | 
     return (None if problems else config), problems
 
 
-def route_problems(config: AppConfig, known: Known) -> list[str]:
-    """The routes of a valid config checked again against what is `known` now (the database's
-    reps, the loaded model's categories): every problem, with the file and the key."""
+def name_problems(config: AppConfig, known: Known) -> list[str]:
+    """A valid config checked again against what is `known` now (the database's reps, the loaded
+    model's categories): every problem, with the file and the key. Only what the file sets is
+    checked: a default (`feedback` owes no reply) is no mistake of the file's when the model has
+    no such category."""
     names = _Names.read(config.model_dump(include={"reps", "nlp"}), known)
     path = config.source or Settings.model_fields["config_file"].default
-    problems = []
-    for index, route in enumerate(config.assignment.routes):
-        try:
-            RouteConfig.model_validate(route.model_dump(exclude_none=True), context=names)
-        except ValidationError as exc:
-            problems += [_describe({**error, "loc": ("assignment", "routes", index, *error["loc"])}, path)
-                         for error in exc.errors()]
-    return problems
+    try:
+        AppConfig.model_validate(config.model_dump(exclude_unset=True), context=names)
+    except ValidationError as exc:
+        return [_describe(error, path) for error in exc.errors()]
+    return []
 
 
 def refusal(problems: Sequence[str]) -> ConfigError:

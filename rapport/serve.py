@@ -31,7 +31,7 @@ from rapport.settings import Settings
 from rapport.wiring import (
     Runtime,
     bot_options,
-    check_routes,
+    check_names,
     digest_options,
     ingest_options,
     mailbox_specs,
@@ -87,7 +87,7 @@ class Service:
         settings = self.rt.settings
         mailboxes = self._mailboxes()
         secret, app_token = slack_credentials(settings)
-        check_routes(self.rt)
+        check_names(self.rt)
         engine = self.rt.create_database()  # after the checks: a start that fails makes no database
         surveys = survey_options(self.rt)
         replies = reply_handler(self.rt)
@@ -147,7 +147,7 @@ class Service:
             log.exception("cannot load the classifier; the mailboxes are not watched")
             return
         try:  # a custom model's categories are known only now
-            check_routes(self.rt, classifier.categories)
+            check_names(self.rt, classifier.categories)
         except ConfigError as exc:
             log.error("%s\nThe mailboxes are not watched.", exc)
             return

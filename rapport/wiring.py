@@ -26,8 +26,8 @@ from rapport.config import (
     database_reps,
     load_config,
     load_configuration,
+    name_problems,
     refusal,
-    route_problems,
 )
 from rapport.errors import ConfigError, RapportError
 from rapport.settings import Settings
@@ -260,16 +260,15 @@ def sent_folders_of(rt: Runtime) -> OpenSent:
     return sent_folders(mailbox_specs(rt) if rt.settings.imap_configured or rt.config.inbox.mailboxes else [])
 
 
-def check_routes(rt: Runtime, categories: Sequence[str] | None = None) -> None:
+def check_names(rt: Runtime, categories: Sequence[str] | None = None) -> None:
     """Refuse to start on a route to a team or rep that neither rapport.toml nor the database has
-    (reps may be imported), or to a category the loaded model (`categories`) does not give: the
-    route would never apply. Call it before creating the database: a refused start makes none."""
-    if not rt.config.assignment.routes:
-        return
+    (reps may be imported), or on a route or an SLA for a category the loaded model (`categories`)
+    does not give: it would never apply. Call it before creating the database: a refused start
+    makes none."""
     people = any(route.team or route.rep for route in rt.config.assignment.routes)
     # no database yet, or no route names a person: rapport.toml's reps alone
     reps = (database_reps(rt.settings.database_url) or []) if people else []
-    problems = route_problems(rt.config, Known(reps=reps, categories=categories))
+    problems = name_problems(rt.config, Known(reps=reps, categories=categories))
     if problems:
         raise refusal(problems)
 

@@ -22,7 +22,7 @@ from inbox.options import IngestOptions, MailboxSpec
 from inbox.pipeline import BatchResult
 from rapport.cli.common import AT_OPTION, acting_person, console, minute, now, print_json, runtime
 from rapport.errors import ConfigError, RapportError
-from rapport.wiring import Runtime, check_routes, ingest_options, mailbox_specs
+from rapport.wiring import Runtime, check_names, ingest_options, mailbox_specs
 from store.assignments import assignment_history
 from store.checkpoints import list_checkpoints
 from store.db import session_scope
@@ -43,16 +43,16 @@ COUNT_KEYS = ("fetched", "new", "duplicates", "automatic", "failed", "outbound",
 def _classifier(rt: Runtime) -> Any:
     """The classifier of the database the mail goes into; ingesting is how a database starts, so
     it is created when it is not there. The routes are checked first against the database's
-    reps, then against the model's categories."""
+    reps, then routes and SLAs against the model's categories."""
     from nlp import ModelError
 
-    check_routes(rt)
+    check_names(rt)
     rt.create_database()
     try:
         classifier = rt.classifier
     except ModelError as exc:
         raise RapportError(f"cannot load the classifier: {exc}") from None
-    check_routes(rt, classifier.categories)
+    check_names(rt, classifier.categories)
     return classifier
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rapport.config import Known, load_config, route_problems
+from rapport.config import Known, load_config, name_problems
 from rapport.errors import ConfigError
 from rapport.settings import load_settings
 
@@ -109,7 +109,7 @@ def test_regression_a_route_to_a_rep_that_does_not_exist_is_rejected(tmp_path: P
     path = _write(tmp_path, '[[reps]]\nname = "A"\nemail = "a@x.example"\n\n'
                             '[[assignment.routes]]\ncategory = "billing"\nrep = "A@x.example"\n\n'
                             '[[assignment.routes]]\ncategory = "refund"\nrep = "ghost@x.example"\n')
-    [problem] = route_problems(load_config(path), Known(reps=[("b@x.example", "sales")]))
+    [problem] = name_problems(load_config(path), Known(reps=[("b@x.example", "sales")]))
     assert problem.startswith(f"{path}: `assignment.routes[1].rep`: no rep under [[reps]] or in the database")
     assert "ghost@x.example" in problem
 
@@ -448,14 +448,14 @@ def _rapport(tmp_path: Path, *command: str) -> tuple[int, str]:
 def test_regression_a_route_to_a_team_of_imported_reps_is_accepted(tmp_path: Path) -> None:
     """A rapport.toml with only a route to team finance, whose reps were imported from CSV: `config
     check` said "no rep under [[reps]] has this team; there is none" and every command refused."""
-    from rapport.wiring import Runtime, check_routes
+    from rapport.wiring import Runtime, check_names
 
     path = _write(tmp_path, ROUTE.format(team="finance") + '\n[[assignment.routes]]\ncategory = "refund"\n'
                                                            'rep = "Anna@x.example"\n')
     assert len(load_config(path).assignment.routes) == 2  # no database yet: every command starts
     _import_reps(tmp_path)
     assert _rapport(tmp_path, "config", "check") == (0, "")
-    check_routes(Runtime.load(load_settings(database_url=f"sqlite:///{tmp_path / 'r.db'}", config_file=path)))
+    check_names(Runtime.load(load_settings(database_url=f"sqlite:///{tmp_path / 'r.db'}", config_file=path)))
 
 
 def test_a_misspelt_team_or_rep_of_imported_reps_is_refused_with_the_name_meant(tmp_path: Path) -> None:
@@ -493,10 +493,33 @@ def test_a_custom_model_routes_its_own_categories_and_a_typo_of_one_is_refused(t
                                    '[[assignment.routes]]\ncategory = "warranty"\nteam = "sales"\n')
     config = load_config(path)  # the file cannot know the model's categories
     labels = ["returns_de", "warrantee", "billing"]
-    assert route_problems(config, Known(reps=[], categories=labels)) == [
+    assert name_problems(config, Known(reps=[], categories=labels)) == [
         f"{path}: `assignment.routes[1].category`: not a category; did you mean `warrantee`? (got 'warranty')"]
     assert "did you mean `partnership`?" in _problems(_write(tmp_path, REPS + ROUTE.replace("billing", "partnerships")
                                                                         .format(team="sales")))
+
+
+def test_a_custom_model_s_categories_take_an_sla_and_a_typo_of_one_is_refused(tmp_path: Path) -> None:
+    model = '[nlp]\nmodel = "our-model"\n'
+    path = _write(tmp_path, model + '\n[assignment]\nsla_hours_by_category = { returns_de = 24, warranty = 48 }\n')
+    config = load_config(path)  # the file cannot know the model's categories
+    assert config.assignment.sla_hours_by_category == {"returns_de": 24, "warranty": 48}
+    labels = ["returns_de", "warrantee", "billing"]
+    assert name_problems(config, Known(reps=[], categories=labels)) == [
+        f"{path}: `assignment.sla_hours_by_category.warranty`: not a category; did you mean `warrantee`? "
+        "(got 'warranty')"]
+    # the default (`feedback` owes no reply) is not the file's mistake when the model has no feedback
+    assert name_problems(load_config(_write(tmp_path, model)), Known(reps=[], categories=labels)) == []
+
+
+def test_config_check_names_a_misspelt_sla_category_beside_a_misspelt_route(tmp_path: Path) -> None:
+    _write(tmp_path, REPS + '[assignment]\nsla_hours_by_category = { complain = 1, feedback = 0 }\n\n'
+                            + ROUTE.replace("billing", "partnerships").format(team="sales"))
+    code, stderr = _rapport(tmp_path, "config", "check")
+    assert code == 2 and "2 configuration problems" in stderr
+    assert ("rapport.toml: `assignment.sla_hours_by_category.complain`: not a category; did you mean `complaint`? "
+            "(got 'complain')") in stderr
+    assert "`assignment.routes[0].category`: not a category; did you mean `partnership`?" in stderr
 
 
 # --------------------------------------------------------------------------- which file, which values

@@ -3,12 +3,22 @@ and the SLA that urgency and category set."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
 
 from inbox.options import IngestOptions
+from inbox.pipeline import FetchedMessage, process_batch
 from inbox.urgency import DateMention, assess_urgency, sla_hours
+from rapport.settings import load_settings
+from rapport.wiring import Runtime, ingest_options
+from store.db import session_scope
+from store.models import Conversation
+from tests.inbox.helpers import NOW, Result, mail
 
 FRIDAY = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -148,3 +158,26 @@ def test_sla_follows_urgency_and_a_thank_you_owes_no_reply() -> None:
     assert sla_hours(options, "feedback", "high") == 4.0  # a pressing mail is answered whatever its category
     tight = IngestOptions(sla_hours=8.0, sla_hours_by_category={"complaint": 1.0})
     assert sla_hours(tight, "complaint", "high") == 1.0
+
+
+class OurModel:
+    """A team's own model (`rapport nlp train` on its labels): every mail is a German return."""
+
+    def classify(self, texts: list[str]) -> list[Result]:
+        return [Result("returns_de", 0.9, "de") for _ in texts]
+
+
+def test_a_custom_model_s_category_gets_its_own_sla_from_rapport_toml(sqlite_engine: Engine, tmp_path: Path) -> None:
+    config = tmp_path / "rapport.toml"
+    config.write_text('[nlp]\nmodel = "our-model"\n\n[assignment]\nsla_hours_by_category = { returns_de = 24 }\n',
+                      encoding="utf-8")
+    rt = Runtime.load(load_settings(config_file=config, database_url=f"sqlite:///{tmp_path / 'rapport.db'}"))
+    options = replace(ingest_options(rt), now=NOW)
+    with session_scope(sqlite_engine) as session:
+        process_batch(session, [FetchedMessage(mail(subject="Rücksendung", body="Wie schicke ich das zurück?"),
+                                               "support@shop.example", "INBOX")],
+                      checkpoint=None, options=options, classifier=OurModel())
+    with Session(sqlite_engine) as session:
+        [conversation] = session.exec(select(Conversation)).all()
+    assert conversation.category == "returns_de"
+    assert conversation.sla_due_at == conversation.opened_at + timedelta(hours=24)  # not the default 8
