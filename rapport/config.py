@@ -41,7 +41,6 @@ from store.validation import (
     SKILL_SYNONYMS,
     SKILLS_KNOWN,
     Invalid,
-    check_categories,
     check_email,
     check_timezone,
     check_working_hours,
@@ -92,7 +91,7 @@ def _category(value: str, info: ValidationInfo) -> str:
     return _known(value, names.categories, "not a category", SKILL_SYNONYMS, complete=names.all_categories)
 
 
-# A category the classifier gives: wherever rapport.toml names one (a route, an SLA), one check.
+# A category the classifier gives: wherever rapport.toml names one (a route, an SLA, a survey), one check.
 Category = Annotated[str, AfterValidator(_category)]
 
 
@@ -213,21 +212,14 @@ class SurveyConfig(_Section):
 
     enabled: bool = False
     quiet_days: float = Field(3.0, gt=0)  # days without a message after the answer
-    quiet_days_by_category: dict[str, float] = {}  # 0: no survey for that category
+    quiet_days_by_category: dict[Category, float] = {}  # 0: no survey for that category
     quiet_days_by_kind: dict[Literal["prospect", "customer", "partner"], float] = {}  # 0: none for that kind
     needs_consent: bool = True  # false: contacts with no consent record are asked (never after an opt-out)
     link_days: float = Field(30.0, gt=0)  # how long the one-click links work
     reply_to: str | None = None  # where replies go; default: the mailbox in RAPPORT_IMAP_USER
 
-    @field_validator("quiet_days_by_category")
-    def _categories(cls, value: dict[str, float]) -> dict[str, float]:
-        _checked(check_categories, list(value))
-        if any(days < 0 for days in value.values()):
-            raise ValueError("days must be 0 or more")
-        return value
-
-    @field_validator("quiet_days_by_kind")
-    def _kinds(cls, value: dict[str, float]) -> dict[str, float]:
+    @field_validator("quiet_days_by_category", "quiet_days_by_kind")
+    def _days(cls, value: dict[str, float]) -> dict[str, float]:
         if any(days < 0 for days in value.values()):
             raise ValueError("days must be 0 or more")
         return value
@@ -295,8 +287,8 @@ class Known:
 
 @dataclass(frozen=True)
 class _Names:
-    """What a route or an SLA may name, read leniently from the file before it is validated: they
-    are checked even when a rep or [nlp] has problems of its own (every problem in one run)."""
+    """What a route, an SLA or a survey may name, read leniently from the file before it is validated:
+    they are checked even when a rep or [nlp] has problems of its own (every problem in one run)."""
 
     emails: list[str]
     teams: list[str]
@@ -443,7 +435,7 @@ def _describe(error: Any, path: Path) -> str:
 
 def read_config(path: Path | None, known: Known = Known()) -> tuple[AppConfig | None, list[str]]:
     """`rapport.toml` and every problem in it, at once (None when there is one); a missing file
-    means all defaults. The names a route or an SLA gives are checked against the file's and what is `known`."""
+    means all defaults. The reps and categories it names are checked against the file's and what is `known`."""
     if path is None or not path.exists():
         return AppConfig(), []
     try:

@@ -262,9 +262,9 @@ def sent_folders_of(rt: Runtime) -> OpenSent:
 
 def check_names(rt: Runtime, categories: Sequence[str] | None = None) -> None:
     """Refuse to start on a route to a team or rep that neither rapport.toml nor the database has
-    (reps may be imported), or on a route or an SLA for a category the loaded model (`categories`)
-    does not give: it would never apply. Call it before creating the database: a refused start
-    makes none."""
+    (reps may be imported), or on a route, an SLA or a survey setting for a category the loaded
+    model (`categories`) does not give: it would never apply. Call it before creating the
+    database: a refused start makes none."""
     people = any(route.team or route.rep for route in rt.config.assignment.routes)
     # no database yet, or no route names a person: rapport.toml's reps alone
     reps = (database_reps(rt.settings.database_url) or []) if people else []

@@ -121,13 +121,6 @@ def read_skills(values: list[str]) -> tuple[list[str], list[str]]:
     return known, unknown
 
 
-def check_categories(values: list[str]) -> list[str]:
-    unknown = [v for v in values if v not in CATEGORIES]
-    if unknown:
-        raise Invalid(f"unknown categories {unknown}; known: {', '.join(CATEGORIES)}")
-    return values
-
-
 def check_choice(value: str, allowed: type[ContactKind] | type[Stage] | type[Role], what: str) -> str:
     key = value.strip().lower().replace(" ", "_").replace("-", "_")
     names = [m.value for m in allowed]

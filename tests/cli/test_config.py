@@ -499,15 +499,18 @@ def test_a_custom_model_routes_its_own_categories_and_a_typo_of_one_is_refused(t
                                                                         .format(team="sales")))
 
 
-def test_a_custom_model_s_categories_take_an_sla_and_a_typo_of_one_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("section, key", [("assignment", "sla_hours_by_category"),
+                                          ("survey", "quiet_days_by_category")])
+def test_a_custom_model_s_categories_take_an_sla_or_survey_days_and_a_typo_of_one_is_refused(
+    section: str, key: str, tmp_path: Path
+) -> None:
     model = '[nlp]\nmodel = "our-model"\n'
-    path = _write(tmp_path, model + '\n[assignment]\nsla_hours_by_category = { returns_de = 24, warranty = 48 }\n')
+    path = _write(tmp_path, model + f'\n[{section}]\n{key} = {{ returns_de = 24, warranty = 48 }}\n')
     config = load_config(path)  # the file cannot know the model's categories
-    assert config.assignment.sla_hours_by_category == {"returns_de": 24, "warranty": 48}
+    assert getattr(getattr(config, section), key) == {"returns_de": 24, "warranty": 48}
     labels = ["returns_de", "warrantee", "billing"]
     assert name_problems(config, Known(reps=[], categories=labels)) == [
-        f"{path}: `assignment.sla_hours_by_category.warranty`: not a category; did you mean `warrantee`? "
-        "(got 'warranty')"]
+        f"{path}: `{section}.{key}.warranty`: not a category; did you mean `warrantee`? (got 'warranty')"]
     # the default (`feedback` owes no reply) is not the file's mistake when the model has no feedback
     assert name_problems(load_config(_write(tmp_path, model)), Known(reps=[], categories=labels)) == []
 
