@@ -1,13 +1,13 @@
 """`/crm privacy export|erase CONTACT` for managers: a confirmation modal, then the act.
 
 The export is an outbox row (`PrivacyExport`): its handler builds the export when it
-sends it and uploads the JSON and a readable summary to the manager's DM. The erasure
-runs in the submission's transaction (store.privacy.erase_person). Both are audited.
+sends it and uploads the JSON and the same records as readable text to the manager's
+DM. The erasure runs in the submission's transaction (store.privacy.erase_person).
+Both are audited.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime
 from typing import Any
@@ -26,10 +26,11 @@ from store.audit import Actor, record_audit
 from store.db import read_session
 from store.models import Contact, Rep
 from store.outbox import Done, Handler, Job, Outcome, PrivacyExport, enqueue
-from store.privacy import erase_person, export_contact, export_summary, primary_address
+from store.privacy import erase_person, export_contact, export_files, primary_address
 
 CALLBACK = "privacy_confirm"
 ACTIONS = ("export", "erase")
+TITLES = {"json": "Export (JSON)", "txt": "Export (readable)"}
 
 
 def privacy_command(ctx: Ctx, args: list[str]) -> Reply:
@@ -56,7 +57,7 @@ def privacy_command(ctx: Ctx, args: list[str]) -> Reply:
 def privacy_modal(action: str, contact: Contact) -> dict[str, Any]:
     name = escape(contact.name)
     if action == "export":
-        text = (f"Export everything Rapport holds on *{name}*? A JSON file and a readable summary "
+        text = (f"Export everything Rapport holds on *{name}*? A JSON file and a readable copy "
                 "will arrive in your DM.")
     else:
         text = (f"Erase *{name}* for good? Their contact, mail text, calls, notes, follow-ups and consents "
@@ -92,7 +93,7 @@ def submit_privacy(session: Session, rep: Rep, view: dict[str, Any], now: dateti
 
 def privacy_export_handler(engine: Engine, slack: SlackSender) -> Handler:
     """Builds the export when it is sent (nothing personal waits in the outbox) and shares it: the
-    JSON and a readable summary in one message, which a retry finds by the row's key and never repeats."""
+    JSON and the readable copy in one message, which a retry finds by the row's key and never repeats."""
 
     def act(jobs: list[Job]) -> dict[int, Outcome]:
         [job] = jobs
@@ -111,10 +112,10 @@ def privacy_export_handler(engine: Engine, slack: SlackSender) -> Handler:
                 return {job.id: Done({"skipped": "erased"})}
             data = export_contact(session, contact)
         name = f"privacy-export-{payload.contact_id}"
-        files = [FileUpload(json.dumps(data, ensure_ascii=False, indent=2).encode(), f"{name}.json", "Export (JSON)"),
-                 FileUpload(export_summary(data).encode(), f"{name}.txt", "Export (summary)")]
+        files = [FileUpload(text.encode(), f"{name}.{suffix}", TITLES[suffix])
+                 for suffix, text in export_files(data).items()]
         uploaded = slack.upload(channel, files, f"What Rapport holds on *{escape(contact.name)}*: the data as "
-                                "JSON and a readable summary.", key=job.key, since=since)
+                                "JSON and the same records as text a person reads.", key=job.key, since=since)
         return {job.id: Done({"uploaded": len(files) if uploaded else 0})}
 
     return Handler((PrivacyExport.kind,), act)

@@ -59,6 +59,7 @@ from store.models import (
     SearchTerm,
 )
 from store.owners import contact_owner
+from store.privacy_text import readable_export
 from store.types import utcnow
 
 ADDRESS, MESSAGE = "address", "message"
@@ -282,34 +283,10 @@ def export_contact(session: Session, contact: Contact, *, now: datetime | None =
     }
 
 
-def export_summary(export: dict[str, Any]) -> str:
-    """A readable summary of an export (what the person gets beside the JSON)."""
-    contact = export["contact"]
-    company = export.get("company")
-    lines = [
-        f"What Rapport holds on {contact['name']} (exported {export['exported_at'][:16].replace('T', ' ')} UTC)",
-        "",
-        f"Addresses: {', '.join(e['email'] for e in export['emails'])}",
-        f"Kind: {contact['kind']}, stage: {contact['stage']}, owner: {contact.get('effective_owner') or 'no owner'}",
-        f"Company: {company['name'] if company else 'none'}",
-        f"Phone: {contact.get('phone') or 'none'}",
-        "",
-    ]
-    counts = [("conversations", "Conversations"), ("messages", "Messages"), ("assignments", "Assignments"),
-              ("activities", "Calls, meetings and notes"), ("followups", "Follow-ups"), ("orders", "Orders"),
-              ("consents", "Consents"), ("corrections", "Category corrections"), ("survey", "Satisfaction surveys"),
-              ("audit", "Audit log entries")]
-    lines += [f"{label}: {len(export.get(name) or [])}" for name, label in counts]
-    extra = [name for name in export if name not in {n for n, _ in counts} | {"exported_at", "contact", "emails",
-                                                                                "company"}]
-    lines += [f"{name}: {len(export[name])}" for name in extra]
-    for consent in export["consents"]:
-        state = f"withdrawn {consent['withdrawn_at'][:10]}" if consent.get("withdrawn_at") else "given"
-        lines.append(f"Consent for {consent['purpose']} ({consent['basis']}): {state}")
-    attachments = [name for m in export["messages"] for name in m["attachment_names"]]
-    if attachments:
-        lines.append(f"Attachment names: {', '.join(attachments)}")
-    return "\n".join(lines) + "\n"
+def export_files(export: dict[str, Any]) -> dict[str, str]:
+    """The export's two renderings, by file suffix: `json` for machines, `txt` for the person
+    (`store.privacy_text`): the same records, so the two cannot disagree."""
+    return {"json": json.dumps(export, ensure_ascii=False, indent=2), "txt": readable_export(export)}
 
 
 # --------------------------------------------------------------------------- erasure

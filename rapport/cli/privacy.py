@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,8 @@ from store.privacy import (
     address_digest,
     erase_person,
     expire_old_data,
+    export_files,
     export_person,
-    export_summary,
     find_person,
     privacy_key,
     privacy_status,
@@ -40,10 +39,10 @@ def export(
                                     "privacy-export-<contact id> in this folder)."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON on stdout instead of writing files."),
 ) -> None:
-    """Everything held on a person, as JSON plus a readable summary.
+    """Everything held on a person, as JSON plus the same records as text a person reads.
 
     The contact, company, mail with headers and text, calls, follow-ups, orders,
-    consents, corrections and assignments."""
+    consents, surveys, corrections, assignments and the audit log."""
     rt = runtime()
     try:
         with read_session(rt.engine) as session:
@@ -58,12 +57,12 @@ def export(
         print_json(data)
         return
     base = out or Path(f"privacy-export-{contact_id}")
-    json_path, text_path = base.with_name(base.name + ".json"), base.with_name(base.name + ".txt")
-    json_path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
-    summary = export_summary(data)
-    text_path.write_text(summary, encoding="utf-8")
-    console.print(escape(summary), highlight=False)
-    console.print(f"Written to {escape(str(json_path))} and {escape(str(text_path))}.")
+    paths = []
+    for suffix, text in export_files(data).items():
+        path = base.with_name(f"{base.name}.{suffix}")
+        path.write_text(text, encoding="utf-8")
+        paths.append(path)
+    console.print(f"Written to {' and '.join(escape(str(path)) for path in paths)}.")
 
 
 @privacy_app.command("erase")
