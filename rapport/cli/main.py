@@ -23,7 +23,7 @@ from rapport.cli import privacy as privacy_cli
 from rapport.cli import setup as setup_cli
 from rapport.cli.chat import chat
 from rapport.cli.common import err_console, runtime, setup_logging
-from rapport.cli.serve import serve_app
+from rapport.cli.serve import serve
 from rapport.cli.slack import slack_app
 from rapport.errors import RapportError
 from store.db import DEFAULT_DATABASE_URL
@@ -53,7 +53,7 @@ app.add_typer(setup_cli.config_app, name="config")
 app.add_typer(setup_cli.db_app, name="db")
 app.add_typer(slack_app, name="slack")
 app.add_typer(data_cli.import_app, name="import")
-app.add_typer(serve_app, name="serve")
+app.command("serve")(serve)
 app.add_typer(inbox_cli.inbox_app, name="inbox")
 app.command("chat")(chat)
 app.command("digest")(digest_cli.digest)

@@ -6,10 +6,7 @@ import typer
 
 from rapport.cli.common import runtime
 
-serve_app = typer.Typer(help="Run the Slack app, the scheduler and the mailbox watchers.")
 
-
-@serve_app.callback(invoke_without_command=True)
 def serve(
     port: int = typer.Option(None, "--port", "-p", help="HTTP port (default: RAPPORT_HTTP_PORT or 3000)."),
     host: str = typer.Option("0.0.0.0", "--host", help="HTTP address to listen on."),
@@ -18,8 +15,11 @@ def serve(
                                 help="HTTP worker processes (default: RAPPORT_HTTP_WORKERS, else one per "
                                 "CPU, at most 4)."),
 ) -> None:
-    """Socket Mode when SLACK_APP_TOKEN is set, else HTTP: POST /slack/events and GET /healthz.
-    Stops cleanly on SIGTERM or Ctrl-C."""
+    """Run the Slack app, the scheduler and the mailbox watchers.
+
+    Socket Mode when SLACK_APP_TOKEN is set, else HTTP: POST /slack/events and
+    GET /healthz. Stops cleanly on SIGTERM or Ctrl-C.
+    """
     from rapport.serve import Service
 
     rt = runtime()

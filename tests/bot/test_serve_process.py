@@ -24,10 +24,7 @@ email = "alice@nordlys.example"
 slack_user_id = "U0ALICE"
 timezone = "Europe/Stockholm"
 """
-LAUNCH = (
-    "import sys; from rapport.cli.common import setup_logging; setup_logging('DEBUG'); "
-    "from rapport.cli.serve import serve_app; serve_app(sys.argv[1:])"
-)
+LAUNCH = "import sys; from rapport.cli.main import app; app(['--verbose', 'serve', *sys.argv[1:]])"
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:

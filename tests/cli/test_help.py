@@ -41,11 +41,15 @@ def test_the_top_level_lists_the_command_groups() -> None:
     assert {"db", "config", "import", "export", "inbox", "assign", "nlp", "chat", "serve", "digest", "segment", "demo"} <= names
 
 
-def _help_of(path: tuple[str, ...]) -> str:
+def _command_at(path: tuple[str, ...]) -> Any:
     command: Any = typer.main.get_command(app)
     for name in path:
         command = command.commands[name]
-    return inspect.cleandoc(command.help or "")
+    return command
+
+
+def _help_of(path: tuple[str, ...]) -> str:
+    return inspect.cleandoc(_command_at(path).help or "")
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: " ".join(p) or "rapport")
@@ -59,6 +63,15 @@ def test_help_fits_80_columns_and_shows_every_word(path: tuple[str, ...]) -> Non
     shown = " ".join(line.strip("│ ") for line in lines)
     for word in _help_of(path).split():
         assert word.strip("`") in shown, f"{word!r} missing from the help of {' '.join(path)}"
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: " ".join(p) or "rapport")
+def test_a_usage_line_offers_a_command_only_where_there_are_subcommands(path: tuple[str, ...]) -> None:
+    """Regression: `rapport serve --help` read "Usage: rapport serve [OPTIONS] COMMAND [ARGS]...",
+    though serve has no subcommands (it was a group of none that ran its own callback)."""
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+    usage = next(line for line in result.output.splitlines() if "Usage:" in line)
+    assert ("COMMAND" in usage) == bool(getattr(_command_at(path), "commands", None)), usage
 
 
 @pytest.mark.parametrize("path", [p for p in ALL if p], ids=" ".join)
