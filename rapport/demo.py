@@ -45,7 +45,6 @@ from store.digest import DigestFigures, compute_digest, period_bounds
 from store.exporting import export_rows, write_csv
 from store.importing import ImportReport, import_csv
 from store.models import Company, Contact, Conversation, Order, Rep
-from store.segments import SegmentParams
 
 SAMPLE_MAILBOX = "support@nordlys.example"
 SAMPLE_MANAGER = "karin.lindqvist@nordlys.example"
@@ -325,7 +324,7 @@ def weekly_digest(rt: Runtime, plan: DemoPlan) -> tuple[Rep, DigestFigures] | No
         start, end = period_bounds("week", local_day, manager.timezone)
         figures = compute_digest(
             session, manager=manager, period="week", start=start, end=end,
-            params=SegmentParams.from_mapping(rt.config.segments.model_dump()), now=plan.clock,
+            params=segment_params(rt.config), now=plan.clock,
         )
     return manager, figures
 
