@@ -30,8 +30,8 @@ from sqlmodel import Session, select
 from bot.blocks import Block, button, context, divider, fields, header, section, static_select
 from bot.email import SmtpOptions, build_message, new_cid, outbox_message_id, send_message
 from bot.pages import conversation_url
-from bot.segments import format_eur
-from bot.text import age, clip, escape
+from bot.segments import format_eur, top_period
+from bot.text import age, clip, escape, plural
 from store.db import read_session
 from store.digest import DigestFigures, Funnel, Headline, Period, compute_digest, last_complete_period
 from store.hours import WEEKDAYS, zone
@@ -125,10 +125,6 @@ def short_duration(seconds: float | None) -> str:
     if seconds < 2 * 86400:
         return f"{round(seconds / 3600)}h"
     return f"{round(seconds / 86400)}d"
-
-
-def plural(count: int, one: str, many: str | None = None) -> str:
-    return f"{count} {one if count == 1 else (many or one + 's')}"
 
 
 PLAIN_REASONS = {  # what a sales rep calls automatic mail: (words in the stored reason, one, many)
@@ -318,7 +314,8 @@ def top_customers_section(figures: DigestFigures, links: DigestLinks) -> Section
     if not figures.top_customers_who_wrote:
         return None
     items = [Item(f"{c.rank}. {c.name}",
-                  f"{format_eur(c.recent_value_eur, cents=False)} in 12 months · {_owner_name(c.owner) or 'no owner'}",
+                  f"{format_eur(c.recent_value_eur, cents=False)} in {top_period(figures.top_months)} · "
+                  f"{_owner_name(c.owner) or 'no owner'}",
                   links.customer(c.contact_id), "" if c.owner.id else "assign an owner")
              for c in figures.top_customers_who_wrote]
     return Section("Top customers who wrote", items)

@@ -12,7 +12,7 @@ from typing import Any
 from sqlmodel import Session
 
 from bot.blocks import MAX_BLOCKS
-from bot.text import escape
+from bot.text import escape, plural
 from store.segments import (
     SEGMENT_NAMES,
     LapsedCustomer,
@@ -26,7 +26,7 @@ from store.segments import (
 from store.types import utcnow
 
 TITLES = {
-    "top": "Top customers (order value, last {top_months} months)",
+    "top": "Top customers (order value, last {top_period})",
     "lapsed": "Lapsed customers to win back",
     "stalled": "Stalled prospects (evaluation, quiet for {stalled_days}+ days)",
     "partners": "Partners without contact for {partner_quiet_days}+ days",
@@ -38,8 +38,14 @@ def format_eur(value: Decimal, *, cents: bool = True) -> str:
     return f"€{value:,.2f}" if cents else f"€{value:,.0f}"
 
 
-def format_orders(count: int) -> str:
-    return "1 order" if count == 1 else f"{count} orders"
+def top_period(months: int) -> str:
+    """The top customers' window as people say it: `12 months`, `1 month` (rapport.toml top_months)."""
+    return plural(months, "month")
+
+
+def describe(template: str, params: SegmentParams) -> str:
+    """`template` with the segment settings filled in: `{stalled_days}`, `{top_period}`..."""
+    return template.format(**params.as_dict(), top_period=top_period(params.top_months))
 
 
 def owner_mention(owner: Owner) -> str:
@@ -58,7 +64,7 @@ def segment_blocks(
         rows = segment_rows(session, name, now=now, params=params)
     except UnknownSegment as exc:
         return [_section(f":warning: {escape(str(exc))}. Try `segment {SEGMENT_NAMES[0]}`.")]
-    title = TITLES[name].format(**params.as_dict())
+    title = describe(TITLES[name], params)
     shown = rows[:MAX_ROWS]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
@@ -81,7 +87,7 @@ def segment_line(row: TopCustomer | LapsedCustomer | QuietContact) -> str:
     name = f"*{escape(row.name)}*"
     if isinstance(row, TopCustomer):
         decile = " · top 10%" if row.top_decile else ""
-        return f"{row.rank}. {name}: {format_eur(row.recent_value_eur)} in {format_orders(row.orders)}{decile} · {owner_mention(row.owner)}"
+        return f"{row.rank}. {name}: {format_eur(row.recent_value_eur)} in {plural(row.orders, 'order')}{decile} · {owner_mention(row.owner)}"
     if isinstance(row, LapsedCustomer):
         return (f"{name}: last order {row.last_order_on.isoformat()} ({row.days_since} days; usually every "
                 f"{row.median_gap_days:g}) · {format_eur(row.lifetime_value_eur)} lifetime · {owner_mention(row.owner)}")

@@ -7,6 +7,11 @@ from datetime import datetime
 from store.hours import zone
 
 
+def plural(count: int, one: str, many: str | None = None) -> str:
+    """`1 order`, `3 orders`; `many` where adding an s is wrong (`2 replies`)."""
+    return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
 def escape(value: object) -> str:
     """Text from emails and users, made inert for mrkdwn: `<!channel>` and links cannot be forged.
 

@@ -203,6 +203,7 @@ class DigestFigures:
     automatic_by_reason: dict[str, int]
     reps: list[RepFigures]
     top_customers_who_wrote: list[TopCustomer]
+    top_months: int  # the window of their recent_value_eur (SegmentParams.top_months)
     lapsed_worth_a_call: list[LapsedCustomer]
     series: list[SeriesPoint]
     funnel: Funnel = field(default_factory=lambda: Funnel({}, 0, 0))
@@ -404,6 +405,7 @@ def compute_digest(
         automatic_by_reason=_ranked(reasons),
         reps=reps,
         top_customers_who_wrote=window.top_customers_who_wrote(params, totals),
+        top_months=params.top_months,
         lapsed_worth_a_call=lapsed_worth_a_call,
         series=_series(period, window.start, window.end, tz_name, opened_at, responses),
         funnel=window.funnel(),

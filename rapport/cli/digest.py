@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 
 from bot.digest import digest_handlers, digest_managers, digest_payloads, render_digest_text
 from bot.notify import SlackSender
+from bot.segments import describe
 from rapport.cli.common import (
     AT_OPTION,
     DEMO_DIR_OPTION,
@@ -149,7 +150,7 @@ def _segment_command(name: str) -> None:
         _show_rows(name, rows, params)
 
     command.__doc__ = {
-        "top": "Top customers: highest order value over the last months (top N and top decile).",
+        "top": "Top customers: highest order value over the last top_months months (top N and top decile).",
         "lapsed": "Lapsed customers to win back: bought repeatedly, then stopped.",
         "stalled": "Stalled prospects: evaluating, with no activity for too long.",
         "partners": "Partners without contact for too long.",
@@ -166,7 +167,7 @@ COLUMNS = {
 
 
 AMOUNTS = ("recent_value_eur", "lifetime_value_eur")
-HEADINGS = {"recent_value_eur": "last {top_months} months (EUR)", "lifetime_value_eur": "lifetime (EUR)",
+HEADINGS = {"recent_value_eur": "last {top_period} (EUR)", "lifetime_value_eur": "lifetime (EUR)",
             "top_decile": "top 10 %", "last_order_on": "last order",
             "days_since": "days since", "median_gap_days": "usual gap", "last_touch_at": "last touch",
             "owner_name": "owner"}
@@ -192,7 +193,7 @@ def _cell(column: str, value: object) -> str:
 def _show_rows(name: str, rows: list[dict[str, object]], params: SegmentParams) -> None:
     table = Table(title=f"segment {name}: {len(rows)}")
     for column in COLUMNS[name]:
-        table.add_column(HEADINGS.get(column, column.replace("_", " ")).format(**params.as_dict()),
+        table.add_column(describe(HEADINGS.get(column, column.replace("_", " ")), params),
                          justify="right" if column in (*AMOUNTS, "orders", "rank") else "left")
     for row in rows:
         table.add_row(*(escape(_cell(c, row.get(c))) for c in COLUMNS[name]))

@@ -16,6 +16,7 @@ from rapport.cli.digest import digest, segment_app
 from rapport.errors import RapportError
 from store.db import make_engine, session_scope, upgrade
 from tests.digest import known_store
+from tests.digest.test_delivery import parse_mail
 from tests.servers.fake_slack import FakeSlack
 from tests.servers.ports import free_port
 from tests.servers.smtp import SmtpServer
@@ -149,3 +150,27 @@ def test_segment_top_and_lapsed_name_the_period_of_their_values(cli_env: dict[st
     assert "value" not in top + lapsed
     [first, *_] = json.loads(_run("segment", "top", "--json"))
     assert "recent_value_eur" in first and "value_eur" not in first
+
+
+
+def test_regression_top_customers_say_the_configured_period(
+    cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, fake_slack: FakeSlack, smtp_server: SmtpServer
+) -> None:
+    """Regression: the digest said "in 12 months" beside each top customer whatever top_months was
+    in rapport.toml. The digest (printed, in Slack, by email) and the segment's table say the window
+    the values were summed over."""
+    Path(cli_env["RAPPORT_CONFIG"]).write_text("[segments]\ntop_n = 3\ntop_months = 6\n", encoding="utf-8")
+    for name, value in {"RAPPORT_SMTP_HOST": smtp_server.host, "RAPPORT_SMTP_PORT": str(smtp_server.port),
+                        "RAPPORT_SMTP_SECURITY": "none", "SLACK_BOT_TOKEN": "xoxb-test",
+                        "SLACK_API_URL": fake_slack.base_url}.items():
+        monkeypatch.setenv(name, value)
+
+    printed = _run("digest", "--manager", "maja@rapport.example", "--date", "2026-11-22")
+    _run("digest", "--manager", "maja@rapport.example", "--date", "2026-11-22", "--send")
+    [post] = fake_slack.posts("DMAJA")
+    mail = parse_mail(smtp_server.wait_for(1)[0].data)
+    emailed = [part.get_content() for part in mail.walk() if part.get_content_maintype() == "text"]
+
+    for shown in (printed, json.dumps(post, ensure_ascii=False), *emailed):
+        assert "€100 in 6 months" in shown and "12 months" not in shown
+    assert "last 6 months" in _run("segment", "top")

@@ -47,3 +47,10 @@ def test_lapsed_segment_in_slack_calls_its_value_lifetime(engine: Engine, known:
         blocks = segment_blocks(session, "lapsed", PARAMS, now=NOW)
     lotta = next(b["text"]["text"] for b in blocks if "Lotta Bigger" in b.get("text", {}).get("text", ""))
     assert "€3,000.00 lifetime" in lotta
+
+
+def test_top_segment_title_says_the_configured_window(engine: Engine, known: Known) -> None:
+    """The title follows rapport.toml's top_months, in words: never "last 1 months"."""
+    with Session(engine) as session:
+        [header, *_] = segment_blocks(session, "top", SegmentParams(top_months=1), now=NOW)
+    assert header["text"]["text"] == "Top customers (order value, last 1 month)"
