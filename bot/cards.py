@@ -33,6 +33,12 @@ from store.search import SearchHit
 from store.stages import KINDS, STAGES, Move, move_text, stage_label
 
 SNOOZE_CHOICES = (("1 hour", "1h"), ("Tomorrow 9:00", "tomorrow"), ("Next week", "week"))
+FOLLOWUP_MARK = "F"  # a follow-up is `F17`: never `#`, a conversation's mark (bot.thread.conversation_ref)
+
+
+def followup_ref(followup_id: int) -> str:
+    """How reps name a follow-up in commands (`done F17`, read by bot.worklist.read_reference): `F17`."""
+    return f"{FOLLOWUP_MARK}{followup_id}"
 
 
 def contact_card_blocks(card: ContactCard, *, now: datetime, tz: str) -> list[Block]:
@@ -62,8 +68,8 @@ def contact_card_blocks(card: ContactCard, *, now: datetime, tz: str) -> list[Bl
         blocks.append(section("*Stage history*\n" + "\n".join(_move_line(m, now, tz) for m in card.moves)))
     followup = card.next_followup
     blocks.append(context(
-        f"Next follow-up: {local_time(followup.due_at, tz)} ({until(followup.due_at, now)}) {escape(clip(followup.note, 80))}"
-        if followup else "No follow-up planned"
+        f"Next follow-up {followup_ref(followup.id)}: {local_time(followup.due_at, tz)} ({until(followup.due_at, now)}) "
+        f"{escape(clip(followup.note, 80))}" if followup else "No follow-up planned"
     ))
     blocks.append(actions(
         button("Log a call", "log_call_open", str(card.id), style="primary"),
@@ -154,7 +160,7 @@ def pick_list_blocks(query: str, hits: list[SearchHit]) -> list[Block]:
 def followup_line(followup: FollowUpLine, *, now: datetime, tz: str) -> str:
     who = f"*{escape(followup.contact)}* " if followup.contact else ""
     note = escape(clip(followup.note, 120)) if followup.note else "(no note)"
-    return f"{who}{local_time(followup.due_at, tz)} ({until(followup.due_at, now)})\n{note}"
+    return f"{followup_ref(followup.id)} {who}{local_time(followup.due_at, tz)} ({until(followup.due_at, now)})\n{note}"
 
 
 def followup_blocks(followups: list[FollowUpLine], *, now: datetime, tz: str) -> list[Block]:

@@ -40,7 +40,7 @@ from bot.blocks import (
     split_blocks,
     static_select,
 )
-from bot.cards import reminder_actions
+from bot.cards import followup_ref, reminder_actions
 from bot.digest import DigestLinks, digest_handlers
 from bot.email import SmtpOptions
 from bot.identity import active_reps, managers_of, note_slack_id, remember_slack_id
@@ -520,7 +520,7 @@ def render_reminder(session: Session, job: Job, now: datetime) -> list[Outgoing]
     about = f" with *{escape(contact.name)}*" if contact else ""
     when = local_time(followup.due_at, rep.timezone)
     blocks = [section(f":alarm_clock: *{title}*{about}\n{escape(clip(followup.note, 500)) or '(no note)'}"),
-              context(f"Due {when}"), reminder_actions(followup.id or 0)]
+              context(f"Due {when} · {followup_ref(followup.id or 0)}"), reminder_actions(followup.id or 0)]
     return [Outgoing(rep, f"{title}{' with ' + escape(contact.name) if contact else ''}: {escape(clip(followup.note, 100))}",
                      blocks, job.key)]
 

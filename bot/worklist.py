@@ -1,7 +1,10 @@
 """`/crm claim`, `answered`, `done` and `snooze`: what the buttons on a DM, a reminder and App
 Home do, typed, so that a rep works the queue from a command or from `rapport chat`, where
-nothing can be clicked. Each calls the same function as its button (bot.interactions) and is
-audited under the same name."""
+nothing can be clicked. Each calls the same function as its button (bot.interactions), after the
+same permission check (bot.access.may_act), and is audited under the same name.
+
+Records are typed as `my` shows them: a conversation `#42`, a follow-up `F17` (`read_reference`,
+the one reader of both); a follow-up may also be named by its contact."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from bot.access import Target, audit_name, may_act
 from bot.blocks import Reply, section
-from bot.cards import SNOOZE_CHOICES
+from bot.cards import FOLLOWUP_MARK, SNOOZE_CHOICES
 from bot.interactions import (
     SNOOZES,
     FollowUpAct,
@@ -19,12 +22,30 @@ from bot.interactions import (
     mark_answered,
     snooze,
 )
-from bot.text import escape, whole_number
+from bot.text import clip, escape, whole_number
 from store.audit import OK, REFUSED, record_audit
 from store.followups import open_followups_with
+from store.models import FollowUp
 
 if TYPE_CHECKING:
     from bot.commands import Ctx
+
+MARKS = {"#": "conversation", FOLLOWUP_MARK: "followup"}  # a reference's first character: what it names
+KINDS = {"conversation": "a conversation", "followup": "a follow-up"}
+DONE_FORM = "done FOLLOWUP|CONTACT"
+SNOOZE_FORM = f"snooze FOLLOWUP|CONTACT {'|'.join(SNOOZES)}"
+
+
+def read_reference(word: str, *, bare: str | None = None) -> Target | None:
+    """The record a typed word names: `#42` a conversation, `F17` (or `f17`) a follow-up; a bare
+    `42` is of kind `bare` (`claim 42`: the conversation commands take nothing else). None: not a
+    reference (a contact's name)."""
+    kind = MARKS.get(word[:1].upper())
+    if kind is not None and (number := whole_number(word[1:])) is not None:
+        return Target(kind, number)
+    if bare is not None and (number := whole_number(word)) is not None:
+        return Target(bare, number)
+    return None
 
 
 def claim_command(ctx: Ctx, args: list[str]) -> Reply:
@@ -40,60 +61,76 @@ def answered_command(ctx: Ctx, args: list[str]) -> Reply:
 
 
 def done_command(ctx: Ctx, args: list[str]) -> Reply:
-    """`done CONTACT`: my next open follow-up with the contact is done."""
-    return _on_followup(ctx, args, "done CONTACT", "followup_done", complete)
+    """`done F17`: that follow-up is done; `done CONTACT`: my next open follow-up with the contact."""
+    return _on_followup(ctx, args, DONE_FORM, "followup_done", complete)
 
 
 def snooze_command(ctx: Ctx, args: list[str]) -> Reply:
-    """`snooze CONTACT 1h|tomorrow|week`: my next open follow-up with the contact comes back later."""
+    """`snooze F17 tomorrow` or `snooze CONTACT 1h|tomorrow|week`: the follow-up comes back later."""
     choice = args[-1].lower() if args else ""
-    form = f"snooze CONTACT {'|'.join(SNOOZES)}"
     if choice not in SNOOZES:
         from bot.commands import usage
 
         labels = ", ".join(f"`{value}` ({label.lower()})" for label, value in SNOOZE_CHOICES)
-        return usage(ctx, form, f"end with one of {labels}")
-    return _on_followup(ctx, args[:-1], form, f"followup_snooze_{choice}",
+        return usage(ctx, SNOOZE_FORM, f"end with one of {labels}")
+    return _on_followup(ctx, args[:-1], SNOOZE_FORM, f"followup_snooze_{choice}",
                         lambda session, rep, followup_id, now: snooze(session, rep, followup_id, choice, now))
 
 
 def _on_conversation(ctx: Ctx, args: list[str], name: str, action: str, act: FollowUpAct) -> Reply:
     from bot.commands import usage
 
-    number = whole_number(args[0].removeprefix("#")) if len(args) == 1 else None
-    if number is None:
-        return usage(ctx, f"{name} #CONVERSATION", f"e.g. `{name} #42` (`my` shows the numbers)")
-    # the check every button passes first (RapportSlack._authorise): a manager acts on their own team's work
-    if may_act(ctx.session, ctx.rep, Target("conversation", number)):
-        outcome = act(ctx.session, ctx.rep, number, ctx.now)
-    else:
-        outcome = Outcome("That is not yours to see or change.", ok=False)
-    record_audit(ctx.session, ctx.actor, audit_name(action), target_kind="conversation", target_id=number,
-                 outcome=OK if outcome.ok else REFUSED, at=ctx.now)
-    return _reply(outcome)
+    target = read_reference(args[0], bare="conversation") if len(args) == 1 else None
+    if target is None or target.kind != "conversation":
+        return usage(ctx, f"{name} #CONVERSATION",
+                     _names(args, target) + f"E.g. `{name} #42` (`my` shows the numbers).")
+    return _reply(_act_on(ctx, target, action, act))
 
 
 def _on_followup(ctx: Ctx, args: list[str], form: str, action: str, act: FollowUpAct) -> Reply:
     from bot.commands import resolve_contact, usage
 
-    if not args:
-        return usage(ctx, form, "name the contact the follow-up is about")
-    hit, rest, problem = resolve_contact(ctx, args)
-    if problem is not None:
-        return problem
-    assert hit is not None and ctx.rep.id is not None
+    target = read_reference(args[0]) if args else None
+    if not args or (target is not None and target.kind != "followup"):
+        return usage(ctx, form, _names(args, target) + "Name the follow-up (`F17`: `my` shows them) or the contact "
+                                                       "it is about.")
+    hit, rest = None, args[1:]
+    if target is None:
+        hit, rest, problem = resolve_contact(ctx, args)
+        if problem is not None:
+            return problem
     if rest:
-        return usage(ctx, form, f"I don't know what `{escape(' '.join(rest))}` means here")
+        return usage(ctx, form, f"I don't know what `{escape(clip(' '.join(rest), 40))}` means here")
+    if hit is None:
+        assert target is not None
+        followup = ctx.session.get(FollowUp, target.id)
+        return _reply(_act_on(ctx, target, action, act, contact_id=followup.contact_id if followup else None))
+    assert ctx.rep.id is not None
     mine = open_followups_with(ctx.session, ctx.rep.id, hit.contact_id)
     if not mine:
         text = f"You have no open follow-up with *{escape(hit.name)}*."
         return Reply(text, [section(text)], ok=False)
-    followup = mine[0]  # the soonest due: the one a reminder is about (the rep's own: no other check)
-    outcome = act(ctx.session, ctx.rep, followup.id, ctx.now)
-    record_audit(ctx.session, ctx.actor, audit_name(action), target_kind="followup", target_id=followup.id,
-                 contact_id=hit.contact_id, outcome=OK if outcome.ok else REFUSED, at=ctx.now)
+    # the soonest due: the one a reminder is about
+    outcome = _act_on(ctx, Target("followup", mine[0].id), action, act, contact_id=hit.contact_id)
     more = f" ({len(mine) - 1} more open with {escape(hit.name)})" if len(mine) > 1 else ""
     return _reply(Outcome(outcome.text + more, outcome.ok))
+
+
+def _act_on(ctx: Ctx, target: Target, action: str, act: FollowUpAct, *, contact_id: int | None = None) -> Outcome:
+    """`act` on the record, if the check every button passes first (RapportSlack._authorise) lets
+    the rep: a manager acts on their own team's work; audited under the button's name."""
+    if may_act(ctx.session, ctx.rep, target):
+        outcome = act(ctx.session, ctx.rep, target.id, ctx.now)
+    else:
+        outcome = Outcome("That is not yours to see or change.", ok=False)
+    record_audit(ctx.session, ctx.actor, audit_name(action), target_kind=target.kind, target_id=target.id,
+                 contact_id=contact_id, outcome=OK if outcome.ok else REFUSED, at=ctx.now)
+    return outcome
+
+
+def _names(args: list[str], target: Target | None) -> str:
+    """What a reference of the other kind names (`claim F17`, `done #42`), ahead of a usage hint."""
+    return f"`{escape(clip(args[0], 40))}` names {KINDS[target.kind]}. " if target is not None else ""
 
 
 def _reply(outcome: Outcome) -> Reply:

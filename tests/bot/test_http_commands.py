@@ -331,3 +331,54 @@ def test_regression_a_rep_works_the_queue_by_typing_claim_answered_done_and_snoo
                               ("conversation.answered", "ok"), ("conversation.answered", "refused"),
                               ("conversation.answered", "refused"),
                               ("followup.snooze", "ok"), ("followup.done", "ok"), ("followup.done", "ok")])
+
+
+def test_a_followup_without_a_contact_is_done_and_snoozed_by_the_reference_my_shows(
+        slash: Any, seeded: Seeded, engine: Any, clock: Clock) -> None:
+    """A reminder a rep set for themselves has no contact to type: `done CONTACT` could not reach
+    it, only the buttons could, and `rapport chat` has none. `my` names each follow-up `F17`,
+    never in the conversations' `#42`, and `done`/`snooze` take it with the buttons' permission
+    check and audit names."""
+    from tests.bot.conftest import add_assigned_email
+
+    conversation, _ = add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=seeded.jan,
+                                         subject="Broken glass", text="x")
+    alice = rep_id(engine, "alice@nordlys.example")
+    with Session(engine) as session:
+        mine = FollowUp(rep_id=alice, due_at=clock.now, note="check the invoice run")
+        session.add(mine)
+        session.commit()
+        ref = f"F{mine.id}"
+    for listing in ("my", "followups"):
+        assert f"{ref} " in all_text(slash(listing)[1]["blocks"])
+
+    _, snoozed = slash(f"snooze {ref.lower()} 1h")
+    assert snoozed["text"].startswith("Snoozed until")
+    # another team's rep is refused as their button would be; a teammate by the follow-up's own rule
+    assert slash(f"done {ref}", user=DAVE)[1]["text"] == "That is not yours to see or change."
+    assert slash(f"done {ref}", user=BOB)[1]["text"] == "That follow-up is not yours (or no longer exists)."
+    # a conversation's number is not a follow-up's, nor the other way round
+    wrong_kind = all_text(slash(f"done #{conversation}")[1]["blocks"])
+    assert f"`#{conversation}` names a conversation" in wrong_kind and "F17" in wrong_kind
+    assert f"`{ref}` names a follow-up" in all_text(slash(f"claim {ref}")[1]["blocks"])
+    assert "Usage" in slash(f"done {ref} now")[1]["text"]
+    assert slash(f"done {ref}")[1]["text"].startswith("Done.")
+    assert "already done" in slash(f"done {ref}")[1]["text"]
+
+    with Session(engine) as session:
+        followup = session.get(FollowUp, mine.id)
+        assert followup is not None and followup.status == FollowUpStatus.done
+        conv = session.get(Conversation, conversation)
+        assert conv is not None and conv.status == "open"  # `done #N` touched no conversation
+        actions = sorted((e.action, e.target_id, e.outcome) for e in session.exec(select(AuditEntry))
+                         if e.action.startswith(("conversation.", "followup.")))
+    assert actions == sorted([("followup.snooze", mine.id, "ok"), ("followup.done", mine.id, "refused"),
+                              ("followup.done", mine.id, "refused"), ("followup.done", mine.id, "ok"),
+                              ("followup.done", mine.id, "refused")])
+
+
+def test_help_shows_done_and_snooze_by_a_followups_reference(slash: Any, seeded: Seeded) -> None:
+    for name, example in (("done", "`done F17`"), ("snooze", "`snooze F17 tomorrow`")):
+        _, answer = slash(f"help {name}")
+        assert answer["text"].startswith(f"`/crm {name} FOLLOWUP|CONTACT")
+        assert example in answer["text"]
