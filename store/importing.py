@@ -593,6 +593,7 @@ class _Companies:
                 self.by_name.setdefault(name, company_id)
         self.new: list[_NewCompany] = []
         self.new_domains: list[tuple[str, CompanyRef]] = []
+        self.taught: set[str] = set()  # the rows (by address) that gave a company a domain it lacked
 
     def resolve(self, row: ContactIn) -> CompanyRef | None:
         """The row's company (found, or new): by the given domain, the name, then the work address."""
@@ -612,6 +613,7 @@ class _Companies:
         if company is not None and domain and domain not in self.by_domain:
             self.by_domain[domain] = company
             self.new_domains.append((domain, company))
+            self.taught.add(row.email)
         return company
 
     def insert(self, session: Session, now: datetime) -> None:
@@ -722,7 +724,8 @@ def write_contacts(
         if changed:
             updates.append({"id": contact_id, **changed, "updated_at": now})
             have.update(changed)
-        outcomes.append("updated" if changed or move else "unchanged")
+        # a domain the row gave its company is a change too, though the contact's fields stay as they were
+        outcomes.append("updated" if changed or move or row.email in companies.taught else "unchanged")
     if updates:
         session.execute(update(Contact), updates)
     for contact_id, move in moves:  # recorded as moves, so the card and its stage history agree

@@ -270,6 +270,44 @@ def test_regression_partial_file_changes_only_its_columns(engine: Engine, tmp_pa
         assert session.get(Company, contact.company_id).name == "Acme Inc"  # type: ignore[union-attr]
 
 
+def test_regression_a_reimport_naming_the_companys_owner_is_reported_as_what_it_changed(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A HubSpot re-import naming Alice as Åsa's owner, who owns Åsa's company already, was reported
+    "unchanged" although it gave the company her mail domain. The owner is no change: Åsa keeps
+    Alice through the company (a new owner of the company is still hers); the domain is, so the
+    row is "updated". Again, the file changes nothing and says so; naming Bob makes him her own."""
+    _reps(engine)
+    with session_scope(engine) as session:
+        alice = session.exec(select(Rep).where(Rep.name == "Alice Andersson")).one()
+        company = Company(name="Nordlys", owner_id=alice.id)
+        session.add(company)
+        session.flush()
+        asa = Contact(name="Åsa Öberg", company_id=company.id)
+        session.add(asa)
+        session.flush()
+        session.add(ContactEmail(contact_id=asa.id, email="asa@nordlys.example", is_primary=True))
+    path = tmp_path / "hubspot.csv"
+
+    def reimport(owner: str) -> tuple[int, int]:
+        path.write_text(f"Email,Company Name,Contact owner\nasa@nordlys.example,Nordlys,{owner}\n", encoding="utf-8")
+        report = import_csv(engine, "contacts", path)
+        assert report.rejected == []
+        return report.updated, report.unchanged
+
+    assert reimport("Alice Andersson") == (1, 0)
+    with Session(engine) as session:
+        assert session.exec(select(CompanyDomain.domain)).all() == ["nordlys.example"]
+    assert _contacts(engine)["asa@nordlys.example"].owner_id is None
+    before = _snapshot(engine)
+    assert reimport("Alice Andersson") == (0, 1)
+    assert _snapshot(engine) == before
+    assert reimport("Bob Berg") == (1, 0)
+    with Session(engine) as session:
+        bob = session.exec(select(Rep).where(Rep.name == "Bob Berg")).one()
+    assert _contacts(engine)["asa@nordlys.example"].owner_id == bob.id
+
+
 def test_a_new_contact_without_a_name_gets_one_that_a_named_row_replaces(engine: Engine, tmp_path: Path) -> None:
     path = tmp_path / "c.csv"
     path.write_text("email\njo@acme.example\n", encoding="utf-8")
