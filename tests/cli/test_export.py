@@ -15,7 +15,7 @@ from store.activities import log_activity
 from store.audit import SCHEDULER
 from store.db import make_engine, session_scope
 from store.importing import import_csv
-from store.models import Company, Contact, ContactEmail, Conversation, Rep
+from store.models import Company, CompanyDomain, Contact, ContactEmail, Conversation, Rep
 from store.stages import move_contact
 from store.types import utcnow
 from tests.cli.helpers import company_owned_by
@@ -112,10 +112,13 @@ def test_reimporting_an_export_keeps_an_owner_through_the_company_so(database: s
     owner, or a new owner of the company would no longer be hers."""
     engine = make_engine(database)
     with session_scope(engine) as session:
-        asa = Contact(name="Åsa Öberg", company_id=_company_of_anna(session).id)
+        company = _company_of_anna(session)
+        asa = Contact(name="Åsa Öberg", company_id=company.id)
         session.add(asa)
         session.flush()
         session.add(ContactEmail(contact_id=asa.id, email="asa@nordlys.example", is_primary=True))
+        # a company without it would learn it from her address: a change, as the report would say
+        session.add(CompanyDomain(company_id=company.id, domain="nordlys.example"))
     exported = tmp_path / "contacts.csv"
     exported.write_text(_export("contacts", "--format", "csv"), encoding="utf-8")
 
