@@ -22,8 +22,8 @@ from bot.blocks import (
     section,
 )
 from bot.consent import consent_select
+from bot.references import conversation_ref, followup_ref
 from bot.text import age, clip, escape, local_time, until
-from bot.thread import conversation_ref
 from store.activities import ActivityLine, recent_activities
 from store.contacts_view import ContactCard, OpenConversation, rep_queue
 from store.followups import FollowUpLine, open_followups
@@ -33,12 +33,6 @@ from store.search import SearchHit
 from store.stages import KINDS, STAGES, Move, move_text, stage_label
 
 SNOOZE_CHOICES = (("1 hour", "1h"), ("Tomorrow 9:00", "tomorrow"), ("Next week", "week"))
-FOLLOWUP_MARK = "F"  # a follow-up is `F17`: never `#`, a conversation's mark (bot.thread.conversation_ref)
-
-
-def followup_ref(followup_id: int) -> str:
-    """How reps name a follow-up in commands (`done F17`, read by bot.worklist.read_reference): `F17`."""
-    return f"{FOLLOWUP_MARK}{followup_id}"
 
 
 def contact_card_blocks(card: ContactCard, *, now: datetime, tz: str) -> list[Block]:

@@ -40,11 +40,12 @@ from bot.blocks import (
     split_blocks,
     static_select,
 )
-from bot.cards import followup_ref, reminder_actions
+from bot.cards import reminder_actions
 from bot.digest import DigestLinks, digest_handlers
 from bot.email import SmtpOptions
 from bot.identity import active_reps, managers_of, note_slack_id, remember_slack_id
 from bot.interactions import recategorise_options
+from bot.references import followup_ref
 from bot.surveys import SurveyOptions, survey_mail_handler
 from bot.terminal import slack_names, terminal_blocks, terminal_text
 from bot.text import age, clip, escape, local_time

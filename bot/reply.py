@@ -26,8 +26,9 @@ from bot.blocks import Block, Reply, context, section
 from bot.email import OpenSent, SmtpOptions, send_once
 from bot.interactions import Submission
 from bot.modals import input_block, metadata, modal, state_value, text_input
+from bot.references import conversation_ref, names_other, read_reference
 from bot.text import clip, escape, local_time, whole_number
-from bot.thread import conversation_ref, notice_view, view_reply, visible_conversation
+from bot.thread import notice_view, view_reply, visible_conversation
 from store.audit import Actor
 from store.db import read_session
 from store.models import Message, Rep
@@ -119,11 +120,12 @@ def reply_command(ctx: Ctx, args: list[str]) -> Reply:
     """`/crm reply #42 TEXT`: the same modal with the text filled in; nothing is sent before the button."""
     from bot.commands import usage
 
-    number = whole_number(args[0].lstrip("#")) if args else None
-    if number is None:
-        return usage(ctx, "reply CONVERSATION TEXT", "e.g. `reply #42 Thanks, the toner is on its way.` "
+    target = read_reference(args[0], bare="conversation") if args else None
+    if target is None or target.kind != "conversation":
+        return usage(ctx, "reply CONVERSATION TEXT", names_other(target, "conversation")
+                     + "E.g. `reply #42 Thanks, the toner is on its way.` "
                      "(the number is shown in the conversation and in `thread`)")
-    view = reply_view(ctx.session, ctx.rep, number, ctx.options.reply, text=" ".join(args[1:]).strip() or None)
+    view = reply_view(ctx.session, ctx.rep, target.id, ctx.options.reply, text=" ".join(args[1:]).strip() or None)
     return view_reply("Reply to customer", "Opening the reply…", view)
 
 

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from bot.blocks import Block, Reply, actions, button, context, divider, fit, section
 from bot.identity import can_see
 from bot.modals import modal
+from bot.references import conversation_ref, names_other, read_reference
 from bot.text import age, clip, escape, local_time, whole_number
 from store.models import Contact, Conversation, Direction, Message, OutboxItem, OutboxStatus, Rep
 from store.outbox import EmailReply
@@ -27,18 +28,15 @@ PAGE_SIZE = 8  # messages per page: 4 blocks each stays far below a modal's 100
 MESSAGE_TEXT = 2500  # characters of one message's text (a section holds 3,000)
 THREAD_CALLBACK = "conversation_thread"
 NOTICE_CALLBACK = "rapport_notice"
-
-
-def conversation_ref(conversation_id: int) -> str:
-    """How reps name a conversation in commands: `#42`."""
-    return f"#{conversation_id}"
+THREAD_FORM = "thread CONTACT|CONVERSATION"
+THREAD_HINT = "E.g. `thread #42` or `thread stastny`."
 
 
 def visible_conversation(session: Session, rep: Rep, conversation_id: int) -> Conversation | str:
     """The conversation if the rep may see it, else why not."""
     conversation = session.get(Conversation, conversation_id) if conversation_id else None
     if conversation is None:  # conversations are never deleted (an erasure empties them): a wrong number
-        return f"There is no conversation #{conversation_id}." if conversation_id else "There is no such conversation."
+        return f"There is no conversation {conversation_ref(conversation_id)}." if conversation_id else "There is no such conversation."
     if not can_see(session, rep, conversation.owner_id):
         return "That conversation is not yours to see."
     return conversation
@@ -170,10 +168,12 @@ def thread_command(ctx: Ctx, args: list[str]) -> Reply:
     from bot.commands import resolve_contact, usage
 
     if not args:
-        return usage(ctx, "thread CONTACT|CONVERSATION", "e.g. `thread #42` or `thread stastny`")
-    number = whole_number(args[0].lstrip("#"))
-    if number is not None:
-        return view_reply("Conversation", "Opening the conversation…", thread_view(ctx.session, ctx.rep, number))
+        return usage(ctx, THREAD_FORM, THREAD_HINT)
+    target = read_reference(args[0], bare="conversation")
+    if target is not None and target.kind != "conversation":
+        return usage(ctx, THREAD_FORM, names_other(target, "conversation") + THREAD_HINT)
+    if target is not None:
+        return view_reply("Conversation", "Opening the conversation…", thread_view(ctx.session, ctx.rep, target.id))
     hit, _, problem = resolve_contact(ctx, args)
     if problem is not None:
         return problem

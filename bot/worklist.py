@@ -3,8 +3,8 @@ Home do, typed, so that a rep works the queue from a command or from `rapport ch
 nothing can be clicked. Each calls the same function as its button (bot.interactions), after the
 same permission check (bot.access.may_act), and is audited under the same name.
 
-Records are typed as `my` shows them: a conversation `#42`, a follow-up `F17` (`read_reference`,
-the one reader of both); a follow-up may also be named by its contact."""
+Records are typed as `my` shows them: a conversation `#42`, a follow-up `F17` (read by
+bot.references); a follow-up may also be named by its contact."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from bot.access import Target, audit_name, may_act
 from bot.blocks import Reply, section
-from bot.cards import FOLLOWUP_MARK, SNOOZE_CHOICES
+from bot.cards import SNOOZE_CHOICES
 from bot.interactions import (
     SNOOZES,
     FollowUpAct,
@@ -22,7 +22,8 @@ from bot.interactions import (
     mark_answered,
     snooze,
 )
-from bot.text import clip, escape, whole_number
+from bot.references import names_other, read_reference
+from bot.text import clip, escape
 from store.audit import OK, REFUSED, record_audit
 from store.followups import open_followups_with
 from store.models import FollowUp
@@ -30,22 +31,8 @@ from store.models import FollowUp
 if TYPE_CHECKING:
     from bot.commands import Ctx
 
-MARKS = {"#": "conversation", FOLLOWUP_MARK: "followup"}  # a reference's first character: what it names
-KINDS = {"conversation": "a conversation", "followup": "a follow-up"}
 DONE_FORM = "done FOLLOWUP|CONTACT"
 SNOOZE_FORM = f"snooze FOLLOWUP|CONTACT {'|'.join(SNOOZES)}"
-
-
-def read_reference(word: str, *, bare: str | None = None) -> Target | None:
-    """The record a typed word names: `#42` a conversation, `F17` (or `f17`) a follow-up; a bare
-    `42` is of kind `bare` (`claim 42`: the conversation commands take nothing else). None: not a
-    reference (a contact's name)."""
-    kind = MARKS.get(word[:1].upper())
-    if kind is not None and (number := whole_number(word[1:])) is not None:
-        return Target(kind, number)
-    if bare is not None and (number := whole_number(word)) is not None:
-        return Target(bare, number)
-    return None
 
 
 def claim_command(ctx: Ctx, args: list[str]) -> Reply:
@@ -83,7 +70,7 @@ def _on_conversation(ctx: Ctx, args: list[str], name: str, action: str, act: Fol
     target = read_reference(args[0], bare="conversation") if len(args) == 1 else None
     if target is None or target.kind != "conversation":
         return usage(ctx, f"{name} #CONVERSATION",
-                     _names(args, target) + f"E.g. `{name} #42` (`my` shows the numbers).")
+                     names_other(target, "conversation") + f"E.g. `{name} #42` (`my` shows the numbers).")
     return _reply(_act_on(ctx, target, action, act))
 
 
@@ -92,8 +79,8 @@ def _on_followup(ctx: Ctx, args: list[str], form: str, action: str, act: FollowU
 
     target = read_reference(args[0]) if args else None
     if not args or (target is not None and target.kind != "followup"):
-        return usage(ctx, form, _names(args, target) + "Name the follow-up (`F17`: `my` shows them) or the contact "
-                                                       "it is about.")
+        return usage(ctx, form, names_other(target, "followup")
+                     + "Name the follow-up (`F17`: `my` shows them) or the contact it is about.")
     hit, rest = None, args[1:]
     if target is None:
         hit, rest, problem = resolve_contact(ctx, args)
@@ -126,11 +113,6 @@ def _act_on(ctx: Ctx, target: Target, action: str, act: FollowUpAct, *, contact_
     record_audit(ctx.session, ctx.actor, audit_name(action), target_kind=target.kind, target_id=target.id,
                  contact_id=contact_id, outcome=OK if outcome.ok else REFUSED, at=ctx.now)
     return outcome
-
-
-def _names(args: list[str], target: Target | None) -> str:
-    """What a reference of the other kind names (`claim F17`, `done #42`), ahead of a usage hint."""
-    return f"`{escape(clip(args[0], 40))}` names {KINDS[target.kind]}. " if target is not None else ""
 
 
 def _reply(outcome: Outcome) -> Reply:

@@ -377,6 +377,36 @@ def test_a_followup_without_a_contact_is_done_and_snoozed_by_the_reference_my_sh
                               ("followup.done", mine.id, "refused")])
 
 
+def test_regression_thread_and_reply_read_a_followup_reference_as_claim_and_done_do(
+        slash: Any, seeded: Seeded, engine: Any, clock: Clock, fake_slack: FakeSlack) -> None:
+    """`thread F17` searched the contacts for "F17", and `reply F17` answered a bare usage: both
+    read conversation numbers their own way, apart from `claim` and `done`. They read references
+    as those do (bot.references): a follow-up's is named as one, and numbers and contacts open the
+    conversation as before."""
+    from tests.bot.conftest import add_assigned_email
+
+    conversation, _ = add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=seeded.jan,
+                                         subject="Broken glass", text="The vase arrived broken.")
+    with Session(engine) as session:
+        followup = FollowUp(rep_id=rep_id(engine, "alice@nordlys.example"), contact_id=seeded.jan,
+                            due_at=clock.now, note="call back")
+        session.add(followup)
+        session.commit()
+        ref = f"F{followup.id}"
+    for typed in (f"thread {ref}", f"thread {ref.lower()}", f"reply {ref} On its way."):
+        _, answer = slash(typed)
+        assert answer["text"].startswith(f"Usage: {COMMAND} {typed.split()[0]} "), typed
+        assert f"`{ref}` names a follow-up. E.g. `{typed.split()[0]} #42" in all_text(answer["blocks"]), typed
+    assert fake_slack.calls("views.open") == []
+
+    for count, typed in enumerate((f"thread {conversation}", f"thread #{conversation}", "thread stastny"), start=1):
+        slash(typed)
+        view = fake_slack.wait_for("views.open", count)[-1].params["view"]
+        view = json.loads(view) if isinstance(view, str) else view
+        assert view["callback_id"] == "conversation_thread", typed
+        assert "The vase arrived broken." in json.dumps(view, ensure_ascii=False), typed
+
+
 def test_help_shows_done_and_snooze_by_a_followups_reference(slash: Any, seeded: Seeded) -> None:
     for name, example in (("done", "`done F17`"), ("snooze", "`snooze F17 tomorrow`")):
         _, answer = slash(f"help {name}")
