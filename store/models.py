@@ -550,7 +550,7 @@ class SearchState(SQLModel, table=True):
 
     __tablename__ = "search_state"
 
-    source: str = Field(primary_key=True)  # "contact", "company", "contactemail"
+    source: str = Field(primary_key=True)  # "contact", "company", "contactemail", "companydomain"
     last_id: int = 0
     refreshed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 

@@ -383,17 +383,17 @@ def refresh_index(session: Session, *, changed: bool = False, indexed: Indexed |
     now = utcnow()
     done = 0
     session.flush()  # the reads below go past the ORM (thousands of ids after an import's batch)
-    contact_state, company_state, email_state = (
-        _state(session, s) for s in ("contact", "company", "contactemail")
+    contact_state, company_state, email_state, domain_state = (
+        _state(session, s) for s in ("contact", "company", "contactemail", "companydomain")
     )
     since = contact_state.refreshed_at
     new_contacts = _ids_after(session, Contact, contact_state.last_id)
-    new_emails = cast(list[tuple[int, int]], session.connection().execute(
-        select(col(ContactEmail.id), col(ContactEmail.contact_id)).where(col(ContactEmail.id) > email_state.last_id)
-    ).all())
+    new_emails = _owners_after(session, col(ContactEmail.id), col(ContactEmail.contact_id), email_state.last_id)
     contact_ids = set(new_contacts) | {cid for _, cid in new_emails}
     added_companies = _ids_after(session, Company, company_state.last_id)
-    new_companies = set(added_companies)
+    # a domain given to a company it knew already (by an import) changes its terms too
+    new_domains = _owners_after(session, col(CompanyDomain.id), col(CompanyDomain.company_id), domain_state.last_id)
+    new_companies = set(added_companies) | {cid for _, cid in new_domains}
     if changed:
         contact_ids |= _ids_updated_since(session, Contact, since)
         new_companies |= _ids_updated_since(session, Company, since)
@@ -407,9 +407,10 @@ def refresh_index(session: Session, *, changed: bool = False, indexed: Indexed |
     contact_state.last_id = max(new_contacts, default=contact_state.last_id)
     company_state.last_id = max(added_companies, default=company_state.last_id)
     email_state.last_id = max((eid for eid, _ in new_emails), default=email_state.last_id)
+    domain_state.last_id = max((did for did, _ in new_domains), default=domain_state.last_id)
     if changed:
         contact_state.refreshed_at = company_state.refreshed_at = now
-    session.add_all([contact_state, company_state, email_state])
+    session.add_all([contact_state, company_state, email_state, domain_state])
     session.flush()
     return done
 
@@ -430,6 +431,15 @@ def _ids_after(session: Session, model: type[Contact] | type[Company], last_id: 
     newest = select(func.max(model.id)).scalar_subquery()
     statement = select(col(model.id)).where(col(model.id) > last_id, col(model.id) <= newest)
     return cast(list[int], list(session.connection().execute(statement).scalars()))
+
+
+def _owners_after(
+    session: Session, row_id: Mapped[int | None], owner_id: Mapped[int], last_id: int
+) -> list[tuple[int, int]]:
+    """(id, owner id) of the addresses or domains added since `last_id`: their contact or company
+    gained a term."""
+    statement = select(row_id, owner_id).where(row_id > last_id)
+    return cast(list[tuple[int, int]], session.connection().execute(statement).all())
 
 
 def _ids_updated_since(session: Session, model: type[Contact] | type[Company], since: datetime) -> set[int]:

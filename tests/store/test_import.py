@@ -523,6 +523,40 @@ def test_imported_contacts_are_indexed_as_a_rebuild_would_index_them(
     assert built == _index(engine)
 
 
+@pytest.mark.parametrize(("entity", "teaching"), [
+    ("contacts", "Email,First Name,Last Name,Company Name\njana@kovozlin.example,Jana,Dvořák,Kovo Zlín\n"),
+    ("companies", "Company Name,Domain\nKovo Zlín,kovozlin.example\n"),
+])
+def test_regression_a_domain_an_import_gives_an_existing_company_is_searchable(
+    engine: Engine, tmp_path: Path, entity: str, teaching: str
+) -> None:
+    """An import that gave a company it already had a new domain wrote the domain but not its
+    search terms (only new companies were indexed): `find kovozlin` found Jana by her own address
+    but not Petr, whose company it is too, and the index differed from a rebuilt one."""
+    first = tmp_path / "first.csv"
+    first.write_text("Email,First Name,Last Name,Company Name\npetr@gmail.com,Petr,Novák,Kovo Zlín\n",
+                     encoding="utf-8")
+    assert import_csv(engine, "contacts", first).imported == 1
+    second = tmp_path / "second.csv"
+    second.write_text(teaching, encoding="utf-8")
+    report = import_csv(engine, entity, second)
+    assert report.rejected == []
+    _assert_petr_is_found_by_his_companys_new_domain(engine)
+
+
+def _assert_petr_is_found_by_his_companys_new_domain(engine: Engine) -> None:
+    """Petr's free-mail address says nothing of Kovo Zlín; its domain, given later, finds him, and
+    the index is the one rebuilt from the database."""
+    with Session(engine) as session:
+        assert session.exec(select(CompanyDomain.domain)).all() == ["kovozlin.example"]
+        assert session.exec(select(func.count()).select_from(Company)).one() == 1
+        assert "Petr Novák" in [hit.name for hit in search_contacts(session, "kovozlin")]
+    built = _index(engine)
+    with session_scope(engine) as session:
+        rebuild_index(session)
+    assert built == _index(engine)
+
+
 def test_a_row_with_bytes_that_are_not_utf8_is_rejected_alone(engine: Engine, tmp_path: Path) -> None:
     """Guards the per-file check for undecodable bytes: only the rows holding them are searched."""
     path = tmp_path / "latin1.csv"
