@@ -1181,7 +1181,7 @@ def _write_contacts(
     except SQLAlchemyError:
         pass
     outcomes: list[tuple[int, str]] = []
-    indexed = Indexed()
+    indexed = Indexed()  # contacts only: a later row may give a company an earlier row created a domain
     with session_scope(bind) as session:
         for contact in checked:
             indexed_here = Indexed()
@@ -1191,7 +1191,7 @@ def _write_contacts(
                     written = write_contacts(session, [contact], indexed_here, held_here, actor=ctx.actor,
                                              now=ctx.now, source=ctx.source)
                     outcomes.extend((contact.line, o) for o in written)
-                indexed.add(indexed_here)
+                indexed.contacts |= indexed_here.contacts
                 ctx.report.warnings += held_here
             except SQLAlchemyError as exc:
                 outcomes.append((contact.line, _refused(exc)))

@@ -268,10 +268,6 @@ class Indexed:
     contacts: set[int] = field(default_factory=set)
     companies: set[int] = field(default_factory=set)
 
-    def add(self, other: Indexed) -> None:
-        self.contacts |= other.contacts
-        self.companies |= other.companies
-
 
 INDEX_CHUNK = 1000  # contacts or companies (re)indexed per round of statements
 

@@ -544,6 +544,17 @@ def test_regression_a_domain_an_import_gives_an_existing_company_is_searchable(
     _assert_petr_is_found_by_his_companys_new_domain(engine)
 
 
+def test_regression_a_domain_given_after_a_refused_row_is_searchable(engine: Engine, tmp_path: Path) -> None:
+    """Guards the row-by-row retry of a batch the database refused (a NUL on PostgreSQL): Petr's row
+    made Kovo Zlín, Jana's gave it her domain, and the index, told the company was indexed with
+    Petr's row, left that domain out."""
+    path = tmp_path / "c.csv"
+    path.write_text("Email,First Name,Last Name,Company Name\npetr@gmail.com,Petr,Novák,Kovo Zlín\n"
+                    "bob@x.example,B\x00ob,,\njana@kovozlin.example,Jana,Dvořák,Kovo Zlín\n", encoding="utf-8")
+    import_csv(engine, "contacts", path)
+    _assert_petr_is_found_by_his_companys_new_domain(engine)
+
+
 def _assert_petr_is_found_by_his_companys_new_domain(engine: Engine) -> None:
     """Petr's free-mail address says nothing of Kovo Zlín; its domain, given later, finds him, and
     the index is the one rebuilt from the database."""
