@@ -10,6 +10,7 @@ category and the language components all read the tokens' lower-case ids:
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, cast
 
@@ -17,6 +18,11 @@ import numpy as np
 from spacy.attrs import IS_ALPHA, LOWER
 from spacy.strings import StringStore
 from spacy.tokens import Doc
+
+# spaCy's import adds a stream handler of its own: beside the application's, every spaCy log line
+# came out twice. Its records still reach the application's handlers. Here: every module of ours
+# that imports spaCy imports this one.
+logging.getLogger("spacy").handlers.clear()
 
 TEXT_KEY = "rapport_text"
 BATCH_KEY = "rapport_batch"

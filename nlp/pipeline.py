@@ -27,6 +27,7 @@ from nlp.doctext import (
     set_extensions,
 )
 from nlp.entities import EntityPattern, EntityPatternError, EntityRecognizer
+from nlp.labels import ModelError, is_model_dir, missing_model
 from nlp.language import DEFAULT_LANGUAGES, LanguageDetectorComponent, UnknownLanguageError
 from nlp.training import TEXTCAT_MODEL, EvalResult, TrainSettings, evaluate_pipeline, train
 
@@ -74,10 +75,6 @@ class Classification:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class ModelError(RuntimeError):
-    """A model cannot be loaded; the message says which and why, for a user."""
 
 
 class CategoryComponent:
@@ -258,7 +255,7 @@ def load_classifier(
     """
     if model is None:
         nlp = _load_path(active_model_path(cache_dir, deployment=deployment, progress=progress))
-    elif isinstance(model, Path) or Path(model).expanduser().is_dir():
+    elif is_model_dir(model):
         nlp = _load_path(Path(model).expanduser())
     else:
         nlp = _load_installed(str(model), cache_dir, deployment, progress)
@@ -293,7 +290,7 @@ def _load_installed(
     try:
         nlp = spacy.load(name)
     except OSError:
-        raise ModelError(f"no installed spaCy pipeline or model directory named {name!r}") from None
+        raise missing_model(name) from None
     if "textcat" not in nlp.pipe_names:
         # Category comes from Rapport's own textcat; the user's pipeline adds tagging, NER etc.
         rapport_nlp = _load_path(active_model_path(cache_dir, deployment=deployment, progress=progress))

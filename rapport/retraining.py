@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import nlp
-from nlp.retrain import RETRAIN_TOLERANCE
+from nlp.retraining import RETRAIN_TOLERANCE
 from rapport.errors import RapportError
 from rapport.wiring import Runtime
 from store.corrections import corrections_by_language_and_category, last_correction_id, training_corrections

@@ -224,3 +224,16 @@ def model_dir(request: pytest.FixtureRequest) -> Path:
     cache = Path(request.config.cache.mkdir("rapport-models"))
     ensure_default_model(cache)
     return cache
+
+
+@pytest.fixture(scope="session")
+def our_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A team's own model (`rapport nlp train` on its own labels): German returns and warranty
+    claims, none of Rapport's categories. Its directory is what `[nlp] model` names."""
+    import nlp
+
+    rows = [(f"Rücksendung von Bestellung {i}, bitte Etikett schicken", "returns_de") for i in range(8)]
+    rows += [(f"The kettle broke after {i} weeks, is it under warranty?", "warranty") for i in range(8)]
+    out = tmp_path_factory.mktemp("our-model") / "model"
+    nlp.train(rows, dev=None, out_dir=out, epochs=1, model_version="our-model")
+    return out

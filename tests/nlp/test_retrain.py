@@ -9,7 +9,7 @@ import pytest
 
 import nlp
 from nlp.data import shipped_examples
-from nlp.retrain import RETRAIN_TOLERANCE
+from nlp.retraining import RETRAIN_TOLERANCE
 from nlp.training import TEXTCAT_MODEL
 
 
