@@ -39,13 +39,13 @@ from store.reps import reps_and_teams
 from store.validation import (
     CATEGORIES,
     SKILL_SYNONYMS,
-    SKILLS_KNOWN,
     Invalid,
     check_email,
     check_timezone,
     check_working_hours,
     normal_email,
     read_skills,
+    unknown_skills,
 )
 
 CONFIG_ENV = ENV_NAMES["config_file"]
@@ -270,11 +270,12 @@ class RepConfig(_Section):
 
     @field_validator("skills")
     @classmethod
-    def _skills(cls, value: list[str]) -> list[str]:
-        skills, unknown = read_skills(value)  # the import's reading: invoice, payment -> billing
-        if unknown:
-            raise ValueError(f"unknown skills {', '.join(unknown)}; {SKILLS_KNOWN}")
-        return skills
+    def _skills(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        names = _names(info)
+        skills, unknown = read_skills(value, names.categories)  # the import's reading: invoice, payment -> billing
+        if unknown and names.all_categories:
+            raise ValueError(unknown_skills(unknown, names.categories))
+        return skills + unknown  # a model not readable here may give them: checked once it is loaded
 
 
 @dataclass(frozen=True)
@@ -295,7 +296,7 @@ class _Names:
     languages: list[str]
     categories: list[str]
     all_reps: bool  # False: reps imported into the database may have other emails and teams
-    all_categories: bool  # False: a custom model ([nlp] model) may have other categories
+    all_categories: bool  # False: [nlp] model could not be read here, and may give other categories
 
     @classmethod
     def read(cls, data: Mapping[str, Any], known: Known = Known()) -> _Names:
@@ -307,16 +308,34 @@ class _Names:
         for email, team in known.reps or ():  # the file's reps are in the database too
             emails += [] if email in emails else [email]
             teams |= {team} if team else set()
-        # the default model's categories are known; a custom model's only once it is loaded
-        custom_model = bool(nlp.get("model"))
-        categories = known.categories if known.categories is not None else [] if custom_model else CATEGORIES
+        categories = known.categories
+        if categories is None:
+            try:
+                categories = known_categories(str(nlp["model"]) if nlp.get("model") else None)
+            except ConfigError:  # a model not readable here: its categories are checked once it is loaded
+                pass
         return cls(emails=emails, teams=sorted(teams), languages=[str(code) for code in _items(languages)],
-                   categories=list(categories), all_reps=known.reps is not None,
-                   all_categories=known.categories is not None or not custom_model)
+                   categories=list(categories or []), all_reps=known.reps is not None,
+                   all_categories=categories is not None)
 
     @property
     def reps_from(self) -> str:
         return "under [[reps]] or in the database" if self.all_reps else "under [[reps]]"
+
+
+def known_categories(model: str | None) -> tuple[str, ...]:
+    """The categories there are: those of the model `[nlp] model` names, read from what it saved
+    without loading it (nor spaCy), else Rapport's own (its default model, and a database's
+    retrain of it, learn the shipped categories). Every check of a category asks this; a
+    ConfigError when the model cannot be read."""
+    if not model:
+        return CATEGORIES
+    from nlp import ModelError, saved_categories
+
+    try:
+        return tuple(saved_categories(model) or CATEGORIES)  # a pipeline without textcat gets Rapport's
+    except ModelError as exc:
+        raise ConfigError(f"[nlp] model: {exc}") from None
 
 
 def _items(value: Any) -> list[Any]:

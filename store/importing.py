@@ -22,7 +22,7 @@ import csv
 import io
 import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -55,7 +55,7 @@ from store.search import Indexed, index_contacts, index_new_companies, index_new
 from store.stages import RuleMove, apply_order, import_move, move_contact
 from store.types import utcnow
 from store.validation import (
-    SKILLS_KNOWN,
+    CATEGORIES,
     Invalid,
     check_choice,
     check_created_at,
@@ -70,6 +70,7 @@ from store.validation import (
     is_free_mail,
     read_skills,
     split_list,
+    unknown_skills,
 )
 
 ENTITIES = ("contacts", "companies", "reps", "orders")
@@ -452,6 +453,7 @@ class Context:
     actor: Actor  # who runs the import: the audit log names them for every consent and stage it changes
     now: datetime  # the import's clock: what it stamps (consents, moves, updates)
     source: str  # the file's name, which the moves it makes give as their reason
+    categories: Sequence[str]  # what a rep's skill may be: the model's categories
 
 
 def row_context(row: dict[str, str], ctx: Context) -> Context:
@@ -837,9 +839,9 @@ def check_rep(row: dict[str, str], line: int, ctx: Context) -> dict[str, Any]:
     if row.get("team"):
         fields["team"] = row["team"]
     if row.get("skills"):
-        fields["skills"], unknown = read_skills(split_list(row["skills"]))
+        fields["skills"], unknown = read_skills(split_list(row["skills"]), ctx.categories)
         if unknown:
-            ctx.report.warnings.append(Rejected(line, f"unknown skills {', '.join(unknown)} left out; {SKILLS_KNOWN}"))
+            ctx.report.warnings.append(Rejected(line, unknown_skills(unknown, ctx.categories, left_out=True)))
     if row.get("languages"):
         fields["languages"] = [lang.lower() for lang in split_list(row["languages"])]
     if row.get("timezone"):
@@ -1015,13 +1017,15 @@ def import_csv(
     privacy_key: str | None = None,
     actor: Actor | None = None,
     now: datetime | None = None,
+    categories: Sequence[str] = CATEGORIES,
 ) -> ImportReport:
     """Import `path` as `entity` (contacts, companies, reps, orders); see the module doc.
 
     The rows of a person erased on request (contacts and orders by the address's keyed hash,
     store.privacy) are skipped and counted (`ImportReport.erased`), never imported again.
     `actor` (default: the person at this command line) is who the audit log names; `now` is
-    the import's clock (default: the real time): consents, moves and updates carry it."""
+    the import's clock (default: the real time): consents, moves and updates carry it. A rep's
+    skills are `categories` (the model's; default: Rapport's own)."""
     if entity not in ENTITIES:
         raise ImportFileError(f"cannot import {entity!r}; choose one of {', '.join(ENTITIES)}")
     header, columns, rows = read_rows(path, entity)
@@ -1034,7 +1038,7 @@ def import_csv(
     report = ImportReport()
     report.ignored = [label for label, name in zip(header, columns, strict=True) if name not in USED[entity]]
     with read_session(engine) as session:
-        ctx = Context(report, Owners(session), actor or Actor.cli(), now or utcnow(), path.name)
+        ctx = Context(report, Owners(session), actor or Actor.cli(), now or utcnow(), path.name, categories)
     pending: dict[str, tuple[int, dict[str, str]]] = {}  # by the row's key: duplicates merge here
     read = 0
 

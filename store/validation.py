@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Sequence
 from datetime import MAXYEAR, UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -15,6 +16,8 @@ from store.models import ContactKind, Role, Stage
 EMAIL = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
 )
+# The categories of Rapport's own model (nlp.CATEGORIES; tests/test_contract.py): a team's own
+# model has its own, which the caller passes where a category is checked.
 CATEGORIES = (
     "order",
     "cancellation",
@@ -104,21 +107,33 @@ SKILL_SYNONYMS = {
     "partner": "partnership",
     "support": "general",
 }
-SKILLS_KNOWN = f"known skills: {', '.join(CATEGORIES)}"
 
 
-def read_skills(values: list[str]) -> tuple[list[str], list[str]]:
-    """(skills as categories, words that are none): `invoice|payment` is `billing`, once."""
+def check_category(value: str, categories: Sequence[str]) -> str:
+    """`value` when it is one of `categories`: the model's, which the caller knows (store knows no model)."""
+    if value not in categories:
+        raise Invalid(f"unknown category {value!r}; known categories: {', '.join(categories)}")
+    return value
+
+
+def read_skills(values: list[str], categories: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(skills as categories, words that are none of `categories`): `invoice|payment` is `billing`, once."""
     known: list[str] = []
     unknown: list[str] = []
+    by_word = {name.lower(): name for name in categories}
     for value in values:
         word = value.strip().lower()
-        category = SKILL_SYNONYMS.get(word, word)
-        if category not in CATEGORIES:
+        category = by_word.get(SKILL_SYNONYMS.get(word, word))
+        if category is None:
             unknown.append(value.strip())
         elif category not in known:
             known.append(category)
     return known, unknown
+
+
+def unknown_skills(unknown: Sequence[str], categories: Sequence[str], *, left_out: bool = False) -> str:
+    """What is wrong with skills that `read_skills` found to be no category (`left_out`: the rest was kept)."""
+    return f"unknown skills {', '.join(unknown)}{' left out' if left_out else ''}; known skills: {', '.join(categories)}"
 
 
 def check_choice(value: str, allowed: type[ContactKind] | type[Stage] | type[Role], what: str) -> str:

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from rapport.cli.common import console, err_console, print_json
-from store.validation import CATEGORIES
+from store.validation import CATEGORIES, Invalid, check_category
 
 if TYPE_CHECKING:
     import nlp
@@ -153,7 +153,9 @@ def correct(
     message: str = typer.Argument(
         ..., help="The message: its number in `rapport export messages`, or its Message-ID."
     ),
-    category: str = typer.Argument(..., help=f"The right category: {', '.join(CATEGORIES)}."),
+    category: str = typer.Argument(
+        ..., help=f"The right category: one the model gives ([nlp] model; Rapport's own: {', '.join(CATEGORIES)})."
+    ),
     by: str | None = typer.Option(None, "--by", help="The rep making the correction (email)."),
 ) -> None:
     """Fix a message's category; the conversation may get a new owner.
@@ -163,15 +165,18 @@ def correct(
     routing."""
     from inbox.corrections import apply_correction
     from rapport.cli.common import acting_person, runtime
+    from rapport.config import known_categories
     from rapport.errors import RapportError
     from rapport.wiring import routes
     from store.corrections import find_message
     from store.db import session_scope
     from store.reps import rep_by_email
 
-    if category not in CATEGORIES:
-        raise RapportError(f"unknown category {category!r}; choose one of {', '.join(CATEGORIES)}")
     rt = runtime()
+    try:
+        check_category(category, known_categories(rt.config.nlp.model))
+    except Invalid as exc:
+        raise RapportError(str(exc)) from None
     with session_scope(rt.engine) as session:
         found = find_message(session, message)
         if found is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -513,6 +515,39 @@ def test_a_custom_model_s_categories_take_an_sla_or_survey_days_and_a_typo_of_on
         f"{path}: `{section}.{key}.warranty`: not a category; did you mean `warrantee`? (got 'warranty')"]
     # the default (`feedback` owes no reply) is not the file's mistake when the model has no feedback
     assert name_problems(load_config(_write(tmp_path, model)), Known(reps=[], categories=labels)) == []
+
+
+def test_a_saved_custom_model_s_categories_are_known_to_the_file_and_skills_take_them(
+    tmp_path: Path, our_model: Path
+) -> None:
+    model = f'[nlp]\nmodel = "{our_model}"\n\n'
+    path = _write(tmp_path, model + REPS.replace('team = "sales"', 'skills = ["Warranty", "returns_de"]'))
+    assert load_config(path).reps[0].skills == ["warranty", "returns_de"]
+    # read from the model's saved labels: a category it does not give is refused at once, with the ones it does
+    problems = _problems(_write(tmp_path, model + REPS.replace('team = "sales"', 'skills = ["billing"]')))
+    assert "`reps[0].skills`: unknown skills billing; known skills: returns_de, warranty" in problems
+
+
+def test_a_model_not_readable_here_takes_any_skill_checked_once_the_model_is_loaded(tmp_path: Path) -> None:
+    model = '[nlp]\nmodel = "our-model"\n\n'  # e.g. a pipeline installed on the server only
+    path = _write(tmp_path, model + REPS.replace('team = "sales"', 'skills = ["returns_de", "warrantee"]'))
+    config = load_config(path)
+    assert config.reps[0].skills == ["returns_de", "warrantee"]
+    assert name_problems(config, Known(reps=[], categories=["returns_de", "warranty"])) == [
+        f"{path}: `reps[0].skills`: unknown skills warrantee; known skills: returns_de, warranty "
+        "(got ['returns_de', 'warrantee'])"]
+
+
+def test_the_slack_workers_learn_a_custom_model_s_categories_without_loading_spacy(
+    tmp_path: Path, our_model: Path
+) -> None:
+    """Every HTTP worker of `serve` builds the bot's options: importing spaCy there costs 55 MB each."""
+    path = _write(tmp_path, f'[nlp]\nmodel = "{our_model}"\n')
+    code = ("import sys; from pathlib import Path; from rapport.config import load_config; "
+            "from rapport.wiring import bot_options; "
+            f"print(list(bot_options(load_config(Path({str(path)!r}))).categories), 'spacy' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "['returns_de', 'warranty'] False"
 
 
 def test_config_check_names_a_misspelt_sla_category_beside_a_misspelt_route(tmp_path: Path) -> None:

@@ -11,9 +11,10 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
+from rapport.cli.common import runtime
 from rapport.cli.main import app
 from store.db import make_engine, read_session
-from store.models import Activity, ActivityKind, Consent
+from store.models import Activity, ActivityKind, Consent, Rep
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "csv"
 
@@ -99,3 +100,18 @@ def test_regression_a_reimport_after_an_erasure_skips_the_person_and_exits_0(dat
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
         assert f"{skipped} of erased people skipped" in result.stdout
+
+
+def test_reps_of_a_team_with_its_own_model_take_that_model_s_categories_as_skills(
+    database: str, our_model: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "rapport.toml").write_text(f'[nlp]\nmodel = "{our_model}"\n', encoding="utf-8")
+    runtime.cache_clear()
+    reps = tmp_path / "reps.csv"
+    reps.write_text("name,email,skills\nWalt,walt@shop.example,warranty|billing\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["import", "reps", str(reps), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["warnings"] == [
+        {"line": 2, "warning": "unknown skills billing left out; known skills: returns_de, warranty"}]
+    with read_session(make_engine(database)) as session:
+        assert session.exec(select(Rep.skills)).one() == ["warranty"]

@@ -4,24 +4,33 @@ and re-routes the conversation when routing gave it to the wrong rep."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
+from rapport.cli.common import runtime
 from rapport.cli.main import app
 from store.corrections import training_corrections
 from store.db import make_engine, session_scope
 from store.models import Assignment, Conversation, Correction, Message, Rep
 
 
-def test_correct_updates_the_message_and_keeps_training_data(database: str) -> None:
+def add_message(database: str, message_id: str, subject: str, text: str, category: str) -> Engine:
+    """A classified mail in its conversation; returns the database's engine."""
     engine = make_engine(database)
     with session_scope(engine) as session:
-        conversation = Conversation(subject="Where is my parcel?", category="billing")
+        conversation = Conversation(subject=subject, category=category)
         session.add(conversation)
         session.flush()
-        session.add(Message(conversation_id=conversation.id, message_id="<m1@x>", subject="Where is my parcel?",
-                            new_text="It has not arrived.", category="billing"))
+        session.add(Message(conversation_id=conversation.id, message_id=message_id, subject=subject,
+                            new_text=text, category=category))
+    return engine
+
+
+def test_correct_updates_the_message_and_keeps_training_data(database: str) -> None:
+    engine = add_message(database, "<m1@x>", "Where is my parcel?", "It has not arrived.", "billing")
     result = CliRunner().invoke(app, ["nlp", "correct", "m1@x", "delivery"])
     assert result.exit_code == 0, result.output
     assert "billing -> delivery" in result.output
@@ -38,6 +47,23 @@ def test_correct_refuses_unknown_messages_and_categories(database: str) -> None:
     assert result.exit_code != 0 and "no message" in str(result.exception or result.output)
     result = CliRunner().invoke(app, ["nlp", "correct", "1", "juggling"])
     assert result.exit_code != 0 and "unknown category" in str(result.exception or result.output)
+
+
+def test_correct_takes_the_categories_of_the_team_s_own_model_and_names_them_when_refusing(
+    database: str, our_model: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "rapport.toml").write_text(f'[nlp]\nmodel = "{our_model}"\n', encoding="utf-8")
+    runtime.cache_clear()
+    engine = add_message(database, "<k1@x>", "Wasserkocher kaputt", "Nach drei Wochen kaputt.", "returns_de")
+
+    result = CliRunner().invoke(app, ["nlp", "correct", "k1@x", "warranty"])
+    assert result.exit_code == 0, result.output
+    assert "returns_de -> warranty" in result.output
+    result = CliRunner().invoke(app, ["nlp", "correct", "k1@x", "delivery"])  # Rapport's own, not theirs
+    assert result.exit_code != 0
+    assert "unknown category 'delivery'; known categories: returns_de, warranty" in str(result.exception)
+    with Session(engine) as session:
+        assert session.exec(select(Message)).one().category == "warranty"
 
 
 def test_retrain_without_corrections_says_what_to_do(database: str) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -11,6 +13,8 @@ from sqlmodel import select
 from inbox.assign import Team, explain, unavailable_because
 from inbox.options import IngestOptions, Route
 from inbox.pipeline import FetchedMessage, process_batch
+from rapport.settings import load_settings
+from rapport.wiring import Runtime, ingest_options
 from store.assignments import ReassignError, open_load, reassign, record_assignment
 from store.db import session_scope
 from store.hours import is_working, parse_working_hours
@@ -295,3 +299,25 @@ def test_regression_unreadable_working_hours_never_mean_always_available() -> No
     team = Team([rep], {1: 0}, NOW, (), "triage")
     reason = unavailable_because(rep, team)
     assert reason is not None and "25:00 is not a time of day" in reason
+
+
+def test_a_skill_in_the_team_s_own_model_routes_that_category_to_the_rep(tmp_path: Path, our_model: Path) -> None:
+    """A team that trained its own model gives its reps skills in its own categories."""
+    config = tmp_path / "rapport.toml"
+    config.write_text(f'[nlp]\nmodel = "{our_model}"\n\n'
+                      '[[reps]]\nname = "Rita"\nemail = "rita@shop.example"\nskills = ["returns_de"]\n'
+                      'working_hours = "Mon-Sun 00:00-24:00"\n\n'
+                      '[[reps]]\nname = "Walt"\nemail = "walt@shop.example"\nskills = ["Warranty"]\n'
+                      'working_hours = "Mon-Sun 00:00-24:00"\n', encoding="utf-8")
+    rt = Runtime.load(load_settings(config_file=config, database_url=f"sqlite:///{tmp_path / 'rapport.db'}"))
+    engine = rt.create_database()  # with rapport.toml's reps
+    kettle = mail(subject="Kettle", body="The kettle broke after 3 weeks, is it under warranty?")
+    with session_scope(engine) as session:
+        process_batch(session, [FetchedMessage(kettle, "support@shop.example", "INBOX")], checkpoint=None,
+                      options=replace(ingest_options(rt), now=NOW), classifier=rt.classifier)
+    with session_scope(engine) as session:
+        [conversation] = session.exec(select(Conversation)).all()
+        [assignment] = session.exec(select(Assignment)).all()
+        owner = session.get(Rep, conversation.owner_id)
+        assert conversation.category == "warranty" and owner is not None and owner.email == "walt@shop.example"
+        assert assignment.rule == "skill" and owner.skills == ["warranty"]
