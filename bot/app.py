@@ -149,7 +149,8 @@ class RapportSlack:
                                                                                 keyword_prefix=self.prefix), None),
             "conv_answered": lambda s, rep, cid, _: (mark_answered(s, rep, cid, self.clock()), None),
             "conv_recategorise": lambda s, rep, cid, category: recategorise(
-                s, rep, cid, category, apply=self.options.apply_correction, now=self.clock()),
+                s, rep, cid, category, apply=self.options.apply_correction, categories=self.options.categories,
+                now=self.clock()),
             "conv_reassign": lambda s, rep, cid, to: reassign_conversation(
                 s, rep, cid, whole_number(to) or 0, self.clock(), keyword_prefix=self.prefix),
         }

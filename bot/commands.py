@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,7 +33,7 @@ from store.followups import create_followup, open_followups
 from store.models import ActivityKind, Contact, Rep
 from store.search import SearchHit, only_names, search_contacts
 from store.segments import SegmentParams
-from store.validation import Invalid
+from store.validation import CATEGORIES, Invalid
 
 log = logging.getLogger(__name__)
 SEGMENTS = ("top", "lapsed", "stalled", "partners")
@@ -51,6 +51,7 @@ class BotOptions:
     privacy_key: str | None = field(default=None, repr=False)  # RAPPORT_PRIVACY_KEY for erasures from Slack
     # Recategorise: record the correction and re-route (rapport binds the routing rules); None: not offered.
     apply_correction: CorrectionApplier | None = None
+    categories: Sequence[str] = CATEGORIES  # what a conversation may be recategorised to: the model's
     reply: ReplyOptions = field(default_factory=ReplyOptions)  # rapport.toml [reply] and the reps' signatures
 
 

@@ -6,7 +6,7 @@ problems and stale clicks (a follow-up already done) are outcomes, not errors.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -33,7 +33,7 @@ from store.models import (
     Message,
     Rep,
 )
-from store.validation import CATEGORIES, Invalid
+from store.validation import Invalid, check_category
 
 SNOOZES = ("1h", "tomorrow", "week")
 MAX_CALL_MINUTES = 24 * 60
@@ -117,13 +117,17 @@ class CorrectionApplier(Protocol):
 
 def recategorise(
     session: Session, rep: Rep, conversation_id: int, category: str, *, apply: CorrectionApplier | None,
-    now: datetime,
+    categories: Sequence[str], now: datetime,
 ) -> tuple[Outcome, Rep | None]:
-    """Fix a conversation's category (kept as training data); returns (outcome, the new owner if re-routed)."""
+    """Fix a conversation's category to one of `categories` (the model's), kept as training data;
+    returns (outcome, the new owner if re-routed)."""
     if apply is None:
         return _refused("Recategorising is not set up in this process."), None
-    if category not in CATEGORIES:
-        return _refused(f"Unknown category {escape(category)}."), None
+    try:
+        check_category(category, categories)
+    except Invalid as exc:
+        problem = escape(str(exc))
+        return _refused(f"{problem[:1].upper()}{problem[1:]}."), None
     conversation = session.get(Conversation, conversation_id)
     if conversation is None:
         return _refused("That conversation no longer exists."), None
@@ -357,5 +361,5 @@ def submit_note(session: Session, rep: Rep, view: dict[str, Any], now: datetime)
     return Submission(text=add_note(session, rep, target, text, now))
 
 
-def recategorise_options() -> list[tuple[str, str]]:
-    return [(category, category) for category in CATEGORIES]
+def recategorise_options(categories: Sequence[str]) -> list[tuple[str, str]]:
+    return [(category, category) for category in categories]

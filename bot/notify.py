@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol
 
 from rich.console import Console
@@ -79,6 +80,7 @@ from store.outbox import (
     dispatch,
 )
 from store.types import utcnow
+from store.validation import CATEGORIES
 
 log = logging.getLogger(__name__)
 METADATA_EVENT = "rapport_outbox"
@@ -343,23 +345,26 @@ def dispatch_outbox(
     on_sent: Callable[[Outgoing], None] | None = None,
     digest_links: DigestLinks | None = None,
     surveys: SurveyOptions | None = None,
+    categories: Sequence[str] = CATEGORIES,
 ) -> int:
     """Deliver due notification and digest rows once each; `on_sent` hears of each message (App Home refresh)."""
     return dispatch(engine, outbox_handlers(engine, sender, now=now, smtp=smtp, on_sent=on_sent,
-                                            digest_links=digest_links, surveys=surveys), now=now, limit=limit)
+                                            digest_links=digest_links, surveys=surveys, categories=categories),
+                    now=now, limit=limit)
 
 
 def outbox_handlers(
     engine: Engine, sender: Sender, *, now: datetime | None = None, smtp: SmtpOptions | None = None,
     on_sent: Callable[[Outgoing], None] | None = None, digest_links: DigestLinks | None = None,
-    surveys: SurveyOptions | None = None,
+    surveys: SurveyOptions | None = None, categories: Sequence[str] = CATEGORIES,
 ) -> list[Handler]:
-    """The Slack notifications' handler, the digests' (Slack and email), privacy exports (Slack files)
-    and survey mails (when `surveys` has SMTP; without, they wait)."""
+    """The Slack notifications' handler (a conversation's DM offers `categories`, the model's, to
+    recategorise to), the digests' (Slack and email), privacy exports (Slack files) and survey
+    mails (when `surveys` has SMTP; without, they wait)."""
     from bot.privacy import privacy_export_handler  # it builds on this module's SlackSender
 
     slack = sender if isinstance(sender, SlackSender) else None
-    return [notification_handler(engine, sender, now=now, on_sent=on_sent),
+    return [notification_handler(engine, sender, now=now, on_sent=on_sent, categories=categories),
             *digest_handlers(engine, slack=slack, smtp=smtp, links=digest_links, now=now),
             *([privacy_export_handler(engine, slack)] if slack is not None else []),
             *([survey_mail_handler(engine, surveys)] if surveys is not None and surveys.smtp is not None else [])]
@@ -367,16 +372,17 @@ def outbox_handlers(
 
 def notification_handler(
     engine: Engine, sender: Sender, *, now: datetime | None = None,
-    on_sent: Callable[[Outgoing], None] | None = None,
+    on_sent: Callable[[Outgoing], None] | None = None, categories: Sequence[str] = CATEGORIES,
 ) -> Handler:
     """Slack DMs. Each row is rendered and sent in a read-only session: Slack may take
     seconds (429 back-off), and on SQLite a writer would hold up every other writer that long."""
+    render = renderers(categories)
 
     def act(jobs: list[Job]) -> dict[int, Outcome]:
         [job] = jobs
         sent: list[Outgoing] = []
         with read_session(engine) as session:
-            result = deliver(session, job, sender, now=now or utcnow(), sent=sent)
+            result = deliver(session, job, sender, render=render, now=now or utcnow(), sent=sent)
         if on_sent is not None:
             for message in sent:
                 on_sent(message)
@@ -392,10 +398,12 @@ def _remember_slack_ids(session: Session, sent: list[Outgoing]) -> None:
 
 
 def deliver(
-    session: Session, job: Job, sender: Sender, *, now: datetime, sent: list[Outgoing] | None = None,
+    session: Session, job: Job, sender: Sender, *, render: dict[str, Renderer], now: datetime,
+    sent: list[Outgoing] | None = None,
 ) -> dict[str, Any]:
-    """Render one row from the database and send it; returns a small result stored on the row."""
-    messages = RENDERERS[job.payload.kind](session, job, now)
+    """Render one row from the database (`render`: each kind's renderer) and send it; returns a
+    small result stored on the row."""
+    messages = render[job.payload.kind](session, job, now)
     if not messages:
         return {"skipped": True}
     for message in messages:
@@ -409,7 +417,7 @@ def deliver(
 # --------------------------------------------------------------------------- renderers
 
 
-def render_assignment(session: Session, job: Job, now: datetime) -> list[Outgoing]:
+def render_assignment(session: Session, job: Job, now: datetime, *, categories: Sequence[str]) -> list[Outgoing]:
     payload = job.payload
     assert isinstance(payload, AssignmentDm)
     assignment = session.get(Assignment, payload.assignment_id)
@@ -420,14 +428,15 @@ def render_assignment(session: Session, job: Job, now: datetime) -> list[Outgoin
     if owner is None or not owner.active:
         return []
     message = session.get(Message, payload.message_id) if payload.message_id else None
-    blocks = assignment_blocks(session, conversation, message, assignment, now=now)
+    blocks = assignment_blocks(session, conversation, message, assignment, now=now, categories=categories)
     # the fallback text is a notification preview: escaped like the blocks (no <!channel> from a customer)
     subject = escape(clip(conversation.subject or "(no subject)", 80))
     return [Outgoing(owner, f"New email for you: {subject}", blocks, job.key)]
 
 
 def assignment_blocks(
-    session: Session, conversation: Conversation, message: Message | None, assignment: Assignment, *, now: datetime
+    session: Session, conversation: Conversation, message: Message | None, assignment: Assignment, *, now: datetime,
+    categories: Sequence[str],
 ) -> list[Block]:
     """The assignment DM: who wrote, about what, what the classifier thinks, why you, and buttons."""
     contact = session.get(Contact, conversation.contact_id) if conversation.contact_id else None
@@ -458,11 +467,11 @@ def assignment_blocks(
     if snippet:
         blocks.append(section("> " + escape(snippet).replace("\n", "\n> ")))
     blocks.append(context(f"*Why you:* {escape(assignment.reason)} (rule `{escape(assignment.rule)}`)"))
-    blocks.append(conversation_actions(session, conversation.id or 0))
+    blocks.append(conversation_actions(session, conversation.id or 0, categories))
     return blocks
 
 
-def conversation_actions(session: Session, conversation_id: int) -> Block:
+def conversation_actions(session: Session, conversation_id: int, categories: Sequence[str]) -> Block:
     reps = [(rep.name, str(rep.id)) for rep in active_reps(session)]
     value = str(conversation_id)
     elements = [
@@ -470,7 +479,7 @@ def conversation_actions(session: Session, conversation_id: int) -> Block:
         button("Mark answered", "conv_answered", value),
         button("Show conversation", "conv_thread", value),
         button("Reply", "conv_reply", value),
-        static_select("Recategorise…", "conv_recategorise", [(c, f"{value}:{v}") for c, v in recategorise_options()]),
+        static_select("Recategorise…", "conv_recategorise", [(c, f"{value}:{v}") for c, v in recategorise_options(categories)]),
     ]
     if reps:
         elements.append(static_select("Reassign to…", "conv_reassign", [(n, f"{value}:{r}") for n, r in reps]))
@@ -526,7 +535,7 @@ def render_reminder(session: Session, job: Job, now: datetime) -> list[Outgoing]
                      blocks, job.key)]
 
 
-def render_escalation(session: Session, job: Job, now: datetime) -> list[Outgoing]:
+def render_escalation(session: Session, job: Job, now: datetime, *, categories: Sequence[str]) -> list[Outgoing]:
     """A conversation past its SLA and unanswered: its owner and their managers hear once."""
     assert isinstance(job.payload, SlaEscalation)
     conversation = session.get(Conversation, job.payload.conversation_id)
@@ -541,7 +550,7 @@ def render_escalation(session: Session, job: Job, now: datetime) -> list[Outgoin
                 f"{escape(clip(conversation.subject or '(no subject)', 150))}"),
         context(f"Owner: {owner_text}", f"Category: `{escape(conversation.category or 'uncategorised')}`",
                 f"Opened {age(conversation.opened_at, now)} ago"),
-        conversation_actions(session, conversation.id or 0),
+        conversation_actions(session, conversation.id or 0, categories),
     ]
     return [Outgoing(rep, f"SLA missed: {escape(clip(conversation.subject, 80))}", blocks, f"{job.key}#{rep.id}")
             for rep in recipients.values() if rep is not None]
@@ -585,13 +594,20 @@ def render_consent_withdrawn(session: Session, job: Job, now: datetime) -> list[
                      f"{job.key}#{rep.id}") for rep in recipients]
 
 
-RENDERERS: dict[str, Callable[[Session, Job, datetime], list[Outgoing]]] = {
-    AssignmentDm.kind: render_assignment,
-    BacklogSummary.kind: render_backlog,
-    Reminder.kind: render_reminder,
-    Nudge.kind: render_reminder,
-    SlaEscalation.kind: render_escalation,
-    LowScore.kind: render_low_score,
-    ConsentWithdrawn.kind: render_consent_withdrawn,
-}
-SLACK_KINDS = tuple(RENDERERS)
+Renderer = Callable[[Session, Job, datetime], list[Outgoing]]
+
+
+def renderers(categories: Sequence[str]) -> dict[str, Renderer]:
+    """Each Slack kind's renderer; a conversation's buttons offer `categories` to recategorise to."""
+    return {
+        AssignmentDm.kind: partial(render_assignment, categories=categories),
+        BacklogSummary.kind: render_backlog,
+        Reminder.kind: render_reminder,
+        Nudge.kind: render_reminder,
+        SlaEscalation.kind: partial(render_escalation, categories=categories),
+        LowScore.kind: render_low_score,
+        ConsentWithdrawn.kind: render_consent_withdrawn,
+    }
+
+
+SLACK_KINDS = tuple(renderers(CATEGORIES))

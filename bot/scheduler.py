@@ -38,6 +38,7 @@ from store.segments import SegmentParams, create_post_purchase_followups
 from store.stages import advance_to_post_purchase
 from store.surveys import enqueue_due_surveys
 from store.types import utcnow
+from store.validation import CATEGORIES
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 15.0
@@ -73,6 +74,7 @@ class Scheduler:
     retention_batches: int = 20  # per tick: old mail is emptied over several ticks, in short transactions
     _retention_day: date | None = field(default=None, repr=False)  # the day retention last finished
     surveys: SurveyOptions | None = None  # None: no satisfaction surveys
+    categories: Sequence[str] = CATEGORIES  # a conversation's DM offers them to recategorise to: the model's
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -121,7 +123,8 @@ class Scheduler:
         notified: set[int] = set()
         result.delivered = dispatch_outbox(self.engine, self.sender, now=now, smtp=self.smtp, surveys=surveys,
                                            on_sent=lambda message: notified.add(message.rep.id or 0),
-                                           digest_links=digests.links if digests is not None else None)
+                                           digest_links=digests.links if digests is not None else None,
+                                           categories=self.categories)
         if self.handlers:
             result.delivered += dispatch(self.engine, self.handlers, now=now)
         changed = (reminded | notified) - {0}

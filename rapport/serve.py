@@ -96,7 +96,8 @@ class Service:
                                    digest_options=digest_options(self.rt.config, settings), smtp=smtp_options(settings),
                                    segment_params=segment_params(self.rt.config),
                                    on_change=self.slack.publish_home, handlers=[replies],
-                                   retention=retention(self.rt.config), surveys=surveys)
+                                   retention=retention(self.rt.config), surveys=surveys,
+                                   categories=self.slack.options.categories)
         if app_token is not None:
             self._start_socket_mode(app_token)
         http_mode = app_token is None

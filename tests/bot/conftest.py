@@ -158,22 +158,28 @@ def clock() -> Clock:
     return Clock()
 
 
-def make_runtime(database_url: str, slack: FakeSlack, **settings: Any) -> Runtime:
+def make_runtime(database_url: str, slack: FakeSlack, config: AppConfig | None = None, **settings: Any) -> Runtime:
     values: dict[str, Any] = {
         "database_url": database_url, "slack_bot_token": "xoxb-test-token", "slack_signing_secret": SECRET,
         "slack_api_url": slack.base_url, "http_port": 0, "config_file": Path("/nonexistent/rapport.toml"),
         **settings,
     }
-    return Runtime(settings=load_settings(**values), config=AppConfig(reps=REPS))
+    return Runtime(settings=load_settings(**values), config=config or AppConfig(reps=REPS))
 
 
 @pytest.fixture
-def service(database_url: str, fake_slack: FakeSlack, clock: Clock) -> Iterator[Service]:
+def config() -> AppConfig:
+    """The service's rapport.toml: the reps (a test module may override it)."""
+    return AppConfig(reps=REPS)
+
+
+@pytest.fixture
+def service(database_url: str, fake_slack: FakeSlack, clock: Clock, config: AppConfig) -> Iterator[Service]:
     """`rapport serve`'s Service in HTTP mode on loopback; the scheduler only ticks when a test says."""
     fake_slack.add_user("dave@nordlys.example", DAVE)
     fake_slack.add_user("alice@nordlys.example", ALICE)
     fake_slack.allow_mentions(ALICE, BOB, CAROL, DAVE)  # Rapport mentions its reps; nobody else may
-    rt = make_runtime(database_url, fake_slack)
+    rt = make_runtime(database_url, fake_slack, config)
     svc = Service(rt, host="127.0.0.1", port=0, clock=clock, scheduler_interval=3600, watch_mailboxes=False)
     svc.start()
     yield svc
