@@ -433,8 +433,9 @@ def _owners_after(
     session: Session, row_id: Mapped[int | None], owner_id: Mapped[int], last_id: int
 ) -> list[tuple[int, int]]:
     """(id, owner id) of the addresses or domains added since `last_id`: their contact or company
-    gained a term."""
-    statement = select(row_id, owner_id).where(row_id > last_id)
+    gained a term. Bounded by the newest id, as `_ids_after` is, so PostgreSQL reads the primary key."""
+    newest = select(func.max(row_id)).scalar_subquery()
+    statement = select(row_id, owner_id).where(row_id > last_id, row_id <= newest)
     return cast(list[tuple[int, int]], session.connection().execute(statement).all())
 
 
