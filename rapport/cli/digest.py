@@ -150,7 +150,8 @@ def _segment_command(name: str) -> None:
         _show_rows(name, rows, params)
 
     command.__doc__ = {
-        "top": "Top customers: highest order value over the last top_months months (top N and top decile).",
+        "top": ("Top customers: highest order value over the last `top_months` months (set in the segments "
+                "section of rapport.toml), top N and top decile."),
         "lapsed": "Lapsed customers to win back: bought repeatedly, then stopped.",
         "stalled": "Stalled prospects: evaluating, with no activity for too long.",
         "partners": "Partners without contact for too long.",

@@ -128,3 +128,10 @@ def test_the_readme_names_real_commands_and_options(span: str) -> None:
         options = {opt for param in leaf.params for opt in (*param.opts, *param.secondary_opts)}
         for option in re.findall(r"--[a-z][a-z-]*", span):
             assert option in options, f"{span}: {leaf.name} has no {option}"
+
+
+def test_segment_top_help_names_the_setting_behind_its_period() -> None:
+    """Regression: `segment top --help` read "over the last top_months months", a setting's name
+    in a sentence, without saying where it is set."""
+    result = CliRunner().invoke(app, ["segment", "top", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+    assert "over the last `top_months` months (set in the segments section of rapport.toml)" in result.output
