@@ -197,7 +197,8 @@ def snooze(session: Session, rep: Rep, followup_id: int, choice: str, now: datet
     followup = _own_followup(session, rep, followup_id)
     if followup is None:
         return _refused("That follow-up is not yours (or no longer exists).")
-    until = snooze_until(choice, tz=rep.timezone, now=now)
+    # from its due time when that is later: a snooze never brings a follow-up forward
+    until = snooze_until(choice, tz=rep.timezone, now=max(now, followup.due_at))
     if not snooze_followup(session, followup, until):
         return _refused(f"That follow-up is already {followup.status}.")
     return Outcome(f"Snoozed until {local_time(until, rep.timezone)}.")

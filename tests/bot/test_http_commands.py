@@ -412,3 +412,19 @@ def test_help_shows_done_and_snooze_by_a_followups_reference(slash: Any, seeded:
         _, answer = slash(f"help {name}")
         assert answer["text"].startswith(f"`/crm {name} FOLLOWUP|CONTACT")
         assert example in answer["text"]
+
+
+def test_regression_snooze_never_moves_a_followup_earlier(slash: Any, seeded: Seeded, engine: Any,
+                                                          clock: Clock) -> None:
+    """`snooze F4 tomorrow` on a follow-up due Friday answered "Snoozed until" the next morning: it
+    came back days sooner. A snooze counts from the later of now and the due time, typed or clicked."""
+    with Session(engine) as session:
+        friday = FollowUp(rep_id=rep_id(engine, "alice@nordlys.example"), contact_id=seeded.jan,
+                          due_at=clock.now + timedelta(days=4, hours=5), note="send the offer")  # Fri 15:00 CET
+        session.add(friday)
+        session.commit()
+        ref = f"F{friday.id}"
+    assert slash(f"snooze {ref} tomorrow")[1]["text"] == "Snoozed until Sat 28 Nov 2026 09:00 CET."
+    assert slash(f"snooze {ref} 1h")[1]["text"] == "Snoozed until Sat 28 Nov 2026 10:00 CET."
+    clock.advance(days=6)  # Sun 29 Nov, past due: from now again
+    assert slash(f"snooze {ref} 1h")[1]["text"] == "Snoozed until Sun 29 Nov 2026 11:00 CET."
