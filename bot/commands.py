@@ -22,10 +22,19 @@ from bot.dates import parse_when, split_when
 from bot.identity import can_see, can_see_contact, visible_owner_ids
 from bot.interactions import CorrectionApplier
 from bot.modals import followup_modal, log_call_modal
-from bot.reply import ReplyOptions, reply_command
+from bot.reply import REPLY_FORM, ReplyOptions, reply_command
 from bot.text import clip, escape, local_time
-from bot.thread import thread_command
-from bot.worklist import DONE_FORM, SNOOZE_FORM, answered_command, claim_command, done_command, snooze_command
+from bot.thread import THREAD_FORM, thread_command
+from bot.worklist import (
+    ANSWERED_FORM,
+    CLAIM_FORM,
+    DONE_FORM,
+    SNOOZE_FORM,
+    answered_command,
+    claim_command,
+    done_command,
+    snooze_command,
+)
 from store.activities import log_activity
 from store.audit import Actor, record_audit
 from store.contacts_view import contact_card
@@ -121,12 +130,12 @@ HELP = (
                                      "purchase, post purchase"),
     ("kind CONTACT KIND [REASON]", "make a contact a prospect, customer or partner"),
     ("note CONTACT|COMPANY TEXT", "add a note to a contact or a company; without text opens the note form"),
-    ("claim #CONVERSATION", "take a conversation from your team's queue (`my` shows the numbers)"),
-    ("answered #CONVERSATION", "mark a conversation answered: no reply is owed any more"),
+    (CLAIM_FORM, "take a conversation from your team's queue (`my` shows the numbers)"),
+    (ANSWERED_FORM, "mark a conversation answered: no reply is owed any more"),
     (DONE_FORM, "a follow-up is done: `done F17` (`my` shows the references), or my next open one with a contact"),
     (SNOOZE_FORM, "a follow-up comes back later: `snooze F17 tomorrow`, or my next open one with a contact"),
-    ("thread CONTACT|#CONVERSATION", "read a conversation's emails in order"),
-    ("reply #CONVERSATION TEXT", "answer the customer by email (you confirm before it is sent)"),
+    (THREAD_FORM, "read a conversation's emails in order"),
+    (REPLY_FORM, "answer the customer by email (you confirm before it is sent)"),
     ("privacy export|erase CONTACT", "managers: a person's data as a file in your DM, or erase them for good"),
     ("help [COMMAND]", "this list, or one command"),
 )

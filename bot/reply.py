@@ -1,6 +1,6 @@
 """Reply to the customer by email from Slack, exactly once.
 
-"Reply" (assignment DM, a conversation's modal) and `/crm reply CONVERSATION TEXT`
+"Reply" (assignment DM, a conversation's modal) and `/crm reply #CONVERSATION TEXT`
 open one modal: the customer's last message, the recipients and subject, the
 text and the rep's signature; nothing leaves before the rep presses "Send to
 customer". The submission stores the outbound message with its Message-ID and an
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from bot.commands import Ctx
 
 REPLY_CALLBACK = "email_reply"
+REPLY_FORM = "reply #CONVERSATION TEXT"
 SEND_LABEL = "Send to customer"
 SIGNATURE_SEPARATOR = "\n\n-- \n"  # the usual "-- " line: mail clients fold what follows
 NOT_SET_UP = "Replies by email are not set up here: an admin sets RAPPORT_SMTP_HOST (see the README)."
@@ -122,7 +123,7 @@ def reply_command(ctx: Ctx, args: list[str]) -> Reply:
 
     target = read_reference(args[0], bare="conversation") if args else None
     if target is None or target.kind != "conversation":
-        return usage(ctx, "reply CONVERSATION TEXT", names_other(target, "conversation")
+        return usage(ctx, REPLY_FORM, names_other(target, "conversation")
                      + "E.g. `reply #42 Thanks, the toner is on its way.` "
                      "(the number is shown in the conversation and in `thread`)")
     view = reply_view(ctx.session, ctx.rep, target.id, ctx.options.reply, text=" ".join(args[1:]).strip() or None)

@@ -2,7 +2,7 @@
 
 Each message shows its direction, sender, time and new text (quoted history
 folded), its attachments by name and size. Every text from mail is escaped.
-`/crm thread CONTACT|CONVERSATION` opens the same modal.
+`/crm thread CONTACT|#CONVERSATION` opens the same modal.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ PAGE_SIZE = 8  # messages per page: 4 blocks each stays far below a modal's 100
 MESSAGE_TEXT = 2500  # characters of one message's text (a section holds 3,000)
 THREAD_CALLBACK = "conversation_thread"
 NOTICE_CALLBACK = "rapport_notice"
-THREAD_FORM = "thread CONTACT|CONVERSATION"
+THREAD_FORM = "thread CONTACT|#CONVERSATION"
 THREAD_HINT = "E.g. `thread #42` or `thread stastny`."
 
 

@@ -31,20 +31,22 @@ from store.models import FollowUp
 if TYPE_CHECKING:
     from bot.commands import Ctx
 
+CLAIM_FORM = "claim #CONVERSATION"
+ANSWERED_FORM = "answered #CONVERSATION"
 DONE_FORM = "done FOLLOWUP|CONTACT"
 SNOOZE_FORM = f"snooze FOLLOWUP|CONTACT {'|'.join(SNOOZES)}"
 
 
 def claim_command(ctx: Ctx, args: list[str]) -> Reply:
     """`claim #42`: the conversation becomes mine, as the Claim button does."""
-    return _on_conversation(ctx, args, "claim", "conv_claim",
+    return _on_conversation(ctx, args, CLAIM_FORM, "conv_claim",
                             lambda session, rep, number, now: claim_conversation(
                                 session, rep, number, now, keyword_prefix=ctx.options.keyword_prefix))
 
 
 def answered_command(ctx: Ctx, args: list[str]) -> Reply:
     """`answered #42`: no reply is owed any more, as the Mark answered button says."""
-    return _on_conversation(ctx, args, "answered", "conv_answered", mark_answered)
+    return _on_conversation(ctx, args, ANSWERED_FORM, "conv_answered", mark_answered)
 
 
 def done_command(ctx: Ctx, args: list[str]) -> Reply:
@@ -64,12 +66,13 @@ def snooze_command(ctx: Ctx, args: list[str]) -> Reply:
                         lambda session, rep, followup_id, now: snooze(session, rep, followup_id, choice, now))
 
 
-def _on_conversation(ctx: Ctx, args: list[str], name: str, action: str, act: FollowUpAct) -> Reply:
+def _on_conversation(ctx: Ctx, args: list[str], form: str, action: str, act: FollowUpAct) -> Reply:
     from bot.commands import usage
 
     target = read_reference(args[0], bare="conversation") if len(args) == 1 else None
     if target is None or target.kind != "conversation":
-        return usage(ctx, f"{name} #CONVERSATION",
+        name = form.split()[0]
+        return usage(ctx, form,
                      names_other(target, "conversation") + f"E.g. `{name} #42` (`my` shows the numbers).")
     return _reply(_act_on(ctx, target, action, act))
 

@@ -428,3 +428,15 @@ def test_regression_snooze_never_moves_a_followup_earlier(slash: Any, seeded: Se
     assert slash(f"snooze {ref} 1h")[1]["text"] == "Snoozed until Sat 28 Nov 2026 10:00 CET."
     clock.advance(days=6)  # Sun 29 Nov, past due: from now again
     assert slash(f"snooze {ref} 1h")[1]["text"] == "Snoozed until Sun 29 Nov 2026 11:00 CET."
+
+
+def test_a_commands_usage_and_its_help_spell_its_form_alike(slash: Any, seeded: Seeded) -> None:
+    """`thread` answered a mistake with `thread CONTACT|CONVERSATION` and `reply` with `reply
+    CONVERSATION TEXT`, while `help` wrote `#CONVERSATION`: a command's form is one constant that
+    its usage message and `help` both show."""
+    for name, wrong in (("claim", "claim"), ("answered", "answered stastny"), ("thread", "thread"),
+                        ("reply", "reply"), ("done", "done"), ("snooze", "snooze stastny")):
+        usage = slash(wrong)[1]["text"].removeprefix("Usage: ")
+        help_form = slash(f"help {name}")[1]["text"].split("`")[1]
+        assert usage == help_form, name
+        assert "CONVERSATION" not in usage or "#CONVERSATION" in usage, name
