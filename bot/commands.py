@@ -132,7 +132,7 @@ HELP = (
     ("note CONTACT|COMPANY TEXT", "add a note to a contact or a company; without text opens the note form"),
     (CLAIM_FORM, "take a conversation from your team's queue (`my` shows the numbers)"),
     (ANSWERED_FORM, "mark a conversation answered: no reply is owed any more"),
-    (DONE_FORM, "a follow-up is done: `done F17` (`my` shows the references), or my next open one with a contact"),
+    (DONE_FORM, "a follow-up is done: `done F17` (`followups` lists the references), or my next open one with a contact"),
     (SNOOZE_FORM, "a follow-up comes back later: `snooze F17 tomorrow`, or my next open one with a contact"),
     (THREAD_FORM, "read a conversation's emails in order"),
     (REPLY_FORM, "answer the customer by email (you confirm before it is sent)"),

@@ -169,7 +169,8 @@ def thread_command(ctx: Ctx, args: list[str]) -> Reply:
 
     if not args:
         return usage(ctx, THREAD_FORM, THREAD_HINT)
-    target = read_reference(args[0], bare="conversation")
+    # a reference only alone: `thread F1 Motors` names a contact
+    target = read_reference(args[0], bare="conversation") if len(args) == 1 else None
     if target is not None and target.kind != "conversation":
         return usage(ctx, THREAD_FORM, names_other(target, "conversation") + THREAD_HINT)
     if target is not None:

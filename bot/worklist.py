@@ -3,8 +3,8 @@ Home do, typed, so that a rep works the queue from a command or from `rapport ch
 nothing can be clicked. Each calls the same function as its button (bot.interactions), after the
 same permission check (bot.access.may_act), and is audited under the same name.
 
-Records are typed as `my` shows them: a conversation `#42`, a follow-up `F17` (read by
-bot.references); a follow-up may also be named by its contact."""
+Records are typed as `my` and `followups` show them: a conversation `#42`, a follow-up `F17`
+(read by bot.references), alone; a follow-up may also be named by its contact."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from bot.interactions import (
     mark_answered,
     snooze,
 )
-from bot.references import names_other, read_reference
+from bot.references import followup_ref, names_other, read_reference
 from bot.text import clip, escape
 from store.audit import OK, REFUSED, record_audit
 from store.followups import open_followups_with
@@ -80,15 +80,16 @@ def _on_conversation(ctx: Ctx, args: list[str], form: str, action: str, act: Fol
 def _on_followup(ctx: Ctx, args: list[str], form: str, action: str, act: FollowUpAct) -> Reply:
     from bot.commands import resolve_contact, usage
 
-    target = read_reference(args[0]) if args else None
+    # a reference only alone: `done F1 Motors` names a contact
+    target = read_reference(args[0]) if len(args) == 1 else None
     if not args or (target is not None and target.kind != "followup"):
         return usage(ctx, form, names_other(target, "followup")
-                     + "Name the follow-up (`F17`: `my` shows them) or the contact it is about.")
+                     + "Name the follow-up (`F17`: `followups` lists them) or the contact it is about.")
     hit, rest = None, args[1:]
     if target is None:
         hit, rest, problem = resolve_contact(ctx, args)
         if problem is not None:
-            return problem
+            return _with_followup_hint(problem, args[0])
     if rest:
         return usage(ctx, form, f"I don't know what `{escape(clip(' '.join(rest), 40))}` means here")
     if hit is None:
@@ -104,6 +105,15 @@ def _on_followup(ctx: Ctx, args: list[str], form: str, action: str, act: FollowU
     outcome = _act_on(ctx, Target("followup", mine[0].id), action, act, contact_id=hit.contact_id)
     more = f" ({len(mine) - 1} more open with {escape(hit.name)})" if len(mine) > 1 else ""
     return _reply(Outcome(outcome.text + more, outcome.ok))
+
+
+def _with_followup_hint(problem: Reply, word: str) -> Reply:
+    """`problem` with how to write a follow-up when `word` looks like one (`done 4`, `done F4 now`)."""
+    target = read_reference(word, bare="followup")
+    if target is None or target.kind != "followup":
+        return problem
+    hint = f"A follow-up is written `{followup_ref(target.id)}`, on its own (`followups` lists them)."
+    return Reply(f"{problem.text} {hint}", [*problem.blocks, section(hint)], ok=problem.ok)
 
 
 def _act_on(ctx: Ctx, target: Target, action: str, act: FollowUpAct, *, contact_id: int | None = None) -> Outcome:

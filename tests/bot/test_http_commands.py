@@ -361,7 +361,7 @@ def test_a_followup_without_a_contact_is_done_and_snoozed_by_the_reference_my_sh
     wrong_kind = all_text(slash(f"done #{conversation}")[1]["blocks"])
     assert f"`#{conversation}` names a conversation" in wrong_kind and "F17" in wrong_kind
     assert f"`{ref}` names a follow-up" in all_text(slash(f"claim {ref}")[1]["blocks"])
-    assert "Usage" in slash(f"done {ref} now")[1]["text"]
+    assert "A follow-up is written `" + ref + "`, on its own" in slash(f"done {ref} now")[1]["text"]
     assert slash(f"done {ref}")[1]["text"].startswith("Done.")
     assert "already done" in slash(f"done {ref}")[1]["text"]
 
@@ -428,6 +428,39 @@ def test_regression_snooze_never_moves_a_followup_earlier(slash: Any, seeded: Se
     assert slash(f"snooze {ref} 1h")[1]["text"] == "Snoozed until Sat 28 Nov 2026 10:00 CET."
     clock.advance(days=6)  # Sun 29 Nov, past due: from now again
     assert slash(f"snooze {ref} 1h")[1]["text"] == "Snoozed until Sun 29 Nov 2026 11:00 CET."
+
+
+def test_followup_hints_point_to_followups_and_a_bare_number_to_its_f_reference(
+        slash: Any, seeded: Seeded) -> None:
+    """The hints said `my` shows follow-up references, but `my` lists only the due ones; and
+    `done 4` answered only "No contact matches 4." The hints name `followups`, which lists them all,
+    and a number that names no contact is answered with how a follow-up is written."""
+    for typed in ("done", "snooze tomorrow", "help done"):
+        assert "`followups` lists" in all_text(slash(typed)[1]["blocks"]), typed
+    for typed, ref in (("done 4", "F4"), ("snooze 12 1h", "F12")):
+        _, answer = slash(typed)
+        assert answer["text"].startswith(f"No contact matches {typed.split()[1]}."), typed
+        assert f"A follow-up is written `{ref}`, on its own" in all_text(answer["blocks"]), typed
+    assert "A follow-up is written" not in all_text(slash("done nobody")[1]["blocks"])
+
+
+def test_regression_a_contact_whose_name_starts_like_a_followup_reference_is_found(
+        slash: Any, seeded: Seeded, engine: Any, clock: Clock) -> None:
+    """`done F1 Motors` read `F1` as a follow-up's reference and refused the rest. A reference is
+    read only when it is the whole argument (for snooze, all before the choice); else the words
+    name a contact, as before."""
+    alice = rep_id(engine, "alice@nordlys.example")
+    with Session(engine) as session:
+        motors = Contact(name="F1 Motors", owner_id=alice)
+        session.add(motors)
+        session.flush()
+        assert motors.id is not None
+        session.add(FollowUp(rep_id=alice, contact_id=motors.id, due_at=clock.now, note="renewal"))
+        refresh_index(session)
+        session.commit()
+    assert slash("snooze F1 Motors 1h")[1]["text"].startswith("Snoozed until Mon 23 Nov 2026 11:00 CET")
+    assert slash("done F1 Motors")[1]["text"].startswith("Done.")
+    assert slash("thread F1 Motors")[1]["text"] == "No conversations with *F1 Motors* yet."
 
 
 def test_a_commands_usage_and_its_help_spell_its_form_alike(slash: Any, seeded: Seeded) -> None:
