@@ -12,6 +12,7 @@ spreadsheet's cells) become spaces.
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 import unicodedata
 from datetime import UTC, datetime
@@ -23,6 +24,10 @@ from store.stages import move_text, stage_label
 WIDTH = 80
 INDENT = "  "
 MARGIN = "| "
+_NARROWEST_WRAP = 60  # text no wider than this was not wrapped to fit (an address, a list of short lines)
+_APART = re.compile(r"\s*([-*•]\s|>)")  # a bulleted item or a quoted line: never joined to the line before
+_QUOTE = re.compile(r"\s*>")
+_NUMBERED = re.compile(r"\s*\d+[.)]\s")
 
 # The sections rendered here, and the name of one record of each in its reference; a table added
 # later is named by itself, under "Other records".
@@ -227,12 +232,35 @@ def _field(label: str, value: Any, depth: int = 1) -> list[str]:
 
 
 def _block(text: str | None, depth: int) -> list[str]:
-    """Text as written, line by line after a margin; long lines wrapped."""
+    """Text as written after a margin, its paragraphs rewrapped to fit."""
     indent = INDENT * depth
     lines: list[str] = []
-    for line in (text or "").strip("\n").splitlines():
-        lines += _wrap(_inert(line).rstrip(), indent + MARGIN, hang="") or [(indent + MARGIN).rstrip()]
+    for line in _paragraphs([_inert(line).rstrip() for line in (text or "").strip("\n").splitlines()]):
+        lines += _wrap(line, indent + MARGIN, hang="") or [(indent + MARGIN).rstrip()]
     return lines
+
+
+def _paragraphs(lines: list[str]) -> list[str]:
+    """Lines a mail program broke to fit its width joined again: wrapped once more after the margin,
+    they would leave a stray word on every other line. A line joins the one before only where the
+    sender's wrapping ended that one (its next word did not fit the text's width)."""
+    width = max([_NARROWEST_WRAP, *map(len, lines)])
+    joined: list[str] = []
+    for previous, line in zip(["", *lines], lines, strict=False):
+        if previous and line and len(previous) + 1 + len(line.split()[0]) > width and _continues(previous, line):
+            joined[-1] += " " + line
+        else:
+            joined.append(line)
+    return joined
+
+
+def _continues(previous: str, line: str) -> bool:
+    """Whether `line` goes on from `previous` rather than starting a list item, a quote or an indented
+    line; `12. novembra` after a sentence is a date, after a list item or a colon the next item."""
+    if line[0].isspace() or _APART.match(line) or _QUOTE.match(previous):
+        return False
+    return not (_NUMBERED.match(line) and (previous.endswith(":") or _NUMBERED.match(previous)
+                                           or _APART.match(previous)))
 
 
 def _wrap(text: str, indent: str = "", *, hang: str = INDENT) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -230,3 +231,29 @@ def test_what_a_customer_wrote_is_shown_as_written_and_never_run(person: str, tm
     assert "| -2+3\n" in text and "|  [2J ]0;owned @SUM(A1) next cell" in text and "| # Consents" in text
     assert [line for line in text.splitlines() if neutralise_cell(line) != line] == []
     assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f]", text)
+
+
+def test_mail_wrapped_by_the_senders_program_reads_as_paragraphs(person: str, tmp_path: Path) -> None:
+    """Regression: each line of a mail wrapped at 76 columns was wrapped again after the margin, so
+    every other line held one stray word (`| bol`)."""
+    paragraph = ("Ďakujem naozaj za vašu objednávku číslo 4711 a za rýchlu odpoveď na moju otázku. "
+                 "Podľa potvrdenia, ktoré som dostala mailom včera, termín dodania bol 12. novembra 2026, ale balík stále "
+                 "nedorazil a sledovanie zásielky ukazuje iba, že čaká v triediacom centre v Bratislave.")
+    wrapped = textwrap.fill(paragraph, 76)
+    assert "\n12. novembra" in wrapped  # a date where a numbered list item could start
+    with session_scope(make_engine(person)) as session:
+        mail = session.exec(select(Message)).one()
+        mail.text = (f"Dobrý deň,\n\n{wrapped}\n\nProsím vás o:\n- nový termín\n- číslo zásielky\n1. alebo vrátenie\n"
+                     "\nS pozdravom\nOla Nordmann")
+        session.add(mail)
+    run("privacy", "export", ADDRESS, "--out", str(tmp_path / "ola"))
+    text = (tmp_path / "ola.txt").read_text(encoding="utf-8")
+
+    mail = [line.removeprefix("      |").strip() for line in text.splitlines() if line.startswith("      |")]
+    body = mail[2:-8]
+    assert mail[:2] == ["Dobrý deň,", ""] and " ".join(body) == paragraph
+    assert all(len(line.split()) > 1 for line in body)  # no stray word
+    assert mail[-8:] == ["", "Prosím vás o:", "- nový termín", "- číslo zásielky", "1. alebo vrátenie", "",
+                         "S pozdravom", "Ola Nordmann"]
+    assert max(len(line) for line in text.splitlines()) <= 80
+
