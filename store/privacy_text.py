@@ -63,7 +63,7 @@ def readable_export(export: dict[str, Any]) -> str:
                       [_activity(a) for a in export["activities"] if a["kind"] != ActivityKind.move])
     lines += _section("Follow-ups", [_followup(f) for f in export["followups"]])
     lines += _section("Orders", [_order(o) for o in export["orders"]])
-    lines += _section("Satisfaction surveys", [_survey(s) for s in export.get("survey", [])])
+    lines += _section("Satisfaction surveys", [_survey(s) for s in export["survey"]])
     lines += _section("Who viewed or changed the record (audit log)", [_audit(e) for e in export["audit"]])
     for name in sorted(export.keys() - _RENDERED):
         lines += _section(f"Other records ({name})", [_other(name, row) for row in export[name]])

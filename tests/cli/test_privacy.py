@@ -32,7 +32,8 @@ from store.models import (
     Order,
     Rep,
 )
-from store.privacy_text import record_name
+from store.privacy import export_person
+from store.privacy_text import readable_export, record_name
 from store.stages import move_contact
 from store.surveys import SurveyPolicy, create_survey, record_answer
 from store.types import utcnow
@@ -257,3 +258,15 @@ def test_mail_wrapped_by_the_senders_program_reads_as_paragraphs(person: str, tm
                          "S pozdravom", "Ola Nordmann"]
     assert max(len(line) for line in text.splitlines()) <= 80
 
+
+def test_a_table_added_later_is_read_under_other_records(person: str) -> None:
+    """A table with a contact_id that the readable file does not know yet is still shown, field by field."""
+    with session_scope(make_engine(person)) as session:
+        export = export_person(session, ADDRESS)
+    contact_id = export["contact"]["id"]
+    export["loyalty_points"] = [{"id": 7, "contact_id": contact_id, "points": 120, "tiers": ["gold", "silver"]}]
+    text = readable_export(export)
+
+    other = section(text, "Other records (loyalty_points)")
+    assert other.startswith("Record [loyalty_points 7]")
+    assert 'points: 120 tiers: ["gold", "silver"]' in other and "contact_id" not in other
