@@ -117,13 +117,14 @@ def check_category(value: str, categories: Sequence[str]) -> str:
 
 
 def read_skills(values: list[str], categories: Sequence[str]) -> tuple[list[str], list[str]]:
-    """(skills as categories, words that are none of `categories`): `invoice|payment` is `billing`, once."""
+    """(skills as categories, words that are none of `categories`): `invoice|payment` is `billing`, once.
+    A word that is a category is that category: a model's own `support` is not Rapport's `general`."""
     known: list[str] = []
     unknown: list[str] = []
     by_word = {name.lower(): name for name in categories}
     for value in values:
         word = value.strip().lower()
-        category = by_word.get(SKILL_SYNONYMS.get(word, word))
+        category = by_word.get(word) or by_word.get(SKILL_SYNONYMS.get(word, word))
         if category is None:
             unknown.append(value.strip())
         elif category not in known:
