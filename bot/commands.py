@@ -60,7 +60,9 @@ class BotOptions:
     privacy_key: str | None = field(default=None, repr=False)  # RAPPORT_PRIVACY_KEY for erasures from Slack
     # Recategorise: record the correction and re-route (rapport binds the routing rules); None: not offered.
     apply_correction: CorrectionApplier | None = None
-    categories: Sequence[str] = CATEGORIES  # what a conversation may be recategorised to: the model's
+    # what a conversation may be recategorised to: the model's; None: this process cannot read the
+    # model (installed on the server only), so Recategorise is not offered. The bot's one default.
+    categories: Sequence[str] | None = CATEGORIES
     reply: ReplyOptions = field(default_factory=ReplyOptions)  # rapport.toml [reply] and the reps' signatures
 
 

@@ -117,12 +117,15 @@ class CorrectionApplier(Protocol):
 
 def recategorise(
     session: Session, rep: Rep, conversation_id: int, category: str, *, apply: CorrectionApplier | None,
-    categories: Sequence[str], now: datetime,
+    categories: Sequence[str] | None, now: datetime,
 ) -> tuple[Outcome, Rep | None]:
-    """Fix a conversation's category to one of `categories` (the model's), kept as training data;
-    returns (outcome, the new owner if re-routed)."""
+    """Fix a conversation's category to one of `categories` (the model's; None: not readable
+    here), kept as training data; returns (outcome, the new owner if re-routed)."""
     if apply is None:
         return _refused("Recategorising is not set up in this process."), None
+    if categories is None:
+        return _refused("Recategorising is off here: this machine cannot read the model `[nlp] model` "
+                        "names, so its categories are unknown."), None
     try:
         check_category(category, categories)
     except Invalid as exc:

@@ -80,7 +80,6 @@ from store.outbox import (
     dispatch,
 )
 from store.types import utcnow
-from store.validation import CATEGORIES
 
 log = logging.getLogger(__name__)
 METADATA_EVENT = "rapport_outbox"
@@ -345,7 +344,7 @@ def dispatch_outbox(
     on_sent: Callable[[Outgoing], None] | None = None,
     digest_links: DigestLinks | None = None,
     surveys: SurveyOptions | None = None,
-    categories: Sequence[str] = CATEGORIES,
+    categories: Sequence[str] | None,
 ) -> int:
     """Deliver due notification and digest rows once each; `on_sent` hears of each message (App Home refresh)."""
     return dispatch(engine, outbox_handlers(engine, sender, now=now, smtp=smtp, on_sent=on_sent,
@@ -356,7 +355,7 @@ def dispatch_outbox(
 def outbox_handlers(
     engine: Engine, sender: Sender, *, now: datetime | None = None, smtp: SmtpOptions | None = None,
     on_sent: Callable[[Outgoing], None] | None = None, digest_links: DigestLinks | None = None,
-    surveys: SurveyOptions | None = None, categories: Sequence[str] = CATEGORIES,
+    surveys: SurveyOptions | None = None, categories: Sequence[str] | None,
 ) -> list[Handler]:
     """The Slack notifications' handler (a conversation's DM offers `categories`, the model's, to
     recategorise to), the digests' (Slack and email), privacy exports (Slack files) and survey
@@ -372,7 +371,7 @@ def outbox_handlers(
 
 def notification_handler(
     engine: Engine, sender: Sender, *, now: datetime | None = None,
-    on_sent: Callable[[Outgoing], None] | None = None, categories: Sequence[str] = CATEGORIES,
+    on_sent: Callable[[Outgoing], None] | None = None, categories: Sequence[str] | None,
 ) -> Handler:
     """Slack DMs. Each row is rendered and sent in a read-only session: Slack may take
     seconds (429 back-off), and on SQLite a writer would hold up every other writer that long."""
@@ -417,7 +416,9 @@ def deliver(
 # --------------------------------------------------------------------------- renderers
 
 
-def render_assignment(session: Session, job: Job, now: datetime, *, categories: Sequence[str]) -> list[Outgoing]:
+def render_assignment(
+    session: Session, job: Job, now: datetime, *, categories: Sequence[str] | None
+) -> list[Outgoing]:
     payload = job.payload
     assert isinstance(payload, AssignmentDm)
     assignment = session.get(Assignment, payload.assignment_id)
@@ -436,7 +437,7 @@ def render_assignment(session: Session, job: Job, now: datetime, *, categories: 
 
 def assignment_blocks(
     session: Session, conversation: Conversation, message: Message | None, assignment: Assignment, *, now: datetime,
-    categories: Sequence[str],
+    categories: Sequence[str] | None,
 ) -> list[Block]:
     """The assignment DM: who wrote, about what, what the classifier thinks, why you, and buttons."""
     contact = session.get(Contact, conversation.contact_id) if conversation.contact_id else None
@@ -471,7 +472,8 @@ def assignment_blocks(
     return blocks
 
 
-def conversation_actions(session: Session, conversation_id: int, categories: Sequence[str]) -> Block:
+def conversation_actions(session: Session, conversation_id: int, categories: Sequence[str] | None) -> Block:
+    """The buttons of a conversation's DM; no Recategorise when the model's `categories` are unknown here."""
     reps = [(rep.name, str(rep.id)) for rep in active_reps(session)]
     value = str(conversation_id)
     elements = [
@@ -479,8 +481,10 @@ def conversation_actions(session: Session, conversation_id: int, categories: Seq
         button("Mark answered", "conv_answered", value),
         button("Show conversation", "conv_thread", value),
         button("Reply", "conv_reply", value),
-        static_select("Recategorise…", "conv_recategorise", [(c, f"{value}:{v}") for c, v in recategorise_options(categories)]),
     ]
+    if categories is not None:
+        elements.append(static_select("Recategorise…", "conv_recategorise",
+                                      [(c, f"{value}:{v}") for c, v in recategorise_options(categories)]))
     if reps:
         elements.append(static_select("Reassign to…", "conv_reassign", [(n, f"{value}:{r}") for n, r in reps]))
     return actions(*elements, block_id=f"conv:{conversation_id}")
@@ -535,7 +539,9 @@ def render_reminder(session: Session, job: Job, now: datetime) -> list[Outgoing]
                      blocks, job.key)]
 
 
-def render_escalation(session: Session, job: Job, now: datetime, *, categories: Sequence[str]) -> list[Outgoing]:
+def render_escalation(
+    session: Session, job: Job, now: datetime, *, categories: Sequence[str] | None
+) -> list[Outgoing]:
     """A conversation past its SLA and unanswered: its owner and their managers hear once."""
     assert isinstance(job.payload, SlaEscalation)
     conversation = session.get(Conversation, job.payload.conversation_id)
@@ -597,7 +603,7 @@ def render_consent_withdrawn(session: Session, job: Job, now: datetime) -> list[
 Renderer = Callable[[Session, Job, datetime], list[Outgoing]]
 
 
-def renderers(categories: Sequence[str]) -> dict[str, Renderer]:
+def renderers(categories: Sequence[str] | None) -> dict[str, Renderer]:
     """Each Slack kind's renderer; a conversation's buttons offer `categories` to recategorise to."""
     return {
         AssignmentDm.kind: partial(render_assignment, categories=categories),
@@ -610,4 +616,4 @@ def renderers(categories: Sequence[str]) -> dict[str, Renderer]:
     }
 
 
-SLACK_KINDS = tuple(renderers(CATEGORIES))
+SLACK_KINDS = tuple(renderers(None))

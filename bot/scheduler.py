@@ -38,7 +38,6 @@ from store.segments import SegmentParams, create_post_purchase_followups
 from store.stages import advance_to_post_purchase
 from store.surveys import enqueue_due_surveys
 from store.types import utcnow
-from store.validation import CATEGORIES
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 15.0
@@ -74,7 +73,8 @@ class Scheduler:
     retention_batches: int = 20  # per tick: old mail is emptied over several ticks, in short transactions
     _retention_day: date | None = field(default=None, repr=False)  # the day retention last finished
     surveys: SurveyOptions | None = None  # None: no satisfaction surveys
-    categories: Sequence[str] = CATEGORIES  # a conversation's DM offers them to recategorise to: the model's
+    # a conversation's DM offers them to recategorise to: the model's (BotOptions.categories)
+    categories: Sequence[str] | None = field(kw_only=True)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 

@@ -309,11 +309,8 @@ class _Names:
             emails += [] if email in emails else [email]
             teams |= {team} if team else set()
         categories = known.categories
-        if categories is None:
-            try:
-                categories = known_categories(str(nlp["model"]) if nlp.get("model") else None)
-            except ConfigError:  # a model not readable here: its categories are checked once it is loaded
-                pass
+        if categories is None:  # a model not readable here: its categories are checked once it is loaded
+            categories = readable_categories(str(nlp["model"]) if nlp.get("model") else None)
         return cls(emails=emails, teams=sorted(teams), languages=[str(code) for code in _items(languages)],
                    categories=list(categories or []), all_reps=known.reps is not None,
                    all_categories=categories is not None)
@@ -336,6 +333,15 @@ def known_categories(model: str | None) -> tuple[str, ...]:
         return tuple(saved_categories(model) or CATEGORIES)  # a pipeline without textcat gets Rapport's
     except ModelError as exc:
         raise ConfigError(f"[nlp] model: {exc}") from None
+
+
+def readable_categories(model: str | None) -> tuple[str, ...] | None:
+    """`known_categories`, or None when this machine cannot read the model (a pipeline installed
+    on the server only): what may take any category until the model is loaded asks this."""
+    try:
+        return known_categories(model)
+    except ConfigError:
+        return None
 
 
 def _items(value: Any) -> list[Any]:

@@ -37,7 +37,7 @@ from bot.digest import digest_managers, render_digest_text
 from bot.notify import ConsoleSender, Outgoing, dispatch_outbox
 from bot.scheduler import Scheduler
 from inbox.local import sync_mailbox_directory
-from rapport.config import load_configuration
+from rapport.config import load_configuration, readable_categories
 from rapport.errors import RapportError
 from rapport.wiring import Runtime, ingest_options, segment_params
 from store.db import read_session, session_scope
@@ -290,7 +290,8 @@ def show_catch_up(console: Console, rt: Runtime, plan: DemoPlan) -> None:
     """One scheduler tick at the demo's clock (SLA escalations, reminders, post-purchase follow-ups),
     summarised one line per kind, so the next command starts with nothing left to catch up."""
     sender = CollectingSender()
-    scheduler = Scheduler(rt.engine, sender, segment_params=segment_params(rt.config))
+    scheduler = Scheduler(rt.engine, sender, segment_params=segment_params(rt.config),
+                          categories=readable_categories(rt.config.nlp.model))
     followups = 0
     for _ in range(3):  # a tick can make work for the next (a new follow-up already due: its reminder)
         result = scheduler.tick(plan.clock)
@@ -383,7 +384,7 @@ def run_demo(console: Console, folder: Path, *, full_notifications: int = 5, tod
 
     console.rule("Notifications (what each owner gets in Slack)", style="cyan")
     sender = ConsoleSender(console, full=full_notifications)
-    dispatch_outbox(rt.engine, sender, now=plan.clock, limit=1000)
+    dispatch_outbox(rt.engine, sender, now=plan.clock, limit=1000, categories=readable_categories(rt.config.nlp.model))
     console.print(f"{len(sender.sent)} notifications delivered from the outbox.")
     show_catch_up(console, rt, plan)
 

@@ -24,10 +24,10 @@ from rapport.config import (
     AppConfig,
     Known,
     database_reps,
-    known_categories,
     load_config,
     load_configuration,
     name_problems,
+    readable_categories,
     refusal,
 )
 from rapport.errors import ConfigError, RapportError
@@ -231,7 +231,7 @@ def bot_options(config: AppConfig, settings: Settings | None = None) -> BotOptio
         segment_params=segment_params(config),
         keyword_prefix=config.inbox.keyword_prefix,
         apply_correction=correction_applier(config),
-        categories=known_categories(config.nlp.model),
+        categories=readable_categories(config.nlp.model),
         reply=reply_options(config, settings),
     )
 

@@ -453,7 +453,11 @@ class Context:
     actor: Actor  # who runs the import: the audit log names them for every consent and stage it changes
     now: datetime  # the import's clock: what it stamps (consents, moves, updates)
     source: str  # the file's name, which the moves it makes give as their reason
-    categories: Sequence[str]  # what a rep's skill may be: the model's categories
+    categories: Sequence[str] | None  # what a rep's skill may be: the model's categories; None: unknown here
+
+
+UNCHECKED_SKILLS = ("skills kept as written, unchecked: the model `[nlp] model` names cannot be read here, "
+                    "so its categories are unknown")
 
 
 def row_context(row: dict[str, str], ctx: Context) -> Context:
@@ -838,10 +842,14 @@ def check_rep(row: dict[str, str], line: int, ctx: Context) -> dict[str, Any]:
         fields["role"] = check_choice(row["role"], Role, "role")
     if row.get("team"):
         fields["team"] = row["team"]
-    if row.get("skills"):
-        fields["skills"], unknown = read_skills(split_list(row["skills"]), ctx.categories)
+    categories = ctx.categories
+    if row.get("skills") and categories is None:  # as rapport.toml's reps: taken as written
+        fields["skills"] = split_list(row["skills"])
+        ctx.report.warnings.append(Rejected(line, UNCHECKED_SKILLS))
+    elif row.get("skills") and categories is not None:
+        fields["skills"], unknown = read_skills(split_list(row["skills"]), categories)
         if unknown:
-            ctx.report.warnings.append(Rejected(line, unknown_skills(unknown, ctx.categories, left_out=True)))
+            ctx.report.warnings.append(Rejected(line, unknown_skills(unknown, categories, left_out=True)))
     if row.get("languages"):
         fields["languages"] = [lang.lower() for lang in split_list(row["languages"])]
     if row.get("timezone"):
@@ -1017,7 +1025,7 @@ def import_csv(
     privacy_key: str | None = None,
     actor: Actor | None = None,
     now: datetime | None = None,
-    categories: Sequence[str] = CATEGORIES,
+    categories: Sequence[str] | None = CATEGORIES,
 ) -> ImportReport:
     """Import `path` as `entity` (contacts, companies, reps, orders); see the module doc.
 
@@ -1025,7 +1033,8 @@ def import_csv(
     store.privacy) are skipped and counted (`ImportReport.erased`), never imported again.
     `actor` (default: the person at this command line) is who the audit log names; `now` is
     the import's clock (default: the real time): consents, moves and updates carry it. A rep's
-    skills are `categories` (the model's; default: Rapport's own)."""
+    skills are `categories` (the model's; default: Rapport's own; None: not readable here, so taken
+    as written)."""
     if entity not in ENTITIES:
         raise ImportFileError(f"cannot import {entity!r}; choose one of {', '.join(ENTITIES)}")
     header, columns, rows = read_rows(path, entity)

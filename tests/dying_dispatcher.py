@@ -32,6 +32,7 @@ from inbox.options import MailboxSpec
 from inbox.sent import sent_folders
 from inbox.tags import imap_handler
 from store.db import make_engine
+from store.validation import CATEGORIES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,7 +70,7 @@ def main() -> None:
     if kind == "slack":
         sender = SlackSender(WebClient(token="xoxb-test-token", base_url=rest[0]))
         smtp = SmtpOptions(host=rest[1], port=int(rest[2]), security="none") if len(rest) > 1 else None
-        handlers = outbox_handlers(engine, sender, now=now, smtp=smtp)
+        handlers = outbox_handlers(engine, sender, now=now, smtp=smtp, categories=CATEGORIES)
     elif kind == "mail":
         smtp_host, smtp_port, host, port, user, password = rest
         spec = MailboxSpec(name=user, host=host, port=int(port), user=user, password=password, security="none",

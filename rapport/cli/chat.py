@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -45,7 +45,7 @@ def chat(
         with read_session(engine) as session:
             names = slack_names(session)
         print_reply(console, reply, names)
-        _deliver_notifications(rt, clock)
+        _deliver_notifications(rt, clock, options.categories)
         return reply.ok
 
     try:
@@ -67,8 +67,8 @@ def chat(
         raise RapportError(str(exc)) from None
 
 
-def _deliver_notifications(rt: Runtime, clock: Callable[[], datetime]) -> None:
-    """Without a Slack workspace, due reminders and DMs are shown here instead."""
+def _deliver_notifications(rt: Runtime, clock: Callable[[], datetime], categories: Sequence[str] | None) -> None:
+    """Without a Slack workspace, due reminders and DMs (offering `categories`) are shown here instead."""
     if rt.settings.slack_bot_token is not None:
         return  # `rapport serve` delivers them to Slack
     from bot.scheduler import Scheduler
@@ -76,6 +76,7 @@ def _deliver_notifications(rt: Runtime, clock: Callable[[], datetime]) -> None:
     from rapport.wiring import segment_params
 
     try:
-        Scheduler(rt.engine, console_sender(), segment_params=segment_params(rt.config)).tick(clock())
+        Scheduler(rt.engine, console_sender(), segment_params=segment_params(rt.config),
+                  categories=categories).tick(clock())
     except Exception as exc:  # showing notifications is a courtesy; the command itself succeeded
         err_console.print(f"[yellow]could not show notifications:[/] {exc}", highlight=False)

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from rapport.cli.common import AT_OPTION, console, err_console, now, print_json, runtime
-from rapport.config import known_categories
+from rapport.config import readable_categories
 from rapport.errors import RapportError
 from store.db import read_session
 from store.exporting import FIELDS, KINDS, export_rows, write_csv
@@ -57,8 +57,9 @@ def run_import(entity: str, path: Path, *, dry_run: bool, as_json: bool) -> Impo
     """Import with a progress bar on the terminal (none with --json, which keeps stdout clean)."""
     try:
         total = count_rows(path)  # first: a file that cannot be read creates no database
-        # a rep's skills are the model's categories (only reps have skills: no other import reads the model)
-        categories = known_categories(runtime().config.nlp.model) if entity == "reps" else ()
+        # a rep's skills are the model's categories (only reps have skills: no other import reads the model);
+        # None: a model not readable here, whose categories are unknown
+        categories = readable_categories(runtime().config.nlp.model) if entity == "reps" else ()
         # a dry run writes nothing, so it creates no database either: without one, it checks
         # the rows against an empty store
         database = runtime().database_or_scratch() if dry_run else nullcontext(runtime().create_database())

@@ -16,6 +16,7 @@ from bot.notify import SlackSender, dispatch_outbox
 from rapport.serve import Service
 from store.models import Assignment, Conversation, Correction, OutboxItem, Rep
 from store.types import utcnow
+from store.validation import CATEGORIES
 from tests.bot.conftest import ALICE, BOB, CAROL, DAVE, START, Clock, Seeded, add_assigned_email, rep_id
 from tests.dying_dispatcher import run_until_acted
 from tests.servers import slack_requests
@@ -37,7 +38,7 @@ def _dm_posts(slack: FakeSlack, key: str) -> list[Any]:
 def test_assignment_dm_shows_everything_escaped(engine: Any, seeded: Seeded, fake_slack: FakeSlack) -> None:
     _, key = add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=seeded.jan,
                                 subject="Broken toner <!here>", text=NASTY)
-    assert dispatch_outbox(engine, _sender(fake_slack), now=START) == 1
+    assert dispatch_outbox(engine, _sender(fake_slack), now=START, categories=CATEGORIES) == 1
     [message] = fake_slack.messages(ALICE_DM)
     text = json.dumps(message["blocks"], ensure_ascii=False)
     for expected in ("Jan Šťastný", "jan.stastny@acme.example", "Acme Corporation", "Broken toner &lt;!here&gt;",
@@ -49,7 +50,7 @@ def test_assignment_dm_shows_everything_escaped(engine: Any, seeded: Seeded, fak
     # regression: the preview text of the notification was sent unescaped
     assert message["text"] == "New email for you: Broken toner &lt;!here&gt;"
     assert message["metadata"] == {"event_type": "rapport_outbox", "event_payload": {"key": key, "part": 0}}
-    assert dispatch_outbox(engine, _sender(fake_slack), now=START + timedelta(minutes=5)) == 0
+    assert dispatch_outbox(engine, _sender(fake_slack), now=START + timedelta(minutes=5), categories=CATEGORIES) == 0
     assert len(fake_slack.messages(ALICE_DM)) == 1
 
 
@@ -65,8 +66,8 @@ def test_dm_sent_exactly_once_when_killed_between_send_and_mark(
         assert row.status == "pending" and row.attempts == 1  # the kill left it leased, not sent
 
     # the restart: the same row is still leased for a while, then retried
-    assert dispatch_outbox(engine, _sender(fake_slack), now=START + timedelta(minutes=1)) == 0
-    assert dispatch_outbox(engine, _sender(fake_slack), now=START + timedelta(minutes=3)) == 1
+    assert dispatch_outbox(engine, _sender(fake_slack), now=START + timedelta(minutes=1), categories=CATEGORIES) == 0
+    assert dispatch_outbox(engine, _sender(fake_slack), now=START + timedelta(minutes=3), categories=CATEGORIES) == 1
     assert len(_dm_posts(fake_slack, key)) == 1
     assert fake_slack.calls("conversations.history"), "the retry looked for the earlier post"
     with Session(engine) as session:
@@ -79,7 +80,7 @@ def test_rate_limit_is_honoured_and_nothing_doubles(engine: Any, seeded: Seeded,
     add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=seeded.jan,
                        subject="Invoice", text="Please resend the invoice.")
     fake_slack.fail_next("chat.postMessage", 429, retry_after=1)
-    assert dispatch_outbox(engine, _sender(fake_slack), now=START) == 1
+    assert dispatch_outbox(engine, _sender(fake_slack), now=START, categories=CATEGORIES) == 1
     posts = fake_slack.calls("chat.postMessage")
     assert [c.status for c in posts] == [429, 200]
     assert posts[1].time - posts[0].time >= 0.9  # waited for Retry-After
@@ -90,12 +91,12 @@ def test_persistent_rate_limit_defers_the_row(engine: Any, seeded: Seeded, fake_
     _, key = add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=seeded.jan,
                                 subject="Invoice", text="Please resend the invoice.")
     fake_slack.fail_next("chat.postMessage", 429, retry_after=1, times=3)
-    assert dispatch_outbox(engine, _sender(fake_slack), now=START) == 0
+    assert dispatch_outbox(engine, _sender(fake_slack), now=START, categories=CATEGORIES) == 0
     with Session(engine) as session:
         row = session.exec(select(OutboxItem).where(OutboxItem.key == key)).one()
         assert row.status == "pending" and "rate limited" in (row.last_error or "")
     # store.outbox.mark_failed pushes due_at from the real clock
-    assert dispatch_outbox(engine, _sender(fake_slack), now=utcnow() + timedelta(minutes=5)) == 1
+    assert dispatch_outbox(engine, _sender(fake_slack), now=utcnow() + timedelta(minutes=5), categories=CATEGORIES) == 1
     assert len(fake_slack.messages(ALICE_DM)) == 1
 
 
@@ -118,7 +119,7 @@ def test_buttons_claim_reassign_recategorise_answer(
 ) -> None:
     conversation_id, _ = add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=seeded.jan,
                                             subject="Refund please", text="I want my money back.")
-    dispatch_outbox(engine, _sender(fake_slack), now=START)
+    dispatch_outbox(engine, _sender(fake_slack), now=START, categories=CATEGORIES)
     bob, alice = rep_id(engine, "bob@nordlys.example"), rep_id(engine, "alice@nordlys.example")
 
     _press(interact, fake_slack, _select("conv_reassign", f"{conversation_id}:{bob}"), BOB)  # not a manager
@@ -178,8 +179,8 @@ def test_backlog_summary_goes_to_the_managers_once(engine: Any, seeded: Seeded, 
         enqueue(session, BacklogSummary(
             "support@nordlys.example", "INBOX", 412, {"alice@nordlys.example": 300, "queue:triage": 112},
             "2026-01-02T08:00:00+00:00", "2026-11-19T17:00:00+00:00", since="1"), now=START)
-    assert dispatch_outbox(engine, _sender(fake_slack), now=START) == 1
-    assert dispatch_outbox(engine, _sender(fake_slack), now=START + timedelta(minutes=5)) == 0
+    assert dispatch_outbox(engine, _sender(fake_slack), now=START, categories=CATEGORIES) == 1
+    assert dispatch_outbox(engine, _sender(fake_slack), now=START + timedelta(minutes=5), categories=CATEGORIES) == 0
     [summary] = fake_slack.messages("D0CAROL")
     text = json.dumps(summary["blocks"])
     assert "412 older emails" in text and "alice@nordlys.example: 300" in text and "queue:triage: 112" in text
@@ -219,7 +220,7 @@ def test_regression_a_dm_on_its_way_holds_no_database_write_lock(
         dave = session.exec(select(Rep).where(Rep.email == "dave@nordlys.example")).one()
         assert dave.slack_user_id is None
     sender = _LockProbingSender(fake_slack, str(engine.url.database))
-    assert dispatch_outbox(engine, sender, now=START) == 1
+    assert dispatch_outbox(engine, sender, now=START, categories=CATEGORIES) == 1
     assert sender.write_lock_free == [True]
     assert fake_slack.calls("users.lookupByEmail")
     # the Slack id looked up on the way is remembered once the message is marked sent
@@ -236,7 +237,7 @@ def test_a_buttons_answer_does_not_wait_for_the_messages_that_follow_it(
     hold the request threads that answer other clicks."""
     conversation_id, _ = add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=seeded.jan,
                                             subject="Refund please", text="I want my money back.")
-    dispatch_outbox(engine, _sender(fake_slack), now=START)
+    dispatch_outbox(engine, _sender(fake_slack), now=START, categories=CATEGORIES)
     _press(interact, fake_slack, {"type": "button", "action_id": "conv_claim", "value": str(conversation_id)}, ALICE)
     fake_slack.wait_for("auth.test")  # Bolt asks it once, at the first request (hers already: a note)
     fake_slack.delay_seconds = 2.0  # every Web API call from now on

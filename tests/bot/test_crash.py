@@ -31,6 +31,7 @@ from store.outbox import (
     enqueue,
     mark_sent,
 )
+from store.validation import CATEGORIES
 from tests.bot.conftest import START, Seeded, add_assigned_email, rep_id
 from tests.dying_dispatcher import run_until_acted
 from tests.servers.fake_slack import FakeSlack
@@ -139,7 +140,7 @@ def test_killed_between_act_and_mark_each_kind_is_done_once(
     assert effects, "the dispatcher acted before it was killed"
 
     sender = SlackSender(WebClient(token="xoxb-test-token", base_url=fake_slack.base_url))
-    assert dispatch_outbox(engine, sender, now=START + timedelta(minutes=3)) == 1
+    assert dispatch_outbox(engine, sender, now=START + timedelta(minutes=3), categories=CATEGORIES) == 1
     assert len(_effects(fake_slack, row.key)) == len(effects)
     with Session(engine) as session:
         again = session.get(OutboxItem, row.id)
@@ -161,12 +162,12 @@ def test_killed_between_sending_a_digest_email_and_the_mark_it_repeats_once_as_t
 
     smtp = SmtpOptions(host=smtp_server.host, port=smtp_server.port, security="none")
     sender = SlackSender(WebClient(token="xoxb-test-token", base_url=fake_slack.base_url))
-    assert dispatch_outbox(engine, sender, smtp=smtp, now=START + timedelta(minutes=3)) == 1
+    assert dispatch_outbox(engine, sender, smtp=smtp, now=START + timedelta(minutes=3), categories=CATEGORIES) == 1
     mails = smtp_server.wait_for(2)
     assert [mail.rcpt_tos for mail in mails] == [["carol@nordlys.example"]] * 2
     assert {message_from_bytes(mail.data)["Message-ID"] for mail in mails} == {
         outbox_message_id(row.key, smtp.from_addr)}
-    assert dispatch_outbox(engine, sender, smtp=smtp, now=START + timedelta(hours=1)) == 0
+    assert dispatch_outbox(engine, sender, smtp=smtp, now=START + timedelta(hours=1), categories=CATEGORIES) == 0
     assert len(smtp_server.messages) == 2
     with Session(engine) as session:
         again = session.get(OutboxItem, row.id)

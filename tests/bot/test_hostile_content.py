@@ -19,6 +19,7 @@ from bot.notify import SlackSender, dispatch_outbox
 from store.db import session_scope
 from store.models import Company, Consent, Contact, ContactEmail
 from store.search import refresh_index
+from store.validation import CATEGORIES
 from tests.bot.conftest import ALICE, SECRET, START, Seeded, add_assigned_email, rep_id
 from tests.servers import slack_requests
 from tests.servers.fake_slack import FakeSlack
@@ -86,7 +87,7 @@ def test_assignment_dm_of_a_huge_mail_stays_within_the_limits(engine: Any, seede
     add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=contact, subject=HOSTILE * 100,
                        text="\n".join(f"line {n} <!here> <@U0CAROL> <#C1> <https://evil|x>" for n in range(500)))
     sender = SlackSender(WebClient(token="xoxb-test-token", base_url=fake_slack.base_url))
-    assert dispatch_outbox(engine, sender, now=START + timedelta(minutes=1)) == 1
+    assert dispatch_outbox(engine, sender, now=START + timedelta(minutes=1), categories=CATEGORIES) == 1
     assert fake_slack.calls("chat.postMessage")[-1].status == 200
 
 

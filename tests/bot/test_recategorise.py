@@ -13,6 +13,7 @@ from bot.notify import SlackSender, dispatch_outbox
 from rapport.serve import Service
 from store.models import Assignment, Conversation, Correction
 from store.types import utcnow
+from store.validation import CATEGORIES
 from tests.bot.conftest import BOB, DAVE, START, add_assigned_email, rep_id
 from tests.servers import slack_requests
 from tests.servers.fake_slack import FakeSlack
@@ -41,7 +42,7 @@ def test_recategorise_button_reroutes_and_the_new_owner_gets_one_dm(
         engine, owner_email="dave@nordlys.example", contact_id=None, subject="Ukázka pro náš tým",
         text="Dobrý den, rádi bychom viděli ukázku vašeho softwaru.", from_email="petra@firma.example",
         from_name="Petra", category="feedback", language="cs", rule="skill", reason="Dave Support handles feedback")
-    assert dispatch_outbox(engine, sender, now=START) == 1
+    assert dispatch_outbox(engine, sender, now=START, categories=CATEGORIES) == 1
     bob = rep_id(engine, "bob@nordlys.example")
 
     press_recategorise(interact, fake_slack, DAVE_DM, DAVE, f"{conversation_id}:sales")
@@ -49,7 +50,7 @@ def test_recategorise_button_reroutes_and_the_new_owner_gets_one_dm(
 
     status = json.dumps(fake_slack.messages(DAVE_DM)[-1]["blocks"], ensure_ascii=False)
     assert "Category changed from `feedback` to `sales` by Dave Support. Re-routed to Bob Dvořák." in status
-    assert dispatch_outbox(engine, sender, now=utcnow()) == 1  # enqueued on the real clock
+    assert dispatch_outbox(engine, sender, now=utcnow(), categories=CATEGORIES) == 1  # enqueued on the real clock
     [dm] = fake_slack.messages(BOB_DM)
     text = json.dumps(dm["blocks"], ensure_ascii=False)
     assert "reroute" in text and "category corrected from feedback to sales by Dave Support" in text
@@ -57,7 +58,7 @@ def test_recategorise_button_reroutes_and_the_new_owner_gets_one_dm(
     # Bob confirms the same category from his DM: nothing moves, no second DM.
     press_recategorise(interact, fake_slack, BOB_DM, BOB, f"{conversation_id}:sales")
     fake_slack.wait_for("chat.update", 2)
-    assert dispatch_outbox(engine, sender, now=utcnow()) == 0
+    assert dispatch_outbox(engine, sender, now=utcnow(), categories=CATEGORIES) == 0
     assert len(fake_slack.messages(BOB_DM)) == 1
     with Session(engine) as session:
         conversation = session.get(Conversation, conversation_id)

@@ -115,3 +115,27 @@ def test_reps_of_a_team_with_its_own_model_take_that_model_s_categories_as_skill
         {"line": 2, "warning": "unknown skills billing left out; known skills: returns_de, warranty"}]
     with read_session(make_engine(database)) as session:
         assert session.exec(select(Rep.skills)).one() == ["warranty"]
+
+
+def test_regression_a_model_not_readable_here_leaves_chat_and_the_reps_import_working(
+    database: str, tmp_path: Path
+) -> None:
+    """`config check` said OK, then `rapport chat help` and `rapport import reps` failed with
+    "[nlp] model: no installed spaCy pipeline or model directory named ..." (e.g. a pipeline
+    installed on the server only)."""
+    (tmp_path / "rapport.toml").write_text('[nlp]\nmodel = "no_such_pipeline"\n', encoding="utf-8")
+    runtime.cache_clear()
+    reps = tmp_path / "reps.csv"
+    reps.write_text("name,email,role,skills\nMia,mia@shop.example,manager,warranty|returns_de\n", encoding="utf-8")
+    for args in (["--dry-run"], []):
+        result = CliRunner().invoke(app, ["import", "reps", str(reps), "--json", *args])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["warnings"] == [{"line": 2, "warning": (
+            "skills kept as written, unchecked: the model `[nlp] model` names cannot be read here, "
+            "so its categories are unknown")}]
+    with read_session(make_engine(database)) as session:
+        assert session.exec(select(Rep.skills)).one() == ["warranty", "returns_de"]
+
+    result = CliRunner().invoke(app, ["chat", "help"])
+    assert result.exit_code == 0, result.output
+    assert "find" in result.stdout

@@ -12,6 +12,7 @@ from bot.scheduler import Scheduler
 from store.db import read_session, session_scope
 from store.models import Message
 from store.privacy import Retention, expire_old_data, privacy_status
+from store.validation import CATEGORIES
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
@@ -54,7 +55,7 @@ def test_old_bodies_go_in_batches_and_the_rows_stay(engine: Engine) -> None:
 
 def test_the_scheduler_applies_retention_once_a_day(engine: Engine) -> None:
     add_messages(engine, 3, age_days=400, tag="old")
-    scheduler = Scheduler(engine, ConsoleSender(), retention=Retention(message_bodies=365))
+    scheduler = Scheduler(engine, ConsoleSender(), retention=Retention(message_bodies=365), categories=CATEGORIES)
     assert scheduler.tick(NOW).expired == 3
     add_messages(engine, 2, age_days=400, tag="later")
     assert scheduler.tick(NOW + timedelta(hours=1)).expired == 0  # done for today
