@@ -154,7 +154,7 @@ def correct(
         ..., help="The message: its number in `rapport export messages`, or its Message-ID."
     ),
     category: str = typer.Argument(
-        ..., help=f"The right category: one the model gives ([nlp] model; Rapport's own: {', '.join(CATEGORIES)})."
+        ..., help=f"The right category: one the model gives (the `model` of rapport.toml's nlp section, else Rapport's own: {', '.join(CATEGORIES)})."
     ),
     by: str | None = typer.Option(None, "--by", help="The rep making the correction (email)."),
 ) -> None:
