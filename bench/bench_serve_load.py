@@ -150,7 +150,7 @@ def load(target: Target, clients: int, seconds: float, *, on_go: Any = None) -> 
         process.join()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     spent = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    print(f"  ({len(started)} client processes, {ms(spent / max(1, len(samples)))} of their CPU per request)")
+    print(f"  ({len(started)} client processes, {spent / max(1, len(samples)) * 1000:.2f} ms of their CPU per request)")
     return samples
 
 
