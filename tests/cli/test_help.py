@@ -1,7 +1,9 @@
-"""Every command answers --help with a description, without touching a database."""
+"""Every command answers --help with a description and every argument and option with its help
+as written, within 80 columns and without touching a database."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 from pathlib import Path
@@ -52,25 +54,59 @@ def _help_of(path: tuple[str, ...]) -> str:
     return inspect.cleandoc(_command_at(path).help or "")
 
 
+@functools.cache
+def _help_output(path: tuple[str, ...], columns: int) -> str:
+    """What `rapport … --help` prints on a terminal this wide."""
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": str(columns), "TERMINAL_WIDTH": str(columns)})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _shown(output: str) -> str:
+    """The words of a help screen in order, without the panels' borders and the lines' wrapping."""
+    return " ".join(word for line in output.splitlines() for word in line.strip("│╭╮╰╯─ ").split())
+
+
 @pytest.mark.parametrize("path", ALL, ids=lambda p: " ".join(p) or "rapport")
 def test_help_fits_80_columns_and_shows_every_word(path: tuple[str, ...]) -> None:
     """Regression: `privacy expire --help` read "Apply  now": Rich took [privacy.retention_days]
     for markup and dropped it. Every word of a command's description must reach the screen."""
-    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
-    assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
-    assert max(len(line) for line in lines) <= 80, result.output
-    shown = " ".join(line.strip("│ ") for line in lines)
+    output = _help_output(path, 80)
+    assert max(len(line) for line in output.splitlines()) <= 80, output
+    shown = _shown(output)
     for word in _help_of(path).split():
         assert word.strip("`") in shown, f"{word!r} missing from the help of {' '.join(path)}"
+
+
+PARAMETERS = [(path, param) for path in ALL for param in _command_at(path).params]
+
+
+def _parameter_id(case: Any) -> str:
+    return case.name if hasattr(case, "name") else " ".join(case) or "rapport"
+
+
+@pytest.mark.parametrize(("path", "param"), PARAMETERS, ids=_parameter_id)
+def test_every_argument_and_option_has_help(path: tuple[str, ...], param: Any) -> None:
+    assert getattr(param, "help", None), f"{' '.join(('rapport', *path))}: {param.name} has no help text"
+
+
+@pytest.mark.parametrize(("path", "param"), PARAMETERS, ids=_parameter_id)
+def test_argument_and_option_help_shows_as_written(path: tuple[str, ...], param: Any) -> None:
+    """Regression: `nlp correct --help` read "( model;": Rich took [nlp] in the category's help
+    for a style tag and dropped it (7fbd784). Help is plain text: `--help` prints it word for
+    word as the code writes it (on a terminal wide enough that nothing but long help wraps)."""
+    written = " ".join((getattr(param, "help", None) or "").split())
+    assert written in _shown(_help_output(path, 200)), (
+        f"rapport {' '.join(path)} --help changes the help of {param.name} (Rich reads [...] as"
+        f" markup: reword it):\n  written: {written}\n{_help_output(path, 200)}"
+    )
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: " ".join(p) or "rapport")
 def test_a_usage_line_offers_a_command_only_where_there_are_subcommands(path: tuple[str, ...]) -> None:
     """Regression: `rapport serve --help` read "Usage: rapport serve [OPTIONS] COMMAND [ARGS]...",
     though serve has no subcommands (it was a group of none that ran its own callback)."""
-    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
-    usage = next(line for line in result.output.splitlines() if "Usage:" in line)
+    usage = next(line for line in _help_output(path, 200).splitlines() if "Usage:" in line)
     assert ("COMMAND" in usage) == bool(getattr(_command_at(path), "commands", None)), usage
 
 
@@ -133,5 +169,6 @@ def test_the_readme_names_real_commands_and_options(span: str) -> None:
 def test_segment_top_help_names_the_setting_behind_its_period() -> None:
     """Regression: `segment top --help` read "over the last top_months months", a setting's name
     in a sentence, without saying where it is set."""
-    result = CliRunner().invoke(app, ["segment", "top", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
-    assert "over the last `top_months` months (set in the segments section of rapport.toml)" in result.output
+    assert "over the last `top_months` months (set in the segments section of rapport.toml)" in _help_output(
+        ("segment", "top"), 200
+    )
