@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from rapport.cli.common import AT_OPTION, DEMO_DIR_OPTION, DEMO_OPTION, console, demo_or_runtime, err_console
 from rapport.cli.common import clock as clock_of
@@ -79,4 +80,4 @@ def _deliver_notifications(rt: Runtime, clock: Callable[[], datetime], categorie
         Scheduler(rt.engine, console_sender(), segment_params=segment_params(rt.config),
                   categories=categories).tick(clock())
     except Exception as exc:  # showing notifications is a courtesy; the command itself succeeded
-        err_console.print(f"[yellow]could not show notifications:[/] {exc}", highlight=False)
+        err_console.print(f"[yellow]could not show notifications:[/] {escape(str(exc))}", highlight=False)
