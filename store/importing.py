@@ -51,7 +51,7 @@ from store.models import (
 )
 from store.privacy import erased_addresses
 from store.reps import upsert_rep
-from store.search import Indexed, index_contacts, index_new_companies, index_new_contacts, refresh_index
+from store.search import Written, changes_terms, index_new_companies, index_new_contacts, refresh_index
 from store.stages import RuleMove, apply_order, import_move, move_contact
 from store.types import utcnow
 from store.validation import (
@@ -486,12 +486,13 @@ def _keep_earliest(values: dict[str, Any], created: datetime) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k != "created_at"}
 
 
-def _set(obj: Any, values: dict[str, Any]) -> bool:
-    changed = False
+def _set(obj: Any, values: dict[str, Any]) -> set[str]:
+    """Set the given (not None) values on `obj`; the fields that changed."""
+    changed: set[str] = set()
     for key, value in values.items():
         if value is not None and getattr(obj, key) != value:
             setattr(obj, key, value)
-            changed = True
+            changed.add(key)
     return changed
 
 
@@ -665,7 +666,7 @@ _CONTACT_FIELDS = ("name", "kind", "stage", "company_id", "owner_id", "phone", "
 
 
 def write_contacts(
-    session: Session, rows: list[ContactIn], indexed: Indexed, held: list[Rejected], *, actor: Actor,
+    session: Session, rows: list[ContactIn], written: Written, held: list[Rejected], *, actor: Actor,
     now: datetime, source: str,
 ) -> list[str]:
     """Insert or update these contacts (distinct addresses) with a few statements; their outcomes.
@@ -674,8 +675,9 @@ def write_contacts(
     called by its address's local part, an existing one keeps its name. An existing contact's
     kind and stage move only forward (`store.stages.import_move`), as a move from `source`
     (the file's name), with its activity and audit entries; each value held back is added to
-    `held` under its row's line. The contacts it creates or changes, and the companies it
-    creates, are indexed for search and added to `indexed`.
+    `held` under its row's line. The contacts and companies it creates are indexed for search
+    (`written.indexed_*`); the contacts whose terms it changes go to `written.updated_contacts`,
+    for `refresh_index` to index again.
     """
     addresses = {e for r in rows for e in (r.email, *r.others)}
     owner_of: dict[str, int] = {
@@ -774,16 +776,14 @@ def write_contacts(
     addresses_of: dict[int, list[str]] = {}
     for address in extra:
         addresses_of.setdefault(address["contact_id"], []).append(address["email"])
-    indexed.companies |= index_new_companies(session, companies.new_texts())
-    indexed.contacts |= index_new_contacts(session, [
+    written.indexed_companies |= index_new_companies(session, companies.new_texts())
+    written.indexed_contacts |= index_new_contacts(session, [
         (contact_id, wanted["name"], [row.email, *addresses_of.get(contact_id, [])], wanted.get("phone"),
          wanted.get("company_id"))
         for row, wanted in new_rows
         for contact_id in (owner_of[row.email],)
     ])
-    if updates:  # changed names, phones and companies
-        indexed.contacts.update(u["id"] for u in updates)
-        index_contacts(session, [u["id"] for u in updates])
+    written.updated_contacts.update(u["id"] for u in updates if changes_terms(u))
     return outcomes
 
 
@@ -806,8 +806,9 @@ def check_company(row: dict[str, str], line: int, ctx: Context) -> tuple[str | N
     return domain, values
 
 
-def import_company(session: Session, row: dict[str, str], line: int, ctx: Context) -> str:
-    """A company keyed by its mail domain (by its name when the file has no domain)."""
+def import_company(session: Session, row: dict[str, str], line: int, ctx: Context, written: Written) -> str:
+    """A company keyed by its mail domain (by its name when the file has no domain); one whose
+    terms it changes (a new name, a new phone) goes to `written.updated_companies`."""
     domain, values = check_company(row, line, ctx)
     company = _company_by_domain(session, domain) if domain else None
     if company is None:
@@ -821,10 +822,12 @@ def import_company(session: Session, row: dict[str, str], line: int, ctx: Contex
         session.add(company)
         session.flush()
         outcome = "imported"
-    elif _set(company, _keep_earliest(values, company.created_at)):
+    elif changed := _set(company, _keep_earliest(values, company.created_at)):
         company.updated_at = ctx.now
         session.add(company)
         outcome = "updated"
+        if changes_terms(changed):
+            written.updated_companies.add(company.id)  # type: ignore[arg-type]
     if domain and _company_by_domain(session, domain) is None:
         session.add(CompanyDomain(company_id=company.id, domain=domain))  # type: ignore[arg-type]
         outcome = "updated" if outcome == "unchanged" else outcome
@@ -863,7 +866,7 @@ def check_rep(row: dict[str, str], line: int, ctx: Context) -> dict[str, Any]:
     return fields
 
 
-def import_rep(session: Session, row: dict[str, str], line: int, ctx: Context) -> str:
+def import_rep(session: Session, row: dict[str, str], line: int, ctx: Context, written: Written) -> str:
     fields = check_rep(row, line, ctx)
     existed = session.exec(select(Rep.id).where(Rep.email == fields["email"])).first() is not None
     _, changed = upsert_rep(session, fields)
@@ -885,7 +888,7 @@ def check_order(row: dict[str, str], line: int, ctx: Context) -> tuple[str | Non
     return email, domain, values
 
 
-def import_order(session: Session, row: dict[str, str], line: int, ctx: Context) -> str:
+def import_order(session: Session, row: dict[str, str], line: int, ctx: Context, written: Written) -> str:
     email, domain, values = check_order(row, line, ctx)
     contact_id = company_id = None
     if email:
@@ -910,7 +913,8 @@ def import_order(session: Session, row: dict[str, str], line: int, ctx: Context)
     return "updated" if _set(order, values) else "unchanged"
 
 
-IMPORTERS: dict[str, Callable[[Session, dict[str, str], int, Context], str]] = {
+# Each writes one row in the caller's transaction; what it writes for search goes to the `Written`.
+IMPORTERS: dict[str, Callable[[Session, dict[str, str], int, Context, Written], str]] = {
     "companies": import_company,
     "reps": import_rep,
     "orders": import_order,
@@ -1135,11 +1139,11 @@ def _refused(exc: SQLAlchemyError) -> str:
     return f"!database refused the row: {exc.__class__.__name__}"
 
 
-def _finish(session: Session, dry_run: bool, indexed: Indexed | None = None) -> None:
+def _finish(session: Session, dry_run: bool, written: Written) -> None:
     if dry_run:
         session.rollback()
-    else:  # the writer indexes what it added: a search never writes
-        refresh_index(session, indexed=indexed)
+    else:  # the writer indexes what it added and changed: a search never writes
+        refresh_index(session, written=written)
 
 
 def _write_rows(
@@ -1148,17 +1152,18 @@ def _write_rows(
     """Rows one by one, each in a savepoint of one transaction; (line, outcome or "!reason")."""
     importer = IMPORTERS[entity]
     outcomes: list[tuple[int, str]] = []
+    written = Written()  # a row that a savepoint undoes is indexed again as it is: no harm
     with session_scope(bind) as session:
         for line, row in rows:
             try:
                 check_required(entity, row)
                 with session.begin_nested():
-                    outcomes.append((line, importer(session, row, line, row_context(row, ctx))))
+                    outcomes.append((line, importer(session, row, line, row_context(row, ctx), written)))
             except Invalid as exc:
                 outcomes.append((line, f"!{exc}"))
             except SQLAlchemyError as exc:
                 outcomes.append((line, _refused(exc)))
-        _finish(session, dry_run)
+        _finish(session, dry_run, written)
     return outcomes
 
 
@@ -1184,29 +1189,30 @@ def _write_contacts(
         with session_scope(bind) as session:
             if bind.dialect.name == "sqlite":  # the indexes of a large import's batch stay in memory
                 session.connection().exec_driver_sql(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
-            indexed = Indexed()
+            written = Written()
             held: list[Rejected] = []
-            written = write_contacts(session, checked, indexed, held, actor=ctx.actor, now=ctx.now,
+            results = write_contacts(session, checked, written, held, actor=ctx.actor, now=ctx.now,
                                      source=ctx.source) if checked else []
-            _finish(session, dry_run, indexed)
+            _finish(session, dry_run, written)
         ctx.report.warnings += held
-        return [(r.line, outcome) for r, outcome in zip(checked, written, strict=True)]
+        return [(r.line, outcome) for r, outcome in zip(checked, results, strict=True)]
     except SQLAlchemyError:
         pass
     outcomes: list[tuple[int, str]] = []
-    indexed = Indexed()  # contacts only: a later row may give a company an earlier row created a domain
+    written = Written()  # contacts only: a later row may give a company an earlier row created a domain
     with session_scope(bind) as session:
         for contact in checked:
-            indexed_here = Indexed()
+            written_here = Written()
             held_here: list[Rejected] = []  # a refused row lands nothing, so holds nothing back
             try:
                 with session.begin_nested():
-                    written = write_contacts(session, [contact], indexed_here, held_here, actor=ctx.actor,
+                    results = write_contacts(session, [contact], written_here, held_here, actor=ctx.actor,
                                              now=ctx.now, source=ctx.source)
-                    outcomes.extend((contact.line, o) for o in written)
-                indexed.contacts |= indexed_here.contacts
+                    outcomes.extend((contact.line, o) for o in results)
+                written.indexed_contacts |= written_here.indexed_contacts
+                written.updated_contacts |= written_here.updated_contacts
                 ctx.report.warnings += held_here
             except SQLAlchemyError as exc:
                 outcomes.append((contact.line, _refused(exc)))
-        _finish(session, dry_run, indexed)
+        _finish(session, dry_run, written)
     return outcomes

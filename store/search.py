@@ -236,7 +236,7 @@ ContactText = tuple[int, str, Sequence[str], str | None, int | None]  # id, name
 
 def index_new_contacts(session: Session, contacts: Sequence[ContactText]) -> set[int]:
     """Index contacts that have no terms yet from the values their writer holds (no reading back);
-    returns their ids, for `Indexed.contacts` (`refresh_index` in the same transaction)."""
+    returns their ids, for `Written.indexed_contacts` (`refresh_index` in the same transaction)."""
     insert_terms(
         session,
         [
@@ -252,7 +252,7 @@ CompanyText = tuple[int, str, Sequence[str], str | None]  # id, name, domains, p
 
 
 def index_new_companies(session: Session, companies: Sequence[CompanyText]) -> set[int]:
-    """`index_new_contacts` for companies: their ids, for `Indexed.companies`."""
+    """`index_new_contacts` for companies: their ids, for `Written.indexed_companies`."""
     insert_terms(
         session,
         [(term, None, cid) for cid, name, domains, phone in companies for term in company_terms(name, domains, phone)],
@@ -260,13 +260,27 @@ def index_new_companies(session: Session, companies: Sequence[CompanyText]) -> s
     return {company[0] for company in companies}
 
 
-@dataclass
-class Indexed:
-    """What a writer indexed itself in its transaction, from the values it wrote: `refresh_index`
-    leaves these out instead of reading them back."""
+# The columns of a contact or a company its terms are made of, besides its addresses or domains
+# (`contact_terms`, `company_terms`; a contact's terms carry its company's id).
+_INDEXED_FIELDS = frozenset({"name", "phone", "company_id"})
 
-    contacts: set[int] = field(default_factory=set)
-    companies: set[int] = field(default_factory=set)
+
+def changes_terms(fields: Iterable[str]) -> bool:
+    """Whether a change of these columns of a contact or a company changes its search terms."""
+    return not _INDEXED_FIELDS.isdisjoint(fields)
+
+
+@dataclass
+class Written:
+    """What a writer tells `refresh_index` of its transaction, by id: the contacts and companies
+    it indexed itself from the values it wrote (`indexed_*`: left out, not read back), and those
+    it had before whose terms it changed (`updated_*`, see `changes_terms`: indexed again at
+    once, a few primary-key look-ups, where only the scheduler's scan of every row would see them)."""
+
+    indexed_contacts: set[int] = field(default_factory=set)
+    indexed_companies: set[int] = field(default_factory=set)
+    updated_contacts: set[int] = field(default_factory=set)
+    updated_companies: set[int] = field(default_factory=set)
 
 
 INDEX_CHUNK = 1000  # contacts or companies (re)indexed per round of statements
@@ -367,13 +381,14 @@ def _state(session: Session, source: str) -> SearchState:
     return state
 
 
-def refresh_index(session: Session, *, changed: bool = False, indexed: Indexed | None = None) -> int:
+def refresh_index(session: Session, *, changed: bool = False, written: Written | None = None) -> int:
     """Index what was added since the last refresh; with `changed`, also rows updated since.
 
     The id check is a few primary-key look-ups (writers run it: the inbox per batch, the
     importer per chunk; a search never writes); the
     `changed` scan reads `updated_at` of every row, so the scheduler runs it.
-    `indexed`: contacts and companies the caller has (re)indexed in this transaction already.
+    `written`: what the caller wrote in this transaction: the rows it indexed itself are left
+    out, those whose terms it updated are indexed again (by primary key, as new rows are).
     Returns how many contacts and companies were (re)indexed.
     """
     now = utcnow()
@@ -389,17 +404,17 @@ def refresh_index(session: Session, *, changed: bool = False, indexed: Indexed |
     added_companies = _ids_after(session, Company, company_state.last_id)
     # a domain given to a company it knew already (by an import) changes its terms too
     new_domains = _owners_after(session, col(CompanyDomain.id), col(CompanyDomain.company_id), domain_state.last_id)
-    new_companies = set(added_companies) | {cid for _, cid in new_domains}
+    company_ids = set(added_companies) | {cid for _, cid in new_domains}
     if changed:
         contact_ids |= _ids_updated_since(session, Contact, since)
-        new_companies |= _ids_updated_since(session, Company, since)
-    if indexed is not None:
-        contact_ids -= indexed.contacts
-        new_companies -= indexed.companies
+        company_ids |= _ids_updated_since(session, Company, since)
+    if written is not None:
+        contact_ids = (contact_ids - written.indexed_contacts) | written.updated_contacts
+        company_ids = (company_ids - written.indexed_companies) | written.updated_companies
     if contact_ids:
         done += index_contacts(session, sorted(contact_ids))
-    if new_companies:
-        done += index_companies(session, sorted(new_companies))
+    if company_ids:
+        done += index_companies(session, sorted(company_ids))
     contact_state.last_id = max(new_contacts, default=contact_state.last_id)
     company_state.last_id = max(added_companies, default=company_state.last_id)
     email_state.last_id = max((eid for eid, _ in new_emails), default=email_state.last_id)
@@ -650,8 +665,9 @@ def _prepare(query: str) -> _Query:
 
 __all__ = [
     "CompanyHit",
-    "Indexed",
     "SearchHit",
+    "Written",
+    "changes_terms",
     "fold",
     "index_companies",
     "index_contacts",

@@ -25,7 +25,7 @@ from store.importing import ImportReport, import_csv
 from store.models import Company, CompanyDomain, Contact, ContactEmail, Order, Rep, SearchTerm
 from store.privacy import erase_person
 from store.reps import upsert_rep
-from store.search import rebuild_index, search_contacts
+from store.search import rebuild_index, search_companies, search_contacts
 from store.validation import Invalid, check_created_at, check_currency, check_order_date, parse_numeric_date
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "csv"
@@ -566,6 +566,74 @@ def _assert_petr_is_found_by_his_companys_new_domain(engine: Engine) -> None:
     with session_scope(engine) as session:
         rebuild_index(session)
     assert built == _index(engine)
+
+
+def _found(engine: Engine, query: str) -> tuple[list[str], list[str]]:
+    """What Slack's company picker and `find` offer for `query`: companies, then contacts."""
+    with read_session(engine) as session:
+        return ([hit.name for hit in search_companies(session, query)],
+                [hit.name for hit in search_contacts(session, query)])
+
+
+def _assert_index_as_rebuilt(engine: Engine) -> None:
+    built = _index(engine)
+    with session_scope(engine) as session:
+        rebuild_index(session)
+    assert built == _index(engine)
+
+
+def test_regression_a_company_an_import_renames_is_found_by_its_new_name_at_once(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A companies import that renamed a company or changed its phone left the old terms in the
+    search index until the scheduler's scan (`refresh_index(changed=True)`): a rep who imported
+    the rename found nothing by the new name, and the old name still found the company's people."""
+    companies = tmp_path / "companies.csv"
+    companies.write_text("Company Name,Domain,Phone\nKovo Zlín,kzgroup.example,+420 577 100 200\n",
+                         encoding="utf-8")
+    assert import_csv(engine, "companies", companies).imported == 1
+    people = tmp_path / "people.csv"
+    people.write_text("Email,First Name,Last Name\npetr@kzgroup.example,Petr,Novák\n", encoding="utf-8")
+    assert import_csv(engine, "contacts", people).imported == 1
+    assert _found(engine, "kovo zlin") == (["Kovo Zlín"], ["Petr Novák"])
+
+    companies.write_text("Company Name,Domain,Phone\nMoravia Steel,kzgroup.example,+420 577 999 888\n",
+                         encoding="utf-8")
+    report = import_csv(engine, "companies", companies)  # no scheduler runs in between
+
+    assert (report.imported, report.updated, report.unchanged) == (0, 1, 0)
+    assert _found(engine, "moravia steel") == (["Moravia Steel"], ["Petr Novák"])
+    assert _found(engine, "kovo zlin") == ([], [])
+    company_terms = {term for term, contact_id, _ in _index(engine) if contact_id is None}
+    assert "#420577999888" in company_terms and "#420577100200" not in company_terms
+    _assert_index_as_rebuilt(engine)
+    again = import_csv(engine, "companies", companies)
+    assert (again.imported, again.updated, again.unchanged) == (0, 0, 1)
+
+
+def test_regression_a_contact_an_import_renames_is_found_by_its_new_name_at_once(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Guards the contacts import's re-indexing of what it updates (name, phone, company), also
+    in the row-by-row retry of a batch the database refuses (the NUL, on PostgreSQL)."""
+    people = tmp_path / "people.csv"
+    people.write_text("Email,First Name,Last Name,Phone Number,Company Name\n"
+                      "jan@gmail.com,Jan,Šťastný,+420 601 123 456,Tatra Tools\n", encoding="utf-8")
+    assert import_csv(engine, "contacts", people).imported == 1
+    assert _found(engine, "stastny")[1] == ["Jan Šťastný"]
+
+    people.write_text("Email,First Name,Last Name,Phone Number,Company Name\n"
+                      "jan@gmail.com,Jan,Novotný,+420 777 000 111,Moravia Steel\n"
+                      "bob@x.example,B\x00ob,,,\n", encoding="utf-8")
+    report = import_csv(engine, "contacts", people)  # no scheduler runs in between
+
+    assert report.updated == 1
+    assert _found(engine, "novotny")[1] == ["Jan Novotný"]
+    assert _found(engine, "777 000 111")[1] == ["Jan Novotný"]
+    assert _found(engine, "moravia steel")[1] == ["Jan Novotný"]
+    for old in ("stastny", "601 123 456", "tatra tools"):
+        assert _found(engine, old)[1] == [], old
+    _assert_index_as_rebuilt(engine)
 
 
 def test_a_row_with_bytes_that_are_not_utf8_is_rejected_alone(engine: Engine, tmp_path: Path) -> None:
