@@ -604,6 +604,7 @@ class _Row:
     phone: str | None
     owner_id: int | None
     company: str | None
+    company_phone: str | None
     emails: tuple[str, ...]
 
 
@@ -616,8 +617,8 @@ def _candidate_rows(session: Session, contact_ids: list[int]) -> list[_Row]:
         contacts.setdefault(contact[0], tuple(contact))
         emails.setdefault(contact[0], []).extend([email] if email is not None else [])
     return [
-        _Row(cid, name, phone, owner, company, tuple(emails[cid]))
-        for cid, name, phone, owner, company in contacts.values()
+        _Row(cid, name, phone, owner, company, company_phone, tuple(emails[cid]))
+        for cid, name, phone, owner, company, company_phone in contacts.values()
     ]
 
 
@@ -627,7 +628,8 @@ def _candidate_rows(session: Session, contact_ids: list[int]) -> list[_Row]:
 _CANDIDATE_ROWS = (
     select(
         col(Contact.id), col(Contact.name), col(Contact.phone),
-        effective_owner_id(col(Contact.owner_id), col(Company.owner_id)), col(Company.name), col(ContactEmail.email),
+        effective_owner_id(col(Contact.owner_id), col(Company.owner_id)), col(Company.name), col(Company.phone),
+        col(ContactEmail.email),
     )
     .select_from(Contact)
     .outerjoin(Company, col(Company.id) == col(Contact.company_id))
@@ -642,14 +644,21 @@ def _score(query: _Query, row: _Row) -> SearchHit:
     scores = [fuzz.WRatio(query.text, name), 0.92 * fuzz.WRatio(query.text, company) if company else 0.0]
     for email in row.emails:
         scores.append(100.0 if query.folded == email.lower() else 0.9 * fuzz.WRatio(query.text, _plain(email)))
-    if len(query.digits) >= 4 and row.phone:
-        phone_digits = _NON_DIGIT.sub("", row.phone)
-        if phone_digits.endswith(query.digits[-7:]) or phone_digits.startswith(query.digits):
-            scores.append(100.0)
+    if any(_same_number(query.digits, phone) for phone in (row.phone, row.company_phone)):
+        scores.append(100.0)  # a caller's number finds the contact, or a company's switchboard its people
     combined = " ".join([name, company, *(_plain(e) for e in row.emails)])
     scores.append(0.95 * fuzz.token_set_ratio(query.text, combined))
     first_email = row.emails[0] if row.emails else None
     return SearchHit(row.contact_id, row.name, row.company, first_email, row.owner_id, round(max(scores), 1))
+
+
+def _same_number(digits: str, phone: str | None) -> bool:
+    """Whether a query's digits (four or more) name `phone`: its end (a number written with or
+    without the country code) or its start."""
+    if len(digits) < 4 or not phone:
+        return False
+    phone_digits = _NON_DIGIT.sub("", phone)
+    return phone_digits.endswith(digits[-7:]) or phone_digits.startswith(digits)
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,24 @@ def test_search_tolerates_accents_typos_and_finds_every_field(db_url: str) -> No
     assert _names(engine, "") == []
 
 
+def test_regression_a_companys_switchboard_number_finds_its_people(db_url: str) -> None:
+    """A company's phone was indexed but not scored: a call from the switchboard found no one."""
+    engine = engine_for(db_url)
+    with session_scope(engine) as session:
+        company = Company(name="Vltava Diagnostics a.s.", phone="+420 222 333 444")
+        session.add(company)
+        session.flush()
+        contact = Contact(name="Eva Horáková", company_id=company.id)
+        session.add(contact)
+        session.flush()
+        assert contact.id is not None
+        session.add(ContactEmail(contact_id=contact.id, email="eva@vltava.example", is_primary=True))
+        refresh_index(session)
+    assert _names(engine, "222 333 444") == ["Eva Horáková"]
+    assert _names(engine, "+420222333444") == ["Eva Horáková"]
+    assert _names(engine, "222 999 444") == []
+
+
 def test_a_search_never_writes_the_writer_indexes_what_it_adds(db_url: str) -> None:
     engine = _seed(db_url)
     assert _names(engine, "novak") == []
