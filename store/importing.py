@@ -55,7 +55,6 @@ from store.search import Written, changes_terms, index_new_companies, index_new_
 from store.stages import RuleMove, apply_order, import_move, move_contact
 from store.types import utcnow
 from store.validation import (
-    CATEGORIES,
     Invalid,
     check_choice,
     check_created_at,
@@ -1029,7 +1028,7 @@ def import_csv(
     privacy_key: str | None = None,
     actor: Actor | None = None,
     now: datetime | None = None,
-    categories: Sequence[str] | None = CATEGORIES,
+    categories: Sequence[str] | None,
 ) -> ImportReport:
     """Import `path` as `entity` (contacts, companies, reps, orders); see the module doc.
 
@@ -1037,8 +1036,8 @@ def import_csv(
     store.privacy) are skipped and counted (`ImportReport.erased`), never imported again.
     `actor` (default: the person at this command line) is who the audit log names; `now` is
     the import's clock (default: the real time): consents, moves and updates carry it. A rep's
-    skills are `categories` (the model's; default: Rapport's own; None: not readable here, so taken
-    as written)."""
+    skills are `categories` (the model's, never assumed Rapport's own: a team may run its own; None:
+    not readable here, so taken as written)."""
     if entity not in ENTITIES:
         raise ImportFileError(f"cannot import {entity!r}; choose one of {', '.join(ENTITIES)}")
     header, columns, rows = read_rows(path, entity)

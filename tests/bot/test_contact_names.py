@@ -20,10 +20,10 @@ from bot.identity import rep_with_team
 from bot.text import escape
 from rapport.demo import sample_dir
 from store.db import make_engine, upgrade
-from store.importing import import_csv
 from store.models import Activity, Contact, FollowUp, Rep
 from store.search import only_names
 from tests.bot.conftest import all_text
+from tests.imports import import_builtin
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 MANAGER = "karin.lindqvist@nordlys.example"  # sees every contact
@@ -47,7 +47,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('names') / 'rapport.db'}")
     upgrade(engine)
     for entity in ("reps", "companies", "contacts"):
-        import_csv(engine, entity, sample_dir() / f"{entity}.csv", now=NOW)
+        import_builtin(engine, entity, sample_dir() / f"{entity}.csv", now=NOW)
     yield engine
     engine.dispose()
 

@@ -429,12 +429,12 @@ ROUTE = '[[assignment.routes]]\ncategory = "billing"\nteam = "{team}"\n'
 def _import_reps(tmp_path: Path) -> None:
     """Anna of team finance, imported into the database `_clean_env` names (not under [[reps]])."""
     from store.db import make_engine, upgrade
-    from store.importing import import_csv
+    from tests.imports import import_builtin
 
     engine = make_engine(f"sqlite:///{tmp_path / 'r.db'}")
     upgrade(engine)
     (tmp_path / "reps.csv").write_text("name,email,team\nAnna Berg,anna@x.example,finance\n", encoding="utf-8")
-    assert import_csv(engine, "reps", tmp_path / "reps.csv").imported == 1
+    assert import_builtin(engine, "reps", tmp_path / "reps.csv").imported == 1
 
 
 def _rapport(tmp_path: Path, *command: str) -> tuple[int, str]:

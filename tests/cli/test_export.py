@@ -14,11 +14,11 @@ from rapport.cli.main import app
 from store.activities import log_activity
 from store.audit import SCHEDULER
 from store.db import make_engine, session_scope
-from store.importing import import_csv
 from store.models import Company, CompanyDomain, Contact, ContactEmail, Conversation, Rep
 from store.stages import move_contact
 from store.types import utcnow
 from tests.cli.helpers import company_owned_by
+from tests.imports import import_builtin
 
 HOSTILE_NAME = '=HYPERLINK("http://evil","x")'
 HOSTILE_SUBJECT = "+cmd|' /C calc'!A0"
@@ -61,7 +61,7 @@ def test_json_lines_export_keeps_values_as_they_are(hostile: str) -> None:
 def test_reimporting_a_csv_export_restores_the_original_values(hostile: str, tmp_path: Path) -> None:
     exported = tmp_path / "contacts.csv"
     exported.write_text(_export("contacts", "--format", "csv"), encoding="utf-8")
-    report = import_csv(make_engine(hostile), "contacts", exported)
+    report = import_builtin(make_engine(hostile), "contacts", exported)
     assert (report.unchanged, report.rejected) == (1, [])
     with Session(make_engine(hostile)) as session:
         assert session.exec(select(Contact.name)).all() == [HOSTILE_NAME]
@@ -122,7 +122,7 @@ def test_reimporting_an_export_keeps_an_owner_through_the_company_so(database: s
     exported = tmp_path / "contacts.csv"
     exported.write_text(_export("contacts", "--format", "csv"), encoding="utf-8")
 
-    report = import_csv(engine, "contacts", exported)
+    report = import_builtin(engine, "contacts", exported)
 
     assert (report.unchanged, report.updated, report.rejected) == (1, 0, [])
     with Session(engine) as session:

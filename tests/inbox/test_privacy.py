@@ -24,7 +24,6 @@ from store.audit import Actor, record_audit
 from store.db import read_session, session_scope
 from store.digest import compute_digest
 from store.followups import complete_followup, create_followup
-from store.importing import import_csv
 from store.models import (
     ActivityKind,
     AuditEntry,
@@ -39,6 +38,7 @@ from store.models import (
 from store.privacy import PrivacyError, erase_person, export_person, find_person
 from store.segments import SegmentParams
 from store.types import utcnow
+from tests.imports import import_builtin
 from tests.inbox.helpers import NOW, KeywordClassifier, add_rep, mail, spec_for
 from tests.servers.dovecot import ImapAccount
 
@@ -108,8 +108,8 @@ def test_export_then_erase_leaves_no_trace_and_nothing_brings_the_person_back(
     contacts_csv, orders_csv = tmp_path / "contacts.csv", tmp_path / "orders.csv"
     contacts_csv.write_text(CONTACTS_CSV, encoding="utf-8")
     orders_csv.write_text(ORDERS_CSV, encoding="utf-8")
-    assert import_csv(engine, "contacts", contacts_csv, privacy_key=KEY).imported == 2
-    assert import_csv(engine, "orders", orders_csv, privacy_key=KEY).imported == 1
+    assert import_builtin(engine, "contacts", contacts_csv, privacy_key=KEY).imported == 2
+    assert import_builtin(engine, "orders", orders_csv, privacy_key=KEY).imported == 1
 
     imap_account.append("INBOX", with_attachment("<jana-1@customer.example>",
                                                  f"My parcel {SECRET_TEXT} never arrived.", "receipt-kralova.pdf"))
@@ -174,7 +174,7 @@ def test_export_then_erase_leaves_no_trace_and_nothing_brings_the_person_back(
     with session_scope(engine) as session:
         session.execute(delete(MailboxCheckpoint))
     sync_mailbox(engine, spec, options=options, classifier=keyword_classifier)
-    again = import_csv(engine, "contacts", contacts_csv, privacy_key=KEY)
+    again = import_builtin(engine, "contacts", contacts_csv, privacy_key=KEY)
     assert (again.erased, again.rejected) == (1, [])  # skipped, not an error
     assert count(engine, Message) == messages_before and person_traces(engine) == []
     assert digest_counts(engine) == before

@@ -26,7 +26,15 @@ from store.models import Company, CompanyDomain, Contact, ContactEmail, Order, R
 from store.privacy import erase_person
 from store.reps import upsert_rep
 from store.search import rebuild_index, search_companies, search_contacts
-from store.validation import Invalid, check_created_at, check_currency, check_order_date, parse_numeric_date
+from store.validation import (
+    CATEGORIES,
+    Invalid,
+    check_created_at,
+    check_currency,
+    check_order_date,
+    parse_numeric_date,
+)
+from tests.imports import import_builtin
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "csv"
 MESSY = FIXTURES / "hubspot_contacts_messy.csv"
@@ -40,7 +48,7 @@ def _add_rep(engine: Engine, email: str = "anna@nordlys.example") -> None:
 
 def test_messy_hubspot_export_lands_good_rows_and_rejects_bad_ones(engine: Engine) -> None:
     _add_rep(engine)
-    report = import_csv(engine, "contacts", MESSY)
+    report = import_builtin(engine, "contacts", MESSY)
 
     assert report.imported == 5
     assert {(r.line, r.reason) for r in report.rejected} == {
@@ -76,10 +84,10 @@ def test_messy_hubspot_export_lands_good_rows_and_rejects_bad_ones(engine: Engin
 
 def test_second_import_of_the_same_file_changes_nothing(engine: Engine) -> None:
     _add_rep(engine)
-    import_csv(engine, "contacts", MESSY)
+    import_builtin(engine, "contacts", MESSY)
     with Session(engine) as session:
         before = session.exec(select(func.count()).select_from(ContactEmail)).one()
-    again = import_csv(engine, "contacts", MESSY)
+    again = import_builtin(engine, "contacts", MESSY)
     assert (again.imported, again.updated, again.unchanged) == (0, 0, 5)
     with Session(engine) as session:
         assert session.exec(select(func.count()).select_from(ContactEmail)).one() == before
@@ -88,9 +96,9 @@ def test_second_import_of_the_same_file_changes_nothing(engine: Engine) -> None:
 def test_reimport_with_a_changed_phone_updates_instead_of_duplicating(engine: Engine, tmp_path: Path) -> None:
     first = tmp_path / "a.csv"
     first.write_text("email,name,phone\nx@acme.example,X Person,111\n", encoding="utf-8")
-    assert import_csv(engine, "contacts", first).imported == 1
+    assert import_builtin(engine, "contacts", first).imported == 1
     first.write_text("email,name,phone\nx@acme.example,X Person,222\n", encoding="utf-8")
-    report = import_csv(engine, "contacts", first)
+    report = import_builtin(engine, "contacts", first)
     assert (report.imported, report.updated) == (0, 1)
     with Session(engine) as session:
         contacts = session.exec(select(Contact)).all()
@@ -107,7 +115,7 @@ def test_orders_reps_and_companies_import_with_their_keys(engine: Engine, tmp_pa
         "Hand Typed,ht@nordlys.example,U4,rep,sales,invoice|payment,en,UTC,08:00-17:00,20\n",
         encoding="utf-8",
     )
-    report = import_csv(engine, "reps", reps)
+    report = import_csv(engine, "reps", reps, categories=CATEGORIES)
     assert report.imported == 3
     assert [r.line for r in report.rejected] == [3]
     assert "Mars/Olympus" in report.rejected[0].reason
@@ -123,10 +131,10 @@ def test_orders_reps_and_companies_import_with_their_keys(engine: Engine, tmp_pa
         "name,domain,kind,owner_email\nAcme,https://www.acme.example/,customer,anna@nordlys.example\n",
         encoding="utf-8",
     )
-    assert import_csv(engine, "companies", companies).imported == 1
+    assert import_builtin(engine, "companies", companies).imported == 1
     contacts = tmp_path / "contacts.csv"
     contacts.write_text("email,name\nbuyer@acme.example,Bea Buyer\n", encoding="utf-8")
-    import_csv(engine, "contacts", contacts)
+    import_builtin(engine, "contacts", contacts)
 
     orders = tmp_path / "orders.csv"
     orders.write_text(
@@ -138,7 +146,7 @@ def test_orders_reps_and_companies_import_with_their_keys(engine: Engine, tmp_pa
         "NS-5,buyer@acme.example,10,EUR,03/04/2026\n",
         encoding="utf-8",
     )
-    report = import_csv(engine, "orders", orders)
+    report = import_builtin(engine, "orders", orders)
     assert report.imported == 2
     reasons = {r.line: r.reason for r in report.rejected}
     assert set(reasons) == {4, 5, 6}
@@ -148,11 +156,11 @@ def test_orders_reps_and_companies_import_with_their_keys(engine: Engine, tmp_pa
         assert str(order.amount) == "1200.50"
         company = session.exec(select(Company).where(Company.name == "Acme")).one()
         assert order.company_id == company.id  # the contact's company, found by its domain
-    assert import_csv(engine, "orders", orders).imported == 0
+    assert import_builtin(engine, "orders", orders).imported == 0
 
 
 def test_dry_run_saves_nothing(engine: Engine) -> None:
-    report = import_csv(engine, "contacts", MESSY, dry_run=True)
+    report = import_builtin(engine, "contacts", MESSY, dry_run=True)
     assert report.imported == 5
     with Session(engine) as session:
         assert session.exec(select(func.count()).select_from(Contact)).one() == 0
@@ -210,7 +218,7 @@ def test_killed_import_leaves_each_row_in_or_out_and_a_rerun_completes(tmp_path:
     proc.wait()
     partial, _ = _consistent(engine)
     assert partial < rows, "the import finished before it could be killed; make the file bigger"
-    report = import_csv(engine, "contacts", path)
+    report = import_builtin(engine, "contacts", path)
     assert report.rejected == []
     assert report.imported == rows - partial
     assert _consistent(engine) == (rows, rows)
@@ -227,7 +235,7 @@ def test_unclosed_quote_does_not_swallow_the_rows_after_it(engine: Engine, tmp_p
         "Dee Dunn,dee@a.example,5\n",
         encoding="utf-8",
     )
-    report = import_csv(engine, "contacts", path)
+    report = import_builtin(engine, "contacts", path)
     assert report.imported == 4
     assert [r.line for r in report.rejected] == [3]
     assert "not closed" in report.rejected[0].reason and "lines 4-" in report.rejected[0].reason
@@ -243,7 +251,7 @@ def test_a_quoted_field_over_several_lines_is_still_one_row(engine: Engine, tmp_
         'name,email,company\nAnn Able,ann@a.example,"Able, Inc.\nPrague, CZ"\nBob Baker,bob@b.example,B\n',
         encoding="utf-8",
     )
-    report = import_csv(engine, "contacts", path)
+    report = import_builtin(engine, "contacts", path)
     assert (report.imported, report.rejected) == (2, [])
 
 
@@ -259,13 +267,13 @@ def _add_buyer(engine: Engine, name: str = "Buyer") -> None:
 def _import_orders_of_buyer(engine: Engine, fixture: str) -> ImportReport:
     """The orders file `fixture`, imported after the contact it names."""
     _add_buyer(engine)
-    return import_csv(engine, "orders", FIXTURES / fixture, now=IMPORT_CLOCK)
+    return import_builtin(engine, "orders", FIXTURES / fixture, now=IMPORT_CLOCK)
 
 
 def _import_orders(engine: Engine, tmp_path: Path, text: str) -> ImportReport:
     orders = tmp_path / "orders.csv"
     orders.write_text(text, encoding="utf-8")
-    return import_csv(engine, "orders", orders, now=IMPORT_CLOCK)
+    return import_builtin(engine, "orders", orders, now=IMPORT_CLOCK)
 
 
 def test_an_amount_too_large_is_rejected_not_a_crash(engine: Engine, tmp_path: Path) -> None:
@@ -301,7 +309,7 @@ def test_regression_orders_with_impossible_values_are_rejected_row_by_row(engine
     showed "Orders: 18 (last 2030-01-01)" and a lifetime value of a billion, ranked first."""
     _add_buyer(engine, "Bea Buyer")
 
-    report = import_csv(engine, "orders", FIXTURES / "orders_impossible_values.csv", now=IMPORT_CLOCK)
+    report = import_builtin(engine, "orders", FIXTURES / "orders_impossible_values.csv", now=IMPORT_CLOCK)
 
     assert report.imported == 2
     assert [(r.line, r.reason) for r in report.rejected] == [
@@ -334,7 +342,7 @@ def test_regression_a_bad_duplicate_order_is_rejected_alone_and_the_good_row_lan
 def test_regression_a_bad_duplicate_rep_is_rejected_alone_and_the_good_row_lands(engine: Engine) -> None:
     """Line 2's role `rep` and line 3's `superuser` (the same email) merged first, so the rep was
     refused as line 2 with line 3's role and nobody was imported."""
-    report = import_csv(engine, "reps", FIXTURES / "reps_bad_duplicate.csv")
+    report = import_builtin(engine, "reps", FIXTURES / "reps_bad_duplicate.csv")
 
     assert (report.imported, report.warnings) == (1, [])
     [rejected] = report.rejected
@@ -362,7 +370,7 @@ def test_regression_a_partial_duplicate_order_updates_the_order(engine: Engine) 
 def test_regression_a_company_row_without_a_name_updates_the_company(engine: Engine) -> None:
     """A second row of `fjordtech.example` without a name was checked alone and rejected with
     "no company name": its country never landed. The name comes from the merged row."""
-    report = import_csv(engine, "companies", FIXTURES / "companies_partial_update.csv")
+    report = import_builtin(engine, "companies", FIXTURES / "companies_partial_update.csv")
 
     assert (report.imported, report.rejected) == (1, [])
     with Session(engine) as session:
@@ -374,13 +382,13 @@ def test_regression_rows_of_an_erased_person_are_skipped_not_rejected(engine: En
     """After `privacy erase`, every routine re-import exited 2: the person's orders were rejected
     with "no contact with email … (import contacts first)", and the contacts import refused them."""
     contacts, orders = FIXTURES / "contacts_erased_again.csv", FIXTURES / "orders_erased_again.csv"
-    import_csv(engine, "contacts", contacts, now=IMPORT_CLOCK)
-    import_csv(engine, "orders", orders, now=IMPORT_CLOCK)
+    import_builtin(engine, "contacts", contacts, now=IMPORT_CLOCK)
+    import_builtin(engine, "orders", orders, now=IMPORT_CLOCK)
     with session_scope(engine) as session:
         erase_person(session, "erika.erased@acme.example", actor=Actor.cli(), configured_key=None)
 
-    orders_again = import_csv(engine, "orders", orders, now=IMPORT_CLOCK)
-    contacts_again = import_csv(engine, "contacts", contacts, now=IMPORT_CLOCK)
+    orders_again = import_builtin(engine, "orders", orders, now=IMPORT_CLOCK)
+    contacts_again = import_builtin(engine, "contacts", contacts, now=IMPORT_CLOCK)
 
     assert (orders_again.erased, orders_again.unchanged, orders_again.rejected) == (2, 1, [])
     assert (contacts_again.erased, contacts_again.unchanged, contacts_again.rejected) == (1, 1, [])
@@ -466,7 +474,7 @@ def test_a_row_the_database_refuses_does_not_abort_the_file(engine: Engine, tmp_
     """Guards the per-row savepoint: on PostgreSQL one refused row would abort the whole transaction."""
     path = tmp_path / "nul.csv"
     path.write_text("email,name\na@x.example,Ann\nb@x.example,B\x00ob\nc@x.example,Cy\n", encoding="utf-8")
-    report = import_csv(engine, "contacts", path)
+    report = import_builtin(engine, "contacts", path)
     with Session(engine) as session:
         landed = set(session.exec(select(ContactEmail.email)).all())
     assert {"a@x.example", "c@x.example"} <= landed
@@ -508,8 +516,8 @@ def test_imported_contacts_are_indexed_as_a_rebuild_would_index_them(
         "new@fresh.example,Fresh,Person,\n",
         encoding="utf-8",
     )
-    assert import_csv(engine, "contacts", first).imported == 4
-    report = import_csv(engine, "contacts", second)
+    assert import_builtin(engine, "contacts", first).imported == 4
+    report = import_builtin(engine, "contacts", second)
     assert (report.imported, report.updated) == (1, 1)
     built = _index(engine)
     with Session(engine) as session:
@@ -536,10 +544,10 @@ def test_regression_a_domain_an_import_gives_an_existing_company_is_searchable(
     first = tmp_path / "first.csv"
     first.write_text("Email,First Name,Last Name,Company Name\npetr@gmail.com,Petr,Novák,Kovo Zlín\n",
                      encoding="utf-8")
-    assert import_csv(engine, "contacts", first).imported == 1
+    assert import_builtin(engine, "contacts", first).imported == 1
     second = tmp_path / "second.csv"
     second.write_text(teaching, encoding="utf-8")
-    report = import_csv(engine, entity, second)
+    report = import_builtin(engine, entity, second)
     assert report.rejected == []
     _assert_petr_is_found_by_his_companys_new_domain(engine)
 
@@ -551,7 +559,7 @@ def test_regression_a_domain_given_after_a_refused_row_is_searchable(engine: Eng
     path = tmp_path / "c.csv"
     path.write_text("Email,First Name,Last Name,Company Name\npetr@gmail.com,Petr,Novák,Kovo Zlín\n"
                     "bob@x.example,B\x00ob,,\njana@kovozlin.example,Jana,Dvořák,Kovo Zlín\n", encoding="utf-8")
-    import_csv(engine, "contacts", path)
+    import_builtin(engine, "contacts", path)
     _assert_petr_is_found_by_his_companys_new_domain(engine)
 
 
@@ -591,15 +599,15 @@ def test_regression_a_company_an_import_renames_is_found_by_its_new_name_at_once
     companies = tmp_path / "companies.csv"
     companies.write_text("Company Name,Domain,Phone\nKovo Zlín,kzgroup.example,+420 577 100 200\n",
                          encoding="utf-8")
-    assert import_csv(engine, "companies", companies).imported == 1
+    assert import_builtin(engine, "companies", companies).imported == 1
     people = tmp_path / "people.csv"
     people.write_text("Email,First Name,Last Name\npetr@kzgroup.example,Petr,Novák\n", encoding="utf-8")
-    assert import_csv(engine, "contacts", people).imported == 1
+    assert import_builtin(engine, "contacts", people).imported == 1
     assert _found(engine, "kovo zlin") == (["Kovo Zlín"], ["Petr Novák"])
 
     companies.write_text("Company Name,Domain,Phone\nMoravia Steel,kzgroup.example,+420 577 999 888\n",
                          encoding="utf-8")
-    report = import_csv(engine, "companies", companies)  # no scheduler runs in between
+    report = import_builtin(engine, "companies", companies)  # no scheduler runs in between
 
     assert (report.imported, report.updated, report.unchanged) == (0, 1, 0)
     assert _found(engine, "moravia steel") == (["Moravia Steel"], ["Petr Novák"])
@@ -607,7 +615,7 @@ def test_regression_a_company_an_import_renames_is_found_by_its_new_name_at_once
     company_terms = {term for term, contact_id, _ in _index(engine) if contact_id is None}
     assert "#420577999888" in company_terms and "#420577100200" not in company_terms
     _assert_index_as_rebuilt(engine)
-    again = import_csv(engine, "companies", companies)
+    again = import_builtin(engine, "companies", companies)
     assert (again.imported, again.updated, again.unchanged) == (0, 0, 1)
 
 
@@ -619,13 +627,13 @@ def test_regression_a_contact_an_import_renames_is_found_by_its_new_name_at_once
     people = tmp_path / "people.csv"
     people.write_text("Email,First Name,Last Name,Phone Number,Company Name\n"
                       "jan@gmail.com,Jan,Šťastný,+420 601 123 456,Tatra Tools\n", encoding="utf-8")
-    assert import_csv(engine, "contacts", people).imported == 1
+    assert import_builtin(engine, "contacts", people).imported == 1
     assert _found(engine, "stastny")[1] == ["Jan Šťastný"]
 
     people.write_text("Email,First Name,Last Name,Phone Number,Company Name\n"
                       "jan@gmail.com,Jan,Novotný,+420 777 000 111,Moravia Steel\n"
                       "bob@x.example,B\x00ob,,,\n", encoding="utf-8")
-    report = import_csv(engine, "contacts", people)  # no scheduler runs in between
+    report = import_builtin(engine, "contacts", people)  # no scheduler runs in between
 
     assert report.updated == 1
     assert _found(engine, "novotny")[1] == ["Jan Novotný"]
@@ -640,7 +648,7 @@ def test_a_row_with_bytes_that_are_not_utf8_is_rejected_alone(engine: Engine, tm
     """Guards the per-file check for undecodable bytes: only the rows holding them are searched."""
     path = tmp_path / "latin1.csv"
     path.write_bytes(b"email,name\na@x.example,Ann\nb@x.example,J\xfcrgen\nc@x.example,Cy\n")
-    report = import_csv(engine, "contacts", path)
+    report = import_builtin(engine, "contacts", path)
     assert report.imported == 2
     assert [(r.line, r.reason) for r in report.rejected] == [(3, "not valid UTF-8 (save the file as UTF-8)")]
 

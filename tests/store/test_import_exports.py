@@ -21,10 +21,10 @@ from store.importing import (
     STAGE_VALUES,
     ImportReport,
     _value_key,
-    import_csv,
 )
 from store.models import Company, CompanyDomain, Consent, Contact, ContactEmail, Order, Rep, SearchTerm
 from store.reps import upsert_rep
+from tests.imports import import_builtin
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "csv"
 
@@ -75,7 +75,7 @@ def _snapshot(engine: Engine) -> list[Any]:
 
 def _reimport_changes_nothing(engine: Engine, entity: str, path: Path, first: ImportReport) -> None:
     before = _snapshot(engine)
-    again = import_csv(engine, entity, path)
+    again = import_builtin(engine, entity, path)
     landed = first.imported + first.updated + first.unchanged
     assert (again.imported, again.updated, again.unchanged) == (0, 0, landed)
     assert _snapshot(engine) == before
@@ -98,7 +98,7 @@ def test_every_documented_stage_type_and_status_has_a_mapping() -> None:
 
 def test_hubspot_contacts_export_lands_every_good_row_once(engine: Engine) -> None:
     _reps(engine)
-    report = import_csv(engine, "contacts", FIXTURES / "hubspot_contacts.csv")
+    report = import_builtin(engine, "contacts", FIXTURES / "hubspot_contacts.csv")
 
     assert (report.imported, report.updated, report.unchanged) == (11, 0, 0)
     assert [(r.line, r.reason) for r in report.rejected] == [(14, "invalid email address 'broken@@fjordtech.example'")]
@@ -155,7 +155,7 @@ def test_hubspot_contacts_export_lands_every_good_row_once(engine: Engine) -> No
 
 def test_salesforce_contacts_export_keeps_opt_outs_and_names_dropped_columns(engine: Engine) -> None:
     _reps(engine)
-    report = import_csv(engine, "contacts", FIXTURES / "salesforce_contacts.csv")
+    report = import_builtin(engine, "contacts", FIXTURES / "salesforce_contacts.csv")
     assert (report.imported, report.rejected, report.warnings) == (5, [], [])
     # regression: Salutation, Mailing City and Lead Source were dropped without a word
     assert report.ignored == ["Salutation", "Mailing City", "Mailing Country", "Lead Source"]
@@ -178,7 +178,7 @@ def test_salesforce_contacts_export_keeps_opt_outs_and_names_dropped_columns(eng
 
 def test_salesforce_leads_by_api_names_map_their_status(engine: Engine) -> None:
     _reps(engine)
-    report = import_csv(engine, "contacts", FIXTURES / "salesforce_leads.csv")
+    report = import_builtin(engine, "contacts", FIXTURES / "salesforce_leads.csv")
     assert (report.imported, report.rejected, report.warnings, report.ignored) == (4, [], [], ["LeadSource"])
     kind_stage = {email.split("@")[0]: (c.kind, c.stage) for email, c in _contacts(engine).items()}
     assert kind_stage == {
@@ -195,7 +195,7 @@ def test_salesforce_leads_by_api_names_map_their_status(engine: Engine) -> None:
 
 def test_salesforce_accounts_export_maps_every_account_type(engine: Engine) -> None:
     _reps(engine)
-    report = import_csv(engine, "companies", FIXTURES / "salesforce_accounts.csv")
+    report = import_builtin(engine, "companies", FIXTURES / "salesforce_accounts.csv")
     # regression: every row was rejected ("unknown kind 'Customer - Direct'")
     assert (report.imported, report.rejected, report.warnings) == (7, [], [])
     assert report.ignored == ["Billing City"]
@@ -224,7 +224,7 @@ def test_salesforce_accounts_export_maps_every_account_type(engine: Engine) -> N
 
 def test_hubspot_companies_export_maps_types_and_warns_on_unknown_ones(engine: Engine) -> None:
     _reps(engine)
-    report = import_csv(engine, "companies", FIXTURES / "hubspot_companies.csv")
+    report = import_builtin(engine, "companies", FIXTURES / "hubspot_companies.csv")
     assert (report.imported, report.rejected) == (7, [])
     assert report.ignored == ["City"]
     assert [(w.line, "type 'Competitor'" in w.reason) for w in report.warnings] == [(8, True)]
@@ -246,8 +246,8 @@ def test_hubspot_companies_export_maps_types_and_warns_on_unknown_ones(engine: E
 
 def test_contacts_then_accounts_then_contacts_do_not_duplicate_companies(engine: Engine) -> None:
     _reps(engine)
-    import_csv(engine, "companies", FIXTURES / "salesforce_accounts.csv")
-    import_csv(engine, "contacts", FIXTURES / "salesforce_contacts.csv")
+    import_builtin(engine, "companies", FIXTURES / "salesforce_accounts.csv")
+    import_builtin(engine, "contacts", FIXTURES / "salesforce_contacts.csv")
     with Session(engine) as session:
         names = session.exec(select(Company.name)).all()
     assert sorted(names) == sorted(set(names))
@@ -257,10 +257,10 @@ def test_regression_partial_file_changes_only_its_columns(engine: Engine, tmp_pa
     full = tmp_path / "full.csv"
     full.write_text("Email,First Name,Last Name,Phone Number,Job Title,Company Name\n"
                     "newbie@acme.example,Totally New,Person,+1 555 0100,Buyer,Acme Inc\n", encoding="utf-8")
-    import_csv(engine, "contacts", full)
+    import_builtin(engine, "contacts", full)
     partial = tmp_path / "partial.csv"
     partial.write_text("Email,Lifecycle Stage\nnewbie@acme.example,Customer\n", encoding="utf-8")
-    report = import_csv(engine, "contacts", partial)
+    report = import_builtin(engine, "contacts", partial)
     assert (report.updated, report.rejected) == (1, [])
     contact = _contacts(engine)["newbie@acme.example"]
     # the name is never replaced by one made from the address ("newbie")
@@ -291,7 +291,7 @@ def test_regression_a_reimport_naming_the_companys_owner_is_reported_as_what_it_
 
     def reimport(owner: str) -> tuple[int, int]:
         path.write_text(f"Email,Company Name,Contact owner\nasa@nordlys.example,Nordlys,{owner}\n", encoding="utf-8")
-        report = import_csv(engine, "contacts", path)
+        report = import_builtin(engine, "contacts", path)
         assert report.rejected == []
         return report.updated, report.unchanged
 
@@ -311,12 +311,12 @@ def test_regression_a_reimport_naming_the_companys_owner_is_reported_as_what_it_
 def test_a_new_contact_without_a_name_gets_one_that_a_named_row_replaces(engine: Engine, tmp_path: Path) -> None:
     path = tmp_path / "c.csv"
     path.write_text("email\njo@acme.example\n", encoding="utf-8")
-    import_csv(engine, "contacts", path)
+    import_builtin(engine, "contacts", path)
     assert _contacts(engine)["jo@acme.example"].name == "jo"
     path.write_text("email,name\njo@acme.example,Jo Smith\n", encoding="utf-8")
-    import_csv(engine, "contacts", path)
+    import_builtin(engine, "contacts", path)
     path.write_text("email\njo@acme.example\n", encoding="utf-8")
-    assert import_csv(engine, "contacts", path).unchanged == 1
+    assert import_builtin(engine, "contacts", path).unchanged == 1
     assert _contacts(engine)["jo@acme.example"].name == "Jo Smith"
 
 
@@ -330,21 +330,21 @@ def test_duplicates_in_different_batches_merge_and_keep_every_phone(
                     "other@acme.example,Oda Other,222,\n"
                     "x@acme.example,X,333,\n"
                     "DUP@acme.example,,444,Head Buyer\n", encoding="utf-8")
-    report = import_csv(engine, "contacts", path)
+    report = import_builtin(engine, "contacts", path)
     assert (report.imported, report.updated, report.rejected) == (3, 0, [])
     assert [w.line for w in report.warnings] == [5]
     dee = _contacts(engine)["dup@acme.example"]
     assert (dee.name, dee.phone, dee.title) == ("Dee Dup", "111, 444", "Head Buyer")
-    assert import_csv(engine, "contacts", path).updated == 0  # and a re-import changes nothing
+    assert import_builtin(engine, "contacts", path).updated == 0  # and a re-import changes nothing
 
 
 def test_opt_out_of_a_contact_with_consent_withdraws_it_once(engine: Engine, tmp_path: Path) -> None:
     path = tmp_path / "c.csv"
     path.write_text("email,consent purpose,legal basis\nc@acme.example,marketing,consent\n", encoding="utf-8")
-    import_csv(engine, "contacts", path)
+    import_builtin(engine, "contacts", path)
     path.write_text("Email,Email Opt Out\nc@acme.example,1\n", encoding="utf-8")
-    assert import_csv(engine, "contacts", path).updated == 1
-    assert import_csv(engine, "contacts", path).unchanged == 1
+    assert import_builtin(engine, "contacts", path).updated == 1
+    assert import_builtin(engine, "contacts", path).unchanged == 1
     with Session(engine) as session:
         consents = session.exec(select(Consent)).all()
     assert len(consents) == 1 and consents[0].granted_at is not None and consents[0].withdrawn_at is not None
@@ -353,7 +353,7 @@ def test_opt_out_of_a_contact_with_consent_withdraws_it_once(engine: Engine, tmp
 def test_regression_an_opt_out_on_any_duplicate_row_stands(engine: Engine) -> None:
     """Line 2 opted out and line 5 (the same address in capitals) said 0: the later value won the
     merge and the card said "Consent: none recorded". A withdrawal is the safe side."""
-    report = import_csv(engine, "contacts", FIXTURES / "salesforce_contacts_opt_out_twice.csv")
+    report = import_builtin(engine, "contacts", FIXTURES / "salesforce_contacts_opt_out_twice.csv")
 
     assert (report.imported, report.rejected) == (3, [])
     assert _withdrawn(engine) == {"lea.berg@malmotrading.example"}
@@ -374,7 +374,7 @@ def test_a_creation_date_in_the_future_or_unreadable_warns_and_the_record_lands(
                     "words@acme.example,Wordy,yesterday\n"
                     "noday@acme.example,Feb,31/02/2023\n"
                     "tomorrow@acme.example,East,2026-12-05 02:30\n", encoding="utf-8")
-    report = import_csv(engine, "contacts", path, now=NOW)
+    report = import_builtin(engine, "contacts", path, now=NOW)
     assert (report.imported, report.rejected) == (5, [])
     assert [f"line {w.line}: {w.reason}" for w in report.warnings] == [
         "line 3: creation date '2027-01-01 08:00' is in the future; import time used",
@@ -395,7 +395,7 @@ def test_a_reimport_never_dates_a_record_later(engine: Engine, tmp_path: Path) -
         companies.write_text(f"Company name,Company Domain Name,Create Date\nAcme,acme.example,{created}\n",
                              encoding="utf-8")
         for entity, path in (("contacts", contacts), ("companies", companies)):
-            report = import_csv(engine, entity, path, now=NOW)
+            report = import_builtin(engine, entity, path, now=NOW)
             assert getattr(report, outcome) == 1, (entity, created)
     assert _created(engine, Contact) == {"ann": _utc(2019, 2, 3, 4, 5)}
     assert _created(engine, Company) == {"Acme": _utc(2019, 2, 3, 4, 5)}
@@ -404,10 +404,10 @@ def test_a_reimport_never_dates_a_record_later(engine: Engine, tmp_path: Path) -
 def test_created_date_in_an_orders_file_is_still_the_order_date(engine: Engine, tmp_path: Path) -> None:
     # Salesforce's `Created Date` is a contact's or a company's creation, but in an orders file the order's date
     (tmp_path / "c.csv").write_text("Email\nann@acme.example\n", encoding="utf-8")
-    import_csv(engine, "contacts", tmp_path / "c.csv", now=NOW)
+    import_builtin(engine, "contacts", tmp_path / "c.csv", now=NOW)
     (tmp_path / "o.csv").write_text("Order Number,Email,Amount,Created Date\nNS-1,ann@acme.example,10,2026-11-02\n",
                                     encoding="utf-8")
-    report = import_csv(engine, "orders", tmp_path / "o.csv", now=NOW)
+    report = import_builtin(engine, "orders", tmp_path / "o.csv", now=NOW)
     assert (report.imported, report.rejected, report.ignored) == (1, [], [])
     with Session(engine) as session:
         assert str(session.exec(select(Order.ordered_on)).one()) == "2026-11-02"

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from store.audit import SCHEDULER, audit_entries
 from store.db import session_scope
-from store.importing import ImportReport, import_csv
+from store.importing import ImportReport
 from store.models import Activity, AuditEntry, Contact, ContactEmail, Order, Rep
 from store.stages import (
     KINDS,
@@ -27,6 +27,7 @@ from store.stages import (
     move_contact,
     stage_history,
 )
+from tests.imports import import_builtin
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -74,7 +75,7 @@ def test_a_prospects_first_imported_order_makes_it_a_customer_at_purchase(engine
         "NS-14,cal@prospect.example,70,2026-11-21,cancelled\n",
         encoding="utf-8",
     )
-    assert import_csv(engine, "orders", orders).imported == 5
+    assert import_builtin(engine, "orders", orders).imported == 5
 
     assert _state(engine, prospect) == ("customer", "purchase")
     [move] = _moves(engine, prospect)
@@ -86,7 +87,7 @@ def test_a_prospects_first_imported_order_makes_it_a_customer_at_purchase(engine
     assert _state(engine, partner) == ("partner", "post_purchase") and _moves(engine, partner) == []
     assert _state(engine, cancelled) == ("prospect", "need") and _moves(engine, cancelled) == []
 
-    assert import_csv(engine, "orders", orders).imported == 0  # a re-import moves nobody again
+    assert import_builtin(engine, "orders", orders).imported == 0  # a re-import moves nobody again
     assert len(_moves(engine, prospect)) == 1
     # the audit log: each field the import changed, by the person who ran it, once
     assert [(e.action, e.via, e.detail) for e in _audit(engine, prospect)] == [
@@ -177,7 +178,7 @@ def test_post_purchase_follows_an_older_order_imported_after_a_reps_move_to_eval
     orders = tmp_path / "orders.csv"
     orders.write_text("order_id,email,amount,ordered_on\nE-1,ev@customer.example,100,2026-11-05\n",
                       encoding="utf-8")
-    assert import_csv(engine, "orders", orders, now=datetime(2026, 11, 20, 9, 0, tzinfo=UTC)).imported == 1
+    assert import_builtin(engine, "orders", orders, now=datetime(2026, 11, 20, 9, 0, tzinfo=UTC)).imported == 1
     assert _state(engine, buyer) == ("customer", "purchase")
 
     with session_scope(engine) as session:  # 30 days after 5 Nov is 5 Dec
@@ -213,13 +214,13 @@ def _contact_id(engine: Engine, email: str) -> int:
 def test_regression_reimport_never_moves_a_stage_back_without_a_trace(engine: Engine) -> None:
     """Re-importing the demo's contacts moved Mojca Novak from post purchase back to information
     search, with no move and no audit entry: her card and her stage history disagreed."""
-    import_csv(engine, "contacts", STAGES_CSV, now=NOW)
+    import_builtin(engine, "contacts", STAGES_CSV, now=NOW)
     mojca = _contact_id(engine, "mojca.novak@medlab-lj.si")
     with session_scope(engine) as session:  # Rapport moves her on (an order, the scheduler, a rep)
         contact = session.get_one(Contact, mojca)
         move_contact(session, contact, stage="post_purchase", reason="after her order", at=NOW, actor=SCHEDULER)
 
-    again = import_csv(engine, "contacts", STAGES_CSV, now=NOW + timedelta(days=1))
+    again = import_builtin(engine, "contacts", STAGES_CSV, now=NOW + timedelta(days=1))
 
     assert (again.updated, again.unchanged) == (0, 2)
     assert _state(engine, mojca) == ("customer", "post_purchase")
@@ -231,7 +232,7 @@ def _import_contacts(engine: Engine, tmp_path: Path, *lines: str) -> ImportRepor
     """Import a contacts file of these lines (the header first)."""
     rows = tmp_path / "contacts.csv"
     rows.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-    return import_csv(engine, "contacts", rows, now=NOW)
+    return import_builtin(engine, "contacts", rows, now=NOW)
 
 
 def _warnings(report: ImportReport) -> list[tuple[int, str]]:
@@ -284,11 +285,11 @@ def test_an_import_never_steps_back_and_warns_of_every_value_it_keeps(
 
 
 def test_an_import_moves_a_contact_forward_as_a_recorded_move(engine: Engine) -> None:
-    import_csv(engine, "contacts", STAGES_CSV, now=NOW)
+    import_builtin(engine, "contacts", STAGES_CSV, now=NOW)
     mojca = _contact_id(engine, "mojca.novak@medlab-lj.si")
     agnieszka = _contact_id(engine, "agnieszka.wojcik@wislabiuro.pl")
 
-    later = import_csv(engine, "contacts", STAGES_CSV.with_name("contacts_stages_later.csv"), now=NOW)
+    later = import_builtin(engine, "contacts", STAGES_CSV.with_name("contacts_stages_later.csv"), now=NOW)
 
     assert (later.updated, later.unchanged) == (2, 0)
     assert _state(engine, mojca) == ("customer", "evaluation")
