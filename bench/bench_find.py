@@ -32,6 +32,7 @@ from bot.commands import BotOptions, Ctx, run_command
 from store.db import make_engine, session_scope, upgrade
 from store.models import Company, Contact, ContactEmail, Message, Rep
 from store.search import refresh_index
+from store.validation import CATEGORIES
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 FIRST = ["Jan", "Petr", "Eva", "Anna", "Björn", "Åsa", "Jürgen", "Zoë", "Łukasz", "Søren", "Marie", "Lucía", "José",
@@ -137,7 +138,7 @@ def _time(action: Callable[[], object], runs: list[float]) -> None:
 
 def measure(engine: Engine, queries: list[str], contacts: int, rng: random.Random) -> tuple[list[float], list[float]]:
     """(find latencies, primary-key look-up latencies) in milliseconds, each in a fresh transaction."""
-    options = BotOptions()
+    options = BotOptions(categories=CATEGORIES)
     finds: list[float] = []
     baseline: list[float] = []
     for query in queries[:5]:  # warm caches, as a running server would be

@@ -100,13 +100,13 @@ class RapportSlack:
         engine: Engine,
         *,
         client: WebClient,
-        options: BotOptions | None = None,
+        options: BotOptions,
         clock: Clock = utcnow,
     ) -> None:
         self.engine = engine
         self.client = client  # acks and views; every message goes through `sender`
         self.sender = SlackSender(client)
-        self.options = options or BotOptions()
+        self.options = options
         self.clock = clock
         self.rep_ids = RepIds(engine, self.sender.user_email)  # Slack user -> rep, for `_identify`
         self.after_reply: Callable[[], object] | None = None  # `serve`: deliver the reply now, not at the next tick
@@ -625,7 +625,7 @@ def build_app(
     engine: Engine,
     *,
     client: WebClient,
-    options: BotOptions | None = None,
+    options: BotOptions,
     clock: Clock = utcnow,
 ) -> RapportSlack:
     """The Slack app over `engine`; `client` carries the bot token and SLACK_API_URL."""

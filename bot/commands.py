@@ -42,7 +42,7 @@ from store.followups import create_followup, open_followups
 from store.models import ActivityKind, Contact, Rep
 from store.search import SearchHit, only_names, search_contacts
 from store.segments import SegmentParams
-from store.validation import CATEGORIES, Invalid
+from store.validation import Invalid
 
 log = logging.getLogger(__name__)
 SEGMENTS = ("top", "lapsed", "stalled", "partners")
@@ -61,8 +61,9 @@ class BotOptions:
     # Recategorise: record the correction and re-route (rapport binds the routing rules); None: not offered.
     apply_correction: CorrectionApplier | None = None
     # what a conversation may be recategorised to: the model's; None: this process cannot read the
-    # model (installed on the server only), so Recategorise is not offered. The bot's one default.
-    categories: Sequence[str] | None = CATEGORIES
+    # model (installed on the server only), so Recategorise is not offered. No default: a team's own
+    # model has its own categories, so a caller that forgot them must not get Rapport's.
+    categories: Sequence[str] | None = field(kw_only=True)
     reply: ReplyOptions = field(default_factory=ReplyOptions)  # rapport.toml [reply] and the reps' signatures
 
 

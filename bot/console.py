@@ -41,13 +41,13 @@ def run_text(
     text: str,
     *,
     as_email: str | None = None,
-    options: BotOptions | None = None,
+    options: BotOptions,
     clock: Callable[[], datetime] = utcnow,
 ) -> tuple[Rep, Reply]:
     """Run one command as a rep (committing what it changes) and return the reply."""
     with session_scope(engine) as session:
         rep = pick_rep(session, as_email)
-        reply = run_command(Ctx(session, rep, clock(), options or BotOptions(), origin="rapport chat", via="cli"), text)
+        reply = run_command(Ctx(session, rep, clock(), options, origin="rapport chat", via="cli"), text)
     return rep, reply
 
 

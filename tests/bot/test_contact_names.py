@@ -22,6 +22,7 @@ from rapport.demo import sample_dir
 from store.db import make_engine, upgrade
 from store.models import Activity, Contact, FollowUp, Rep
 from store.search import only_names
+from store.validation import CATEGORIES
 from tests.bot.conftest import all_text
 from tests.imports import import_builtin
 
@@ -58,7 +59,7 @@ def _run(engine: Engine, text: str) -> tuple[Reply, list[tuple[str, str, str | N
     with Session(engine) as session:
         rep = rep_with_team(session, session.exec(select(Rep.id).where(Rep.email == MANAGER)).one())
         assert rep is not None
-        reply = run_command(Ctx(session, rep, NOW, BotOptions()), text)
+        reply = run_command(Ctx(session, rep, NOW, BotOptions(categories=CATEGORIES)), text)
         session.flush()
         written = [(a.kind, a.summary, _name(session, a.contact_id)) for a in session.exec(select(Activity))]
         written += [("follow-up", f.note, _name(session, f.contact_id)) for f in session.exec(select(FollowUp))]

@@ -20,7 +20,7 @@ MANIFEST = Path(__file__).resolve().parents[2] / "bot" / "manifest.yaml"
 
 def test_manifest_matches_the_listeners() -> None:
     text = MANIFEST.read_text(encoding="utf-8")
-    assert f"- command: {BotOptions().command}\n" in text
+    assert f"- command: {BotOptions.command}\n" in text
     assert f"callback_id: {SHORTCUT_CALLBACK}\n" in text
     assert "- app_home_opened\n" in text
     assert "- message.im " in text  # bot.app listens to "message" for DMs (is_direct_message)

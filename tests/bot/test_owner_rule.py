@@ -17,6 +17,7 @@ from store.models import Company, Contact, Order, Rep
 from store.owners import contact_owner, owner_id_of
 from store.search import refresh_index, search_contacts
 from store.segments import SegmentParams, lapsed_customers
+from store.validation import CATEGORIES
 from tests.bot.conftest import all_text, engine_for
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -58,7 +59,7 @@ def _run(engine: Engine, rep_id: int, text: str) -> str:
     with session_scope(engine) as session:
         rep = session.get(Rep, rep_id)
         assert rep is not None
-        return all_text(run_command(Ctx(session, rep, NOW, BotOptions()), text).blocks)
+        return all_text(run_command(Ctx(session, rep, NOW, BotOptions(categories=CATEGORIES)), text).blocks)
 
 
 def test_the_card_my_search_and_segments_share_the_owner_rule(db_url: str) -> None:

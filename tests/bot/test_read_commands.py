@@ -22,6 +22,7 @@ from bot.commands import COMMANDS, BotOptions, Ctx, command_writes, run_command
 from bot.identity import RepIds
 from store.db import ChangedWhileReading, read_and_append, read_session, session_scope
 from store.models import AuditEntry, Rep
+from store.validation import CATEGORIES
 from tests.bot.conftest import ALICE, CAROL, Clock, Seeded, all_text, rep_id
 from tests.servers.fake_slack import FakeSlack
 
@@ -46,7 +47,7 @@ def test_regression_commands_declared_read_only_change_nothing_but_append_the_au
             with read_and_append(engine) as session:  # raises ChangedWhileReading on any other change
                 rep = session.get(Rep, rep_id(engine, email))
                 assert rep is not None
-                run_command(Ctx(session, rep, clock(), BotOptions()), text)
+                run_command(Ctx(session, rep, clock(), BotOptions(categories=CATEGORIES)), text)
     views = [entry.target_id for entry in _audited_views(engine)]  # `find` with one hit shows a card
     assert views.count(seeded.jan) == 2 and all(entry.actor.endswith("@nordlys.example")
                                                 for entry in _audited_views(engine))
@@ -61,7 +62,7 @@ def test_a_command_that_writes_is_declared_so_and_refused_in_a_read(
     with pytest.raises(ChangedWhileReading), read_and_append(engine) as session:
         rep = session.get(Rep, rep_id(engine, "alice@nordlys.example"))
         assert rep is not None
-        reply = run_command(Ctx(session, rep, clock(), BotOptions()), text)
+        reply = run_command(Ctx(session, rep, clock(), BotOptions(categories=CATEGORIES)), text)
         assert "Usage" not in all_text(reply.blocks), "the command did not run: the test proves nothing"
         session.add(rep)  # `away`/`back` change the rep; the others add rows and touch nothing read
         if not session.is_modified(rep):  # an insert alone is what a read may append: show it is not all

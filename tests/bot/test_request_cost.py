@@ -22,6 +22,7 @@ from bot.identity import rep_with_team
 from store.db import read_and_append, session_scope
 from store.models import Contact, ContactEmail, Conversation, FollowUp
 from store.search import refresh_index
+from store.validation import CATEGORIES
 from tests.bot.conftest import ALICE, START, Clock, Seeded, all_text, rep_id
 from tests.servers import slack_requests
 from tests.servers.fake_slack import FakeSlack
@@ -37,7 +38,7 @@ def _selects(engine: Engine, email: str, text: str, clock: Clock) -> tuple[Reply
     with read_and_append(engine) as session, counting_statements(engine) as statements:
         rep = rep_with_team(session, rep_key)
         assert rep is not None
-        reply = run_command(Ctx(session, rep, clock(), BotOptions()), text)
+        reply = run_command(Ctx(session, rep, clock(), BotOptions(categories=CATEGORIES)), text)
     return reply, len([s for s in statements if s.lstrip().upper().startswith("SELECT")])
 
 
