@@ -23,6 +23,7 @@ from store.models import (
     Order,
     Rep,
 )
+from store.orders import counted
 from store.owners import effective_owner_id, owner_of
 from store.stages import Move, stage_history
 from store.surveys import last_answer
@@ -121,7 +122,7 @@ _OPEN_CONVERSATIONS = (
 )
 _ORDERS = (
     select(Order.currency, func.count(), func.sum(Order.amount), func.max(Order.ordered_on))
-    .where(col(Order.contact_id) == _CONTACT_ID, Order.status != "cancelled")
+    .where(col(Order.contact_id) == _CONTACT_ID, counted(col(Order.status)))
     .group_by(Order.currency)
 )
 

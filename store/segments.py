@@ -34,6 +34,7 @@ from store.models import (
     Rep,
     Stage,
 )
+from store.orders import counted
 from store.owners import effective_owner_id, owned_by
 from store.touches import last_touch_at, last_touch_columns, touch_params
 
@@ -72,8 +73,6 @@ EUR_RATES: dict[str, Decimal] = {
     "AUD": Decimal("0.60"),
     "JPY": Decimal("0.0061"),
 }
-# orders that did not (or no longer) bring money
-EXCLUDED_ORDER_STATUSES = ("cancelled", "canceled", "refunded", "returned")
 SEGMENT_NAMES = ("top", "lapsed", "stalled", "partners")
 FOLLOWUP_LOCAL_HOUR = 9  # post-purchase follow-ups fall due at 09:00 in the rep's time zone
 OWNER_CHUNK = 2000  # contacts per owner look-up (an IN list)
@@ -181,7 +180,7 @@ def eur_value() -> Any:
 
 
 def _counted_order() -> Any:
-    return and_(_order.contact_id.is_not(None), _order.status.not_in(EXCLUDED_ORDER_STATUSES))
+    return and_(_order.contact_id.is_not(None), counted(_order.status))
 
 
 def months_before(day: date, months: int) -> date:
@@ -249,7 +248,7 @@ def order_totals(session: Session, *, now: datetime, params: SegmentParams) -> l
             eur_value().label("eur"),
             (_order.ordered_on > months_before(today, params.top_months)).label("recent"),
         )
-        .where(contact_id.is_not(None), _order.status.not_in(EXCLUDED_ORDER_STATUSES), ordered_on <= today)
+        .where(contact_id.is_not(None), counted(_order.status), ordered_on <= today)
         .subquery()
     )
     query = select(
@@ -295,8 +294,8 @@ def top_customers(
 
     The window is the `top_months` calendar months up to and including the UTC
     date of `now` (an order on the same day `top_months` months earlier is
-    outside). Counted orders have a contact and a status not in
-    EXCLUDED_ORDER_STATUSES; amounts convert to EUR with EUR_RATES. Contacts
+    outside). Counted orders have a contact and a status that counts
+    (store/orders.py); amounts convert to EUR with EUR_RATES. Contacts
     with a positive value are ranked by value (ties: lower contact id first).
     The segment is the first max(top_n, ceil(ranked / 10)) of them; each row
     says whether it is in the top decile (rank <= ceil(ranked / 10)).

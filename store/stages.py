@@ -38,7 +38,7 @@ from store.activities import ACTIVITY_LINE, ActivityLine
 from store.audit import SCHEDULER, Actor, audit_values, record_audits
 from store.db import execute_columns
 from store.models import Activity, ActivityKind, Contact, ContactKind, Order, Rep, Stage
-from store.segments import EXCLUDED_ORDER_STATUSES
+from store.orders import counted, counts
 
 SALES_ENQUIRY = "sales"  # the category of a sales enquiry (docs/architecture.md, "Categories")
 BEFORE_PURCHASE = (Stage.need.value, Stage.information_search.value, Stage.evaluation.value)
@@ -201,7 +201,7 @@ def order_move(contact: Contact, order: Order, *, first: bool) -> RuleMove | Non
 
     Cancelled, refunded and returned orders move nobody. `first` says whether it is the
     contact's first counted order (it only words the reason)."""
-    if order.status in EXCLUDED_ORDER_STATUSES:
+    if not counts(order.status):
         return None
     kind = ContactKind.customer.value if contact.kind == ContactKind.prospect else None
     stage = Stage.purchase.value if contact.stage in BEFORE_PURCHASE else None
@@ -222,7 +222,7 @@ def apply_order(session: Session, order: Order, *, at: datetime, actor: Actor) -
         select(func.count()).select_from(Order).where(
             col(Order.contact_id) == contact.id,
             col(Order.id) != order.id,
-            col(Order.status).not_in(EXCLUDED_ORDER_STATUSES),
+            counted(col(Order.status)),
         )
     )
     move = order_move(contact, order, first=not earlier)
@@ -287,7 +287,7 @@ def advance_to_post_purchase(
     query = (
         select(col(Contact.id), last_on)
         .join(Order, col(Order.contact_id) == col(Contact.id))
-        .where(col(Contact.stage) == Stage.purchase, col(Order.status).not_in(EXCLUDED_ORDER_STATUSES),
+        .where(col(Contact.stage) == Stage.purchase, counted(col(Order.status)),
                or_(rep_put_here_on.is_(None), col(Order.ordered_on) >= rep_put_here_on))
         .group_by(col(Contact.id))
         .having(last_on <= cutoff)

@@ -21,9 +21,9 @@ from store.activities import log_activity
 from store.assignments import least_loaded, open_load
 from store.hours import UnknownZone, zone
 from store.models import Company, Contact, FollowUp, Order, Rep, Role
+from store.orders import counted
 from store.owners import effective_owner_id
 from store.segments import (
-    EXCLUDED_ORDER_STATUSES,
     FOLLOWUP_LOCAL_HOUR,
     LapsedCustomer,
     followup_due_at,
@@ -241,7 +241,7 @@ def won_back(
         first: date | None = session.execute(
             select(col(Order.ordered_on))
             .where(Order.contact_id == followup.contact_id, col(Order.ordered_on) >= since,
-                   col(Order.status).not_in(EXCLUDED_ORDER_STATUSES))
+                   counted(col(Order.status)))
             .order_by(col(Order.ordered_on)).limit(1)
         ).scalar()
         if first is not None and first_day <= first < after_day:

@@ -240,6 +240,21 @@ def test_regression_a_contact_s_card_and_the_quiet_segments_read_one_last_touch(
     assert "*Last touch*\n30d ago" in render_text(contact_card_blocks(pia_card, now=NOW, tz="UTC"))
 
 
+def test_regression_a_contact_s_card_counts_the_orders_the_segments_count(engine: Engine, known: Known) -> None:
+    """The card left out only "cancelled" orders: a customer's lifetime value included a returned
+    order that the top customers (and docs/digest.md) leave out."""
+    with Session(engine) as session:
+        cleo = _contact(session, known, "k3")  # one 100 EUR order
+        for status in ("returned", "refunded", "canceled", "cancelled"):
+            _order(session, cleo, NOW.date() - timedelta(days=1), status)
+        card = contact_card(session, cleo.id, now=NOW)
+        top = top_customers(session, now=NOW, params=PARAMS, contact_ids=[cleo.id])
+    assert card is not None
+    assert (card.order_count, card.lifetime_value, card.last_order_on) == (1, {"EUR": Decimal("100.00")},
+                                                                           date(2026, 9, 1))
+    assert [c.recent_value_eur for c in top.customers] == [Decimal("100.00")]
+
+
 def test_export_segment_rows_are_flat(engine: Engine, known: Known) -> None:
     with Session(engine) as session:
         rows = list(export_segment(session, "lapsed", now=NOW, params=PARAMS))
