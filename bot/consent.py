@@ -48,7 +48,7 @@ def change_consent(session: Session, rep: Rep, contact_id: int, argument: str, *
         return Outcome("That contact no longer exists.", ok=False)
     if purpose not in PURPOSES or change not in ("give", "withdraw"):
         return Outcome("That is not a consent change Rapport knows.", ok=False)
-    if not may_change_consent(rep, contact):
+    if not may_change_consent(session, rep, contact_id):
         record_audit(session, actor, "consent.change", target_kind="contact", target_id=contact_id,
                      contact_id=contact_id, outcome=REFUSED, detail={"purpose": purpose, "change": change}, at=now)
         return Outcome("Only the contact's owner or a manager can change their consent.", ok=False)

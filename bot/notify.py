@@ -79,6 +79,7 @@ from store.outbox import (
     SlaEscalation,
     dispatch,
 )
+from store.owners import owner_id_of
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -591,7 +592,8 @@ def render_consent_withdrawn(session: Session, job: Job, now: datetime) -> list[
     contact = session.get(Contact, consent.contact_id) if consent else None
     if consent is None or contact is None or consent.withdrawn_at is None:
         return []
-    owner = session.get(Rep, contact.owner_id) if contact.owner_id else None
+    owner_id = owner_id_of(session, consent.contact_id)  # the contact's owner, else its company's
+    owner = session.get(Rep, owner_id) if owner_id is not None else None
     recipients = [owner] if owner is not None and owner.active else managers_of(session, None)
     text = (f":no_entry_sign: *{escape(contact.name)}* asked by email not to get {escape(consent.purpose)} mail; "
             f"their {escape(consent.purpose)} consent is now withdrawn.")

@@ -26,6 +26,7 @@ from store.audit import Actor, record_audit
 from store.db import read_session
 from store.models import Contact, Rep
 from store.outbox import Done, Handler, Job, Outcome, PrivacyExport, enqueue
+from store.owners import owner_id_of
 from store.privacy import erase_person, export_contact, export_files, primary_address
 
 CALLBACK = "privacy_confirm"
@@ -75,7 +76,7 @@ def submit_privacy(session: Session, rep: Rep, view: dict[str, Any], now: dateti
     contact = session.get(Contact, contact_id) if isinstance(contact_id, int) else None
     if contact is None or contact.id is None or action not in ACTIONS:
         return Submission(text="That contact is no longer there.")
-    if not is_manager(rep) or not may_act_on(session, rep, contact.owner_id) or rep.id is None:
+    if not is_manager(rep) or not may_act_on(session, rep, owner_id_of(session, contact.id)) or rep.id is None:
         return Submission(text="Only a manager of the contact's team can do that.")
     name = escape(contact.name)
     if action == "export":

@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from store.activities import log_activity
 from store.audit import Actor, audit_values, record_audits
 from store.models import Consent, ConsentPurpose, Contact, Rep, Role
+from store.owners import owner_id_of
 
 PURPOSES: tuple[str, ...] = tuple(ConsentPurpose)
 BASES: tuple[str, ...] = ("consent", "contract", "legitimate_interest", "legal_obligation")
@@ -156,9 +157,11 @@ def may_contact(session: Session, contact_id: int, purpose: str, *, needs_consen
     return consent.withdrawn_at is None and (consent.granted_at is not None or not needs_consent)
 
 
-def may_change_consent(rep: Rep, contact: Contact) -> bool:
-    """The contact's owner, a manager or an admin may change its consent from the card."""
-    return rep.active and (rep.role in (Role.manager, Role.admin) or (rep.id is not None and rep.id == contact.owner_id))
+def may_change_consent(session: Session, rep: Rep, contact_id: int) -> bool:
+    """The contact's (effective) owner, a manager or an admin may change its consent from the card."""
+    if not rep.active:
+        return False
+    return rep.role in (Role.manager, Role.admin) or (rep.id is not None and rep.id == owner_id_of(session, contact_id))
 
 
 def _check(purpose: str, basis: str) -> None:

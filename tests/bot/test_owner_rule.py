@@ -11,9 +11,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.commands import BotOptions, Ctx, run_command
+from bot.notify import render_consent_withdrawn
+from store.audit import INBOX
+from store.consent import may_change_consent, withdraw_consent
 from store.contacts_view import contact_card
 from store.db import session_scope
 from store.models import Company, Contact, Order, Rep
+from store.outbox import ConsentWithdrawn, enqueue, job_of
 from store.owners import contact_owner, owner_id_of
 from store.search import refresh_index, search_contacts
 from store.segments import SegmentParams, lapsed_customers
@@ -102,3 +106,25 @@ def test_regression_log_call_anna_offers_no_unrelated_names(db_url: str) -> None
     assert "No contact matches" in answer
     for unrelated in ("Anja", "Nina", "Claudia"):
         assert unrelated not in answer
+
+
+def test_regression_an_unsubscribe_mail_tells_the_company_s_owner_not_the_managers(db_url: str) -> None:
+    """An "odhláste ma z newslettera" from a contact owned through his company DMed a manager, not
+    the owner: the DM (and who may change consent) read the contact's own owner only."""
+    engine = engine_for(db_url)
+    team = _seed(engine)
+    with session_scope(engine) as session:
+        session.add(Rep(name="Karin Lindqvist", email="karin@x.example", team="sales", role="manager"))
+        buyer = session.get(Contact, team.acme_buyer)
+        assert buyer is not None
+        consent = withdraw_consent(session, buyer, "marketing", source="email", at=NOW, actor=INBOX)
+        assert consent is not None and consent.id is not None
+        item = enqueue(session, ConsentWithdrawn(consent.id, NOW.isoformat()), now=NOW)
+        assert item is not None
+        told = render_consent_withdrawn(session, job_of(item), NOW)
+        anna, sven = session.get(Rep, team.anna), session.get(Rep, team.sven)
+        assert anna is not None and sven is not None
+        assert may_change_consent(session, anna, team.acme_buyer)
+        assert not may_change_consent(session, sven, team.acme_buyer)
+    assert [(dm.rep.name, dm.text) for dm in told] == [
+        ("Anna Berg", "Petra Šťastná unsubscribed from marketing")]
