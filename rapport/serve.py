@@ -22,7 +22,6 @@ from typing import Any
 
 from bot.app import RapportSlack, build_app
 from bot.http import HEALTH_PATH, HttpFront, HttpLimits, HttpServer, health, slack_front
-from bot.notify import ConsoleSender
 from bot.pages import CONVERSATION_PATH, ConversationPage, page_key
 from bot.scheduler import TICK_SECONDS, Scheduler
 from bot.surveys import CSAT_PREFIX, CsatPage, SurveyOptions
@@ -244,9 +243,3 @@ def http_front(rt: Runtime, slack: RapportSlack, *, secret: str | None, surveys:
             front.add(HEALTH_PATH, health)
         front.add_prefix(CSAT_PREFIX, CsatPage(rt.engine, surveys.secret, clock=clock))
     return front
-
-
-def console_sender(full: int | None = 3) -> ConsoleSender:
-    from rapport.cli.common import console
-
-    return ConsoleSender(console, full=full)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import datetime
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
-from rapport.cli.common import AT_OPTION, DEMO_DIR_OPTION, DEMO_OPTION, console, demo_or_runtime, err_console
+from rapport.cli.common import AT_OPTION, DEMO_DIR_OPTION, DEMO_OPTION, console, demo_or_runtime
 from rapport.cli.common import clock as clock_of
 from rapport.errors import RapportError
-from rapport.wiring import Runtime
 
 PROMPT = "rapport> "
 
@@ -46,7 +42,6 @@ def chat(
         with read_session(engine) as session:
             names = slack_names(session)
         print_reply(console, reply, names)
-        _deliver_notifications(rt, clock, options.categories)
         return reply.ok
 
     try:
@@ -67,17 +62,3 @@ def chat(
     except ConsoleError as exc:
         raise RapportError(str(exc)) from None
 
-
-def _deliver_notifications(rt: Runtime, clock: Callable[[], datetime], categories: Sequence[str] | None) -> None:
-    """Without a Slack workspace, due reminders and DMs (offering `categories`) are shown here instead."""
-    if rt.settings.slack_bot_token is not None:
-        return  # `rapport serve` delivers them to Slack
-    from bot.scheduler import Scheduler
-    from rapport.serve import console_sender
-    from rapport.wiring import segment_params
-
-    try:
-        Scheduler(rt.engine, console_sender(), segment_params=segment_params(rt.config),
-                  categories=categories).tick(clock())
-    except Exception as exc:  # showing notifications is a courtesy; the command itself succeeded
-        err_console.print(f"[yellow]could not show notifications:[/] {escape(str(exc))}", highlight=False)

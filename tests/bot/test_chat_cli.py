@@ -6,11 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, func, select
 from typer.testing import CliRunner
 
 from rapport.cli.common import runtime
 from rapport.cli.main import app
-from tests.bot.conftest import engine_for, seed_contacts
+from store.models import Activity, AuditEntry, Contact, Conversation, FollowUp, OutboxItem
+from tests.bot.conftest import START, add_assigned_email, engine_for, seed_contacts
 
 CONFIG = """
 [[reps]]
@@ -85,7 +88,7 @@ def test_chat_refuses_a_date_it_cannot_take_with_a_message_not_a_traceback(
 
 def test_chat_stage_purchase_is_not_undone_by_the_ticks_after_it(chat_env: str) -> None:
     # regression: "information search → purchase", then the card said "Stage: post purchase" by Rapport,
-    # "14 days after the order of" an order from before the move (chat ticks the scheduler after a command)
+    # "14 days after the order of" an order from before the move (chat ticked the scheduler after a command)
     at = ["--at", "2026-12-07T10:00+00:00", "--as", "alice@nordlys.example"]
     moved = CliRunner().invoke(app, ["chat", *at, "stage jan purchase renewal signed today"])
     assert moved.exit_code == 0, moved.output
@@ -164,3 +167,49 @@ def test_regression_chat_help_shows_no_subcommands() -> None:
     result = CliRunner().invoke(app, ["chat", "--help"])
     assert result.exit_code == 0, result.output
     assert "COMMAND" not in result.output and "[text]..." in result.output
+
+
+def test_regression_chat_at_a_future_moment_runs_no_scheduler(chat_env: str) -> None:
+    """`rapport chat --at 2027-02-01T10:00Z "help back"` printed ~30 "DM to …: SLA missed" lines
+    and wrote automatic stage moves (and their audit entries) dated 2027-02-01: every chat command
+    ticked the scheduler at its --at. Asking at a moment changes nothing; the command answers."""
+    engine = engine_for(chat_env)
+    add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=1, subject="Toner",
+                       text="Black toner, not cyan.", at=START)  # past its SLA by 2027, never answered
+    with Session(engine) as session:  # bought 10 days before START: post purchase by 2027
+        jan = session.exec(select(Contact).where(Contact.name == "Jan Šťastný")).one()
+        jan.stage = "purchase"
+        session.add(jan)
+        session.commit()
+    at = ["--at", START.isoformat(), "--as", "alice@nordlys.example"]
+    assert CliRunner().invoke(app, ["chat", *at, "remind me tomorrow 10:00 call Jan"]).exit_code == 0
+    before = _counts(engine)
+
+    later = ["--at", "2027-02-01T10:00+00:00", "--as", "alice@nordlys.example"]
+    result = CliRunner().invoke(app, ["chat", *later, "help back"])
+    assert result.exit_code == 0, result.output
+    assert "back" in result.output
+    assert "DM to" not in result.output and "SLA" not in result.output, result.output
+    assert _counts(engine) == before  # no move, no audit entry, no outbox row
+    with Session(engine) as session:
+        assert session.exec(select(Contact.stage).where(Contact.name == "Jan Šťastný")).one() == "purchase"
+        assert session.exec(select(Conversation.escalated_at)).one() is None
+        assert session.exec(select(FollowUp.reminded_at)).one() is None
+
+
+def test_regression_chat_does_not_print_the_dm_another_command_queued(chat_env: str) -> None:
+    """After `rapport inbox sync`, the next chat command printed the DM the sync had queued."""
+    engine = engine_for(chat_env)
+    add_assigned_email(engine, owner_email="alice@nordlys.example", contact_id=1, subject="Toner",
+                       text="Black toner, not cyan.", at=START)  # what a sync writes, its DM included
+    result = CliRunner().invoke(app, ["chat", "--at", START.isoformat(), "--as", "alice@nordlys.example", "my"])
+    assert result.exit_code == 0, result.output
+    assert "Toner" in result.output and "DM to" not in result.output, result.output
+    with Session(engine) as session:
+        assert session.exec(select(OutboxItem.status)).one() == "pending"  # left for `rapport serve`
+
+
+def _counts(engine: Engine) -> dict[str, int]:
+    with Session(engine) as session:
+        return {model.__name__: session.exec(select(func.count()).select_from(model)).one()
+                for model in (Activity, AuditEntry, FollowUp, OutboxItem)}
