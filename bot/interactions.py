@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from bot.dates import next_local, parse_when
 from bot.identity import can_see, can_see_contact, is_manager
@@ -20,7 +20,7 @@ from bot.text import clip, escape, local_time, whole_number
 from store.activities import log_activity
 from store.assignments import reassign
 from store.conversations import marked_answered
-from store.corrections import CorrectionApplied
+from store.corrections import CorrectionApplied, latest_correctable_message
 from store.followups import complete_followup, create_followup, snooze_followup
 from store.models import (
     ActivityKind,
@@ -28,7 +28,6 @@ from store.models import (
     Contact,
     Conversation,
     ConversationStatus,
-    Direction,
     FollowUp,
     Message,
     Rep,
@@ -136,7 +135,7 @@ def recategorise(
         return _refused("That conversation no longer exists."), None
     if not can_see(session, rep, conversation.owner_id):
         return _refused("That conversation is not yours to change."), None
-    applied = apply(session, category, message=_latest_inbound(session, conversation_id), conversation=conversation,
+    applied = apply(session, category, message=latest_correctable_message(session, conversation_id), conversation=conversation,
                     rep=rep, by=rep.email, now=now)
     old = applied.correction.old_category or "none"
     text = f"Category changed from `{escape(old)}` to `{category}` by {escape(rep.name)}."
@@ -157,16 +156,6 @@ def mark_answered(session: Session, rep: Rep, conversation_id: int, now: datetim
     marked_answered(conversation, now)
     session.add(conversation)
     return Outcome(f"Marked answered by {escape(rep.name)}.")
-
-
-def _latest_inbound(session: Session, conversation_id: int) -> Message | None:
-    query = (
-        select(Message)
-        .where(Message.conversation_id == conversation_id, Message.direction == Direction.inbound)
-        .order_by(col(Message.received_at).desc(), col(Message.id).desc())
-        .limit(1)
-    )
-    return session.exec(query).first()
 
 
 # --------------------------------------------------------------------------- follow-ups

@@ -8,7 +8,42 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from store.models import Assignment, Conversation, Correction, Message, Rep
+from store.models import Assignment, Conversation, Correction, Direction, Message, Rep
+
+
+class NotCorrectable(ValueError):
+    """A message the inbox never classifies, so it has no category to correct."""
+
+
+def unclassified_kind(message: Message) -> str | None:
+    """What the message is when the inbox never classifies it (a staff reply, automatic mail),
+    else None: only classified mail has a category a person can correct."""
+    if message.direction == Direction.outbound:
+        return "a staff member's outbound reply"
+    if message.is_automatic:
+        return f"automatic mail ({message.automatic_reason or 'an auto-reply, list mail or bounce'})"
+    return None
+
+
+def check_correctable(message: Message) -> None:
+    """Raise NotCorrectable, saying what the message is and which can be corrected."""
+    kind = unclassified_kind(message)
+    if kind is not None:
+        raise NotCorrectable(
+            f"message {message.id} is {kind}; the inbox never classifies those.\n"
+            "Only inbound mail from people can be corrected, not staff replies\n"
+            "or automatic mail (auto-replies, mailing lists, bounces)."
+        )
+
+
+def latest_correctable_message(session: Session, conversation_id: int) -> Message | None:
+    """The conversation's newest message a correction can be about (see `unclassified_kind`)."""
+    query = (
+        select(Message)
+        .where(Message.conversation_id == conversation_id)
+        .order_by(col(Message.received_at).desc(), col(Message.id).desc())
+    )
+    return next((m for m in session.exec(query) if unclassified_kind(m) is None), None)
 
 
 def find_message(session: Session, ref: str) -> Message | None:
@@ -35,8 +70,11 @@ def record_correction(
 ) -> Correction:
     """Store the fix with the text the classifier read and apply it to the message and the conversation.
 
-    Without a message (a conversation with no inbound mail) the subject is the text.
+    Without a message (a conversation with no inbound mail) the subject is the text. A message
+    the inbox never classifies is refused (`check_correctable`).
     """
+    if message is not None:
+        check_correctable(message)
     old = (message.category if message else None) or (conversation.category if conversation else None)
     language = (message.language if message else None) or (conversation.language if conversation else None)
     correction = Correction(

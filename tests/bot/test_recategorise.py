@@ -1,20 +1,25 @@
-"""Slack's Recategorise re-routes a conversation that routing gave to the wrong rep; the DM goes once."""
+"""Slack's Recategorise re-routes a conversation that routing gave to the wrong rep; the DM goes once;
+the correction is about the customer's mail, never an auto-reply or a staff reply."""
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from bot.interactions import recategorise
 from bot.notify import SlackSender, dispatch_outbox
+from inbox.corrections import apply_correction
 from rapport.serve import Service
-from store.models import Assignment, Conversation, Correction
+from store.db import session_scope
+from store.models import Assignment, Conversation, Correction, Direction, Message, Rep
 from store.types import utcnow
 from store.validation import CATEGORIES
-from tests.bot.conftest import BOB, DAVE, START, add_assigned_email, rep_id
+from tests.bot.conftest import BOB, DAVE, START, add_assigned_email, engine_for, rep_id
 from tests.servers import slack_requests
 from tests.servers.fake_slack import FakeSlack
 
@@ -67,3 +72,35 @@ def test_recategorise_button_reroutes_and_the_new_owner_gets_one_dm(
                              .order_by(col(Assignment.id))).all()
         assert rules == ["skill", "reroute"]
         assert len(session.exec(select(Correction)).all()) == 2  # both judgements are training data
+
+
+def test_regression_recategorise_learns_from_the_customer_s_mail_not_a_later_auto_reply_or_staff_reply(
+    database_url: str,
+) -> None:
+    """The inbox classifies only inbound mail from people; a correction is about one of those
+    (`store.corrections.unclassified_kind`, the rule `rapport nlp correct` refuses by too)."""
+    engine = engine_for(database_url)
+    with session_scope(engine) as session:
+        manager = Rep(name="Mia", email="mia@shop.example", role="manager")
+        conversation = Conversation(subject="Broken lamp", category="general")
+        session.add_all([manager, conversation])
+        session.flush()
+        assert conversation.id is not None
+        asked = Message(conversation_id=conversation.id, message_id="<ask@x>", subject="Broken lamp",
+                        new_text="The lamp arrived broken.", category="general", received_at=START)
+        out_of_office = Message(conversation_id=conversation.id, message_id="<ooo@x>", subject="Out of office",
+                                new_text="I am away until Monday.", is_automatic=True,
+                                automatic_reason="out-of-office reply (en)", received_at=START + timedelta(hours=1))
+        reply = Message(conversation_id=conversation.id, message_id="<re@x>", subject="Re: Broken lamp",
+                        new_text="Sorry, we send a new one.", direction=Direction.outbound,
+                        received_at=START + timedelta(hours=2))
+        session.add_all([asked, out_of_office, reply])
+        session.flush()
+
+        outcome, _ = recategorise(session, manager, conversation.id, "complaint", apply=apply_correction,
+                                  categories=CATEGORIES, now=START + timedelta(hours=3))
+
+        assert outcome.ok, outcome.text
+        correction = session.exec(select(Correction)).one()
+        assert (correction.message_id, correction.text) == (asked.id, "Broken lamp\n\nThe lamp arrived broken.")
+        assert (asked.category, out_of_office.category, reply.category) == ("complaint", None, None)
