@@ -55,7 +55,7 @@ class NoClassifier:
     """Answers without looking: isolates the pipeline's own cost from the model's."""
 
     def classify(self, texts: list[str]) -> list[Classification]:
-        return [Classification("general", 1.0, "en", [], "none") for _ in texts]
+        return [Classification("general", 1.0, "en", [], "none", "general") for _ in texts]
 
 
 def append_all(server: DovecotServer, messages: list[bytes]) -> None:

@@ -45,12 +45,14 @@ LANGUAGE_PIPE = "rapport_language"
 ENTITY_PIPE = "rapport_entities"
 _RAPPORT_PIPES = (CATEGORY_PIPE, LANGUAGE_PIPE, ENTITY_PIPE)
 
-for _name, _default in (("category", None), ("category_confidence", None), ("language", None)):
+for _name, _default in (("category", None), ("category_confidence", None), ("top_category", None),
+                         ("language", None)):
     if not Doc.has_extension(_name):
         Doc.set_extension(_name, default=_default)
 if not Span.has_extension("value"):
     Span.set_extension("value", default=None)
 _CATEGORY_KEY, _CONFIDENCE_KEY = extension_key("category"), extension_key("category_confidence")
+_TOP_KEY = extension_key("top_category")
 
 
 @dataclass(frozen=True)
@@ -68,10 +70,11 @@ class Entity:
 @dataclass(frozen=True)
 class Classification:
     category: str
-    confidence: float
+    confidence: float  # the top category's, also when `category` is needs_triage
     language: str | None
     entities: list[Entity]
     model_version: str
+    top_category: str  # the best-scoring category, which needs_triage hides below the threshold
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,7 +107,7 @@ class CategoryComponent:
 
     def _label(self, docs: list[Doc]) -> list[Doc]:
         threshold = self.threshold
-        categories, confidences = [], []
+        categories, confidences, tops = [], [], []
         for doc, known_share in zip(docs, self.known_shares(docs).tolist(), strict=True):
             cats = doc.cats
             if cats:
@@ -112,11 +115,14 @@ class CategoryComponent:
                 confidence = float(cats[best]) * min(1.0, known_share / MIN_KNOWN_SHARE)
                 categories.append(best if confidence >= threshold else NEEDS_TRIAGE)
                 confidences.append(confidence)
+                tops.append(best)
             else:
                 categories.append(NEEDS_TRIAGE)
                 confidences.append(0.0)
+                tops.append(NEEDS_TRIAGE)
         set_extensions(docs, _CATEGORY_KEY, categories)
         set_extensions(docs, _CONFIDENCE_KEY, confidences)
+        set_extensions(docs, _TOP_KEY, tops)
         return docs
 
     def known_shares(self, docs: list[Doc]) -> np.ndarray:
@@ -172,6 +178,7 @@ class Classifier:
             language=doc._.language,
             entities=entities,
             model_version=self.model_version,
+            top_category=doc._.top_category,
         )
 
 

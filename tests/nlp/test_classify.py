@@ -131,7 +131,7 @@ def test_classification_is_json_ready(classifier: nlp.Classifier) -> None:
 
     data = classifier.classify([text])[0].to_json()
 
-    assert set(data) == {"category", "confidence", "language", "entities", "model_version"}
+    assert set(data) == {"category", "confidence", "language", "entities", "model_version", "top_category"}
     start = text.index("€120")
     amount = {"label": "AMOUNT", "text": "€120", "start": start, "end": start + 4, "value": "EUR 120.00"}
     assert amount in data["entities"]

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 import nlp
 from nlp.data import is_held_out
 from nlp.training import HIDDEN_PART, TEXTCAT_MODEL, TrainSettings
+from rapport.cli.common import runtime
 from rapport.cli.nlp import app
 
 runner = CliRunner()
@@ -101,6 +102,27 @@ def test_classify_json() -> None:
         ("ORDER_NUMBER", "48213"),
         ("AMOUNT", "EUR 120.00"),
     }
+
+
+def test_regression_classify_takes_the_threshold_of_rapport_toml_and_names_what_needs_triage_hides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the inbox files mail: the demo's 0.45, not a 0.5 of the command's own."""
+    config = tmp_path / "rapport.toml"
+    config.write_text("[nlp]\nconfidence_threshold = 1.0\n", encoding="utf-8")
+    monkeypatch.setenv("RAPPORT_CONFIG", str(config))
+    runtime.cache_clear()
+    text = "Question\n\nCould you help me with something?"  # no category is sure of it
+
+    strict = runner.invoke(app, ["classify", text])
+    lenient = runner.invoke(app, ["classify", text, "--threshold", "0"])
+
+    assert strict.exit_code == 0, strict.output
+    assert strict.stdout.startswith("category needs_triage (")
+    top = json.loads(runner.invoke(app, ["classify", text, "--json"]).stdout)["top_category"]
+    assert f"top category {top} (" in strict.stdout and "is below the threshold 1.00" in strict.stdout
+    assert lenient.exit_code == 0, lenient.output
+    assert lenient.stdout.startswith(f"category {top} (") and "top category" not in lenient.stdout
 
 
 def test_train_shows_progress_and_saves_a_usable_model(tmp_path: Path) -> None:
