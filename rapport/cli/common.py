@@ -18,6 +18,7 @@ from rich.logging import RichHandler
 from rapport.errors import RapportError
 from rapport.settings import parse_moment
 from rapport.wiring import Runtime
+from store.audit import Actor
 from store.types import utcnow
 
 console = Console()
@@ -74,6 +75,11 @@ def demo_or_runtime(demo: bool, demo_dir: Path | None) -> Runtime:
 def acting_person(by: str | None) -> str:
     """Who a command acts as in the history: `--by`, else the OS user."""
     return by or os.environ.get("USER") or "cli"
+
+
+def cli_actor(by: str | None) -> Actor:
+    """Who a command acts as in the audit log: `acting_person`, from this user and host."""
+    return Actor(f"cli:{acting_person(by)}", "cli", Actor.cli().origin)
 
 
 def minute(moment: datetime) -> str:

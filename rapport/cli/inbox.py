@@ -20,7 +20,7 @@ from sqlmodel import col, select
 
 from inbox.options import IngestOptions, MailboxSpec
 from inbox.pipeline import BatchResult
-from rapport.cli.common import AT_OPTION, acting_person, console, minute, now, print_json, runtime
+from rapport.cli.common import AT_OPTION, acting_person, cli_actor, console, minute, now, print_json, runtime
 from rapport.errors import ConfigError, RapportError
 from rapport.wiring import Runtime, check_names, ingest_options, mailbox_specs
 from store.assignments import assignment_history
@@ -328,7 +328,7 @@ def reassign_command(
 ) -> None:
     """Give a conversation to another rep; recorded as rule `manual` and the rep is notified."""
     from store.assignments import ReassignError, reassign
-    from store.audit import Actor, record_audit
+    from store.audit import record_audit
 
     rt = runtime()
     who = acting_person(by)
@@ -338,6 +338,6 @@ def reassign_command(
                                   keyword_prefix=rt.config.inbox.keyword_prefix, now=rt.now())
         except ReassignError as exc:
             raise RapportError(str(exc)) from None
-        record_audit(session, Actor(f"cli:{who}", "cli", Actor.cli().origin), "conversation.reassign",
+        record_audit(session, cli_actor(by), "conversation.reassign",
                      target_kind="conversation", target_id=conversation, detail={"new_owner_id": assignment.owner_id})
         console.print(f"conversation {conversation} → {rep_email.lower()} ({assignment.reason})")

@@ -1,11 +1,13 @@
-"""`rapport nlp correct`: a person's fix lands on the message, its conversation and the training data,
-and re-routes the conversation when routing gave it to the wrong rep."""
+"""`rapport nlp correct`: a person's fix lands on the message, its conversation, the training data
+and the audit log, and re-routes the conversation when routing gave it to the wrong rep; mail the
+inbox never classifies (staff replies, automatic mail) is refused."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from typer.testing import CliRunner
@@ -14,7 +16,7 @@ from rapport.cli.common import runtime
 from rapport.cli.main import app
 from store.corrections import training_corrections
 from store.db import make_engine, session_scope
-from store.models import Assignment, Conversation, Correction, Message, Rep
+from store.models import Assignment, Conversation, Correction, Direction, Message, Rep
 
 
 def add_message(database: str, message_id: str, subject: str, text: str, category: str) -> Engine:
@@ -106,3 +108,43 @@ def test_correct_reroutes_and_assign_explain_shows_why(database: str) -> None:
     [winner] = explained["rules"]  # the re-route, with the reason it was stored with
     assert (winner["rule"], winner["owner"]) == ("reroute", "greta@shop.example")
     assert winner["reason"] == explained["history"][-1]["reason"]
+
+
+def test_regression_correct_refuses_a_staff_reply_and_automatic_mail(database: str) -> None:
+    """The inbox never classifies them, so there is no category to correct (the demo's
+    `nlp correct 50 sales` re-filed a conversation by a rep's own reply)."""
+    engine = add_message(database, "<ask@x>", "Where is my parcel?", "It has not arrived.", "delivery")
+    with session_scope(engine) as session:
+        session.add_all([
+            Message(conversation_id=1, message_id="<reply@x>", subject="Re: Where is my parcel?",
+                    new_text="It left today.", direction=Direction.outbound),
+            Message(conversation_id=1, message_id="<list@x>", subject="Weekly news", new_text="Our news.",
+                    is_automatic=True, automatic_reason="mailing list (List-Id: news.shop.example)"),
+        ])
+
+    reply = CliRunner().invoke(app, ["nlp", "correct", "reply@x", "sales"])
+    listed = CliRunner().invoke(app, ["nlp", "correct", "list@x", "general"])
+
+    assert reply.exit_code != 0 and listed.exit_code != 0
+    assert "is a staff member's outbound reply" in str(reply.exception)
+    assert "is automatic mail (mailing list (List-Id: news.shop.example))" in str(listed.exception)
+    assert "Only inbound mail from people can be corrected" in str(listed.exception)
+    with Session(engine) as session:
+        assert session.exec(select(Conversation)).one().category == "delivery"
+        assert session.exec(select(Correction)).all() == []
+
+
+def test_regression_correct_is_in_the_audit_log(database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A correction changes a conversation and the training data: `rapport audit` shows who did it."""
+    monkeypatch.setenv("USER", "olga")
+    add_message(database, "<m1@x>", "Where is my parcel?", "It has not arrived.", "billing")
+
+    assert CliRunner().invoke(app, ["nlp", "correct", "m1@x", "delivery"]).exit_code == 0
+    result = CliRunner().invoke(app, ["audit", "--json"])
+
+    assert result.exit_code == 0, result.output
+    [entry] = json.loads(result.stdout)
+    assert (entry["actor"], entry["via"], entry["action"], entry["target"]) == (
+        "cli:olga", "cli", "conversation.recategorise", "conversation 1")
+    assert entry["detail"] == {"message_id": 1, "correction_id": 1, "old_category": "billing",
+                               "new_category": "delivery", "new_owner_id": None}
