@@ -1,4 +1,5 @@
-"""Retraining from reps' corrections, replacing the database's model only when not worse."""
+"""Retraining from reps' corrections, replacing the database's model unless the candidate is worse by more
+than the tolerance for training noise."""
 
 from __future__ import annotations
 
@@ -31,11 +32,16 @@ class RetrainResult:
     candidate_version: str
     model_path: Path  # the model in use after the retrain
     n_corrections: int
+    tolerance: float  # how far below the current accuracy a candidate may be and still replace it
 
     def summary(self) -> str:
-        verdict = (
-            "replaced the current model" if self.replaced else "kept the current model (candidate is worse)"
-        )
+        """Both scores and the verdict, with the rule that gave it (the tolerance, when it mattered)."""
+        if not self.replaced:
+            verdict = f"kept the current model (candidate more than the {self.tolerance} tolerance below it)"
+        elif self.candidate.accuracy < self.old.accuracy:
+            verdict = f"replaced the current model (candidate within the {self.tolerance} tolerance for training noise)"
+        else:
+            verdict = "replaced the current model (candidate not worse)"
         return (
             f"held-out accuracy: current {self.old.accuracy:.4f} ({self.old_version}), "
             f"candidate {self.candidate.accuracy:.4f} ({self.candidate_version}) on {self.old.n} examples; "
@@ -93,6 +99,7 @@ def retrain(
         candidate_version=candidate_version,
         model_path=model_path,
         n_corrections=len(corrections),
+        tolerance=tolerance,
     )
 
 

@@ -27,7 +27,7 @@ def retrain_database(
     tolerance: float = RETRAIN_TOLERANCE,
     progress: Callable[[str], None] | None = None,
 ) -> nlp.RetrainResult:
-    """Train on the shipped data plus this database's corrections; keep the result only if not worse."""
+    """Train on the shipped data plus this database's corrections; keep the result unless worse by more than the tolerance."""
     with read_session(rt.engine) as session:
         last = last_correction_id(session)
         corrections = training_corrections(session, through=last)

@@ -9,8 +9,8 @@ import pytest
 
 import nlp
 from nlp.data import shipped_examples
-from nlp.retraining import RETRAIN_TOLERANCE
-from nlp.training import TEXTCAT_MODEL
+from nlp.retraining import RETRAIN_TOLERANCE, RetrainResult
+from nlp.training import TEXTCAT_MODEL, EvalResult
 
 
 @pytest.fixture()
@@ -92,3 +92,21 @@ def test_regression_a_model_retrained_with_an_older_architecture_is_set_aside(pr
     assert nlp.active_model_path(private_cache, deployment="db1") == default
     shutil.copy(default / "config.cfg", config)
     assert nlp.active_model_path(private_cache, deployment="db1") == old
+
+
+def scores(accuracy: float) -> EvalResult:
+    return EvalResult(accuracy, accuracy, {}, 0.0, 400)
+
+
+@pytest.mark.parametrize(("candidate", "verdict"), [
+    (0.9400, "replaced the current model (candidate not worse)"),
+    (0.9260, "replaced the current model (candidate within the 0.01 tolerance for training noise)"),
+    (0.9100, "kept the current model (candidate more than the 0.01 tolerance below it)"),
+])
+def test_regression_the_summary_says_the_rule_that_kept_or_replaced_the_model(candidate: float, verdict: str) -> None:
+    """A slightly lower candidate replaces the model: the line says why, not just "replaced"."""
+    result = RetrainResult(replaced=candidate >= 0.9313 - RETRAIN_TOLERANCE, old=scores(0.9313),
+                           candidate=scores(candidate), old_version="a", candidate_version="b",
+                           model_path=Path("m"), n_corrections=2, tolerance=RETRAIN_TOLERANCE)
+
+    assert result.summary().endswith(verdict)
