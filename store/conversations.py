@@ -1,6 +1,7 @@
 """A conversation's state, decided in one place: the inbox, Slack and the digest call these.
 
 open --staff replied / marked answered--> answered --customer wrote--> open again.
+open or answered --closed (the person was erased)--> closed: no reply is owed.
 A manual "Mark answered" counts as a first response: the rep answered by other
 means (a call, a chat), so the SLA stops there and the digest neither counts it
 unanswered nor as a breach once its SLA passes.
@@ -40,6 +41,15 @@ def marked_answered(conversation: Conversation, at: datetime) -> None:
     """A rep says it is answered (Slack's button): a first response, as a reply would be."""
     _responded(conversation, at)
     conversation.status = ConversationStatus.answered
+
+
+def closed(conversation: Conversation, at: datetime) -> None:
+    """No reply is owed any more (automatic mail is stored closed; erasure closes the person's
+    conversations). An SLA not yet due at `at` stops, so it never counts as missed."""
+    conversation.status = ConversationStatus.closed
+    conversation.closed_at = at
+    if conversation.sla_due_at is not None and conversation.sla_due_at > at:
+        conversation.sla_due_at = None
 
 
 def _responded(conversation: Conversation, at: datetime) -> None:

@@ -3,7 +3,9 @@
 Erasure works in the caller's one transaction. What the digests count stays as rows
 without personal data: conversations and messages keep their times, direction,
 category and status; activities and follow-ups their kind, rep and times; orders
-their amount and date. Everything that names or describes the person goes: the
+their amount and date. Work still owed to the person stops: their open conversations
+are closed (`store.conversations.closed`) and their open follow-ups cancelled, so no
+one is asked to answer a person who asked to be forgotten; the audit entry counts both. Everything that names or describes the person goes: the
 contact, its addresses, consents and search terms are deleted; subjects, mail
 text, headers, addresses, attachment names, notes and call summaries are emptied;
 corrections (mail text kept as training data) are deleted. Tables this module does
@@ -37,6 +39,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
 from store.audit import Actor, audit_entries, pseudonymise, record_audit
+from store.conversations import closed
 from store.db import is_read_only, session_scope
 from store.models import (
     Activity,
@@ -48,6 +51,7 @@ from store.models import (
     Contact,
     ContactEmail,
     Conversation,
+    ConversationStatus,
     Correction,
     Deployment,
     Erasure,
@@ -301,11 +305,14 @@ class ErasureReport:
     activities: int = 0
     followups: int = 0
     orders: int = 0
+    closed: int = 0  # open conversations closed: no reply is owed to an erased person
+    cancelled: int = 0  # open follow-ups cancelled
     deleted: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"conversations": self.conversations, "messages": self.messages, "activities": self.activities,
-                "followups": self.followups, "orders": self.orders, "deleted": self.deleted}
+                "followups": self.followups, "orders": self.orders, "closed": self.closed,
+                "cancelled": self.cancelled, "deleted": self.deleted}
 
 
 def erase_person(session: Session, email: str, *, actor: Actor, configured_key: str | None,
@@ -320,9 +327,12 @@ def erase_person(session: Session, email: str, *, actor: Actor, configured_key: 
     held = _holdings(session, contact)
     addresses = sorted({e.email for e in held.emails} | {email.strip().lower()})
     primary = next((e.email for e in held.emails if e.is_primary), addresses[0])
+    still_open = [c for c in held.conversations if c.status == ConversationStatus.open]
+    still_due = [f for f in held.followups if f.status == FollowUpStatus.open]
     report = ErasureReport(address_digest(key, primary), key.configured, conversations=len(held.conversations),
                            messages=len(held.messages), activities=len(held.activities),
-                           followups=len(held.followups), orders=len(held.orders))
+                           followups=len(held.followups), orders=len(held.orders),
+                           closed=len(still_open), cancelled=len(still_due))
     record_audit(session, actor, "privacy.erase", target_kind="contact", target_id=contact.id,
                  contact_id=contact.id, detail=report.as_dict(), at=now)
     _record_erasure(session, key, ADDRESS, [address_digest(key, a) for a in addresses], now)
@@ -333,6 +343,8 @@ def erase_person(session: Session, email: str, *, actor: Actor, configured_key: 
     for message in _copied(session, addresses, exclude={m.id for m in held.messages}):
         _unlist(message, addresses)
         session.add(message)
+    for conversation in still_open:
+        closed(conversation, now)
     for conversation in held.conversations:
         conversation.subject = conversation.normalized_subject = ""
         conversation.contact_id = None
@@ -345,10 +357,10 @@ def erase_person(session: Session, email: str, *, actor: Actor, configured_key: 
         activity.summary, activity.next_step, activity.outcome, activity.link = "", None, None, None
         activity.contact_id = None
         session.add(activity)
+    for followup in still_due:
+        followup.status = FollowUpStatus.cancelled
     for followup in held.followups:
         followup.note, followup.contact_id = "", None
-        if followup.status == FollowUpStatus.open:
-            followup.status = FollowUpStatus.cancelled
         session.add(followup)
     for order in held.orders:
         order.contact_id = None

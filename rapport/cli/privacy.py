@@ -95,6 +95,8 @@ def erase(
     console.print(f"Erased: {report.conversations} conversations and {report.messages} messages emptied, "
                   f"{report.activities} activities, {report.followups} follow-ups and {report.orders} orders "
                   "kept without the person.")
+    console.print(f"Closed {report.closed} open conversations and cancelled {report.cancelled} open follow-ups: "
+                  "no one is asked to answer them.")
     if not report.key_configured:
         console.print("[yellow]RAPPORT_PRIVACY_KEY is not set: the hashes use a key kept in the database.[/]")
 

@@ -270,3 +270,34 @@ def test_a_table_added_later_is_read_under_other_records(person: str) -> None:
     other = section(text, "Other records (loyalty_points)")
     assert other.startswith("Record [loyalty_points 7]")
     assert 'points: 120 tiers: ["gold", "silver"]' in other and "contact_id" not in other
+
+
+def test_regression_erasure_leaves_no_one_asked_to_answer_the_person(
+    person: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`rapport privacy erase` cancelled the person's follow-ups but left their conversation open:
+    its owner's `my` still listed it "SLA 3d overdue", `reply` found no customer mail to answer,
+    and the digest counted it past due."""
+    monkeypatch.setenv("RAPPORT_NOW", "2026-12-04T13:00Z")
+    engine = make_engine(person)
+    with session_scope(engine) as session:
+        martin = Rep(name="Martin Horvath", email="martin@rapport.example", role="manager", digest_via=["email"])
+        session.add(martin)
+        session.flush()
+        contact_id = session.exec(select(ContactEmail.contact_id).where(ContactEmail.email == ADDRESS)).one()
+        opened = datetime(2026, 11, 30, 9, tzinfo=UTC)
+        session.add(Conversation(subject="Invoice question", contact_id=contact_id, owner_id=martin.id,
+                                 category="billing", opened_at=opened, last_inbound_at=opened,
+                                 sla_due_at=opened + timedelta(days=1)))
+    manager = ("--manager", "martin@rapport.example", "--period", "week", "--json")
+    assert "Invoice question" in run("chat", "--as", "martin@rapport.example", "my")
+    assert json.loads(run("digest", *manager))["overdue"] == 1
+
+    erased = " ".join(run("privacy", "erase", ADDRESS, "--yes").split())
+    assert "Closed 1 open conversations and cancelled 0 open follow-ups" in erased
+    my = run("chat", "--as", "martin@rapport.example", "my")
+    assert "overdue" not in my and "billing" not in my
+    after = json.loads(run("digest", *manager))
+    assert (after["open"], after["overdue"], after["waiting"]) == (0, 0, [])
+    [entry] = [e for e in json.loads(run("audit", "--json")) if e["action"] == "privacy.erase"]
+    assert entry["detail"]["closed"] == 1
