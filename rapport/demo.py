@@ -405,7 +405,7 @@ def next_steps(rt: Runtime, plan: DemoPlan) -> list[str]:
         f"cd {where}",
         "rapport chat                    then: help, find stastny, my, followups",
         'rapport chat "remind peter friday 10am ask about the audit"',
-        f"rapport digest --period week --date {plan.clock.date().isoformat()}",
+        "rapport digest --period week",
         f"rapport assign explain {conversation}",
         "rapport segment top",
         "rapport export segment top --format csv",

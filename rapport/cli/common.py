@@ -45,9 +45,14 @@ def now(rt: Runtime, at: str | None = None) -> datetime:
         raise RapportError(f"--at {at!r}: {exc}") from None
 
 
+def is_fixed(rt: Runtime, at: str | None) -> bool:
+    """Whether the command's clock stands still: `--at` or RAPPORT_NOW (the demo's folder sets it)."""
+    return at is not None or rt.settings.now is not None
+
+
 def clock(rt: Runtime, at: str | None = None) -> Callable[[], datetime]:
     """`now` as a clock for a session of several commands: fixed with `--at` or RAPPORT_NOW, else real."""
-    if at is None and rt.settings.now is None:
+    if not is_fixed(rt, at):
         return utcnow
     moment = now(rt, at)
     return lambda: moment
@@ -56,14 +61,14 @@ def clock(rt: Runtime, at: str | None = None) -> Callable[[], datetime]:
 DEMO_OPTION: Any = typer.Option(False, "--demo", help="Use the database `rapport demo` made, its config and clock.")
 DEMO_DIR_OPTION: Any = typer.Option(
     None, "--demo-dir",
-    help="With --demo: the demo's folder (default: the current folder when it is a demo, else ./rapport-demo, "
-         "else the demo made last).",
+    help="The demo's folder; implies --demo (which by default uses the current folder when it is a demo, "
+         "else ./rapport-demo, else the demo made last).",
 )
 
 
 def demo_or_runtime(demo: bool, demo_dir: Path | None) -> Runtime:
-    """The demo's runtime with `--demo` (which folder it is goes to stderr), else the process's."""
-    if not demo:
+    """The demo's runtime with `--demo` or `--demo-dir` (which folder it is goes to stderr), else the process's."""
+    if not demo and demo_dir is None:
         return runtime()
     from rapport.demo import find_demo, open_demo
 

@@ -20,6 +20,7 @@ from rapport.cli.common import (
     DEMO_OPTION,
     console,
     demo_or_runtime,
+    is_fixed,
     now,
     print_json,
     runtime,
@@ -56,7 +57,8 @@ def digest(
                                        "default: the first manager who gets a digest."),
     period: PeriodChoice = typer.Option(PeriodChoice.day, "--period", help="A day, or a Monday-to-Sunday week."),
     on: str | None = typer.Option(None, "--date", help="A local date in the period (default: the last "
-                                  "complete day or week in the manager's time zone; with --demo, the demo's)."),
+                                  "complete day or week in the manager's time zone; with --at or "
+                                  "RAPPORT_NOW (the demo's clock), the one holding it)."),
     print_: bool = typer.Option(False, "--print", help="Render to the terminal (the default)."),
     send: bool = typer.Option(False, "--send", help="Send it now, by the manager's digest_via (Slack, email); "
                               "a way that fails is retried by `rapport serve`."),
@@ -74,7 +76,7 @@ def digest(
     with read_session(rt.engine) as session:  # reads only: never holds SQLite's write lock
         rep = _manager(session, manager)
         try:
-            if day is None and demo:  # the period the demo showed: the one holding its clock
+            if day is None and is_fixed(rt, at):  # "as of then" (the demo's clock): that period so far
                 day = moment.astimezone(zone(rep.timezone)).date()
             start, end = (period_bounds(period.value, day, rep.timezone) if day is not None
                           else last_complete_period(period.value, moment, rep.timezone))

@@ -20,7 +20,17 @@ from sqlmodel import col, select
 
 from inbox.options import IngestOptions, MailboxSpec
 from inbox.pipeline import BatchResult
-from rapport.cli.common import AT_OPTION, acting_person, cli_actor, console, minute, now, print_json, runtime
+from rapport.cli.common import (
+    AT_OPTION,
+    acting_person,
+    cli_actor,
+    console,
+    is_fixed,
+    minute,
+    now,
+    print_json,
+    runtime,
+)
 from rapport.errors import ConfigError, RapportError
 from rapport.wiring import Runtime, check_names, ingest_options, mailbox_specs
 from store.assignments import assignment_history
@@ -100,7 +110,7 @@ def sync(
     """Ingest new mail. Without --once, keep polling every poll_interval_seconds (see also `watch`)."""
     rt = runtime()
     options = ingest_options(rt)
-    if at is not None or rt.settings.now is not None:  # received "now", SLA due from then: a fixed clock
+    if is_fixed(rt, at):  # received "now", SLA due from then
         options = replace(options, now=now(rt, at))
     show_bar = not as_json and sys.stdout.isatty()
     while True:

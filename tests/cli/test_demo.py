@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -238,3 +238,66 @@ def test_regression_cli_and_http_workers_load_no_spacy() -> None:
             "print(sorted(m for m in ('nlp', 'spacy') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "[]"
+
+
+DEMO_TOML = """
+[[reps]]
+name = "Maja Novak"
+email = "maja@rapport.example"
+role = "manager"
+digest_via = ["email"]
+"""
+
+
+def _small_demo(folder: Path) -> None:
+    """A folder as `rapport demo` leaves it (rapport.db, rapport.toml, the clock in .env), with
+    one conversation in the week of its clock, Friday 4 December."""
+    from rapport.config import load_configuration
+    from rapport.demo import demo_overrides
+    from rapport.wiring import Runtime
+    from store.db import session_scope
+    from store.models import Rep
+
+    folder.mkdir(parents=True)
+    (folder / "rapport.toml").write_text(DEMO_TOML, encoding="utf-8")
+    (folder / ".env").write_text("RAPPORT_NOW=2026-12-04T13:00+00:00\n", encoding="utf-8")
+    settings, config = load_configuration(**demo_overrides(folder))
+    engine = Runtime(settings=settings, config=config).create_database()
+    with session_scope(engine) as session:
+        maja = session.exec(select(Rep)).one()
+        session.add(Conversation(subject="Quote", owner_id=maja.id, opened_at=datetime(2026, 12, 2, 9, tzinfo=UTC)))
+
+
+def test_regression_in_the_demo_folder_the_plain_digest_shows_the_demo_s_week(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In rapport-demo/, `rapport digest --period week` showed the week before the demo's
+    ("New conversations: 0") while `--demo` showed the demo's; and `--demo-dir D` without
+    `--demo` was ignored ("no Rapport database at /tmp/rapport.db")."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from rapport.cli.common import runtime
+    from rapport.cli.main import app
+
+    def digest(*args: str) -> dict[str, object]:
+        runtime.cache_clear()
+        result = CliRunner().invoke(app, ["digest", "--period", "week", "--json", *args])
+        assert result.exit_code == 0, result.output
+        figures: dict[str, object] = json.loads(result.stdout)
+        return figures
+
+    for name in ("RAPPORT_DATABASE_URL", "RAPPORT_CONFIG", "RAPPORT_NOW"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    folder = tmp_path / "rapport-demo"
+    _small_demo(folder)
+    monkeypatch.chdir(folder)
+    plain = digest()
+    assert (plain["start"], plain["new_conversations"]) == ("2026-11-30T00:00:00+00:00", 1)
+    assert digest("--demo") == plain
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # no demo here: --demo-dir alone must find it
+    assert digest("--demo-dir", str(folder)) == plain
+    runtime.cache_clear()
