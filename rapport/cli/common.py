@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable
 from datetime import datetime
 from functools import cache
@@ -77,14 +76,15 @@ def demo_or_runtime(demo: bool, demo_dir: Path | None) -> Runtime:
     return open_demo(folder)
 
 
+def cli_actor(by: str | None = None) -> Actor:
+    """Who a command acts as in the audit log: `--by` at this terminal, else the OS user."""
+    me = Actor.cli()
+    return me if by is None else Actor(f"cli:{by}", "cli", me.origin)
+
+
 def acting_person(by: str | None) -> str:
-    """Who a command acts as in the history: `--by`, else the OS user."""
-    return by or os.environ.get("USER") or "cli"
-
-
-def cli_actor(by: str | None) -> Actor:
-    """Who a command acts as in the audit log: `acting_person`, from this user and host."""
-    return Actor(f"cli:{acting_person(by)}", "cli", Actor.cli().origin)
+    """Who a command acts as in the history: `--by`, else the OS user (`user@host`, as in the audit log)."""
+    return cli_actor(by).name.removeprefix("cli:")
 
 
 def minute(moment: datetime) -> str:

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -320,13 +321,13 @@ def explain_command(
     for r in rules:
         table.add_row(str(r["rule"]), "[green]yes ← wins[/]" if r["applied"] else "no", str(r["reason"]))
     console.print(table)
-    past = Table("when", "rule", "owner / queue", "by", "reason", title="Assignment history")
-    for column in past.columns[:2]:
-        column.no_wrap = True
+    # an entry per block, not a table: five columns in 80 cut the owners' emails short
+    lines = ["Assignment history (times in UTC):"]
     for h in history:
-        past.add_row(str(h["at"])[:16].replace("T", " "), str(h["rule"]), str(h["owner"] or f"queue {h['queue']}"), str(h["by"]),
-                     str(h["reason"]))
-    console.print(past)
+        when = minute(datetime.fromisoformat(str(h["at"])))
+        owner = h["owner"] or f"queue {h['queue']}"
+        lines += [f"  {when}  {h['rule']} → {owner}", f"    {h['reason']} (by {h['by']})"]
+    console.print("\n".join(lines), highlight=False, markup=False)
 
 
 @assign_app.command("reassign")
@@ -341,13 +342,13 @@ def reassign_command(
     from store.audit import record_audit
 
     rt = runtime()
-    who = acting_person(by)
+    moment = now(rt)
     with session_scope(rt.engine) as session:
         try:
-            assignment = reassign(session, conversation, rep_email, by=who, reason=reason,
-                                  keyword_prefix=rt.config.inbox.keyword_prefix, now=rt.now())
+            assignment = reassign(session, conversation, rep_email, by=acting_person(by), reason=reason,
+                                  keyword_prefix=rt.config.inbox.keyword_prefix, now=moment)
         except ReassignError as exc:
             raise RapportError(str(exc)) from None
-        record_audit(session, cli_actor(by), "conversation.reassign",
-                     target_kind="conversation", target_id=conversation, detail={"new_owner_id": assignment.owner_id})
+        record_audit(session, cli_actor(by), "conversation.reassign", target_kind="conversation",
+                     target_id=conversation, detail={"new_owner_id": assignment.owner_id}, at=moment)
         console.print(f"conversation {conversation} → {rep_email.lower()} ({assignment.reason})")

@@ -141,6 +141,41 @@ def test_sync_from_a_directory_tree(cli: typer.Typer, tmp_path: Path) -> None:
         assert len(session.exec(select(Message)).all()) == 3
 
 
+def test_reassign_uses_the_command_clock_and_os_user_and_explain_keeps_emails_whole(
+    cli: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: `assign reassign` audited with the real clock (not RAPPORT_NOW) as `cli:cli`, its
+    history said `by cli`, and `assign explain` cut owners' emails to `martin.horvat…` in UTC unsaid."""
+    long_email = "zsofia.nagy-lindqvist@nordlys-support.example"
+    config = tmp_path / "rapport.toml"
+    config.write_text(CONFIG + f'[[reps]]\nname = "Zsofia"\nemail = "{long_email}"\n', encoding="utf-8")
+    monkeypatch.setenv("RAPPORT_NOW", "2026-12-04T13:00:00+00:00")
+    monkeypatch.setattr("store.audit._login", lambda: "karin")
+    monkeypatch.setattr("store.audit.socket.gethostname", lambda: "desk")
+    (tmp_path / "mail" / "INBOX").mkdir(parents=True)
+    (tmp_path / "mail" / "INBOX" / "1.eml").write_bytes(fixture_eml("question.eml"))
+    run(cli, "inbox", "sync", "--dir", str(tmp_path / "mail"), "--mailbox", "archive")
+    with session_scope(db(tmp_path)) as session:
+        conversation = session.exec(select(Conversation)).one()
+
+    run(cli, "assign", "reassign", str(conversation.id), long_email)
+
+    with session_scope(db(tmp_path)) as session:
+        entry = session.exec(select(AuditEntry).where(AuditEntry.action == "conversation.reassign")).one()
+        assert (entry.actor, entry.origin, entry.at.isoformat()) == (
+            "cli:karin@desk", "karin@desk", "2026-12-04T13:00:00+00:00")
+        last = session.exec(select(Assignment).order_by(Assignment.id.desc())).first()  # type: ignore[union-attr]
+        assert last is not None and last.assigned_by == "karin@desk"
+    screen = StringIO()
+    monkeypatch.setattr("rapport.cli.inbox.console", Console(file=screen, width=80))
+    run(cli, "assign", "explain", str(conversation.id))
+    shown = screen.getvalue()
+    assert all(len(line) <= 80 for line in shown.splitlines()) and "…" not in shown, shown
+    assert "Assignment history (times in UTC):" in shown
+    assert f"  2026-12-04 13:00  manual → {long_email}\n" in shown, shown
+    assert "(by karin@desk)" in shown, shown
+
+
 def test_sync_and_status_read_whole_at_80_columns(cli: typer.Typer, imap_account: ImapAccount,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Regression: the sync's ten-column table cut its headers to `mail… fold… fetc…` and the
