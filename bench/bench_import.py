@@ -74,7 +74,7 @@ def measure(engine: Engine, label: str, path: Path, rows: int, csv_seconds: floa
             upsert_rep(session, {"name": name, "email": f"owner{i}@bench.example"})
     for run in ("first import", "re-import"):
         started, cpu = time.perf_counter(), time.process_time()
-        report = import_csv(engine, "contacts", path, categories=())  # as `rapport import contacts`: no skills
+        report = import_csv(engine, "contacts", path, categories=(), configured_reps=())  # as `rapport import contacts`: no skills
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         assert not report.rejected, report.rejected[:3]
         print(f"{label:<11} {run:<13} {seconds:7.1f} s {rows / seconds:9,.0f} rows/s   "

@@ -195,7 +195,8 @@ def import_sample(rt: Runtime, plan: DemoPlan) -> dict[str, ImportReport]:
     """The sample's CSV files through the importer, then the records dated as the sample's history."""
     categories = readable_categories(rt.config.nlp.model)  # the reps' skills: the demo's model's
     reports = {
-        entity: import_csv(rt.engine, entity, plan.folder / f"{entity}.csv", now=plan.clock, categories=categories)
+        entity: import_csv(rt.engine, entity, plan.folder / f"{entity}.csv", now=plan.clock, categories=categories,
+                           configured_reps=[rep.email for rep in rt.config.reps])
         for entity in ("reps", "companies", "contacts", "orders")
     }
     with session_scope(rt.engine) as session:

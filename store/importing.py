@@ -22,7 +22,7 @@ import csv
 import io
 import itertools
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -453,6 +453,7 @@ class Context:
     now: datetime  # the import's clock: what it stamps (consents, moves, updates)
     source: str  # the file's name, which the moves it makes give as their reason
     categories: Sequence[str] | None  # what a rep's skill may be: the model's categories; None: unknown here
+    configured_reps: Collection[str]  # the emails of the reps rapport.toml defines: it wins for them
 
 
 UNCHECKED_SKILLS = ("skills kept as written, unchecked: the model `[nlp] model` names cannot be read here, "
@@ -867,9 +868,23 @@ def check_rep(row: dict[str, str], line: int, ctx: Context) -> dict[str, Any]:
 
 def import_rep(session: Session, row: dict[str, str], line: int, ctx: Context, written: Written) -> str:
     fields = check_rep(row, line, ctx)
+    if fields["email"] in ctx.configured_reps:
+        return _keep_configured_rep(session, fields, line, ctx)
     existed = session.exec(select(Rep.id).where(Rep.email == fields["email"])).first() is not None
     _, changed = upsert_rep(session, fields)
     return "imported" if not existed else ("updated" if changed else "unchanged")
+
+
+def _keep_configured_rep(session: Session, fields: dict[str, Any], line: int, ctx: Context) -> str:
+    """A row for a rep rapport.toml defines changes nothing: every start-up sets the rep back to
+    the file, so an import's change would hold only until the next command. One that differs is
+    a warning saying where to make the change."""
+    rep = session.exec(select(Rep).where(Rep.email == fields["email"])).first()
+    differs = [key for key, value in fields.items() if rep is None or getattr(rep, key) != value]
+    if differs:
+        ctx.report.warnings.append(Rejected(
+            line, f"{fields['email']} is defined in rapport.toml: change it there (left as it is: {', '.join(differs)})"))
+    return "unchanged"
 
 
 def check_order(row: dict[str, str], line: int, ctx: Context) -> tuple[str | None, str | None, dict[str, Any]]:
@@ -1029,6 +1044,7 @@ def import_csv(
     actor: Actor | None = None,
     now: datetime | None = None,
     categories: Sequence[str] | None,
+    configured_reps: Collection[str],
 ) -> ImportReport:
     """Import `path` as `entity` (contacts, companies, reps, orders); see the module doc.
 
@@ -1037,7 +1053,8 @@ def import_csv(
     `actor` (default: the person at this command line) is who the audit log names; `now` is
     the import's clock (default: the real time): consents, moves and updates carry it. A rep's
     skills are `categories` (the model's, never assumed Rapport's own: a team may run its own; None:
-    not readable here, so taken as written)."""
+    not readable here, so taken as written). A row for one of `configured_reps` (the emails of
+    rapport.toml's reps, which win) changes nothing; one that would is a warning."""
     if entity not in ENTITIES:
         raise ImportFileError(f"cannot import {entity!r}; choose one of {', '.join(ENTITIES)}")
     header, columns, rows = read_rows(path, entity)
@@ -1050,7 +1067,8 @@ def import_csv(
     report = ImportReport()
     report.ignored = [label for label, name in zip(header, columns, strict=True) if name not in USED[entity]]
     with read_session(engine) as session:
-        ctx = Context(report, Owners(session), actor or Actor.cli(), now or utcnow(), path.name, categories)
+        ctx = Context(report, Owners(session), actor or Actor.cli(), now or utcnow(), path.name, categories,
+                      frozenset(configured_reps))
     pending: dict[str, tuple[int, dict[str, str]]] = {}  # by the row's key: duplicates merge here
     read = 0
 

@@ -14,4 +14,4 @@ from store.validation import CATEGORIES
 def import_builtin(engine: Engine, entity: str, path: Path, **options: Any) -> ImportReport:
     """`import_csv` with the built-in model's categories as the reps' skills (import_csv has no
     default: a team's own model has its own)."""
-    return import_csv(engine, entity, path, categories=CATEGORIES, **options)
+    return import_csv(engine, entity, path, categories=CATEGORIES, configured_reps=(), **options)

@@ -76,6 +76,7 @@ def run_import(entity: str, path: Path, *, dry_run: bool, as_json: bool) -> Impo
             return import_csv(
                 engine, entity, path, dry_run=dry_run, progress=lambda n: progress.advance(task, n),
                 privacy_key=runtime().settings.privacy_secret, now=runtime().now(), categories=categories,
+                configured_reps=[rep.email for rep in runtime().config.reps],
             )
     except ImportFileError as exc:
         raise RapportError(str(exc)) from None

@@ -325,8 +325,8 @@ def explain_command(
     lines = ["Assignment history (times in UTC):"]
     for h in history:
         when = minute(datetime.fromisoformat(str(h["at"])))
-        owner = h["owner"] or f"queue {h['queue']}"
-        lines += [f"  {when}  {h['rule']} → {owner}", f"    {h['reason']} (by {h['by']})"]
+        shown = h["owner"] or f"queue {h['queue']}"
+        lines += [f"  {when}  {h['rule']} → {shown}", f"    {h['reason']} (by {h['by']})"]
     console.print("\n".join(lines), highlight=False, markup=False)
 
 

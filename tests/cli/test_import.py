@@ -139,3 +139,28 @@ def test_regression_a_model_not_readable_here_leaves_chat_and_the_reps_import_wo
     result = CliRunner().invoke(app, ["chat", "help"])
     assert result.exit_code == 0, result.output
     assert "find" in result.stdout
+
+
+def test_regression_a_rep_rapport_toml_defines_is_changed_there_not_by_an_import(
+    database: str, tmp_path: Path
+) -> None:
+    """`import reps` made Karin (a [[reps]] entry) role rep, team support and said `1 updated` on
+    every run; the next command's start-up set her back to manager, sales. rapport.toml wins."""
+    (tmp_path / "rapport.toml").write_text(
+        '[[reps]]\nname = "Karin"\nemail = "karin@shop.example"\nrole = "manager"\nteam = "sales"\n', encoding="utf-8")
+    runtime.cache_clear()
+    reps = tmp_path / "reps.csv"
+    reps.write_text("name,email,role,team\nKarin,karin@shop.example,rep,support\n"
+                    "Walt,walt@shop.example,rep,support\n", encoding="utf-8")
+
+    for imported, unchanged in ((1, 1), (0, 2)):  # the same answer again: nothing changed
+        result = CliRunner().invoke(app, ["import", "reps", str(reps), "--json"])
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.stdout)
+        assert (report["imported"], report["updated"], report["unchanged"]) == (imported, 0, unchanged)
+        assert report["warnings"] == [
+            {"line": 2, "warning": "karin@shop.example is defined in rapport.toml: change it there "
+                                   "(left as it is: role, team)"}]
+    with read_session(make_engine(database)) as session:
+        roles = {r.email: (r.role, r.team) for r in session.exec(select(Rep))}
+    assert roles == {"karin@shop.example": ("manager", "sales"), "walt@shop.example": ("rep", "support")}
