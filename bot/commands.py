@@ -272,7 +272,7 @@ def remind(ctx: Ctx, args: list[str]) -> Reply:
             return problem
     try:
         due, note_words = split_when(rest, tz=ctx.rep.timezone, languages=ctx.languages, now=ctx.now)
-    except Invalid as error:  # a date in digits that does not exist: "31 February is not a date"
+    except Invalid as error:  # a date or time that does not exist: "31 February is not a date"
         return usage(ctx, "remind CONTACT WHEN NOTE", f"{escape(str(error))}.")
     if due is None:
         return usage(ctx, "remind CONTACT WHEN NOTE",

@@ -28,6 +28,9 @@ _SAID_HOUR = re.compile(
     re.IGNORECASE,
 )
 _TIME_WORD_LAST = re.compile(rf"(?<!\S)(?:{_TIME_WORDS})$", re.IGNORECASE)
+# A word written as a time of day ("25:00", "13:75pm"), possible or not: an impossible one is
+# refused, as `31.02.` is, instead of being left out and the day read as 09:00.
+_CLOCK_WORD = re.compile(r"(?P<h>\d{1,2}):(?P<m>\d\d)(?:[ap]\.?m\.?|h)?", re.IGNORECASE)
 
 
 def parse_when(
@@ -37,8 +40,10 @@ def parse_when(
     A day named without a time of day (`friday`, `tomorrow`, `in 3 days`, `31.12.`) is at
     DEFAULT_HOUR; `in 3 hours` is exact. A date in digits is read as
     store.validation.parse_numeric_date reads it, and one that does not exist (`31.02.`) raises
-    its Invalid, whose message says so; so does a dotted pair that is both a date and a time."""
+    its Invalid, whose message says so; so does a dotted pair that is both a date and a time, and
+    a time of day that does not exist (`25:00`, `13:75`)."""
     text = text.strip()
+    _refuse_impossible_clock(text.split())
     if not text or _TIME_WORD_LAST.search(text):
         return None  # "31.12. at": the time of day is missing, so the words are not a time
     now = now or datetime.now(UTC)
@@ -77,6 +82,14 @@ def parse_when(
     if not has_time:
         parsed = _working_day_start(parsed.date(), local_zone)
     return _in_utc(parsed, text)
+
+
+def _refuse_impossible_clock(words: Sequence[str]) -> None:
+    """Invalid("25:00 is not a time of day") for the first word written as a time that no day has."""
+    for word in words:
+        clock = _CLOCK_WORD.fullmatch(word)
+        if clock is not None and (int(clock["h"]) > 23 or int(clock["m"]) > 59):
+            raise Invalid(f"{word} is not a time of day")
 
 
 def _as_clock(match: re.Match[str]) -> str:
@@ -127,7 +140,10 @@ def _date_or_clock(pair: str, day: date) -> Invalid:
 def split_when(
     words: Sequence[str], *, tz: str, languages: Sequence[str] = (), now: datetime | None = None, max_words: int = 5
 ) -> tuple[datetime | None, list[str]]:
-    """The longest leading run of `words` (up to `max_words`) that is a time, and the words after it."""
+    """The longest leading run of `words` (up to `max_words`) that is a time, and the words after it.
+    An impossible time of day (`25:00`) among the words that may be the time raises Invalid:
+    left out, "tomorrow 25:00" would be tomorrow at 09:00."""
+    _refuse_impossible_clock(words[:max_words])
     for count in range(min(max_words, len(words)), 0, -1):
         moment = parse_when(" ".join(words[:count]), tz=tz, languages=languages, now=now)
         if moment is not None:

@@ -167,6 +167,42 @@ def test_a_dotted_pair_that_could_be_both_is_read_as_its_context_says(words: str
     assert rest == ["send"]
 
 
+@pytest.mark.parametrize(("words", "message"), [
+    ("tomorrow 25:00 call her", "25:00 is not a time of day"),
+    ("friday 13:75 call her", "13:75 is not a time of day"),
+    ("friday at 24:00 call", "24:00 is not a time of day"),
+    ("25:00 tomorrow call", "25:00 is not a time of day"),
+    ("tomorrow 10:75am call", "10:75am is not a time of day"),
+])
+def test_reminder_refuses_a_time_of_day_that_does_not_exist(words: str, message: str) -> None:
+    # regression: `remind asa tomorrow 25:00 call her` was tomorrow 09:00 with 25:00 dropped,
+    # and `friday 13:75 call her` friday 09:00 with the note "13:75 call her"
+    with pytest.raises(Invalid, match=f"^{message}$"):
+        split_when(words.split(), tz="Europe/Stockholm", now=NOW)
+    with pytest.raises(Invalid, match=f"^{message}$"):
+        parse_when(" ".join(words.split()[:-1]), tz="Europe/Stockholm", now=NOW)
+
+
+@given(st.integers(0, 99), st.integers(0, 99))
+@example(25, 0)
+@example(13, 75)
+def test_a_time_of_day_after_a_day_is_that_time_or_refused(hour: int, minute: int) -> None:
+    words = ["tomorrow", f"{hour}:{minute:02d}", "call"]
+    if hour > 23 or minute > 59:
+        with pytest.raises(Invalid, match="is not a time of day"):
+            split_when(words, tz="Europe/Stockholm", now=NOW)
+        return
+    moment, rest = split_when(words, tz="Europe/Stockholm", now=NOW)
+    assert moment is not None and rest == ["call"]
+    local = moment.astimezone(STOCKHOLM)
+    assert (local.date(), local.time()) == (TODAY + timedelta(days=1), time(hour, minute))
+
+
+def test_an_impossible_time_beyond_the_words_a_time_may_take_is_the_notes() -> None:
+    moment, rest = split_when("tomorrow call them about the 25:00 slot".split(), tz="Europe/Stockholm", now=NOW)
+    assert moment is not None and rest == ["call", "them", "about", "the", "25:00", "slot"]
+
+
 @given(st.integers(0, 99), st.integers(0, 99), st.sampled_from(["{a}.{b}", "{a}.{b:02d}", "{a:02d}.{b:02d}"]))
 def test_a_dotted_pair_alone_is_the_one_thing_it_can_be_and_a_question_if_both(a: int, b: int, style: str) -> None:
     text = style.format(a=a, b=b)
