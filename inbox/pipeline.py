@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func, update
@@ -45,7 +46,7 @@ from store.assignments import AssignmentDecision, record_assignments
 from store.audit import INBOX, record_audits
 from store.checkpoints import save_checkpoint
 from store.consent import withdraw_consent
-from store.conversations import customer_wrote, staff_replied
+from store.conversations import customer_wrote, settle_reply_due, staff_replied
 from store.db import insert_rows, read_session
 from store.models import (
     Company,
@@ -196,6 +197,7 @@ class _Batch:
         self.surveys = SurveyReplies()
         self.survey_answers: list[tuple[_Planned, Survey, int, str]] = []
         self.unsubscribes: list[tuple[Contact, datetime]] = []  # asked by mail for no more marketing
+        self.late_replies: dict[int, Conversation] = {}  # id(): a reply read after the customer's later mail
 
     @property
     def team(self) -> Team:
@@ -559,8 +561,8 @@ def _touch(conversation: Conversation, at: datetime) -> None:
     conversation.opened_at = min(conversation.opened_at, at)
 
 
-def _is_backlog(batch: _Batch, item: _Item) -> bool:
-    return item.received_at < batch.now - batch.options.backlog_age
+def _is_backlog(batch: _Batch, at: datetime) -> bool:
+    return at < batch.now - batch.options.backlog_age
 
 
 def _plan_inbound(batch: _Batch, item: _Item) -> None:
@@ -578,9 +580,7 @@ def _plan_inbound(batch: _Batch, item: _Item) -> None:
     category = result.category if result else None
     if conversation is not None and conversation.category not in (None, "needs_triage"):
         category = conversation.category
-    hours = sla_hours(batch.options, category, urgency.level)
-    no_reply_owed = hours is None or _is_backlog(batch, item)
-    sla_due = None if no_reply_owed else item.received_at + timedelta(hours=hours or 0)
+    sla_due = _reply_due(batch, item.received_at, category, urgency.level)
     if conversation is None:
         conversation = _new_conversation(
             batch, item, contact, company, parsed.from_email,
@@ -615,6 +615,14 @@ def _plan_inbound(batch: _Batch, item: _Item) -> None:
         batch.threads.assigned.add(conversation.id)
     batch.result.assigned += 1
     _plan_notification(batch, planned)
+
+
+def _reply_due(batch: _Batch, received_at: datetime, category: str | None, urgency: str) -> datetime | None:
+    """When a reply to a customer's mail is due; None when none is owed (or it is backlog)."""
+    hours = sla_hours(batch.options, category, urgency)
+    if hours is None or _is_backlog(batch, received_at):
+        return None
+    return received_at + timedelta(hours=hours)
 
 
 def _plan_move(batch: _Batch, planned: _Planned, contact: Contact | None, category: str | None) -> None:
@@ -658,9 +666,6 @@ def _continue_conversation(
     reopened = customer_wrote(conversation, item.received_at, sla_due)
     if reopened or more_urgent(urgency.level, conversation.urgency) != conversation.urgency:
         conversation.urgency, conversation.urgency_reason = urgency.level, urgency.reason
-    if not reopened and sla_due is not None and conversation.first_response_at is None:
-        # a more pressing follow-up tightens the open conversation's SLA
-        conversation.sla_due_at = min(conversation.sla_due_at or sla_due, sla_due)
     never_assigned = conversation.id is not None and conversation.id not in batch.threads.assigned
     return reopened or never_assigned
 
@@ -669,7 +674,7 @@ def _plan_notification(batch: _Batch, planned: _Planned) -> None:
     """One DM per assignment; old mail goes into the backlog summary instead."""
     item, decision = planned.item, planned.decision
     assert decision is not None
-    if not _is_backlog(batch, item):
+    if not _is_backlog(batch, item.received_at):
         planned.notify = True
         return
     owner = decision.owner.email if decision.owner else f"queue:{decision.queue}"
@@ -712,7 +717,8 @@ def _plan_outbound(batch: _Batch, item: _Item) -> None:
             _take(conversation, planned_decision)
     else:
         _touch(conversation, item.received_at)
-        staff_replied(conversation, item.received_at)
+        if staff_replied(conversation, item.received_at):
+            batch.late_replies[id(conversation)] = conversation
     planned = _plan_message(batch, item, conversation, contact)
     if planned_decision is not None and sender is not None:
         planned.decision, planned.decided_by = planned_decision, sender.email
@@ -746,12 +752,25 @@ def _write(batch: _Batch) -> None:
     _write_tags(batch)
     _write_survey_answers(batch)
     _write_unsubscribes(batch)
+    _settle_late_replies(batch)
     if batch.bounced:
         mark_bouncing(session, batch.bounced, at=batch.now)
     _record_backlog(batch)
     session.flush()
     if batch.people.new_contacts or batch.people.new_emails:
         refresh_index(session)  # the writer indexes its new senders: a search never writes
+
+
+def _settle_late_replies(batch: _Batch) -> None:
+    """Once the batch's mail is stored: the SLA of a conversation a late-read reply left open
+    runs from the customer's mail after that reply (`store.conversations.settle_reply_due`)."""
+    for conversation in batch.late_replies.values():
+        if conversation.status == ConversationStatus.open:  # else a later reply in the batch answered it all
+            settle_reply_due(batch.session, conversation, partial(_stored_reply_due, batch, conversation.category))
+
+
+def _stored_reply_due(batch: _Batch, category: str | None, message: Message) -> datetime | None:
+    return _reply_due(batch, message.received_at, category, message.urgency or "normal")
 
 
 def _link_shared_ids(session: Session, ids: list[int]) -> None:

@@ -2,6 +2,9 @@
 
 open --staff replied / marked answered--> answered --customer wrote--> open again.
 open or answered --closed (the person was erased)--> closed: no reply is owed.
+Mails count by their dates, not by the order they are read in (Sent may be read
+after INBOX): `answered` is the one rule, and the SLA runs from the customer's
+mail that no later staff reply answers.
 A manual "Mark answered" counts as a first response: the rep answered by other
 means (a call, a chat), so the SLA stops there and the digest neither counts it
 unanswered nor as a breach once its SLA passes.
@@ -9,32 +12,71 @@ unanswered nor as a breach once its SLA passes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import col
+from sqlmodel import Session, col, select
 
-from store.models import Conversation, ConversationStatus
+from store.models import Conversation, ConversationStatus, Direction, Message, Survey
 
 
-def customer_wrote(conversation: Conversation, at: datetime, sla_due: datetime | None) -> bool:
-    """A customer's mail at `at`: reopens what staff answered or closed before it; returns whether it did."""
-    conversation.is_automatic = False
+def answered(conversation: Conversation, at: datetime) -> bool:
+    """The one rule of "answered": a customer's mail of `at` is answered when staff replied
+    to (or closed) the conversation at or after it, by the mails' dates, whatever order
+    INBOX and Sent were read in."""
     last_staff = max((t for t in (conversation.answered_at, conversation.closed_at) if t), default=None)
-    if conversation.status == ConversationStatus.open or (last_staff is not None and at <= last_staff):
+    return last_staff is not None and at <= last_staff
+
+
+def customer_wrote(conversation: Conversation, at: datetime, reply_due: datetime | None) -> bool:
+    """A customer's mail of `at`, a reply to it due at `reply_due` (None: none owed): reopens
+    what staff answered or closed before it, and a more pressing mail tightens the open SLA;
+    returns whether it reopened."""
+    conversation.is_automatic = False
+    if answered(conversation, at):
         return False
-    conversation.status = ConversationStatus.open
-    conversation.closed_at = None
-    conversation.sla_due_at = sla_due
+    reopened = conversation.status != ConversationStatus.open
+    if reopened:
+        conversation.status = ConversationStatus.open
+        conversation.closed_at = None
+        conversation.sla_due_at = reply_due
+    elif reply_due is not None:
+        conversation.sla_due_at = min(conversation.sla_due_at or reply_due, reply_due)
+    return reopened
+
+
+def staff_replied(conversation: Conversation, at: datetime) -> bool:
+    """A staff mail of `at` (read in any order: Sent may be read after INBOX) answers what
+    came before it. Returns whether the customer's later mail still waits: its SLA must then
+    run from that mail (`settle_reply_due`), not from the mail this reply answered."""
+    _responded(conversation, at)
+    if conversation.status != ConversationStatus.open:
+        return False
+    if answered(conversation, conversation.last_inbound_at or at):
+        conversation.status = ConversationStatus.answered
+        return False
     return True
 
 
-def staff_replied(conversation: Conversation, at: datetime) -> None:
-    """A staff mail at `at` (read in any order: Sent may be read after INBOX) answers what came before it."""
-    _responded(conversation, at)
-    # a reply older than the customer's latest mail leaves the conversation open
-    if conversation.status == ConversationStatus.open and at >= (conversation.last_inbound_at or at):
-        conversation.status = ConversationStatus.answered
+def settle_reply_due(
+    session: Session, conversation: Conversation, reply_due: Callable[[Message], datetime | None]
+) -> None:
+    """The SLA of an open conversation whose latest staff reply was read after the customer's
+    later mail: the tightest `reply_due` of the mail no staff reply answers yet, as
+    `customer_wrote` would have set it had the reply been read first."""
+    dues = [reply_due(message) for message in _unanswered_customer_mail(session, conversation)]
+    conversation.sla_due_at = min((due for due in dues if due is not None), default=None)
+
+
+def _unanswered_customer_mail(session: Session, conversation: Conversation) -> list[Message]:
+    """Oldest first; automatic mail and answers to a survey never wanted a reply."""
+    survey_answers = select(Survey.reply_message_id).where(col(Survey.reply_message_id).is_not(None))
+    query = (select(Message)
+             .where(Message.conversation_id == conversation.id, Message.direction == Direction.inbound,
+                    col(Message.is_automatic).is_(False), col(Message.id).not_in(survey_answers))
+             .order_by(col(Message.received_at), col(Message.id)))
+    return [m for m in session.exec(query) if not answered(conversation, m.received_at)]
 
 
 def marked_answered(conversation: Conversation, at: datetime) -> None:

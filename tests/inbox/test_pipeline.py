@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
+import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from inbox.options import IngestOptions
 from inbox.pipeline import BatchResult, Checkpoint, FetchedMessage, process_batch
 from nlp import CATEGORIES, NEEDS_TRIAGE
+from store.conversations import overdue, waiting_on_us
 from store.db import session_scope
 from store.models import (
     Assignment,
@@ -382,3 +384,59 @@ def test_regression_a_staff_reply_read_after_a_newer_customer_mail_leaves_it_ope
         conversation = session.exec(select(Conversation)).one()
         assert conversation.status == "open"
         assert conversation.first_response_at == NOW - timedelta(hours=3)
+
+
+# The customer asks, staff reply within the hour, the customer writes again much later.
+_THREAD = {
+    "question": mail(message_id="<q@customer.example>", subject="Invoice copy",
+                     body="Could you send me a copy of invoice 7214, please?", date=NOW - timedelta(hours=10)),
+    "reply": mail(message_id="<r@shop.example>", sender="alice@shop.example", to="jana@customer.example",
+                  in_reply_to="<q@customer.example>", subject="Re: Invoice copy", body="Attached.",
+                  date=NOW - timedelta(hours=9)),
+    "again": mail(message_id="<q2@customer.example>", in_reply_to="<r@shop.example>",
+                  references="<q@customer.example> <r@shop.example>", subject="Re: Invoice copy",
+                  body="The attachment is missing, could you send the invoice again?",
+                  date=NOW - timedelta(hours=1)),
+}
+
+
+@pytest.mark.parametrize("reading", [
+    [["question"], ["reply"], ["again"]],
+    [["question", "again"], ["reply"]],
+    [["reply"], ["question", "again"]],
+], ids=["in order", "Sent read last", "Sent read first"])
+def test_regression_the_sla_runs_from_the_customers_mail_after_the_reply_whatever_the_reading_order(
+    engine: Engine, options: IngestOptions, classifier: CountingClassifier, reading: list[list[str]]
+) -> None:
+    """Demo #18 showed "SLA 2d overdue": with Sent read after INBOX, the reply was known only
+    after the customer's later mail, and the SLA kept running from the answered first mail."""
+    add_rep(engine, "alice@shop.example")
+    for names in reading:
+        sent = names == ["reply"]
+        ingest(engine, [_THREAD[n] for n in names], options, classifier,
+               folder="Sent" if sent else "INBOX", outbound=sent)
+    with session_scope(engine) as session:
+        conversation = session.exec(select(Conversation)).one()
+        assert conversation.status == "open"
+        assert conversation.sla_due_at == NOW - timedelta(hours=1) + timedelta(hours=options.sla_hours)
+        # the digest's past-due count and `my` read this one state
+        assert session.exec(select(Conversation.id).where(waiting_on_us())).all() == [conversation.id]
+        assert session.exec(select(Conversation.id).where(overdue(NOW))).all() == []
+
+
+def test_regression_a_late_read_reply_keeps_the_tighter_due_of_a_more_pressing_later_mail(
+    engine: Engine, options: IngestOptions, classifier: CountingClassifier
+) -> None:
+    """Two mails after the reply, the second urgent: the SLA is the urgent one's, as when read in order."""
+    add_rep(engine, "alice@shop.example")
+    urgent = mail(message_id="<q3@customer.example>", in_reply_to="<q2@customer.example>",
+                  subject="Re: Invoice copy", body="URGENT: our auditor needs the invoice today!",
+                  date=NOW - timedelta(minutes=30))
+    ingest(engine, [_THREAD["question"], _THREAD["again"], urgent], options, classifier)
+    ingest(engine, [_THREAD["reply"]], options, classifier, folder="Sent", outbound=True)
+    with session_scope(engine) as session:
+        conversation = session.exec(select(Conversation)).one()
+        level = session.exec(select(Message.urgency).where(Message.message_id == "<q3@customer.example>")).one()
+        assert level in options.sla_hours_by_urgency
+        due = NOW - timedelta(minutes=30) + timedelta(hours=options.sla_hours_by_urgency[level])
+        assert (conversation.status, conversation.sla_due_at) == ("open", due)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from store.conversations import customer_wrote, marked_answered, staff_replied
+from store.conversations import answered, customer_wrote, marked_answered, staff_replied
 from store.models import Conversation, ConversationStatus
 
 T = datetime(2026, 11, 23, 9, tzinfo=UTC)
@@ -52,3 +52,22 @@ def test_the_customer_reopens_only_what_was_answered_before_their_mail() -> None
     assert customer_wrote(conversation, T + timedelta(hours=3), due)
     assert (conversation.status, conversation.sla_due_at) == (ConversationStatus.open, due)
     assert not customer_wrote(conversation, T + timedelta(hours=4), None)  # already open
+
+
+def test_a_more_pressing_mail_tightens_the_open_sla_but_an_answered_one_does_not() -> None:
+    conversation = _open()
+    staff_replied(conversation, T + timedelta(hours=2))
+    customer_wrote(conversation, T + timedelta(hours=3), T + timedelta(hours=11))  # reopens
+    customer_wrote(conversation, T + timedelta(hours=4), T + timedelta(hours=6))  # urgent: tightens
+    assert conversation.sla_due_at == T + timedelta(hours=6)
+    customer_wrote(conversation, T + timedelta(hours=1), T + timedelta(hours=3))  # answered already, read late
+    assert conversation.sla_due_at == T + timedelta(hours=6)
+
+
+def test_a_reply_says_whether_later_customer_mail_still_waits() -> None:
+    conversation = _open()
+    conversation.last_inbound_at = T + timedelta(hours=3)
+    assert staff_replied(conversation, T + timedelta(hours=2))  # Sent read after the later mail
+    assert not staff_replied(conversation, T + timedelta(hours=4))
+    assert conversation.status == ConversationStatus.answered
+    assert answered(conversation, T + timedelta(hours=3)) and not answered(conversation, T + timedelta(hours=5))
