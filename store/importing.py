@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
 from store.audit import Actor
 from store.consent import import_consent, withdraw_consent_many
@@ -48,6 +48,7 @@ from store.models import (
     Rep,
     Role,
     Stage,
+    company_name_key,
 )
 from store.privacy import erased_addresses
 from store.reps import upsert_rep
@@ -76,12 +77,13 @@ ENTITIES = ("contacts", "companies", "reps", "orders")
 CHUNK = 1000
 IMPORT_CACHE_KIB = 64 * 1024  # SQLite's page cache while importing (its default is 2 MB)
 
-# Our name <- the names CRMs use, labels and API names (compared lower-cased, letters and digits only).
+# Our name <- the names CRMs and our own exports (store.exporting.FIELDS) use, labels and API
+# names (compared lower-cased, letters and digits only): every export of ours imports as it is.
 ALIASES: dict[str, tuple[str, ...]] = {
     "first_name": ("first name", "firstname", "given name"),
     "last_name": ("last name", "lastname", "surname", "family name"),
     "name": ("name", "full name", "contact name", "contact", "person"),
-    "email": ("email", "email address", "e mail", "primary email", "work email", "emails"),
+    "email": ("email", "email address", "e mail", "primary email", "work email", "emails", "contact email"),
     "other_emails": ("additional email addresses", "secondary email", "other emails", "alternate email"),
     "phone": (
         "phone",
@@ -140,10 +142,11 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "created_at": ("create date", "date created"),
 }
 # A column name that means something else in one kind of file: a Salesforce lead's `Status`, and
-# Salesforce's `Created Date` (`CreatedDate`), which in an orders file is the order's date.
+# Salesforce's `Created Date` (`CreatedDate`), which in an orders file is the order's date; and
+# our companies export's `domains` (a company's every domain, `|` separated).
 _CREATED = {"createddate": "created_at"}
 ENTITY_ALIASES: dict[str, dict[str, str]] = {"contacts": {"status": "lead_status", **_CREATED},
-                                             "companies": _CREATED}
+                                             "companies": {"domains": "company_domain", **_CREATED}}
 # The columns each import reads; any other column is reported once as ignored.
 USED: dict[str, frozenset[str]] = {
     "contacts": frozenset(
@@ -158,7 +161,9 @@ USED: dict[str, frozenset[str]] = {
         "email name first_name last_name slack_user_id role team skills languages timezone working_hours "
         "capacity".split()
     ),
-    "orders": frozenset("order_id email company_domain amount currency ordered_on product_category status".split()),
+    "orders": frozenset(
+        "order_id email company_domain company_name amount currency ordered_on product_category status".split()
+    ),
 }
 # Columns whose values add up instead of replacing each other (Phone and Mobile; a merged duplicate).
 PHONE_SEPARATOR = ", "
@@ -267,6 +272,16 @@ def column_name(label: str, entity: str | None = None) -> str:
     return ENTITY_ALIASES.get(entity or "", {}).get(key) or _LOOKUP.get(key) or f"?{label.strip()}"
 
 
+def column_names(header: list[str], entity: str | None = None) -> list[str]:
+    """Our names for a header's columns. A column under our own name wins over another that
+    names the same field by an alias, which is ignored (our orders export's database `id` beside
+    its `order_id`); only phones add up."""
+    names = [column_name(label, entity) for label in header]
+    exact = {name for label, name in zip(header, names, strict=True) if _value_key(label) == _value_key(name)}
+    return [name if name not in exact or name == "phone" or _value_key(label) == _value_key(name)
+            else f"?{label.strip()}" for label, name in zip(header, names, strict=True)]
+
+
 def _lines(path: Path) -> tuple[list[str], str]:
     """The file's physical lines, exactly as the csv module counts them (\\n, \\r\\n or \\r), and its separator."""
     try:
@@ -290,7 +305,7 @@ def repeated_keys(path: Path, entity: str) -> set[str]:
     one record are merged before any of them is written."""
     lines, delimiter = _lines(path)
     reader = csv.reader(lines, delimiter=delimiter)
-    columns = [column_name(label, entity) for label in next(reader)]
+    columns = column_names(next(reader), entity)
     seen: set[str] = set()
     repeated: set[str] = set()
     try:
@@ -315,7 +330,7 @@ def read_rows(
     """
     lines, delimiter = _lines(path)
     header = next(csv.reader(lines, delimiter=delimiter))
-    columns = [column_name(label, entity) for label in header]
+    columns = column_names(header, entity)
     undecodable = any(map(_UNDECODABLE.search, lines))  # rows are searched only when the file has such bytes
 
     def swallowed(values: list[str], first: int, last: int) -> bool:
@@ -496,6 +511,13 @@ def _set(obj: Any, values: dict[str, Any]) -> set[str]:
     return changed
 
 
+def _company_by_name(session: Session, name: str) -> Company | None:
+    """The first company called `name` (`store.models.company_name_key`: whatever the case)."""
+    return session.exec(
+        select(Company).where(Company.name_key == company_name_key(name)).order_by(col(Company.id))
+    ).first()
+
+
 def _company_by_domain(session: Session, domain: str) -> Company | None:
     return session.exec(
         select(Company)
@@ -581,7 +603,7 @@ class _Companies:
 
     def __init__(self, session: Session, rows: list[ContactIn]) -> None:
         domains = {d for r in rows for d in (r.domain, r.work_domain) if d}
-        names = {r.company_name.lower() for r in rows if r.company_name}
+        names = {company_name_key(r.company_name) for r in rows if r.company_name}
         self.by_domain: dict[str, CompanyRef] = {}
         self.by_name: dict[str, CompanyRef] = {}
         if domains:
@@ -593,8 +615,8 @@ class _Companies:
                 self.by_domain[domain] = company_id
         if names:
             for company_id, name in session.execute(
-                select(col(Company.id), func.lower(Company.name))
-                .where(any_of(session, func.lower(Company.name), names))
+                select(col(Company.id), col(Company.name_key))
+                .where(any_of(session, col(Company.name_key), names))
                 .order_by(col(Company.id))
             ).all():
                 self.by_name.setdefault(name, company_id)
@@ -611,12 +633,12 @@ class _Companies:
         company = self.by_domain.get(domain) if domain else None
         name = row.company_name
         if company is None and name:
-            company = self.by_name.get(name.lower())
+            company = self.by_name.get(company_name_key(name))
         if company is None and (name or domain):
             company = _NewCompany(name or (domain or "").split(".")[0].title())
             self.new.append(company)
             if name:
-                self.by_name[name.lower()] = company
+                self.by_name[company_name_key(name)] = company
         if company is not None and domain and domain not in self.by_domain:
             self.by_domain[domain] = company
             self.new_domains.append((domain, company))
@@ -628,8 +650,8 @@ class _Companies:
             ids = insert_rows(
                 session,
                 Company,
-                [{"name": c.name, "kind": ContactKind.customer.value, "created_at": now, "updated_at": now}
-                 for c in self.new],
+                [{"name": c.name, "name_key": company_name_key(c.name), "kind": ContactKind.customer.value,
+                  "created_at": now, "updated_at": now} for c in self.new],
             )
             for company, company_id in zip(self.new, ids, strict=True):
                 company.id = company_id
@@ -787,10 +809,10 @@ def write_contacts(
     return outcomes
 
 
-def check_company(row: dict[str, str], line: int, ctx: Context) -> tuple[str | None, dict[str, Any]]:
-    """A company row's domain and fields; Invalid when a value it gives is bad (REQUIRED: when it
-    lacks one). Warnings go to the report."""
-    domain = check_domain(row["company_domain"]) if row.get("company_domain") else None
+def check_company(row: dict[str, str], line: int, ctx: Context) -> tuple[list[str], dict[str, Any]]:
+    """A company row's domains (our export gives them all, `|` separated) and fields; Invalid when
+    a value it gives is bad (REQUIRED: when it lacks one). Warnings go to the report."""
+    domains = [check_domain(domain) for domain in split_list(row.get("company_domain"))]
     kind, _, warnings = kind_and_stage(row)
     ctx.report.warnings.extend(Rejected(line, warning) for warning in warnings)
     values: dict[str, Any] = {
@@ -803,18 +825,16 @@ def check_company(row: dict[str, str], line: int, ctx: Context) -> tuple[str | N
         "external_id": row.get("external_id") or None,
         "created_at": created_at(row, line, ctx),
     }
-    return domain, values
+    return domains, values
 
 
 def import_company(session: Session, row: dict[str, str], line: int, ctx: Context, written: Written) -> str:
-    """A company keyed by its mail domain (by its name when the file has no domain); one whose
+    """A company keyed by its mail domains (by its name when the file has none); one whose
     terms it changes (a new name, a new phone) goes to `written.updated_companies`."""
-    domain, values = check_company(row, line, ctx)
-    company = _company_by_domain(session, domain) if domain else None
+    domains, values = check_company(row, line, ctx)
+    company = next(filter(None, (_company_by_domain(session, domain) for domain in domains)), None)
     if company is None:
-        company = session.exec(
-            select(Company).where(func.lower(Company.name) == values["name"].lower()).order_by(col(Company.id))
-        ).first()
+        company = _company_by_name(session, values["name"])
     outcome = "unchanged"
     if company is None:
         company = Company(**{"created_at": ctx.now, "updated_at": ctx.now,
@@ -828,9 +848,11 @@ def import_company(session: Session, row: dict[str, str], line: int, ctx: Contex
         outcome = "updated"
         if changes_terms(changed):
             written.updated_companies.add(company.id)  # type: ignore[arg-type]
-    if domain and _company_by_domain(session, domain) is None:
-        session.add(CompanyDomain(company_id=company.id, domain=domain))  # type: ignore[arg-type]
-        outcome = "updated" if outcome == "unchanged" else outcome
+    for domain in domains:
+        if _company_by_domain(session, domain) is None:
+            session.add(CompanyDomain(company_id=company.id, domain=domain))  # type: ignore[arg-type]
+            session.flush()  # the next domain's look-up sees it
+            outcome = "updated" if outcome == "unchanged" else outcome
     return outcome
 
 
@@ -889,7 +911,7 @@ def _keep_configured_rep(session: Session, fields: dict[str, Any], line: int, ct
 
 def check_order(row: dict[str, str], line: int, ctx: Context) -> tuple[str | None, str | None, dict[str, Any]]:
     """An order row's contact email, company domain and own fields; Invalid when a value it gives
-    is bad (REQUIRED: when it lacks one)."""
+    is bad (REQUIRED: when it lacks one). The company may be named instead (our export does)."""
     values: dict[str, Any] = {
         "amount": check_order_amount(row["amount"]) if row.get("amount") else None,
         "ordered_on": check_order_date(row["ordered_on"], ctx.now) if row.get("ordered_on") else None,
@@ -915,6 +937,11 @@ def import_order(session: Session, row: dict[str, str], line: int, ctx: Context,
         company = _company_by_domain(session, domain)
         if company is None:
             raise Invalid(f"no company with domain {row['company_domain']!r} (import companies first)")
+        company_id = company.id
+    elif row.get("company_name"):
+        company = _company_by_name(session, row["company_name"])
+        if company is None:
+            raise Invalid(f"no company named {row['company_name']!r} (import companies first)")
         company_id = company.id
     values = {"contact_id": contact_id, "company_id": company_id, **values}
     order = session.exec(select(Order).where(Order.external_id == row["order_id"])).first()
@@ -948,7 +975,8 @@ REQUIRED: dict[str, list[tuple[tuple[str, ...], str]]] = {
     "companies": [(("company_name", "name"), "no company name")],
     "reps": [(("email",), "no email address")],
     "orders": [(("order_id",), "no order id"), (("amount",), "no amount"), (("ordered_on",), "no order date"),
-               (("email", "company_domain"), "an order needs a contact email or a company domain")],
+               (("email", "company_domain", "company_name"),
+                "an order needs a contact email, a company domain or a company name")],
 }
 KEYS = {"contacts": "email", "companies": "company_domain", "reps": "email", "orders": "order_id"}
 
@@ -963,8 +991,9 @@ def check_required(entity: str, row: dict[str, str]) -> None:
 def _row_key(entity: str, row: dict[str, str]) -> str | None:
     value = (row.get(KEYS[entity]) or "").strip().lower()
     if entity == "companies":
+        value = next(iter(split_list(value)), "")  # a company of several domains is known by its first
         if not value:  # a company without a domain is known by its name
-            name = (row.get("company_name") or row.get("name") or "").strip().lower()
+            name = company_name_key(row.get("company_name") or row.get("name") or "")
             return f"name {name}" if name else None
         try:
             return check_domain(value)

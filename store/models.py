@@ -7,12 +7,13 @@ needs a database enum migration. Lists (skills, languages, entities) are JSON.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Numeric, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Column, Index, Numeric, String, Text, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
 
 from store.types import UTCDateTime, utcnow
@@ -113,12 +114,17 @@ class Rep(SQLModel, table=True):
     created_at: datetime = _created()
 
 
-class Company(SQLModel, table=True):
-    # imports match companies by name whatever its case: an index, not a scan per batch
-    __table_args__ = (Index("ix_company_name_lower", text("lower(name)")),)
+def company_name_key(name: str) -> str:
+    """What names the same company, whatever the case and Unicode form (`ÖSTGÖTA kök` is
+    `Östgöta Kök`). Computed here, never by SQL's lower(), which on SQLite lowers ASCII only."""
+    return unicodedata.normalize("NFKC", name.strip()).casefold()
 
+
+class Company(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True)
+    # imports match companies by name through it: an index, not a scan per batch
+    name_key: str = Field(default="", index=True)  # company_name_key(name), kept so on every write
     kind: str = Field(default=ContactKind.customer, index=True)
     owner_id: int | None = Field(default=None, foreign_key="rep.id", index=True)
     industry: str | None = None
@@ -127,6 +133,12 @@ class Company(SQLModel, table=True):
     external_id: str | None = Field(default=None, index=True)
     created_at: datetime = _created()
     updated_at: datetime = _created()
+
+
+@event.listens_for(Company, "before_insert")
+@event.listens_for(Company, "before_update")
+def _key_company_name(mapper: Any, connection: Any, company: Company) -> None:
+    company.name_key = company_name_key(company.name)
 
 
 class CompanyDomain(SQLModel, table=True):
