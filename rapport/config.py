@@ -7,7 +7,6 @@ what was expected, and suggests the nearest valid key.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import tomllib
@@ -43,6 +42,7 @@ from store.validation import (
     check_email,
     check_timezone,
     check_working_hours,
+    nearest,
     normal_email,
     read_skills,
     unknown_skills,
@@ -364,9 +364,9 @@ def _known(
         return value
     meant = {alias: name for alias, name in (aliases or {}).items() if name in valid}
     words = {**meant, **{name.lower(): name for name in valid}}
-    close = difflib.get_close_matches(value.strip().lower(), list(words), n=1, cutoff=cutoff)
+    close = nearest(value.strip().lower(), words, cutoff)
     if close:
-        raise ValueError(f"{problem}; did you mean `{words[close[0]]}`?")
+        raise ValueError(f"{problem}; did you mean `{close}`?")
     if not complete:
         return value
     if not valid:
@@ -451,8 +451,8 @@ def _describe(error: Any, path: Path) -> str:
     key = _key_path(loc)
     if error["type"] == "extra_forbidden":
         known = _known_keys(loc)
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        hint = f"; did you mean `{close[0]}`?" if close else f"; known keys: {', '.join(known)}"
+        close = nearest(str(loc[-1]), {key: key for key in known})
+        hint = f"; did you mean `{close}`?" if close else f"; known keys: {', '.join(known)}"
         return f"{path}: unknown key `{key}`{hint}"
     message = str(error["msg"]).removeprefix("Value error, ")
     return f"{path}: `{key}`: {message} (got {error.get('input')!r})"

@@ -68,6 +68,7 @@ from store.validation import (
     check_working_hours,
     email_domain,
     is_free_mail,
+    nearest,
     read_skills,
     split_list,
     unknown_skills,
@@ -165,6 +166,10 @@ USED: dict[str, frozenset[str]] = {
         "order_id email company_domain company_name amount currency ordered_on product_category status".split()
     ),
 }
+# How near an ignored column's name must be to one an import reads to be taken for a typo of
+# it (difflib's ratio of the compared forms): `phnoe` is `phone` (0.8); `Lead Source` is not `Lead
+# Status` (0.6), nor a CRM's other columns.
+TYPO_CUTOFF = 0.8
 # Columns whose values add up instead of replacing each other (Phone and Mobile; a merged duplicate).
 PHONE_SEPARATOR = ", "
 
@@ -245,11 +250,17 @@ class ImportReport:
     rejected: list[Rejected] = field(default_factory=list)
     warnings: list[Rejected] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # columns of the file that no field takes
+    misspelt: dict[str, str] = field(default_factory=dict)  # ignored columns that look like a typo: the name meant
 
     @property
     def complete(self) -> bool:
         """Every row landed (warnings allowed)."""
         return not self.rejected
+
+    @property
+    def clean(self) -> bool:
+        """Every row landed and no column looks misspelt (its data went nowhere): exit status 0."""
+        return self.complete and not self.misspelt
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -260,6 +271,7 @@ class ImportReport:
             "rejected": [{"line": r.line, "reason": r.reason} for r in self.rejected],
             "warnings": [{"line": w.line, "warning": w.reason} for w in self.warnings],
             "ignored_columns": self.ignored,
+            "misspelt_columns": self.misspelt,
         }
 
 
@@ -280,6 +292,22 @@ def column_names(header: list[str], entity: str | None = None) -> list[str]:
     exact = {name for label, name in zip(header, names, strict=True) if _value_key(label) == _value_key(name)}
     return [name if name not in exact or name == "phone" or _value_key(label) == _value_key(name)
             else f"?{label.strip()}" for label, name in zip(header, names, strict=True)]
+
+
+def misspelt_columns(header: list[str], columns: list[str], entity: str) -> dict[str, str]:
+    """The ignored columns whose name is a near miss (TYPO_CUTOFF) of a name for a field that
+    `entity`'s import reads and the file gives in no other column: label -> the name meant.
+    A CRM's own extra columns (`Mailing City` beside `Mailing Country`) are no typos."""
+    given = set(columns)
+    meant: dict[str, str] = {}  # compared form -> the name as the docs write it; ours first
+    for ours, names in ALIASES.items():
+        for name in (ours, *names):
+            key = _value_key(name)
+            if column_name(name, entity) in USED[entity].difference(given):
+                meant.setdefault(key, name)
+    found = {label: nearest(_value_key(label), meant, TYPO_CUTOFF)
+             for label, name in zip(header, columns, strict=True) if name not in USED[entity]}
+    return {label: name for label, name in found.items() if name is not None}
 
 
 def _lines(path: Path) -> tuple[list[str], str]:
@@ -1095,6 +1123,7 @@ def import_csv(
         )
     report = ImportReport()
     report.ignored = [label for label, name in zip(header, columns, strict=True) if name not in USED[entity]]
+    report.misspelt = misspelt_columns(header, columns, entity)
     with read_session(engine) as session:
         ctx = Context(report, Owners(session), actor or Actor.cli(), now or utcnow(), path.name, categories,
                       frozenset(configured_reps))

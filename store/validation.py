@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import calendar
+import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import MAXYEAR, UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -130,6 +131,13 @@ def read_skills(values: list[str], categories: Sequence[str]) -> tuple[list[str]
         elif category not in known:
             known.append(category)
     return known, unknown
+
+
+def nearest(value: str, words: Mapping[str, str], cutoff: float = 0.6) -> str | None:
+    """The word meant by `value` when it is a near miss of one of `words` (compared form: the
+    form to show), for a "did you mean"; None when none is near enough (difflib's ratio)."""
+    close = difflib.get_close_matches(value, list(words), n=1, cutoff=cutoff)
+    return words[close[0]] if close else None
 
 
 def unknown_skills(unknown: Sequence[str], categories: Sequence[str], *, left_out: bool = False) -> str:

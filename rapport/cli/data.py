@@ -24,9 +24,9 @@ from store.importing import ENTITIES, ImportFileError, ImportReport, count_rows,
 
 import_app = typer.Typer(
     help="Import or update contacts, companies, reps or orders from CSV.\n\n"
-    "HubSpot, Salesforce, Pipedrive and Zoho exports are taken as they are. Exit status 0 when every row "
-    "landed, 2 when some rows were rejected (the good rows still land; each rejected line is listed with "
-    "its reason) or the file could not be read.",
+    "HubSpot, Salesforce, Pipedrive and Zoho exports, and our own, are taken as they are. Exit status 0 "
+    "when every row landed, 2 when some rows were rejected (the good rows still land; each rejected line "
+    "is listed with its reason), a column looks misspelt (did you mean ...?) or the file could not be read.",
     no_args_is_help=True,
 )
 export_app = typer.Typer(help="Export records as JSON lines or CSV to stdout.", no_args_is_help=True)
@@ -45,12 +45,12 @@ IMPORT_HELP = {
     "industry, country; Salesforce and HubSpot types are understood).",
     "reps": "Reps keyed by email (name, email, slack_user_id, role, team, skills, languages, timezone, "
     "working_hours, capacity; lists separated by |).",
-    "orders": "Orders keyed by order id (order_id, email or company_domain, amount, currency, ordered_on, "
-    "product_category, status).",
+    "orders": "Orders keyed by order id (order_id, email, company_domain or company, amount, currency, "
+    "ordered_on, product_category, status).",
 }
 
 
-PARTIAL_IMPORT = 2  # exit status: some rows rejected, the good ones landed
+PARTIAL_IMPORT = 2  # exit status: some rows rejected (the good ones landed), or a column looks misspelt
 
 
 def run_import(entity: str, path: Path, *, dry_run: bool, as_json: bool) -> ImportReport:
@@ -96,6 +96,9 @@ def show_report(report: ImportReport, *, entity: str, dry_run: bool, as_json: bo
         console.print(f"{report.erased} {noun} of erased people skipped (erased on request: never imported again)")
     if report.ignored:
         console.print(f"Ignored columns (no field takes them): {escape(', '.join(report.ignored))}")
+    for label, meant in report.misspelt.items():
+        console.print(f"[red]Column {escape(repr(label))} is ignored: did you mean {escape(repr(meant))}?[/] "
+                      "Rename it and import again.")
     for title, rows in (("Rejected rows", report.rejected), ("Warnings", report.warnings)):
         if rows:
             table = Table(title=title)
@@ -114,11 +117,12 @@ def _import_command(entity: str) -> Callable[..., None]:
     ) -> None:
         report = run_import(entity, file, dry_run=dry_run, as_json=as_json)
         show_report(report, entity=entity, dry_run=dry_run, as_json=as_json)
-        if not report.complete:
+        if not report.clean:
             raise typer.Exit(PARTIAL_IMPORT)
 
     command.__doc__ = IMPORT_SUMMARY[entity] + "\n\n" + IMPORT_HELP[entity] + (
-        " Exit status 0 when every row landed, 2 when some were rejected (the good rows still land)."
+        " Exit status 0 when every row landed, 2 when some were rejected (the good rows still land)"
+        " or a column looks misspelt (its values went nowhere)."
     )
     return command
 

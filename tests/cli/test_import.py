@@ -164,3 +164,31 @@ def test_regression_a_rep_rapport_toml_defines_is_changed_there_not_by_an_import
     with read_session(make_engine(database)) as session:
         roles = {r.email: (r.role, r.team) for r in session.exec(select(Rep))}
     assert roles == {"karin@shop.example": ("manager", "sales"), "walt@shop.example": ("rep", "support")}
+
+
+def test_a_misspelt_column_exits_2_and_says_what_was_meant(database: str, tmp_path: Path) -> None:
+    path = tmp_path / "typos.csv"
+    path.write_text("first_name,email,phnoe\nAnna,anna@berg.example,+46 8 123\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["import", "contacts", str(path)], env={"COLUMNS": "80"})
+    assert result.exit_code == 2, result.output
+    assert "1 imported" in result.stdout
+    text = " ".join(result.stdout.split())
+    assert "Column 'phnoe' is ignored: did you mean 'phone'? Rename it and import again." in text
+    assert max(map(len, result.stdout.splitlines())) <= 80
+
+
+def test_regression_our_orders_export_imports_as_it_is(database: str, tmp_path: Path) -> None:
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("email,company\nzuzana@dunaj.example,Dunaj Účtovníctvo s.r.o.\n", encoding="utf-8")
+    orders = tmp_path / "orders.csv"
+    orders.write_text("order_id,email,amount,ordered_on\nSO-1,zuzana@dunaj.example,12.50,2025-05-01\n",
+                      encoding="utf-8")
+    for kind, path in (("contacts", contacts), ("orders", orders)):
+        assert CliRunner().invoke(app, ["import", kind, str(path)]).exit_code == 0
+    exported = tmp_path / "o.csv"
+    result = CliRunner().invoke(app, ["export", "orders", "--format", "csv"])
+    exported.write_text(result.stdout, encoding="utf-8")
+    # was: every row rejected (the export's contact_email and company were no import's names)
+    again = CliRunner().invoke(app, ["import", "orders", str(exported), "--dry-run", "--json"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["unchanged"] == 1

@@ -1,6 +1,6 @@
 """Our own exports import as they are: a re-import of the same file changes nothing, and into a
 fresh database it makes the same records (docs/imports.md). Company names match alike on SQLite
-and PostgreSQL, whatever their script."""
+and PostgreSQL, whatever their script. A misspelt column is named with the one meant."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 
 from store.db import make_engine, read_session, session_scope, upgrade
 from store.exporting import FIELDS, export_rows, write_csv
+from store.importing import misspelt_columns, read_rows
 from store.models import Company, CompanyDomain, Contact, ContactEmail, Order
 from store.reps import upsert_rep
 from tests.imports import import_builtin
@@ -22,6 +23,8 @@ from tests.imports import import_builtin
 CREATED = datetime(2025, 3, 4, 10, 30, tzinfo=UTC)
 # Every export that has an import, in the order a fresh database takes them.
 ROUND_TRIPS = ("companies", "contacts", "orders")
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "csv"
+FIXTURE_ENTITIES = (("orders", "orders"), ("reps", "reps"), ("compan", "companies"), ("accounts", "companies"))
 
 
 def _company_names(engine: Engine) -> list[str]:
@@ -103,3 +106,22 @@ def test_our_exports_make_the_same_records_in_a_fresh_database(engine: Engine, t
             assert _export(fresh, kind, tmp_path / "fresh.csv") == exported, kind
     finally:
         fresh.dispose()
+
+
+def test_a_misspelt_header_is_named_with_the_column_meant(engine: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "typos.csv"
+    path.write_text("frist_name,last_name,email,company_nmae,phnoe,Lifecycle Stag,Favourite Colour\n"
+                    "Anna,Berg,anna@berg.example,Berg AB,+46 8 123,customer,green\n", encoding="utf-8")
+    report = import_builtin(engine, "contacts", path)
+    assert report.imported == 1 and report.complete and not report.clean  # the row lands; a person must look
+    assert report.misspelt == {"frist_name": "first_name", "company_nmae": "company_name", "phnoe": "phone",
+                               "Lifecycle Stag": "lifecycle stage"}
+    assert report.ignored == [*report.misspelt, "Favourite Colour"]  # no field is near it: merely ignored
+
+
+@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.csv")), ids=lambda path: path.name)
+def test_a_crm_export_s_extra_columns_are_no_typos(path: Path) -> None:
+    # `Mailing City` beside `Mailing Country`, `Lead Source` beside `Lead Status`: merely ignored
+    entity = next((entity for word, entity in FIXTURE_ENTITIES if word in path.name), "contacts")
+    header, columns, _ = read_rows(path, entity)
+    assert misspelt_columns(header, columns, entity) == {}
