@@ -97,8 +97,9 @@ def show_report(report: ImportReport, *, entity: str, dry_run: bool, as_json: bo
     if report.ignored:
         console.print(f"Ignored columns (no field takes them): {escape(', '.join(report.ignored))}")
     for label, meant in report.misspelt.items():
-        console.print(f"[red]Column {escape(repr(label))} is ignored: did you mean {escape(repr(meant))}?[/] "
-                      "Rename it and import again.")
+        console.print(f"[red]Misspelt? {escape(repr(label))}: did you mean {escape(repr(meant))}?[/]")
+    if report.misspelt:
+        console.print("Rename the column and import again (a re-import updates the rows).")
     for title, rows in (("Rejected rows", report.rejected), ("Warnings", report.warnings)):
         if rows:
             table = Table(title=title)

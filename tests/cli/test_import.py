@@ -173,7 +173,7 @@ def test_a_misspelt_column_exits_2_and_says_what_was_meant(database: str, tmp_pa
     assert result.exit_code == 2, result.output
     assert "1 imported" in result.stdout
     text = " ".join(result.stdout.split())
-    assert "Column 'phnoe' is ignored: did you mean 'phone'? Rename it and import again." in text
+    assert "Misspelt? 'phnoe': did you mean 'phone'? Rename the column and import again" in text
     assert max(map(len, result.stdout.splitlines())) <= 80
 
 
