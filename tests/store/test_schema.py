@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, select
 
 import store.models  # noqa: F401  (registers every table)
-from store.db import current_revision, head_revision, session_scope
+from store.db import _alembic_config, current_revision, head_revision, session_scope, upgrade
 from store.models import Contact, ContactEmail
 from store.types import utcnow
 
@@ -41,3 +43,14 @@ def test_an_email_address_belongs_to_one_contact(engine: Engine) -> None:
         session.add(ContactEmail(contact_id=a.id, email="same@x.example"))  # type: ignore[arg-type]
     with pytest.raises(IntegrityError), session_scope(engine) as session:
         session.add(ContactEmail(contact_id=b.id, email="same@x.example"))  # type: ignore[arg-type]
+
+
+def test_the_name_key_migration_keys_the_companies_already_there(engine: Engine) -> None:
+    # the imports find a company by its name_key: one left empty would be duplicated by the next import
+    command.downgrade(_alembic_config(engine), "f07272ce991e")
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO company (name, kind, created_at, updated_at) "
+                                "VALUES ('Östgöta Kök AB', 'customer', '2025-01-01', '2025-01-01')"))
+    upgrade(engine)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT name_key FROM company")).scalar_one() == "östgöta kök ab"
