@@ -30,7 +30,7 @@ from sqlmodel import Session, SQLModel
 
 from bot.commands import BotOptions, Ctx, run_command
 from store.db import make_engine, session_scope, upgrade
-from store.models import Company, Contact, ContactEmail, Message, Rep
+from store.models import Company, Contact, ContactEmail, Message, Rep, company_name_key
 from store.search import refresh_index
 from store.validation import CATEGORIES
 
@@ -70,8 +70,9 @@ def populate(engine: Engine, contacts: int, messages: int, rng: random.Random) -
         session.add(rep)
         session.flush()
         company_names = [f"{rng.choice(WORDS)} {rng.choice(WORDS)} {rng.choice(SUFFIX)} {i}" for i in range(companies)]
-        session.execute(insert(Company), [{"id": i + 1, "name": name, "kind": "customer", "created_at": now,
-                                           "updated_at": now} for i, name in enumerate(company_names)])
+        session.execute(insert(Company), [{"id": i + 1, "name": name, "name_key": company_name_key(name),
+                                           "kind": "customer", "created_at": now, "updated_at": now}
+                                          for i, name in enumerate(company_names)])
         people = []
         for i in range(contacts):
             first, last = rng.choice(FIRST), _last_name(rng)

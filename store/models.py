@@ -124,7 +124,9 @@ class Company(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True)
     # imports match companies by name through it: an index, not a scan per batch
-    name_key: str = Field(default="", index=True)  # company_name_key(name), kept so on every write
+    # company_name_key(name): the ORM sets it on every write; a bulk insert (store.db.insert_rows)
+    # gives it itself, and one that does not is refused (no default to hide it)
+    name_key: str = Field(index=True)
     kind: str = Field(default=ContactKind.customer, index=True)
     owner_id: int | None = Field(default=None, foreign_key="rep.id", index=True)
     industry: str | None = None

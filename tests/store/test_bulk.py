@@ -6,7 +6,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from store.db import COPY_FROM, insert_rows, read_session, session_scope
-from store.models import Company
+from store.models import Company, company_name_key
 from store.types import utcnow
 
 
@@ -14,10 +14,9 @@ def test_insert_rows_returns_the_ids_in_row_order_whatever_columns_each_row_has(
     now = utcnow()
     stamps = {"created_at": now, "updated_at": now}
     rows = [
-        {"name": "Alfa AB", "kind": "customer", **stamps},
-        {"name": "Beta s.r.o.", "kind": "customer", "country": "SK", **stamps},
-        {"name": "Gamma GmbH", "kind": "partner", **stamps},
-        {"name": "Delta Kft.", "kind": "prospect", "country": "HU", **stamps},
+        {"name": name, "name_key": company_name_key(name), **more, **stamps}
+        for name, more in [("Alfa AB", {"kind": "customer"}), ("Beta s.r.o.", {"kind": "customer", "country": "SK"}),
+                           ("Gamma GmbH", {"kind": "partner"}), ("Delta Kft.", {"kind": "prospect", "country": "HU"})]
     ]
     with session_scope(engine) as session:
         # A pending object and rows from an earlier call share the table: no id is taken twice.
@@ -39,7 +38,7 @@ def test_insert_rows_of_nothing_does_nothing(engine: Engine) -> None:
 def test_many_rows_keep_their_order_and_columns_also_when_postgresql_copies_them(engine: Engine) -> None:
     # from COPY_FROM rows PostgreSQL takes them by COPY with ids drawn from the sequence
     now = utcnow()
-    rows = [{"name": f"Firm {i}", "kind": "customer", "created_at": now, "updated_at": now,
+    rows = [{"name": f"Firm {i}", "name_key": f"firm {i}", "kind": "customer", "created_at": now, "updated_at": now,
              **({"country": "CZ"} if i % 3 == 0 else {})} for i in range(COPY_FROM + 50)]
     with session_scope(engine) as session:
         ids = insert_rows(session, Company, rows)
