@@ -769,8 +769,9 @@ def _settle_late_replies(batch: _Batch) -> None:
             settle_reply_due(batch.session, conversation, partial(_stored_reply_due, batch, conversation.category))
 
 
-def _stored_reply_due(batch: _Batch, category: str | None, message: Message) -> datetime | None:
-    return _reply_due(batch, message.received_at, category, message.urgency or "normal")
+def _stored_reply_due(batch: _Batch, category: str | None, received_at: datetime, urgency: str | None
+                      ) -> datetime | None:
+    return _reply_due(batch, received_at, category, urgency or "normal")
 
 
 def _link_shared_ids(session: Session, ids: list[int]) -> None:

@@ -60,23 +60,24 @@ def staff_replied(conversation: Conversation, at: datetime) -> bool:
 
 
 def settle_reply_due(
-    session: Session, conversation: Conversation, reply_due: Callable[[Message], datetime | None]
+    session: Session, conversation: Conversation, reply_due: Callable[[datetime, str | None], datetime | None]
 ) -> None:
     """The SLA of an open conversation whose latest staff reply was read after the customer's
-    later mail: the tightest `reply_due` of the mail no staff reply answers yet, as
-    `customer_wrote` would have set it had the reply been read first."""
-    dues = [reply_due(message) for message in _unanswered_customer_mail(session, conversation)]
+    later mail: the tightest `reply_due(received_at, urgency)` of the mail no staff reply
+    answers yet, as `customer_wrote` would have set it had the reply been read first."""
+    dues = [reply_due(at, urgency) for at, urgency in _unanswered_customer_mail(session, conversation)]
     conversation.sla_due_at = min((due for due in dues if due is not None), default=None)
 
 
-def _unanswered_customer_mail(session: Session, conversation: Conversation) -> list[Message]:
-    """Oldest first; automatic mail and answers to a survey never wanted a reply."""
+def _unanswered_customer_mail(session: Session, conversation: Conversation) -> list[tuple[datetime, str | None]]:
+    """(received_at, urgency) of each, oldest first: just the columns, not the mail's text.
+    Automatic mail and answers to a survey never wanted a reply."""
     survey_answers = select(Survey.reply_message_id).where(col(Survey.reply_message_id).is_not(None))
-    query = (select(Message)
+    query = (select(col(Message.received_at), col(Message.urgency))
              .where(Message.conversation_id == conversation.id, Message.direction == Direction.inbound,
                     col(Message.is_automatic).is_(False), col(Message.id).not_in(survey_answers))
              .order_by(col(Message.received_at), col(Message.id)))
-    return [m for m in session.exec(query) if not answered(conversation, m.received_at)]
+    return [(at, urgency) for at, urgency in session.exec(query) if not answered(conversation, at)]
 
 
 def marked_answered(conversation: Conversation, at: datetime) -> None:

@@ -5,11 +5,12 @@ without personal data: conversations and messages keep their times, direction,
 category and status; activities and follow-ups their kind, rep and times; orders
 their amount and date. Work still owed to the person stops: their open conversations
 are closed (`store.conversations.closed`) and their open follow-ups cancelled, so no
-one is asked to answer a person who asked to be forgotten; the audit entry counts both. Everything that names or describes the person goes: the
-contact, its addresses, consents and search terms are deleted; subjects, mail
-text, headers, addresses, attachment names, notes and call summaries are emptied;
-corrections (mail text kept as training data) are deleted. Tables this module does
-not know that have a `contact_id` column (added later) lose the person's rows.
+one is asked to answer a person who asked to be forgotten; the audit entry counts both.
+Everything that names or describes the person goes: the contact, its addresses,
+consents and search terms are deleted; subjects, mail text, headers, addresses,
+attachment names, notes and call summaries are emptied; corrections (mail text kept
+as training data) are deleted. Tables this module does not know that have a
+`contact_id` column (added later) lose the person's rows.
 
 What stays is a keyed hash (HMAC-SHA256) of each erased address and Message-ID
 (`store.models.Erasure`), never the address itself: the inbox skips a mail whose
